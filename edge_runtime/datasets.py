@@ -1,0 +1,149 @@
+"""Data set readers (numpy/OpenCV/stdlib only) and the deterministic split.
+
+Three layouts: NEU-DET (images + Pascal-VOC boxes), the magnetic-tile set (images +
+pixel masks, ``MT_Free`` = defect-free) and a generic folder of class sub-folders, so a
+plant can retrain on its own images without code changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """The data folder does not have the layout or content that was asked for."""
+
+
+@dataclass(frozen=True)
+class Box:
+    xmin: int
+    ymin: int
+    xmax: int
+    ymax: int
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.xmin <= x <= self.xmax and self.ymin <= y <= self.ymax
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image. ``label`` is None for defect-free (normal) images."""
+
+    path: Path
+    label: str | None
+    boxes: tuple[Box, ...] = field(default=())
+    mask_path: Path | None = None
+
+    @property
+    def is_normal(self) -> bool:
+        return self.label is None
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
+    root = ET.parse(xml_path).getroot()
+    boxes = []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        boxes.append(Box(*(int(float(bb.find(k).text)) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    return tuple(boxes)
+
+
+def load_neu_det(root: Path) -> list[Sample]:
+    """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml``."""
+    root = Path(root)
+    images = root / "images"
+    if not images.is_dir():
+        raise DatasetError(f"{root} is not a NEU-DET folder: {images} is missing")
+    samples = []
+    for path in _image_files(images):
+        label = path.stem.rsplit("_", 1)[0]
+        xml = root / "annotations" / f"{path.stem}.xml"
+        boxes = read_voc_boxes(xml) if xml.is_file() else ()
+        samples.append(Sample(path, label, boxes))
+    _require_classes(samples, root)
+    return samples
+
+
+def load_magnetic_tile(root: Path) -> list[Sample]:
+    """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal."""
+    root = Path(root)
+    samples = []
+    for folder in sorted(root.glob("MT_*/Imgs")):
+        name = folder.parent.name[len("MT_"):].lower()
+        label = None if name == "free" else name
+        for path in _image_files(folder):
+            if path.suffix.lower() == ".png":
+                continue
+            mask = path.with_suffix(".png")
+            samples.append(Sample(path, label, mask_path=mask if mask.is_file() else None))
+    if not samples:
+        raise DatasetError(f"{root} is not a magnetic-tile folder: no MT_*/Imgs images found")
+    _require_classes(samples, root)
+    return samples
+
+
+def load_class_folders(root: Path, normal_class: str | None = None) -> list[Sample]:
+    """Generic layout: one sub-folder of images per class; ``normal_class`` names the defect-free one."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"data folder not found: {root}")
+    samples = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = None if folder.name == normal_class else folder.name
+        samples.extend(Sample(path, label) for path in _image_files(folder))
+    if normal_class is not None and not any(s.is_normal for s in samples):
+        raise DatasetError(f"{root}: no images in the normal class folder '{normal_class}'")
+    _require_classes(samples, root)
+    return samples
+
+
+def _require_classes(samples: list[Sample], root: Path) -> None:
+    classes = {s.label for s in samples if s.label is not None}
+    if len(classes) < 2:
+        raise DatasetError(
+            f"{root}: found {len(classes)} defect class(es) {sorted(classes)}; at least two are needed"
+        )
+
+
+def class_names(samples: list[Sample]) -> list[str]:
+    return sorted({s.label for s in samples if s.label is not None})
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def split_samples(
+    samples: list[Sample], seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> dict[str, list[Sample]]:
+    """Seeded split, stratified per label; byte-identical files always land in the same split."""
+    groups: dict[tuple[str | None, str], list[Sample]] = defaultdict(list)
+    for sample in samples:
+        groups[(sample.label, file_digest(sample.path))].append(sample)
+    by_label: dict[str | None, list[list[Sample]]] = defaultdict(list)
+    for (label, _), group in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[1][0].path.name)):
+        by_label[label].append(group)
+    rng = random.Random(seed)
+    splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    for label in sorted(by_label, key=str):
+        label_groups = by_label[label]
+        rng.shuffle(label_groups)
+        n_train = round(fractions[0] * len(label_groups))
+        n_val = round(fractions[1] * len(label_groups))
+        bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, None)}
+        for name, (start, stop) in bounds.items():
+            for group in label_groups[start:stop]:
+                splits[name].extend(group)
+    return splits

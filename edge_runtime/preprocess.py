@@ -1,0 +1,121 @@
+"""The one preprocessing definition, shared by training and the runtime.
+
+Training imports these functions to build its inputs, the exporter writes the
+``PreprocessSpec`` into models.manifest.json, and the runtime reads it back. The
+input value range is decided by the image's dtype (uint8 -> /255, uint16 -> /65535),
+never guessed from the pixel values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .errors import ImageDecodeError, InvalidImageError
+
+ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray]
+
+_DTYPE_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a frame becomes model input. Stored verbatim in the manifest.
+
+    Both models take single-channel float32 NHWC input in [0, 1]; the ImageNet
+    normalisation of MobileNetV2 happens inside the ONNX graphs.
+    """
+
+    classifier_size: tuple[int, int] = (224, 224)
+    anomaly_size: tuple[int, int] | None = None
+    interpolation: str = "area"
+    min_side: int = 32
+    color: str = "gray"
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PreprocessSpec":
+        anomaly_size = data.get("anomaly_size")
+        return cls(
+            classifier_size=tuple(data["classifier_size"]),
+            anomaly_size=tuple(anomaly_size) if anomaly_size else None,
+            interpolation=data["interpolation"],
+            min_side=int(data["min_side"]),
+            color=data["color"],
+            value_range=tuple(data["value_range"]),
+        )
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """Return the image as a uint8/uint16 array (HxW, or HxWxC in OpenCV's BGR order)."""
+    if isinstance(source, np.ndarray):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageDecodeError(f"image file not found: {path}")
+        data = path.read_bytes()
+        name = str(path)
+    else:
+        data = bytes(source)
+        name = "uploaded bytes"
+    if not data:
+        raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageDecodeError(f"{name}: not a readable image (corrupt, truncated or unsupported format)")
+    return image
+
+
+def to_gray01(image: np.ndarray, min_side: int = 32) -> np.ndarray:
+    """Validate a decoded frame and return it as float32 HxW grayscale in [0, 1]."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype not in _DTYPE_MAX:
+        raise InvalidImageError(
+            f"unsupported pixel type {image.dtype}: frames must be uint8 or uint16 as the camera delivers them"
+        )
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(image, code)
+    if image.ndim != 2:
+        raise InvalidImageError(f"unsupported image shape {image.shape}: expected HxW or HxWx(1|3|4)")
+    height, width = image.shape
+    if min(height, width) < min_side:
+        raise InvalidImageError(f"frame is {width}x{height} pixels; at least {min_side}x{min_side} is needed")
+    return image.astype(np.float32) / np.float32(_DTYPE_MAX[image.dtype])
+
+
+def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    """Resize an HxW float image to ``size`` = (height, width)."""
+    height, width = size
+    if gray.shape == (height, width):
+        return gray
+    return cv2.resize(gray, (width, height), interpolation=_INTERPOLATION[interpolation])
+
+
+def anomaly_input(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Frame -> 1xHxWx1 autoencoder input (native size unless the profile fixes one)."""
+    if spec.anomaly_size is not None:
+        gray = resize(gray, spec.anomaly_size, spec.interpolation)
+    return gray[None, :, :, None]
+
+
+def classifier_input(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Frame (or region) -> 1xHxWx1 classifier input at the classifier's fixed size."""
+    return resize(gray, spec.classifier_size, spec.interpolation)[None, :, :, None]
+
+
+def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
+    """Decode and validate any supported source into a float32 HxW frame in [0, 1]."""
+    return to_gray01(load_image(source), spec.min_side)

@@ -1,0 +1,107 @@
+"""The one immutable result object that travels from the runtime to the log, CLI and UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+
+class Verdict(str, Enum):
+    OK = "ok"
+    WARN = "warn"
+    DEFECT = "defect"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Anomaly-score thresholds: ``warn <= score < defect`` is a warning, ``score >= defect`` a defect."""
+
+    warn: float
+    defect: float
+
+    def verdict(self, score: float) -> Verdict:
+        if score >= self.defect:
+            return Verdict.DEFECT
+        if score >= self.warn:
+            return Verdict.WARN
+        return Verdict.OK
+
+
+@dataclass(frozen=True)
+class Region:
+    """Rectangle in frame pixel coordinates (x, y = top-left corner)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def _frozen(array: np.ndarray | None) -> np.ndarray | None:
+    if array is None:
+        return None
+    array = np.array(array, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class InspectionResult:
+    """Everything the runtime knows about one inspected frame.
+
+    ``anomaly_map`` and ``gradcam`` are float32 arrays in frame coordinates (HxW).
+    The class fields and ``gradcam`` are set only when the gate fired (verdict warn or
+    defect); for ``ok`` frames the classifier never runs.
+    """
+
+    verdict: Verdict
+    anomaly_score: float
+    thresholds: Thresholds
+    anomaly_map: np.ndarray
+    frame: np.ndarray
+    profile: str
+    timings_ms: Mapping[str, float]
+    defect_class: str | None = None
+    confidence: float | None = None
+    class_probabilities: Mapping[str, float] = field(default_factory=dict)
+    gradcam: np.ndarray | None = None
+    region: Region | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anomaly_map", _frozen(self.anomaly_map))
+        object.__setattr__(self, "frame", _frozen(self.frame))
+        object.__setattr__(self, "gradcam", _frozen(self.gradcam))
+        object.__setattr__(self, "timings_ms", MappingProxyType(dict(self.timings_ms)))
+        object.__setattr__(self, "class_probabilities", MappingProxyType(dict(self.class_probabilities)))
+
+    @property
+    def latency_ms(self) -> float:
+        return float(self.timings_ms.get("total", sum(self.timings_ms.values())))
+
+    @property
+    def is_reject(self) -> bool:
+        return self.verdict is Verdict.DEFECT
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no pixel arrays)."""
+        return {
+            "source": self.source,
+            "profile": self.profile,
+            "verdict": self.verdict.value,
+            "anomaly_score": self.anomaly_score,
+            "threshold": self.thresholds.defect,
+            "warn_threshold": self.thresholds.warn,
+            "defect_class": self.defect_class,
+            "confidence": self.confidence,
+            "class_probabilities": dict(self.class_probabilities),
+            "region": None if self.region is None else vars(self.region).copy(),
+            "frame_size": [int(self.frame.shape[1]), int(self.frame.shape[0])],
+            "latency_ms": self.latency_ms,
+            "timings_ms": dict(self.timings_ms),
+            "error": None,
+        }
