@@ -1,0 +1,66 @@
+"""``python -m dashboard [--port N] [--address A] ...``: start the offline dashboard.
+
+Runs ``streamlit run dashboard/app.py`` with the repo's ``.streamlit/config.toml``
+(headless, no usage statistics, bound to 127.0.0.1 unless --address says otherwise).
+Folder options become ``STEEL_DASH_*`` environment variables read by dashboard.config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard.config import ENV_PREFIX, REPO_ROOT
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; e.g. 0.0.0.0 to serve the plant network)")
+    p.add_argument("--manifest", help="models.manifest.json to use (default: the repo's)")
+    p.add_argument("--profile", help="model profile (default: the manifest's default)")
+    p.add_argument("--image-dir", action="append", default=[], help="folder the Inspect page may read (repeatable)")
+    p.add_argument("--validation-dir", action="append", default=[], help="folder for threshold tuning (repeatable)")
+    p.add_argument("--live-dir", action="append", default=[], help="folder a folder-watch/video source may use")
+    p.add_argument("--log-db", help="SQLite inspection log (History page, live loop)")
+    p.add_argument("--live-source", default="synthetic", help="default Live line source (default: synthetic)")
+    p.add_argument("--max-upload-mb", type=int, default=25, help="upload limit per file in MB")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    return p
+
+
+def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ)
+    values = {
+        "MANIFEST": args.manifest, "PROFILE": args.profile, "LOG_DB": args.log_db,
+        "LIVE_SOURCE": args.live_source, "MAX_UPLOAD_MB": str(args.max_upload_mb), "THREADS": str(args.threads),
+        "IMAGE_DIRS": os.pathsep.join(args.image_dir) or None,
+        "VALIDATION_DIRS": os.pathsep.join(args.validation_dir) or None,
+        "LIVE_DIRS": os.pathsep.join(args.live_dir) or None,
+    }
+    env.update({ENV_PREFIX + k: v for k, v in values.items() if v is not None})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.port", str(args.port), "--server.address", args.address,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.maxUploadSize", str(args.max_upload_mb),
+    ]
+    return cmd, env
+
+
+def main(argv: list[str] | None = None) -> int:
+    cmd, env = command_and_env(argv)
+    # cwd = repo root so streamlit finds .streamlit/config.toml
+    return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Run uploads / picked files through the Inspector, once per distinct image (no UI)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, MutableMapping, Sequence
+
+from dashboard.render import Inspected
+
+
+def cache_key(data: bytes, inspector: Any) -> tuple:
+    thresholds = getattr(inspector, "thresholds", None)
+    return (
+        hashlib.sha256(data).hexdigest(),
+        getattr(inspector, "profile", None),
+        None if thresholds is None else (thresholds.warn, thresholds.defect),
+    )
+
+
+def inspect_one(inspector: Any, name: str, data: bytes) -> Inspected:
+    """Never raises: a bad image becomes an ``Inspected`` with an operator-readable error."""
+    from edge_runtime.errors import InspectionError
+
+    if not data:
+        return Inspected(name, error=f"{name}: the file is empty (0 bytes)")
+    try:
+        return Inspected(name, result=inspector.inspect(data, source=name))
+    except InspectionError as exc:
+        return Inspected(name, error=str(exc) or type(exc).__name__)
+    except Exception as exc:  # keep the page alive whatever the runtime throws
+        return Inspected(name, error=f"{name}: could not be inspected ({type(exc).__name__}: {exc})")
+
+
+def inspect_items(
+    inspector: Any,
+    items: Sequence[tuple[str, bytes]],
+    cache: MutableMapping[tuple, Inspected] | None = None,
+    max_cache: int = 256,
+) -> list[Inspected]:
+    """Inspect ``(name, bytes)`` pairs in order, reusing cached results across reruns."""
+    cache = {} if cache is None else cache
+    out = []
+    for name, data in items:
+        key = cache_key(data, inspector) + (name,)
+        item = cache.get(key)
+        if item is None:
+            item = inspect_one(inspector, name, data)
+            if len(cache) >= max_cache:
+                cache.pop(next(iter(cache)))
+            cache[key] = item
+        out.append(item)
+    return out
+
+
+def summary_rows(items: Sequence[Inspected]) -> list[dict]:
+    rows = []
+    for item in items:
+        r = item.result
+        rows.append({
+            "image": item.name,
+            "verdict": item.verdict,
+            "anomaly score": None if r is None else round(float(r.anomaly_score), 6),
+            "class": None if r is None else r.defect_class,
+            "confidence": None if r is None or r.confidence is None else round(float(r.confidence), 4),
+            "latency ms": None if r is None else round(float(r.latency_ms), 1),
+            "error": item.error or "",
+        })
+    return rows

@@ -1,0 +1,209 @@
+"""Turning InspectionResults into things a page shows or downloads (no model logic).
+
+Plain Python + numpy/OpenCV so it is unit-testable without Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+
+VERDICT_COLOURS = {"ok": "green", "warn": "orange", "defect": "red", "error": "gray"}
+VERDICT_HEX = {"ok": "#21a366", "warn": "#f0a202", "defect": "#d62728", "error": "#7f7f7f"}
+VERDICT_LABELS = {"ok": "OK", "warn": "WARN", "defect": "DEFECT", "error": "ERROR"}
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """One row of the Inspect page: a result or the error that replaced it."""
+
+    name: str
+    result: Any | None = None  # edge_runtime.InspectionResult
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "error" if self.result is None else self.result.verdict.value
+
+    def to_dict(self) -> dict:
+        if self.result is None:
+            return {"source": self.name, "verdict": "error", "error": self.error}
+        data = self.result.to_dict()
+        data["source"] = data.get("source") or self.name
+        return data
+
+
+def verdict_markdown(verdict: str) -> str:
+    """Big coloured verdict badge as Streamlit markdown (no raw HTML needed)."""
+    colour = VERDICT_COLOURS.get(verdict, "gray")
+    return f"# :{colour}-background[&nbsp;{VERDICT_LABELS.get(verdict, verdict.upper())}&nbsp;]"
+
+
+def score_bar_spec(score: float, warn: float, defect: float) -> dict:
+    """Vega-Lite spec: the score as a bar over ok/warn/defect zones with threshold rules."""
+    upper = max(defect * 1.5, score * 1.1, warn * 1.5, 1e-6)
+    zones = [
+        {"zone": "ok", "start": 0.0, "end": warn},
+        {"zone": "warn", "start": warn, "end": defect},
+        {"zone": "defect", "start": defect, "end": upper},
+    ]
+    scale = {"domain": list(VERDICT_HEX)[:3], "range": [VERDICT_HEX[k] for k in ("ok", "warn", "defect")]}
+    x_scale = {"domain": [0, upper], "nice": False}
+    return {
+        "height": 60,
+        "layer": [
+            {
+                "data": {"values": zones},
+                "mark": {"type": "rect", "opacity": 0.25},
+                "encoding": {
+                    "x": {"field": "start", "type": "quantitative", "scale": x_scale, "title": "anomaly score"},
+                    "x2": {"field": "end"},
+                    "color": {"field": "zone", "type": "nominal", "scale": scale, "legend": None},
+                },
+            },
+            {
+                "data": {"values": [{"score": float(score)}]},
+                "mark": {"type": "bar", "height": 18, "color": "#333333"},
+                "encoding": {"x": {"field": "score", "type": "quantitative", "scale": x_scale}},
+            },
+            {
+                "data": {"values": [{"t": float(warn), "name": "warn"}, {"t": float(defect), "name": "defect"}]},
+                "mark": {"type": "rule", "strokeWidth": 2, "strokeDash": [4, 2]},
+                "encoding": {
+                    "x": {"field": "t", "type": "quantitative", "scale": x_scale},
+                    "color": {"field": "name", "type": "nominal", "scale": scale, "legend": None},
+                    "tooltip": [{"field": "name"}, {"field": "t", "format": ".4g"}],
+                },
+            },
+        ],
+    }
+
+
+def normalise_map(values: np.ndarray | None, scale: float | None = None) -> np.ndarray | None:
+    """Float map -> [0, 1]: divided by ``scale`` if given, else by its own maximum."""
+    if values is None:
+        return None
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    values = values - min(float(values.min()), 0.0)
+    top = float(scale) if scale else float(values.max())
+    return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
+
+
+def _fallback_overlay(frame: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
+    gray = np.asarray(frame)
+    if gray.dtype != np.uint8:
+        gray = np.clip(gray * 255.0, 0, 255).astype(np.uint8)
+    if heat.shape != gray.shape:
+        heat = cv2.resize(heat, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    colour = cv2.applyColorMap(np.clip(heat * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(colour, float(alpha), base, 1.0 - float(alpha), 0.0)
+
+
+def overlay_rgb(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5, region: Any = None) -> np.ndarray:
+    """Heat map over the gray frame as an RGB uint8 image (runtime's overlay when available)."""
+    try:
+        from edge_runtime.overlay import heatmap_overlay
+    except ImportError:  # runtime module not there yet: same look, local fallback
+        heatmap_overlay = _fallback_overlay
+    bgr = np.ascontiguousarray(heatmap_overlay(frame, heat, alpha=float(alpha)))
+    if region is not None:
+        x, y, w, h = (int(v) for v in (region.x, region.y, region.width, region.height))
+        cv2.rectangle(bgr, (x, y), (x + w - 1, y + h - 1), (255, 255, 255), 2)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def frame_rgb(frame: np.ndarray) -> np.ndarray:
+    gray = np.clip(np.asarray(frame, dtype=np.float32) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+
+
+def anomaly_overlay(result: Any, alpha: float = 0.5) -> np.ndarray:
+    return overlay_rgb(result.frame, normalise_map(result.anomaly_map), alpha)
+
+
+def gradcam_overlay(result: Any, alpha: float = 0.5) -> np.ndarray | None:
+    if result.gradcam is None:
+        return None
+    return overlay_rgb(result.frame, normalise_map(result.gradcam, 1.0), alpha, result.region)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode PNG")
+    return buf.tobytes()
+
+
+def stem(name: str) -> str:
+    """File-name-safe stem of an upload/source name."""
+    base = PurePath(str(name).replace("\\", "/")).stem or "image"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in base)[:80]
+
+
+def probabilities_table(result: Any, class_names: Iterable[str] = ()) -> list[dict]:
+    """All classes with their probability, best first (empty when the classifier did not run)."""
+    probs = dict(result.class_probabilities or {})
+    if not probs:
+        return []
+    for name in class_names:
+        probs.setdefault(name, 0.0)
+    rows = [{"class": k, "probability": float(v)} for k, v in probs.items()]
+    return sorted(rows, key=lambda r: -r["probability"])
+
+
+CSV_FIELDS = [
+    "source", "profile", "verdict", "anomaly_score", "warn_threshold", "threshold", "defect_class",
+    "confidence", "latency_ms", "frame_width", "frame_height", "region", "class_probabilities", "error",
+]
+
+
+def flat_row(item: Inspected) -> dict:
+    data = item.to_dict()
+    size = data.get("frame_size") or [None, None]
+    row = {k: data.get(k) for k in CSV_FIELDS}
+    row["frame_width"], row["frame_height"] = size[0], size[1]
+    for key in ("region", "class_probabilities"):
+        row[key] = json.dumps(data[key], sort_keys=True) if data.get(key) else ""
+    return row
+
+
+def results_json(items: list[Inspected]) -> bytes:
+    return json.dumps([i.to_dict() for i in items], indent=2, default=float).encode()
+
+
+def results_csv(items: list[Inspected]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for item in items:
+        writer.writerow(flat_row(item))
+    return out.getvalue().encode()
+
+
+def overlays_zip(items: list[Inspected], alpha: float = 0.5) -> bytes:
+    """All overlays (anomaly map, Grad-CAM where present) as PNGs in one zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        used: set[str] = set()
+        for item in items:
+            if item.result is None:
+                continue
+            name = stem(item.name)
+            while name in used:
+                name += "_"
+            used.add(name)
+            zf.writestr(f"{name}_anomaly.png", png_bytes(anomaly_overlay(item.result, alpha)))
+            cam = gradcam_overlay(item.result, alpha)
+            if cam is not None:
+                zf.writestr(f"{name}_gradcam.png", png_bytes(cam))
+        zf.writestr("results.json", results_json(items))
+    return buf.getvalue()

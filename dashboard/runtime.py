@@ -1,0 +1,89 @@
+"""The dashboard's only door to the models: one cached Inspector per (manifest, profile).
+
+Pages call :func:`get_inspector` at use time (never at import), so tests can swap
+``load_inspector`` for a fake and the process loads each model once
+(``st.cache_resource``). :func:`reload_inspectors` drops the cache after thresholds
+were saved, so the next call picks up the new manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard.config import REPO_ROOT, DashboardConfig, load_config
+
+
+@st.cache_resource(show_spinner=False)
+def get_config() -> DashboardConfig:
+    return load_config()
+
+
+def manifest_path(config: DashboardConfig | None = None) -> Path:
+    config = config or get_config()
+    if config.manifest_path is not None:
+        return config.manifest_path
+    try:
+        from edge_runtime.manifest import default_manifest_path
+
+        return Path(default_manifest_path())
+    except ImportError:
+        return REPO_ROOT / "models.manifest.json"
+
+
+def read_manifest(path: Path | None = None) -> dict:
+    """The manifest as a dict (runtime's loader when present); raises on missing/malformed."""
+    path = Path(path or manifest_path())
+    try:
+        from edge_runtime.manifest import load_manifest
+
+        manifest = load_manifest(path)
+        if isinstance(manifest, dict):
+            return manifest
+        for attr in ("to_dict", "raw", "data"):
+            value = getattr(manifest, attr, None)
+            value = value() if callable(value) else value
+            if isinstance(value, dict):
+                return value
+    except ImportError:
+        pass
+    return json.loads(Path(path).read_text())
+
+
+def profile_names(manifest: dict) -> tuple[list[str], str | None]:
+    """(profile names, default profile) of a manifest dict."""
+    profiles = manifest.get("profiles") or {}
+    names = list(profiles) if isinstance(profiles, dict) else [p.get("name") for p in profiles]
+    default = manifest.get("default_profile") or (names[0] if names else None)
+    return names, default
+
+
+def load_inspector(manifest: str | None, profile: str | None, threads: int = 1) -> Any:
+    from edge_runtime import Inspector
+
+    return Inspector.from_manifest(manifest_path=manifest, profile=profile, intra_op_threads=threads)
+
+
+@st.cache_resource(show_spinner="Loading models ...", max_entries=4)
+def _cached_inspector(manifest: str | None, profile: str | None, threads: int) -> Any:
+    return load_inspector(manifest, profile, threads)
+
+
+def current_profile() -> str | None:
+    return st.session_state.get("profile") or get_config().profile
+
+
+def get_inspector(profile: str | None = None) -> Any:
+    """The process-wide Inspector for ``profile`` (default: the sidebar's choice)."""
+    config = get_config()
+    manifest = str(config.manifest_path) if config.manifest_path else None
+    return _cached_inspector(manifest, profile or current_profile(), config.threads)
+
+
+def reload_inspectors() -> None:
+    """Forget every loaded Inspector (after the manifest changed)."""
+    _cached_inspector.clear()
+    st.session_state.pop("inspect_cache", None)
