@@ -1,2 +1,74 @@
+"""History page: the SQLite inspection log over time, rejects with overlays, CSV export."""
+
 import streamlit as st
-st.title("Coming soon")
+
+from dashboard import history_logic as hl
+from dashboard import runtime
+
+config = runtime.get_config()
+st.title("History")
+st.caption(f"Inspection log: `{config.log_db}`")
+
+window = st.selectbox("Time window", list(hl.WINDOWS), index=3, key="hist_window")
+try:
+    df = hl.load_rows(config.log_db, hl.WINDOWS[window])
+except Exception as exc:
+    st.error(f"The inspection log could not be read: {exc}")
+    st.stop()
+if df.empty:
+    st.info("No inspections logged in this window yet. Start the capture loop on the **Live line** page "
+            "(or `steel-inspect` on the line) and come back.")
+    st.stop()
+
+s = hl.summary(df)
+m = st.columns(4)
+m[0].metric("Frames", s["frames"])
+m[1].metric("Inspected", s["inspected"])
+m[2].metric("Rejects", s["rejects"])
+m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
+
+freq = hl.bucket_for(df)
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**Frames per verdict** (per {freq})")
+    by_verdict = hl.counts_over_time(df, "verdict", freq)
+    colours = {"ok": "#21a366", "warn": "#f0a202", "defect": "#d62728", "error": "#7f7f7f",
+               "dropped": "#bbbbbb", "source_error": "#9467bd"}
+    st.bar_chart(by_verdict, color=[colours.get(c, "#1f77b4") for c in by_verdict.columns], height=260)
+with right:
+    st.markdown(f"**Classified frames per defect class** (per {freq})")
+    by_class = hl.counts_over_time(df, "defect_class", freq)
+    if by_class.empty:
+        st.caption("No classified frames in this window.")
+    else:
+        st.bar_chart(by_class, height=260)
+
+st.subheader("Rejects and warnings")
+f1, f2, f3, f4 = st.columns(4)
+verdicts = f1.multiselect("Verdict", sorted(df["verdict"].unique()),
+                          default=[v for v in ("defect",) if v in set(df["verdict"])], key="hist_verdicts")
+classes = f2.multiselect("Class", sorted(df["defect_class"].dropna().unique()), key="hist_classes")
+sources = f3.multiselect("Source", sorted(df["source"].dropna().unique()), key="hist_sources")
+min_score = f4.number_input("Min score", value=None, format="%.4f", key="hist_min_score")
+rows = hl.filter_rows(df, verdicts, classes, sources, min_score)
+
+st.download_button("Export CSV", hl.to_csv(rows), "inspections.csv", "text/csv", on_click="ignore",
+                   icon=":material/download:", key="hist_csv")
+shown = [c for c in hl.EXPORT_COLUMNS if c in rows and c != "overlay_path"]
+event = st.dataframe(rows[shown].head(5000), hide_index=True, width="stretch", on_select="rerun",
+                     selection_mode="single-row", key="hist_table")
+st.caption(f"{len(rows)} matching rows" + (" (first 5000 shown)" if len(rows) > 5000 else "")
+           + " · select a row to see its overlay")
+
+picked = rows.head(5000).iloc[event.selection.rows] if event and event.selection.rows else rows.head(0)
+with_overlay = rows.dropna(subset=["overlay_path"]) if "overlay_path" in rows else rows.head(0)
+gallery = picked if not picked.empty else with_overlay.head(8)
+roots = [config.log_db.parent, config.results_dir, *config.live_roots]
+cols = st.columns(4)
+for i, (_, row) in enumerate(gallery.iterrows()):
+    path = hl.overlay_file(row.get("overlay_path"), roots)
+    caption = f"{row['time']:%Y-%m-%d %H:%M:%S} · {row['verdict']} · {row.get('defect_class') or '-'}"
+    if path is not None:
+        cols[i % 4].image(str(path), caption=caption, width="stretch")
+    elif not picked.empty:
+        st.caption(f"No overlay image stored for frame {row['frame_id']} ({caption}).")

@@ -1,2 +1,73 @@
+"""Model card: active profile, model files with sha256 check, classes, preprocessing, metrics, plots."""
+
 import streamlit as st
-st.title("Coming soon")
+
+from dashboard import modelcard, runtime
+
+config = runtime.get_config()
+st.title("Model card")
+
+path = runtime.manifest_path(config)
+try:
+    manifest = runtime.read_manifest(path)
+    name, entry = modelcard.profile_entry(manifest, runtime.current_profile())
+except Exception as exc:
+    st.error(f"No usable model manifest at `{path}`: {exc}")
+    st.info("Train and export the models to create models.manifest.json.")
+    st.stop()
+
+st.markdown(f"### Profile `{name}`" + (" (default)" if name == manifest.get("default_profile") else ""))
+if entry.get("description"):
+    st.markdown(entry["description"])
+st.caption(f"Manifest: `{path}`")
+
+try:
+    inspector = runtime.get_inspector(name)
+    st.success(f"Runtime loaded this profile: thresholds warn {inspector.thresholds.warn:.6g}, "
+               f"defect {inspector.thresholds.defect:.6g}.")
+except Exception as exc:
+    inspector = None
+    st.error(f"The runtime refuses to load this profile: {exc}")
+
+st.subheader("Model files")
+files = modelcard.model_files(entry, path)
+for row in files:
+    mark = "✅" if row["status"] == "verified" else "❌"
+    st.markdown(f"{mark} **{row['role']}** `{row['file']}` · {row['status']}"
+                + (f" · {row['size_mb']} MB" if row["size_mb"] is not None else ""))
+    st.code(f"manifest sha256: {row['expected_sha256']}\nfile sha256:     {row['sha256']}", language=None)
+if not files:
+    st.warning("The manifest lists no model files for this profile.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Classes")
+    classes = modelcard.find_section(entry, manifest, "class_names", "classes", "labels")
+    if inspector is not None:
+        classes = inspector.class_names
+    st.write(", ".join(map(str, classes)) if classes else "not recorded")
+    thresholds = modelcard.find_section(entry, manifest, "thresholds")
+    if thresholds:
+        st.subheader("Thresholds (manifest)")
+        st.json(thresholds)
+with right:
+    st.subheader("Preprocessing")
+    st.json(modelcard.find_section(entry, manifest, "preprocess", "preprocessing") or {})
+
+st.subheader("Training and evaluation")
+metrics = modelcard.find_section(entry, manifest, "metrics", "evaluation", "training")
+if metrics:
+    st.dataframe(modelcard.flatten(metrics), hide_index=True, width="stretch")
+else:
+    st.caption("No metrics recorded in the manifest.")
+extra = {k: v for k, v in entry.items() if k in ("created", "created_at", "exported_at", "dataset", "data",
+                                                 "training_data", "seed", "versions", "framework")}
+if extra:
+    st.json(extra)
+
+plots = modelcard.result_plots(config.results_dir, name)
+if plots:
+    st.subheader(f"Plots from `{config.results_dir.name}/`")
+    cols = st.columns(3)
+    for i, plot in enumerate(plots):
+        cols[i % 3].image(str(plot), caption=plot.name, width="stretch")

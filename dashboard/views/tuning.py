@@ -1,2 +1,114 @@
+"""Threshold tuning: score a validation folder, compare thresholds, save to the manifest."""
+
 import streamlit as st
-st.title("Coming soon")
+
+from dashboard import runtime, tuning
+from dashboard.config import UnsafePathError, list_subfolders, safe_join
+
+config = runtime.get_config()
+st.title("Threshold tuning")
+
+try:
+    inspector = runtime.get_inspector()
+except Exception as exc:
+    st.error(f"The models could not be loaded: {exc}")
+    st.stop()
+if not config.validation_roots:
+    st.warning("No validation folder is configured (start with `python -m dashboard --validation-dir PATH`).")
+    st.stop()
+
+c1, c2 = st.columns(2)
+root = c1.selectbox("Configured folder", config.validation_roots, format_func=str, key="tune_root")
+sub = c2.selectbox("Validation sub-folder", list_subfolders(root, max_depth=2), format_func=lambda s: s or "(top)",
+                   key="tune_sub")
+c3, c4, c5 = st.columns(3)
+layout = c3.radio("Layout", tuning.LAYOUTS, key="tune_layout",
+                  help="class folders: one sub-folder per class; magnetic-tile: MT_*/Imgs with MT_Free normal")
+normal = c4.text_input("Normal-class folder name", "normal", key="tune_normal", disabled=layout == "magnetic-tile")
+per_class = c5.number_input("Max images per class (0 = all)", 0, 100_000, 40, step=10, key="tune_per_class")
+
+try:
+    folder = safe_join(root, sub)
+except UnsafePathError as exc:
+    st.error(f"Path refused: {exc}")
+    st.stop()
+
+key = (str(folder), layout, normal, int(per_class), inspector.profile, str(inspector.manifest_path))
+if st.button("Score images", type="primary", key="tune_run"):
+    try:
+        samples = tuning.subsample(tuning.load_samples(folder, layout, normal), int(per_class))
+    except Exception as exc:
+        st.error(f"Cannot use {folder} as a validation folder: {exc}")
+        st.stop()
+    bar = st.progress(0.0, text=f"Scoring {len(samples)} images ...")
+    scores = tuning.score_samples(inspector, samples, lambda d, n: bar.progress(d / n, text=f"Scored {d}/{n}"))
+    bar.empty()
+    st.session_state["tune_scores"] = (key, scores)
+
+stored = st.session_state.get("tune_scores")
+if not stored or stored[0] != key:
+    st.info("Pick a folder of class sub-folders (with the normal class named) and press **Score images**.")
+    st.stop()
+scores = stored[1]
+failed = scores["error"].notna().sum()
+if failed:
+    st.warning(f"{failed} image(s) could not be inspected and are left out.")
+
+current = (inspector.thresholds.warn, inspector.thresholds.defect)
+st.subheader("Proposed thresholds")
+target = st.slider("Target false-alarm rate for a suggestion", 0.0, 0.2, 0.01, 0.005, format="%.3f", key="tune_target")
+try:
+    suggested = tuning.threshold_for_false_alarm(scores, target)
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+p1, p2 = st.columns(2)
+st.session_state.setdefault("tune_warn", float(current[0]))
+st.session_state.setdefault("tune_defect", float(current[1]))
+warn = p1.number_input("Warn threshold", format="%.6f", key="tune_warn")
+defect = p2.number_input("Defect threshold", format="%.6f", key="tune_defect")
+st.caption(f"Suggested defect threshold for ≤ {target:.1%} false alarms: **{suggested:.6g}**")
+
+
+def _use_suggestion(value: float) -> None:
+    st.session_state["tune_defect"] = value
+    st.session_state["tune_warn"] = min(st.session_state.get("tune_warn", value), value)
+
+
+st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(suggested,))
+proposed = (warn, defect)
+
+h, r = st.columns([1.6, 1])
+h.pyplot(tuning.histogram_figure(scores, current, proposed))
+try:
+    curve = tuning.roc(scores)
+    points = {}
+    for tag, (w, d) in (("current", current), ("proposed", proposed)):
+        rd = tuning.rates(scores, d)
+        points[f"{tag} defect"] = (rd["false_alarm_rate"], 1 - rd["escape_rate"])
+    r.pyplot(tuning.roc_figure(curve, points))
+except ValueError as exc:
+    r.warning(str(exc))
+table = tuning.rates_table(scores, current, proposed)
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="percent") for c in ("false-alarm rate", "escape rate")})
+
+if warn > defect:
+    st.error("The warn threshold must not be above the defect threshold.")
+    st.stop()
+if st.button("Save thresholds to the manifest", type="primary", key="tune_save", disabled=proposed == current):
+    try:
+        from edge_runtime.manifest import save_thresholds
+
+        backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect))
+    except Exception as exc:
+        st.error(f"Could not save thresholds: {exc}")
+    else:
+        runtime.reload_inspectors()
+        st.session_state.pop("tune_warn", None)
+        st.session_state.pop("tune_defect", None)
+        st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
+            f" (backup: {backup})" if backup else "")
+        st.rerun()
+if msg := st.session_state.pop("tune_saved", None):
+    st.success(msg + ". The runtime reloaded the models with the new thresholds.")

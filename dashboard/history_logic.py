@@ -1,0 +1,107 @@
+"""Reading the SQLite inspection log for the History page (pandas, no UI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from dashboard.config import is_inside
+
+WINDOWS = {"last hour": "1h", "last 12 hours": "12h", "last 24 hours": "24h", "last 7 days": "7d",
+           "last 30 days": "30d", "everything": None}
+INSPECTED = ("ok", "warn", "defect")
+
+
+def load_rows(db: Path, since: str | None = None, limit: int = 200_000) -> pd.DataFrame:
+    """Log rows (newest first) as a DataFrame with a ``time`` column; empty frame when no log."""
+    from edge_runtime.sinks import SqliteLog
+
+    if not Path(db).is_file():
+        return pd.DataFrame()
+    log = SqliteLog(db, create=False)
+    try:
+        rows = log.rows(since=since, limit=limit)
+    finally:
+        log.close()
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
+    df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
+    return df
+
+
+def bucket_for(df: pd.DataFrame) -> str:
+    """Pandas frequency giving roughly 20-200 bars over the rows' time span."""
+    if df.empty:
+        return "1h"
+    span = (df["time"].max() - df["time"].min()).total_seconds()
+    for freq, seconds in (("1min", 60), ("5min", 300), ("15min", 900), ("1h", 3600), ("6h", 21600)):
+        if span / seconds <= 200:
+            return freq
+    return "1D"
+
+
+def counts_over_time(df: pd.DataFrame, column: str, freq: str | None = None,
+                     keep: Sequence[str] | None = None) -> pd.DataFrame:
+    """Wide frame: one row per time bucket, one column per value of ``column``."""
+    if df.empty or column not in df:
+        return pd.DataFrame()
+    data = df.dropna(subset=[column])
+    if keep is not None:
+        data = data[data[column].isin(keep)]
+    if data.empty:
+        return pd.DataFrame()
+    freq = freq or bucket_for(df)
+    wide = (data.groupby([pd.Grouper(key="time", freq=freq), column]).size()
+            .unstack(column, fill_value=0).sort_index())
+    wide.columns = [str(c) for c in wide.columns]
+    return wide
+
+
+def filter_rows(df: pd.DataFrame, verdicts: Sequence[str] = (), classes: Sequence[str] = (),
+                sources: Sequence[str] = (), min_score: float | None = None) -> pd.DataFrame:
+    if df.empty:
+        return df
+    mask = pd.Series(True, index=df.index)
+    if verdicts:
+        mask &= df["verdict"].isin(verdicts)
+    if classes:
+        mask &= df["defect_class"].isin(classes)
+    if sources:
+        mask &= df["source"].isin(sources)
+    if min_score is not None:
+        mask &= df["score"].fillna(float("-inf")) >= min_score
+    return df[mask]
+
+
+def summary(df: pd.DataFrame) -> dict[str, float]:
+    if df.empty:
+        return {"frames": 0, "inspected": 0, "rejects": 0, "reject_rate": 0.0}
+    inspected = int(df["verdict"].isin(INSPECTED).sum())
+    rejects = int((df["verdict"] == "defect").sum())
+    return {"frames": len(df), "inspected": inspected, "rejects": rejects,
+            "reject_rate": rejects / inspected if inspected else 0.0}
+
+
+EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "warn_threshold", "defect_threshold",
+                  "defect_class", "confidence", "latency_ms", "profile", "error", "overlay_path"]
+
+
+def to_csv(df: pd.DataFrame) -> bytes:
+    cols = [c for c in EXPORT_COLUMNS if c in df]
+    return df[cols].to_csv(index=False).encode()
+
+
+def overlay_file(path: str | None, allowed_roots: Sequence[Path]) -> Path | None:
+    """The overlay image of a log row, only if it exists inside an allowed folder."""
+    if not path:
+        return None
+    roots = tuple(Path(r) for r in allowed_roots)
+    candidates = [Path(path)] if Path(path).is_absolute() else [r / path for r in roots]
+    for candidate in candidates:
+        if candidate.is_file() and is_inside(roots, candidate):
+            return candidate
+    return None

@@ -1,0 +1,99 @@
+"""Model-card facts from the manifest: model files + sha256 check, classes, metrics (no UI)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterator
+
+from dashboard.config import is_inside
+
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def profile_entry(manifest: dict, profile: str | None) -> tuple[str, dict]:
+    profiles = manifest.get("profiles") or {}
+    if isinstance(profiles, list):
+        profiles = {p.get("name"): p for p in profiles}
+    name = profile or manifest.get("default_profile") or next(iter(profiles), None)
+    if name not in profiles:
+        raise KeyError(f"profile '{name}' is not in the manifest (has: {', '.join(map(str, profiles))})")
+    return name, profiles[name]
+
+
+def _file_entries(node: Any, role: str = "") -> Iterator[tuple[str, dict]]:
+    """Every dict under ``node`` that names a file (path/file) — the model entries."""
+    if isinstance(node, dict):
+        if any(k in node for k in ("path", "file", "onnx")) and isinstance(
+                node.get("path", node.get("file", node.get("onnx"))), str):
+            yield role or "model", node
+            return
+        for key, value in node.items():
+            yield from _file_entries(value, f"{role}.{key}" if role else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _file_entries(value, f"{role}[{i}]")
+
+
+def model_files(entry: dict, manifest_path: Path) -> list[dict]:
+    """One row per model file: role, path, expected/actual sha256, status verified|MISMATCH|missing|refused."""
+    base = Path(manifest_path).resolve().parent
+    rows = []
+    for role, spec in _file_entries(entry.get("models", entry)):
+        rel = spec.get("path", spec.get("file", spec.get("onnx")))
+        path = (base / rel).resolve()
+        expected = spec.get("sha256")
+        row = {"role": role, "file": rel, "expected_sha256": expected, "sha256": None,
+               "size_mb": None, "status": "missing"}
+        if not is_inside((base,), path):
+            row["status"] = "refused (outside the manifest folder)"
+        elif path.is_file():
+            row["sha256"] = sha256_file(path)
+            row["size_mb"] = round(path.stat().st_size / 1e6, 2)
+            row["status"] = "verified" if expected and row["sha256"] == expected else (
+                "MISMATCH" if expected else "no sha256 in manifest")
+        rows.append(row)
+    return rows
+
+
+def flatten(data: Any, prefix: str = "") -> list[dict]:
+    """Nested metrics dict -> rows of (metric, value) with dotted names; lists kept as text."""
+    rows = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            rows.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    else:
+        rows.append({"metric": prefix, "value": data if isinstance(data, (int, float, str, bool)) or data is None
+                     else str(data)})
+    return rows
+
+
+def find_section(entry: dict, manifest: dict, *names: str) -> Any:
+    for name in names:
+        if name in entry:
+            return entry[name]
+    for name in names:
+        if name in manifest:
+            return manifest[name]
+    return None
+
+
+def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> list[Path]:
+    """Plot images in ``results_dir`` (recursively, 2 levels), this profile's first."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    files = [p for p in sorted(root.glob("*")) + sorted(root.glob("*/*"))
+             if p.suffix.lower() in PLOT_SUFFIXES and p.is_file() and is_inside((root.resolve(),), p)]
+    files = [p for p in files if not p.name.startswith("dashboard_")]
+    tags = {profile or "", (profile or "").replace("-", "_")} - {""}
+    mine = [p for p in files if any(t in str(p.relative_to(root)) for t in tags)]
+    return (mine or files)[:limit]

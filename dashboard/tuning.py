@@ -1,0 +1,158 @@
+"""Threshold-tuning maths for the Tuning page: score a validation folder, ROC, rates (no UI).
+
+Rates are defined on the anomaly gate with the runtime's rule (``score >= threshold``
+flags the frame): false-alarm rate = normal images flagged, escape rate = defect
+images not flagged.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+LAYOUTS = ("class folders", "magnetic-tile")
+
+
+def load_samples(folder: Path, layout: str, normal_class: str | None) -> list:
+    from edge_runtime.datasets import load_class_folders, load_magnetic_tile
+
+    if layout == "magnetic-tile":
+        return load_magnetic_tile(folder)
+    if not normal_class:
+        raise ValueError("name the folder that holds the normal (defect-free) images")
+    return load_class_folders(folder, normal_class=normal_class)
+
+
+def subsample(samples: Sequence, per_class: int | None, seed: int = 0) -> list:
+    """At most ``per_class`` samples of each label (normal counts as one label), seeded."""
+    if not per_class:
+        return list(samples)
+    groups: dict[Any, list] = {}
+    for sample in samples:
+        groups.setdefault(sample.label, []).append(sample)
+    rng = random.Random(seed)
+    out = []
+    for label in sorted(groups, key=str):
+        group = groups[label]
+        out.extend(rng.sample(group, per_class) if len(group) > per_class else group)
+    return out
+
+
+def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, int], None] | None = None,
+                  batch: int = 16) -> pd.DataFrame:
+    """One row per image: path, label ('normal' for normal), is_normal, score (NaN + error if failed)."""
+    rows = []
+    for start in range(0, len(samples), batch):
+        chunk = samples[start:start + batch]
+        results = inspector.inspect_batch([s.path for s in chunk], sources=[s.path.name for s in chunk])
+        for sample, result in zip(chunk, results):
+            ok = not isinstance(result, Exception)
+            rows.append({
+                "path": str(sample.path), "label": sample.label or "normal", "is_normal": sample.is_normal,
+                "score": float(result.anomaly_score) if ok else math.nan,
+                "error": None if ok else str(result),
+            })
+        if progress:
+            progress(min(start + batch, len(samples)), len(samples))
+    return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", "error"])
+
+
+def _split(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    valid = df.dropna(subset=["score"])
+    return (valid.loc[valid["is_normal"], "score"].to_numpy(float),
+            valid.loc[~valid["is_normal"], "score"].to_numpy(float))
+
+
+def rates(df: pd.DataFrame, threshold: float) -> dict[str, float]:
+    normal, defect = _split(df)
+    false_alarms = int((normal >= threshold).sum())
+    escapes = int((defect < threshold).sum())
+    return {
+        "threshold": float(threshold),
+        "false_alarm_rate": false_alarms / len(normal) if len(normal) else math.nan,
+        "escape_rate": escapes / len(defect) if len(defect) else math.nan,
+        "false_alarms": false_alarms, "escapes": escapes, "normals": len(normal), "defects": len(defect),
+    }
+
+
+def roc(df: pd.DataFrame) -> dict[str, Any]:
+    """ROC of the anomaly score (defect = positive): fpr, tpr, thresholds, auc."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    normal, defect = _split(df)
+    if not len(normal) or not len(defect):
+        raise ValueError("the ROC needs both normal and defect images with scores")
+    y = np.r_[np.zeros(len(normal)), np.ones(len(defect))]
+    s = np.r_[normal, defect]
+    fpr, tpr, thr = roc_curve(y, s)
+    return {"fpr": fpr, "tpr": tpr, "thresholds": thr, "auc": float(roc_auc_score(y, s))}
+
+
+def threshold_for_false_alarm(df: pd.DataFrame, max_rate: float) -> float:
+    """Lowest threshold whose false-alarm rate on the normal images is <= ``max_rate``."""
+    normal, _ = _split(df)
+    if not len(normal):
+        raise ValueError("no normal images with scores")
+    s = np.sort(normal)
+    allowed = int(math.floor(max(0.0, min(1.0, max_rate)) * len(s) + 1e-9))
+    if allowed >= len(s):
+        return float(s[0])
+    return float(np.nextafter(s[len(s) - allowed - 1], np.inf))
+
+
+def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:
+    rows = []
+    for setting, (warn, defect) in (("current", current), ("proposed", proposed)):
+        for name, t in (("warn", warn), ("defect", defect)):
+            r = rates(df, t)
+            rows.append({"setting": setting, "threshold": name, "value": t,
+                         "false-alarm rate": r["false_alarm_rate"], "escape rate": r["escape_rate"],
+                         "false alarms": r["false_alarms"], "escapes": r["escapes"]})
+    return pd.DataFrame(rows)
+
+
+def histogram_figure(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    normal, defect = _split(df)
+    fig = Figure(figsize=(6.4, 3.4), dpi=100)
+    ax = fig.subplots()
+    both = np.r_[normal, defect]
+    bins = np.linspace(both.min(), both.max(), 40) if len(both) and both.max() > both.min() else 20
+    ax.hist(normal, bins=bins, alpha=0.6, color="#21a366", label=f"normal ({len(normal)})")
+    ax.hist(defect, bins=bins, alpha=0.6, color="#d62728", label=f"defect ({len(defect)})")
+    for (warn, dfct), style, tag in ((current, "-", "current"), (proposed, "--", "proposed")):
+        ax.axvline(warn, color="#f0a202", ls=style, lw=1.5, label=f"{tag} warn {warn:.4g}")
+        ax.axvline(dfct, color="#7b1113", ls=style, lw=1.5, label=f"{tag} defect {dfct:.4g}")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curve: dict, points: dict[str, tuple[float, float]]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.6, 3.4), dpi=100)
+    ax = fig.subplots()
+    ax.plot(curve["fpr"], curve["tpr"], color="#1f77b4", label=f"AUC {curve['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="#999999", lw=0.8, ls=":")
+    for (name, (fpr, tpr)), marker in zip(points.items(), "osD^"):
+        ax.plot([fpr], [tpr], marker=marker, ls="", label=name)
+    ax.set_xlabel("false-alarm rate")
+    ax.set_ylabel("detection rate (1 - escape)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
