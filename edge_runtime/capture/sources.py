@@ -1,0 +1,213 @@
+"""Frame sources: where frames come from. Each yields ``Frame`` objects until exhausted or stopped.
+
+A source raises ``CaptureError`` (typed, operator-readable) when it cannot deliver
+frames any more; the loop turns that into a ``source_error`` record and stops or
+retries as configured. ``frames()`` may be called again to reopen after a failure.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection, Iterable, Iterator, Mapping
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+
+
+class CaptureError(Exception):
+    """The source cannot deliver frames (base class)."""
+
+
+class CameraUnavailableError(CaptureError):
+    """The camera could not be opened or stopped delivering frames (unplugged, busy, wrong index)."""
+
+
+class SourceLostError(CaptureError):
+    """The source went away while running (folder removed, file deleted)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    frame_id: str
+    source: str
+    data: bytes | np.ndarray
+    captured_at: float
+    meta: Mapping[str, Any] = field(default_factory=dict)  # e.g. read_error, synthetic label
+
+
+class FrameSource:
+    """Base class: ``name`` identifies the source in the log; ``frames`` yields until done or ``stop``."""
+
+    name: str = "source"
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release devices/handles; safe to call twice."""
+
+
+def read_file_frame(path: Path, frame_id: str, source: str) -> Frame:
+    """Read a file into a frame; a read failure becomes ``meta['read_error']`` so it is still recorded."""
+    try:
+        data, meta = path.read_bytes(), {}
+    except OSError as exc:
+        data, meta = b"", {"read_error": f"{path}: cannot read file ({exc.strerror or exc})"}
+    return Frame(frame_id, source, data, time.time(), meta)
+
+
+class FileListSource(FrameSource):
+    """A fixed list of image files, each read once in order; frame id = the path as given."""
+
+    def __init__(self, paths: Iterable[str | Path], name: str = "files") -> None:
+        self.paths = [Path(p) for p in paths]
+        self.name = name
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        for path in self.paths:
+            if stop.is_set():
+                return
+            yield read_file_frame(path, str(path), self.name)
+
+
+class FolderWatcher(FrameSource):
+    """New image files in a folder, each yielded once, also across restarts.
+
+    ``already_processed`` holds the frame ids (paths relative to the folder) that the
+    log has recorded, e.g. ``SqliteLog.processed_ids(watcher.name)``; those are skipped.
+    A file is taken once its size and mtime are stable for one poll (or it is older
+    than ``settle_s``), so half-written files are not inspected. ``exit_when_idle``
+    ends the iteration when a scan finds nothing new (batch mode, tests).
+    """
+
+    def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,
+                 settle_s: float = 1.0, recursive: bool = False, exit_when_idle: bool = False) -> None:
+        self.folder = Path(folder)
+        self.name = str(self.folder.resolve())
+        self.poll_s, self.settle_s = poll_s, settle_s
+        self.recursive, self.exit_when_idle = recursive, exit_when_idle
+        self.seen: set[str] = set(already_processed)
+        self._last_stat: dict[str, tuple[int, int]] = {}
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        while not stop.is_set():
+            ready, pending = self._scan()
+            for frame_id in ready:
+                if stop.is_set():
+                    return
+                self.seen.add(frame_id)
+                yield read_file_frame(self.folder / frame_id, frame_id, self.name)
+            if not ready and not pending and self.exit_when_idle:
+                return
+            if not ready:
+                stop.wait(self.poll_s)
+
+    def _scan(self) -> tuple[list[str], bool]:
+        """Return (new settled files in name order, whether unsettled files are waiting)."""
+        if not self.folder.is_dir():
+            raise SourceLostError(f"watched folder {self.folder} is gone or not a folder (unmounted? deleted?)")
+        pattern = "**/*" if self.recursive else "*"
+        now, ready, pending, stats = time.time(), [], False, {}
+        for path in sorted(self.folder.glob(pattern)):
+            frame_id = path.relative_to(self.folder).as_posix()
+            if path.suffix.lower() not in IMAGE_SUFFIXES or frame_id in self.seen:
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished between listing and stat
+            stats[frame_id] = (st.st_size, st.st_mtime_ns)
+            if self._last_stat.get(frame_id) == stats[frame_id] or now - st.st_mtime > self.settle_s:
+                ready.append(frame_id)
+            else:
+                pending = True
+        self._last_stat = stats
+        return ready, pending
+
+
+def parse_camera(spec: str) -> int | None:
+    """'camera:0' -> 0; anything else -> None."""
+    if spec.startswith("camera:") and spec[len("camera:"):].isdigit():
+        return int(spec[len("camera:"):])
+    return None
+
+
+class VideoSource(FrameSource):
+    """OpenCV ``VideoCapture`` on a video file or a camera index; yields BGR/gray arrays.
+
+    A camera that cannot be opened raises ``CameraUnavailableError`` at once; a camera
+    that stops delivering (``max_failed_reads`` reads in a row fail) raises it mid-run.
+    A video file ends normally at its last frame.
+    """
+
+    def __init__(self, target: str | int | Path, max_failed_reads: int = 25) -> None:
+        camera = parse_camera(target) if isinstance(target, str) else None
+        self.target: str | int = camera if camera is not None else (target if isinstance(target, int) else str(target))
+        self.is_camera = isinstance(self.target, int)
+        self.name = f"camera:{self.target}" if self.is_camera else str(Path(self.target).resolve())
+        self.max_failed_reads = max_failed_reads
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> cv2.VideoCapture:
+        if not self.is_camera and not Path(self.target).is_file():
+            raise SourceLostError(f"video file not found: {self.target}")
+        cap = cv2.VideoCapture(self.target)
+        if not cap.isOpened():
+            cap.release()
+            if self.is_camera:
+                raise CameraUnavailableError(
+                    f"camera {self.target} could not be opened: check that it is plugged in, powered, "
+                    "not used by another program, and that the index is right"
+                )
+            raise CaptureError(f"{self.target}: OpenCV cannot read this video file (codec or format)")
+        return cap
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        self.close()
+        self._cap = cap = self.open()
+        index, failures = 0, 0
+        while not stop.is_set():
+            ok, image = cap.read()
+            if ok and image is not None:
+                failures = 0
+                yield Frame(f"{index:08d}", self.name, image, time.time())
+                index += 1
+                continue
+            if not self.is_camera:
+                return  # end of the video file
+            failures += 1
+            if failures >= self.max_failed_reads:
+                raise CameraUnavailableError(
+                    f"camera {self.target} stopped delivering frames after {index} frames (unplugged?)"
+                )
+            stop.wait(0.02)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def source_kind(spec: str) -> str:
+    """Classify a SOURCE argument: 'synthetic', 'camera', 'folder', 'video' or 'image'."""
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        return "synthetic"
+    if parse_camera(spec) is not None:
+        return "camera"
+    path = Path(spec)
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return "image"
+    return "video"
+
+
+__all__ = [
+    "CameraUnavailableError", "CaptureError", "FileListSource", "FolderWatcher", "Frame", "FrameSource",
+    "SourceLostError", "VideoSource", "parse_camera", "read_file_frame", "source_kind",
+]

@@ -1,0 +1,19 @@
+"""Where records go after inspection: SQLite log, JSON lines, reject callback."""
+
+from typing import Protocol, Sequence
+
+from .callback import CallbackSink
+from .jsonl import JsonlSink
+from .record import Record
+from .sqlite_log import SqliteLog, parse_since
+
+
+class Sink(Protocol):
+    """Anything with ``write(records)`` and ``close()``; ``write`` gets a batch in capture order."""
+
+    def write(self, records: Sequence[Record]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["CallbackSink", "JsonlSink", "Record", "Sink", "SqliteLog", "parse_since"]

@@ -1,0 +1,188 @@
+"""Durable inspection log: stdlib sqlite3 in WAL mode, one row per frame.
+
+Writes are batched into one transaction per call, so a crash (even SIGKILL) loses at
+most the batch being written and never corrupts the file. ``synchronous=FULL`` (the
+default) also survives a power cut; ``NORMAL`` is faster and still crash-safe.
+The query helpers are shared by the ``history`` command and the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .record import DROPPED, INSPECTED, Record
+
+COLUMNS = (
+    "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
+    "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "model_sha256",
+    "error", "overlay_path",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inspections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at REAL NOT NULL,      -- unix time the record was written
+    captured_at REAL,               -- unix time the frame was captured
+    source TEXT NOT NULL,
+    frame_id TEXT NOT NULL,
+    verdict TEXT NOT NULL,          -- ok | warn | defect | error | dropped | source_error
+    score REAL,
+    warn_threshold REAL,
+    defect_threshold REAL,
+    defect_class TEXT,
+    confidence REAL,
+    latency_ms REAL,
+    profile TEXT,
+    model_sha256 TEXT,              -- JSON {"autoencoder": ..., "classifier": ...}
+    error TEXT,
+    overlay_path TEXT
+);
+CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
+CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
+CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded_at);
+"""
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(value: str | float | None, now: float | None = None) -> float | None:
+    """'90s' / '30m' / '12h' / '7d' (ago), an ISO date/time, or unix seconds -> unix seconds."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return (time.time() if now is None else now) - float(match[1]) * _UNIT_S[match[2]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(f"cannot read time '{value}': use e.g. 30m, 12h, 7d, 2024-05-01 or 2024-05-01T08:00") from None
+
+
+class SqliteLog:
+    """Thread-safe (one connection behind a lock) inspection log; also a loop sink."""
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL", create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"no inspection log at {self.path}")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        with self._conn:
+            self._conn.executescript(_SCHEMA)
+
+    # -- writing -------------------------------------------------------------------
+    def write(self, records: Sequence[Record]) -> None:
+        """Append records in one transaction (all or none)."""
+        rows = [_row(record) for record in records]
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        with self._lock, self._conn:
+            self._conn.executemany(
+                f"INSERT INTO inspections ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "SqliteLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -------------------------------------------------------------------
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def pragma(self, name: str) -> str:
+        return str(self._query(f"PRAGMA {name}")[0][0])
+
+    def integrity_check(self) -> str:
+        return self.pragma("integrity_check")
+
+    def count(self, since: str | float | None = None) -> int:
+        where, params = _since_clause(since)
+        return int(self._query(f"SELECT COUNT(*) FROM inspections {where}", params)[0][0])
+
+    def processed_ids(self, source: str) -> set[str]:
+        """Frame ids of ``source`` that were inspected or errored (dropped frames do not count)."""
+        rows = self._query(
+            "SELECT DISTINCT frame_id FROM inspections WHERE source = ? AND verdict != ?", (source, DROPPED)
+        )
+        return {row[0] for row in rows}
+
+    def counts_by_verdict(self, since: str | float | None = None) -> dict[str, int]:
+        where, params = _since_clause(since)
+        rows = self._query(f"SELECT verdict, COUNT(*) FROM inspections {where} GROUP BY verdict", params)
+        return {row[0]: int(row[1]) for row in rows}
+
+    def counts_by_class(self, since: str | float | None = None) -> dict[str, int]:
+        """Classified frames (warn/defect with a class) per defect class."""
+        where, params = _since_clause(since, "defect_class IS NOT NULL")
+        rows = self._query(
+            f"SELECT defect_class, COUNT(*) FROM inspections {where} GROUP BY defect_class ORDER BY 2 DESC", params
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def last_rejects(self, limit: int = 10, since: str | float | None = None) -> list[dict[str, Any]]:
+        return self.rows(since=since, verdicts=("defect",), limit=limit)
+
+    def rows(self, since: str | float | None = None, verdicts: Sequence[str] | None = None,
+             limit: int | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
+        """Rows as plain dicts (``model_sha256`` decoded), newest first by default."""
+        extra = f"verdict IN ({', '.join('?' for _ in verdicts)})" if verdicts else None
+        where, params = _since_clause(since, extra)
+        params = [*params, *(verdicts or ())]
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM inspections {where} ORDER BY id {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_as_dict(row) for row in self._query(sql, params)]
+
+    def inspected_count(self, since: str | float | None = None) -> int:
+        counts = self.counts_by_verdict(since)
+        return sum(counts.get(v, 0) for v in INSPECTED)
+
+
+def _since_clause(since: str | float | None, extra: str | None = None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    start = parse_since(since)
+    if start is not None:
+        clauses.append("recorded_at >= ?")
+        params.append(start)
+    if extra:
+        clauses.append(extra)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    data = record.to_dict()
+    data["model_sha256"] = json.dumps(data["model_sha256"], sort_keys=True) if data["model_sha256"] else None
+    return tuple(data[column] for column in COLUMNS)
+
+
+def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    if data.get("model_sha256"):
+        data["model_sha256"] = json.loads(data["model_sha256"])
+    return data
