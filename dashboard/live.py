@@ -1,0 +1,193 @@
+"""Live line control: run ``edge_runtime.capture`` on a background thread and watch it (no UI).
+
+The dashboard never inspects here itself: the capture package's ``InspectionLoop``
+does, with the cached Inspector wrapped in :class:`TapInspector` (which only
+remembers the latest result so the page can draw it) and a :class:`RollingSink` that
+keeps recent verdicts for the reject rate. Records also go to the SQLite log, so the
+History page shows what the live loop saw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from dashboard.config import UnsafePathError, safe_join
+
+SOURCE_KINDS = ("synthetic", "folder", "video", "camera")
+INSPECTED = ("ok", "warn", "defect")
+
+
+class TapInspector:
+    """Delegates to the real Inspector; keeps the latest successful result."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.latest: Any = None
+        self.latest_at: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _keep(self, result: Any) -> None:
+        with self._lock:
+            self.latest, self.latest_at = result, time.time()
+
+    def inspect(self, image: Any, source: str | None = None) -> Any:
+        result = self._inner.inspect(image, source=source)
+        self._keep(result)
+        return result
+
+    def inspect_batch(self, images: Sequence[Any], sources: Sequence[str] | None = None) -> list:
+        results = self._inner.inspect_batch(images, sources=sources)
+        good = [r for r in results if not isinstance(r, BaseException)]
+        if good:
+            self._keep(good[-1])
+        return results
+
+
+class RollingSink:
+    """Loop sink keeping the last ``window`` records' (time, verdict, class) for live charts."""
+
+    def __init__(self, window: int = 2000) -> None:
+        self._lock = threading.Lock()
+        self.records: deque[tuple[float, str, str | None]] = deque(maxlen=window)
+
+    def write(self, records: Sequence[Any]) -> None:
+        with self._lock:
+            self.records.extend((r.recorded_at, r.verdict, r.defect_class) for r in records)
+
+    def close(self) -> None:
+        pass
+
+    def verdicts(self) -> list[str]:
+        with self._lock:
+            return [v for _, v, _ in self.records]
+
+    def reject_rate(self, last: int = 100) -> float | None:
+        inspected = [v for v in self.verdicts() if v in INSPECTED][-last:]
+        return sum(v == "defect" for v in inspected) / len(inspected) if inspected else None
+
+    def rate_series(self, last: int = 50, points: int = 200) -> list[dict]:
+        """Rolling reject rate after each inspected frame (the last ``points`` of them)."""
+        inspected = [v for v in self.verdicts() if v in INSPECTED]
+        out, window = [], deque(maxlen=last)
+        for i, v in enumerate(inspected):
+            window.append(v == "defect")
+            out.append({"frame": i + 1, "reject rate": sum(window) / len(window)})
+        return out[-points:]
+
+
+@dataclass
+class SourceSpec:
+    kind: str = "synthetic"
+    root: Path | None = None  # configured folder for folder/video sources
+    relative: str = ""  # sub-folder (folder) or file (video) inside root
+    camera: int = 0
+    fps: float | None = 5.0  # synthetic pacing; None = as fast as possible
+    defect_rate: float = 0.15
+    seed: int = 0
+
+
+def build_source(spec: SourceSpec, allowed_roots: Sequence[Path], already_processed: set[str] | None = None):
+    """A capture source for ``spec``; folder/video paths must lie inside a configured folder."""
+    from edge_runtime.capture.sources import FolderWatcher, VideoSource
+    from edge_runtime.capture.synthetic import SyntheticStripSource
+
+    if spec.kind == "synthetic":
+        return SyntheticStripSource(defect_rate=spec.defect_rate, seed=spec.seed, fps=spec.fps)
+    if spec.kind == "camera":
+        return VideoSource(int(spec.camera))
+    if spec.kind not in ("folder", "video"):
+        raise ValueError(f"unknown source kind '{spec.kind}' (one of {', '.join(SOURCE_KINDS)})")
+    roots = [Path(r).resolve() for r in allowed_roots]
+    if spec.root is None or Path(spec.root).resolve() not in roots:
+        raise UnsafePathError("pick one of the configured folders")
+    path = safe_join(spec.root, spec.relative)
+    if spec.kind == "folder":
+        if not path.is_dir():
+            raise FileNotFoundError(f"not a folder: {path}")
+        return FolderWatcher(path, already_processed=already_processed or ())
+    if not path.is_file():
+        raise FileNotFoundError(f"video file not found: {path}")
+    return VideoSource(path)
+
+
+class LiveSession:
+    """One capture loop on a background thread."""
+
+    def __init__(self, source: Any, inspector: Any, log_db: Path | None = None, overlay_dir: Path | None = None,
+                 workers: int = 1, queue_size: int = 8) -> None:
+        from edge_runtime.capture.loop import InspectionLoop, LoopConfig
+
+        self.tap = TapInspector(inspector)
+        self.rolling = RollingSink()
+        self.source_name = getattr(source, "name", "source")
+        sinks: list[Any] = [self.rolling]
+        self._log = None
+        if log_db is not None:
+            from edge_runtime.sinks import SqliteLog
+
+            self._log = SqliteLog(log_db, synchronous="NORMAL")
+            sinks.append(self._log)
+        config = LoopConfig(workers=workers, queue_size=queue_size, drop_oldest=True,
+                            overlay_dir=overlay_dir, drain_timeout_s=5.0, hung_grace_s=5.0)
+        self.loop = InspectionLoop(source, self.tap, sinks, config, on_sink_error=self._sink_error)
+        self.error: str | None = None
+        self.final: dict | None = None
+        self.started_at = time.time()
+        self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
+
+    def _sink_error(self, sink: Any, exc: BaseException) -> None:
+        self.error = f"{type(sink).__name__} failed to write records: {exc}"
+
+    def _run(self) -> None:
+        try:
+            self.final = self.loop.run(handle_signals=False)
+        except Exception as exc:  # surfaced on the page
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self._log is not None:
+                self._log.close()
+
+    def start(self) -> "LiveSession":
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.loop.request_stop(drain=True)
+        self._thread.join(timeout)
+
+    def snapshot(self) -> dict:
+        snap = self.final if (self.final is not None and not self.running) else self.loop.snapshot()
+        return dict(snap)
+
+
+class LiveRegistry:
+    """Process-wide holder of the (at most one) running live session."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.session: LiveSession | None = None
+
+    def start(self, session_factory) -> LiveSession:
+        with self.lock:
+            if self.session is not None and self.session.running:
+                return self.session
+            self.session = session_factory().start()
+            return self.session
+
+    def stop(self) -> None:
+        with self.lock:
+            session = self.session
+        if session is not None:
+            session.stop()
