@@ -1,0 +1,189 @@
+"""``watch`` and ``history`` sub-commands; ``register(subparsers)`` is called by the main CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..sinks import CallbackSink, JsonlSink, SqliteLog
+from .loop import InspectionLoop, LoopConfig
+from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
+from .synthetic import SyntheticStripSource
+
+EXIT_USAGE, EXIT_SOURCE_FAILED = 2, 3
+
+
+def register(subparsers: Any) -> None:
+    watch = subparsers.add_parser("watch", help="inspect frames from a folder, video, camera or synthetic strip",
+                                  description="Capture loop: SOURCE -> inspection workers -> SQLite log.")
+    watch.add_argument("source", metavar="SOURCE",
+                       help="folder to watch, video file, image file, camera:N, or synthetic[:defect_rate]")
+    watch.add_argument("--log", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
+    watch.add_argument("--workers", type=int, default=2, help="inspection threads (default: %(default)s)")
+    watch.add_argument("--queue", type=int, default=16, help="frame queue size (default: %(default)s)")
+    watch.add_argument("--drop-oldest", action="store_true",
+                       help="when the queue is full drop the oldest frame (counted and logged) instead of waiting")
+    watch.add_argument("--duration", type=float, metavar="S", help="stop capturing after S seconds")
+    watch.add_argument("--max-frames", type=int, metavar="N", help="stop after N captured frames")
+    watch.add_argument("--save-overlays", metavar="DIR", help="write heat-map overlay PNGs of warn/defect frames")
+    watch.add_argument("--jsonl", action="store_true", help="also print one JSON line per record on stdout")
+    watch.add_argument("--once", action="store_true", help="folder: inspect what is there, then exit")
+    watch.add_argument("--on-source-error", choices=("stop", "retry"), default="stop",
+                       help="when the source fails (camera unplugged, folder gone): stop, or retry (default: %(default)s)")
+    watch.add_argument("--fps", type=float, help="synthetic: frames per second (default: as fast as possible)")
+    watch.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
+    watch.set_defaults(func=cmd_watch)
+
+    history = subparsers.add_parser("history", help="summarise the inspection log",
+                                    description="Counts per verdict and defect class, and the last rejects.")
+    history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
+    history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
+    history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
+    history.add_argument("--json", action="store_true", help="print the summary as JSON")
+    history.set_defaults(func=cmd_history)
+
+
+def make_source(spec: str, log: SqliteLog, args: argparse.Namespace) -> FrameSource:
+    kind = source_kind(spec)
+    if kind == "synthetic":
+        rate = float(spec.split(":", 1)[1]) if ":" in spec else 0.1
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"synthetic defect rate must be within 0..1, got {rate}")
+        return SyntheticStripSource(rate, seed=getattr(args, "seed", 0), fps=getattr(args, "fps", None))
+    if kind == "camera":
+        return VideoSource(spec)
+    if kind == "folder":
+        name = str(Path(spec).resolve())
+        return FolderWatcher(spec, already_processed=log.processed_ids(name), exit_when_idle=getattr(args, "once", False))
+    if not Path(spec).is_file():
+        raise ValueError(f"SOURCE not found: {spec} (expected a folder, video file, image file, camera:N or synthetic[:rate])")
+    return FileListSource([spec], name=str(Path(spec).resolve())) if kind == "image" else VideoSource(spec)
+
+
+def build_inspector(args: argparse.Namespace) -> Any:
+    from ..inspector import Inspector  # imported late: onnxruntime start-up is not needed for `history`
+
+    return Inspector.from_manifest(getattr(args, "manifest", None), getattr(args, "profile", None))
+
+
+def _quiet_opencv() -> None:
+    """Corrupt frames are expected and recorded; OpenCV's decoder warnings would garble the status line."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
+
+
+def status_line(snap: dict[str, Any], queue_size: int, fps: float) -> str:
+    verdicts = " ".join(f"{k} {snap['verdicts'].get(k, 0)}" for k in ("ok", "warn", "defect"))
+    p50 = snap["latency_ms"]["p50"]
+    latency = f"p50 {p50:.1f} ms" if p50 is not None else "p50 -"
+    text = (f"[watch] {fps:6.1f} frames/s | queue {snap['queue_depth']}/{queue_size} | {verdicts} | "
+            f"errors {snap['errored']} dropped {snap['dropped']} | {latency}")
+    if snap["last_source_error"]:
+        text += f" | SOURCE: {snap['last_source_error']}"
+    return text
+
+
+def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int) -> None:
+    tty = sys.stderr.isatty()
+    period = 0.5 if tty else 10.0
+    last_t, last_n = time.monotonic(), 0
+    while not done.wait(period):
+        snap = loop.snapshot()
+        now, n = time.monotonic(), snap["inspected"] + snap["errored"] + snap["dropped"]
+        line = status_line(snap, queue_size, (n - last_n) / max(now - last_t, 1e-9))
+        last_t, last_n = now, n
+        sys.stderr.write(f"\r{line}\033[K" if tty else line + "\n")
+        sys.stderr.flush()
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    _quiet_opencv()
+    try:
+        inspector = build_inspector(args)
+    except Exception as exc:  # missing manifest/models: say so before touching the log
+        print(f"error: cannot load the inspection models: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log = SqliteLog(args.log)
+    try:
+        source = make_source(args.source, log, args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        log.close()
+        return EXIT_USAGE
+    sinks: list[Any] = [CallbackSink(lambda record: None)]  # PLC reject hook goes here, first for lowest latency
+    sinks += [log] + ([JsonlSink()] if args.jsonl else [])
+    config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
+                        max_frames=args.max_frames, duration_s=args.duration, on_source_error=args.on_source_error,
+                        overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
+    loop = InspectionLoop(source, inspector, sinks, config)
+    done = threading.Event()
+    status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size), daemon=True)
+    print(f"[watch] {source.name} -> {args.log} ({config.workers} workers, profile {getattr(inspector, 'profile', '?')}); "
+          "Ctrl-C to stop", file=sys.stderr)
+    status.start()
+    try:
+        final = loop.run()
+    finally:
+        done.set()
+        status.join()
+        log.close()
+    print(file=sys.stderr)
+    print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
+    if final["last_source_error"]:
+        print(f"error: the source failed: {final['last_source_error']}", file=sys.stderr)
+        return EXIT_SOURCE_FAILED
+    return 0
+
+
+def history_summary(log: SqliteLog, since: str | None, last: int) -> dict[str, Any]:
+    return {
+        "log": str(log.path),
+        "since": since,
+        "total": log.count(since),
+        "verdicts": log.counts_by_verdict(since),
+        "classes": log.counts_by_class(since),
+        "last_rejects": log.last_rejects(last, since),
+    }
+
+
+def _print_history(summary: dict[str, Any]) -> None:
+    window = f" since {summary['since']}" if summary["since"] else ""
+    print(f"{summary['log']}: {summary['total']} records{window}")
+    print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
+    print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
+    print(f"last rejects ({len(summary['last_rejects'])}):")
+    for row in summary["last_rejects"]:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["captured_at"] or row["recorded_at"]))
+        confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
+        print(f"  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
+              f" (defect >= {row['defect_threshold']:.4f})  {row['defect_class'] or '-'} {confidence}"
+              + (f"  {row['overlay_path']}" if row["overlay_path"] else ""))
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    try:
+        log = SqliteLog(args.db, create=False)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        summary = history_summary(log, args.since, args.last)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_history(summary)
+    return 0
