@@ -1,0 +1,278 @@
+"""The capture loop: exact accounting, queue policies, failures, shutdown. Uses the fake inspector."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge_runtime.capture.fake_inspector import FakeInspector
+from edge_runtime.capture.loop import InspectionLoop, LoopConfig
+from edge_runtime.capture.sources import Frame, FrameSource, SourceLostError
+from edge_runtime.capture.synthetic import SyntheticStripSource
+from edge_runtime.sinks import CallbackSink, SqliteLog
+
+
+class ListSink:
+    def __init__(self):
+        self.records = []
+
+    def write(self, records):
+        self.records.extend(records)
+
+    def close(self):
+        pass
+
+
+class GatedInspector(FakeInspector):
+    """Blocks every inspect() until ``gate`` is set."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.gate = threading.Event()
+
+    def inspect(self, image, source=None):
+        self.gate.wait()
+        return super().inspect(image, source)
+
+
+class CountingSource(FrameSource):
+    """Endless clean frames; counts how many were pulled; optionally fails after ``fail_after``."""
+
+    name = "counting"
+
+    def __init__(self, fail_after=None, fail_times=1):
+        self.pulled, self.fail_after, self.fail_times, self.opens = 0, fail_after, fail_times, 0
+        self.image = np.full((64, 64), 120, np.uint8)
+
+    def frames(self, stop):
+        self.opens += 1
+        n = 0
+        while not stop.is_set():
+            if self.fail_after is not None and n == self.fail_after and self.opens <= self.fail_times:
+                raise SourceLostError("camera link lost")
+            self.pulled += 1
+            n += 1
+            yield Frame(f"{self.pulled:06d}", self.name, self.image, time.time())
+
+
+def wait_for(predicate, timeout=20.0):
+    """Poll a condition (the tests assert outcomes, never durations)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def _accounting_holds(snap, records):
+    verdicts = [r.verdict for r in records if r.verdict != "source_error"]
+    assert snap["captured"] == len(verdicts) == snap["inspected"] + snap["errored"] + snap["dropped"]
+    assert snap["in_progress"] == 0
+    assert snap["errored"] == verdicts.count("error") and snap["dropped"] == verdicts.count("dropped")
+    assert snap["inspected"] == sum(verdicts.count(v) for v in ("ok", "warn", "defect"))
+    assert len({(r.source, r.frame_id) for r in records if r.verdict != "source_error"}) == len(verdicts)
+
+
+@pytest.mark.parametrize("workers,batch", [(1, 1), (3, 1), (2, 4)])
+def test_exact_accounting_with_corrupt_frames(tmp_path, workers, batch):
+    source = SyntheticStripSource(0.3, seed=2, count=300, corrupt_rate=0.1, encoding="png")
+    expected_corrupt = sum(f.meta["label"] == "corrupt" for f in
+                           SyntheticStripSource(0.3, seed=2, count=300, corrupt_rate=0.1, encoding="png")
+                           .frames(threading.Event()))
+    log, sink = SqliteLog(tmp_path / "log.db"), ListSink()
+    snap = InspectionLoop(source, FakeInspector(), [sink, log],
+                          LoopConfig(workers=workers, batch_size=batch, queue_size=4)).run()
+    _accounting_holds(snap, sink.records)
+    assert snap["captured"] == 300 and snap["dropped"] == 0 and snap["sink_errors"] == 0
+    assert snap["errored"] == expected_corrupt > 0
+    assert all("ImageDecodeError" in r.error for r in sink.records if r.verdict == "error")
+    counts = log.counts_by_verdict()
+    assert sum(counts.values()) == 300 and counts["error"] == expected_corrupt
+    assert sum(snap["verdicts"].values()) == snap["inspected"]
+    assert snap["latency_ms"]["p50"] is not None and snap["latency_ms"]["p99"] >= snap["latency_ms"]["p50"]
+    log.close()
+
+
+def test_back_pressure_blocks_the_source_and_drops_nothing():
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    cfg = LoopConfig(workers=2, queue_size=3, max_frames=50)
+    loop = InspectionLoop(source, inspector, [sink], cfg)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    held = cfg.workers + cfg.queue_size + 1  # one per worker, a full queue, one waiting in capture
+    wait_for(lambda: source.pulled == held)
+    time.sleep(0.2)
+    assert source.pulled == held and loop.snapshot()["queue_depth"] == cfg.queue_size
+    inspector.gate.set()
+    runner.join(30)
+    snap = loop.snapshot()
+    assert snap["captured"] == 50 == snap["inspected"] and snap["dropped"] == 0
+    _accounting_holds(snap, sink.records)
+
+
+def test_drop_oldest_counts_and_records_every_drop(tmp_path):
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    log = SqliteLog(tmp_path / "log.db")
+    loop = InspectionLoop(source, inspector, [sink, log],
+                          LoopConfig(workers=1, queue_size=2, drop_oldest=True, max_frames=40))
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: loop.snapshot()["captured"] == 40)
+    inspector.gate.set()
+    runner.join(30)
+    snap = loop.snapshot()
+    # at most one frame was inside the worker; the 2 newest were queued; everything else was dropped
+    assert snap["inspected"] in (2, 3) and snap["dropped"] == 40 - snap["inspected"] >= 37
+    _accounting_holds(snap, sink.records)
+    dropped = [r for r in sink.records if r.verdict == "dropped"]
+    assert all("drop-oldest" in r.error for r in dropped)
+    inspected_ids = sorted(r.frame_id for r in sink.records if r.verdict == "ok")
+    assert inspected_ids[-2:] == ["000039", "000040"]  # the newest survive
+    assert log.counts_by_verdict()["dropped"] == snap["dropped"]
+    log.close()
+
+
+def test_failing_source_gives_a_record_and_stops():
+    source, sink = CountingSource(fail_after=5), ListSink()
+    snap = InspectionLoop(source, FakeInspector(), [sink], LoopConfig(workers=2)).run(handle_signals=False)
+    assert snap["captured"] == 5 == snap["inspected"]
+    assert snap["source_errors"] == 1 and "camera link lost" in snap["last_source_error"]
+    (err,) = [r for r in sink.records if r.verdict == "source_error"]
+    assert err.source == "counting" and "SourceLostError: camera link lost" in err.error
+    _accounting_holds(snap, sink.records)
+
+
+@pytest.mark.parametrize("fail_after,outages", [(0, 1), (3, 2)])
+def test_failing_source_retry_keeps_going(fail_after, outages):
+    source, sink = CountingSource(fail_after=fail_after, fail_times=2), ListSink()
+    cfg = LoopConfig(workers=1, on_source_error="retry", retry_delay_s=0.01, max_frames=20)
+    snap = InspectionLoop(source, FakeInspector(), [sink], cfg).run(handle_signals=False)
+    assert source.opens == 3 and snap["captured"] == 20 == snap["inspected"]
+    assert snap["source_errors"] == outages  # one record per outage, not one per retry
+    _accounting_holds(snap, sink.records)
+
+
+class BrokenInspector(FakeInspector):
+    def inspect(self, image, source=None):
+        if source.endswith("3"):
+            raise RuntimeError("onnxruntime exploded")
+        return super().inspect(image, source)
+
+
+def test_unexpected_inspector_exception_is_an_error_record_and_the_loop_goes_on():
+    sink = ListSink()
+    snap = InspectionLoop(CountingSource(), BrokenInspector(), [sink], LoopConfig(workers=2, max_frames=30)).run(
+        handle_signals=False)
+    assert snap["captured"] == 30 and snap["errored"] == 3 and snap["inspected"] == 27
+    assert all(r.error == "RuntimeError: onnxruntime exploded" for r in sink.records if r.verdict == "error")
+    _accounting_holds(snap, sink.records)
+
+
+def test_read_error_frames_become_error_records_without_inspection():
+    class Unreadable(FrameSource):
+        name = "files"
+
+        def frames(self, stop):
+            yield Frame("gone.png", self.name, b"", time.time(), {"read_error": "gone.png: cannot read file"})
+
+    inspector, sink = FakeInspector(), ListSink()
+    snap = InspectionLoop(Unreadable(), inspector, [sink]).run(handle_signals=False)
+    assert snap["errored"] == 1 and inspector.calls == 0
+    assert sink.records[0].error == "gone.png: cannot read file"
+
+
+def test_overlay_failure_keeps_the_record(tmp_path):
+    not_a_dir = tmp_path / "full-disk"
+    not_a_dir.write_text("a file where the overlay folder should be")
+    sink = ListSink()
+    cfg = LoopConfig(workers=2, overlay_dir=not_a_dir)
+    snap = InspectionLoop(SyntheticStripSource(0.5, seed=3, count=60), FakeInspector(), [sink], cfg).run(
+        handle_signals=False)
+    flagged = [r for r in sink.records if r.verdict in ("warn", "defect")]
+    assert flagged and snap["inspected"] == 60 and snap["errored"] == 0
+    assert snap["overlay_errors"] == len(flagged)
+    assert all(r.error.startswith("overlay not saved") and r.overlay_path is None for r in flagged)
+    assert all(r.score is not None for r in flagged)
+
+
+def test_overlays_saved_for_flagged_frames(tmp_path):
+    sink = ListSink()
+    cfg = LoopConfig(workers=2, overlay_dir=tmp_path / "ov")
+    InspectionLoop(SyntheticStripSource(0.5, seed=3, count=30), FakeInspector(), [sink], cfg).run(handle_signals=False)
+    flagged = [r for r in sink.records if r.verdict in ("warn", "defect")]
+    assert flagged and all(r.overlay_path and os.path.getsize(r.overlay_path) > 0 for r in flagged)
+    assert all(r.overlay_path is None for r in sink.records if r.verdict == "ok")
+    assert len(list((tmp_path / "ov").iterdir())) == len(flagged)
+
+
+def test_stop_without_drain_records_queued_frames_as_dropped():
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    loop = InspectionLoop(source, inspector, [sink], LoopConfig(workers=1, queue_size=5))
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: source.pulled == 7)
+    loop.request_stop(drain=False)
+    inspector.gate.set()
+    runner.join(30)
+    snap = loop.snapshot()
+    assert snap["captured"] == 7 and snap["dropped"] >= 5
+    _accounting_holds(snap, sink.records)
+    assert all(r.error == "not inspected: shutdown" for r in sink.records if r.verdict == "dropped")
+
+
+def test_hung_inspector_does_not_hang_shutdown():
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    cfg = LoopConfig(workers=1, queue_size=2, drain_timeout_s=0.1, hung_grace_s=0.1)
+    loop = InspectionLoop(source, inspector, [sink], cfg)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: source.pulled == 4)
+    loop.request_stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    snap = loop.snapshot()
+    _accounting_holds(snap, sink.records)
+    assert [r.error for r in sink.records if r.verdict == "error"] == [
+        "inspection did not finish before shutdown (inspector hung?)"]
+    inspector.gate.set()  # the stuck worker finishes late; its result is not recorded twice
+    time.sleep(0.1)
+    assert len(sink.records) == 4
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_cleanly_and_drains(signum):
+    sink = ListSink()
+
+    def on_reject(record):
+        pass
+
+    class KillAfter(FakeInspector):
+        def inspect(self, image, source=None):
+            if source == "000020":
+                os.kill(os.getpid(), signum)
+            return super().inspect(image, source)
+
+    before = signal.getsignal(signum)
+    snap = InspectionLoop(CountingSource(), KillAfter(), [CallbackSink(on_reject), sink],
+                          LoopConfig(workers=2, queue_size=4)).run()
+    assert signal.getsignal(signum) is before
+    assert snap["captured"] >= 20 and snap["dropped"] == 0  # drained, nothing lost
+    _accounting_holds(snap, sink.records)
+
+
+def test_sink_failure_is_counted_and_other_sinks_still_get_records():
+    class FullDisk:
+        def write(self, records):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    seen, sink = [], ListSink()
+    loop = InspectionLoop(CountingSource(), FakeInspector(), [FullDisk(), sink], LoopConfig(max_frames=10),
+                          on_sink_error=lambda s, e: seen.append(str(e)))
+    snap = loop.run(handle_signals=False)
+    assert len(sink.records) == 10 and snap["sink_errors"] == 10 and "No space left" in seen[0]

@@ -1,0 +1,131 @@
+"""Frame sources: files, folder watcher, video/camera, synthetic strips."""
+
+import os
+import shutil
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.capture.sources import (CameraUnavailableError, FileListSource, FolderWatcher, SourceLostError,
+                                          VideoSource, source_kind)
+from edge_runtime.capture.synthetic import DEFECT_KINDS, SyntheticStripSource
+
+
+def _img(path, value=128):
+    cv2.imwrite(str(path), np.full((64, 64), value, np.uint8))
+
+
+def _age(path, seconds=60):
+    """Make a file look settled (written a while ago)."""
+    st = os.stat(path)
+    os.utime(path, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
+def test_file_list_reads_bytes_and_keeps_unreadable_as_read_error(tmp_path):
+    _img(tmp_path / "a.png")
+    frames = list(FileListSource([tmp_path / "a.png", tmp_path / "missing.png"]).frames(threading.Event()))
+    assert cv2.imdecode(np.frombuffer(frames[0].data, np.uint8), 0).shape == (64, 64)
+    assert frames[0].frame_id == str(tmp_path / "a.png") and not frames[0].meta
+    assert frames[1].data == b"" and "cannot read file" in frames[1].meta["read_error"]
+
+
+def test_folder_watcher_yields_each_file_once_and_skips_processed(tmp_path):
+    for name in ("b.png", "a.png", "c.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+        _age(tmp_path / name)
+    watcher = FolderWatcher(tmp_path, already_processed={"c.jpg"}, poll_s=0.01, exit_when_idle=True)
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["a.png", "b.png"]
+    (tmp_path / "d.png").write_bytes(b"y")
+    _age(tmp_path / "d.png")
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["d.png"]  # nothing repeated
+
+
+def test_folder_watcher_waits_until_a_new_file_is_settled(tmp_path):
+    _img(tmp_path / "new.png")  # fresh mtime: taken on the second scan with the same size/mtime
+    watcher = FolderWatcher(tmp_path, poll_s=0.01, settle_s=3600, exit_when_idle=True)
+    ready, pending = watcher._scan()
+    assert ready == [] and pending
+    ready, pending = watcher._scan()
+    assert ready == ["new.png"] and not pending
+
+
+def test_folder_watcher_recursive_ids_are_relative_paths(tmp_path):
+    (tmp_path / "line1").mkdir()
+    _img(tmp_path / "line1" / "x.png")
+    _age(tmp_path / "line1" / "x.png")
+    watcher = FolderWatcher(tmp_path, recursive=True, exit_when_idle=True)
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["line1/x.png"]
+
+
+def test_folder_removed_is_a_typed_error(tmp_path):
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    watcher = FolderWatcher(folder, poll_s=0.01)
+    shutil.rmtree(folder)
+    with pytest.raises(SourceLostError, match="gone"):
+        next(watcher.frames(threading.Event()))
+
+
+def test_missing_camera_is_a_clear_typed_error():
+    source = VideoSource("camera:57")
+    assert source.is_camera and source.name == "camera:57"
+    with pytest.raises(CameraUnavailableError, match="camera 57 could not be opened.*plugged in"):
+        next(source.frames(threading.Event()))
+
+
+def test_missing_video_file_is_a_typed_error(tmp_path):
+    with pytest.raises(SourceLostError, match="video file not found"):
+        next(VideoSource(tmp_path / "gone.avi").frames(threading.Event()))
+
+
+def test_video_file_frames_then_normal_end(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG/AVI")
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    frames = list(VideoSource(path).frames(threading.Event()))
+    assert [f.frame_id for f in frames] == [f"{i:08d}" for i in range(5)]
+    assert frames[0].data.shape[:2] == (48, 64)
+
+
+def test_source_kind(tmp_path):
+    assert source_kind("synthetic") == source_kind("synthetic:0.3") == "synthetic"
+    assert source_kind("camera:0") == "camera"
+    assert source_kind(str(tmp_path)) == "folder"
+    assert source_kind("x.png") == "image" and source_kind("x.mp4") == "video"
+
+
+def test_synthetic_is_seeded_and_injects_defects():
+    take = lambda: list(SyntheticStripSource(0.5, seed=7, count=40).frames(threading.Event()))
+    first, second = take(), take()
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(first, second))
+    assert first[0].data.shape == (200, 200) and first[0].data.dtype == np.uint8
+    labels = [f.meta["label"] for f in first]
+    assert None in labels and set(labels) - {None} <= set(DEFECT_KINDS) and len(set(labels)) >= 3
+    clean = [f.data for f in first if f.meta["label"] is None]
+    defect = [f.data for f in first if f.meta["label"] is not None]
+    local = lambda a: np.percentile(np.abs(a.astype(np.float32) - cv2.blur(a, (31, 31))), 99.9)
+    assert np.median([local(a) for a in defect]) > np.median([local(a) for a in clean])
+
+
+def test_synthetic_corrupt_frames_do_not_decode():
+    frames = list(SyntheticStripSource(0.1, seed=1, count=300, corrupt_rate=0.2, encoding="png")
+                  .frames(threading.Event()))
+    corrupt = [f for f in frames if f.meta["label"] == "corrupt"]
+    good = [f for f in frames if f.meta["label"] != "corrupt"]
+    assert 30 < len(corrupt) < 90
+    assert all(not f.data or cv2.imdecode(np.frombuffer(f.data, np.uint8), 0) is None for f in corrupt)
+    assert cv2.imdecode(np.frombuffer(good[0].data, np.uint8), 0).shape == (200, 200)
+
+
+def test_synthetic_stops_on_request():
+    stop = threading.Event()
+    frames = SyntheticStripSource(seed=0).frames(stop)  # endless
+    next(frames)
+    stop.set()
+    assert list(frames) == []

@@ -1,0 +1,31 @@
+"""JSON-lines and reject-callback sinks."""
+
+import io
+import json
+
+from edge_runtime.sinks import CallbackSink, JsonlSink, Record
+
+
+def test_jsonl_one_object_per_line():
+    stream = io.StringIO()
+    sink = JsonlSink(stream)
+    sink.write([Record("cam", "1", "ok", score=0.1), Record("cam", "2", "error", error="truncated")])
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["frame_id"] for line in lines] == ["1", "2"]
+    assert json.loads(lines[1])["error"] == "truncated"
+    assert json.loads(lines[0])["score"] == 0.1
+
+
+def test_callback_fires_only_for_rejects():
+    fired = []
+    sink = CallbackSink(fired.append)
+    sink.write([Record("cam", "1", "ok"), Record("cam", "2", "defect"), Record("cam", "3", "warn"),
+                Record("cam", "4", "error")])
+    assert [r.frame_id for r in fired] == ["2"] and sink.calls == 1
+
+
+def test_callback_custom_predicate():
+    fired = []
+    CallbackSink(fired.append, predicate=lambda r: r.verdict in ("warn", "defect")).write(
+        [Record("c", "1", "warn"), Record("c", "2", "ok")])
+    assert [r.frame_id for r in fired] == ["1"]

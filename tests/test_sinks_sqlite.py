@@ -1,0 +1,88 @@
+"""SQLite inspection log: WAL, round trip, query helpers used by `history` and the dashboard."""
+
+import sqlite3
+import time
+
+import pytest
+
+from edge_runtime.sinks import Record, SqliteLog, parse_since
+
+
+def _rec(frame_id, verdict, **kw):
+    return Record(source="cam", frame_id=frame_id, verdict=verdict, **kw)
+
+
+@pytest.fixture
+def log(tmp_path):
+    with SqliteLog(tmp_path / "log.db") as log:
+        yield log
+
+
+def test_wal_mode_and_integrity(log, tmp_path):
+    assert log.pragma("journal_mode") == "wal"
+    assert log.integrity_check() == "ok"
+    other = sqlite3.connect(tmp_path / "log.db")
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
+    other.close()
+
+
+def test_round_trip_all_columns(log):
+    sha = {"autoencoder": "a" * 64, "classifier": "b" * 64}
+    log.write([_rec("f1", "defect", captured_at=1.5, score=0.7, warn_threshold=0.3, defect_threshold=0.5,
+                    defect_class="scratch", confidence=0.93, latency_ms=12.5, profile="neu-steel",
+                    model_sha256=sha, overlay_path="/o/f1.png")])
+    (row,) = log.rows()
+    assert row["frame_id"] == "f1" and row["verdict"] == "defect" and row["source"] == "cam"
+    assert row["score"] == 0.7 and row["warn_threshold"] == 0.3 and row["defect_threshold"] == 0.5
+    assert row["defect_class"] == "scratch" and row["confidence"] == 0.93 and row["latency_ms"] == 12.5
+    assert row["model_sha256"] == sha and row["overlay_path"] == "/o/f1.png" and row["captured_at"] == 1.5
+    assert row["error"] is None and row["profile"] == "neu-steel"
+
+
+def test_counts_and_last_rejects(log):
+    log.write([_rec("1", "ok"), _rec("2", "defect", defect_class="pits"), _rec("3", "warn", defect_class="pits"),
+               _rec("4", "defect", defect_class="scratch"), _rec("5", "error", error="bad bytes"),
+               _rec("6", "dropped")])
+    assert log.counts_by_verdict() == {"ok": 1, "defect": 2, "warn": 1, "error": 1, "dropped": 1}
+    assert log.counts_by_class() == {"pits": 2, "scratch": 1}
+    assert [r["frame_id"] for r in log.last_rejects(5)] == ["4", "2"]
+    assert [r["frame_id"] for r in log.last_rejects(1)] == ["4"]
+    assert log.count() == 6 and log.inspected_count() == 4
+
+
+def test_since_filters_on_record_time(log):
+    now = time.time()
+    log.write([_rec("old", "defect", recorded_at=now - 7200), _rec("new", "defect", recorded_at=now - 60)])
+    assert log.counts_by_verdict(since="1h") == {"defect": 1}
+    assert [r["frame_id"] for r in log.rows(since=now - 3600)] == ["new"]
+    assert log.count() == 2
+
+
+def test_processed_ids_ignore_dropped_and_other_sources(log):
+    log.write([_rec("a", "ok"), _rec("b", "error"), _rec("c", "dropped"),
+               Record(source="other", frame_id="d", verdict="ok")])
+    assert log.processed_ids("cam") == {"a", "b"}
+
+
+def test_write_is_one_transaction(log):
+    bad = _rec("x", "ok")
+    bad.score = object()  # not storable -> the whole batch fails
+    with pytest.raises(Exception):
+        log.write([_rec("fine", "ok"), bad])
+    assert log.count() == 0
+
+
+def test_missing_log_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no inspection log"):
+        SqliteLog(tmp_path / "nope.db", create=False)
+    assert not (tmp_path / "nope.db").exists()
+
+
+def test_parse_since():
+    assert parse_since("30m", now=10_000.0) == 10_000.0 - 1800
+    assert parse_since("2d", now=200_000.0) == 200_000.0 - 172_800
+    assert parse_since("1700000000") == 1_700_000_000.0
+    assert parse_since(None) is None
+    assert parse_since("2024-05-01T08:00") > 1.7e9
+    with pytest.raises(ValueError, match="cannot read time"):
+        parse_since("yesterday")
