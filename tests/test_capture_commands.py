@@ -1,0 +1,115 @@
+"""`watch` / `history` commands in-process, with the fake inspector patched in."""
+
+import argparse
+import json
+import threading
+
+import cv2
+import pytest
+
+from edge_runtime.capture import commands
+from edge_runtime.capture.fake_inspector import FakeInspector
+from edge_runtime.capture.synthetic import SyntheticStripSource
+from edge_runtime.sinks import SqliteLog
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setattr(commands, "build_inspector", lambda args: FakeInspector())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest")
+    parser.add_argument("--profile")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv):
+        args = parser.parse_args(list(argv))
+        return args.func(args)
+
+    return run
+
+
+def test_watch_synthetic_logs_every_frame(cli, tmp_path, capsys):
+    db = tmp_path / "i.db"
+    assert cli("watch", "synthetic:0.3", "--log", str(db), "--max-frames", "40", "--workers", "2",
+               "--save-overlays", str(tmp_path / "ov")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["captured"] == 40 == summary["inspected"]
+    with SqliteLog(db, create=False) as log:
+        assert sum(log.counts_by_verdict().values()) == 40
+        flagged = log.rows(verdicts=("warn", "defect"))
+        assert flagged and all(row["overlay_path"] for row in flagged)
+
+
+def test_watch_jsonl_prints_records(cli, tmp_path, capsys):
+    assert cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "5", "--jsonl") == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame_id"] for line in lines] == [f"{i:08d}" for i in range(5)]
+
+
+def test_watch_missing_camera_fails_clearly_and_logs_it(cli, tmp_path, capsys):
+    db = tmp_path / "i.db"
+    assert cli("watch", "camera:57", "--log", str(db)) == commands.EXIT_SOURCE_FAILED
+    assert "camera 57 could not be opened" in capsys.readouterr().err
+    with SqliteLog(db, create=False) as log:
+        (row,) = log.rows()
+        assert row["verdict"] == "source_error" and "CameraUnavailableError" in row["error"]
+
+
+def test_watch_unknown_source_is_a_usage_error(cli, tmp_path, capsys):
+    assert cli("watch", str(tmp_path / "nothing.mp4"), "--log", str(tmp_path / "i.db")) == commands.EXIT_USAGE
+    assert "SOURCE not found" in capsys.readouterr().err
+
+
+def test_watch_missing_models_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    def boom(args):
+        raise FileNotFoundError("models.manifest.json not found")
+
+    monkeypatch.setattr(commands, "build_inspector", boom)
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["watch", "synthetic", "--log", str(tmp_path / "i.db")])
+    args.manifest = args.profile = None
+    assert args.func(args) == commands.EXIT_USAGE
+    assert "cannot load the inspection models" in capsys.readouterr().err
+    assert not (tmp_path / "i.db").exists()
+
+
+def test_watch_folder_once_then_only_new_files(cli, tmp_path, capsys):
+    folder, db = tmp_path / "in", tmp_path / "i.db"
+    folder.mkdir()
+    frames = list(SyntheticStripSource(0.3, seed=4, count=12).frames(threading.Event()))
+    for frame in frames[:8]:
+        cv2.imwrite(str(folder / f"{frame.frame_id}.png"), frame.data)
+    (folder / "broken.png").write_bytes(b"\x89PNG truncated")
+    assert cli("watch", str(folder), "--log", str(db), "--once") == 0
+    assert json.loads(capsys.readouterr().out)["captured"] == 9
+    for frame in frames[8:]:
+        cv2.imwrite(str(folder / f"{frame.frame_id}.png"), frame.data)
+    assert cli("watch", str(folder), "--log", str(db), "--once") == 0
+    assert json.loads(capsys.readouterr().out)["captured"] == 4
+    with SqliteLog(db, create=False) as log:
+        rows = log.rows()
+        assert len(rows) == 13 and len({r["frame_id"] for r in rows}) == 13
+        assert [r["verdict"] for r in rows if r["frame_id"] == "broken.png"] == ["error"]
+
+
+def test_history_prints_counts_and_rejects(cli, tmp_path, capsys):
+    db = str(tmp_path / "i.db")
+    cli("watch", "synthetic:0.5", "--log", db, "--max-frames", "30")
+    capsys.readouterr()
+    assert cli("history", "--db", db, "--last", "3") == 0
+    out = capsys.readouterr().out
+    assert "30 records" in out and "per verdict:" in out and "per class:" in out
+    assert out.count("score ") == 3
+    assert cli("history", "--db", db, "--since", "1h", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["total"] == 30 and sum(summary["verdicts"].values()) == 30
+    assert all(row["verdict"] == "defect" for row in summary["last_rejects"])
+
+
+def test_history_errors(cli, tmp_path, capsys):
+    assert cli("history", "--db", str(tmp_path / "none.db")) == commands.EXIT_USAGE
+    assert "no inspection log" in capsys.readouterr().err
+    SqliteLog(tmp_path / "i.db").close()
+    assert cli("history", "--db", str(tmp_path / "i.db"), "--since", "someday") == commands.EXIT_USAGE
+    assert "cannot read time" in capsys.readouterr().err
