@@ -47,42 +47,41 @@ def verdict_markdown(verdict: str) -> str:
     return f"# :{colour}-background[&nbsp;{VERDICT_LABELS.get(verdict, verdict.upper())}&nbsp;]"
 
 
+BAR_HEIGHT = 34  # plot px; pass height=BAR_CHART_HEIGHT to st.vega_lite_chart (room for the axis)
+BAR_CHART_HEIGHT = 120
+
+
 def score_bar_spec(score: float, warn: float, defect: float) -> dict:
     """Vega-Lite spec: the score as a bar over ok/warn/defect zones with threshold rules."""
     upper = max(defect * 1.5, score * 1.1, warn * 1.5, 1e-6)
-    zones = [
-        {"zone": "ok", "start": 0.0, "end": warn},
-        {"zone": "warn", "start": warn, "end": defect},
-        {"zone": "defect", "start": defect, "end": upper},
+    rows = [
+        {"zone": "ok", "start": 0.0, "end": float(warn)},
+        {"zone": "warn", "start": float(warn), "end": float(defect)},
+        {"zone": "defect", "start": float(defect), "end": float(upper)},
+        {"zone": "score", "start": 0.0, "end": float(score)},
     ]
-    scale = {"domain": list(VERDICT_HEX)[:3], "range": [VERDICT_HEX[k] for k in ("ok", "warn", "defect")]}
-    x_scale = {"domain": [0, upper], "nice": False}
+    scale = {"domain": ["ok", "warn", "defect"], "range": [VERDICT_HEX[k] for k in ("ok", "warn", "defect")]}
+    x = {"field": "start", "type": "quantitative", "scale": {"domain": [0, upper], "nice": False},
+         "title": "anomaly score"}
+    colour = {"field": "zone", "type": "nominal", "scale": scale, "legend": None}
+    def band(lo: float, hi: float) -> dict:
+        return {"y": {"datum": lo, "type": "quantitative", "scale": {"domain": [0, 1]}, "axis": None},
+                "y2": {"datum": hi}}
+
     return {
-        "height": 60,
+        "height": BAR_HEIGHT,
+        "data": {"values": rows},
         "layer": [
-            {
-                "data": {"values": zones},
-                "mark": {"type": "rect", "opacity": 0.25},
-                "encoding": {
-                    "x": {"field": "start", "type": "quantitative", "scale": x_scale, "title": "anomaly score"},
-                    "x2": {"field": "end"},
-                    "color": {"field": "zone", "type": "nominal", "scale": scale, "legend": None},
-                },
-            },
-            {
-                "data": {"values": [{"score": float(score)}]},
-                "mark": {"type": "bar", "height": 18, "color": "#333333"},
-                "encoding": {"x": {"field": "score", "type": "quantitative", "scale": x_scale}},
-            },
-            {
-                "data": {"values": [{"t": float(warn), "name": "warn"}, {"t": float(defect), "name": "defect"}]},
-                "mark": {"type": "rule", "strokeWidth": 2, "strokeDash": [4, 2]},
-                "encoding": {
-                    "x": {"field": "t", "type": "quantitative", "scale": x_scale},
-                    "color": {"field": "name", "type": "nominal", "scale": scale, "legend": None},
-                    "tooltip": [{"field": "name"}, {"field": "t", "format": ".4g"}],
-                },
-            },
+            {"transform": [{"filter": "datum.zone != 'score'"}], "mark": {"type": "rect", "opacity": 0.3},
+             "encoding": {"x": x, "x2": {"field": "end"}, "color": colour, **band(0, 1)}},
+            {"transform": [{"filter": "datum.zone == 'score'"}],
+             "mark": {"type": "rect", "color": "#333333"},
+             "encoding": {"x": x, "x2": {"field": "end"}, **band(0.28, 0.72),
+                          "tooltip": [{"field": "end", "title": "score", "format": ".4g"}]}},
+            {"transform": [{"filter": "datum.zone == 'warn' || datum.zone == 'defect'"}],
+             "mark": {"type": "rule", "strokeWidth": 2, "strokeDash": [4, 2]},
+             "encoding": {"x": x, "color": colour, **band(0, 1),
+                          "tooltip": [{"field": "zone", "title": "threshold"}, {"field": "start", "format": ".4g"}]}},
         ],
     }
 

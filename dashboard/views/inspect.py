@@ -82,7 +82,7 @@ for n, item in enumerate(results[:MAX_DETAILS]):
             st.markdown(f"Anomaly score **{r.anomaly_score:.4g}** (warn ≥ {r.thresholds.warn:.4g}, "
                         f"defect ≥ {r.thresholds.defect:.4g}) · {r.latency_ms:.0f} ms")
             st.vega_lite_chart(render.score_bar_spec(r.anomaly_score, r.thresholds.warn, r.thresholds.defect),
-                               width="stretch")
+                               width="stretch", height=render.BAR_CHART_HEIGHT)
             probs = render.probabilities_table(r, inspector.class_names)
             if probs:
                 st.markdown(f"Predicted class **{r.defect_class}** ({(r.confidence or 0):.1%})")
