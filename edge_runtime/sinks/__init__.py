@@ -9,7 +9,7 @@ from .sqlite_log import SqliteLog, parse_since
 
 
 class Sink(Protocol):
-    """Anything with ``write(records)`` and ``close()``; ``write`` gets a batch in capture order."""
+    """Anything with ``write(records)`` and ``close()``; ``write`` gets batches in completion order."""
 
     def write(self, records: Sequence[Record]) -> None: ...
 
