@@ -1,0 +1,530 @@
+"""Dashboard pages under streamlit.testing.v1.AppTest, plus its plain-Python helpers.
+
+Most tests swap ``dashboard.runtime.load_inspector`` for the model-free FakeInspector
+(tests/dashboard_fakes.py), so every page's widgets, session state and error paths are
+exercised without trained models; ``test_inspect_real_models`` uses the real ONNX
+models and skips when models.manifest.json is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import dashboard_fakes as fakes  # noqa: E402
+from dashboard import config as dconfig  # noqa: E402
+from dashboard import history_logic, live, modelcard, render, runtime, tuning  # noqa: E402
+from dashboard.inspect_logic import inspect_items  # noqa: E402
+
+APP = ROOT / "dashboard" / "app.py"
+MANIFEST = ROOT / "models.manifest.json"
+NEU_IMAGES = ROOT.parent / "shared" / "data" / "neu-det" / "images"
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def verdicts(at) -> list[str]:
+    return [m.value.split("[")[1].replace("&nbsp;", "").strip("] ") for m in at.markdown
+            if "-background[" in m.value]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Configured folders in tmp, a FakeInspector behind the runtime cache, fresh caches."""
+    images = tmp_path / "images"
+    (images / "line2").mkdir(parents=True)
+    for i, value in enumerate((20, 120, 200)):
+        (images / f"img{i}.png").write_bytes(fakes.png(value))
+    (images / "line2" / "deep.png").write_bytes(fakes.png(210))
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    val = tmp_path / "val"
+    for cls, base in (("normal", 40), ("scratch", 150), ("pits", 130)):
+        (val / cls).mkdir(parents=True)
+        for i in range(8):
+            (val / cls / f"{cls}{i}.png").write_bytes(fakes.png(base + 6 * i))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(fakes.png(50))
+    values = {
+        "IMAGE_DIRS": str(images), "VALIDATION_DIRS": str(val), "LIVE_DIRS": str(images),
+        "LOG_DB": str(tmp_path / "log" / "inspections.sqlite"), "RESULTS_DIR": str(tmp_path / "results"),
+        "MANIFEST": str(tmp_path / "models.manifest.json"),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(dconfig.ENV_PREFIX + key, value)
+    fake = fakes.FakeInspector()
+    loads = []
+
+    def load(manifest, profile, threads=1):
+        loads.append((manifest, profile))
+        return fake
+
+    monkeypatch.setattr(runtime, "load_inspector", load)
+    runtime.get_config.clear()
+    runtime._cached_inspector.clear()
+    yield types.SimpleNamespace(tmp=tmp_path, images=images, val=val, outside=outside, fake=fake, loads=loads,
+                                log_db=Path(values["LOG_DB"]))
+    runtime.get_config.clear()
+    runtime._cached_inspector.clear()
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    return at
+
+
+# ----------------------------------------------------------------------------- Inspect
+
+def test_inspect_upload_many_with_corrupt_file(env):
+    at = app()
+    assert not at.exception
+    at.file_uploader(key="uploads").set_value([
+        ("low.png", fakes.png(20), "image/png"),
+        ("mid.png", fakes.png(120), "image/png"),
+        ("corrupt.jpg", b"\x89PNG\r\n\x1a\n truncated", "image/jpeg"),
+        ("high.png", fakes.png(200), "image/png"),
+    ]).run()
+    assert not at.exception
+    assert verdicts(at) == ["OK", "WARN", "DEFECT"]
+    assert len(errors(at)) == 1 and "corrupt.jpg" in errors(at)[0] and "not a readable image" in errors(at)[0]
+    # class + confidences only where the gate fired; the probability chart lists every class
+    assert sum("Predicted class **scratches**" in m.value for m in at.markdown) == 2
+    assert any("Classifier not run" in c.value for c in at.caption)
+    # anomaly overlay for the 3 good images, Grad-CAM for the 2 flagged ones, plain frame for the ok one
+    captions = [c for img in at.image for c in img.captions]
+    assert sum(c.startswith("Grad-CAM") for c in captions) == 2
+    assert sum(c.startswith("Anomaly map") for c in captions) == 3
+    labels = [b.label for b in at.download_button]
+    assert labels[:3] == ["Results JSON", "Results CSV", "Overlays (zip of PNGs)"]
+    assert labels.count("Grad-CAM overlay PNG") == 2 and labels.count("Anomaly overlay PNG") == 3
+    assert len(at.dataframe) == 1  # summary table for several images
+    results = at.session_state["inspect_results"]
+    assert [r.verdict for r in results] == ["ok", "warn", "error", "defect"]
+
+
+def test_inspect_opacity_slider_does_not_reinspect(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value(("high.png", fakes.png(200), "image/png")).run()
+    calls = env.fake.calls
+    at.slider(key="cam_alpha").set_value(0.9).run()
+    assert not at.exception and env.fake.calls == calls
+    assert at.slider(key="cam_alpha").value == 0.9
+    assert verdicts(at) == ["DEFECT"]
+
+
+def test_corrupt_upload_alone_then_app_keeps_working(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value(("bad.png", b"definitely not an image", "image/png")).run()
+    assert not at.exception
+    assert len(errors(at)) == 1 and "bad.png" in errors(at)[0]
+    assert verdicts(at) == []
+    at.file_uploader(key="uploads").set_value(("good.png", fakes.png(200), "image/png")).run()
+    assert not at.exception and errors(at) == [] and verdicts(at) == ["DEFECT"]
+    at.file_uploader(key="uploads").set_value(("empty.png", b"", "image/png")).run()
+    assert not at.exception and "empty" in errors(at)[0]
+
+
+def test_inspect_runtime_exception_is_an_error_not_a_crash(env, monkeypatch):
+    def boom(image, source=None):
+        raise RuntimeError("onnxruntime exploded")
+
+    monkeypatch.setattr(env.fake, "inspect", boom)
+    at = app()
+    at.file_uploader(key="uploads").set_value(("x.png", fakes.png(200), "image/png")).run()
+    assert not at.exception
+    assert "onnxruntime exploded" in errors(at)[0]
+
+
+def test_inspect_models_missing_shows_error(env, monkeypatch):
+    def fail(*a, **k):
+        raise FileNotFoundError("models.manifest.json not found")
+
+    monkeypatch.setattr(runtime, "load_inspector", fail)
+    at = app()
+    assert not at.exception
+    assert "could not be loaded" in errors(at)[0]
+
+
+def test_inspect_local_folder_and_path_traversal(env):
+    at = app()
+    at.radio(key="inspect_source").set_value("Local folder").run()
+    assert not at.exception
+    assert at.selectbox(key="inspect_sub").options == ["(top)", "line2"]
+    at.multiselect(key="inspect_files").set_value(["img0.png", "img2.png", "broken.jpg"]).run()
+    assert verdicts(at) == ["OK", "DEFECT"] and len(errors(at)) == 1
+    at.selectbox(key="inspect_sub").set_value("line2").run()
+    assert at.multiselect(key="inspect_files").options == ["deep.png"]
+    for bad in ("../outside", "/etc", "line2/../../outside", "~/x", "..\\outside", "C:/Windows"):
+        at.text_input(key="inspect_typed").set_value(bad).run()
+        assert not at.exception
+        assert any("Path refused" in e for e in errors(at)), bad
+        assert verdicts(at) == []
+    at.text_input(key="inspect_typed").set_value("line2").run()
+    assert not any("Path refused" in e for e in errors(at))
+
+
+# ------------------------------------------------------------------------ path safety
+
+def test_safe_join_rejects_escapes(tmp_path):
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "link_out").symlink_to(tmp_path / "outside")
+    assert dconfig.safe_join(root, "a/b") == (root / "a" / "b").resolve()
+    assert dconfig.safe_join(root, "") == root.resolve()
+    assert dconfig.safe_join(root, "./a") == (root / "a").resolve()
+    for bad in ("..", "../outside", "a/../../outside", "/etc/passwd", "~", "link_out", "link_out/x",
+                "a\\..\\..", "C:\\x", "a\x00b"):
+        with pytest.raises(dconfig.UnsafePathError):
+            dconfig.safe_join(root, bad)
+
+
+def test_list_images_skips_symlinks_out_of_root(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.png").write_bytes(fakes.png(1))
+    (tmp_path / "secret.png").write_bytes(fakes.png(2))
+    (root / "b.png").symlink_to(tmp_path / "secret.png")
+    assert [p.name for p in dconfig.list_images(root)] == ["a.png"]
+
+
+def test_config_from_env(tmp_path):
+    cfg = dconfig.load_config({"STEEL_DASH_IMAGE_DIRS": f"{tmp_path}{os.pathsep}/nonexistent",
+                               "STEEL_DASH_MAX_UPLOAD_MB": "7", "STEEL_DASH_PROFILE": "magnetic-tile"})
+    assert cfg.image_roots == (tmp_path.resolve(),)
+    assert cfg.validation_roots == (tmp_path.resolve(),)
+    assert cfg.max_upload_mb == 7 and cfg.profile == "magnetic-tile" and cfg.live_source == "synthetic"
+
+
+# ------------------------------------------------------------------------ render helpers
+
+def test_render_exports(env):
+    items = inspect_items(env.fake, [("a.png", fakes.png(20)), ("b.png", fakes.png(200)), ("c.png", b"xx")])
+    data = json.loads(render.results_json(items))
+    assert [d["verdict"] for d in data] == ["ok", "defect", "error"]
+    assert data[1]["class_probabilities"]["scratches"] > 0 and data[2]["error"]
+    csv_lines = render.results_csv(items).decode().splitlines()
+    assert csv_lines[0].startswith("source,profile,verdict,anomaly_score") and len(csv_lines) == 4
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(render.overlays_zip(items))).namelist()
+    assert names == ["a_anomaly.png", "b_anomaly.png", "b_gradcam.png", "results.json"]
+    png = render.png_bytes(render.gradcam_overlay(items[1].result, 0.5))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert render.stem("../../etc/passwd") == "passwd" and render.stem("a b?.png") == "a_b_"
+    spec = render.score_bar_spec(0.7, 0.3, 0.6)
+    assert {r["zone"] for r in spec["data"]["values"]} == {"ok", "warn", "defect", "score"}
+
+
+def test_inspect_cache_reuses_results(env):
+    cache: dict = {}
+    inspect_items(env.fake, [("a.png", fakes.png(20))], cache)
+    inspect_items(env.fake, [("a.png", fakes.png(20))], cache)
+    assert env.fake.calls == 1
+
+
+# ----------------------------------------------------------------------------- History
+
+def _fill_log(db: Path, n: int = 60) -> None:
+    from edge_runtime.sinks import Record, SqliteLog
+
+    overlay_dir = db.parent / "overlays"
+    overlay_dir.mkdir(parents=True, exist_ok=True)
+    import cv2
+
+    cv2.imwrite(str(overlay_dir / "f3.png"), np.full((40, 40, 3), 128, np.uint8))
+    now = time.time()
+    records = []
+    for i in range(n):
+        verdict = ("ok", "warn", "defect", "ok", "error")[i % 5]
+        records.append(Record(
+            source="synthetic" if i % 2 else "camera:0", frame_id=f"f{i}", verdict=verdict,
+            captured_at=now - 3600 + i * 30, score=0.1 * (i % 9),
+            defect_class={"warn": "patches", "defect": "scratches"}.get(verdict),
+            overlay_path=str(overlay_dir / f"f{i}.png") if i == 3 or verdict == "defect" else None,
+            error="decode failed" if verdict == "error" else None))
+    records[7].overlay_path = "/etc/passwd"  # a tampered row must not be shown
+    with SqliteLog(db) as log:
+        log.write(records)
+
+
+def test_history_empty_log(env):
+    at = app("history")
+    assert not at.exception
+    assert any("No inspections logged" in i.value for i in at.info)
+
+
+def test_history_counts_filters_export(env):
+    _fill_log(env.log_db)
+    at = app("history")
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Frames"] == "60" and metrics["Inspected"] == "48" and metrics["Rejects"] == "12"
+    assert metrics["Reject rate"] == "25.0%"
+    assert at.multiselect(key="hist_verdicts").value == ["defect"]
+    table = at.dataframe[0].value
+    assert len(table) == 12 and set(table["verdict"]) == {"defect"}
+    at.multiselect(key="hist_verdicts").set_value(["warn", "defect"]).run()
+    at.multiselect(key="hist_sources").set_value(["synthetic"]).run()
+    table = at.dataframe[0].value
+    assert set(table["verdict"]) <= {"warn", "defect"} and set(table["source"]) == {"synthetic"}
+    at.number_input(key="hist_min_score").set_value(0.5).run()
+    assert (at.dataframe[0].value["score"] >= 0.5).all()
+    # overlays shown only for files inside the allowed folders
+    assert all("passwd" not in str(img.value) for img in at.image)
+    rows = history_logic.filter_rows(history_logic.load_rows(env.log_db), ["defect"])
+    csv = history_logic.to_csv(rows).decode().splitlines()
+    assert csv[0].startswith("id,time,source,frame_id,verdict") and len(csv) == 13
+
+
+def test_history_helpers(env):
+    _fill_log(env.log_db)
+    df = history_logic.load_rows(env.log_db)
+    wide = history_logic.counts_over_time(df, "verdict")
+    assert set(wide.columns) == {"ok", "warn", "defect", "error"} and int(wide.to_numpy().sum()) == 60
+    assert history_logic.overlay_file("/etc/passwd", [env.log_db.parent]) is None
+    assert history_logic.overlay_file("overlays/f3.png", [env.log_db.parent]) is not None
+    assert history_logic.overlay_file("../../etc/passwd", [env.log_db.parent]) is None
+
+
+# ----------------------------------------------------------------------------- Tuning
+
+def test_tuning_score_propose_and_save(env, monkeypatch):
+    saved = []
+
+    def save_thresholds(path, profile, warn, defect):
+        saved.append((str(path), profile, warn, defect))
+        env.fake.thresholds = type(env.fake.thresholds)(warn, defect)
+        return Path(str(path) + ".bak")
+
+    try:
+        import edge_runtime.manifest as manifest_module
+
+        monkeypatch.setattr(manifest_module, "save_thresholds", save_thresholds)
+    except ImportError:
+        monkeypatch.setitem(sys.modules, "edge_runtime.manifest",
+                            types.SimpleNamespace(save_thresholds=save_thresholds))
+    at = app("tuning")
+    assert not at.exception
+    assert any("Score images" in i.value for i in at.info)
+    at.text_input(key="tune_normal").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    assert not at.exception and errors(at) == []
+    table = at.dataframe[0].value
+    assert list(table["setting"]) == ["current", "current", "proposed", "proposed"]
+    assert len(at.image) == 2  # score histograms + ROC curve (st.pyplot)
+    at.slider(key="tune_target").set_value(0.0).run()
+    at.button(key="tune_use").click().run()
+    proposed = at.number_input(key="tune_defect").value
+    assert proposed == pytest.approx(tuning.threshold_for_false_alarm(tuning.score_samples(
+        env.fake, tuning.load_samples(env.val, "class folders", "normal")), 0.0))
+    assert proposed != env.fake.thresholds.defect
+    table = at.dataframe[0].value.set_index(["setting", "threshold"])
+    assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.0
+    loads_before = len(env.loads)
+    at.button(key="tune_save").click().run()
+    assert not at.exception and errors(at) == []
+    assert saved and saved[0][1] == "neu-steel" and saved[0][3] == pytest.approx(proposed)
+    assert any("Saved warn" in s.value for s in at.success)
+    assert len(env.loads) > loads_before  # cached inspector was dropped and reloaded
+
+
+def test_tuning_rejects_traversal_and_bad_folder(env):
+    at = app("tuning")
+    at.text_input(key="tune_normal").set_value("no-such-class").run()
+    at.button(key="tune_run").click().run()
+    assert not at.exception
+    assert any("Cannot use" in e for e in errors(at))
+    # a warn threshold above the defect threshold cannot be saved
+    at.text_input(key="tune_normal").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    at.number_input(key="tune_warn").set_value(0.9).run()
+    assert any("must not be above" in e for e in errors(at))
+
+
+def test_tuning_maths():
+    import pandas as pd
+
+    df = pd.DataFrame({"is_normal": [True] * 4 + [False] * 4, "score": [0.1, 0.2, 0.3, 0.4, 0.35, 0.5, 0.6, 0.7],
+                       "label": ["normal"] * 4 + ["x"] * 4, "error": [None] * 8, "path": [""] * 8})
+    r = tuning.rates(df, 0.35)
+    assert r["false_alarm_rate"] == 0.25 and r["escape_rate"] == 0.0
+    assert tuning.roc(df)["auc"] == pytest.approx(15 / 16)
+    t = tuning.threshold_for_false_alarm(df, 0.0)
+    assert t > 0.4 and tuning.rates(df, t)["false_alarm_rate"] == 0.0
+    t = tuning.threshold_for_false_alarm(df, 0.25)
+    assert 0.3 < t <= 0.4 and tuning.rates(df, t)["false_alarm_rate"] == 0.25
+
+
+# ---------------------------------------------------------------------------- Model card
+
+def _fake_manifest(env) -> Path:
+    models = env.tmp / "models"
+    models.mkdir()
+    (models / "ae.onnx").write_bytes(b"autoencoder bytes")
+    (models / "clf.onnx").write_bytes(b"classifier bytes")
+    manifest = {
+        "default_profile": "neu-steel",
+        "profiles": {
+            "neu-steel": {
+                "models": {
+                    "autoencoder": {"path": "models/ae.onnx", "sha256": modelcard.sha256_file(models / "ae.onnx")},
+                    "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64},
+                },
+                "class_names": fakes.CLASSES,
+                "preprocess": {"classifier_size": [224, 224]},
+                "thresholds": {"warn": 0.3, "defect": 0.6},
+                "metrics": {"classifier": {"test_accuracy": 0.97}, "anomaly": {"auroc": 0.91}},
+            },
+            "magnetic-tile": {"models": {}, "class_names": ["blowhole", "crack"]},
+        },
+    }
+    path = env.tmp / "models.manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def test_model_card_marks_verified_and_failed(env, monkeypatch):
+    path = _fake_manifest(env)
+    monkeypatch.setattr(runtime, "read_manifest", lambda p=None: json.loads(path.read_text()))
+    (env.tmp / "results").mkdir()
+    import cv2
+
+    cv2.imwrite(str(env.tmp / "results" / "neu-steel_confusion.png"), np.zeros((20, 20, 3), np.uint8))
+    at = app("model_card")
+    assert not at.exception, at.exception
+    marks = [m.value for m in at.markdown if ".onnx" in m.value]
+    assert any(m.startswith("✅") and "ae.onnx" in m and "verified" in m for m in marks)
+    assert any(m.startswith("❌") and "clf.onnx" in m and "MISMATCH" in m for m in marks)
+    flat = at.dataframe[0].value
+    assert "classifier.test_accuracy" in set(flat["metric"])
+    assert [c for img in at.image for c in img.captions] == ["neu-steel_confusion.png"]
+    assert at.selectbox(key="profile").options == ["neu-steel", "magnetic-tile"]
+
+
+def test_model_card_without_manifest(env):
+    at = app("model_card")
+    assert not at.exception
+    assert any("No usable model manifest" in e for e in errors(at))
+
+
+def test_model_files_refuses_paths_outside(tmp_path):
+    (tmp_path / "m.json").write_text("{}")
+    rows = modelcard.model_files({"models": {"x": {"path": "../../etc/passwd", "sha256": "1"}}}, tmp_path / "m.json")
+    assert rows[0]["status"].startswith("refused")
+
+
+# ----------------------------------------------------------------------------- Live line
+
+def test_live_synthetic_start_stop(env):
+    at = app("live")
+    assert not at.exception
+    assert at.segmented_control(key="live_kind").value == "synthetic"
+    assert any("Start" in i.value for i in at.info)
+    at.slider(key="live_fps").set_value(20).run()
+    at.button(key="live_start").click().run()
+    try:
+        assert not at.exception and errors(at) == []
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            time.sleep(1.0)
+            at.run()
+            metrics = {m.label: m.value for m in at.metric}
+            if metrics and int(metrics["OK"]) + int(metrics["Warn"]) + int(metrics["Defect"]) >= 5 and at.image:
+                break
+        assert metrics and float(metrics["Frames/s"]) > 0
+        assert verdicts(at) and at.image
+    finally:
+        at.button(key="live_stop").click().run()
+    assert not at.exception
+    assert any("stopped" in c.value for c in at.caption)
+    # the live loop wrote the SQLite log the History page reads
+    assert history_logic.load_rows(env.log_db)["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
+
+
+def test_live_folder_source_rejects_traversal(env):
+    with pytest.raises(dconfig.UnsafePathError):
+        live.build_source(live.SourceSpec(kind="folder", root=env.images, relative="../outside"), [env.images])
+    with pytest.raises(dconfig.UnsafePathError):
+        live.build_source(live.SourceSpec(kind="video", root=env.outside, relative="x.mp4"), [env.images])
+    src = live.build_source(live.SourceSpec(kind="folder", root=env.images, relative="line2"), [env.images])
+    assert Path(src.name) == (env.images / "line2").resolve()
+
+
+def test_live_rolling_reject_rate():
+    sink = live.RollingSink()
+    recs = [types.SimpleNamespace(recorded_at=i, verdict=v, defect_class=None)
+            for i, v in enumerate(["ok", "defect", "error", "ok", "defect"])]
+    sink.write(recs)
+    assert sink.reject_rate() == 0.5
+    assert sink.rate_series(last=2)[-1]["reject rate"] == 0.5
+
+
+# ------------------------------------------------------------------- launcher / config
+
+def test_launcher_defaults_to_localhost_and_port_option():
+    from dashboard.__main__ import command_and_env
+
+    cmd, env = command_and_env([])
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8501"
+    assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    cmd, env = command_and_env(["--port", "9123", "--address", "0.0.0.0", "--image-dir", "/data/a",
+                                "--live-source", "synthetic"])
+    assert cmd[cmd.index("--server.port") + 1] == "9123"
+    assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
+    assert env["STEEL_DASH_IMAGE_DIRS"] == "/data/a" and env["STEEL_DASH_LIVE_SOURCE"] == "synthetic"
+
+
+def test_streamlit_config_is_offline():
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert cfg["server"]["headless"] is True
+    assert cfg["server"]["address"] == "127.0.0.1"
+    assert 0 < cfg["server"]["maxUploadSize"] <= 100
+
+
+# ------------------------------------------------------------------------- real models
+
+@pytest.mark.slow
+def test_inspect_real_models(monkeypatch):
+    if not MANIFEST.is_file():
+        pytest.skip("models.manifest.json is absent: train/export the models first")
+    if not NEU_IMAGES.is_dir():
+        pytest.skip(f"NEU-DET images not found at {NEU_IMAGES}")
+    for key in [k for k in os.environ if k.startswith(dconfig.ENV_PREFIX)]:
+        monkeypatch.delenv(key)
+    runtime.get_config.clear()
+    image = sorted(NEU_IMAGES.glob("scratches_*.jpg"))[0]
+    at = app()
+    assert not at.exception
+    at.file_uploader(key="uploads").set_value([(image.name, image.read_bytes(), "image/jpeg"),
+                                               ("bad.jpg", b"garbage", "image/jpeg")]).run(timeout=60)
+    assert not at.exception
+    assert len(verdicts(at)) == 1 and verdicts(at)[0] in ("OK", "WARN", "DEFECT")
+    assert "bad.jpg" in errors(at)[0]
+    result = at.session_state["inspect_results"][0].result
+    assert result.profile == "neu-steel"
+    if result.gradcam is not None:
+        assert any(c.startswith("Grad-CAM") for img in at.image for c in img.captions)
+    runtime._cached_inspector.clear()
