@@ -94,7 +94,17 @@ class SourceSpec:
     seed: int = 0
 
 
-def build_source(spec: SourceSpec, allowed_roots: Sequence[Path], already_processed: set[str] | None = None):
+def processed_ids(log_db: Path | None, folder: Path) -> set[str]:
+    """Files of ``folder`` the log already has (a restarted folder watch skips them)."""
+    if log_db is None or not Path(log_db).is_file():
+        return set()
+    from edge_runtime.sinks import SqliteLog
+
+    with SqliteLog(log_db, create=False) as log:
+        return log.processed_ids(str(Path(folder).resolve()))
+
+
+def build_source(spec: SourceSpec, allowed_roots: Sequence[Path], log_db: Path | None = None):
     """A capture source for ``spec``; folder/video paths must lie inside a configured folder."""
     from edge_runtime.capture.sources import FolderWatcher, VideoSource
     from edge_runtime.capture.synthetic import SyntheticStripSource
@@ -112,7 +122,7 @@ def build_source(spec: SourceSpec, allowed_roots: Sequence[Path], already_proces
     if spec.kind == "folder":
         if not path.is_dir():
             raise FileNotFoundError(f"not a folder: {path}")
-        return FolderWatcher(path, already_processed=already_processed or ())
+        return FolderWatcher(path, already_processed=processed_ids(log_db, path))
     if not path.is_file():
         raise FileNotFoundError(f"video file not found: {path}")
     return VideoSource(path)
