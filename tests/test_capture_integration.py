@@ -1,0 +1,80 @@
+"""Capture loop + SQLite log with the real ONNX Inspector and the real CLI.
+
+Skipped (with the reason) until the inspector module and models.manifest.json exist.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge_runtime.capture.loop import InspectionLoop, LoopConfig
+from edge_runtime.capture.synthetic import SyntheticStripSource
+from edge_runtime.sinks import SqliteLog
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def inspector():
+    try:
+        from edge_runtime.inspector import Inspector
+        from edge_runtime.manifest import default_manifest_path
+    except ImportError as exc:
+        pytest.skip(f"edge_runtime.inspector / manifest not available yet ({exc})")
+    manifest = Path(default_manifest_path())
+    if not manifest.is_file():
+        pytest.skip(f"{manifest} not found: train and export the models first")
+    from edge_runtime.errors import ManifestError
+
+    try:
+        return Inspector.from_manifest(None, None)
+    except (ManifestError, FileNotFoundError) as exc:
+        if "not found" in str(exc) or "missing" in str(exc):
+            pytest.skip(f"model files not present yet: {exc}")
+        raise
+
+
+def test_real_inspector_exact_accounting_and_provenance(inspector, tmp_path):
+    source = SyntheticStripSource(0.3, seed=11, count=80, corrupt_rate=0.1, encoding="png")
+    corrupt = sum(f.meta["label"] == "corrupt" for f in
+                  SyntheticStripSource(0.3, seed=11, count=80, corrupt_rate=0.1, encoding="png").frames(threading.Event()))
+    log = SqliteLog(tmp_path / "log.db")
+    snap = InspectionLoop(source, inspector, [log], LoopConfig(workers=2, overlay_dir=tmp_path / "ov")).run(
+        handle_signals=False)
+    assert snap["captured"] == 80 == snap["inspected"] + snap["errored"] and snap["errored"] == corrupt
+    counts = log.counts_by_verdict()
+    assert sum(counts.values()) == 80 and counts.get("error", 0) == corrupt
+    rows = log.rows(verdicts=("ok", "warn", "defect"))
+    assert all(r["model_sha256"] == dict(inspector.model_sha256) for r in rows)
+    assert all(r["defect_threshold"] == pytest.approx(inspector.thresholds.defect) for r in rows)
+    assert all(r["profile"] == inspector.profile for r in rows)
+    flagged = [r for r in rows if r["verdict"] != "ok"]
+    assert all(r["overlay_path"] and Path(r["overlay_path"]).is_file() for r in flagged)
+    assert all(r["defect_class"] in inspector.class_names for r in flagged if r["defect_class"])
+    log.close()
+
+
+def _cli(*argv, timeout=300):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "edge_runtime", *map(str, argv)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_watch_and_history(inspector, tmp_path):
+    if not (REPO / "edge_runtime" / "__main__.py").is_file():
+        pytest.skip("python -m edge_runtime is not there yet")
+    db = tmp_path / "i.db"
+    done = _cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "20", "--workers", "2")
+    if done.returncode == 2 and "invalid choice" in done.stderr:
+        pytest.skip("the main CLI does not register the capture commands yet")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["captured"] == 20
+    history = _cli("history", "--db", db, "--json")
+    assert history.returncode == 0, history.stderr
+    assert json.loads(history.stdout)["total"] == 20
