@@ -276,3 +276,28 @@ def test_sink_failure_is_counted_and_other_sinks_still_get_records():
                           on_sink_error=lambda s, e: seen.append(str(e)))
     snap = loop.run(handle_signals=False)
     assert len(sink.records) == 10 and snap["sink_errors"] == 10 and "No space left" in seen[0]
+
+
+def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):
+    import shutil
+
+    import cv2
+
+    from edge_runtime.capture.sources import FolderWatcher
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((64, 64), 100 + i, np.uint8))
+    sink = ListSink()
+    loop = InspectionLoop(FolderWatcher(folder, poll_s=0.01, settle_s=0), FakeInspector(), [sink], LoopConfig())
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: loop.snapshot()["inspected"] == 3)
+    shutil.rmtree(folder)
+    runner.join(30)
+    assert not runner.is_alive()
+    snap = loop.snapshot()
+    assert snap["source_errors"] == 1 and "is gone" in snap["last_source_error"]
+    assert [r.verdict for r in sink.records].count("source_error") == 1
+    _accounting_holds(snap, sink.records)

@@ -138,7 +138,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.close()
     print(file=sys.stderr)
     print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
-    if final["last_source_error"]:
+    if final["last_source_error"] and config.on_source_error == "stop":
         print(f"error: the source failed: {final['last_source_error']}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
     return 0
