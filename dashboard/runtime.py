@@ -67,9 +67,23 @@ def load_inspector(manifest: str | None, profile: str | None, threads: int = 1) 
     return Inspector.from_manifest(manifest_path=manifest, profile=profile, intra_op_threads=threads)
 
 
+def warm_up(inspector: Any) -> None:
+    """One inspection of a synthetic strip so the first real upload does not pay ORT's start-up."""
+    try:
+        import numpy as np
+
+        from edge_runtime.capture.synthetic import synthetic_frame
+
+        inspector.inspect(synthetic_frame(np.random.default_rng(0), "scratch", 200), source="warm-up")
+    except Exception:  # warm-up is best effort; real errors show on real images
+        pass
+
+
 @st.cache_resource(show_spinner="Loading models ...", max_entries=4)
 def _cached_inspector(manifest: str | None, profile: str | None, threads: int) -> Any:
-    return load_inspector(manifest, profile, threads)
+    inspector = load_inspector(manifest, profile, threads)
+    warm_up(inspector)
+    return inspector
 
 
 def current_profile() -> str | None:

@@ -48,7 +48,11 @@ else:
             f"Images in {folder.name or folder} ({len(files)})", [p.name for p in files],
             max_selections=50, key="inspect_files",
         )
-        items = [(name, (folder / name).read_bytes()) for name in picked]
+        for name in picked:
+            try:
+                items.append((name, (folder / name).read_bytes()))
+            except OSError as exc:
+                st.error(f"Cannot read {name}: {exc.strerror or exc}")
 
 if not items:
     st.caption(f"Profile **{inspector.profile}** · thresholds warn {inspector.thresholds.warn:.4g}, "
