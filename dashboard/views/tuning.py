@@ -111,4 +111,5 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
             f" (backup: {backup})" if backup else "")
         st.rerun()
 if msg := st.session_state.pop("tune_saved", None):
-    st.success(msg + ". The runtime reloaded the models with the new thresholds.")
+    st.success(msg + ". The runtime reloaded the models with the new thresholds "
+               "(a running Live line keeps the old ones until it is restarted).")
