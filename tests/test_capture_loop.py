@@ -301,3 +301,22 @@ def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):
     assert snap["source_errors"] == 1 and "is gone" in snap["last_source_error"]
     assert [r.verdict for r in sink.records].count("source_error") == 1
     _accounting_holds(snap, sink.records)
+
+
+def test_abort_while_queue_full_keeps_worker_stop_markers():
+    """Dropping queued frames at shutdown must not swallow the workers' stop markers (no hang)."""
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    cfg = LoopConfig(workers=3, queue_size=3, max_frames=5, hung_grace_s=60)
+    loop = InspectionLoop(source, inspector, [sink], cfg)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    # 3 frames inside workers, 2 queued + the first stop marker: the queue is full again
+    wait_for(lambda: loop.snapshot()["captured"] == 5 and loop.snapshot()["queue_depth"] == 3)
+    loop.request_stop(drain=False)
+    wait_for(lambda: loop.snapshot()["dropped"] == 2)  # the queued frames, recorded while workers are busy
+    inspector.gate.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    snap = loop.snapshot()
+    _accounting_holds(snap, sink.records)
+    assert snap["inspected"] == 3 and snap["dropped"] == 2

@@ -109,7 +109,7 @@ class InspectionLoop:
             return {}
 
         def handler(signum: int, _frame: Any) -> None:
-            drain = not self._stop.is_set()
+            drain = self._stop_requested_at is None  # first signal drains, the second stops now
             self.request_stop(drain=drain)
             what = f"finishing {self._frames.qsize()} queued frame(s); signal again to stop now" if drain \
                 else "recording queued frames as dropped"
@@ -157,13 +157,19 @@ class InspectionLoop:
         return started is not None and time.monotonic() - started > limit
 
     def _drop_queued(self) -> None:
+        """Record every queued frame as dropped; worker stop markers taken out are put back."""
+        markers = 0
         while True:
             try:
                 frame = self._frames.get_nowait()
             except queue.Empty:
-                return
-            if frame is not None:
+                break
+            if frame is None:
+                markers += 1
+            else:
                 self._emit(self._dropped(frame, "not inspected: shutdown"))
+        for _ in range(markers):
+            self._frames.put_nowait(None)
 
     def _give_up_on_hung_workers(self) -> None:
         """Workers stuck inside inspect(): record their frames as errors (their late results are discarded)."""
