@@ -17,14 +17,19 @@ def cache_key(data: bytes, inspector: Any) -> tuple:
     )
 
 
-def inspect_one(inspector: Any, name: str, data: bytes) -> Inspected:
-    """Never raises: a bad image becomes an ``Inspected`` with an operator-readable error."""
+def inspect_one(inspector: Any, name: str, data: bytes, always_classify: bool = False) -> Inspected:
+    """Never raises: a bad image becomes an ``Inspected`` with an operator-readable error.
+
+    ``always_classify`` asks the runtime to run the classifier even when the gate passes
+    the frame (the verdict stays the gate's).
+    """
     from edge_runtime.errors import InspectionError
 
     if not data:
         return Inspected(name, error=f"{name}: the file is empty (0 bytes)")
     try:
-        return Inspected(name, result=inspector.inspect(data, source=name))
+        extra = {"always_classify": True} if always_classify else {}
+        return Inspected(name, result=inspector.inspect(data, source=name, **extra))
     except InspectionError as exc:
         return Inspected(name, error=str(exc) or type(exc).__name__)
     except Exception as exc:  # keep the page alive whatever the runtime throws
@@ -36,15 +41,16 @@ def inspect_items(
     items: Sequence[tuple[str, bytes]],
     cache: MutableMapping[tuple, Inspected] | None = None,
     max_cache: int = 256,
+    always_classify: bool = False,
 ) -> list[Inspected]:
     """Inspect ``(name, bytes)`` pairs in order, reusing cached results across reruns."""
     cache = {} if cache is None else cache
     out = []
     for name, data in items:
-        key = cache_key(data, inspector) + (name,)
+        key = cache_key(data, inspector) + (name, always_classify)
         item = cache.get(key)
         if item is None:
-            item = inspect_one(inspector, name, data)
+            item = inspect_one(inspector, name, data, always_classify)
             if len(cache) >= max_cache:
                 cache.pop(next(iter(cache)))
             cache[key] = item

@@ -30,12 +30,11 @@ def profile_entry(manifest: dict, profile: str | None) -> tuple[str, dict]:
 
 
 def _file_entries(node: Any, role: str = "") -> Iterator[tuple[str, dict]]:
-    """Every dict under ``node`` that names a file (path/file) — the model entries."""
+    """Every dict under ``node`` that names a model file (a path with a sha256, or an .onnx path)."""
     if isinstance(node, dict):
-        if any(k in node for k in ("path", "file", "onnx")) and isinstance(
-                node.get("path", node.get("file", node.get("onnx"))), str):
+        path = node.get("path", node.get("file"))
+        if isinstance(path, str) and ("sha256" in node or path.endswith(".onnx")):
             yield role or "model", node
-            return
         for key, value in node.items():
             yield from _file_entries(value, f"{role}.{key}" if role else str(key))
     elif isinstance(node, list):
@@ -48,7 +47,7 @@ def model_files(entry: dict, manifest_path: Path) -> list[dict]:
     base = Path(manifest_path).resolve().parent
     rows = []
     for role, spec in _file_entries(entry.get("models", entry)):
-        rel = spec.get("path", spec.get("file", spec.get("onnx")))
+        rel = spec.get("path", spec.get("file"))
         path = (base / rel).resolve()
         expected = spec.get("sha256")
         row = {"role": role, "file": rel, "expected_sha256": expected, "sha256": None,

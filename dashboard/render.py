@@ -125,8 +125,17 @@ def frame_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
+def anomaly_heat(result: Any) -> np.ndarray:
+    """Anomaly map in [0, 1] with the defect threshold at 0.5 (same colours on every frame)."""
+    try:
+        from edge_runtime.overlay import anomaly_heatmap
+    except ImportError:
+        return normalise_map(result.anomaly_map, 2.0 * float(result.thresholds.defect))
+    return anomaly_heatmap(np.asarray(result.anomaly_map, np.float32), float(result.thresholds.defect))
+
+
 def anomaly_overlay(result: Any, alpha: float = 0.5) -> np.ndarray:
-    return overlay_rgb(result.frame, normalise_map(result.anomaly_map), alpha)
+    return overlay_rgb(result.frame, anomaly_heat(result), alpha)
 
 
 def gradcam_overlay(result: Any, alpha: float = 0.5) -> np.ndarray | None:

@@ -27,7 +27,7 @@ class FakeInspector:
         self.manifest_path = Path("models.manifest.json")
         self.calls = 0
 
-    def inspect(self, image, source=None):
+    def inspect(self, image, source=None, always_classify=False):
         self.calls += 1
         frame = preprocess(image, PreprocessSpec())
         score = float(frame.mean())
@@ -35,7 +35,7 @@ class FakeInspector:
         h, w = frame.shape
         amap = np.abs(frame - cv2.GaussianBlur(frame, (0, 0), 3)).astype(np.float32)
         extra = {}
-        if verdict.value != "ok":
+        if verdict.value != "ok" or always_classify:
             probs = np.linspace(1, 2, len(CLASSES))
             probs = probs / probs.sum()
             extra = dict(

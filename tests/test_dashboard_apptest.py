@@ -68,10 +68,15 @@ def env(tmp_path, monkeypatch):
     for key, value in values.items():
         monkeypatch.setenv(dconfig.ENV_PREFIX + key, value)
     fake = fakes.FakeInspector()
+    fake.manifest_path = Path(values["MANIFEST"])
     loads = []
 
     def load(manifest, profile, threads=1):
+        """Like Inspector.from_manifest: thresholds come from the manifest when there is one."""
         loads.append((manifest, profile))
+        if manifest and Path(manifest).is_file():
+            entry = json.loads(Path(manifest).read_text())["profiles"][profile or "neu-steel"]
+            fake.thresholds = type(fake.thresholds)(entry["thresholds"]["warn"], entry["thresholds"]["defect"])
         return fake
 
     monkeypatch.setattr(runtime, "load_inspector", load)
@@ -117,6 +122,17 @@ def test_inspect_upload_many_with_corrupt_file(env):
     assert len(at.dataframe) == 1  # summary table for several images
     results = at.session_state["inspect_results"]
     assert [r.verdict for r in results] == ["ok", "warn", "error", "defect"]
+
+
+def test_inspect_always_classify_toggle(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value(("low.png", fakes.png(20), "image/png")).run()
+    assert verdicts(at) == ["OK"] and not any("Predicted class" in m.value for m in at.markdown)
+    at.toggle(key="always_classify").set_value(True).run()
+    assert not at.exception
+    assert verdicts(at) == ["OK"]  # the verdict stays the gate's
+    assert any("Predicted class" in m.value for m in at.markdown)
+    assert any(c.startswith("Grad-CAM") for img in at.image for c in img.captions)
 
 
 def test_inspect_opacity_slider_does_not_reinspect(env):
@@ -307,21 +323,8 @@ def test_history_helpers(env):
 
 # ----------------------------------------------------------------------------- Tuning
 
-def test_tuning_score_propose_and_save(env, monkeypatch):
-    saved = []
-
-    def save_thresholds(path, profile, warn, defect):
-        saved.append((str(path), profile, warn, defect))
-        env.fake.thresholds = type(env.fake.thresholds)(warn, defect)
-        return Path(str(path) + ".bak")
-
-    try:
-        import edge_runtime.manifest as manifest_module
-
-        monkeypatch.setattr(manifest_module, "save_thresholds", save_thresholds)
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "edge_runtime.manifest",
-                            types.SimpleNamespace(save_thresholds=save_thresholds))
+def test_tuning_score_propose_and_save(env):
+    manifest = _fake_manifest(env)
     at = app("tuning")
     assert not at.exception
     assert any("Score images" in i.value for i in at.info)
@@ -342,9 +345,15 @@ def test_tuning_score_propose_and_save(env, monkeypatch):
     loads_before = len(env.loads)
     at.button(key="tune_save").click().run()
     assert not at.exception and errors(at) == []
-    assert saved and saved[0][1] == "neu-steel" and saved[0][3] == pytest.approx(proposed)
+    # edge_runtime.manifest.save_thresholds wrote the manifest and kept a backup of the old one
+    written = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
+    assert written["defect"] == pytest.approx(proposed)
+    backups = list(manifest.parent.glob("models.manifest.json.*.bak"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text())["profiles"]["neu-steel"]["thresholds"]["defect"] == 0.6
     assert any("Saved warn" in s.value for s in at.success)
-    assert len(env.loads) > loads_before  # cached inspector was dropped and reloaded
+    assert len(env.loads) > loads_before  # cached inspector was dropped and reloaded ...
+    assert env.fake.thresholds.defect == pytest.approx(proposed)  # ... and runs with the new thresholds
+    assert at.number_input(key="tune_defect").value == pytest.approx(proposed)
 
 
 def test_tuning_rejects_traversal_and_bad_folder(env):
@@ -377,24 +386,26 @@ def test_tuning_maths():
 # ---------------------------------------------------------------------------- Model card
 
 def _fake_manifest(env) -> Path:
+    """A manifest in the runtime's format (edge_runtime/manifest.py), one file tampered with."""
     models = env.tmp / "models"
     models.mkdir()
     (models / "ae.onnx").write_bytes(b"autoencoder bytes")
     (models / "clf.onnx").write_bytes(b"classifier bytes")
+    (models / "head.npz").write_bytes(b"head bytes")
+    sha = modelcard.sha256_file
     manifest = {
         "default_profile": "neu-steel",
         "profiles": {
             "neu-steel": {
-                "models": {
-                    "autoencoder": {"path": "models/ae.onnx", "sha256": modelcard.sha256_file(models / "ae.onnx")},
-                    "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64},
-                },
+                "autoencoder": {"path": "models/ae.onnx", "sha256": sha(models / "ae.onnx"), "feature_stride": 8},
+                "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64,
+                               "head": {"path": "models/head.npz", "sha256": sha(models / "head.npz")}},
                 "class_names": fakes.CLASSES,
-                "preprocess": {"classifier_size": [224, 224]},
+                "preprocessing": {"classifier_size": [224, 224]},
                 "thresholds": {"warn": 0.3, "defect": 0.6},
                 "metrics": {"classifier": {"test_accuracy": 0.97}, "anomaly": {"auroc": 0.91}},
             },
-            "magnetic-tile": {"models": {}, "class_names": ["blowhole", "crack"]},
+            "magnetic-tile": {"class_names": ["blowhole", "crack"]},
         },
     }
     path = env.tmp / "models.manifest.json"
@@ -402,17 +413,18 @@ def _fake_manifest(env) -> Path:
     return path
 
 
-def test_model_card_marks_verified_and_failed(env, monkeypatch):
-    path = _fake_manifest(env)
-    monkeypatch.setattr(runtime, "read_manifest", lambda p=None: json.loads(path.read_text()))
+def test_model_card_marks_verified_and_failed(env):
+    _fake_manifest(env)
     (env.tmp / "results").mkdir()
     import cv2
 
     cv2.imwrite(str(env.tmp / "results" / "neu-steel_confusion.png"), np.zeros((20, 20, 3), np.uint8))
     at = app("model_card")
     assert not at.exception, at.exception
-    marks = [m.value for m in at.markdown if ".onnx" in m.value]
+    marks = [m.value for m in at.markdown if "models/" in m.value]
+    assert len(marks) == 3
     assert any(m.startswith("✅") and "ae.onnx" in m and "verified" in m for m in marks)
+    assert any(m.startswith("✅") and "classifier.head" in m and "head.npz" in m for m in marks)
     assert any(m.startswith("❌") and "clf.onnx" in m and "MISMATCH" in m for m in marks)
     flat = at.dataframe[0].value
     assert "classifier.test_accuracy" in set(flat["metric"])

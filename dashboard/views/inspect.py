@@ -59,7 +59,9 @@ if not items:
                f"defect {inspector.thresholds.defect:.4g} · classes: {', '.join(inspector.class_names)}")
     st.stop()
 
-results = inspect_items(inspector, items, st.session_state.setdefault("inspect_cache", {}))
+always = st.toggle("Classify every image (also those the anomaly gate passes)", key="always_classify",
+                   help="The verdict is always the anomaly gate's; this only adds the class and Grad-CAM for ok images.")
+results = inspect_items(inspector, items, st.session_state.setdefault("inspect_cache", {}), always_classify=always)
 st.session_state["inspect_results"] = results
 
 alpha = st.slider("Grad-CAM / heat-map opacity", 0.0, 1.0, 0.45, 0.05, key="cam_alpha")
@@ -92,9 +94,10 @@ for n, item in enumerate(results[:MAX_DETAILS]):
                 st.markdown(f"Predicted class **{r.defect_class}** ({(r.confidence or 0):.1%})")
                 st.bar_chart(probs, x="class", y="probability", horizontal=True, height=220)
             else:
-                st.caption("Classifier not run: the score is below the warn threshold.")
+                st.caption("Classifier not run: the score is below the warn threshold "
+                           "(switch on *Classify every image* to see the classes).")
         anomaly = render.anomaly_overlay(r, alpha)
-        c2.image(anomaly, caption="Anomaly map (scaled to its maximum)", width="stretch")
+        c2.image(anomaly, caption="Anomaly map (defect threshold = mid colour)", width="stretch")
         c2.download_button("Anomaly overlay PNG", render.png_bytes(anomaly), f"{render.stem(item.name)}_anomaly.png",
                            "image/png", key=f"dl_anom_{n}", on_click="ignore")
         cam = render.gradcam_overlay(r, alpha)
