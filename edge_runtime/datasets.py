@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 
@@ -147,3 +149,20 @@ def split_samples(
             for group in label_groups[start:stop]:
                 splits[name].extend(group)
     return splits
+
+
+def box_free_corners(
+    shape: tuple[int, int], boxes: tuple[Box, ...], size: int, margin: int, step: int = 8
+) -> list[tuple[int, int]]:
+    """Top-left corners of size x size windows that stay ``margin`` pixels away from every box."""
+    height, width = shape
+    covered = np.zeros(shape, bool)
+    for b in boxes:
+        covered[max(0, b.ymin - margin): b.ymax + margin + 1, max(0, b.xmin - margin): b.xmax + margin + 1] = True
+    integral = np.pad(covered.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return [
+        (y, x)
+        for y in range(0, height - size + 1, step)
+        for x in range(0, width - size + 1, step)
+        if integral[y + size, x + size] - integral[y, x + size] - integral[y + size, x] + integral[y, x] == 0
+    ]

@@ -1,0 +1,17 @@
+"""Line-side inspection runtime: numpy, OpenCV and onnxruntime only (never TensorFlow)."""
+
+from .errors import (
+    ImageDecodeError,
+    InspectionError,
+    InvalidImageError,
+    ManifestError,
+    ModelIntegrityError,
+    ModelLoadError,
+)
+from .inspector import Inspector
+from .result import InspectionResult, Region, Thresholds, Verdict
+
+__all__ = [
+    "ImageDecodeError", "InspectionError", "InspectionResult", "Inspector", "InvalidImageError",
+    "ManifestError", "ModelIntegrityError", "ModelLoadError", "Region", "Thresholds", "Verdict",
+]

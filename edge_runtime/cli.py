@@ -1,0 +1,129 @@
+"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, watch, history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+from .errors import InspectionError
+from .overlay import anomaly_heatmap, heatmap_overlay
+from .result import InspectionResult
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="models.manifest.json (default: ./models.manifest.json, else the checkout's)")
+    parser.add_argument("--profile", default=None, help="model profile (default: the manifest's default)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inspect = commands.add_parser("inspect", help="inspect image files")
+    inspect.add_argument("paths", nargs="+", type=Path)
+    inspect.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    inspect.add_argument("--save-overlays", type=Path, metavar="DIR", help="write anomaly / Grad-CAM overlays here")
+    inspect.set_defaults(func=cmd_inspect)
+
+    evaluate = commands.add_parser("evaluate", help="run the whole pipeline over a labelled data set")
+    evaluate.add_argument("--dataset", choices=["neu-det", "magnetic-tile", "folder"], required=True)
+    evaluate.add_argument("path", type=Path)
+    evaluate.add_argument("--normal-class", help="folder data set: name of the defect-free class sub-folder")
+    evaluate.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
+                          help="evaluate only the manifest's recorded split (default: every image)")
+    evaluate.add_argument("--normal-crops", type=int, default=0, metavar="SIZE",
+                          help="NEU-DET: add box-free SIZE x SIZE crops as normal frames (a proxy, see README)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion matrix, ROC, histograms, gallery")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    from .capture.commands import register
+
+    register(commands)
+    for sub in commands.choices.values():
+        if not any(a.dest == "manifest" for a in sub._actions):
+            _add_common(sub)
+    return parser
+
+
+def _inspector(args):
+    from .inspector import Inspector
+
+    return Inspector.from_manifest(args.manifest, args.profile, getattr(args, "threads", 1))
+
+
+def save_overlays(result: InspectionResult, folder: Path, stem: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / f"{stem}_anomaly.png"]
+    cv2.imwrite(str(written[0]), heatmap_overlay(result.frame, anomaly_heatmap(result.anomaly_map, result.thresholds.defect)))
+    if result.gradcam is not None:
+        written.append(folder / f"{stem}_gradcam.png")
+        cv2.imwrite(str(written[1]), heatmap_overlay(result.frame, result.gradcam))
+    return written
+
+
+def cmd_inspect(args) -> int:
+    try:
+        inspector = _inspector(args)
+    except InspectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.paths:
+        try:
+            result = inspector.inspect(path)
+        except InspectionError as error:
+            failures += 1
+            record = {"path": str(path), "verdict": None, "anomaly_score": None, "threshold": inspector.thresholds.defect,
+                      "defect_class": None, "confidence": None, "latency_ms": None, "error": str(error)}
+            print(json.dumps(record) if args.json else f"{path}: ERROR {error}", flush=True)
+            continue
+        if args.save_overlays:
+            save_overlays(result, args.save_overlays, path.stem)
+        record = {"path": str(path), **result.to_dict()}
+        if args.json:
+            print(json.dumps(record), flush=True)
+        else:
+            label = f" {result.defect_class} ({result.confidence:.1%})" if result.defect_class else ""
+            print(f"{path}: {result.verdict.value.upper()}{label} score={result.anomaly_score:.4g} "
+                  f"(warn {result.thresholds.warn:.4g}, defect {result.thresholds.defect:.4g}) "
+                  f"{result.latency_ms:.1f} ms", flush=True)
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+    from .evaluation_cases import build_cases
+
+    try:
+        inspector = _inspector(args)
+        cases = build_cases(args.dataset, args.path, inspector, args.split, args.normal_class, args.normal_crops)
+    except (InspectionError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    metrics, rows = evaluate(inspector, cases)
+    metrics.update(profile=inspector.profile, dataset=args.dataset, split=args.split,
+                   thresholds={"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect})
+    if args.plots:
+        from .evaluation_plots import write_plots
+
+        write_plots(metrics, rows, args.plots)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            if key not in ("errors", "confusion_matrix"):
+                print(f"{key:34s} {value}")
+        print("confusion_matrix (rows = true):", *metrics.get("confusion_matrix", []), sep="\n  ")
+    return 1 if metrics["errors"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,130 @@
+"""Run the whole pipeline over a labelled data set and compute the product's metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .datasets import Box, Sample
+from .errors import InspectionError
+from .inspector import Inspector
+from .metrics import auroc, confusion_matrix, peak_inside_boxes
+from .preprocess import preprocess
+from .result import InspectionResult, Verdict
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation frame: a file, or a crop of one (NEU box-free 'normal' crops)."""
+
+    name: str
+    sample: Sample
+    crop: tuple[int, int, int] | None = None  # (y, x, size)
+
+    def image(self, spec) -> np.ndarray | Path:
+        if self.crop is None:
+            return self.sample.path
+        y, x, size = self.crop
+        gray = preprocess(self.sample.path, spec)
+        return np.ascontiguousarray((gray[y: y + size, x: x + size] * 255.0 + 0.5).astype(np.uint8))
+
+
+def _mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray | None:
+    if sample.mask_path is None:
+        return None
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        return None
+    if mask.shape != shape:
+        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return mask >= 128
+
+
+def evaluate(inspector: Inspector, cases: list[Case], batch_size: int = 8, progress: bool = True) -> tuple[dict, list]:
+    """Return (metrics, rows). Rows pair each case with its result or error, for plots and galleries."""
+    names = inspector.class_names
+    rows: list[tuple[Case, InspectionResult | InspectionError]] = []
+    bar = tqdm(total=len(cases), desc="evaluate", unit="img", file=sys.stderr, disable=not progress)
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start: start + batch_size]
+        images = []
+        for case in chunk:
+            try:
+                images.append(case.image(inspector.config.preprocess))
+            except InspectionError as error:
+                images.append(b"")
+        results = inspector.inspect_batch(images, [c.name for c in chunk], always_classify=True)
+        rows.extend(zip(chunk, results))
+        bar.update(len(chunk))
+    bar.close()
+    return _metrics(rows, names), rows
+
+
+def _metrics(rows: list, names: list[str]) -> dict:
+    done = [(c, r) for c, r in rows if isinstance(r, InspectionResult)]
+    failed = [{"name": c.name, "error": str(r)} for c, r in rows if not isinstance(r, InspectionResult)]
+    defects = [(c, r) for c, r in done if not c.sample.is_normal]
+    normals = [(c, r) for c, r in done if c.sample.is_normal]
+    flagged = lambda r: r.verdict is not Verdict.OK  # noqa: E731
+    metrics: dict = {"n": len(rows), "n_defect": len(defects), "n_normal": len(normals), "errors": failed,
+                     "class_names": names}
+    known = [(c, r) for c, r in defects if c.sample.label in names]
+    if known:
+        true = np.array([names.index(c.sample.label) for c, _ in known])
+        predicted = np.array([names.index(r.defect_class) for _, r in known])
+        metrics["classifier_accuracy"] = float((true == predicted).mean())
+        metrics["confusion_matrix"] = confusion_matrix(true, predicted, len(names)).tolist()
+    if defects:
+        metrics["gate_recall"] = float(np.mean([flagged(r) for _, r in defects]))
+        metrics["gate_recall_defect_threshold"] = float(np.mean([r.verdict is Verdict.DEFECT for _, r in defects]))
+    if normals:
+        metrics["false_alarm_rate"] = float(np.mean([flagged(r) for _, r in normals]))
+        metrics["false_alarm_rate_defect_threshold"] = float(np.mean([r.verdict is Verdict.DEFECT for _, r in normals]))
+    if normals and defects:
+        labels = np.r_[np.zeros(len(normals)), np.ones(len(defects))]
+        scores = np.array([r.anomaly_score for _, r in normals + defects])
+        metrics["image_auroc"] = auroc(labels, scores)
+    correct = [
+        (flagged(r) and r.defect_class == c.sample.label) if not c.sample.is_normal else not flagged(r)
+        for c, r in done
+    ]
+    metrics["end_to_end_accuracy"] = float(np.mean(correct)) if correct else None
+    boxed = [(c, r) for c, r in defects if c.sample.boxes and c.crop is None]
+    if boxed:
+        metrics["cam_pointing_game"] = float(np.mean([peak_inside_boxes(r.gradcam, c.sample.boxes) for c, r in boxed]))
+        metrics["anomaly_pointing_game"] = float(
+            np.mean([peak_inside_boxes(r.anomaly_map, c.sample.boxes) for c, r in boxed])
+        )
+    metrics.update(_pixel_auroc(done))
+    metrics["latency_ms_p50"] = float(np.median([r.latency_ms for _, r in done])) if done else None
+    return metrics
+
+
+def _pixel_auroc(done: list) -> dict:
+    labels, scores = [], []
+    for case, result in done:
+        if case.crop is not None:
+            continue
+        mask = _mask(case.sample, result.anomaly_map.shape)
+        if mask is None:
+            continue
+        step = 4  # every 4th pixel per axis: same AUROC to ~1e-3, 16x less memory
+        labels.append(mask[::step, ::step].ravel())
+        scores.append(result.anomaly_map[::step, ::step].ravel())
+    if not labels or not np.concatenate(labels).any():
+        return {}
+    return {"pixel_auroc": auroc(np.concatenate(labels), np.concatenate(scores))}
+
+
+def rows_to_jsonl(rows: list, path: Path) -> None:
+    with open(path, "w") as handle:
+        for case, result in rows:
+            record = result.to_dict() if isinstance(result, InspectionResult) else {"error": str(result)}
+            record.update(name=case.name, label=case.sample.label)
+            handle.write(json.dumps(record) + "\n")

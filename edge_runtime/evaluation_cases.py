@@ -1,0 +1,62 @@
+"""Which frames an evaluation runs over: a data set, optionally one recorded split of it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from .datasets import (
+    DatasetError,
+    Sample,
+    box_free_corners,
+    load_class_folders,
+    load_magnetic_tile,
+    load_neu_det,
+    split_samples,
+)
+from .evaluate import Case
+
+NORMAL_CROP_MARGIN = 8
+
+
+def _load(dataset: str, path: Path, normal_class: str | None) -> list[Sample]:
+    if dataset == "neu-det":
+        return load_neu_det(path)
+    if dataset == "magnetic-tile":
+        return load_magnetic_tile(path)
+    return load_class_folders(path, normal_class)
+
+
+def select_split(samples: list[Sample], split_info: dict, split: str) -> list[Sample]:
+    """Re-create the split recorded in the manifest (seeded, content-hash grouped)."""
+    if split == "all":
+        return samples
+    if not split_info:
+        raise DatasetError("the manifest records no split for this profile; use --split all")
+    return split_samples(samples, int(split_info["seed"]), tuple(split_info["fractions"]))[split]
+
+
+def box_free_crop_cases(samples: list[Sample], size: int, seed: int = 0) -> list[Case]:
+    """One box-free SIZE x SIZE crop per image that has one: NEU's only defect-free texture (a proxy)."""
+    from .preprocess import load_image
+
+    rng = random.Random(seed)
+    cases = []
+    for sample in samples:
+        height, width = load_image(sample.path).shape[:2]
+        corners = box_free_corners((height, width), sample.boxes, size, NORMAL_CROP_MARGIN)
+        if corners:
+            y, x = rng.choice(corners)
+            normal = Sample(sample.path, None)
+            cases.append(Case(f"{sample.path.name}@crop{y},{x},{size}", normal, (y, x, size)))
+    return cases
+
+
+def build_cases(dataset: str, path: Path, inspector, split: str, normal_class: str | None, normal_crops: int) -> list[Case]:
+    samples = _load(dataset, Path(path), normal_class)
+    split_info = inspector.config.raw.get("split", {})
+    chosen = select_split(samples, split_info, split)
+    cases = [Case(s.path.name, s) for s in chosen]
+    if normal_crops:
+        cases += box_free_crop_cases([s for s in chosen if s.boxes], normal_crops)
+    return cases

@@ -1,0 +1,137 @@
+"""models.manifest.json: the one description of the deployed models.
+
+The runtime reads preprocessing, class names, thresholds and file hashes from here.
+Thresholds can be edited (``save_thresholds``) without re-exporting any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ManifestError, ModelIntegrityError
+from .preprocess import PreprocessSpec
+from .result import Thresholds
+
+MANIFEST_NAME = "models.manifest.json"
+
+
+def default_manifest_path() -> Path:
+    """The manifest in the current directory if there is one, else the one in this checkout."""
+    local = Path.cwd() / MANIFEST_NAME
+    if local.is_file():
+        return local
+    return Path(__file__).resolve().parents[1] / MANIFEST_NAME
+
+
+def load_manifest(path: str | Path | None = None) -> dict:
+    path = Path(path) if path is not None else default_manifest_path()
+    if not path.is_file():
+        raise ManifestError(f"model manifest not found: {path}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path} is not valid JSON: {error}") from error
+    if "profiles" not in manifest or not manifest["profiles"]:
+        raise ManifestError(f"{path} lists no model profiles")
+    return manifest
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: Path
+    sha256: str
+
+    def verify(self) -> Path:
+        """Return the path if the file exists and matches its recorded sha256."""
+        if not self.path.is_file():
+            raise ModelIntegrityError(f"model file missing: {self.path}")
+        actual = sha256_of(self.path)
+        if actual != self.sha256:
+            raise ModelIntegrityError(
+                f"model file {self.path.name} does not match the manifest (sha256 {actual[:12]}..., "
+                f"expected {self.sha256[:12]}...): refusing to load a model that was changed or corrupted"
+            )
+        return self.path
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """The parts of one manifest profile the runtime needs."""
+
+    name: str
+    preprocess: PreprocessSpec
+    thresholds: Thresholds
+    class_names: tuple[str, ...]
+    autoencoder: ModelFile
+    classifier: ModelFile
+    classifier_head: ModelFile
+    feature_stride: int
+    input_multiple: int
+    score_sigma: float
+    region_side: int | None
+    raw: dict
+
+
+def _model_file(entry: dict, root: Path) -> ModelFile:
+    return ModelFile(root / entry["path"], entry["sha256"])
+
+
+def profile_config(manifest: dict, manifest_path: Path, profile: str | None = None) -> ProfileConfig:
+    name = profile or manifest.get("default_profile")
+    profiles = manifest["profiles"]
+    if name not in profiles:
+        raise ManifestError(f"profile '{name}' is not in the manifest; available: {', '.join(sorted(profiles))}")
+    entry = profiles[name]
+    root = manifest_path.resolve().parent
+    try:
+        anomaly, classifier = entry["autoencoder"], entry["classifier"]
+        thresholds = Thresholds(float(entry["thresholds"]["warn"]), float(entry["thresholds"]["defect"]))
+        if not thresholds.warn <= thresholds.defect:
+            raise ManifestError(f"profile '{name}': warn threshold must not exceed the defect threshold")
+        return ProfileConfig(
+            name=name,
+            preprocess=PreprocessSpec.from_dict(entry["preprocessing"]),
+            thresholds=thresholds,
+            class_names=tuple(entry["class_names"]),
+            autoencoder=_model_file(anomaly, root),
+            classifier=_model_file(classifier, root),
+            classifier_head=_model_file(classifier["head"], root),
+            feature_stride=int(anomaly["feature_stride"]),
+            input_multiple=int(anomaly["input_multiple"]),
+            score_sigma=float(anomaly["score"]["sigma_cells"]),
+            region_side=classifier.get("region_side"),
+            raw=entry,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
+
+
+def save_thresholds(path: str | Path, profile: str, warn: float, defect: float) -> Path:
+    """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path."""
+    path = Path(path)
+    if not warn <= defect:
+        raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
+    manifest = load_manifest(path)
+    if profile not in manifest["profiles"]:
+        raise ManifestError(f"profile '{profile}' is not in {path}")
+    backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    shutil.copy2(path, backup)
+    thresholds = manifest["profiles"][profile]["thresholds"]
+    thresholds.update(warn=float(warn), defect=float(defect), edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+    return backup

@@ -1,0 +1,147 @@
+"""``python -m export --profile NAME``: Keras -> ONNX, parity, threshold calibration, manifest.
+
+Reads the Keras weights that ``python -m training`` wrote to ``models/<profile>/keras/``,
+writes ``models/<profile>/{autoencoder,classifier}.onnx`` + the Grad-CAM head, calibrates
+the anomaly thresholds on the validation split through the runtime's scoring code,
+measures the test split, and records everything in ``models.manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.classifier import DefectClassifier
+from edge_runtime.datasets import split_samples
+from edge_runtime.inspector import session
+from edge_runtime.manifest import MANIFEST_NAME
+from edge_runtime.preprocess import preprocess
+from export import calibrate
+from export.manifest_writer import model_entry, update_manifest, versions
+from training.profiles import PROFILES, folder_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+SCORE_SIGMA_CELLS = 1.0
+log = logging.getLogger("export")
+
+
+def _profile(name: str):
+    if name in PROFILES:
+        return PROFILES[name]
+    saved = json.loads((ROOT / "models" / name / "keras" / "profile.json").read_text())
+    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"])
+
+
+def export_profile(name: str, manifest_path: Path) -> dict:
+    from export.onnx_export import convert, max_abs_difference
+    from training.classifier import build_classifier
+    from training.train_autoencoder import load_anomaly_model, pad_to_multiple
+    import keras
+
+    profile = _profile(name)
+    spec = profile.preprocess
+    out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
+    trained = json.loads((weights / "classifier_result.json").read_text())
+    ae_config = json.loads((weights / "autoencoder_config.json").read_text())
+    samples = profile.load()
+    splits = split_samples(samples, profile.seed, profile.split_fractions)
+    real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
+    rng = np.random.default_rng(0)
+
+    _, full = build_classifier(len(trained["class_names"]), spec.classifier_size)
+    full.load_weights(weights / "classifier.weights.h5")
+    classifier = keras.Model(full.input, full.outputs[:2])
+    convert(classifier, (None, *spec.classifier_size, 1), ["probabilities", "features"], out / "classifier.onnx")
+    kernel, bias = full.get_layer("logits").get_weights()
+    np.savez(out / "classifier_head.npz", kernel=kernel, bias=bias)
+    from edge_runtime.preprocess import classifier_input
+
+    clf_batch = np.concatenate([rng.random((4, *spec.classifier_size, 1), np.float32)]
+                               + [classifier_input(f, spec) for f in real])
+    clf_parity = max_abs_difference(classifier, out / "classifier.onnx", clf_batch)
+
+    anomaly = load_anomaly_model(weights)
+    convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
+    ae_parity = max(
+        max_abs_difference(anomaly, out / "autoencoder.onnx", rng.random((2, 208, 256, 1), np.float32))
+        + [max_abs_difference(anomaly, out / "autoencoder.onnx", pad_to_multiple(f, 16)[0][None, :, :, None])[0]
+           for f in real]
+    )
+    log.info("parity: classifier %s, autoencoder %.2e", clf_parity, ae_parity)
+
+    scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
+                           ae_config["input_multiple"], SCORE_SIGMA_CELLS)
+    val_scores = calibrate.gate_scores(scorer, splits["val"], spec, profile.seed)
+    limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    test_scores = calibrate.gate_scores(scorer, splits["test"], spec, profile.seed)
+    gate = calibrate.gate_metrics(test_scores, limits)
+    from training.reports import plot_scores
+
+    results = ROOT / "results" / name
+    results.mkdir(parents=True, exist_ok=True)
+    plot_scores(test_scores["normal"], test_scores["defect_image"], {k: limits[k] for k in ("warn", "defect")},
+                results / "gate_scores.png", f"{name}: anomaly scores, test split")
+
+    names = trained["class_names"]
+    onnx_classifier = DefectClassifier(session(out / "classifier.onnx"), kernel, spec)
+    defects = [s for s in splits["test"] if not s.is_normal]
+    predicted = [names[int(np.argmax(onnx_classifier.classify([preprocess(s.path, spec)])[0][0]))] for s in defects]
+    onnx_accuracy = float(np.mean([p == s.label for p, s in zip(predicted, defects)]))
+
+    entry = {
+        "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
+        "dataset": {"name": profile.dataset, "path": str(profile.data_dir), "normal_source": ae_config["normal_source"]},
+        "split": {"seed": profile.seed, "fractions": list(profile.split_fractions),
+                  "counts": {k: len(v) for k, v in splits.items()}},
+        "preprocessing": spec.to_dict(),
+        "class_names": names,
+        "autoencoder": {
+            **model_entry(out / "autoencoder.onnx", ROOT), "variant": ae_config["variant"],
+            "taps": ae_config["taps"], "hidden": ae_config["hidden"],
+            "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
+            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS},
+            "parity_max_abs_diff": ae_parity,
+            "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],
+        },
+        "classifier": {
+            **model_entry(out / "classifier.onnx", ROOT),
+            "probability_output": "probabilities", "feature_output": "features",
+            "head": model_entry(out / "classifier_head.npz", ROOT),
+            "region_side": profile.region_side,
+            "parity_max_abs_diff": dict(zip(["probabilities", "features"], clf_parity)),
+            "keras_weights": [model_entry(weights / "classifier.weights.h5", ROOT)],
+        },
+        "thresholds": limits,
+        "metrics": {
+            "classifier": {**trained["metrics"], "onnx_test_accuracy": onnx_accuracy},
+            "gate_test": gate,
+            "gate_calibration": {"split": "val", "n_normal": int(len(val_scores["normal"]))},
+        },
+        "training": versions(),
+    }
+    update_manifest(manifest_path, name, entry)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="append", help="profile(s) to export (default: every trained one)")
+    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    names = args.profile or sorted(p.parent.parent.name for p in (ROOT / "models").glob("*/keras/profile.json"))
+    for name in names:
+        entry = export_profile(name, args.manifest)
+        print(json.dumps({"profile": name, "thresholds": entry["thresholds"], "metrics": entry["metrics"]["gate_test"],
+                          "classifier_onnx_test_accuracy": entry["metrics"]["classifier"]["onnx_test_accuracy"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Anomaly-threshold calibration and gate metrics, through the runtime's own scoring code.
+
+Normal scores: for data sets with defect-free images, the score of each held-out normal
+image; for NEU-DET, the maximum of the (whole-frame) anomaly map inside box-free 64x64
+windows of held-out images: normal steel texture seen in context, the same way the
+runtime sees it on the line.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.datasets import Sample, box_free_corners
+from edge_runtime.metrics import auroc
+from edge_runtime.preprocess import PreprocessSpec, preprocess
+
+WINDOW = 64
+WINDOW_MARGIN = 8
+WINDOWS_PER_IMAGE = 3
+
+
+def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0) -> dict:
+    """normal / defect_region / defect_image / defect_label score arrays for one split."""
+    rng = random.Random(seed)
+    scores = {"normal": [], "defect_region": [], "defect_image": [], "defect_label": []}
+    for sample in tqdm(samples, desc="gate scores", unit="img"):
+        anomaly_map = scorer.anomaly_map(preprocess(sample.path, spec))
+        if sample.is_normal:
+            scores["normal"].append(float(anomaly_map.max()))
+            continue
+        scores["defect_image"].append(float(anomaly_map.max()))
+        scores["defect_label"].append(sample.label)
+        for box in sample.boxes:
+            scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
+        corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
+        rng.shuffle(corners)
+        for y, x in corners[:WINDOWS_PER_IMAGE]:
+            scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+    return {k: np.array(v) for k, v in scores.items()}
+
+
+def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
+    return {
+        "defect": float(np.quantile(normal_scores, 1.0 - false_alarm_rate)),
+        "warn": float(np.quantile(normal_scores, 1.0 - warn_false_alarm_rate)),
+        "false_alarm_rate": false_alarm_rate,
+        "warn_false_alarm_rate": warn_false_alarm_rate,
+    }
+
+
+def gate_metrics(scores: dict, limits: dict) -> dict:
+    normal, images = scores["normal"], scores["defect_image"]
+    labels = np.array(scores["defect_label"])
+    metrics = {
+        "n_normal": int(len(normal)), "n_defect_images": int(len(images)),
+        "false_alarm_rate_warn": float(np.mean(normal >= limits["warn"])),
+        "false_alarm_rate_defect": float(np.mean(normal >= limits["defect"])),
+        "gate_recall_warn": float(np.mean(images >= limits["warn"])),
+        "gate_recall_defect": float(np.mean(images >= limits["defect"])),
+        "gate_recall_warn_per_class": {
+            label: float(np.mean(images[labels == label] >= limits["warn"])) for label in sorted(set(labels))
+        },
+        "image_auroc": auroc(np.r_[np.zeros(len(normal)), np.ones(len(images))], np.r_[normal, images]),
+    }
+    if len(scores["defect_region"]):
+        regions = scores["defect_region"]
+        metrics["region_auroc"] = auroc(np.r_[np.zeros(len(normal)), np.ones(len(regions))], np.r_[normal, regions])
+    return metrics

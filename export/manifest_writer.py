@@ -1,0 +1,41 @@
+"""Writing models.manifest.json: file hashes, versions, one profile entry at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from edge_runtime.manifest import sha256_of
+
+
+def model_entry(path: Path, root: Path) -> dict:
+    entry = {"path": path.relative_to(root).as_posix(), "sha256": sha256_of(path), "bytes": path.stat().st_size}
+    if path.suffix == ".onnx":
+        from export.onnx_export import describe
+
+        entry.update(describe(path))
+    return entry
+
+
+def versions() -> dict:
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def update_manifest(path: Path, profile: str, entry: dict, default_profile: str = "neu-steel") -> None:
+    """Replace one profile's entry, keeping the others."""
+    manifest = json.loads(path.read_text()) if path.is_file() else {"schema_version": 1, "profiles": {}}
+    manifest["profiles"][profile] = entry
+    if default_profile in manifest["profiles"]:
+        manifest["default_profile"] = default_profile
+    else:
+        manifest.setdefault("default_profile", profile)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,42 @@
+"""Shared fixtures and skip rules: tests that need ../shared, the committed models or
+TensorFlow say so when those are absent."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+NEU = SHARED / "data" / "neu-det"
+MAGNETIC_TILE = SHARED / "data" / "magnetic-tile"
+MANIFEST = ROOT / "models.manifest.json"
+
+needs_neu = pytest.mark.skipif(not NEU.is_dir(), reason=f"NEU-DET data not found at {NEU} (../shared absent)")
+needs_tile = pytest.mark.skipif(
+    not MAGNETIC_TILE.is_dir(), reason=f"magnetic-tile data not found at {MAGNETIC_TILE} (../shared absent)"
+)
+needs_models = pytest.mark.skipif(not MANIFEST.is_file(), reason="models.manifest.json not present (models not exported yet)")
+needs_tf = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="TensorFlow not installed (install the [train] extra)"
+)
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    return json.loads(MANIFEST.read_text())
+
+
+@pytest.fixture(scope="session")
+def inspector():
+    from edge_runtime import Inspector
+
+    return Inspector.from_manifest(MANIFEST)
+
+
+@pytest.fixture(scope="session")
+def neu_images() -> list[Path]:
+    return sorted((NEU / "images").glob("*.jpg"))

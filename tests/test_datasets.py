@@ -1,0 +1,58 @@
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime.datasets import DatasetError, load_class_folders, load_neu_det, split_samples
+from tests.conftest import NEU, needs_neu
+
+
+def _folder(tmp_path, classes, n=6):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+    return tmp_path
+
+
+def test_class_folders_need_two_defect_classes(tmp_path):
+    with pytest.raises(DatasetError, match="at least two"):
+        load_class_folders(_folder(tmp_path, ["good", "scratch"]), normal_class="good")
+
+
+def test_class_folders_need_the_named_normal_class(tmp_path):
+    with pytest.raises(DatasetError, match="normal class"):
+        load_class_folders(_folder(tmp_path, ["a", "b"]), normal_class="good")
+
+
+def test_split_is_seeded_stratified_and_keeps_duplicates_together(tmp_path):
+    root = _folder(tmp_path, ["good", "a", "b"], n=20)
+    shutil.copy(root / "a" / "0.png", root / "a" / "dup.png")
+    samples = load_class_folders(root, normal_class="good")
+    first, second = split_samples(samples, seed=3), split_samples(samples, seed=3)
+    assert {k: [s.path for s in v] for k, v in first.items()} == {k: [s.path for s in v] for k, v in second.items()}
+    where = {s.path.name + s.label if s.label else s.path.name: split for split, v in first.items() for s in v}
+    assert where["0.pnga"] == where["dup.pnga"]
+    for label in (None, "a", "b"):
+        counts = [sum(s.label == label for s in first[k]) for k in ("train", "val", "test")]
+        assert counts[0] > counts[1] > 0 and counts[2] > 0
+
+
+@needs_neu
+def test_neu_det_reader_reads_classes_and_boxes_and_keeps_byte_identical_files_together():
+    from collections import defaultdict
+
+    from edge_runtime.datasets import file_digest
+
+    samples = load_neu_det(NEU)
+    assert len({s.label for s in samples}) == 6
+    assert all(s.boxes for s in samples)
+    assert all(b.xmin < b.xmax and b.ymin < b.ymax for s in samples for b in s.boxes)
+    where = {s.path: k for k, v in split_samples(samples, seed=0).items() for s in v}
+    assert len(where) == len(samples)
+    by_digest = defaultdict(set)
+    for sample in samples:
+        by_digest[file_digest(sample.path)].add(where[sample.path])
+    assert all(len(splits) == 1 for splits in by_digest.values())

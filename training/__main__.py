@@ -1,0 +1,63 @@
+"""``python -m training {classifier,autoencoder,all} --profile NAME``: train a profile's models.
+
+Keras weights go to ``models/<profile>/keras/`` (the reference the ONNX parity tests
+compare against), histories and plots to ``results/<profile>/``. Then run
+``python -m export --profile NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from edge_runtime.datasets import DatasetError
+from training.profiles import PROFILES, folder_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["classifier", "autoencoder", "all"])
+    parser.add_argument("--profile", default="neu-steel", help=f"one of {', '.join(PROFILES)} or a new name with --data")
+    parser.add_argument("--data", type=Path, help="folder of class sub-folders (a new product line)")
+    parser.add_argument("--normal-class", help="with --data: the defect-free sub-folder")
+    parser.add_argument("--epochs", type=int, default=None, help="override the number of fine-tuning / AE epochs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    profile = folder_profile(args.profile, args.data, args.normal_class) if args.data else PROFILES.get(args.profile)
+    if profile is None:
+        parser.error(f"unknown profile {args.profile!r}; give --data DIR for a new one")
+    weights_dir = ROOT / "models" / profile.name / "keras"
+    results_dir = ROOT / "results" / profile.name
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (weights_dir / "profile.json").parent.mkdir(parents=True, exist_ok=True)
+    (weights_dir / "profile.json").write_text(json.dumps(
+        {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
+         "normal_class": profile.normal_class}, indent=1))
+    try:
+        if args.step in ("autoencoder", "all"):
+            from training.train_autoencoder import train_autoencoder
+
+            kwargs = {"epochs": args.epochs} if args.epochs else {}
+            train_autoencoder(profile, weights_dir, **kwargs)
+        if args.step in ("classifier", "all"):
+            from training.train_classifier import train_classifier
+
+            kwargs = {"tune_epochs": args.epochs} if args.epochs else {}
+            train_classifier(profile, weights_dir, **kwargs)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for report in weights_dir.glob("*.png"):
+        shutil.move(report, results_dir / report.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

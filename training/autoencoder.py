@@ -1,0 +1,83 @@
+"""Feature-reconstruction autoencoder (deep feature reconstruction style) and the pixel baseline.
+
+The gate reconstructs frozen ImageNet MobileNetV2 features, not pixels: multi-scale
+feature maps are brought to stride 8, whitened with statistics of normal training
+features, squeezed through a per-location (1x1) bottleneck and rebuilt. The mean squared
+error over channels is the anomaly map. Everything is fully convolutional, so the
+exported graph accepts any frame size (a multiple of 16; the runtime pads).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from training.backbone import gray_to_imagenet, mobilenet_v2
+
+FEATURE_STRIDE = 8
+INPUT_MULTIPLE = 16
+# (layer, how to bring it to stride 8)
+DEFAULT_TAPS = (("block_6_expand_relu", "same"), ("block_13_expand_relu", "up2"))
+
+
+def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:
+    """Gray frame (N, H, W, 1) in [0, 1] -> stride-8 multi-scale feature map, frozen."""
+    base = mobilenet_v2((None, None, 3))
+    base.trainable = False
+    image = keras.Input((None, None, 1), name="image")
+    tapped = keras.Model(base.input, [base.get_layer(name).output for name, _ in taps])(gray_to_imagenet(image))
+    tapped = tapped if isinstance(tapped, (list, tuple)) else [tapped]
+    resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "pool2": layers.AveragePooling2D(2)}
+    scaled = [resample[how](t) for t, (_, how) in zip(tapped, taps)]
+    features = layers.Concatenate(name="features")(scaled) if len(scaled) > 1 else scaled[0]
+    return keras.Model(image, features, name="feature_extractor")
+
+
+def whitening(vectors: np.ndarray, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, projection): PCA whitening of normal features; tiny eigenvalues floored for stability."""
+    mean = vectors.mean(0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov((vectors - mean).T))
+    eigenvalues = np.maximum(eigenvalues, eigenvalues.max() * floor)
+    return mean.astype(np.float32), (eigenvectors / np.sqrt(eigenvalues)).astype(np.float32)
+
+
+def bottleneck(channels: int, hidden: tuple[int, ...]) -> keras.Model:
+    """Per-location autoencoder (Dense on the last axis = 1x1 convolutions)."""
+    vector = keras.Input((None, None, channels), name="whitened")
+    x = vector
+    for i, width in enumerate(hidden):
+        x = layers.Dense(width, activation="relu", name=f"ae_{i}")(x)
+    return keras.Model(vector, layers.Dense(channels, name="ae_out")(x), name="bottleneck")
+
+
+class SquaredError(layers.Layer):
+    """Mean over channels of (input - reconstruction)^2, keeping a channel axis of 1."""
+
+    def call(self, inputs):
+        original, reconstruction = inputs
+        return ops.mean(ops.square(original - reconstruction), axis=-1, keepdims=True)
+
+
+def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model) -> keras.Model:
+    """The exported graph: image -> error map at stride 8 (N, H/8, W/8, 1)."""
+    channels = projection.shape[0]
+    image = keras.Input((None, None, 1), name="image")
+    whiten = layers.Dense(channels, name="whiten")
+    whitened = whiten(extractor(image))
+    whiten.set_weights([projection, -mean @ projection])
+    whiten.trainable = False
+    error = SquaredError(name="error_map")([whitened, ae(whitened)])
+    return keras.Model(image, error, name="anomaly")
+
+
+def pixel_autoencoder() -> keras.Model:
+    """Baseline: 3 strided convs 32-64-128 and 3 transposed convs, trained with MSE on pixels."""
+    image = keras.Input((None, None, 1), name="image")
+    x = image
+    for width in (32, 64, 128):
+        x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)
+    for width in (64, 32):
+        x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu")(x)
+    reconstruction = layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")(x)
+    return keras.Model(image, reconstruction, name="pixel_ae")

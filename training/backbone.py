@@ -1,0 +1,43 @@
+"""Frozen ImageNet MobileNetV2 pieces shared by both models.
+
+Keras looks for the ImageNet file in its cache and cannot download here, so
+``ensure_imagenet_weights`` copies it from ``../shared/weights`` into the cache first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import keras
+from keras import layers
+
+WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / WEIGHTS_FILE
+
+
+def ensure_imagenet_weights() -> Path:
+    """Copy the ImageNet MobileNetV2 file into the (writable) Keras cache if it is not there."""
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    target = cache / WEIGHTS_FILE
+    if not target.is_file():
+        if not SHARED_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                f"ImageNet MobileNetV2 weights not found in {cache} nor at {SHARED_WEIGHTS}; "
+                "put the shared/ folder beside the checkout"
+            )
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHARED_WEIGHTS, target)
+    return target
+
+
+def gray_to_imagenet(x):
+    """Gray [0, 1] NHWC1 -> 3-channel [-1, 1], MobileNetV2's own input scaling."""
+    x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    return layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
+
+
+def mobilenet_v2(input_shape: tuple) -> keras.Model:
+    ensure_imagenet_weights()
+    return keras.applications.MobileNetV2(input_shape=input_shape, include_top=False, weights="imagenet")

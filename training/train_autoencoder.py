@@ -1,0 +1,118 @@
+"""Train the anomaly gate of a profile on defect-free texture only.
+
+Reads top to bottom: load + split -> frames padded exactly as the runtime pads them ->
+frozen multi-scale features -> keep only normal feature cells -> whiten -> fit the
+per-location bottleneck -> save. Thresholds are calibrated later, by ``python -m export``,
+through the exported ONNX graph and the runtime's own scoring code.
+
+Normal cells: for NEU-DET (no defect-free images) the cells of training images whose
+centre lies at least ``box_margin`` pixels outside every annotated box; boxes are loose
+and not exhaustive, so this normal set is a noisy proxy. For data sets with real
+defect-free images (magnetic tile, folder layout) every cell of every normal image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from edge_runtime.datasets import DatasetError, Sample, split_samples
+from edge_runtime.preprocess import resize
+from training import autoencoder as ae
+from training.data import read_frames
+from training.profiles import Profile
+
+log = logging.getLogger(__name__)
+MAX_TRAINING_VECTORS = 150_000
+
+
+def pad_to_multiple(frame: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
+    """The runtime's padding (edge_runtime.anomaly): reflect, split evenly. Returns (padded, top, left)."""
+    pad_h, pad_w = (-frame.shape[0]) % multiple, (-frame.shape[1]) % multiple
+    top, left = pad_h // 2, pad_w // 2
+    return cv2.copyMakeBorder(frame, top, pad_h - top, left, pad_w - left, cv2.BORDER_REFLECT_101), top, left
+
+
+def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int) -> np.ndarray:
+    """Feature cells whose centre (in frame pixels) keeps ``margin`` away from every box."""
+    centres_y = np.arange(grid[0]) * ae.FEATURE_STRIDE + ae.FEATURE_STRIDE / 2 - top
+    centres_x = np.arange(grid[1]) * ae.FEATURE_STRIDE + ae.FEATURE_STRIDE / 2 - left
+    covered = np.zeros(grid, bool)
+    for b in sample.boxes:
+        rows = (centres_y >= b.ymin - margin) & (centres_y <= b.ymax + margin)
+        cols = (centres_x >= b.xmin - margin) & (centres_x <= b.xmax + margin)
+        covered |= rows[:, None] & cols[None, :]
+    return ~covered
+
+
+def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: bool) -> np.ndarray:
+    spec = profile.preprocess
+    groups = defaultdict(list)
+    for frame, sample in zip(frames, samples):
+        frame = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
+        padded, top, left = pad_to_multiple(frame, ae.INPUT_MULTIPLE)
+        groups[padded.shape].append((padded, sample, top, left))
+    vectors = []
+    for items in tqdm(groups.values(), desc="features", unit="size"):
+        for start in range(0, len(items), 16):
+            chunk = items[start: start + 16]
+            maps = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
+            for fmap, (_, sample, top, left) in zip(maps, chunk):
+                if uses_boxes:
+                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin)]
+                vectors.append(fmap.reshape(-1, fmap.shape[-1]))
+    return np.concatenate(vectors)
+
+
+def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), epochs: int = 6) -> dict:
+    keras.utils.set_random_seed(profile.seed)
+    samples = profile.load()
+    uses_boxes = not any(s.is_normal for s in samples)
+    if uses_boxes and not any(s.boxes for s in samples):
+        raise DatasetError(f"{profile.data_dir}: no defect-free images and no boxes to cut normal texture from")
+    pool = samples if uses_boxes else [s for s in samples if s.is_normal]
+    train = split_samples(pool, profile.seed, profile.split_fractions)["train"]
+    frames, kept = read_frames(train, profile.preprocess)
+    extractor = ae.feature_extractor()
+    vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
+    rng = np.random.default_rng(profile.seed)
+    if len(vectors) > MAX_TRAINING_VECTORS:
+        vectors = vectors[rng.choice(len(vectors), MAX_TRAINING_VECTORS, replace=False)]
+    mean, projection = ae.whitening(vectors)
+    whitened = (vectors - mean) @ projection
+    model = ae.bottleneck(whitened.shape[1], tuple(hidden))
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    fit = model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs,
+                    validation_split=0.1, verbose=2, shuffle=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_weights(out_dir / "bottleneck.weights.h5")
+    np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
+    config = {
+        "variant": "mobilenetv2-feature-reconstruction",
+        "taps": [list(t) for t in ae.DEFAULT_TAPS], "hidden": list(hidden), "epochs": epochs,
+        "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE,
+        "normal_source": "box-free cells of NEU-DET training images (proxy)" if uses_boxes
+        else "all cells of defect-free training images",
+        "box_margin": profile.box_margin if uses_boxes else None,
+        "n_train_images": len(kept), "n_vectors": int(len(vectors)),
+        "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
+    }
+    (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
+    log.info("%s autoencoder trained on %d vectors from %d images", profile.name, len(vectors), len(kept))
+    return config
+
+
+def load_anomaly_model(out_dir: Path) -> keras.Model:
+    config = json.loads((out_dir / "autoencoder_config.json").read_text())
+    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]))
+    whitening = np.load(out_dir / "whitening.npz")
+    model = ae.bottleneck(whitening["projection"].shape[0], tuple(config["hidden"]))
+    model.load_weights(out_dir / "bottleneck.weights.h5")
+    return ae.anomaly_model(extractor, whitening["mean"], whitening["projection"], model)
