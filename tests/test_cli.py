@@ -1,0 +1,92 @@
+"""``python -m edge_runtime inspect / evaluate`` as a line-side PC runs them."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import MAGNETIC_TILE, NEU, ROOT, needs_models, needs_neu, needs_tile
+
+pytestmark = needs_models
+
+
+def _run(*args, cwd=ROOT, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edge_runtime", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_path):
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.full((200, 200), 120, np.uint8))
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(cv2.imencode(".jpg", np.full((200, 200), 90, np.uint8))[1].tobytes()[:100])
+    out = _run("inspect", str(empty), str(good), str(truncated), "--json", "--save-overlays", str(tmp_path / "ov"))
+    assert out.returncode == 1, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(empty), str(good), str(truncated)]
+    for record in records:
+        assert {"path", "verdict", "anomaly_score", "threshold", "defect_class", "confidence", "latency_ms", "error"} <= set(record)
+    assert records[0]["error"] and records[0]["verdict"] is None and "empty" in records[0]["error"]
+    assert records[1]["error"] is None and records[1]["verdict"] in ("ok", "warn", "defect")
+    assert records[2]["error"] and records[2]["verdict"] is None
+    assert (tmp_path / "ov" / "good_anomaly.png").is_file()
+
+
+def test_default_manifest_is_found_from_another_directory(tmp_path):
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), np.full((100, 100), 100, np.uint8))
+    out = _run("inspect", str(image), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["error"] is None
+
+
+def test_unknown_profile_exits_with_a_message(tmp_path):
+    out = _run("inspect", "whatever.png", "--profile", "nope")
+    assert out.returncode == 2 and "nope" in out.stderr
+
+
+def test_evaluate_folder_dataset_json(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("good", "crazing", "scratches"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            frame = cv2.GaussianBlur(rng.integers(60, 200, (200, 200), dtype=np.uint8), (0, 0), 2)
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), frame)
+    (tmp_path / "crazing" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = _run("evaluate", "--dataset", "folder", str(tmp_path), "--normal-class", "good", "--json")
+    metrics = json.loads(out.stdout)
+    assert out.returncode == 1  # one image could not be inspected, and that is reported
+    assert metrics["n"] == 10 and len(metrics["errors"]) == 1 and "broken.jpg" in metrics["errors"][0]["name"]
+    for key in ("classifier_accuracy", "gate_recall", "false_alarm_rate", "image_auroc", "end_to_end_accuracy",
+                "confusion_matrix", "class_names"):
+        assert key in metrics
+    assert 0.0 <= metrics["image_auroc"] <= 1.0
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 5
+
+
+@needs_neu
+def test_evaluate_neu_test_split_meets_the_classifier_and_pointing_targets(tmp_path):
+    out = _run("evaluate", "--dataset", "neu-det", str(NEU), "--split", "test", "--normal-crops", "64", "--json",
+               "--plots", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    assert metrics["n_defect"] >= 200 and metrics["n_normal"] > 50
+    assert metrics["classifier_accuracy"] >= 0.99
+    assert metrics["cam_pointing_game"] >= 0.85
+    assert 0.5 < metrics["image_auroc"] <= 1.0
+    assert (tmp_path / "confusion_matrix.png").is_file()
+
+
+@needs_tile
+def test_evaluate_magnetic_tile_reports_pixel_auroc():
+    out = _run("evaluate", "--dataset", "magnetic-tile", str(MAGNETIC_TILE), "--profile", "magnetic-tile",
+               "--split", "test", "--json")
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads(out.stdout)
+    assert metrics["n_normal"] > 50 and metrics["n_defect"] > 20
+    assert 0.5 < metrics["image_auroc"] <= 1.0 and 0.5 < metrics["pixel_auroc"] <= 1.0

@@ -1,0 +1,131 @@
+"""The real Inspector on the committed ONNX models."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_runtime import Inspector, InspectionResult, Verdict
+from edge_runtime.errors import ImageDecodeError, InvalidImageError, ManifestError, ModelIntegrityError
+from tests.conftest import MANIFEST, ROOT, needs_models, needs_neu
+
+pytestmark = needs_models
+
+
+def _texture(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.integers(80, 170, shape, dtype=np.uint8), (0, 0), 1.5)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (200, 200), (256, 1600), (480, 640, 3), (97, 131)])
+def test_any_frame_size_gives_maps_in_frame_coordinates(inspector, shape):
+    result = inspector.inspect(_texture(shape))
+    assert isinstance(result, InspectionResult)
+    assert result.anomaly_map.shape == shape[:2] == result.frame.shape
+    assert result.anomaly_score == pytest.approx(float(result.anomaly_map.max()), rel=1e-5)
+    assert result.verdict is result.thresholds.verdict(result.anomaly_score)
+    if result.verdict is Verdict.OK:
+        assert result.defect_class is None and result.gradcam is None and not result.class_probabilities
+    else:
+        assert result.gradcam.shape == shape[:2]
+
+
+def test_always_classify_gives_class_probabilities_and_frame_sized_gradcam(inspector):
+    result = inspector.inspect(_texture((256, 1600)), always_classify=True)
+    assert set(result.class_probabilities) == set(inspector.class_names)
+    assert sum(result.class_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert result.confidence == max(result.class_probabilities.values())
+    region = result.region
+    assert result.gradcam.shape == (256, 1600)
+    outside = result.gradcam.copy()
+    outside[region.y: region.y + region.height, region.x: region.x + region.width] = 0
+    assert outside.max() == 0 and result.gradcam.max() <= 1.0
+    assert {"preprocess", "autoencoder", "classifier", "gradcam", "total"} <= set(result.timings_ms)
+
+
+def test_uint16_frame_matches_its_uint8_equivalent(inspector):
+    frame8 = _texture((200, 200), 1)
+    a = inspector.inspect(frame8)
+    b = inspector.inspect(frame8.astype(np.uint16) * 257)
+    assert a.anomaly_score == pytest.approx(b.anomaly_score, rel=1e-4)
+
+
+def test_batch_keeps_order_and_returns_errors_in_place(inspector):
+    images = [_texture((200, 200), 2), b"garbage", np.zeros((8, 8), np.uint8), _texture((128, 128), 3)]
+    results = inspector.inspect_batch(images)
+    assert isinstance(results[0], InspectionResult) and isinstance(results[3], InspectionResult)
+    assert isinstance(results[1], ImageDecodeError) and isinstance(results[2], InvalidImageError)
+    single = inspector.inspect(images[3])
+    assert results[3].anomaly_score == pytest.approx(single.anomaly_score, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x89PNG\r\n\x1a\n truncated", np.full((64, 64), np.nan, np.float32),
+                                 np.zeros((64, 64), np.int32), np.zeros((20, 300), np.uint8)])
+def test_bad_frames_are_never_ok(inspector, bad):
+    with pytest.raises((ImageDecodeError, InvalidImageError)):
+        inspector.inspect(bad)
+
+
+def test_tampered_model_is_refused(tmp_path):
+    manifest = json.loads(MANIFEST.read_text())
+    for profile in manifest["profiles"].values():
+        for key in ("autoencoder", "classifier"):
+            src = ROOT / profile[key]["path"]
+            dst = tmp_path / profile[key]["path"]
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+        head = profile["classifier"]["head"]["path"]
+        shutil.copy(ROOT / head, tmp_path / head)
+    (tmp_path / "models.manifest.json").write_text(json.dumps(manifest))
+    Inspector.from_manifest(tmp_path / "models.manifest.json")
+    target = tmp_path / manifest["profiles"][manifest["default_profile"]]["classifier"]["path"]
+    with open(target, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        Inspector.from_manifest(tmp_path / "models.manifest.json")
+
+
+def test_unknown_profile_and_missing_manifest_are_clear_errors(tmp_path):
+    with pytest.raises(ManifestError, match="available"):
+        Inspector.from_manifest(MANIFEST, profile="no-such-line")
+    with pytest.raises(ManifestError, match="not found"):
+        Inspector.from_manifest(tmp_path / "missing.json")
+
+
+def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
+    from edge_runtime.manifest import save_thresholds
+
+    manifest = json.loads(MANIFEST.read_text())
+    for profile in manifest["profiles"].values():
+        for entry in (profile["autoencoder"], profile["classifier"], profile["classifier"]["head"]):
+            entry["path"] = str((ROOT / entry["path"]).resolve())
+    path = tmp_path / "models.manifest.json"
+    path.write_text(json.dumps(manifest))
+    backup = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)
+    assert backup.is_file() and json.loads(backup.read_text()) == manifest
+    result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
+    assert result.verdict is Verdict.DEFECT and result.defect_class is not None
+
+
+def test_runtime_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from edge_runtime import Inspector; "
+        "i = Inspector.from_manifest(); i.inspect(np.full((200, 200), 128, np.uint8), always_classify=True); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')]; "
+        "assert not bad, bad; print('clean')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "clean" in out.stdout, out.stderr
+
+
+@needs_neu
+def test_neu_defect_image_is_flagged_and_classified(inspector, neu_images):
+    scratches = [p for p in neu_images if p.name.startswith("scratches_")][:3]
+    results = [inspector.inspect(p) for p in scratches]
+    assert all(r.verdict is not Verdict.OK for r in results)
+    assert all(r.defect_class == "scratches" for r in results)

@@ -1,0 +1,56 @@
+"""models.manifest.json describes both profiles and every hash matches its file."""
+
+import pytest
+
+from edge_runtime.manifest import sha256_of
+from tests.conftest import ROOT, needs_models
+
+pytestmark = needs_models
+
+
+def _files(entry):
+    yield entry["autoencoder"]
+    yield entry["classifier"]
+    yield entry["classifier"]["head"]
+    yield from entry["autoencoder"].get("keras_weights", [])
+    yield from entry["classifier"].get("keras_weights", [])
+
+
+def test_both_profiles_are_present_and_neu_is_the_default(manifest):
+    assert manifest["default_profile"] == "neu-steel"
+    assert {"neu-steel", "magnetic-tile"} <= set(manifest["profiles"])
+
+
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_every_sha256_matches_its_file(manifest, profile):
+    for item in _files(manifest["profiles"][profile]):
+        assert sha256_of(ROOT / item["path"]) == item["sha256"], item["path"]
+
+
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_profile_entry_is_complete(manifest, profile):
+    entry = manifest["profiles"][profile]
+    for key in ("preprocessing", "class_names", "thresholds", "split", "metrics", "training", "dataset"):
+        assert key in entry, key
+    assert entry["thresholds"]["warn"] <= entry["thresholds"]["defect"]
+    assert entry["thresholds"]["false_alarm_rate"] == 0.01
+    assert entry["training"]["tensorflow"].startswith("2.21") and entry["training"]["tf2onnx"].startswith("1.17")
+    ae, clf = entry["autoencoder"], entry["classifier"]
+    assert ae["opset"] >= 13 and clf["opset"] >= 13
+    assert ae["inputs"][0]["shape"][1:3] == [None, None], "autoencoder must accept any frame size"
+    assert [o["name"] for o in clf["outputs"]][:2] == ["probabilities", "features"]
+    assert clf["outputs"][0]["shape"][-1] == len(entry["class_names"])
+    assert ae["parity_max_abs_diff"] <= 1e-3 and clf["parity_max_abs_diff"]["probabilities"] <= 1e-4
+
+
+def test_committed_onnx_models_pass_the_checker(manifest):
+    onnx = pytest.importorskip("onnx", reason="onnx (dev extra) checks the graphs")
+    for entry in manifest["profiles"].values():
+        for key in ("autoencoder", "classifier"):
+            onnx.checker.check_model(onnx.load(str(ROOT / entry[key]["path"])), full_check=True)
+
+
+def test_model_files_are_small(manifest):
+    for entry in manifest["profiles"].values():
+        for item in _files(entry):
+            assert (ROOT / item["path"]).stat().st_size < 20 * 2**20, item["path"]

@@ -1,0 +1,32 @@
+"""A line-side install (`pip install .`, no extras) has no TensorFlow and still inspects."""
+
+import json
+import subprocess
+import sys
+import venv
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, needs_models
+
+pytestmark = [needs_models, pytest.mark.slow]
+
+
+def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
+    env_dir = tmp_path / "line-pc"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True,
+                             timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx"}
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.full((200, 200), 110, np.uint8))
+    out = subprocess.run([str(python), "-m", "edge_runtime", "inspect", str(image), "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] in ("ok", "warn", "defect")

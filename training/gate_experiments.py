@@ -1,0 +1,103 @@
+"""``python -m training.gate_experiments``: the gate variants compared on NEU-DET.
+
+Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly) and
+the export's calibration protocol (export.calibrate): thresholds at 1% / 5% false alarms
+on box-free windows of the validation split, metrics on the test split. Writes
+results/gate_experiments.json and a Markdown table to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.datasets import split_samples
+from export import calibrate
+from training import autoencoder as ae
+from training.data import box_free_crops, read_frames
+from training.profiles import PROFILES
+from training.train_autoencoder import MAX_TRAINING_VECTORS, normal_vectors
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class KerasSession:
+    """Lets AnomalyScorer drive a Keras model exactly as it drives onnxruntime."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self._model = model
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "image"})]
+
+    def run(self, _outputs, feeds):
+        return [np.asarray(self._model(feeds["image"], training=False))]
+
+
+def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, float]:
+    """The issue's trial: 3 strided convs + 3 transposed convs, MSE, 8 epochs on 64x64 box-free crops."""
+    crops = np.stack(box_free_crops(frames, samples, (64,), 4, profile.box_margin, profile.seed))[..., None]
+    model = ae.pixel_autoencoder()
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    model.fit(crops, crops, batch_size=64, epochs=8, verbose=2)
+    image = keras.Input((None, None, 1))
+    error = ae.SquaredError()([image, model(image)])
+    return keras.Model(image, error), 1, 8, 4.0
+
+
+def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
+    extractor = ae.feature_extractor(taps)
+    vectors = normal_vectors(extractor, frames, samples, profile, uses_boxes=True)
+    rng = np.random.default_rng(profile.seed)
+    vectors = vectors[rng.choice(len(vectors), min(len(vectors), MAX_TRAINING_VECTORS), replace=False)]
+    if whiten:
+        mean, projection = ae.whitening(vectors)
+    else:
+        mean, projection = vectors.mean(0), np.diag(1.0 / (vectors.std(0) + 1e-3)).astype(np.float32)
+    whitened = (vectors - mean) @ projection
+    model = ae.bottleneck(whitened.shape[1], hidden)
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs, verbose=2)
+    return ae.anomaly_model(extractor, mean.astype(np.float32), projection, model), ae.FEATURE_STRIDE, ae.INPUT_MULTIPLE, 1.0
+
+
+VARIANTS = {
+    "pixel AE (baseline, 64x64 crops)": lambda p, f, s: pixel_baseline(p, f, s),
+    "feature AE, block6+13, standardised": lambda p, f, s: feature_variant(p, f, s, ae.DEFAULT_TAPS, (256, 64, 256), False),
+    "feature AE, block6+13, whitened": lambda p, f, s: feature_variant(p, f, s, ae.DEFAULT_TAPS, (256, 64, 256), True),
+    "feature AE, block3+6+13, standardised": lambda p, f, s: feature_variant(
+        p, f, s, (("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256), False),
+}
+
+
+def main() -> int:
+    profile = PROFILES["neu-steel"]
+    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    frames, samples = read_frames(splits["train"], profile.preprocess)
+    rows = {}
+    for name in sys.argv[1:] or VARIANTS:
+        keras.utils.set_random_seed(profile.seed)
+        model, stride, multiple, sigma = VARIANTS[name](profile, frames, samples)
+        scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, sigma)
+        limits = calibrate.thresholds(calibrate.gate_scores(scorer, splits["val"], profile.preprocess)["normal"],
+                                      profile.false_alarm_rate, profile.warn_false_alarm_rate)
+        rows[name] = calibrate.gate_metrics(calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits)
+        print(name, json.dumps(rows[name]), flush=True)
+    out = ROOT / "results" / "gate_experiments.json"
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    out.write_text(json.dumps({**previous, **rows}, indent=1))
+    print("| variant | region AUROC | FAR @warn | recall @warn | FAR @defect | recall @defect |")
+    print("|---|---|---|---|---|---|")
+    for name, m in {**previous, **rows}.items():
+        print(f"| {name} | {m.get('region_auroc', float('nan')):.3f} | {m['false_alarm_rate_warn']:.3f} | "
+              f"{m['gate_recall_warn']:.3f} | {m['false_alarm_rate_defect']:.3f} | {m['gate_recall_defect']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
