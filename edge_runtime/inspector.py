@@ -45,6 +45,7 @@ class Inspector:
         self.config = config
         self.manifest_path = manifest_path
         self.profile = config.name
+        self.precision = config.precision
         self.class_names = list(config.class_names)
         self.thresholds: Thresholds = config.thresholds
         self.model_sha256 = {"autoencoder": config.autoencoder.sha256, "classifier": config.classifier.sha256}
@@ -59,10 +60,12 @@ class Inspector:
 
     @classmethod
     def from_manifest(
-        cls, manifest_path: str | Path | None = None, profile: str | None = None, intra_op_threads: int = 1
+        cls, manifest_path: str | Path | None = None, profile: str | None = None, intra_op_threads: int = 1,
+        precision: str | None = None,
     ) -> "Inspector":
+        """``precision`` "fp32" / "int8" overrides the profile's manifest setting (None = the manifest's)."""
         path = Path(manifest_path) if manifest_path is not None else default_manifest_path()
-        return cls(profile_config(load_manifest(path), path, profile), path, intra_op_threads)
+        return cls(profile_config(load_manifest(path), path, profile, precision), path, intra_op_threads)
 
     def inspect(self, image: ImageSource, source: str | None = None, always_classify: bool = False) -> InspectionResult:
         """Inspect one frame. Raises an ``InspectionError`` subclass for anything that cannot be inspected.

@@ -83,13 +83,32 @@ class ProfileConfig:
     score_sigma: float
     region_side: int | None
     raw: dict
+    precision: str = "fp32"
 
 
 def _model_file(entry: dict, root: Path) -> ModelFile:
     return ModelFile(root / entry["path"], entry["sha256"])
 
 
-def profile_config(manifest: dict, manifest_path: Path, profile: str | None = None) -> ProfileConfig:
+PRECISIONS = ("fp32", "int8")
+
+
+def _precision_files(entry: dict, precision: str, name: str) -> tuple[dict, dict]:
+    """(autoencoder, classifier) file entries for a precision; int8 falls back to fp32 for a model without one."""
+    anomaly, classifier = entry["autoencoder"], entry["classifier"]
+    if precision not in PRECISIONS:
+        raise ManifestError(f"profile '{name}': precision must be one of {PRECISIONS}, not {precision!r}")
+    if precision == "fp32":
+        return anomaly, classifier
+    if "int8" not in classifier:
+        raise ManifestError(f"profile '{name}' has no int8 classifier (run python -m export.quantize)")
+    return anomaly.get("int8", anomaly), classifier["int8"]
+
+
+def profile_config(
+    manifest: dict, manifest_path: Path, profile: str | None = None, precision: str | None = None
+) -> ProfileConfig:
+    """``precision`` None = the profile's ``precision`` entry (default fp32)."""
     name = profile or manifest.get("default_profile")
     profiles = manifest["profiles"]
     if name not in profiles:
@@ -98,6 +117,8 @@ def profile_config(manifest: dict, manifest_path: Path, profile: str | None = No
     root = manifest_path.resolve().parent
     try:
         anomaly, classifier = entry["autoencoder"], entry["classifier"]
+        precision = precision or entry.get("precision", "fp32")
+        anomaly_file, classifier_file = _precision_files(entry, precision, name)
         thresholds = Thresholds(float(entry["thresholds"]["warn"]), float(entry["thresholds"]["defect"]))
         if not thresholds.warn <= thresholds.defect:
             raise ManifestError(f"profile '{name}': warn threshold must not exceed the defect threshold")
@@ -106,14 +127,15 @@ def profile_config(manifest: dict, manifest_path: Path, profile: str | None = No
             preprocess=PreprocessSpec.from_dict(entry["preprocessing"]),
             thresholds=thresholds,
             class_names=tuple(entry["class_names"]),
-            autoencoder=_model_file(anomaly, root),
-            classifier=_model_file(classifier, root),
+            autoencoder=_model_file(anomaly_file, root),
+            classifier=_model_file(classifier_file, root),
             classifier_head=_model_file(classifier["head"], root),
             feature_stride=int(anomaly["feature_stride"]),
             input_multiple=int(anomaly["input_multiple"]),
             score_sigma=float(anomaly["score"]["sigma_cells"]),
             region_side=classifier.get("region_side"),
             raw=entry,
+            precision=precision,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
