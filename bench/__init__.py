@@ -1,0 +1,1 @@
+"""Latency / throughput benchmarks of the edge runtime (``python -m bench.benchmark``)."""

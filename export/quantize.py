@@ -1,0 +1,270 @@
+"""``python -m export.quantize --profile NAME``: int8 (static, QDQ, per-channel) models for one profile.
+
+Reads the fp32 ONNX models that ``python -m export`` recorded in models.manifest.json,
+calibrates activation ranges on training-split images prepared by edge_runtime's own
+preprocessing (the classifier sees exactly what ``DefectClassifier.classify`` feeds it,
+the autoencoder the reflect-padded frame ``AnomalyScorer`` feeds it), and writes
+``models/<profile>/classifier.int8.onnx`` (and ``autoencoder.int8.onnx`` with
+``--autoencoder``). Both classifier outputs are kept (probabilities, and the feature map
+Grad-CAM needs, dequantised to float).
+
+Then it measures what int8 costs: the test split goes through the whole pipeline with
+``edge_runtime.evaluate`` (the code behind ``python -m edge_runtime evaluate``) at fp32
+and at int8. The int8 entries are recorded next to the fp32 ones and the profile's
+``precision`` is set to ``int8`` only when the classifier accuracy drops by at most
+``--max-loss-pp`` points (and, for the autoencoder, when it is faster and keeps the gate's
+verdicts); otherwise the int8 files are not offered and precision stays fp32.
+
+Run it again after every ``python -m export`` (which rewrites the profile's entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edge_runtime.datasets import split_samples
+from edge_runtime.errors import InspectionError
+from edge_runtime.inspector import Inspector, session
+from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
+from edge_runtime.preprocess import classifier_input, preprocess, resize
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("export.quantize")
+
+# Kept in float: the logits MatMul/Gemm and the softmax (tiny, and where rounding moves probabilities).
+CLASSIFIER_FLOAT_OPS = ("Softmax",)
+# Autoencoder: only the convolutional backbone is quantised; whitening, bottleneck and the squared
+# error stay float (whitening amplifies small-variance directions, i.e. quantisation noise, up to 100x).
+AUTOENCODER_INT8_OPS = ("Conv",)
+
+
+class FrameReader(CalibrationDataReader):
+    """Feeds preprocessed calibration inputs one at a time (batch 1, as the runtime mostly runs)."""
+
+    def __init__(self, input_name: str, inputs: list[np.ndarray]) -> None:
+        self._name, self._inputs, self._i = input_name, inputs, 0
+
+    def get_next(self) -> dict | None:
+        if self._i >= len(self._inputs):
+            return None
+        self._i += 1
+        return {self._name: self._inputs[self._i - 1]}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+def calibration_samples(profile_name: str, entry: dict, count: int):
+    """Up to ``count`` training-split samples, spread evenly over the (label-sorted) split."""
+    from export.__main__ import _profile
+
+    profile = _profile(profile_name)
+    split = entry["split"]
+    train = split_samples(profile.load(), int(split["seed"]), tuple(split["fractions"]))["train"]
+    train = sorted(train, key=lambda s: (str(s.label), s.path.name))
+    step = max(1, len(train) // count)
+    return train[::step][:count]
+
+
+def _frames(samples, spec) -> list[np.ndarray]:
+    frames = []
+    for sample in samples:
+        try:
+            frames.append(preprocess(sample.path, spec))
+        except InspectionError as error:
+            log.warning("calibration: skipping %s: %s", sample.path, error)
+    return frames
+
+
+def classifier_inputs(frames, config) -> list[np.ndarray]:
+    """What the runtime feeds the classifier: the region around the anomaly peak (centre here), resized."""
+    side = config.region_side
+    out = []
+    for frame in frames:
+        height, width = frame.shape
+        if side is not None and (height > side or width > side):
+            h, w = min(side, height), min(side, width)
+            y, x = (height - h) // 2, (width - w) // 2
+            frame = frame[y: y + h, x: x + w]
+        out.append(classifier_input(frame, config.preprocess))
+    return out
+
+
+def autoencoder_inputs(frames, config) -> list[np.ndarray]:
+    """The reflect-padded frame ``AnomalyScorer.anomaly_map`` feeds the autoencoder."""
+    import cv2
+
+    spec, multiple = config.preprocess, config.input_multiple
+    out = []
+    for frame in frames:
+        work = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
+        pad_h, pad_w = (-work.shape[0]) % multiple, (-work.shape[1]) % multiple
+        padded = cv2.copyMakeBorder(work, pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2,
+                                    cv2.BORDER_REFLECT_101)
+        out.append(padded[None, :, :, None])
+    return out
+
+
+def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_types: tuple[str, ...] | None,
+                   exclude_op_types: tuple[str, ...], method: CalibrationMethod, activation: QuantType) -> Path:
+    """Pre-process (shape inference + fusions), then static QDQ per-channel quantisation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        model = onnx.load(str(prepared))
+        exclude = [n.name for n in model.graph.node if n.op_type in exclude_op_types]
+        name = model.graph.input[0].name
+        quantize_static(
+            str(prepared), str(target), FrameReader(name, inputs), quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(op_types) if op_types else None, per_channel=True,
+            activation_type=activation, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
+            calibrate_method=method,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                           "CalibTensorRangeSymmetric": False},
+        )
+    onnx.checker.check_model(str(target))
+    return target
+
+
+def time_model(path: Path, inputs: list[np.ndarray], runs: int = 40) -> float:
+    """Median ms of one batch-1 run on 1 intra-op thread."""
+    sess = session(path, 1)
+    name = sess.get_inputs()[0].name
+    for x in inputs[:3]:
+        sess.run(None, {name: x})
+    times = []
+    for i in range(runs):
+        x = inputs[i % len(inputs)]
+        start = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(np.median(times))
+
+
+def evaluate_precision(manifest_path: Path, profile: str, precision: str, split: str) -> tuple[dict, list]:
+    """The metrics ``python -m edge_runtime evaluate --split SPLIT`` reports, at one precision."""
+    from edge_runtime.evaluate import evaluate
+    from edge_runtime.evaluation_cases import build_cases
+
+    inspector = Inspector.from_manifest(manifest_path, profile, precision=precision)
+    entry = inspector.config.raw
+    cases = build_cases(entry["dataset"]["name"], Path(entry["dataset"]["path"]), inspector, split, None, 0)
+    metrics, rows = evaluate(inspector, cases, progress=False)
+    return metrics, rows
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def quantize_profile(args) -> dict:
+    from export.manifest_writer import model_entry
+
+    manifest_path = args.manifest
+    manifest = load_manifest(manifest_path)
+    entry = manifest["profiles"][args.profile]
+    for key in ("autoencoder", "classifier"):  # start from a clean fp32 entry
+        entry[key].pop("int8", None)
+    entry["precision"] = "fp32"
+    _write_manifest(manifest_path, manifest)
+    config = profile_config(manifest, manifest_path, args.profile, "fp32")
+    root = manifest_path.resolve().parent
+    out = config.classifier.path.parent  # beside the fp32 models
+    method = CalibrationMethod[args.calibration]
+    activation = QuantType[args.activation_type]
+
+    samples = calibration_samples(args.profile, entry, args.calibration_images)
+    frames = _frames(samples, config.preprocess)
+    log.info("calibrating on %d training-split frames (%s)", len(frames), method.name)
+    report: dict = {"calibration": {"split": "train", "images": len(frames), "method": method.name,
+                                    "activation_type": activation.name, "weight_type": "QInt8",
+                                    "format": "QDQ", "per_channel": True}}
+
+    clf_in = classifier_inputs(frames, config)
+    clf_int8 = quantize_model(config.classifier.path, out / "classifier.int8.onnx", clf_in, None,
+                              CLASSIFIER_FLOAT_OPS, method, activation)
+    report["classifier_ms"] = {"fp32": time_model(config.classifier.path, clf_in),
+                               "int8": time_model(clf_int8, clf_in)}
+    report["classifier_speedup"] = report["classifier_ms"]["fp32"] / report["classifier_ms"]["int8"]
+    entry["classifier"]["int8"] = model_entry(clf_int8, root)
+    log.info("classifier int8: %.2f ms -> %.2f ms (x%.2f)", report["classifier_ms"]["fp32"],
+             report["classifier_ms"]["int8"], report["classifier_speedup"])
+
+    if args.autoencoder:
+        ae_in = autoencoder_inputs(frames, config)
+        ae_int8 = quantize_model(config.autoencoder.path, out / "autoencoder.int8.onnx", ae_in,
+                                 AUTOENCODER_INT8_OPS, (), method, activation)
+        report["autoencoder_ms"] = {"fp32": time_model(config.autoencoder.path, ae_in, 20),
+                                    "int8": time_model(ae_int8, ae_in, 20)}
+        report["autoencoder_speedup"] = report["autoencoder_ms"]["fp32"] / report["autoencoder_ms"]["int8"]
+        entry["autoencoder"]["int8"] = model_entry(ae_int8, root)
+        log.info("autoencoder int8: %.2f ms -> %.2f ms (x%.2f)", report["autoencoder_ms"]["fp32"],
+                 report["autoencoder_ms"]["int8"], report["autoencoder_speedup"])
+    _write_manifest(manifest_path, manifest)
+
+    fp32, fp32_rows = evaluate_precision(manifest_path, args.profile, "fp32", args.split)
+    int8, int8_rows = evaluate_precision(manifest_path, args.profile, "int8", args.split)
+    keys = ("classifier_accuracy", "end_to_end_accuracy", "gate_recall", "image_auroc", "cam_pointing_game")
+    report["evaluate"] = {"split": args.split, "fp32": {k: fp32.get(k) for k in keys},
+                          "int8": {k: int8.get(k) for k in keys}}
+    loss_pp = 100.0 * (fp32["classifier_accuracy"] - int8["classifier_accuracy"])
+    same_class = [a.defect_class == b.defect_class for (_, a), (_, b) in zip(fp32_rows, int8_rows)
+                  if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)]
+    same_verdict = [a.verdict is b.verdict for (_, a), (_, b) in zip(fp32_rows, int8_rows)
+                    if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)]
+    report.update(accuracy_loss_pp=loss_pp, class_agreement=float(np.mean(same_class)),
+                  verdict_agreement=float(np.mean(same_verdict)), max_loss_pp=args.max_loss_pp)
+    offered = loss_pp <= args.max_loss_pp
+    if args.autoencoder:
+        keep_ae = report["autoencoder_speedup"] >= 1.2 and report["verdict_agreement"] >= 0.99
+        report["autoencoder_offered"] = keep_ae
+        if not keep_ae:
+            entry["autoencoder"].pop("int8")
+            (out / "autoencoder.int8.onnx").unlink(missing_ok=True)
+    report["offered"] = offered
+    if offered:
+        entry["precision"] = "int8"
+    else:
+        log.warning("int8 loses %.2f pp classifier accuracy (> %.2f): not offered, precision stays fp32",
+                    loss_pp, args.max_loss_pp)
+        for key in ("autoencoder", "classifier"):
+            entry[key].pop("int8", None)
+    entry.setdefault("metrics", {})["int8"] = report
+    _write_manifest(manifest_path, manifest)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="neu-steel")
+    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    parser.add_argument("--calibration-images", type=int, default=200)
+    parser.add_argument("--calibration", choices=[m.name for m in CalibrationMethod], default="MinMax")
+    parser.add_argument("--activation-type", choices=["QUInt8", "QInt8"], default="QUInt8")
+    parser.add_argument("--autoencoder", action="store_true", help="also quantise the autoencoder backbone")
+    parser.add_argument("--split", default="test", help="split the accuracy is measured on (default test)")
+    parser.add_argument("--max-loss-pp", type=float, default=0.5,
+                        help="largest classifier accuracy loss (percentage points) int8 may cost")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    report = quantize_profile(args)
+    print(json.dumps({"profile": args.profile, **report}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

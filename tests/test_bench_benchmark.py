@@ -1,0 +1,201 @@
+"""bench.benchmark / bench.flops and the manifest's precision switch.
+
+Most tests run on two tiny hand-built ONNX graphs with the runtime's interfaces (an
+autoencoder-shaped and a classifier-shaped one), so they need neither trained models nor
+TensorFlow; one runs the benchmark on the real models when they exist. No timing asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import MANIFEST, ROOT, needs_models
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed (dev extra) - needed to build the tiny test graphs")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edge_runtime.errors import ManifestError, ModelIntegrityError  # noqa: E402
+from edge_runtime.manifest import sha256_of  # noqa: E402
+from edge_runtime.preprocess import PreprocessSpec  # noqa: E402
+
+CLASSES = ["a", "b", "c"]
+
+
+def _save(nodes, inputs, outputs, weights, path):
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def _tiny_models(folder, seed=0):
+    """autoencoder: image NHWC -> stride-8 error map; classifier: 224x224 -> (probabilities, 7x7xK features)."""
+    rng = np.random.default_rng(seed)
+    w = lambda name, shape, s: numpy_helper.from_array(rng.normal(0, s, shape).astype(np.float32), name)  # noqa: E731
+    image = lambda shape: helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)  # noqa: E731
+    _save([helper.make_node("Transpose", ["image"], ["x"], perm=[0, 3, 1, 2]),
+           helper.make_node("Conv", ["x", "W1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
+           helper.make_node("Relu", ["c1"], ["r1"]),
+           helper.make_node("Conv", ["r1", "W2"], ["c2"], strides=[4, 4], pads=[1, 1, 1, 1]),
+           helper.make_node("Mul", ["c2", "c2"], ["sq"]),
+           helper.make_node("ReduceMean", ["sq"], ["m"], keepdims=1, axes=[1]),
+           helper.make_node("Transpose", ["m"], ["error_map"], perm=[0, 2, 3, 1])],
+          [image([None, None, None, 1])],
+          [helper.make_tensor_value_info("error_map", TensorProto.FLOAT, [None, None, None, 1])],
+          [w("W1", (8, 1, 3, 3), 0.3), w("W2", (16, 8, 3, 3), 0.1)], folder / "autoencoder.onnx")
+    kernel = rng.normal(0, 0.3, (16, len(CLASSES))).astype(np.float32)
+    _save([helper.make_node("Transpose", ["image"], ["x"], perm=[0, 3, 1, 2]),
+           helper.make_node("Conv", ["x", "W1"], ["c1"], strides=[4, 4], pads=[1, 1, 1, 1]),
+           helper.make_node("Relu", ["c1"], ["r1"]),
+           helper.make_node("Conv", ["r1", "W2"], ["c2"], strides=[8, 8], pads=[1, 1, 1, 1]),
+           helper.make_node("Relu", ["c2"], ["r2"]),
+           helper.make_node("Transpose", ["r2"], ["features"], perm=[0, 2, 3, 1]),
+           helper.make_node("GlobalAveragePool", ["r2"], ["gap"]),
+           helper.make_node("Flatten", ["gap"], ["flat"]),
+           helper.make_node("MatMul", ["flat", "K"], ["logits"]),
+           helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+          [image([None, 224, 224, 1])],
+          [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(CLASSES)]),
+           helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 7, 7, 16])],
+          [w("W1", (8, 1, 3, 3), 0.3), w("W2", (16, 8, 3, 3), 0.1), numpy_helper.from_array(kernel, "K")],
+          folder / "classifier.onnx")
+    np.savez(folder / "classifier_head.npz", kernel=kernel, bias=np.zeros(len(CLASSES), np.float32))
+
+
+def _entry(path, root):
+    return {"path": path.relative_to(root).as_posix(), "sha256": sha256_of(path)}
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory):
+    """A manifest over the tiny graphs (+ a copy of the classifier as its 'int8' file), thresholds set so
+    that some benchmark candidate frames pass the gate and some are flagged."""
+    root = tmp_path_factory.mktemp("tiny")
+    models = root / "models" / "tiny"
+    models.mkdir(parents=True)
+    _tiny_models(models)
+    (models / "classifier.int8.onnx").write_bytes((models / "classifier.onnx").read_bytes())
+    entry = {
+        "preprocessing": PreprocessSpec().to_dict(), "class_names": CLASSES,
+        "autoencoder": {**_entry(models / "autoencoder.onnx", root), "feature_stride": 8, "input_multiple": 16,
+                        "score": {"reduce": "max", "sigma_cells": 1.0}},
+        "classifier": {**_entry(models / "classifier.onnx", root), "head": _entry(models / "classifier_head.npz", root),
+                       "region_side": 200, "int8": _entry(models / "classifier.int8.onnx", root)},
+        "thresholds": {"warn": 1e9, "defect": 1e9},
+    }
+    path = root / "models.manifest.json"
+    path.write_text(json.dumps({"schema_version": 1, "default_profile": "tiny", "profiles": {"tiny": entry}}))
+    from bench.benchmark import candidate_frames
+    from edge_runtime import Inspector
+
+    inspector = Inspector.from_manifest(path)
+    scores = [inspector.inspect(data).anomaly_score for _, data in candidate_frames(16)]
+    entry["thresholds"] = {"warn": float(np.quantile(scores, 0.6)), "defect": float(np.quantile(scores, 0.7))}
+    path.write_text(json.dumps({"schema_version": 1, "default_profile": "tiny", "profiles": {"tiny": entry}}))
+    return path
+
+
+def test_summary_percentiles_are_ordered():
+    from bench.stats import summary
+
+    s = summary(np.arange(1, 101, dtype=float))
+    assert s["p50"] == pytest.approx(50.5) and s["p99"] == pytest.approx(99.01)
+    assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] and s["n"] == 100
+
+
+def test_mac_count_matches_hand_arithmetic(tiny_manifest):
+    from bench.flops import count_macs
+
+    models = tiny_manifest.parent / "models" / "tiny"
+    ae = count_macs(models / "autoencoder.onnx", (1, 208, 208, 1))
+    # conv1: 8 x 104 x 104 outputs x (1*3*3); conv2: 16 x 26 x 26 outputs x (8*3*3)
+    assert ae["by_op"]["Conv"] == 8 * 104 * 104 * 9 + 16 * 26 * 26 * 72
+    clf = count_macs(models / "classifier.onnx", (2, 224, 224, 1))
+    # batch 2: conv1 8x56x56x9, conv2 16x7x7x72, MatMul 3 outputs x 16
+    assert clf["macs"] == 2 * (8 * 56 * 56 * 9 + 16 * 7 * 7 * 72 + 3 * 16)
+
+
+def test_precision_switch_loads_the_int8_file_and_verifies_it(tiny_manifest, tmp_path):
+    from edge_runtime import Inspector
+
+    fp32 = Inspector.from_manifest(tiny_manifest)
+    int8 = Inspector.from_manifest(tiny_manifest, precision="int8")
+    assert fp32.precision == "fp32" and int8.precision == "int8"
+    assert int8.config.classifier.path.name == "classifier.int8.onnx"
+    assert int8.config.autoencoder.path == fp32.config.autoencoder.path  # no int8 autoencoder: fp32 one
+    manifest = json.loads(tiny_manifest.read_text())
+    manifest["profiles"]["tiny"]["precision"] = "int8"
+    copy = tiny_manifest.with_name("int8.manifest.json")
+    copy.write_text(json.dumps(manifest))
+    assert Inspector.from_manifest(copy).precision == "int8"
+    assert Inspector.from_manifest(copy, precision="fp32").config.classifier.path.name == "classifier.onnx"
+    manifest["profiles"]["tiny"]["classifier"]["int8"]["sha256"] = "0" * 64
+    copy.write_text(json.dumps(manifest))
+    with pytest.raises(ModelIntegrityError):
+        Inspector.from_manifest(copy)
+    manifest["profiles"]["tiny"]["classifier"].pop("int8")
+    copy.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="no int8 classifier"):
+        Inspector.from_manifest(copy)
+    manifest["profiles"]["tiny"]["precision"] = "fp16"
+    copy.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="precision"):
+        Inspector.from_manifest(copy)
+
+
+def _run_benchmark(manifest, *extra):
+    cmd = [sys.executable, "-m", "bench.benchmark", "--json", "--quick", "--no-write", "--manifest", str(manifest),
+           *extra]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _check_report(report):
+    stages = {"decode", "preprocess", "autoencoder", "gate", "classifier", "gradcam", "overlay"}
+    assert stages <= set(report["stages_ms"])
+    for name in stages:
+        s = report["stages_ms"][name]
+        assert 0 <= s["min"] <= s["p50"] <= s["p90"] <= s["p99"]
+    assert report["stages_ms"]["_gate_max_abs_diff_vs_runtime"] < 1e-5
+    e2e = report["end_to_end_ms"]
+    assert not e2e["normal"]["classified"] and e2e["defective"]["classified"]
+    assert 0 < e2e["normal"]["p50"] and 0 < e2e["defective"]["p50"]
+    assert report["throughput"] and all(row["fps"] > 0 for row in report["throughput"])
+    # 5% of the stream are flagged frames, the rest frames the gate passed during selection
+    assert all(row["flag_rate"] == pytest.approx(0.05, abs=0.03) for row in report["throughput"])
+    cold = report["cold_start"]["median_run"]
+    assert cold["wall_s"] > cold["load_s"] > 0 and cold["peak_rss_mb"] > 10
+    assert report["cpu"]["model"] and report["command"].startswith("python -m bench.benchmark")
+    assert {t["target"] for t in report["targets"]} >= {"normal frame p50 <= 5 ms", "RSS < 300 MB"}
+
+
+def test_benchmark_json_on_tiny_models(tiny_manifest, tmp_path):
+    report = _run_benchmark(tiny_manifest, "--tune")
+    _check_report(report)
+    assert report["profile"] == "tiny" and report["precision"] == "fp32"
+    floor = report["floor"]
+    assert floor["peak_gflops_1thread"] > 0 and floor["autoencoder"]["floor_ms"] > 0
+    assert floor["autoencoder"]["ratio_to_floor"] > 0
+    assert "int8_speedup" in report["tuning"]["classifier"]
+
+
+def test_benchmark_writes_markdown(tiny_manifest, tmp_path):
+    out = tmp_path / "bench.md"
+    cmd = [sys.executable, "-m", "bench.benchmark", "--quick", "--no-floor", "--cold-starts", "0",
+           "--manifest", str(tiny_manifest), "--output", str(out)]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    text = out.read_text()
+    assert "| autoencoder |" in text and "frames/s" in text and "CPU:" in text and "intra-op threads 1" in text
+
+
+@pytest.mark.slow
+@needs_models
+def test_benchmark_json_on_real_models():
+    report = _run_benchmark(MANIFEST, "--no-floor")
+    _check_report(report)
