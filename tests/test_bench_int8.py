@@ -1,0 +1,57 @@
+"""The int8 classifier that ``python -m export.quantize`` offers: loads, keeps both outputs, agrees with fp32.
+
+Skips when the models are not exported yet, or when the profile offers no int8 model
+(``export.quantize`` withholds it when it costs more than 0.5 pp accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import MANIFEST, NEU, needs_models, needs_neu
+
+pytestmark = [needs_models, needs_neu]
+PROFILE = "neu-steel"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    from edge_runtime import Inspector
+
+    entry = json.loads(MANIFEST.read_text())["profiles"].get(PROFILE, {})
+    if "int8" not in entry.get("classifier", {}):
+        reason = entry.get("metrics", {}).get("int8", {})
+        pytest.skip(f"profile {PROFILE} offers no int8 classifier (run python -m export.quantize; last report: "
+                    f"accuracy loss {reason.get('accuracy_loss_pp', 'n/a')} pp)")
+    return Inspector.from_manifest(MANIFEST, PROFILE, precision="fp32"), \
+        Inspector.from_manifest(MANIFEST, PROFILE, precision="int8")
+
+
+def test_int8_manifest_entry_is_complete():
+    entry = json.loads(MANIFEST.read_text())["profiles"][PROFILE]
+    if "int8" not in entry["classifier"]:
+        pytest.skip("no int8 classifier offered")
+    int8 = entry["classifier"]["int8"]
+    assert {"path", "sha256"} <= set(int8) and int8["path"].endswith(".onnx")
+    assert [o["name"] for o in int8["outputs"]] == ["probabilities", "features"]
+    report = entry["metrics"]["int8"]
+    assert report["accuracy_loss_pp"] <= report["max_loss_pp"] == 0.5
+    assert entry["precision"] == "int8"
+
+
+def test_int8_classifier_agrees_with_fp32_on_real_images(pair):
+    fp32, int8 = pair
+    assert int8.model_sha256["classifier"] != fp32.model_sha256["classifier"]
+    images = sorted((NEU / "images").glob("*.jpg"))[::75]  # 20 images, every class
+    a = fp32.inspect_batch(images, always_classify=True)
+    b = int8.inspect_batch(images, always_classify=True)
+    same = [x.defect_class == y.defect_class for x, y in zip(a, b)]
+    assert np.mean(same) >= 0.9, same
+    for x, y in zip(a, b):
+        assert y.gradcam is not None and y.gradcam.shape == x.gradcam.shape and y.gradcam.max() <= 1.0
+        assert sum(y.class_probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+        if x.defect_class == y.defect_class:  # Grad-CAM from the dequantised features points to the same area
+            assert np.corrcoef(x.gradcam.ravel(), y.gradcam.ravel())[0, 1] > 0.5
