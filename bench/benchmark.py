@@ -368,6 +368,30 @@ def _model_ms(sess: ort.InferenceSession, x: np.ndarray, runs: int) -> float:
     return float(np.median(times))
 
 
+def nchw_variant(path: Path) -> bytes | None:
+    """The graph with a 1-channel NCHW input instead of NHWC + Transpose (same bytes in memory), or None."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    name = graph.input[0].name
+    first = [n for n in graph.node if name in n.input]
+    if len(first) != 1 or first[0].op_type != "Transpose" or list(first[0].attribute[0].ints) != [0, 3, 1, 2]:
+        return None
+    transpose = first[0]
+    for node in graph.node:
+        node.input[:] = [name if i == transpose.output[0] else i for i in node.input]
+    graph.node.remove(transpose)
+    dims = graph.input[0].type.tensor_type.shape.dim
+    order = [dims[0], dims[3], dims[1], dims[2]]
+    copies = [onnx.TensorShapeProto.Dimension() for _ in order]
+    for target, source in zip(copies, order):
+        target.CopyFrom(source)
+    del dims[:]
+    dims.extend(copies)
+    return model.SerializeToString()
+
+
 def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
     """Model-level medians (ms) for the settings the runtime could choose."""
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
@@ -388,6 +412,12 @@ def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
         row = {f"opt_{k}_intra1": _model_ms(_session(path, 1, lvl), x, runs) for k, lvl in levels.items()}
         row["opt_all_intra2_spin"] = _model_ms(_session(path, 2, levels["all"], True), x, runs)
         row["opt_all_intra2_nospin"] = _model_ms(_session(path, 2, levels["all"], False), x, runs)
+        nchw = nchw_variant(path)
+        if nchw is not None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+            sess = ort.InferenceSession(nchw, options, providers=["CPUExecutionProvider"])
+            row["opt_all_intra1_nchw_input"] = _model_ms(sess, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), runs)
         batch = 8 if name == "classifier" else 4
         row[f"opt_all_intra1_batch{batch}_per_frame"] = _model_ms(
             _session(path, 1, levels["all"]), np.repeat(x, batch, 0), max(3, runs // 2)) / batch
