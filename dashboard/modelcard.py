@@ -42,6 +42,11 @@ def _file_entries(node: Any, role: str = "") -> Iterator[tuple[str, dict]]:
             yield from _file_entries(value, f"{role}[{i}]")
 
 
+def is_runtime_role(role: str) -> bool:
+    """Files the line-side runtime loads (not training artefacts such as Keras weights)."""
+    return "keras" not in role and "weights" not in role
+
+
 def model_files(entry: dict, manifest_path: Path) -> list[dict]:
     """One row per model file: role, path, expected/actual sha256, status verified|MISMATCH|missing|refused."""
     base = Path(manifest_path).resolve().parent
@@ -51,7 +56,7 @@ def model_files(entry: dict, manifest_path: Path) -> list[dict]:
         path = (base / rel).resolve()
         expected = spec.get("sha256")
         row = {"role": role, "file": rel, "expected_sha256": expected, "sha256": None,
-               "size_mb": None, "status": "missing"}
+               "size_mb": None, "status": "missing", "runtime": is_runtime_role(role)}
         if not is_inside((base,), path):
             row["status"] = "refused (outside the manifest folder)"
         elif path.is_file():

@@ -31,13 +31,25 @@ except Exception as exc:
 
 st.subheader("Model files")
 files = modelcard.model_files(entry, path)
-for row in files:
+
+
+def show_file(row: dict) -> None:
     mark = "✅" if row["status"] == "verified" else "❌"
     st.markdown(f"{mark} **{row['role']}** `{row['file']}` · {row['status']}"
                 + (f" · {row['size_mb']} MB" if row["size_mb"] is not None else ""))
     st.code(f"manifest sha256: {row['expected_sha256']}\nfile sha256:     {row['sha256']}", language=None)
-if not files:
+
+
+for row in files:
+    if row["runtime"]:
+        show_file(row)
+if not any(row["runtime"] for row in files):
     st.warning("The manifest lists no model files for this profile.")
+training_files = [row for row in files if not row["runtime"]]
+if training_files:
+    with st.expander(f"Training artefacts ({len(training_files)}; not needed on the line)"):
+        for row in training_files:
+            show_file(row)
 
 left, right = st.columns(2)
 with left:
