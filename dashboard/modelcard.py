@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,15 +69,25 @@ def model_files(entry: dict, manifest_path: Path) -> list[dict]:
     return rows
 
 
+def _text(value: Any, limit: int = 120) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        return f"{len(value)}x{len(value[0])} matrix (see plots)"
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def flatten(data: Any, prefix: str = "") -> list[dict]:
-    """Nested metrics dict -> rows of (metric, value) with dotted names; lists kept as text."""
+    """Nested metrics dict -> rows of (metric, value-as-text) with dotted names (one column type)."""
     rows = []
     if isinstance(data, dict):
         for key, value in data.items():
             rows.extend(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     else:
-        rows.append({"metric": prefix, "value": data if isinstance(data, (int, float, str, bool)) or data is None
-                     else str(data)})
+        rows.append({"metric": prefix, "value": _text(data)})
     return rows
 
 

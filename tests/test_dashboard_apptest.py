@@ -403,7 +403,9 @@ def _fake_manifest(env) -> Path:
                 "class_names": fakes.CLASSES,
                 "preprocessing": {"classifier_size": [224, 224]},
                 "thresholds": {"warn": 0.3, "defect": 0.6},
-                "metrics": {"classifier": {"test_accuracy": 0.97}, "anomaly": {"auroc": 0.91}},
+                "metrics": {"classifier": {"test_accuracy": 0.97, "confusion_matrix": [[3, 0], [1, 2]],
+                                           "misclassified": ["a.jpg"]},
+                            "anomaly": {"auroc": 0.91, "split": "val"}},
             },
             "magnetic-tile": {"class_names": ["blowhole", "crack"]},
         },
@@ -426,8 +428,9 @@ def test_model_card_marks_verified_and_failed(env):
     assert any(m.startswith("✅") and "ae.onnx" in m and "verified" in m for m in marks)
     assert any(m.startswith("✅") and "classifier.head" in m and "head.npz" in m for m in marks)
     assert any(m.startswith("❌") and "clf.onnx" in m and "MISMATCH" in m for m in marks)
-    flat = at.dataframe[0].value
-    assert "classifier.test_accuracy" in set(flat["metric"])
+    flat = at.dataframe[0].value.set_index("metric")["value"]  # mixed types render as one text column
+    assert flat["classifier.test_accuracy"] == "0.97" and flat["anomaly.split"] == "val"
+    assert flat["classifier.confusion_matrix"].startswith("2x2 matrix")
     assert [c for img in at.image for c in img.captions] == ["neu-steel_confusion.png"]
     assert at.selectbox(key="profile").options == ["neu-steel", "magnetic-tile"]
 
