@@ -139,7 +139,9 @@ def split_samples(
         by_label[label].append(group)
     rng = random.Random(seed)
     splits: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    for label in sorted(by_label, key=str):
+    # Defect classes first, normals last: the defect images' split is then the same whether
+    # or not the data set has normal images (the classifier splits the defect images only).
+    for label in sorted(by_label, key=lambda name: (name is None, str(name))):
         label_groups = by_label[label]
         rng.shuffle(label_groups)
         n_train = round(fractions[0] * len(label_groups))

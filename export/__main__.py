@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
 
     entry = {
         "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
-        "dataset": {"name": profile.dataset, "path": str(profile.data_dir), "normal_source": ae_config["normal_source"]},
+        "dataset": {"name": profile.dataset, "path": os.path.relpath(profile.data_dir, ROOT), "normal_source": ae_config["normal_source"]},
         "split": {"seed": profile.seed, "fractions": list(profile.split_fractions),
                   "counts": {k: len(v) for k, v in splits.items()}},
         "preprocessing": spec.to_dict(),

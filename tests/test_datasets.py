@@ -56,3 +56,11 @@ def test_neu_det_reader_reads_classes_and_boxes_and_keeps_byte_identical_files_t
     for sample in samples:
         by_digest[file_digest(sample.path)].add(where[sample.path])
     assert all(len(splits) == 1 for splits in by_digest.values())
+
+
+def test_defect_split_does_not_depend_on_the_presence_of_normal_images(tmp_path):
+    samples = load_class_folders(_folder(tmp_path, ["good", "a", "b"], n=12), normal_class="good")
+    with_normals = split_samples(samples, seed=1)
+    defects_only = split_samples([s for s in samples if not s.is_normal], seed=1)
+    for split in ("train", "val", "test"):
+        assert [s.path for s in with_normals[split] if not s.is_normal] == [s.path for s in defects_only[split]]

@@ -83,11 +83,13 @@ def main() -> int:
     for name in sys.argv[1:] or VARIANTS:
         keras.utils.set_random_seed(profile.seed)
         model, stride, multiple, sigma = VARIANTS[name](profile, frames, samples)
-        scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, sigma)
-        limits = calibrate.thresholds(calibrate.gate_scores(scorer, splits["val"], profile.preprocess)["normal"],
-                                      profile.false_alarm_rate, profile.warn_false_alarm_rate)
-        rows[name] = calibrate.gate_metrics(calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits)
-        print(name, json.dumps(rows[name]), flush=True)
+        for smoothing in (sigma, 2 * sigma):
+            scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing)
+            limits = calibrate.thresholds(calibrate.gate_scores(scorer, splits["val"], profile.preprocess)["normal"],
+                                          profile.false_alarm_rate, profile.warn_false_alarm_rate)
+            row = f"{name}, sigma {smoothing:g} cells"
+            rows[row] = calibrate.gate_metrics(calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits)
+            print(row, json.dumps(rows[row]), flush=True)
     out = ROOT / "results" / "gate_experiments.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
     out.write_text(json.dumps({**previous, **rows}, indent=1))

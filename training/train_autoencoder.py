@@ -77,8 +77,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     uses_boxes = not any(s.is_normal for s in samples)
     if uses_boxes and not any(s.boxes for s in samples):
         raise DatasetError(f"{profile.data_dir}: no defect-free images and no boxes to cut normal texture from")
-    pool = samples if uses_boxes else [s for s in samples if s.is_normal]
-    train = split_samples(pool, profile.seed, profile.split_fractions)["train"]
+    train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
+             if uses_boxes or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
     extractor = ae.feature_extractor()
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)

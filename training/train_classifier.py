@@ -1,7 +1,7 @@
 """Train the MobileNetV2 defect classifier of a profile (Keras transfer learning).
 
 Reads top to bottom: load + split -> cache the frozen stem over 8 dihedral variants ->
-train the head -> fine-tune blocks 13-16 -> evaluate on the test split -> save weights,
+train the head -> fine-tune blocks 13-16 (each stage keeps its best-validation weights) -> evaluate on the test split -> save weights,
 history, confusion matrix.
 """
 
@@ -39,9 +39,9 @@ def _stem_features(stem, frames, spec, variants, desc):
 
 def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune_epochs: int = 12) -> dict:
     keras.utils.set_random_seed(profile.seed)
-    samples = [s for s in profile.load() if not s.is_normal]
+    samples = profile.load()
     names = class_names(samples)
-    splits = split_samples(samples, profile.seed, profile.split_fractions)
+    splits = {k: [s for s in v if not s.is_normal] for k, v in split_samples(samples, profile.seed, profile.split_fractions).items()}
     spec = profile.preprocess
     data = {}
     for split, items in splits.items():
@@ -62,9 +62,10 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, 1e-4, True)}.items():
         clf.set_top_trainable(base, tune)
         top.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
         fit = top.fit(
             x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=64,
-            class_weight=weights, verbose=2, shuffle=True,
+            class_weight=weights, verbose=2, shuffle=True, callbacks=[best],
         )
         history[stage] = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
 
