@@ -425,9 +425,9 @@ def test_model_card_marks_verified_and_failed(env):
     assert not at.exception, at.exception
     marks = [m.value for m in at.markdown if "models/" in m.value]
     assert len(marks) == 3
-    assert any(m.startswith("✅") and "ae.onnx" in m and "verified" in m for m in marks)
-    assert any(m.startswith("✅") and "classifier.head" in m and "head.npz" in m for m in marks)
-    assert any(m.startswith("❌") and "clf.onnx" in m and "MISMATCH" in m for m in marks)
+    assert any(m.startswith(":green[:material/verified:]") and "ae.onnx" in m and "verified" in m for m in marks)
+    assert any(m.startswith(":green[:material/verified:]") and "classifier.head" in m and "head.npz" in m for m in marks)
+    assert any(m.startswith(":red[:material/error:]") and "clf.onnx" in m and "MISMATCH" in m for m in marks)
     flat = at.dataframe[0].value.set_index("metric")["value"]  # mixed types render as one text column
     assert flat["classifier.test_accuracy"] == "0.97" and flat["anomaly.split"] == "val"
     assert flat["classifier.confusion_matrix"].startswith("2x2 matrix")

@@ -34,7 +34,8 @@ files = modelcard.model_files(entry, path)
 
 
 def show_file(row: dict) -> None:
-    mark = "✅" if row["status"] == "verified" else "❌"
+    # Material icons ship with Streamlit (emoji fonts may be missing on a line PC)
+    mark = ":green[:material/verified:]" if row["status"] == "verified" else ":red[:material/error:]"
     st.markdown(f"{mark} **{row['role']}** `{row['file']}` · {row['status']}"
                 + (f" · {row['size_mb']} MB" if row["size_mb"] is not None else ""))
     st.code(f"manifest sha256: {row['expected_sha256']}\nfile sha256:     {row['sha256']}", language=None)
@@ -72,8 +73,8 @@ if metrics:
     st.dataframe(modelcard.flatten(metrics), hide_index=True, width="stretch")
 else:
     st.caption("No metrics recorded in the manifest.")
-extra = {k: v for k, v in entry.items() if k in ("created", "created_at", "exported_at", "dataset", "data",
-                                                 "training_data", "seed", "versions", "framework")}
+extra = {k: v for k, v in entry.items() if k in ("created", "created_at", "exported_at", "dataset", "data", "split",
+                                                 "training", "training_data", "seed", "versions", "framework")}
 if extra:
     st.json(extra)
 
