@@ -448,7 +448,8 @@ def markdown(report: dict) -> str:
         f"* frames: normal = `{r['frames']['normal']}` (score {_fmt(r['frames']['normal_score'], 4)}), "
         f"defective = `{r['frames']['defective']}` (score {_fmt(r['frames']['defective_score'], 4)}); "
         f"thresholds warn {_fmt(r['thresholds']['warn'], 4)} / defect {_fmt(r['thresholds']['defect'], 4)}",
-        f"* run at {r['timestamp']}", "",
+        f"* run at {r['timestamp']}; load average at start {r['cpu']['load_average_at_start']} "
+        "(the 2 cores are shared: other processes inflate the figures)", "",
         "## Per-stage latency (defective frame, ms)", "",
         "| stage | p50 | p90 | p99 |" + (" Keras p50 | Keras / ONNX |" if "keras" in r else ""),
         "|---|---:|---:|---:|" + ("---:|---:|" if "keras" in r else ""),
@@ -582,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {
         "command": "python -m bench.benchmark " + shlex.join(argv),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "cpu": {"model": cpu_model(), "logical_cpus": os.cpu_count(), "flags": cpu_flags()},
+        "cpu": {"model": cpu_model(), "logical_cpus": os.cpu_count(), "flags": cpu_flags(),
+                "load_average_at_start": [round(v, 2) for v in os.getloadavg()]},
         "versions": {"onnxruntime": ort.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
                      "python": platform.python_version()},
         "profile": inspector.profile, "precision": inspector.precision, "threads": args.threads,
