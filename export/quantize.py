@@ -118,13 +118,15 @@ def autoencoder_inputs(frames, config) -> list[np.ndarray]:
 
 
 def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_types: tuple[str, ...] | None,
-                   exclude_op_types: tuple[str, ...], method: CalibrationMethod, activation: QuantType) -> Path:
+                   exclude_op_types: tuple[str, ...], method: CalibrationMethod, activation: QuantType,
+                   exclude_names: tuple[str, ...] = ()) -> Path:
     """Pre-process (shape inference + fusions), then static QDQ per-channel quantisation."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
-        exclude = [n.name for n in model.graph.node if n.op_type in exclude_op_types]
+        exclude = [n.name for n in model.graph.node
+                   if n.op_type in exclude_op_types or any(part in n.name for part in exclude_names)]
         name = model.graph.input[0].name
         quantize_static(
             str(prepared), str(target), FrameReader(name, inputs), quant_format=QuantFormat.QDQ,
@@ -191,12 +193,13 @@ def quantize_profile(args) -> dict:
     frames = _frames(samples, config.preprocess)
     log.info("calibrating on %d training-split frames (%s)", len(frames), method.name)
     report: dict = {"calibration": {"split": "train", "images": len(frames), "method": method.name,
+                                    "float_nodes_matching": list(args.exclude),
                                     "activation_type": activation.name, "weight_type": "QInt8",
                                     "format": "QDQ", "per_channel": True}}
 
     clf_in = classifier_inputs(frames, config)
     clf_int8 = quantize_model(config.classifier.path, out / "classifier.int8.onnx", clf_in, None,
-                              CLASSIFIER_FLOAT_OPS, method, activation)
+                              CLASSIFIER_FLOAT_OPS, method, activation, tuple(args.exclude))
     report["classifier_ms"] = {"fp32": time_model(config.classifier.path, clf_in),
                                "int8": time_model(clf_int8, clf_in)}
     report["classifier_speedup"] = report["classifier_ms"]["fp32"] / report["classifier_ms"]["int8"]
@@ -255,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-images", type=int, default=200)
     parser.add_argument("--calibration", choices=[m.name for m in CalibrationMethod], default="MinMax")
     parser.add_argument("--activation-type", choices=["QUInt8", "QInt8"], default="QUInt8")
+    parser.add_argument("--exclude", action="append", default=[], metavar="SUBSTRING",
+                        help="keep classifier nodes whose name contains SUBSTRING in float (repeatable)")
     parser.add_argument("--autoencoder", action="store_true", help="also quantise the autoencoder backbone")
     parser.add_argument("--split", default="test", help="split the accuracy is measured on (default test)")
     parser.add_argument("--max-loss-pp", type=float, default=0.5,
