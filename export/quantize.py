@@ -246,6 +246,7 @@ def quantize_profile(args) -> dict:
                     loss_pp, args.max_loss_pp)
         for key in ("autoencoder", "classifier"):
             entry[key].pop("int8", None)
+            (out / f"{key}.int8.onnx").unlink(missing_ok=True)
     entry.setdefault("metrics", {})["int8"] = report
     _write_manifest(manifest_path, manifest)
     return report
