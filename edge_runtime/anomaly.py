@@ -15,17 +15,19 @@ class AnomalyScorer:
     The graph is fully convolutional; the frame is reflect-padded to a multiple of the
     backbone's stride, the stride-``feature_stride`` error map is smoothed with a Gaussian
     (``sigma`` in map cells), upsampled and cropped back to frame coordinates. The anomaly
-    score is the maximum of that map.
+    score is the maximum of that map. ``ignore_border`` (a fraction of the frame per side)
+    zeroes the outer band of the map for profiles whose frames show part edges there.
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
-                 input_multiple: int, sigma: float) -> None:
+                 input_multiple: int, sigma: float, ignore_border: float = 0.0) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._spec = spec
         self._stride = feature_stride
         self._multiple = input_multiple
         self._sigma = sigma
+        self._ignore_border = ignore_border
 
     def error_cells(self, frames: np.ndarray) -> np.ndarray:
         """Raw error maps (N x h x w) for a batch of equally sized, already padded frames."""
@@ -48,4 +50,10 @@ class AnomalyScorer:
         valid = upsampled[top: top + height, left: left + width]
         if valid.shape != frame.shape:
             valid = cv2.resize(valid, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(valid, dtype=np.float32)
+        anomaly_map = np.array(valid, dtype=np.float32)
+        if self._ignore_border > 0:
+            band_y, band_x = int(frame.shape[0] * self._ignore_border), int(frame.shape[1] * self._ignore_border)
+            inside = anomaly_map[band_y: frame.shape[0] - band_y, band_x: frame.shape[1] - band_x].copy()
+            anomaly_map[:] = 0.0
+            anomaly_map[band_y: frame.shape[0] - band_y, band_x: frame.shape[1] - band_x] = inside
+        return anomaly_map

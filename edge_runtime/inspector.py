@@ -51,7 +51,7 @@ class Inspector:
         self.model_sha256 = {"autoencoder": config.autoencoder.sha256, "classifier": config.classifier.sha256}
         self.scorer = AnomalyScorer(
             session(config.autoencoder.verify(), intra_op_threads), config.preprocess,
-            config.feature_stride, config.input_multiple, config.score_sigma,
+            config.feature_stride, config.input_multiple, config.score_sigma, config.ignore_border,
         )
         with np.load(config.classifier_head.verify()) as head:
             kernel = head["kernel"]

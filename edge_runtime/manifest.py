@@ -81,6 +81,7 @@ class ProfileConfig:
     feature_stride: int
     input_multiple: int
     score_sigma: float
+    ignore_border: float
     region_side: int | None
     raw: dict
     precision: str = "fp32"
@@ -133,6 +134,7 @@ def profile_config(
             feature_stride=int(anomaly["feature_stride"]),
             input_multiple=int(anomaly["input_multiple"]),
             score_sigma=float(anomaly["score"]["sigma_cells"]),
+            ignore_border=float(anomaly["score"].get("ignore_border", 0.0)),
             region_side=classifier.get("region_side"),
             raw=entry,
             precision=precision,

@@ -77,7 +77,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     log.info("parity: classifier %s, autoencoder %.2e", clf_parity, ae_parity)
 
     scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
-                           ae_config["input_multiple"], SCORE_SIGMA_CELLS)
+                           ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border)
     val_scores = calibrate.gate_scores(scorer, splits["val"], spec, profile.seed)
     limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
     test_scores = calibrate.gate_scores(scorer, splits["test"], spec, profile.seed)
@@ -106,7 +106,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             **model_entry(out / "autoencoder.onnx", ROOT), "variant": ae_config["variant"],
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
-            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS},
+            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS, "ignore_border": profile.ignore_border},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],
         },

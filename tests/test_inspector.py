@@ -68,20 +68,27 @@ def test_bad_frames_are_never_ok(inspector, bad):
         inspector.inspect(bad)
 
 
+def _file_entries(node):
+    """Every {"path", "sha256"} entry of a manifest, at any depth (fp32, int8, heads, weights)."""
+    if isinstance(node, dict):
+        if "path" in node and "sha256" in node:
+            yield node
+        for value in node.values():
+            yield from _file_entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _file_entries(value)
+
+
 def test_tampered_model_is_refused(tmp_path):
     manifest = json.loads(MANIFEST.read_text())
-    for profile in manifest["profiles"].values():
-        for key in ("autoencoder", "classifier"):
-            src = ROOT / profile[key]["path"]
-            dst = tmp_path / profile[key]["path"]
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dst)
-        head = profile["classifier"]["head"]["path"]
-        shutil.copy(ROOT / head, tmp_path / head)
+    for entry in _file_entries(manifest["profiles"]):
+        target = tmp_path / entry["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / entry["path"], target)
     (tmp_path / "models.manifest.json").write_text(json.dumps(manifest))
-    Inspector.from_manifest(tmp_path / "models.manifest.json")
-    target = tmp_path / manifest["profiles"][manifest["default_profile"]]["classifier"]["path"]
-    with open(target, "ab") as handle:
+    loaded = Inspector.from_manifest(tmp_path / "models.manifest.json").config.classifier.path
+    with open(loaded, "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelIntegrityError, match="does not match"):
         Inspector.from_manifest(tmp_path / "models.manifest.json")
@@ -98,9 +105,8 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     from edge_runtime.manifest import save_thresholds
 
     manifest = json.loads(MANIFEST.read_text())
-    for profile in manifest["profiles"].values():
-        for entry in (profile["autoencoder"], profile["classifier"], profile["classifier"]["head"]):
-            entry["path"] = str((ROOT / entry["path"]).resolve())
+    for entry in _file_entries(manifest["profiles"]):
+        entry["path"] = str((ROOT / entry["path"]).resolve())
     path = tmp_path / "models.manifest.json"
     path.write_text(json.dumps(manifest))
     backup = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -66,12 +67,20 @@ def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs
     return ae.anomaly_model(extractor, mean.astype(np.float32), projection, model), ae.FEATURE_STRIDE, ae.INPUT_MULTIPLE, 1.0
 
 
+def _margin(profile, margin):
+    return replace(profile, box_margin=margin)
+
+
 VARIANTS = {
     "pixel AE (baseline, 64x64 crops)": lambda p, f, s: pixel_baseline(p, f, s),
     "feature AE, block6+13, standardised": lambda p, f, s: feature_variant(p, f, s, ae.DEFAULT_TAPS, (256, 64, 256), False),
     "feature AE, block6+13, whitened": lambda p, f, s: feature_variant(p, f, s, ae.DEFAULT_TAPS, (256, 64, 256), True),
     "feature AE, block3+6+13, standardised": lambda p, f, s: feature_variant(
         p, f, s, (("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256), False),
+    "feature AE, block6+13, whitened, bottleneck 16": lambda p, f, s: feature_variant(
+        p, f, s, ae.DEFAULT_TAPS, (128, 16, 128), True),
+    "feature AE, block6+13, whitened, box margin 32": lambda p, f, s: feature_variant(
+        _margin(p, 32), f, s, ae.DEFAULT_TAPS, (256, 64, 256), True),
 }
 
 

@@ -33,6 +33,8 @@ class Profile:
     # Side of the square the classifier sees around the anomaly peak, in frame pixels
     # (the size of its training images); None = always the whole frame.
     region_side: int | None = None
+    # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
+    ignore_border: float = 0.0
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":

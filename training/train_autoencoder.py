@@ -67,6 +67,9 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
             for fmap, (_, sample, top, left) in zip(maps, chunk):
                 if uses_boxes:
                     fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin)]
+                elif profile.ignore_border > 0:
+                    band_y, band_x = (int(n * profile.ignore_border) for n in fmap.shape[:2])
+                    fmap = fmap[band_y: fmap.shape[0] - band_y, band_x: fmap.shape[1] - band_x]
                 vectors.append(fmap.reshape(-1, fmap.shape[-1]))
     return np.concatenate(vectors)
 
