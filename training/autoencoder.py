@@ -34,12 +34,23 @@ def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:
     return keras.Model(image, features, name="feature_extractor")
 
 
-def whitening(vectors: np.ndarray, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, projection): PCA whitening of normal features; tiny eigenvalues floored for stability."""
+def whitening(vectors: np.ndarray, full: bool = True, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, projection) from normal features.
+
+    full: PCA whitening (a CxC matrix; tiny eigenvalues floored for stability). Otherwise
+    per-channel standardisation (a length-C scale vector), which is C times cheaper at run time.
+    """
     mean = vectors.mean(0)
+    if not full:
+        return mean.astype(np.float32), (1.0 / (vectors.std(0) + 1e-3)).astype(np.float32)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov((vectors - mean).T))
     eigenvalues = np.maximum(eigenvalues, eigenvalues.max() * floor)
     return mean.astype(np.float32), (eigenvectors / np.sqrt(eigenvalues)).astype(np.float32)
+
+
+def normalise(vectors: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    centred = vectors - mean
+    return centred @ projection if projection.ndim == 2 else centred * projection
 
 
 def bottleneck(channels: int, hidden: tuple[int, ...]) -> keras.Model:
@@ -63,10 +74,13 @@ def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarr
     """The exported graph: image -> error map at stride 8 (N, H/8, W/8, 1)."""
     channels = projection.shape[0]
     image = keras.Input((None, None, 1), name="image")
-    whiten = layers.Dense(channels, name="whiten")
-    whitened = whiten(extractor(image))
-    whiten.set_weights([projection, -mean @ projection])
-    whiten.trainable = False
+    features = extractor(image)
+    if projection.ndim == 2:
+        whiten = layers.Dense(channels, name="whiten", trainable=False)
+        whitened = whiten(features)
+        whiten.set_weights([projection, -mean @ projection])
+    else:
+        whitened = layers.Rescaling(projection, offset=-mean * projection, name="standardise")(features)
     error = SquaredError(name="error_map")([whitened, ae(whitened)])
     return keras.Model(image, error, name="anomaly")
 

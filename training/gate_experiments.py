@@ -56,15 +56,12 @@ def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs
     vectors = normal_vectors(extractor, frames, samples, profile, uses_boxes=True)
     rng = np.random.default_rng(profile.seed)
     vectors = vectors[rng.choice(len(vectors), min(len(vectors), MAX_TRAINING_VECTORS), replace=False)]
-    if whiten:
-        mean, projection = ae.whitening(vectors)
-    else:
-        mean, projection = vectors.mean(0), np.diag(1.0 / (vectors.std(0) + 1e-3)).astype(np.float32)
-    whitened = (vectors - mean) @ projection
+    mean, projection = ae.whitening(vectors, full=whiten)
+    whitened = ae.normalise(vectors, mean, projection)
     model = ae.bottleneck(whitened.shape[1], hidden)
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs, verbose=2)
-    return ae.anomaly_model(extractor, mean.astype(np.float32), projection, model), ae.FEATURE_STRIDE, ae.INPUT_MULTIPLE, 1.0
+    return ae.anomaly_model(extractor, mean, projection, model), ae.FEATURE_STRIDE, ae.INPUT_MULTIPLE, 1.0
 
 
 def _margin(profile, margin):

@@ -35,6 +35,9 @@ class Profile:
     region_side: int | None = None
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
+    # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
+    # measurement per profile (results/gate_experiments.json).
+    whiten: bool = True
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
@@ -47,7 +50,8 @@ class Profile:
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200),
     "magnetic-tile": Profile(
-        "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256))
+        "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
+        ignore_border=0.1,
     ),
 }
 

@@ -67,9 +67,6 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
             for fmap, (_, sample, top, left) in zip(maps, chunk):
                 if uses_boxes:
                     fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin)]
-                elif profile.ignore_border > 0:
-                    band_y, band_x = (int(n * profile.ignore_border) for n in fmap.shape[:2])
-                    fmap = fmap[band_y: fmap.shape[0] - band_y, band_x: fmap.shape[1] - band_x]
                 vectors.append(fmap.reshape(-1, fmap.shape[-1]))
     return np.concatenate(vectors)
 
@@ -88,8 +85,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     rng = np.random.default_rng(profile.seed)
     if len(vectors) > MAX_TRAINING_VECTORS:
         vectors = vectors[rng.choice(len(vectors), MAX_TRAINING_VECTORS, replace=False)]
-    mean, projection = ae.whitening(vectors)
-    whitened = (vectors - mean) @ projection
+    mean, projection = ae.whitening(vectors, full=profile.whiten)
+    whitened = ae.normalise(vectors, mean, projection)
     model = ae.bottleneck(whitened.shape[1], tuple(hidden))
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     fit = model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs,
@@ -98,7 +95,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     model.save_weights(out_dir / "bottleneck.weights.h5")
     np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
     config = {
-        "variant": "mobilenetv2-feature-reconstruction",
+        "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
         "taps": [list(t) for t in ae.DEFAULT_TAPS], "hidden": list(hidden), "epochs": epochs,
         "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE,
         "normal_source": "box-free cells of NEU-DET training images (proxy)" if uses_boxes
