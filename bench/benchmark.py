@@ -131,7 +131,6 @@ def mixed_stream(frames: dict, n: int, defect_rate: float = DEFECT_RATE) -> list
 def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
     """Each stage of the defective path timed on its own, with the runtime's own components."""
     spec, scorer, classifier = inspector.config.preprocess, inspector.scorer, inspector.classifier
-    multiple, stride, sigma = inspector.config.input_multiple, inspector.config.feature_stride, inspector.config.score_sigma
     names = ("decode", "preprocess", "autoencoder", "gate", "classifier", "gradcam", "overlay")
     times = {k: [] for k in names}
     check = None
@@ -141,19 +140,10 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         t1 = PC()
         frame = to_gray01(image, spec.min_side)
         t2 = PC()
-        work = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
-        pad_h, pad_w = (-work.shape[0]) % multiple, (-work.shape[1]) % multiple
-        top, left = pad_h // 2, pad_w // 2
-        padded = cv2.copyMakeBorder(work, top, pad_h - top, left, pad_w - left, cv2.BORDER_REFLECT_101)
-        cells = scorer.error_cells(padded[None])[0]
+        padded, top, left, work_shape = scorer.model_input(frame)
+        cells = scorer.error_cells(padded)[0]
         t3 = PC()
-        if sigma > 0:
-            cells = cv2.GaussianBlur(cells, (0, 0), sigma)
-        up = cv2.resize(cells, (cells.shape[1] * stride, cells.shape[0] * stride), interpolation=cv2.INTER_LINEAR)
-        anomaly_map = up[top: top + work.shape[0], left: left + work.shape[1]]
-        if anomaly_map.shape != frame.shape:
-            anomaly_map = cv2.resize(anomaly_map, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
-        anomaly_map = np.ascontiguousarray(anomaly_map, dtype=np.float32)
+        anomaly_map = scorer.map_from_cells(cells, top, left, work_shape, frame.shape)
         inspector.thresholds.verdict(float(anomaly_map.max()))
         t4 = PC()
         region = inspector._region(frame, anomaly_map)
@@ -319,9 +309,8 @@ def floor(inspector: Inspector, stages: dict, frame_shape: tuple[int, int]) -> d
 
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
     root = inspector.manifest_path.resolve().parent
-    spec, m = inspector.config.preprocess, inspector.config.input_multiple
-    h, w = spec.anomaly_size or frame_shape
-    ae_shape = (1, h + (-h) % m, w + (-w) % m, 1)
+    spec = inspector.config.preprocess
+    ae_shape = (*inspector.scorer.model_input(np.zeros(frame_shape, np.float32))[0].shape, 1)
     macs = {"autoencoder": count_macs(root / config["autoencoder"]["path"], ae_shape),
             "classifier": count_macs(root / config["classifier"]["path"], (1, *spec.classifier_size, 1))}
     peak = peak_gflops(1)
@@ -396,10 +385,7 @@ def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
     """Model-level medians (ms) for the settings the runtime could choose."""
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
     root = inspector.manifest_path.resolve().parent
-    m = inspector.config.input_multiple
-    h, w = frame.shape
-    ae_x = cv2.copyMakeBorder(frame, ((-h) % m) // 2, (-h) % m - ((-h) % m) // 2, ((-w) % m) // 2,
-                              (-w) % m - ((-w) % m) // 2, cv2.BORDER_REFLECT_101)[None, :, :, None]
+    ae_x = inspector.scorer.model_input(frame)[0][..., None]
     size = inspector.config.preprocess.classifier_size
     clf_x = np.ascontiguousarray(resize(frame, size, "area")[None, :, :, None])
     models = {"autoencoder": (root / config["autoencoder"]["path"], ae_x),

@@ -6,21 +6,21 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .preprocess import PreprocessSpec, resize
+from .preprocess import PreprocessSpec, anomaly_frame, pad_for_anomaly
 
 
 class AnomalyScorer:
     """Runs the exported autoencoder graph (backbone + autoencoder + error map) over a whole frame.
 
-    The graph is fully convolutional; the frame is reflect-padded to a multiple of the
-    backbone's stride, the stride-``feature_stride`` error map is smoothed with a Gaussian
+    The graph is fully convolutional; the frame is reflect-padded (``pad_margin`` pixels at
+    least, up to a multiple of the backbone's stride), the stride-``feature_stride`` error map is smoothed with a Gaussian
     (``sigma`` in map cells), upsampled and cropped back to frame coordinates. The anomaly
     score is the maximum of that map. ``ignore_border`` (a fraction of the frame per side)
     zeroes the outer band of the map for profiles whose frames show part edges there.
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
-                 input_multiple: int, sigma: float, ignore_border: float = 0.0) -> None:
+                 input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._spec = spec
@@ -28,6 +28,13 @@ class AnomalyScorer:
         self._multiple = input_multiple
         self._sigma = sigma
         self._ignore_border = ignore_border
+        self._pad_margin = pad_margin
+
+    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, int, int, tuple[int, int]]:
+        """(1xHxW padded batch, top, left, working size) for a [0, 1] gray frame."""
+        work = anomaly_frame(frame, self._spec)
+        padded, top, left = pad_for_anomaly(work, self._multiple, self._pad_margin)
+        return padded[None], top, left, work.shape
 
     def error_cells(self, frames: np.ndarray) -> np.ndarray:
         """Raw error maps (N x h x w) for a batch of equally sized, already padded frames."""
@@ -36,24 +43,23 @@ class AnomalyScorer:
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
-        spec = self._spec
-        work = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
-        height, width = work.shape
-        pad_h, pad_w = (-height) % self._multiple, (-width) % self._multiple
-        top, left = pad_h // 2, pad_w // 2
-        padded = cv2.copyMakeBorder(work, top, pad_h - top, left, pad_w - left, cv2.BORDER_REFLECT_101)
-        cells = self.error_cells(padded[None])[0]
+        batch, top, left, work_shape = self.model_input(frame)
+        return self.map_from_cells(self.error_cells(batch)[0], top, left, work_shape, frame.shape)
+
+    def map_from_cells(self, cells: np.ndarray, top: int, left: int, work_shape: tuple[int, int],
+                       frame_shape: tuple[int, int]) -> np.ndarray:
+        """Smooth the stride-level error cells and bring them back to frame coordinates."""
         if self._sigma > 0:
             cells = cv2.GaussianBlur(cells, (0, 0), self._sigma)
         upsampled = cv2.resize(cells, (cells.shape[1] * self._stride, cells.shape[0] * self._stride),
                                interpolation=cv2.INTER_LINEAR)
-        valid = upsampled[top: top + height, left: left + width]
-        if valid.shape != frame.shape:
-            valid = cv2.resize(valid, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+        valid = upsampled[top: top + work_shape[0], left: left + work_shape[1]]
+        if valid.shape != tuple(frame_shape):
+            valid = cv2.resize(valid, (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_LINEAR)
         anomaly_map = np.array(valid, dtype=np.float32)
         if self._ignore_border > 0:
-            band_y, band_x = int(frame.shape[0] * self._ignore_border), int(frame.shape[1] * self._ignore_border)
-            inside = anomaly_map[band_y: frame.shape[0] - band_y, band_x: frame.shape[1] - band_x].copy()
+            band_y, band_x = int(frame_shape[0] * self._ignore_border), int(frame_shape[1] * self._ignore_border)
+            inside = anomaly_map[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x].copy()
             anomaly_map[:] = 0.0
-            anomaly_map[band_y: frame.shape[0] - band_y, band_x: frame.shape[1] - band_x] = inside
+            anomaly_map[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x] = inside
         return anomaly_map

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .datasets import Box, Sample
+from .datasets import Sample
 from .errors import InspectionError
 from .inspector import Inspector
 from .metrics import auroc, confusion_matrix, peak_inside_boxes
@@ -53,14 +53,16 @@ def evaluate(inspector: Inspector, cases: list[Case], batch_size: int = 8, progr
     bar = tqdm(total=len(cases), desc="evaluate", unit="img", file=sys.stderr, disable=not progress)
     for start in range(0, len(cases), batch_size):
         chunk = cases[start: start + batch_size]
-        images = []
-        for case in chunk:
+        outcome: dict[int, InspectionResult | InspectionError] = {}
+        images = {}
+        for i, case in enumerate(chunk):
             try:
-                images.append(case.image(inspector.config.preprocess))
+                images[i] = case.image(inspector.config.preprocess)
             except InspectionError as error:
-                images.append(b"")
-        results = inspector.inspect_batch(images, [c.name for c in chunk], always_classify=True)
-        rows.extend(zip(chunk, results))
+                outcome[i] = error
+        results = inspector.inspect_batch(list(images.values()), [chunk[i].name for i in images], always_classify=True)
+        outcome.update(zip(images, results))
+        rows.extend((case, outcome[i]) for i, case in enumerate(chunk))
         bar.update(len(chunk))
     bar.close()
     return _metrics(rows, names), rows

@@ -52,6 +52,7 @@ class Inspector:
         self.scorer = AnomalyScorer(
             session(config.autoencoder.verify(), intra_op_threads), config.preprocess,
             config.feature_stride, config.input_multiple, config.score_sigma, config.ignore_border,
+            config.pad_margin,
         )
         with np.load(config.classifier_head.verify()) as head:
             kernel = head["kernel"]

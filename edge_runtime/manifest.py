@@ -82,6 +82,7 @@ class ProfileConfig:
     input_multiple: int
     score_sigma: float
     ignore_border: float
+    pad_margin: int
     region_side: int | None
     raw: dict
     precision: str = "fp32"
@@ -135,6 +136,7 @@ def profile_config(
             input_multiple=int(anomaly["input_multiple"]),
             score_sigma=float(anomaly["score"]["sigma_cells"]),
             ignore_border=float(anomaly["score"].get("ignore_border", 0.0)),
+            pad_margin=int(anomaly.get("pad_margin", 0)),
             region_side=classifier.get("region_side"),
             raw=entry,
             precision=precision,

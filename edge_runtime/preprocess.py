@@ -104,11 +104,23 @@ def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.nd
     return cv2.resize(gray, (width, height), interpolation=_INTERPOLATION[interpolation])
 
 
-def anomaly_input(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Frame -> 1xHxWx1 autoencoder input (native size unless the profile fixes one)."""
-    if spec.anomaly_size is not None:
-        gray = resize(gray, spec.anomaly_size, spec.interpolation)
-    return gray[None, :, :, None]
+def anomaly_frame(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The frame at the autoencoder's working size (native unless the profile fixes one)."""
+    return resize(gray, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else gray
+
+
+def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.ndarray, int, int]:
+    """Reflect-pad by at least ``margin`` per side, up to a multiple of ``multiple``.
+
+    The margin keeps the backbone's zero padding away from the real frame, so its
+    borders look like the texture inside it. Returns (padded, top, left).
+    """
+    height, width = gray.shape
+    extra_h = 2 * margin + (-(height + 2 * margin)) % multiple
+    extra_w = 2 * margin + (-(width + 2 * margin)) % multiple
+    top, left = extra_h // 2, extra_w // 2
+    padded = cv2.copyMakeBorder(gray, top, extra_h - top, left, extra_w - left, cv2.BORDER_REFLECT_101)
+    return padded, top, left
 
 
 def classifier_input(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

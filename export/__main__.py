@@ -42,7 +42,7 @@ def _profile(name: str):
 def export_profile(name: str, manifest_path: Path) -> dict:
     from export.onnx_export import convert, max_abs_difference
     from training.classifier import build_classifier
-    from training.train_autoencoder import load_anomaly_model, pad_to_multiple
+    from training.train_autoencoder import load_anomaly_model
     import keras
 
     profile = _profile(name)
@@ -69,15 +69,15 @@ def export_profile(name: str, manifest_path: Path) -> dict:
 
     anomaly = load_anomaly_model(weights)
     convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
+    scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
+                           ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border,
+                           ae_config["pad_margin"])
     ae_parity = max(
         max_abs_difference(anomaly, out / "autoencoder.onnx", rng.random((2, 208, 256, 1), np.float32))
-        + [max_abs_difference(anomaly, out / "autoencoder.onnx", pad_to_multiple(f, 16)[0][None, :, :, None])[0]
-           for f in real]
+        + [max_abs_difference(anomaly, out / "autoencoder.onnx", scorer.model_input(f)[0][..., None])[0] for f in real]
     )
     log.info("parity: classifier %s, autoencoder %.2e", clf_parity, ae_parity)
 
-    scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
-                           ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border)
     val_scores = calibrate.gate_scores(scorer, splits["val"], spec, profile.seed)
     limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
     test_scores = calibrate.gate_scores(scorer, splits["test"], spec, profile.seed)
@@ -106,6 +106,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             **model_entry(out / "autoencoder.onnx", ROOT), "variant": ae_config["variant"],
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
+            "pad_margin": ae_config["pad_margin"],
             "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS, "ignore_border": profile.ignore_border},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -38,7 +37,7 @@ from edge_runtime.datasets import split_samples
 from edge_runtime.errors import InspectionError
 from edge_runtime.inspector import Inspector, session
 from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
-from edge_runtime.preprocess import classifier_input, preprocess, resize
+from edge_runtime.preprocess import anomaly_frame, classifier_input, pad_for_anomaly, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export.quantize")
@@ -103,18 +102,9 @@ def classifier_inputs(frames, config) -> list[np.ndarray]:
 
 
 def autoencoder_inputs(frames, config) -> list[np.ndarray]:
-    """The reflect-padded frame ``AnomalyScorer.anomaly_map`` feeds the autoencoder."""
-    import cv2
-
-    spec, multiple = config.preprocess, config.input_multiple
-    out = []
-    for frame in frames:
-        work = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
-        pad_h, pad_w = (-work.shape[0]) % multiple, (-work.shape[1]) % multiple
-        padded = cv2.copyMakeBorder(work, pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2,
-                                    cv2.BORDER_REFLECT_101)
-        out.append(padded[None, :, :, None])
-    return out
+    """The padded frame ``AnomalyScorer.anomaly_map`` feeds the autoencoder (same code path)."""
+    return [pad_for_anomaly(anomaly_frame(frame, config.preprocess), config.input_multiple,
+                            config.pad_margin)[0][None, :, :, None] for frame in frames]
 
 
 def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_types: tuple[str, ...] | None,

@@ -50,13 +50,11 @@ def test_classifier_probabilities_and_features_match_keras(keras_models, runtime
 
 
 def test_autoencoder_error_map_matches_keras(keras_models, runtime, neu_frames):
-    from training.train_autoencoder import pad_to_multiple
-
     _, anomaly = keras_models
     for frame in neu_frames[:3] + [np.random.default_rng(1).random((150, 333), np.float32)]:
-        padded = pad_to_multiple(frame, 16)[0][None, :, :, None]
-        keras_map = np.asarray(anomaly(padded, training=False))[0, :, :, 0]
-        onnx_map = runtime.scorer.error_cells(padded[..., 0])[0]
+        padded = runtime.scorer.model_input(frame)[0]
+        keras_map = np.asarray(anomaly(padded[..., None], training=False))[0, :, :, 0]
+        onnx_map = runtime.scorer.error_cells(padded)[0]
         assert np.abs(keras_map - onnx_map).max() <= 1e-4 * max(1.0, np.abs(keras_map).max())
 
 
@@ -93,7 +91,6 @@ def test_training_and_runtime_preprocessing_are_the_same(runtime, neu_images):
     from edge_runtime.preprocess import load_image
     from training.data import read_frames
     from training.profiles import PROFILES
-    from training.train_autoencoder import pad_to_multiple
     from training.train_classifier import _inputs
     from edge_runtime.datasets import load_neu_det
 
@@ -108,5 +105,7 @@ def test_training_and_runtime_preprocessing_are_the_same(runtime, neu_images):
     from edge_runtime.preprocess import classifier_input
 
     np.testing.assert_array_equal(_inputs([train_frame], profile.preprocess), classifier_input(train_frame, runtime.config.preprocess))
-    padded = pad_to_multiple(train_frame, runtime.config.input_multiple)[0]
-    assert padded.shape[0] % 16 == 0 and padded.shape[1] % 16 == 0
+    padded, top, left, _ = runtime.scorer.model_input(train_frame)
+    assert padded.shape[1] % 16 == 0 and padded.shape[2] % 16 == 0
+    assert top >= runtime.config.pad_margin and left >= runtime.config.pad_margin
+    np.testing.assert_array_equal(padded[0, top: top + 200, left: left + 200], train_frame)

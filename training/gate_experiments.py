@@ -90,7 +90,8 @@ def main() -> int:
         keras.utils.set_random_seed(profile.seed)
         model, stride, multiple, sigma = VARIANTS[name](profile, frames, samples)
         for smoothing in (sigma, 2 * sigma):
-            scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing)
+            scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing,
+                                   pad_margin=profile.pad_margin)
             limits = calibrate.thresholds(calibrate.gate_scores(scorer, splits["val"], profile.preprocess)["normal"],
                                           profile.false_alarm_rate, profile.warn_false_alarm_rate)
             row = f"{name}, sigma {smoothing:g} cells"

@@ -38,6 +38,9 @@ class Profile:
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
+    # Reflect padding (pixels per side, at least) before the backbone, so frame borders
+    # are not scored as anomalies because of the backbone's zero padding.
+    pad_margin: int = 16
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
@@ -52,6 +55,7 @@ PROFILES = {
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
+        pad_margin=0,
     ),
 }
 

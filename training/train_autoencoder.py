@@ -18,26 +18,18 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.datasets import DatasetError, Sample, split_samples
-from edge_runtime.preprocess import resize
+from edge_runtime.preprocess import anomaly_frame, pad_for_anomaly
 from training import autoencoder as ae
 from training.data import read_frames
 from training.profiles import Profile
 
 log = logging.getLogger(__name__)
 MAX_TRAINING_VECTORS = 150_000
-
-
-def pad_to_multiple(frame: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
-    """The runtime's padding (edge_runtime.anomaly): reflect, split evenly. Returns (padded, top, left)."""
-    pad_h, pad_w = (-frame.shape[0]) % multiple, (-frame.shape[1]) % multiple
-    top, left = pad_h // 2, pad_w // 2
-    return cv2.copyMakeBorder(frame, top, pad_h - top, left, pad_w - left, cv2.BORDER_REFLECT_101), top, left
 
 
 def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int) -> np.ndarray:
@@ -56,8 +48,7 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     spec = profile.preprocess
     groups = defaultdict(list)
     for frame, sample in zip(frames, samples):
-        frame = resize(frame, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else frame
-        padded, top, left = pad_to_multiple(frame, ae.INPUT_MULTIPLE)
+        padded, top, left = pad_for_anomaly(anomaly_frame(frame, spec), ae.INPUT_MULTIPLE, profile.pad_margin)
         groups[padded.shape].append((padded, sample, top, left))
     vectors = []
     for items in tqdm(groups.values(), desc="features", unit="size"):
@@ -97,7 +88,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
         "taps": [list(t) for t in ae.DEFAULT_TAPS], "hidden": list(hidden), "epochs": epochs,
-        "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE,
+        "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
         "normal_source": "box-free cells of NEU-DET training images (proxy)" if uses_boxes
         else "all cells of defect-free training images",
         "box_margin": profile.box_margin if uses_boxes else None,
