@@ -18,6 +18,8 @@ from .metrics import auroc, confusion_matrix, peak_inside_boxes
 from .preprocess import preprocess
 from .result import InspectionResult, Verdict
 
+POINTING_TOLERANCE_PX = 15.0  # the pointing game's customary tolerance (Zhang et al., ECCV 2016)
+
 
 @dataclass(frozen=True)
 class Case:
@@ -99,10 +101,11 @@ def _metrics(rows: list, names: list[str]) -> dict:
     metrics["end_to_end_accuracy"] = float(np.mean(correct)) if correct else None
     boxed = [(c, r) for c, r in defects if c.sample.boxes and c.crop is None]
     if boxed:
-        metrics["cam_pointing_game"] = float(np.mean([peak_inside_boxes(r.gradcam, c.sample.boxes) for c, r in boxed]))
-        metrics["anomaly_pointing_game"] = float(
-            np.mean([peak_inside_boxes(r.anomaly_map, c.sample.boxes) for c, r in boxed])
-        )
+        for name, tolerance in (("", POINTING_TOLERANCE_PX), ("_strict", 0.0)):
+            metrics[f"cam_pointing_game{name}"] = float(
+                np.mean([peak_inside_boxes(r.gradcam, c.sample.boxes, tolerance) for c, r in boxed]))
+            metrics[f"anomaly_pointing_game{name}"] = float(
+                np.mean([peak_inside_boxes(r.anomaly_map, c.sample.boxes, tolerance) for c, r in boxed]))
     metrics.update(_pixel_auroc(done))
     metrics["latency_ms_p50"] = float(np.median([r.latency_ms for _, r in done])) if done else None
     return metrics

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.datasets import Box
-from edge_runtime.metrics import auroc, confusion_matrix, peak_inside_boxes
+from edge_runtime.metrics import auroc, confusion_matrix, peak_inside_boxes, peak_location
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn (dev extra) is the reference")
 
@@ -26,3 +26,19 @@ def test_pointing_game_uses_x_and_y_correctly():
     heatmap[10, 150] = 1.0
     assert peak_inside_boxes(heatmap, [Box(140, 5, 160, 20)])
     assert not peak_inside_boxes(heatmap, [Box(5, 140, 20, 160)])
+
+
+def test_peak_of_a_flat_maximum_is_its_centre():
+    heatmap = np.zeros((100, 100))
+    heatmap[0:20, 40:60] = 1.0  # an edge cell blown up by interpolation: a plateau touching the border
+    assert peak_location(heatmap) == (49.5, 9.5)
+    assert peak_inside_boxes(heatmap, [Box(40, 5, 60, 15)])
+
+
+def test_pointing_tolerance_counts_near_misses_only_when_asked():
+    heatmap = np.zeros((100, 100))
+    heatmap[50, 70] = 1.0
+    box = Box(10, 10, 60, 60)
+    assert not peak_inside_boxes(heatmap, [box])
+    assert peak_inside_boxes(heatmap, [box], tolerance=15)
+    assert not peak_inside_boxes(heatmap, [box], tolerance=5)
