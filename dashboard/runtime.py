@@ -97,6 +97,17 @@ def get_inspector(profile: str | None = None) -> Any:
     return _cached_inspector(manifest, profile or current_profile(), config.threads)
 
 
+def inspector_or_stop(hint: str | None = None) -> Any:
+    """The Inspector, or an error on the page (and the page stops) when the models cannot load."""
+    try:
+        return get_inspector()
+    except Exception as exc:  # shown to the operator; any loading failure is reported the same way
+        st.error(f"The models could not be loaded: {exc}")
+        if hint:
+            st.info(hint)
+        st.stop()
+
+
 def reload_inspectors() -> None:
     """Forget every loaded Inspector (after the manifest changed)."""
     _cached_inspector.clear()

@@ -10,12 +10,8 @@ MAX_DETAILS = 30
 config = runtime.get_config()
 st.title("Inspect")
 
-try:
-    inspector = runtime.get_inspector()
-except Exception as exc:
-    st.error(f"The models could not be loaded: {exc}")
-    st.info("Train/export the models (models.manifest.json) or pick another profile in the sidebar.")
-    st.stop()
+inspector = runtime.inspector_or_stop(
+    "Train/export the models (models.manifest.json) or pick another profile in the sidebar.")
 
 source = st.radio("Images from", ["Upload", "Local folder"], horizontal=True, key="inspect_source")
 items: list[tuple[str, bytes]] = []

@@ -8,11 +8,7 @@ from dashboard.config import UnsafePathError, list_subfolders, safe_join
 config = runtime.get_config()
 st.title("Threshold tuning")
 
-try:
-    inspector = runtime.get_inspector()
-except Exception as exc:
-    st.error(f"The models could not be loaded: {exc}")
-    st.stop()
+inspector = runtime.inspector_or_stop()
 if not config.validation_roots:
     st.warning("No validation folder is configured (start with `python -m dashboard --validation-dir PATH`).")
     st.stop()
