@@ -43,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion matrix, ROC, histograms, gallery")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    bench = commands.add_parser("bench", add_help=False,
+                                help="latency / throughput / memory benchmark (python -m bench.benchmark)")
+    bench.set_defaults(func=cmd_bench)
+
     from .capture.commands import register
 
     register(commands)
-    for sub in commands.choices.values():
-        if not any(a.dest == "manifest" for a in sub._actions):
+    for name, sub in commands.choices.items():
+        if name != "bench" and not any(a.dest == "manifest" for a in sub._actions):
             _add_common(sub)
     return parser
 
@@ -124,6 +128,19 @@ def cmd_evaluate(args) -> int:
     return 1 if metrics["errors"] else 0
 
 
+def cmd_bench(bench_args: list[str]) -> int:
+    """The benchmark lives beside the runtime (it also drives the Keras reference); forward to it."""
+    try:
+        from bench.benchmark import main as bench_main
+    except ImportError:
+        print("error: the benchmark is in the repository's bench/ package; run from the checkout", file=sys.stderr)
+        return 2
+    return bench_main(bench_args)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return cmd_bench(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
