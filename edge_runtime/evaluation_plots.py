@@ -50,7 +50,8 @@ def write_plots(metrics: dict, rows: list, folder: Path, gallery_size: int = 12)
         axes[1].set(xlabel="false-alarm rate", ylabel="gate recall", title=f"AUROC {metrics['image_auroc']:.3f}")
         fig.tight_layout()
         written.append(_save(fig, folder / "scores_roc.png", plt))
-    gallery = [r for _, r in done if r.gradcam is not None][:gallery_size]
+    with_cam = [r for _, r in done if r.gradcam is not None]
+    gallery = with_cam[:: max(1, len(with_cam) // gallery_size)][:gallery_size]  # spread over the data set
     if gallery:
         tiles = [np.hstack([cv2.resize(heatmap_overlay(r.frame, anomaly_heatmap(r.anomaly_map, r.thresholds.defect)), (160, 160)),
                             cv2.resize(heatmap_overlay(r.frame, r.gradcam), (160, 160))]) for r in gallery]

@@ -28,6 +28,7 @@ class Profile:
     box_margin: int = 8
     crop_sizes: tuple[int, ...] = field(default=(64, 96, 128))
     crops_per_image: int = 2
+    standalone_crops: bool = True
     false_alarm_rate: float = 0.01
     warn_false_alarm_rate: float = 0.05
     # Side of the square the classifier sees around the anomaly peak, in frame pixels

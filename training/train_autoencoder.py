@@ -25,7 +25,7 @@ from tqdm import tqdm
 from edge_runtime.datasets import DatasetError, Sample, split_samples
 from edge_runtime.preprocess import anomaly_frame, pad_for_anomaly
 from training import autoencoder as ae
-from training.data import read_frames
+from training.data import box_free_crops, read_frames
 from training.profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,11 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
              if uses_boxes or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
+    if uses_boxes and profile.standalone_crops:
+        # Box-free crops as frames of their own too, so small frames (little context) are normal as well.
+        crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
+                               profile.seed)
+        frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
     extractor = ae.feature_extractor()
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     rng = np.random.default_rng(profile.seed)
@@ -89,7 +94,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
         "taps": [list(t) for t in ae.DEFAULT_TAPS], "hidden": list(hidden), "epochs": epochs,
         "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
-        "normal_source": "box-free cells of NEU-DET training images (proxy)" if uses_boxes
+        "normal_source": ("box-free cells of NEU-DET training images"
+                          + (" and box-free crops as frames" if profile.standalone_crops else "") + " (proxy)")
+        if uses_boxes
         else "all cells of defect-free training images",
         "box_margin": profile.box_margin if uses_boxes else None,
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
