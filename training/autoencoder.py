@@ -15,14 +15,19 @@ from keras import layers, ops
 
 from training.backbone import gray_to_imagenet, mobilenet_v2
 
-FEATURE_STRIDE = 8
 INPUT_MULTIPLE = 16
-# (layer, how to bring it to stride 8)
-DEFAULT_TAPS = (("block_6_expand_relu", "same"), ("block_13_expand_relu", "up2"))
+# Per output stride: (layer, how to bring it to that stride). Stride 16 has a quarter of
+# the cells of stride 8, so the per-cell autoencoder costs a quarter as much.
+TAPS = {
+    8: (("block_6_expand_relu", "same"), ("block_13_expand_relu", "up2")),
+    16: (("block_6_expand_relu", "pool2"), ("block_13_expand_relu", "same")),
+}
+FEATURE_STRIDE = 8
+DEFAULT_TAPS = TAPS[FEATURE_STRIDE]
 
 
 def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:
-    """Gray frame (N, H, W, 1) in [0, 1] -> stride-8 multi-scale feature map, frozen."""
+    """Gray frame (N, H, W, 1) in [0, 1] -> multi-scale feature map at one stride, frozen."""
     base = mobilenet_v2((None, None, 3))
     base.trainable = False
     image = keras.Input((None, None, 1), name="image")

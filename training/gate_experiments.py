@@ -61,7 +61,7 @@ def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs
     model = ae.bottleneck(whitened.shape[1], hidden)
     model.compile(keras.optimizers.Adam(1e-3), "mse")
     model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs, verbose=2)
-    return ae.anomaly_model(extractor, mean, projection, model), ae.FEATURE_STRIDE, ae.INPUT_MULTIPLE, 1.0
+    return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
 def _margin(profile, margin):

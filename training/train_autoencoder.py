@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 MAX_TRAINING_VECTORS = 150_000
 
 
-def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int) -> np.ndarray:
+def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int,
+                     stride: int) -> np.ndarray:
     """Feature cells whose centre (in frame pixels) keeps ``margin`` away from every box."""
-    centres_y = np.arange(grid[0]) * ae.FEATURE_STRIDE + ae.FEATURE_STRIDE / 2 - top
-    centres_x = np.arange(grid[1]) * ae.FEATURE_STRIDE + ae.FEATURE_STRIDE / 2 - left
+    centres_y = np.arange(grid[0]) * stride + stride / 2 - top
+    centres_x = np.arange(grid[1]) * stride + stride / 2 - left
     covered = np.zeros(grid, bool)
     for b in sample.boxes:
         rows = (centres_y >= b.ymin - margin) & (centres_y <= b.ymax + margin)
@@ -57,7 +58,8 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
             maps = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
             for fmap, (_, sample, top, left) in zip(maps, chunk):
                 if uses_boxes:
-                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin)]
+                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin,
+                                                 profile.feature_stride)]
                 vectors.append(fmap.reshape(-1, fmap.shape[-1]))
     return np.concatenate(vectors)
 
@@ -76,7 +78,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
-    extractor = ae.feature_extractor()
+    extractor = ae.feature_extractor(ae.TAPS[profile.feature_stride])
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     rng = np.random.default_rng(profile.seed)
     if len(vectors) > MAX_TRAINING_VECTORS:
@@ -92,8 +94,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
-        "taps": [list(t) for t in ae.DEFAULT_TAPS], "hidden": list(hidden), "epochs": epochs,
-        "feature_stride": ae.FEATURE_STRIDE, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
+        "taps": [list(t) for t in ae.TAPS[profile.feature_stride]], "hidden": list(hidden), "epochs": epochs,
+        "feature_stride": profile.feature_stride, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
         "normal_source": ("box-free cells of NEU-DET training images"
                           + (" and box-free crops as frames" if profile.standalone_crops else "") + " (proxy)")
         if uses_boxes
