@@ -107,7 +107,6 @@ def _metrics(rows: list, names: list[str]) -> dict:
             metrics[f"anomaly_pointing_game{name}"] = float(
                 np.mean([peak_inside_boxes(r.anomaly_map, c.sample.boxes, tolerance) for c, r in boxed]))
     metrics.update(_pixel_auroc(done))
-    metrics["latency_ms_p50"] = float(np.median([r.latency_ms for _, r in done])) if done else None
     return metrics
 
 
