@@ -109,6 +109,8 @@ class Inspector:
         step = time.perf_counter()
         anomaly_map = self.scorer.anomaly_map(frame)
         score = float(anomaly_map.max())
+        if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
+            return InspectionError("the anomaly model returned an invalid (non-finite) score; frame not inspected")
         timings["autoencoder"] = _ms(step)
         return {
             "frame": frame, "anomaly_map": anomaly_map, "score": score,

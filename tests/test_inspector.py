@@ -135,3 +135,11 @@ def test_neu_defect_image_is_flagged_and_classified(inspector, neu_images):
     results = [inspector.inspect(p) for p in scratches]
     assert all(r.verdict is not Verdict.OK for r in results)
     assert all(r.defect_class == "scratches" for r in results)
+
+
+def test_a_non_finite_model_output_is_an_error_not_ok(inspector, monkeypatch):
+    from edge_runtime.errors import InspectionError
+
+    monkeypatch.setattr(inspector.scorer, "anomaly_map", lambda frame: np.full(frame.shape, np.nan, np.float32))
+    with pytest.raises(InspectionError, match="non-finite"):
+        inspector.inspect(_texture((200, 200)))
