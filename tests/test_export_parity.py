@@ -34,7 +34,7 @@ def neu_frames(neu_images):
 def runtime():
     from edge_runtime import Inspector
 
-    return Inspector.from_manifest(MANIFEST, PROFILE)
+    return Inspector.from_manifest(MANIFEST, PROFILE, precision="fp32")  # the exported graph Keras is compared with
 
 
 def test_classifier_probabilities_and_features_match_keras(keras_models, runtime, neu_frames):
