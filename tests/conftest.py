@@ -25,6 +25,19 @@ needs_tf = pytest.mark.skipif(
 )
 
 
+def make_class_folders(root: Path, classes: list[str], n: int = 6, side: int = 48) -> Path:
+    """A 'folder of class sub-folders' data set of random gray PNGs."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            cv2.imwrite(str(root / name / f"{i}.png"), rng.integers(0, 256, (side, side), dtype=np.uint8))
+    return root
+
+
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     return json.loads(MANIFEST.read_text())

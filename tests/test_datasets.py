@@ -1,34 +1,23 @@
 import shutil
 
-import cv2
-import numpy as np
 import pytest
 
 from edge_runtime.datasets import DatasetError, load_class_folders, load_neu_det, split_samples
-from tests.conftest import NEU, needs_neu
-
-
-def _folder(tmp_path, classes, n=6):
-    rng = np.random.default_rng(0)
-    for name in classes:
-        (tmp_path / name).mkdir()
-        for i in range(n):
-            cv2.imwrite(str(tmp_path / name / f"{i}.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
-    return tmp_path
+from tests.conftest import NEU, make_class_folders, needs_neu
 
 
 def test_class_folders_need_two_defect_classes(tmp_path):
     with pytest.raises(DatasetError, match="at least two"):
-        load_class_folders(_folder(tmp_path, ["good", "scratch"]), normal_class="good")
+        load_class_folders(make_class_folders(tmp_path, ["good", "scratch"]), normal_class="good")
 
 
 def test_class_folders_need_the_named_normal_class(tmp_path):
     with pytest.raises(DatasetError, match="normal class"):
-        load_class_folders(_folder(tmp_path, ["a", "b"]), normal_class="good")
+        load_class_folders(make_class_folders(tmp_path, ["a", "b"]), normal_class="good")
 
 
 def test_split_is_seeded_stratified_and_keeps_duplicates_together(tmp_path):
-    root = _folder(tmp_path, ["good", "a", "b"], n=20)
+    root = make_class_folders(tmp_path, ["good", "a", "b"], n=20)
     shutil.copy(root / "a" / "0.png", root / "a" / "dup.png")
     samples = load_class_folders(root, normal_class="good")
     first, second = split_samples(samples, seed=3), split_samples(samples, seed=3)
@@ -59,7 +48,7 @@ def test_neu_det_reader_reads_classes_and_boxes_and_keeps_byte_identical_files_t
 
 
 def test_defect_split_does_not_depend_on_the_presence_of_normal_images(tmp_path):
-    samples = load_class_folders(_folder(tmp_path, ["good", "a", "b"], n=12), normal_class="good")
+    samples = load_class_folders(make_class_folders(tmp_path, ["good", "a", "b"], n=12), normal_class="good")
     with_normals = split_samples(samples, seed=1)
     defects_only = split_samples([s for s in samples if not s.is_normal], seed=1)
     for split in ("train", "val", "test"):

@@ -8,22 +8,13 @@ import pytest
 
 from edge_runtime.datasets import DatasetError, load_class_folders
 from edge_runtime.preprocess import PreprocessSpec
-from tests.conftest import needs_tf
-
-
-def _folders(root, classes, n=4):
-    rng = np.random.default_rng(0)
-    for name in classes:
-        (root / name).mkdir()
-        for i in range(n):
-            cv2.imwrite(str(root / name / f"{i}.png"), rng.integers(0, 256, (48, 48), dtype=np.uint8))
-    return root
+from tests.conftest import make_class_folders, needs_tf
 
 
 def test_unreadable_training_files_are_named_and_skipped(tmp_path, caplog):
     from training.data import read_frames
 
-    root = _folders(tmp_path, ["good", "a", "b"])
+    root = make_class_folders(tmp_path, ["good", "a", "b"], n=4)
     (root / "a" / "empty.png").write_bytes(b"")
     (root / "b" / "truncated.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((64, 64), np.uint8))[1].tobytes()[:50])
     (root / "b" / "tiny.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
@@ -39,7 +30,7 @@ def test_unreadable_training_files_are_named_and_skipped(tmp_path, caplog):
 def test_a_folder_of_only_unreadable_images_fails_with_a_reason(tmp_path):
     from training.data import read_frames
 
-    root = _folders(tmp_path, ["a", "b"], n=0)
+    root = make_class_folders(tmp_path, ["a", "b"], n=0)
     (root / "a" / "x.png").write_bytes(b"junk")
     (root / "b" / "y.png").write_bytes(b"junk")
     with pytest.raises(DatasetError, match="none of the images"):
@@ -51,8 +42,7 @@ def test_gate_training_without_normal_images_or_boxes_stops_at_once(tmp_path):
     from training.profiles import folder_profile
     from training.train_autoencoder import train_autoencoder
 
-    (tmp_path / "data").mkdir()
-    root = _folders(tmp_path / "data", ["a", "b"])
+    root = make_class_folders(tmp_path / "data", ["a", "b"], n=4)
     with pytest.raises(DatasetError, match="no defect-free images"):
         train_autoencoder(folder_profile("t", root, None), tmp_path / "out")
     assert not (tmp_path / "out").exists()
