@@ -22,7 +22,7 @@ from edge_runtime.classifier import DefectClassifier
 from edge_runtime.datasets import split_samples
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME
-from edge_runtime.preprocess import preprocess
+from edge_runtime.preprocess import classifier_input, preprocess
 from export import calibrate
 from export.manifest_writer import model_entry, update_manifest, versions
 from training.profiles import PROFILES, folder_profile
@@ -39,69 +39,85 @@ def _profile(name: str):
     return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"])
 
 
-def export_profile(name: str, manifest_path: Path) -> dict:
-    from export.onnx_export import convert, max_abs_difference
-    from training.classifier import build_classifier
-    from training.train_autoencoder import load_anomaly_model
+def _export_classifier(weights: Path, out: Path, spec, n_classes: int, real: list[np.ndarray]) -> dict:
+    """Classifier -> ONNX (probabilities + feature map) and the Grad-CAM head; parity on random + real inputs."""
     import keras
 
-    profile = _profile(name)
-    spec = profile.preprocess
-    out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
-    trained = json.loads((weights / "classifier_result.json").read_text())
-    ae_config = json.loads((weights / "autoencoder_config.json").read_text())
-    samples = profile.load()
-    splits = split_samples(samples, profile.seed, profile.split_fractions)
-    real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
-    rng = np.random.default_rng(0)
+    from export.onnx_export import convert, max_abs_difference
+    from training.classifier import build_classifier
 
-    _, full = build_classifier(len(trained["class_names"]), spec.classifier_size)
+    _, full = build_classifier(n_classes, spec.classifier_size)
     full.load_weights(weights / "classifier.weights.h5")
     classifier = keras.Model(full.input, full.outputs[:2])
     convert(classifier, (None, *spec.classifier_size, 1), ["probabilities", "features"], out / "classifier.onnx")
     kernel, bias = full.get_layer("logits").get_weights()
     np.savez(out / "classifier_head.npz", kernel=kernel, bias=bias)
-    from edge_runtime.preprocess import classifier_input
+    batch = np.concatenate([np.random.default_rng(0).random((4, *spec.classifier_size, 1), np.float32)]
+                           + [classifier_input(f, spec) for f in real])
+    parity = max_abs_difference(classifier, out / "classifier.onnx", batch)
+    return {"kernel": kernel, "parity": dict(zip(["probabilities", "features"], parity))}
 
-    clf_batch = np.concatenate([rng.random((4, *spec.classifier_size, 1), np.float32)]
-                               + [classifier_input(f, spec) for f in real])
-    clf_parity = max_abs_difference(classifier, out / "classifier.onnx", clf_batch)
+
+def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile, real) -> tuple[AnomalyScorer, float]:
+    """Gate -> ONNX (backbone + autoencoder + error map); parity on random and real padded frames."""
+    from export.onnx_export import convert, max_abs_difference
+    from training.train_autoencoder import load_anomaly_model
 
     anomaly = load_anomaly_model(weights)
     convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
     scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
                            ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border,
                            ae_config["pad_margin"])
-    ae_parity = max(
-        max_abs_difference(anomaly, out / "autoencoder.onnx", rng.random((2, 208, 256, 1), np.float32))
-        + [max_abs_difference(anomaly, out / "autoencoder.onnx", scorer.model_input(f)[0][..., None])[0] for f in real]
-    )
-    log.info("parity: classifier %s, autoencoder %.2e", clf_parity, ae_parity)
+    random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
+    parity = max(max_abs_difference(anomaly, out / "autoencoder.onnx", random_frames)
+                 + [max_abs_difference(anomaly, out / "autoencoder.onnx", scorer.model_input(f)[0][..., None])[0]
+                    for f in real])
+    return scorer, parity
 
-    val_scores = calibrate.gate_scores(scorer, splits["val"], spec, profile.seed)
-    limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    test_scores = calibrate.gate_scores(scorer, splits["test"], spec, profile.seed)
-    gate = calibrate.gate_metrics(test_scores, limits)
+
+def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, int]:
+    """Thresholds from the validation split's normals; gate metrics and plot on the test split."""
     from training.reports import plot_scores
 
-    results = ROOT / "results" / name
+    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
+    limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed)
     results.mkdir(parents=True, exist_ok=True)
     plot_scores(test_scores["normal"], test_scores["defect_image"], {k: limits[k] for k in ("warn", "defect")},
-                results / "gate_scores.png", f"{name}: anomaly scores, test split")
+                results / "gate_scores.png", f"{profile.name}: anomaly scores, test split")
+    return limits, calibrate.gate_metrics(test_scores, limits), int(len(val_scores["normal"]))
 
-    names = trained["class_names"]
-    onnx_classifier = DefectClassifier(session(out / "classifier.onnx"), kernel, spec)
-    defects = [s for s in splits["test"] if not s.is_normal]
-    predicted = [names[int(np.argmax(onnx_classifier.classify([preprocess(s.path, spec)])[0][0]))] for s in defects]
-    onnx_accuracy = float(np.mean([p == s.label for p, s in zip(predicted, defects)]))
+
+def _onnx_test_accuracy(out: Path, kernel: np.ndarray, spec, names: list[str], test: list) -> float:
+    classifier = DefectClassifier(session(out / "classifier.onnx"), kernel, spec)
+    defects = [s for s in test if not s.is_normal]
+    predicted = [names[int(np.argmax(classifier.classify([preprocess(s.path, spec)])[0][0]))] for s in defects]
+    return float(np.mean([p == s.label for p, s in zip(predicted, defects)]))
+
+
+def export_profile(name: str, manifest_path: Path) -> dict:
+    profile = _profile(name)
+    spec = profile.preprocess
+    out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
+    trained = json.loads((weights / "classifier_result.json").read_text())
+    ae_config = json.loads((weights / "autoencoder_config.json").read_text())
+    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
+
+    classifier = _export_classifier(weights, out, spec, len(trained["class_names"]), real)
+    scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real)
+    log.info("parity: classifier %s, autoencoder %.2e", classifier["parity"], ae_parity)
+    limits, gate, n_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
+    onnx_accuracy = _onnx_test_accuracy(out, classifier["kernel"], spec, trained["class_names"], splits["test"])
 
     entry = {
         "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
-        "dataset": {"name": profile.dataset, "path": os.path.relpath(profile.data_dir, ROOT), "normal_source": ae_config["normal_source"]},
+        "dataset": {"name": profile.dataset, "path": os.path.relpath(profile.data_dir, ROOT),
+                    "normal_source": ae_config["normal_source"]},
         "split": {"seed": profile.seed, "fractions": list(profile.split_fractions),
                   "counts": {k: len(v) for k, v in splits.items()}},
         "preprocessing": spec.to_dict(),
-        "class_names": names,
+        "class_names": trained["class_names"],
         "autoencoder": {
             **model_entry(out / "autoencoder.onnx", ROOT), "variant": ae_config["variant"],
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
@@ -116,14 +132,14 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "probability_output": "probabilities", "feature_output": "features",
             "head": model_entry(out / "classifier_head.npz", ROOT),
             "region_side": profile.region_side,
-            "parity_max_abs_diff": dict(zip(["probabilities", "features"], clf_parity)),
+            "parity_max_abs_diff": classifier["parity"],
             "keras_weights": [model_entry(weights / "classifier.weights.h5", ROOT)],
         },
         "thresholds": limits,
         "metrics": {
             "classifier": {**trained["metrics"], "onnx_test_accuracy": onnx_accuracy},
             "gate_test": gate,
-            "gate_calibration": {"split": "val", "n_normal": int(len(val_scores["normal"]))},
+            "gate_calibration": {"split": "val", "n_normal": n_calibration},
         },
         "training": versions(),
     }
