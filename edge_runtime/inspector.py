@@ -8,6 +8,7 @@ Grad-CAM is computed from its exposed feature map.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -83,7 +84,7 @@ class Inspector:
         self, images: Sequence[ImageSource], sources: Sequence[str | None] | None = None,
         always_classify: bool = False,
     ) -> list[InspectionResult | InspectionError]:
-        """Inspect many frames, batching the classifier call; bad frames come back as their error."""
+        """Inspect many frames, batching the model calls; bad frames come back as their error, in place."""
         sources = list(sources) if sources is not None else [None] * len(images)
         if len(sources) != len(images):
             raise ValueError("inspect_batch: images and sources differ in length")
@@ -92,30 +93,44 @@ class Inspector:
         for i, image in enumerate(images):
             if sources[i] is None and isinstance(image, (str, Path)):
                 sources[i] = str(image)
-        stages = [self._score(image) for image in images]
+        stages = [self._prepare(image) for image in images]
+        self._gate([s for s in stages if not isinstance(s, InspectionError)])
+        stages = [s["error"] if isinstance(s, dict) and "error" in s else s for s in stages]
         flagged = [i for i, s in enumerate(stages) if not isinstance(s, InspectionError)
                    and (always_classify or s["verdict"] is not Verdict.OK)]
         if flagged:
             self._classify([stages[i] for i in flagged])
         return [s if isinstance(s, InspectionError) else self._result(s, src) for s, src in zip(stages, sources)]
 
-    def _score(self, image: ImageSource) -> dict | InspectionError:
+    def _prepare(self, image: ImageSource) -> dict | InspectionError:
         start = time.perf_counter()
         try:
             frame = preprocess(image, self.config.preprocess)
         except InspectionError as error:
             return error
-        timings = {"preprocess": _ms(start)}
-        step = time.perf_counter()
-        anomaly_map = self.scorer.anomaly_map(frame)
-        score = float(anomaly_map.max())
-        if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
-            return InspectionError("the anomaly model returned an invalid (non-finite) score; frame not inspected")
-        timings["autoencoder"] = _ms(step)
-        return {
-            "frame": frame, "anomaly_map": anomaly_map, "score": score,
-            "verdict": self.thresholds.verdict(score), "timings": timings, "start": start,
-        }
+        return {"frame": frame, "start": start, "timings": {"preprocess": _ms(start)}}
+
+    def _gate(self, stages: list[dict]) -> None:
+        """Autoencoder over the frames, one model call per group of equally sized inputs."""
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for stage in stages:
+            stage["input"] = self.scorer.model_input(stage["frame"])
+            groups[stage["input"][0].shape].append(stage)
+        for group in groups.values():
+            start = time.perf_counter()
+            cells = self.scorer.error_cells(np.concatenate([stage["input"][0] for stage in group]))
+            share = _ms(start) / len(group)
+            for stage, frame_cells in zip(group, cells):
+                step = time.perf_counter()
+                _, top, left, work_shape = stage.pop("input")
+                anomaly_map = self.scorer.map_from_cells(frame_cells, top, left, work_shape, stage["frame"].shape)
+                score = float(anomaly_map.max())
+                stage["timings"]["autoencoder"] = share + _ms(step)
+                if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
+                    stage["error"] = InspectionError(
+                        "the anomaly model returned an invalid (non-finite) score; frame not inspected")
+                    continue
+                stage.update(anomaly_map=anomaly_map, score=score, verdict=self.thresholds.verdict(score))
 
     def _region(self, frame: np.ndarray, anomaly_map: np.ndarray) -> Region:
         """Square around the anomaly peak, at the scale the classifier was trained on; whole frame if smaller."""

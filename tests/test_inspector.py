@@ -53,12 +53,15 @@ def test_uint16_frame_matches_its_uint8_equivalent(inspector):
 
 
 def test_batch_keeps_order_and_returns_errors_in_place(inspector):
-    images = [_texture((200, 200), 2), b"garbage", np.zeros((8, 8), np.uint8), _texture((128, 128), 3)]
+    images = [_texture((200, 200), 2), b"garbage", np.zeros((8, 8), np.uint8), _texture((128, 128), 3),
+              _texture((200, 200), 5)]
     results = inspector.inspect_batch(images)
     assert isinstance(results[0], InspectionResult) and isinstance(results[3], InspectionResult)
     assert isinstance(results[1], ImageDecodeError) and isinstance(results[2], InvalidImageError)
-    single = inspector.inspect(images[3])
-    assert results[3].anomaly_score == pytest.approx(single.anomaly_score, rel=1e-5)
+    for i in (0, 3, 4):  # batched (two 200x200 frames share one autoencoder call) equals one by one
+        single = inspector.inspect(images[i])
+        assert results[i].anomaly_score == pytest.approx(single.anomaly_score, rel=1e-4)
+        np.testing.assert_allclose(results[i].anomaly_map, single.anomaly_map, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x89PNG\r\n\x1a\n truncated", np.full((64, 64), np.nan, np.float32),
@@ -140,6 +143,8 @@ def test_neu_defect_image_is_flagged_and_classified(inspector, neu_images):
 def test_a_non_finite_model_output_is_an_error_not_ok(inspector, monkeypatch):
     from edge_runtime.errors import InspectionError
 
-    monkeypatch.setattr(inspector.scorer, "anomaly_map", lambda frame: np.full(frame.shape, np.nan, np.float32))
+    monkeypatch.setattr(inspector.scorer, "map_from_cells",
+                        lambda cells, top, left, work, shape: np.full(shape, np.nan, np.float32))
     with pytest.raises(InspectionError, match="non-finite"):
         inspector.inspect(_texture((200, 200)))
+    assert isinstance(inspector.inspect_batch([_texture((200, 200))] * 2)[1], InspectionError)
