@@ -8,7 +8,6 @@ Grad-CAM is computed from its exposed feature map.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -84,7 +83,7 @@ class Inspector:
         self, images: Sequence[ImageSource], sources: Sequence[str | None] | None = None,
         always_classify: bool = False,
     ) -> list[InspectionResult | InspectionError]:
-        """Inspect many frames, batching the model calls; bad frames come back as their error, in place."""
+        """Inspect many frames, batching the classifier call; bad frames come back as their error, in place."""
         sources = list(sources) if sources is not None else [None] * len(images)
         if len(sources) != len(images):
             raise ValueError("inspect_batch: images and sources differ in length")
@@ -111,26 +110,18 @@ class Inspector:
         return {"frame": frame, "start": start, "timings": {"preprocess": _ms(start)}}
 
     def _gate(self, stages: list[dict]) -> None:
-        """Autoencoder over the frames, one model call per group of equally sized inputs."""
-        groups: dict[tuple, list[dict]] = defaultdict(list)
+        """Autoencoder over each frame. One call per frame: batching it measured slower on the
+        CPU (results/benchmark.md, tuning: batch 4 costs more per frame than batch 1)."""
         for stage in stages:
-            stage["input"] = self.scorer.model_input(stage["frame"])
-            groups[stage["input"][0].shape].append(stage)
-        for group in groups.values():
             start = time.perf_counter()
-            cells = self.scorer.error_cells(np.concatenate([stage["input"][0] for stage in group]))
-            share = _ms(start) / len(group)
-            for stage, frame_cells in zip(group, cells):
-                step = time.perf_counter()
-                _, top, left, work_shape = stage.pop("input")
-                anomaly_map = self.scorer.map_from_cells(frame_cells, top, left, work_shape, stage["frame"].shape)
-                score = float(anomaly_map.max())
-                stage["timings"]["autoencoder"] = share + _ms(step)
-                if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
-                    stage["error"] = InspectionError(
-                        "the anomaly model returned an invalid (non-finite) score; frame not inspected")
-                    continue
-                stage.update(anomaly_map=anomaly_map, score=score, verdict=self.thresholds.verdict(score))
+            anomaly_map = self.scorer.anomaly_map(stage["frame"])
+            score = float(anomaly_map.max())
+            stage["timings"]["autoencoder"] = _ms(start)
+            if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
+                stage["error"] = InspectionError("the anomaly model returned an invalid (non-finite) score; "
+                                                 "frame not inspected")
+                continue
+            stage.update(anomaly_map=anomaly_map, score=score, verdict=self.thresholds.verdict(score))
 
     def _region(self, frame: np.ndarray, anomaly_map: np.ndarray) -> Region:
         """Square around the anomaly peak, at the scale the classifier was trained on; whole frame if smaller."""

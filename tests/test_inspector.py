@@ -58,7 +58,7 @@ def test_batch_keeps_order_and_returns_errors_in_place(inspector):
     results = inspector.inspect_batch(images)
     assert isinstance(results[0], InspectionResult) and isinstance(results[3], InspectionResult)
     assert isinstance(results[1], ImageDecodeError) and isinstance(results[2], InvalidImageError)
-    for i in (0, 3, 4):  # batched (two 200x200 frames share one autoencoder call) equals one by one
+    for i in (0, 3, 4):  # in a batch equals on its own
         single = inspector.inspect(images[i])
         assert results[i].anomaly_score == pytest.approx(single.anomaly_score, rel=1e-4)
         np.testing.assert_allclose(results[i].anomaly_map, single.anomaly_map, rtol=1e-4, atol=1e-5)
@@ -143,8 +143,7 @@ def test_neu_defect_image_is_flagged_and_classified(inspector, neu_images):
 def test_a_non_finite_model_output_is_an_error_not_ok(inspector, monkeypatch):
     from edge_runtime.errors import InspectionError
 
-    monkeypatch.setattr(inspector.scorer, "map_from_cells",
-                        lambda cells, top, left, work, shape: np.full(shape, np.nan, np.float32))
+    monkeypatch.setattr(inspector.scorer, "anomaly_map", lambda frame: np.full(frame.shape, np.nan, np.float32))
     with pytest.raises(InspectionError, match="non-finite"):
         inspector.inspect(_texture((200, 200)))
     assert isinstance(inspector.inspect_batch([_texture((200, 200))] * 2)[1], InspectionError)
