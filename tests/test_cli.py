@@ -6,7 +6,6 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 
 from tests.conftest import MAGNETIC_TILE, NEU, ROOT, needs_models, needs_neu, needs_tile
 

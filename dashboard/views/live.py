@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import live, render, runtime
-from dashboard.config import list_images, list_subfolders
+from dashboard.config import list_subfolders
 
 config = runtime.get_config()
 st.title("Live line")
