@@ -62,15 +62,26 @@ def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
     return tuple(boxes)
 
 
+# NEU-CLS style abbreviations (Cr_1.bmp, ...) of the NEU-DET class names.
+NEU_ALIASES = {"cr": "crazing", "in": "inclusion", "pa": "patches", "ps": "pitted_surface",
+               "rs": "rolled-in_scale", "sc": "scratches"}
+
+
+def neu_label(stem: str) -> str:
+    """Class of a NEU file: the name before the last '_', with NEU-CLS abbreviations spelled out."""
+    prefix = stem.rsplit("_", 1)[0]
+    return NEU_ALIASES.get(prefix.lower(), prefix)
+
+
 def load_neu_det(root: Path) -> list[Sample]:
-    """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml``."""
+    """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml`` (boxes optional)."""
     root = Path(root)
     images = root / "images"
     if not images.is_dir():
         raise DatasetError(f"{root} is not a NEU-DET folder: {images} is missing")
     samples = []
     for path in _image_files(images):
-        label = path.stem.rsplit("_", 1)[0]
+        label = neu_label(path.stem)
         xml = root / "annotations" / f"{path.stem}.xml"
         boxes = read_voc_boxes(xml) if xml.is_file() else ()
         samples.append(Sample(path, label, boxes))

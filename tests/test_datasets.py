@@ -53,3 +53,14 @@ def test_defect_split_does_not_depend_on_the_presence_of_normal_images(tmp_path)
     defects_only = split_samples([s for s in samples if not s.is_normal], seed=1)
     for split in ("train", "val", "test"):
         assert [s.path for s in with_normals[split] if not s.is_normal] == [s.path for s in defects_only[split]]
+
+
+def test_neu_reader_accepts_neu_cls_style_names_without_annotations(tmp_path):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "images").mkdir()
+    for name in ("Cr_1.bmp", "Sc_7.bmp", "pitted_surface_3.jpg"):
+        cv2.imwrite(str(tmp_path / "images" / name), np.zeros((200, 200), np.uint8))
+    labels = {s.path.name: s.label for s in load_neu_det(tmp_path)}
+    assert labels == {"Cr_1.bmp": "crazing", "Sc_7.bmp": "scratches", "pitted_surface_3.jpg": "pitted_surface"}
