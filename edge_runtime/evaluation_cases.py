@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from .datasets import (
+    NEU_ALIASES,
     DatasetError,
     Sample,
     box_free_corners,
@@ -52,8 +54,19 @@ def box_free_crop_cases(samples: list[Sample], size: int, seed: int = 0) -> list
     return cases
 
 
+def match_class_names(samples: list[Sample], class_names: list[str]) -> list[Sample]:
+    """Spell a data set's labels as the model does: 'Crazing', 'crazing' and 'Cr' are one class."""
+    by_key = {name.lower(): name for name in class_names}
+    by_key.update({alias: name for alias, name in NEU_ALIASES.items() if name in class_names})
+
+    def canonical(label: str | None) -> str | None:
+        return label if label is None else by_key.get(label.lower(), label)
+
+    return [replace(s, label=canonical(s.label)) for s in samples]
+
+
 def build_cases(dataset: str, path: Path, inspector, split: str, normal_class: str | None, normal_crops: int) -> list[Case]:
-    samples = _load(dataset, Path(path), normal_class)
+    samples = match_class_names(_load(dataset, Path(path), normal_class), inspector.class_names)
     split_info = inspector.config.raw.get("split", {})
     chosen = select_split(samples, split_info, split)
     cases = [Case(s.path.name, s) for s in chosen]

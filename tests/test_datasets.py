@@ -64,3 +64,12 @@ def test_neu_reader_accepts_neu_cls_style_names_without_annotations(tmp_path):
         cv2.imwrite(str(tmp_path / "images" / name), np.zeros((200, 200), np.uint8))
     labels = {s.path.name: s.label for s in load_neu_det(tmp_path)}
     assert labels == {"Cr_1.bmp": "crazing", "Sc_7.bmp": "scratches", "pitted_surface_3.jpg": "pitted_surface"}
+
+
+def test_evaluation_matches_label_spellings_to_the_model_classes(tmp_path):
+    from edge_runtime.evaluation_cases import match_class_names
+
+    samples = load_class_folders(make_class_folders(tmp_path, ["Crazing", "Sc", "good", "other"], n=1),
+                                 normal_class="good")
+    labels = sorted(str(s.label) for s in match_class_names(samples, ["crazing", "scratches"]))
+    assert labels == ["None", "crazing", "other", "scratches"]
