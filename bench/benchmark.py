@@ -45,7 +45,7 @@ import onnxruntime as ort
 from bench.stats import summary
 from edge_runtime import Inspector, Verdict
 from edge_runtime.manifest import default_manifest_path, load_manifest
-from edge_runtime.overlay import anomaly_heatmap, heatmap_overlay
+from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
 from edge_runtime.preprocess import load_image, resize, to_gray01
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def end_to_end(inspector: Inspector, data: bytes, iterations: int, classify: boo
         start = PC()
         result = inspector.inspect(data, always_classify=classify)
         if overlay:
-            heatmap_overlay(result.frame, anomaly_heatmap(result.anomaly_map, result.thresholds.defect))
+            anomaly_overlay(result)
             if result.gradcam is not None:
                 heatmap_overlay(result.frame, result.gradcam)
         times.append((PC() - start) * 1000.0)

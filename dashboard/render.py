@@ -16,6 +16,9 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
+from edge_runtime.overlay import anomaly_overlay as runtime_anomaly_overlay
+from edge_runtime.overlay import heatmap_overlay
+
 VERDICT_COLOURS = {"ok": "green", "warn": "orange", "defect": "red", "error": "gray"}
 VERDICT_HEX = {"ok": "#21a366", "warn": "#f0a202", "defect": "#d62728", "error": "#7f7f7f"}
 VERDICT_LABELS = {"ok": "OK", "warn": "WARN", "defect": "DEFECT", "error": "ERROR"}
@@ -96,23 +99,8 @@ def normalise_map(values: np.ndarray | None, scale: float | None = None) -> np.n
     return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
 
 
-def _fallback_overlay(frame: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
-    gray = np.asarray(frame)
-    if gray.dtype != np.uint8:
-        gray = np.clip(gray * 255.0, 0, 255).astype(np.uint8)
-    if heat.shape != gray.shape:
-        heat = cv2.resize(heat, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    colour = cv2.applyColorMap(np.clip(heat * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(colour, float(alpha), base, 1.0 - float(alpha), 0.0)
-
-
 def overlay_rgb(frame: np.ndarray, heat: np.ndarray, alpha: float = 0.5, region: Any = None) -> np.ndarray:
-    """Heat map over the gray frame as an RGB uint8 image (runtime's overlay when available)."""
-    try:
-        from edge_runtime.overlay import heatmap_overlay
-    except ImportError:  # runtime module not there yet: same look, local fallback
-        heatmap_overlay = _fallback_overlay
+    """Heat map over the gray frame as an RGB uint8 image."""
     bgr = np.ascontiguousarray(heatmap_overlay(frame, heat, alpha=float(alpha)))
     if region is not None:
         x, y, w, h = (int(v) for v in (region.x, region.y, region.width, region.height))
@@ -125,17 +113,9 @@ def frame_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
-def anomaly_heat(result: Any) -> np.ndarray:
-    """Anomaly map in [0, 1] with the defect threshold at 0.5 (same colours on every frame)."""
-    try:
-        from edge_runtime.overlay import anomaly_heatmap
-    except ImportError:
-        return normalise_map(result.anomaly_map, 2.0 * float(result.thresholds.defect))
-    return anomaly_heatmap(np.asarray(result.anomaly_map, np.float32), float(result.thresholds.defect))
-
-
 def anomaly_overlay(result: Any, alpha: float = 0.5) -> np.ndarray:
-    return overlay_rgb(result.frame, anomaly_heat(result), alpha)
+    """The runtime's anomaly overlay (defect threshold = mid colour), as RGB."""
+    return cv2.cvtColor(runtime_anomaly_overlay(result, alpha=float(alpha)), cv2.COLOR_BGR2RGB)
 
 
 def gradcam_overlay(result: Any, alpha: float = 0.5) -> np.ndarray | None:

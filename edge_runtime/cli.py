@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 
 from .errors import InspectionError
-from .overlay import anomaly_heatmap, heatmap_overlay
+from .overlay import anomaly_overlay, heatmap_overlay
 from .result import InspectionResult
 
 
@@ -65,7 +65,7 @@ def _inspector(args):
 def save_overlays(result: InspectionResult, folder: Path, stem: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / f"{stem}_anomaly.png"]
-    cv2.imwrite(str(written[0]), heatmap_overlay(result.frame, anomaly_heatmap(result.anomaly_map, result.thresholds.defect)))
+    cv2.imwrite(str(written[0]), anomaly_overlay(result))
     if result.gradcam is not None:
         written.append(folder / f"{stem}_gradcam.png")
         cv2.imwrite(str(written[1]), heatmap_overlay(result.frame, result.gradcam))

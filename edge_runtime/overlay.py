@@ -21,3 +21,8 @@ def heatmap_overlay(frame: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) 
 def anomaly_heatmap(anomaly_map: np.ndarray, defect_threshold: float) -> np.ndarray:
     """Anomaly map scaled so the defect threshold sits at 0.5: the colours mean the same on every frame."""
     return np.clip(anomaly_map / (2.0 * defect_threshold), 0.0, 1.0)
+
+
+def anomaly_overlay(result, alpha: float = 0.5) -> np.ndarray:
+    """An InspectionResult's anomaly map over its frame (uint8 BGR), on the threshold-fixed scale."""
+    return heatmap_overlay(result.frame, anomaly_heatmap(result.anomaly_map, result.thresholds.defect), alpha)
