@@ -77,7 +77,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, int]:
     """Thresholds from the validation split's normals; gate metrics and plot on the test split."""
-    from training.reports import plot_scores
+    from edge_runtime.evaluation_plots import plot_scores
 
     val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
     limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)

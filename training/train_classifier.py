@@ -16,11 +16,12 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.datasets import class_names, split_samples
+from edge_runtime.evaluation_plots import plot_confusion
 from edge_runtime.preprocess import classifier_input
 from training import classifier as clf
 from training.data import dihedral, read_frames
 from training.profiles import Profile
-from training.reports import plot_confusion, plot_history
+from training.reports import plot_history
 
 log = logging.getLogger(__name__)
 
