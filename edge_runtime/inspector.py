@@ -110,8 +110,8 @@ class Inspector:
         return {"frame": frame, "start": start, "timings": {"preprocess": _ms(start)}}
 
     def _gate(self, stages: list[dict]) -> None:
-        """Autoencoder over each frame. One call per frame: batching it measured slower on the
-        CPU (results/benchmark.md, tuning: batch 4 costs more per frame than batch 1)."""
+        """Autoencoder over each frame. One call per frame: batching it gave no measurable gain
+        per frame on the CPU (results/benchmark.md, tuning)."""
         for stage in stages:
             start = time.perf_counter()
             anomaly_map = self.scorer.anomaly_map(stage["frame"])
