@@ -79,9 +79,11 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
     """Thresholds from the validation split's normals; gate metrics and plot on the test split."""
     from edge_runtime.evaluation_plots import plot_scores
 
-    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
+    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed,
+                                       profile.normal_texture_labels)
     limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed)
+    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed,
+                                        profile.normal_texture_labels)
     results.mkdir(parents=True, exist_ok=True)
     plot_scores(test_scores["normal"], test_scores["defect_image"], {k: limits[k] for k in ("warn", "defect")},
                 results / "gate_scores.png", f"{profile.name}: anomaly scores, test split")

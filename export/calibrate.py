@@ -3,7 +3,10 @@
 Normal scores: for data sets with defect-free images, the score of each held-out normal
 image; for NEU-DET, the maximum of the (whole-frame) anomaly map inside box-free 64x64
 windows of held-out images: normal steel texture seen in context, the same way the
-runtime sees it on the line.
+runtime sees it on the line. The same windows are also scored as frames of their own
+(``normal_crop``): a small frame has less context, so it is reported separately.
+With ``normal_labels``, only images of those labels lend box-free windows as normals;
+windows of the other images (texture-wide defects) are kept apart as ``texture_window``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ WINDOW_MARGIN = 8
 WINDOWS_PER_IMAGE = 3
 
 
-def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0) -> dict:
-    """normal / defect_region / defect_image / defect_label score arrays for one split."""
+def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0,
+                normal_labels: tuple[str, ...] | None = None) -> dict:
+    """normal / normal_crop / texture_window / defect_region / defect_image / defect_label arrays for one split."""
     rng = random.Random(seed)
-    scores = {"normal": [], "defect_region": [], "defect_image": [], "defect_label": []}
+    scores = {"normal": [], "normal_crop": [], "texture_window": [], "defect_region": [], "defect_image": [],
+              "defect_label": []}
     for sample in tqdm(samples, desc="gate scores", unit="img"):
-        anomaly_map = scorer.anomaly_map(preprocess(sample.path, spec))
+        frame = preprocess(sample.path, spec)
+        anomaly_map = scorer.anomaly_map(frame)
         if sample.is_normal:
             scores["normal"].append(float(anomaly_map.max()))
             continue
@@ -39,7 +45,11 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
         corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
         rng.shuffle(corners)
         for y, x in corners[:WINDOWS_PER_IMAGE]:
+            if normal_labels is not None and sample.label not in normal_labels:
+                scores["texture_window"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+                continue
             scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+            scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
 
 
@@ -66,6 +76,13 @@ def gate_metrics(scores: dict, limits: dict) -> dict:
         },
         "image_auroc": auroc(np.r_[np.zeros(len(normal)), np.ones(len(images))], np.r_[normal, images]),
     }
+    if len(scores["normal_crop"]):
+        crops = scores["normal_crop"]
+        metrics["crop_false_alarm_rate_warn"] = float(np.mean(crops >= limits["warn"]))
+        metrics["crop_false_alarm_rate_defect"] = float(np.mean(crops >= limits["defect"]))
+        metrics["crop_image_auroc"] = auroc(np.r_[np.zeros(len(crops)), np.ones(len(images))], np.r_[crops, images])
+    if len(scores["texture_window"]):
+        metrics["texture_window_flag_rate_warn"] = float(np.mean(scores["texture_window"] >= limits["warn"]))
     if len(scores["defect_region"]):
         regions = scores["defect_region"]
         metrics["region_auroc"] = auroc(np.r_[np.zeros(len(normal)), np.ones(len(regions))], np.r_[normal, regions])

@@ -16,14 +16,17 @@ from keras import layers, ops
 from training.backbone import gray_to_imagenet, mobilenet_v2
 
 INPUT_MULTIPLE = 16
-# Per output stride: (layer, how to bring it to that stride). Stride 16 has a quarter of
-# the cells of stride 8, so the per-cell autoencoder costs a quarter as much.
+# Named gate feature sets: (layer, how to bring it to the gate's stride) per tap.
 TAPS = {
-    8: (("block_6_expand_relu", "same"), ("block_13_expand_relu", "up2")),
-    16: (("block_6_expand_relu", "pool2"), ("block_13_expand_relu", "same")),
+    # Block 6 and 13 expansions at stride 8: 768 channels.
+    "block6+13": (("block_6_expand_relu", "same"), ("block_13_expand_relu", "up2")),
+    # The same at stride 16: a quarter of the cells for the per-cell bottleneck.
+    "block6+13/16": (("block_6_expand_relu", "pool2"), ("block_13_expand_relu", "same")),
+    # Block 5 and 12 outputs (the projected, narrow ones) at stride 8: 128 channels, so the
+    # whitening and bottleneck cost a twentieth of block6+13's and the backbone stops earlier.
+    "block5+12": (("block_5_add", "same"), ("block_12_add", "up2")),
 }
-FEATURE_STRIDE = 8
-DEFAULT_TAPS = TAPS[FEATURE_STRIDE]
+DEFAULT_TAPS = TAPS["block6+13"]
 
 
 def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:

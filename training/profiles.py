@@ -26,6 +26,10 @@ class Profile:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     # NEU has no defect-free images: normal texture = crops this far outside every box.
     box_margin: int = 8
+    # Labels whose images lend their box-free area as normal texture (None = every label).
+    # Texture-wide defects (NEU crazing, pitted surface) cover the whole strip image and are
+    # boxed only in part: their box-free area is the defect texture itself, not clean steel.
+    normal_texture_labels: tuple[str, ...] | None = None
     crop_sizes: tuple[int, ...] = field(default=(64, 96, 128))
     crops_per_image: int = 2
     standalone_crops: bool = True
@@ -42,8 +46,12 @@ class Profile:
     # Reflect padding (pixels per side, at least) before the backbone, so frame borders
     # are not scored as anomalies because of the backbone's zero padding.
     pad_margin: int = 16
-    # Output stride of the gate's feature map (8 or 16): 16 is about 3x cheaper per frame.
+    # The gate's backbone features (a key of training.autoencoder.TAPS), their output stride
+    # and the per-cell bottleneck widths; chosen by measurement (results/gate_experiments.json).
+    gate_taps: str = "block6+13"
     feature_stride: int = 8
+    gate_hidden: tuple[int, ...] = (256, 64, 256)
+    gate_epochs: int = 6
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
@@ -54,7 +62,8 @@ class Profile:
 
 
 PROFILES = {
-    "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200),
+    "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200,
+                         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=30),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,

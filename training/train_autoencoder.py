@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 MAX_TRAINING_VECTORS = 150_000
 
 
+def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
+    return profile.normal_texture_labels is None or sample.label in profile.normal_texture_labels
+
+
 def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int,
                      stride: int) -> np.ndarray:
     """Feature cells whose centre (in frame pixels) keeps ``margin`` away from every box."""
@@ -64,21 +68,23 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     return np.concatenate(vectors)
 
 
-def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), epochs: int = 6) -> dict:
+def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     keras.utils.set_random_seed(profile.seed)
     samples = profile.load()
     uses_boxes = not any(s.is_normal for s in samples)
     if uses_boxes and not any(s.boxes for s in samples):
         raise DatasetError(f"{profile.data_dir}: no defect-free images and no boxes to cut normal texture from")
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
-             if uses_boxes or s.is_normal]
+             if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
     if uses_boxes and profile.standalone_crops:
         # Box-free crops as frames of their own too, so small frames (little context) are normal as well.
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
-    extractor = ae.feature_extractor(ae.TAPS[profile.feature_stride])
+    taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
+    epochs = epochs or profile.gate_epochs
+    extractor = ae.feature_extractor(taps)
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     rng = np.random.default_rng(profile.seed)
     if len(vectors) > MAX_TRAINING_VECTORS:
@@ -94,13 +100,14 @@ def train_autoencoder(profile: Profile, out_dir: Path, hidden=(256, 64, 256), ep
     np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
-        "taps": [list(t) for t in ae.TAPS[profile.feature_stride]], "hidden": list(hidden), "epochs": epochs,
+        "taps": [list(t) for t in taps], "hidden": list(hidden), "epochs": epochs,
         "feature_stride": profile.feature_stride, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
         "normal_source": ("box-free cells of NEU-DET training images"
                           + (" and box-free crops as frames" if profile.standalone_crops else "") + " (proxy)")
         if uses_boxes
         else "all cells of defect-free training images",
         "box_margin": profile.box_margin if uses_boxes else None,
+        "normal_texture_labels": list(profile.normal_texture_labels or []) or None,
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
     }
