@@ -1,13 +1,15 @@
-"""``python -m training.gate_experiments``: the gate variants compared on NEU-DET.
+"""``python -m training.gate_experiments [--profile P] [VARIANT ...]``: gate variants compared.
 
 Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly) and
 the export's calibration protocol (export.calibrate): thresholds at 1% / 5% false alarms
-on box-free windows of the validation split, metrics on the test split. Writes
-results/gate_experiments.json and a Markdown table to stdout.
+on the validation split's normals (NEU-DET: box-free windows), metrics on the test split.
+Writes results/gate_experiments.json (neu-steel) or results/<profile>/gate_experiments.json
+and a Markdown table to stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import replace
@@ -22,7 +24,7 @@ from export import calibrate
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames
 from training.profiles import PROFILES
-from training.train_autoencoder import MAX_TRAINING_VECTORS, lends_normal_texture, normal_vectors
+from training.train_autoencoder import fit_bottleneck, lends_normal_texture, normal_vectors, subsample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,19 +55,14 @@ def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, flo
 
 def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
     extractor = ae.feature_extractor(taps)
-    vectors = normal_vectors(extractor, frames, samples, profile, uses_boxes=True)
-    rng = np.random.default_rng(profile.seed)
-    vectors = vectors[rng.choice(len(vectors), min(len(vectors), MAX_TRAINING_VECTORS), replace=False)]
-    mean, projection = ae.whitening(vectors, full=whiten)
-    whitened = ae.normalise(vectors, mean, projection)
-    model = ae.bottleneck(whitened.shape[1], hidden)
-    model.compile(keras.optimizers.Adam(1e-3), "mse")
-    model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs, verbose=2)
+    uses_boxes = not any(s.is_normal for s in samples)
+    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes), profile.seed)
+    mean, projection, model, _ = fit_bottleneck(vectors, whiten, hidden, epochs)
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
-def _features(taps, hidden, whiten=True):
-    return lambda p, f, s: feature_variant(p, f, s, taps, hidden, whiten)
+def _features(taps, hidden, whiten=True, epochs=6):
+    return lambda p, f, s: feature_variant(p, f, s, taps, hidden, whiten, epochs)
 
 
 LOCALISED = ("inclusion", "patches", "scratches")
@@ -76,6 +73,8 @@ VARIANTS = {
     "feature AE, block6+13, whitened": ({}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block3+6+13, standardised": (
         {}, _features((("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256), False)),
+    "feature AE, block3+6+13, whitened": (
+        {}, _features((("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block6+13, whitened, bottleneck 16": ({}, _features(ae.DEFAULT_TAPS, (128, 16, 128))),
     "feature AE, block6+13, whitened, box margin 32": ({"box_margin": 32}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block6, whitened": ({}, _features((("block_6_expand_relu", "same"),), (128, 32, 128))),
@@ -96,21 +95,32 @@ VARIANTS = {
 }
 
 
-def main() -> int:
-    profile = PROFILES["neu-steel"]
+def results_path(profile_name: str) -> Path:
+    if profile_name == "neu-steel":
+        return ROOT / "results" / "gate_experiments.json"
+    return ROOT / "results" / profile_name / "gate_experiments.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.gate_experiments", description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all; names as in VARIANTS")
+    parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
-    frames, samples = read_frames(splits["train"], profile.preprocess)
-    out = ROOT / "results" / "gate_experiments.json"
+    has_normals = any(s.is_normal for s in splits["train"])
+    frames, samples = read_frames([s for s in splits["train"] if s.is_normal or not has_normals], profile.preprocess)
+    out = results_path(profile.name)
     rows = json.loads(out.read_text()) if out.is_file() else {}
-    for name in sys.argv[1:] or VARIANTS:
+    for name in args.variants or VARIANTS:
         keras.utils.set_random_seed(profile.seed)
         overrides, build = VARIANTS[name]
         variant_profile = replace(profile, **overrides)
-        lends = [i for i, s in enumerate(samples) if lends_normal_texture(s, variant_profile)]
+        lends = [i for i, s in enumerate(samples) if s.is_normal or lends_normal_texture(s, variant_profile)]
         model, stride, multiple, sigma = build(variant_profile, [frames[i] for i in lends], [samples[i] for i in lends])
         for smoothing in (sigma, 2 * sigma):
             scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing,
-                                   pad_margin=profile.pad_margin)
+                                   profile.ignore_border, profile.pad_margin)
             labels = variant_profile.normal_texture_labels
             limits = calibrate.thresholds(
                 calibrate.gate_scores(scorer, splits["val"], profile.preprocess, normal_labels=labels)["normal"],

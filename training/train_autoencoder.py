@@ -68,6 +68,24 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     return np.concatenate(vectors)
 
 
+def subsample(vectors: np.ndarray, seed: int) -> np.ndarray:
+    if len(vectors) <= MAX_TRAINING_VECTORS:
+        return vectors
+    return vectors[np.random.default_rng(seed).choice(len(vectors), MAX_TRAINING_VECTORS, replace=False)]
+
+
+def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], epochs: int):
+    """Whitening statistics and the per-cell bottleneck fitted on normal feature vectors.
+
+    Returns (mean, projection, bottleneck model, Keras fit history)."""
+    mean, projection = ae.whitening(vectors, full=whiten)
+    whitened = ae.normalise(vectors, mean, projection)[:, None, None, :]
+    model = ae.bottleneck(whitened.shape[-1], tuple(hidden))
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    fit = model.fit(whitened, whitened, batch_size=1024, epochs=epochs, validation_split=0.1, verbose=2, shuffle=True)
+    return mean, projection, model, fit
+
+
 def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     keras.utils.set_random_seed(profile.seed)
     samples = profile.load()
@@ -86,15 +104,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     epochs = epochs or profile.gate_epochs
     extractor = ae.feature_extractor(taps)
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
-    rng = np.random.default_rng(profile.seed)
-    if len(vectors) > MAX_TRAINING_VECTORS:
-        vectors = vectors[rng.choice(len(vectors), MAX_TRAINING_VECTORS, replace=False)]
-    mean, projection = ae.whitening(vectors, full=profile.whiten)
-    whitened = ae.normalise(vectors, mean, projection)
-    model = ae.bottleneck(whitened.shape[1], tuple(hidden))
-    model.compile(keras.optimizers.Adam(1e-3), "mse")
-    fit = model.fit(whitened[:, None, None, :], whitened[:, None, None, :], batch_size=1024, epochs=epochs,
-                    validation_split=0.1, verbose=2, shuffle=True)
+    vectors = subsample(vectors, profile.seed)
+    mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_weights(out_dir / "bottleneck.weights.h5")
     np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
