@@ -75,6 +75,11 @@ def gate_metrics(scores: dict, limits: dict) -> dict:
             label: float(np.mean(images[labels == label] >= limits["warn"])) for label in sorted(set(labels))
         },
         "image_auroc": auroc(np.r_[np.zeros(len(normal)), np.ones(len(images))], np.r_[normal, images]),
+        "image_auroc_per_class": {
+            label: auroc(np.r_[np.zeros(len(normal)), np.ones(int(np.sum(labels == label)))],
+                         np.r_[normal, images[labels == label]])
+            for label in sorted(set(labels))
+        },
     }
     if len(scores["normal_crop"]):
         crops = scores["normal_crop"]

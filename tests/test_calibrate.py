@@ -68,4 +68,5 @@ def test_metrics_count_frames_at_or_above_the_thresholds():
     assert metrics["crop_false_alarm_rate_warn"] == 0.5 and metrics["crop_false_alarm_rate_defect"] == 0.5
     assert metrics["gate_recall_warn"] == 1.0 and metrics["gate_recall_defect"] == 0.5
     assert metrics["gate_recall_warn_per_class"] == {"a": 1.0, "b": 1.0}
+    assert metrics["image_auroc_per_class"] == {"a": 0.75, "b": 1.0}  # 0.35 beats 3 of the 4 normals
     assert "region_auroc" not in metrics and "texture_window_flag_rate_warn" not in metrics

@@ -36,7 +36,8 @@ def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:
     image = keras.Input((None, None, 1), name="image")
     tapped = keras.Model(base.input, [base.get_layer(name).output for name, _ in taps])(gray_to_imagenet(image))
     tapped = tapped if isinstance(tapped, (list, tuple)) else [tapped]
-    resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "pool2": layers.AveragePooling2D(2)}
+    resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "up4": layers.UpSampling2D(4),
+                "pool2": layers.AveragePooling2D(2)}
     scaled = [resample[how](t) for t, (_, how) in zip(tapped, taps)]
     features = layers.Concatenate(name="features")(scaled) if len(scaled) > 1 else scaled[0]
     return keras.Model(image, features, name="feature_extractor")

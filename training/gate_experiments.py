@@ -73,6 +73,8 @@ VARIANTS = {
     "feature AE, block6+13, whitened": ({}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block3+6+13, standardised": (
         {}, _features((("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256), False)),
+    "feature AE, block6+13+16, whitened": (
+        {}, _features(ae.DEFAULT_TAPS + (("block_16_expand_relu", "up4"),), (256, 64, 256))),
     "feature AE, block3+6+13, whitened": (
         {}, _features((("block_3_expand_relu", "pool2"),) + ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block6+13, whitened, bottleneck 16": ({}, _features(ae.DEFAULT_TAPS, (128, 16, 128))),
