@@ -12,6 +12,11 @@ from tests.conftest import MAGNETIC_TILE, NEU, ROOT, needs_models, needs_neu, ne
 pytestmark = needs_models
 
 
+def _recorded_gate_metrics(profile: str) -> dict:
+    """What ``python -m export`` measured and wrote into the manifest for this profile's gate."""
+    return json.loads((ROOT / "models.manifest.json").read_text())["profiles"][profile]["metrics"]["gate_test"]
+
+
 def _run(*args, cwd=ROOT, timeout=600):
     return subprocess.run([sys.executable, "-m", "edge_runtime", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
@@ -79,6 +84,8 @@ def test_evaluate_neu_test_split_meets_the_classifier_and_pointing_targets(tmp_p
     assert metrics["cam_pointing_game"] >= 0.85
     assert 0.5 < metrics["image_auroc"] <= 1.0
     assert (tmp_path / "confusion_matrix.png").is_file()
+    # The runtime flags exactly the test images the export's calibration said it would (one image of slack).
+    assert abs(metrics["gate_recall"] - _recorded_gate_metrics("neu-steel")["gate_recall_warn"]) <= 1 / 222
 
 
 @needs_tile
@@ -89,3 +96,7 @@ def test_evaluate_magnetic_tile_reports_pixel_auroc():
     metrics = json.loads(out.stdout)
     assert metrics["n_normal"] > 50 and metrics["n_defect"] > 20
     assert 0.5 < metrics["image_auroc"] <= 1.0 and 0.5 < metrics["pixel_auroc"] <= 1.0
+    recorded = _recorded_gate_metrics("magnetic-tile")  # same images, same protocol as the export's
+    assert abs(metrics["image_auroc"] - recorded["image_auroc"]) <= 0.01
+    assert abs(metrics["gate_recall"] - recorded["gate_recall_warn"]) <= 1 / 43
+    assert abs(metrics["false_alarm_rate"] - recorded["false_alarm_rate_warn"]) <= 1 / 107
