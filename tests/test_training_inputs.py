@@ -46,3 +46,15 @@ def test_gate_training_without_normal_images_or_boxes_stops_at_once(tmp_path):
     with pytest.raises(DatasetError, match="no defect-free images"):
         train_autoencoder(folder_profile("t", root, None), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@needs_tf
+def test_gate_taps_that_disagree_with_the_feature_stride_stop_before_any_data_is_read(tmp_path):
+    from dataclasses import replace
+
+    from training.profiles import folder_profile
+    from training.train_autoencoder import train_autoencoder
+
+    profile = replace(folder_profile("t", tmp_path / "no-such-folder", None), gate_taps="block6+13/16")
+    with pytest.raises(ValueError, match="give stride 16, but feature_stride is 8"):
+        train_autoencoder(profile, tmp_path / "out")

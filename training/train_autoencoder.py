@@ -88,6 +88,13 @@ def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], e
 
 def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     keras.utils.set_random_seed(profile.seed)
+    taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
+    epochs = epochs or profile.gate_epochs
+    extractor = ae.feature_extractor(taps)
+    stride = 64 // extractor.compute_output_shape((1, 64, 64, 1))[1]
+    if stride != profile.feature_stride:
+        raise ValueError(f"profile {profile.name}: gate_taps {profile.gate_taps!r} give stride {stride}, "
+                         f"but feature_stride is {profile.feature_stride}")
     samples = profile.load()
     uses_boxes = not any(s.is_normal for s in samples)
     if uses_boxes and not any(s.boxes for s in samples):
@@ -100,9 +107,6 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
-    taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
-    epochs = epochs or profile.gate_epochs
-    extractor = ae.feature_extractor(taps)
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
