@@ -65,9 +65,7 @@ class KerasReference:
         self.full.load_weights(weights / "classifier.weights.h5")
         self.classifier = keras.Model(self.full.input, self.full.outputs[0])
         self.anomaly = load_anomaly_model(weights)
-        c = self.config
-        self.scorer = AnomalyScorer(_PredictSession(self.anomaly), c.preprocess, c.feature_stride,
-                                    c.input_multiple, c.score_sigma)
+        self.scorer = AnomalyScorer.for_profile(_PredictSession(self.anomaly), self.config)
 
     def gradcam(self, x: np.ndarray, class_index: int) -> np.ndarray:
         tf = self.tf

@@ -49,11 +49,7 @@ class Inspector:
         self.class_names = list(config.class_names)
         self.thresholds: Thresholds = config.thresholds
         self.model_sha256 = {"autoencoder": config.autoencoder.sha256, "classifier": config.classifier.sha256}
-        self.scorer = AnomalyScorer(
-            session(config.autoencoder.verify(), intra_op_threads), config.preprocess,
-            config.feature_stride, config.input_multiple, config.score_sigma, config.ignore_border,
-            config.pad_margin,
-        )
+        self.scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify(), intra_op_threads), config)
         with np.load(config.classifier_head.verify()) as head:
             kernel = head["kernel"]
         self.classifier = DefectClassifier(session(config.classifier.verify(), intra_op_threads), kernel,

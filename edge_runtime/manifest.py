@@ -86,6 +86,13 @@ class ProfileConfig:
     region_side: int | None
     raw: dict
     precision: str = "fp32"
+    score_normalise: str = "none"
+
+
+def _normalisation(value: str, profile: str) -> str:
+    if value not in NORMALISATIONS:
+        raise ManifestError(f"profile '{profile}': score normalise {value!r} is not one of {NORMALISATIONS}")
+    return value
 
 
 def _model_file(entry: dict, root: Path) -> ModelFile:
@@ -93,6 +100,8 @@ def _model_file(entry: dict, root: Path) -> ModelFile:
 
 
 PRECISIONS = ("fp32", "int8")
+# How the anomaly map is normalised before its maximum becomes the score (see anomaly.AnomalyScorer).
+NORMALISATIONS = ("none", "frame_mean")
 
 
 def _precision_files(entry: dict, precision: str, name: str) -> tuple[dict, dict]:
@@ -140,6 +149,7 @@ def profile_config(
             region_side=classifier.get("region_side"),
             raw=entry,
             precision=precision,
+            score_normalise=_normalisation(anomaly["score"].get("normalise", "none"), name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

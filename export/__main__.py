@@ -67,7 +67,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
     scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
                            ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border,
-                           ae_config["pad_margin"])
+                           ae_config["pad_margin"], profile.score_normalise)
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
     parity = max(max_abs_difference(anomaly, out / "autoencoder.onnx", random_frames)
                  + [max_abs_difference(anomaly, out / "autoencoder.onnx", scorer.model_input(f)[0][..., None])[0]
@@ -125,7 +125,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
             "pad_margin": ae_config["pad_margin"],
-            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS, "ignore_border": profile.ignore_border},
+            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS, "ignore_border": profile.ignore_border,
+                      "normalise": profile.score_normalise},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],
         },

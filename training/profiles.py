@@ -40,6 +40,9 @@ class Profile:
     region_side: int | None = None
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
+    # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none" or
+    # "frame_mean"; chosen on the validation split by ``python -m export.score_options``.
+    score_normalise: str = "none"
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
@@ -63,7 +66,8 @@ class Profile:
 
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200,
-                         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=30),
+                         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=30,
+                         score_normalise="frame_mean"),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
