@@ -1,6 +1,7 @@
 """``python -m training.gate_experiments [--profile P] [VARIANT ...]``: gate variants compared.
 
-Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly) and
+Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly; the
+profile's score normalisation, named in the row when it is not "none") and
 the export's calibration protocol (export.calibrate): thresholds at 1% / 5% false alarms
 on the validation split's normals (NEU-DET: box-free windows), metrics on the test split.
 Writes results/gate_experiments.json (neu-steel) or results/<profile>/gate_experiments.json
@@ -90,6 +91,10 @@ VARIANTS = {
         {"normal_texture_labels": LOCALISED + ("rolled-in_scale",)}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, block5add+12add, whitened": (
         {}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
+    "feature AE, block5add+12add, whitened, normals from localised-defect images": (
+        {"normal_texture_labels": LOCALISED}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
+    "feature AE, block5add+12add, whitened, box margin 32": (
+        {"box_margin": 32}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, block6+12add, whitened": (
         {}, _features((("block_6_expand_relu", "same"), ("block_12_add", "up2")), (192, 48, 192))),
     "feature AE, stride 16, block6+12add, whitened": (
@@ -122,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         model, stride, multiple, sigma = build(variant_profile, [frames[i] for i in lends], [samples[i] for i in lends])
         for smoothing in (sigma, 2 * sigma):
             scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing,
-                                   profile.ignore_border, profile.pad_margin)
+                                   profile.ignore_border, profile.pad_margin, profile.score_normalise)
             labels = variant_profile.normal_texture_labels
             limits = calibrate.thresholds(
                 calibrate.gate_scores(scorer, splits["val"], profile.preprocess, normal_labels=labels)["normal"],
                 profile.false_alarm_rate, profile.warn_false_alarm_rate)
-            row = f"{name}, sigma {smoothing:g} cells"
+            score = "" if profile.score_normalise == "none" else f", {profile.score_normalise} score"
+            row = f"{name}, sigma {smoothing:g} cells{score}"
             rows[row] = calibrate.gate_metrics(
                 calibrate.gate_scores(scorer, splits["test"], profile.preprocess, normal_labels=labels), limits)
             print(row, json.dumps(rows[row]), flush=True)
