@@ -28,7 +28,6 @@ from export.manifest_writer import model_entry, update_manifest, versions
 from training.profiles import PROFILES, folder_profile
 
 ROOT = Path(__file__).resolve().parents[1]
-SCORE_SIGMA_CELLS = 1.0
 log = logging.getLogger("export")
 
 
@@ -66,7 +65,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     anomaly = load_anomaly_model(weights)
     convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
     scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
-                           ae_config["input_multiple"], SCORE_SIGMA_CELLS, profile.ignore_border,
+                           ae_config["input_multiple"], profile.score_sigma, profile.ignore_border,
                            ae_config["pad_margin"], profile.score_normalise)
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
     parity = max(max_abs_difference(anomaly, out / "autoencoder.onnx", random_frames)
@@ -125,7 +124,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
             "pad_margin": ae_config["pad_margin"],
-            "score": {"reduce": "max", "sigma_cells": SCORE_SIGMA_CELLS, "ignore_border": profile.ignore_border,
+            "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],

@@ -43,6 +43,8 @@ class Profile:
     # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none" or
     # "frame_mean"; chosen on the validation split by ``python -m export.score_options``.
     score_normalise: str = "none"
+    # Gaussian smoothing of the error cells before the maximum (in cells); same choice.
+    score_sigma: float = 1.0
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
@@ -66,8 +68,8 @@ class Profile:
 
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200,
-                         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=30,
-                         score_normalise="frame_mean"),
+                         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
+                         score_normalise="frame_mean", score_sigma=0.5),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
