@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .datasets import Sample
 from .errors import InspectionError
 from .inspector import Inspector
-from .metrics import auroc, confusion_matrix, peak_inside_boxes
+from .metrics import auroc, confusion_matrix, peak_inside_boxes, separation_auroc
 from .preprocess import preprocess
 from .result import InspectionResult, Verdict
 
@@ -91,9 +91,8 @@ def _metrics(rows: list, names: list[str]) -> dict:
         metrics["false_alarm_rate"] = float(np.mean([flagged(r) for _, r in normals]))
         metrics["false_alarm_rate_defect_threshold"] = float(np.mean([r.verdict is Verdict.DEFECT for _, r in normals]))
     if normals and defects:
-        labels = np.r_[np.zeros(len(normals)), np.ones(len(defects))]
-        scores = np.array([r.anomaly_score for _, r in normals + defects])
-        metrics["image_auroc"] = auroc(labels, scores)
+        metrics["image_auroc"] = separation_auroc([r.anomaly_score for _, r in normals],
+                                                  [r.anomaly_score for _, r in defects])
     correct = [
         (flagged(r) and r.defect_class == c.sample.label) if not c.sample.is_normal else not flagged(r)
         for c, r in done

@@ -37,7 +37,7 @@ def plot_confusion(confusion, names: list[str], path: Path, title: str) -> Path:
 
 def plot_scores(normal: np.ndarray, defect: np.ndarray, thresholds: dict[str, float], path: Path, title: str) -> Path:
     """Score histograms of normal and defect frames with the thresholds, and the ROC curve."""
-    from .metrics import auroc
+    from .metrics import separation_auroc
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -51,7 +51,7 @@ def plot_scores(normal: np.ndarray, defect: np.ndarray, thresholds: dict[str, fl
     cut = np.unique(np.r_[normal, defect])[::-1]
     axes[1].plot([np.mean(normal >= t) for t in cut], [np.mean(defect >= t) for t in cut])
     axes[1].plot([0, 1], [0, 1], ":", color="gray")
-    area = auroc(np.r_[np.zeros(len(normal)), np.ones(len(defect))], np.r_[normal, defect])
+    area = separation_auroc(normal, defect)
     axes[1].set(xlabel="false-alarm rate", ylabel="gate recall", title=f"AUROC {area:.3f}")
     fig.suptitle(title)
     return _save(fig, path, plt)

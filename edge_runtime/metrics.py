@@ -20,6 +20,12 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def separation_auroc(normal_scores, defect_scores) -> float:
+    """AUROC of scores that should be higher for defects than for normals (defect = positive)."""
+    normal_scores, defect_scores = np.ravel(normal_scores), np.ravel(defect_scores)
+    return auroc(np.r_[np.zeros(len(normal_scores)), np.ones(len(defect_scores))], np.r_[normal_scores, defect_scores])
+
+
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     matrix = np.zeros((n_classes, n_classes), int)
     np.add.at(matrix, (np.asarray(true, int), np.asarray(predicted, int)), 1)

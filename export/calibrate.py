@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample, box_free_corners
-from edge_runtime.metrics import auroc
+from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import PreprocessSpec, preprocess
 
 WINDOW = 64
@@ -45,10 +45,11 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
         corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
         rng.shuffle(corners)
         for y, x in corners[:WINDOWS_PER_IMAGE]:
+            window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
             if normal_labels is not None and sample.label not in normal_labels:
-                scores["texture_window"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+                scores["texture_window"].append(window)
                 continue
-            scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+            scores["normal"].append(window)
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
 
@@ -74,21 +75,17 @@ def gate_metrics(scores: dict, limits: dict) -> dict:
         "gate_recall_warn_per_class": {
             label: float(np.mean(images[labels == label] >= limits["warn"])) for label in sorted(set(labels))
         },
-        "image_auroc": auroc(np.r_[np.zeros(len(normal)), np.ones(len(images))], np.r_[normal, images]),
-        "image_auroc_per_class": {
-            label: auroc(np.r_[np.zeros(len(normal)), np.ones(int(np.sum(labels == label)))],
-                         np.r_[normal, images[labels == label]])
-            for label in sorted(set(labels))
-        },
+        "image_auroc": separation_auroc(normal, images),
+        "image_auroc_per_class": {label: separation_auroc(normal, images[labels == label])
+                                  for label in sorted(set(labels))},
     }
     if len(scores["normal_crop"]):
         crops = scores["normal_crop"]
         metrics["crop_false_alarm_rate_warn"] = float(np.mean(crops >= limits["warn"]))
         metrics["crop_false_alarm_rate_defect"] = float(np.mean(crops >= limits["defect"]))
-        metrics["crop_image_auroc"] = auroc(np.r_[np.zeros(len(crops)), np.ones(len(images))], np.r_[crops, images])
+        metrics["crop_image_auroc"] = separation_auroc(crops, images)
     if len(scores["texture_window"]):
         metrics["texture_window_flag_rate_warn"] = float(np.mean(scores["texture_window"] >= limits["warn"]))
     if len(scores["defect_region"]):
-        regions = scores["defect_region"]
-        metrics["region_auroc"] = auroc(np.r_[np.zeros(len(normal)), np.ones(len(regions))], np.r_[normal, regions])
+        metrics["region_auroc"] = separation_auroc(normal, scores["defect_region"])
     return metrics

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.datasets import Box
-from edge_runtime.metrics import auroc, confusion_matrix, peak_inside_boxes, peak_location
+from edge_runtime.metrics import auroc, confusion_matrix, peak_inside_boxes, peak_location, separation_auroc
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn (dev extra) is the reference")
 
@@ -42,3 +42,9 @@ def test_pointing_tolerance_counts_near_misses_only_when_asked():
     assert not peak_inside_boxes(heatmap, [box])
     assert peak_inside_boxes(heatmap, [box], tolerance=15)
     assert not peak_inside_boxes(heatmap, [box], tolerance=5)
+
+
+def test_separation_auroc_is_the_auroc_with_defects_as_positives():
+    normal, defect = np.array([0.1, 0.4, 0.35]), np.array([0.35, 0.8])
+    assert separation_auroc(normal, defect) == auroc([0, 0, 0, 1, 1], [0.1, 0.4, 0.35, 0.35, 0.8])
+    assert separation_auroc(normal, defect) == pytest.approx(4.5 / 6)  # 0.35 beats 0.1, ties 0.35, loses to 0.4; 0.8 beats all
