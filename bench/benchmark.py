@@ -4,8 +4,8 @@
 
 * per-stage latency p50/p90/p99 on a 200x200 frame the gate flags: decode (JPEG bytes ->
   array), preprocess (validate, gray, [0, 1]), autoencoder (padding + ONNX run), gate
-  (error map -> smoothed, upsampled anomaly map, score, verdict), classifier (region, resize,
-  ONNX run), Grad-CAM (from the feature output, into frame coordinates), overlay (anomaly
+  (error map -> smoothed, upsampled anomaly map, score, verdict), classifier (the head
+  graph on the gate's backbone stem), Grad-CAM (from the feature output, into frame coordinates), overlay (anomaly
   and Grad-CAM overlays, as the dashboard draws them);
 * end to end ``Inspector.inspect(jpeg bytes)``: a normal frame (gate only) and a
   defective frame (``always_classify=True``: every stage but the overlay);
@@ -44,9 +44,11 @@ import onnxruntime as ort
 
 from bench.stats import summary
 from edge_runtime import Inspector, Verdict
+from edge_runtime.anomaly import GateOutput
+from edge_runtime.classifier import window_around_peak
 from edge_runtime.manifest import default_manifest_path, load_manifest
 from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
-from edge_runtime.preprocess import load_image, resize, to_gray01
+from edge_runtime.preprocess import load_image, to_gray01
 
 ROOT = Path(__file__).resolve().parents[1]
 NEU_IMAGES = ROOT.parent / "shared" / "data" / "neu-det" / "images"
@@ -140,18 +142,18 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         t1 = PC()
         frame = to_gray01(image, spec.min_side)
         t2 = PC()
-        padded, top, left, work_shape = scorer.model_input(frame)
-        cells = scorer.error_cells(padded)[0]
+        padded, geometry = scorer.model_input(frame)
+        cells, stems = scorer.run_model(padded)
         t3 = PC()
-        anomaly_map = scorer.map_from_cells(cells, top, left, work_shape, frame.shape)
+        anomaly_map = scorer.map_from_cells(cells[0], geometry)
         inspector.thresholds.verdict(float(anomaly_map.max()))
         t4 = PC()
-        region = inspector._region(frame, anomaly_map)
-        probabilities, features = classifier.classify(
-            [frame[region.y: region.y + region.height, region.x: region.x + region.width]])
+        window = window_around_peak(GateOutput(anomaly_map, float(anomaly_map.max()), stems[0], geometry),
+                                    inspector.config.stem_window)
+        probabilities, features = classifier.classify([window.stem])
         t5 = PC()
         index = int(np.argmax(probabilities[0]))
-        cam = inspector._frame_heatmap(classifier.gradcam(features[0], index), {"region": region, "frame": frame})
+        cam = window.cam_to_frame(classifier.gradcam(features[0], index))
         t6 = PC()
         heatmap_overlay(frame, anomaly_heatmap(anomaly_map, inspector.thresholds.defect))
         heatmap_overlay(frame, cam)
@@ -310,10 +312,10 @@ def floor(inspector: Inspector, stages: dict, frame_shape: tuple[int, int]) -> d
 
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
     root = inspector.manifest_path.resolve().parent
-    spec = inspector.config.preprocess
-    ae_shape = (*inspector.scorer.model_input(np.zeros(frame_shape, np.float32))[0].shape, 1)
+    frame = np.zeros(frame_shape, np.float32)
+    ae_shape = (*inspector.scorer.model_input(frame)[0].shape, 1)
     macs = {"autoencoder": count_macs(root / config["autoencoder"]["path"], ae_shape),
-            "classifier": count_macs(root / config["classifier"]["path"], (1, *spec.classifier_size, 1))}
+            "classifier": count_macs(root / config["classifier"]["path"], inspector.scorer.run(frame).stem[None].shape)}
     peak = peak_gflops(1)
     out = {"peak_gflops_1thread": peak["gflops"], "peak_method": f"float32 numpy matmul {peak['n']}^3, 1 thread"}
     for name in ("autoencoder", "classifier"):
@@ -387,8 +389,7 @@ def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
     root = inspector.manifest_path.resolve().parent
     ae_x = inspector.scorer.model_input(frame)[0][..., None]
-    size = inspector.config.preprocess.classifier_size
-    clf_x = np.ascontiguousarray(resize(frame, size, "area")[None, :, :, None])
+    clf_x = inspector.scorer.run(frame).stem[None]
     models = {"autoencoder": (root / config["autoencoder"]["path"], ae_x),
               "classifier": (root / config["classifier"]["path"], clf_x)}
     levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

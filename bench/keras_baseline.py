@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from bench.stats import summary  # noqa: E402
 from edge_runtime.anomaly import AnomalyScorer  # noqa: E402
 from edge_runtime.manifest import default_manifest_path, load_manifest, profile_config  # noqa: E402
-from edge_runtime.preprocess import classifier_input, load_image, to_gray01  # noqa: E402
+from edge_runtime.preprocess import load_image, model_input, to_gray01  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +61,10 @@ class KerasReference:
         self.tf = tf
         self.config = profile_config(load_manifest(manifest_path), manifest_path, profile, "fp32")
         weights = ROOT / "models" / self.config.name / "keras"
-        _, self.full = build_classifier(len(self.config.class_names), self.config.preprocess.classifier_size)
+        _, self.full = build_classifier(len(self.config.class_names))
         self.full.load_weights(weights / "classifier.weights.h5")
         self.classifier = keras.Model(self.full.input, self.full.outputs[0])
-        self.anomaly = load_anomaly_model(weights)
+        self.anomaly = load_anomaly_model(weights, with_stem=False)
         self.scorer = AnomalyScorer.for_profile(_PredictSession(self.anomaly), self.config)
 
     def gradcam(self, x: np.ndarray, class_index: int) -> np.ndarray:
@@ -80,8 +80,6 @@ class KerasReference:
 
     def inspect(self, data: bytes, classify: bool) -> dict:
         """One frame, timed per stage (ms)."""
-        import cv2
-
         t = [time.perf_counter()]
         frame = to_gray01(load_image(data), self.config.preprocess.min_side)
         t.append(time.perf_counter())
@@ -90,11 +88,12 @@ class KerasReference:
         t.append(time.perf_counter())
         stages = {"preprocess": t[1] - t[0], "autoencoder": t[2] - t[1]}
         if classify or verdict.value != "ok":
-            x = classifier_input(frame, self.config.preprocess)
+            padded, geometry = model_input(frame, self.config.preprocess, self.config.input_multiple,
+                                           self.config.pad_margin)
+            x = padded[None, :, :, None]
             probabilities = self.classifier.predict(x, verbose=0)[0]
             t.append(time.perf_counter())
-            cam = self.gradcam(x, int(np.argmax(probabilities)))
-            cv2.resize(cam, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+            geometry.to_frame(self.gradcam(x, int(np.argmax(probabilities))), stride=32)  # MobileNetV2's output stride
             t.append(time.perf_counter())
             stages.update(classifier=t[3] - t[2], gradcam=t[4] - t[3])
         stages["total"] = t[-1] - t[0]

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .manifest import NORMALISATIONS
-from .preprocess import PreprocessSpec, anomaly_frame, pad_for_anomaly
+from .errors import InspectionError
+from .manifest import CELL_CENTRES, NORMALISATIONS
+from .preprocess import FrameGeometry, PreprocessSpec, model_input
+
+
+@dataclass(frozen=True)
+class GateOutput:
+    """What the gate hands on for one frame."""
+
+    anomaly_map: np.ndarray  # HxW float32, frame coordinates
+    score: float  # maximum of the map
+    stem: np.ndarray | None  # h x w x C backbone features over the padded frame (classifier input)
+    geometry: FrameGeometry
 
 
 class AnomalyScorer:
@@ -29,9 +42,11 @@ class AnomalyScorer:
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
-                 normalise: str = "none") -> None:
+                 normalise: str = "none", cell_centre: str = "middle") -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
+        if cell_centre not in CELL_CENTRES:
+            raise ValueError(f"unknown map cell centre {cell_centre!r}; expected one of {CELL_CENTRES}")
         self._session = session
         self._input = session.get_inputs()[0].name
         self._spec = spec
@@ -41,39 +56,49 @@ class AnomalyScorer:
         self._ignore_border = ignore_border
         self._pad_margin = pad_margin
         self._normalise = normalise
+        self._cell_centre = cell_centre
 
     @classmethod
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
-                   config.ignore_border, config.pad_margin, config.score_normalise)
+                   config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre)
 
-    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, int, int, tuple[int, int]]:
-        """(1xHxW padded batch, top, left, working size) for a [0, 1] gray frame."""
-        work = anomaly_frame(frame, self._spec)
-        padded, top, left = pad_for_anomaly(work, self._multiple, self._pad_margin)
-        return padded[None], top, left, work.shape
+    def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
+        """(1xHxW padded batch, geometry) for a [0, 1] gray frame."""
+        padded, geometry = model_input(frame, self._spec, self._multiple, self._pad_margin)
+        return padded[None], geometry
 
-    def error_cells(self, frames: np.ndarray) -> np.ndarray:
-        """Raw error maps (N x h x w) for a batch of equally sized, already padded frames."""
-        errors = self._session.run(None, {self._input: frames[:, :, :, None]})[0]
-        return errors[..., 0] if errors.ndim == 4 else errors
+    def run_model(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(raw error cells N x h x w, backbone stem N x h' x w' x C or None) for equally sized padded frames.
+
+        The stem is the graph's second output, where there is one: the frozen backbone
+        features the classifier head continues from, so a flagged frame does not run the
+        backbone twice."""
+        outputs = self._session.run(None, {self._input: frames[:, :, :, None]})
+        errors = outputs[0][..., 0] if outputs[0].ndim == 4 else outputs[0]
+        return errors, (outputs[1] if len(outputs) > 1 else None)
+
+    def run(self, frame: np.ndarray) -> GateOutput:
+        """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
+        batch, geometry = self.model_input(frame)
+        cells, stem = self.run_model(batch)
+        anomaly_map = self.map_from_cells(cells[0], geometry)
+        return GateOutput(anomaly_map, float(anomaly_map.max()), None if stem is None else stem[0], geometry)
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
-        batch, top, left, work_shape = self.model_input(frame)
-        return self.map_from_cells(self.error_cells(batch)[0], top, left, work_shape, frame.shape)
+        return self.run(frame).anomaly_map
 
-    def map_from_cells(self, cells: np.ndarray, top: int, left: int, work_shape: tuple[int, int],
-                       frame_shape: tuple[int, int]) -> np.ndarray:
+    def map_from_cells(self, cells: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
         """Smooth the stride-level error cells and bring them back to frame coordinates."""
+        if cells.shape[0] * self._stride != geometry.padded_shape[0]:
+            raise InspectionError(f"the anomaly model's map ({cells.shape[0]} rows) does not match the manifest's "
+                                  f"feature_stride {self._stride} for a {geometry.padded_shape[0]}-row input")
         if self._sigma > 0:
             cells = cv2.GaussianBlur(cells, (0, 0), self._sigma)
-        upsampled = cv2.resize(cells, (cells.shape[1] * self._stride, cells.shape[0] * self._stride),
-                               interpolation=cv2.INTER_LINEAR)
-        valid = upsampled[top: top + work_shape[0], left: left + work_shape[1]]
-        if valid.shape != tuple(frame_shape):
-            valid = cv2.resize(valid, (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_LINEAR)
+        valid = geometry.to_frame(cells, self._stride, centre=self._cell_centre)
+        frame_shape = geometry.frame_shape
         band_y, band_x = int(frame_shape[0] * self._ignore_border), int(frame_shape[1] * self._ignore_border)
         scored = np.array(valid[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x], dtype=np.float32)
         if self._normalise == "frame_mean":

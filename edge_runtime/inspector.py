@@ -1,7 +1,7 @@
 """The inspection engine: onnxruntime only, built from models.manifest.json.
 
 frame -> autoencoder error map -> anomaly score -> verdict; only when the gate fires
-(warn or defect) does the classifier see the region around the anomaly peak, and
+(warn or defect) does the classifier head continue from the gate's backbone stem, and
 Grad-CAM is computed from its exposed feature map.
 """
 
@@ -11,16 +11,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
 from .anomaly import AnomalyScorer
-from .classifier import DefectClassifier
+from .classifier import DefectClassifier, window_around_peak
 from .errors import InspectionError, ModelLoadError
 from .manifest import ProfileConfig, default_manifest_path, load_manifest, profile_config
 from .preprocess import ImageSource, preprocess
-from .result import InspectionResult, Region, Thresholds, Verdict
+from .result import InspectionResult, Thresholds, Verdict
 
 
 def session(path: Path, intra_op_threads: int = 1) -> ort.InferenceSession:
@@ -49,11 +48,14 @@ class Inspector:
         self.class_names = list(config.class_names)
         self.thresholds: Thresholds = config.thresholds
         self.model_sha256 = {"autoencoder": config.autoencoder.sha256, "classifier": config.classifier.sha256}
-        self.scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify(), intra_op_threads), config)
+        gate = session(config.autoencoder.verify(), intra_op_threads)
+        if len(gate.get_outputs()) < 2:
+            raise ModelLoadError(f"{config.autoencoder.path.name} has no backbone-stem output for the classifier; "
+                                 "re-export the profile (python -m export)")
+        self.scorer = AnomalyScorer.for_profile(gate, config)
         with np.load(config.classifier_head.verify()) as head:
             kernel = head["kernel"]
-        self.classifier = DefectClassifier(session(config.classifier.verify(), intra_op_threads), kernel,
-                                           config.preprocess)
+        self.classifier = DefectClassifier(session(config.classifier.verify(), intra_op_threads), kernel)
 
     @classmethod
     def from_manifest(
@@ -110,50 +112,30 @@ class Inspector:
         per frame on the CPU (results/benchmark.md, tuning)."""
         for stage in stages:
             start = time.perf_counter()
-            anomaly_map = self.scorer.anomaly_map(stage["frame"])
-            score = float(anomaly_map.max())
+            try:
+                gate = self.scorer.run(stage["frame"])
+            except InspectionError as error:
+                stage["error"] = error
+                continue
             stage["timings"]["autoencoder"] = _ms(start)
-            if not np.isfinite(score):  # a NaN would compare as "below every threshold", i.e. ok
+            if not np.isfinite(gate.score):  # a NaN would compare as "below every threshold", i.e. ok
                 stage["error"] = InspectionError("the anomaly model returned an invalid (non-finite) score; "
                                                  "frame not inspected")
                 continue
-            stage.update(anomaly_map=anomaly_map, score=score, verdict=self.thresholds.verdict(score))
-
-    def _region(self, frame: np.ndarray, anomaly_map: np.ndarray) -> Region:
-        """Square around the anomaly peak, at the scale the classifier was trained on; whole frame if smaller."""
-        height, width = frame.shape
-        side = self.config.region_side
-        if side is None or (height <= side and width <= side):
-            return Region(0, 0, width, height)
-        side_h, side_w = min(side, height), min(side, width)
-        peak_y, peak_x = np.unravel_index(int(np.argmax(anomaly_map)), anomaly_map.shape)
-        y = int(np.clip(peak_y - side_h // 2, 0, height - side_h))
-        x = int(np.clip(peak_x - side_w // 2, 0, width - side_w))
-        return Region(x, y, side_w, side_h)
+            stage.update(gate=gate, verdict=self.thresholds.verdict(gate.score))
 
     def _classify(self, stages: list[dict]) -> None:
         start = time.perf_counter()
-        regions = []
-        for stage in stages:
-            region = stage["region"] = self._region(stage["frame"], stage["anomaly_map"])
-            regions.append(stage["frame"][region.y: region.y + region.height, region.x: region.x + region.width])
-        probabilities, features = self.classifier.classify(regions)
+        windows = [window_around_peak(stage["gate"], self.config.stem_window) for stage in stages]
+        probabilities, features = self.classifier.classify([window.stem for window in windows])
         share = _ms(start) / len(stages)
-        for stage, probs, feats in zip(stages, probabilities, features):
+        for stage, window, probs, feats in zip(stages, windows, probabilities, features):
             stage["timings"]["classifier"] = share
             step = time.perf_counter()
             stage["probabilities"], stage["class_index"] = probs, int(np.argmax(probs))
-            stage["gradcam"] = self._frame_heatmap(self.classifier.gradcam(feats, stage["class_index"]), stage)
+            stage["gradcam"] = window.cam_to_frame(self.classifier.gradcam(feats, stage["class_index"]))
+            stage["region"] = window.region()
             stage["timings"]["gradcam"] = _ms(step)
-
-    @staticmethod
-    def _frame_heatmap(cam: np.ndarray, stage: dict) -> np.ndarray:
-        region, frame = stage["region"], stage["frame"]
-        heatmap = np.zeros(frame.shape, np.float32)
-        heatmap[region.y: region.y + region.height, region.x: region.x + region.width] = cv2.resize(
-            cam, (region.width, region.height), interpolation=cv2.INTER_LINEAR
-        )
-        return heatmap
 
     def _result(self, stage: dict, source: str | None) -> InspectionResult:
         timings = dict(stage["timings"])
@@ -162,9 +144,9 @@ class Inspector:
         probabilities = stage.get("probabilities")
         return InspectionResult(
             verdict=stage["verdict"],
-            anomaly_score=stage["score"],
+            anomaly_score=stage["gate"].score,
             thresholds=self.thresholds,
-            anomaly_map=stage["anomaly_map"],
+            anomaly_map=stage["gate"].anomaly_map,
             frame=stage["frame"],
             profile=self.profile,
             timings_ms=timings,

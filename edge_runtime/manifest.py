@@ -83,15 +83,16 @@ class ProfileConfig:
     score_sigma: float
     ignore_border: float
     pad_margin: int
-    region_side: int | None
+    stem_window: tuple[int, int] | None  # most stem cells the classifier head sees (its training size)
     raw: dict
     precision: str = "fp32"
     score_normalise: str = "none"
+    score_cell_centre: str = "middle"
 
 
-def _normalisation(value: str, profile: str) -> str:
-    if value not in NORMALISATIONS:
-        raise ManifestError(f"profile '{profile}': score normalise {value!r} is not one of {NORMALISATIONS}")
+def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
+    if value not in allowed:
+        raise ManifestError(f"profile '{profile}': score {what} {value!r} is not one of {allowed}")
     return value
 
 
@@ -102,6 +103,8 @@ def _model_file(entry: dict, root: Path) -> ModelFile:
 PRECISIONS = ("fp32", "int8")
 # How the anomaly map is normalised before its maximum becomes the score (see anomaly.AnomalyScorer).
 NORMALISATIONS = ("none", "frame_mean")
+# Where each error-map cell is placed in the frame (see preprocess.FrameGeometry.to_frame).
+CELL_CENTRES = ("middle", "receptive")
 
 
 def _precision_files(entry: dict, precision: str, name: str) -> tuple[dict, dict]:
@@ -146,10 +149,11 @@ def profile_config(
             score_sigma=float(anomaly["score"]["sigma_cells"]),
             ignore_border=float(anomaly["score"].get("ignore_border", 0.0)),
             pad_margin=int(anomaly.get("pad_margin", 0)),
-            region_side=classifier.get("region_side"),
+            stem_window=tuple(classifier["stem_window"]) if classifier.get("stem_window") else None,
             raw=entry,
             precision=precision,
-            score_normalise=_normalisation(anomaly["score"].get("normalise", "none"), name),
+            score_normalise=_choice(anomaly["score"].get("normalise", "none"), NORMALISATIONS, "normalise", name),
+            score_cell_centre=_choice(anomaly["score"].get("cell_centre", "middle"), CELL_CENTRES, "cell_centre", name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

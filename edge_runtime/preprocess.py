@@ -31,7 +31,6 @@ class PreprocessSpec:
     normalisation of MobileNetV2 happens inside the ONNX graphs.
     """
 
-    classifier_size: tuple[int, int] = (224, 224)
     anomaly_size: tuple[int, int] | None = None
     interpolation: str = "area"
     min_side: int = 32
@@ -45,7 +44,6 @@ class PreprocessSpec:
     def from_dict(cls, data: dict) -> "PreprocessSpec":
         anomaly_size = data.get("anomaly_size")
         return cls(
-            classifier_size=tuple(data["classifier_size"]),
             anomaly_size=tuple(anomaly_size) if anomaly_size else None,
             interpolation=data["interpolation"],
             min_side=int(data["min_side"]),
@@ -109,6 +107,63 @@ def anomaly_frame(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return resize(gray, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else gray
 
 
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Where the frame sits in the padded model input: maps model-resolution maps back to the frame."""
+
+    top: int
+    left: int
+    work_shape: tuple[int, int]
+    padded_shape: tuple[int, int]
+    frame_shape: tuple[int, int]
+
+    def to_frame(self, cells: np.ndarray, stride: int | None = None, origin: tuple[int, int] = (0, 0),
+                 centre: str = "middle") -> np.ndarray:
+        """A coarse map over the padded input (error cells, Grad-CAM) -> float32 map in frame pixels.
+
+        Cell i is placed on padded pixel origin + stride*i + c. ``centre="middle"``: c is the
+        middle of the cell's stride (stride/2 - 0.5). ``"receptive"``: c = stride - 1, where
+        MobileNetV2's stride-2 convolutions (padding only after an even input, as
+        TensorFlow's "same" does) centre what a cell sees. Which one scores better is
+        measured per profile (``python -m export.score_options``). ``stride`` defaults to
+        padded size / map size; ``origin`` is where the map starts in padded pixels."""
+        stride = stride or self.padded_shape[0] // cells.shape[0]
+        offset = stride - 1 if centre == "receptive" else stride / 2 - 0.5
+        place = np.float32([[stride, 0, origin[1] + offset], [0, stride, origin[0] + offset]])
+        padded = cv2.warpAffine(np.ascontiguousarray(cells, dtype=np.float32), place,
+                                (self.padded_shape[1], self.padded_shape[0]), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE)
+        work = padded[self.top: self.top + self.work_shape[0], self.left: self.left + self.work_shape[1]]
+        if work.shape != tuple(self.frame_shape):
+            work = cv2.resize(work, (self.frame_shape[1], self.frame_shape[0]), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(work, dtype=np.float32)
+
+    def to_padded(self, y: float, x: float) -> tuple[float, float]:
+        """Frame pixel -> padded-input pixel."""
+        return (y * self.work_shape[0] / self.frame_shape[0] + self.top,
+                x * self.work_shape[1] / self.frame_shape[1] + self.left)
+
+    def frame_rect(self, y: int, x: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """Padded-input rectangle -> (x, y, width, height) in frame pixels, clipped to the frame."""
+        scale_y, scale_x = self.frame_shape[0] / self.work_shape[0], self.frame_shape[1] / self.work_shape[1]
+        top = int(np.clip(round((y - self.top) * scale_y), 0, self.frame_shape[0]))
+        bottom = int(np.clip(round((y + height - self.top) * scale_y), 0, self.frame_shape[0]))
+        left = int(np.clip(round((x - self.left) * scale_x), 0, self.frame_shape[1]))
+        right = int(np.clip(round((x + width - self.left) * scale_x), 0, self.frame_shape[1]))
+        return left, top, right - left, bottom - top
+
+
+def model_input(gray: np.ndarray, spec: PreprocessSpec, multiple: int, margin: int) -> tuple[np.ndarray, FrameGeometry]:
+    """The frame as both models' shared backbone sees it: at the working size, reflect-padded.
+
+    Returns the padded HxW frame and its geometry. Training (gate and classifier) and the
+    runtime build their inputs here, so they cannot drift apart.
+    """
+    work = anomaly_frame(gray, spec)
+    padded, top, left = pad_for_anomaly(work, multiple, margin)
+    return padded, FrameGeometry(top, left, work.shape, padded.shape, gray.shape)
+
+
 def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.ndarray, int, int]:
     """Reflect-pad by at least ``margin`` per side, up to a multiple of ``multiple``.
 
@@ -121,11 +176,6 @@ def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.nd
     top, left = extra_h // 2, extra_w // 2
     padded = cv2.copyMakeBorder(gray, top, extra_h - top, left, extra_w - left, cv2.BORDER_REFLECT_101)
     return padded, top, left
-
-
-def classifier_input(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Frame (or region) -> 1xHxWx1 classifier input at the classifier's fixed size."""
-    return resize(gray, spec.classifier_size, spec.interpolation)[None, :, :, None]
 
 
 def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:

@@ -22,7 +22,7 @@ from edge_runtime.classifier import DefectClassifier
 from edge_runtime.datasets import split_samples
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME
-from edge_runtime.preprocess import classifier_input, preprocess
+from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.manifest_writer import model_entry, update_manifest, versions
 from training.profiles import PROFILES, folder_profile
@@ -38,23 +38,27 @@ def _profile(name: str):
     return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"])
 
 
-def _export_classifier(weights: Path, out: Path, spec, n_classes: int, real: list[np.ndarray]) -> dict:
-    """Classifier -> ONNX (probabilities + feature map) and the Grad-CAM head; parity on random + real inputs."""
+def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.ndarray]) -> dict:
+    """Classifier head -> ONNX (gate stem in; probabilities + feature map out) and the Grad-CAM kernel;
+    parity on random and real stems."""
     import keras
 
     from export.onnx_export import convert, max_abs_difference
-    from training.classifier import build_classifier
+    from training.classifier import build_classifier, head_model
 
-    _, full = build_classifier(n_classes, spec.classifier_size)
+    base, full = build_classifier(n_classes)
     full.load_weights(weights / "classifier.weights.h5")
-    classifier = keras.Model(full.input, full.outputs[:2])
-    convert(classifier, (None, *spec.classifier_size, 1), ["probabilities", "features"], out / "classifier.onnx")
+    head = head_model(base, full)
+    head = keras.Model(head.input, head.outputs[:2])
+    convert(head, (None, None, None, stems[0].shape[-1]), ["probabilities", "features"], out / "classifier.onnx",
+            input_name="stem")
     kernel, bias = full.get_layer("logits").get_weights()
     np.savez(out / "classifier_head.npz", kernel=kernel, bias=bias)
-    batch = np.concatenate([np.random.default_rng(0).random((4, *spec.classifier_size, 1), np.float32)]
-                           + [classifier_input(f, spec) for f in real])
-    parity = max_abs_difference(classifier, out / "classifier.onnx", batch)
-    return {"kernel": kernel, "parity": dict(zip(["probabilities", "features"], parity))}
+    rng = np.random.default_rng(0)
+    random_stems = [rng.normal(0, 2, (2, *stems[0].shape)).astype(np.float32)]
+    parity = np.max([max_abs_difference(head, out / "classifier.onnx", batch)
+                     for batch in random_stems + [s[None] for s in stems]], axis=0)
+    return {"kernel": kernel, "parity": dict(zip(["probabilities", "features"], map(float, parity)))}
 
 
 def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile, real) -> tuple[AnomalyScorer, float]:
@@ -63,15 +67,14 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     from training.train_autoencoder import load_anomaly_model
 
     anomaly = load_anomaly_model(weights)
-    convert(anomaly, (None, None, None, 1), ["error_map"], out / "autoencoder.onnx")
+    convert(anomaly, (None, None, None, 1), ["error_map", "stem"], out / "autoencoder.onnx")
     scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
                            ae_config["input_multiple"], profile.score_sigma, profile.ignore_border,
-                           ae_config["pad_margin"], profile.score_normalise)
+                           ae_config["pad_margin"], profile.score_normalise, profile.score_cell_centre)
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
-    parity = max(max_abs_difference(anomaly, out / "autoencoder.onnx", random_frames)
-                 + [max_abs_difference(anomaly, out / "autoencoder.onnx", scorer.model_input(f)[0][..., None])[0]
-                    for f in real])
-    return scorer, parity
+    parity = np.max([max_abs_difference(anomaly, out / "autoencoder.onnx", batch)
+                     for batch in [random_frames] + [scorer.model_input(f)[0][..., None] for f in real]], axis=0)
+    return scorer, dict(zip(["error_map", "stem"], map(float, parity)))
 
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, int]:
@@ -89,10 +92,13 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
     return limits, calibrate.gate_metrics(test_scores, limits), int(len(val_scores["normal"]))
 
 
-def _onnx_test_accuracy(out: Path, kernel: np.ndarray, spec, names: list[str], test: list) -> float:
-    classifier = DefectClassifier(session(out / "classifier.onnx"), kernel, spec)
+def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],
+                        test: list) -> float:
+    """Test-split accuracy of the exported pair: gate stem -> classifier head, through the runtime's code."""
+    classifier = DefectClassifier(session(out / "classifier.onnx"), kernel)
     defects = [s for s in test if not s.is_normal]
-    predicted = [names[int(np.argmax(classifier.classify([preprocess(s.path, spec)])[0][0]))] for s in defects]
+    stems = [scorer.run(preprocess(s.path, spec)).stem for s in defects]
+    predicted = [names[int(np.argmax(p))] for p in classifier.classify(stems)[0]]
     return float(np.mean([p == s.label for p, s in zip(predicted, defects)]))
 
 
@@ -105,11 +111,12 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
     real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
 
-    classifier = _export_classifier(weights, out, spec, len(trained["class_names"]), real)
     scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real)
-    log.info("parity: classifier %s, autoencoder %.2e", classifier["parity"], ae_parity)
+    classifier = _export_classifier(weights, out, len(trained["class_names"]), [scorer.run(f).stem for f in real])
+    log.info("parity: classifier %s, autoencoder %s", classifier["parity"], ae_parity)
     limits, gate, n_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
-    onnx_accuracy = _onnx_test_accuracy(out, classifier["kernel"], spec, trained["class_names"], splits["test"])
+    onnx_accuracy = _onnx_test_accuracy(out, scorer, classifier["kernel"], spec, trained["class_names"],
+                                        splits["test"])
 
     entry = {
         "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
@@ -123,17 +130,20 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             **model_entry(out / "autoencoder.onnx", ROOT), "variant": ae_config["variant"],
             "taps": ae_config["taps"], "hidden": ae_config["hidden"],
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
-            "pad_margin": ae_config["pad_margin"],
+            "pad_margin": ae_config["pad_margin"], "stem_output": "stem",
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
-                      "normalise": profile.score_normalise},
+                      "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],
         },
         "classifier": {
             **model_entry(out / "classifier.onnx", ROOT),
+            "input": "the autoencoder's stem output (MobileNetV2 block_12_add over the padded frame)",
             "probability_output": "probabilities", "feature_output": "features",
             "head": model_entry(out / "classifier_head.npz", ROOT),
             "region_side": profile.region_side,
+            "stem_window": None if profile.region_side is None
+            else list(scorer.run(np.zeros((profile.region_side,) * 2, np.float32)).stem.shape[:2]),
             "parity_max_abs_diff": classifier["parity"],
             "keras_weights": [model_entry(weights / "classifier.weights.h5", ROOT)],
         },

@@ -14,18 +14,19 @@ import tf2onnx
 OPSET = 17
 
 
-def convert(model: keras.Model, input_shape: tuple, output_names: list[str], path: Path) -> onnx.ModelProto:
-    """Convert with an explicit input signature (required for Keras 3) and stable output names."""
-    signature = [tf.TensorSpec(input_shape, tf.float32, name="image")]
+def convert(model: keras.Model, input_shape: tuple, output_names: list[str], path: Path,
+            input_name: str = "image") -> onnx.ModelProto:
+    """Convert with an explicit input signature (required for Keras 3) and stable input/output names."""
+    signature = [tf.TensorSpec(input_shape, tf.float32, name=input_name)]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=OPSET)
     renames = dict(zip([o.name for o in proto.graph.output], output_names))
     for node in proto.graph.node:
         node.output[:] = [renames.get(name, name) for name in node.output]
     for output in proto.graph.output:
         output.name = renames[output.name]
-    proto.graph.input[0].name = "image"
+    proto.graph.input[0].name = input_name
     for node in proto.graph.node:
-        node.input[:] = ["image" if name == signature[0].name or name == "image:0" else name for name in node.input]
+        node.input[:] = [input_name if name in (signature[0].name, f"{input_name}:0") else name for name in node.input]
     onnx.checker.check_model(proto, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(path))
@@ -47,7 +48,7 @@ def describe(path: Path) -> dict:
 def max_abs_difference(model: keras.Model, path: Path, batch: np.ndarray) -> list[float]:
     """Per output, max |Keras - onnxruntime| on the same batch."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ours = session.run(None, {"image": batch.astype(np.float32)})
+    ours = session.run(None, {session.get_inputs()[0].name: batch.astype(np.float32)})
     theirs = model(batch, training=False)
     theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
     return [float(np.max(np.abs(np.asarray(t) - o))) for t, o in zip(theirs, ours)]

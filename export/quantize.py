@@ -2,8 +2,8 @@
 
 Reads the fp32 ONNX models that ``python -m export`` recorded in models.manifest.json,
 calibrates activation ranges on training-split images prepared by edge_runtime's own
-preprocessing (the classifier sees exactly what ``DefectClassifier.classify`` feeds it,
-the autoencoder the reflect-padded frame ``AnomalyScorer`` feeds it), and writes
+preprocessing (the classifier head sees the fp32 gate's stem, exactly what
+``DefectClassifier.classify`` gets; the autoencoder the reflect-padded frame ``AnomalyScorer`` feeds it), and writes
 ``models/<profile>/classifier.int8.onnx`` (and ``autoencoder.int8.onnx`` with
 ``--autoencoder``). Both classifier outputs are kept (probabilities, and the feature map
 Grad-CAM needs, dequantised to float).
@@ -33,11 +33,12 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import split_samples
 from edge_runtime.errors import InspectionError
 from edge_runtime.inspector import Inspector, session
 from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
-from edge_runtime.preprocess import anomaly_frame, classifier_input, pad_for_anomaly, preprocess
+from edge_runtime.preprocess import model_input, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export.quantize")
@@ -88,23 +89,15 @@ def _frames(samples, spec) -> list[np.ndarray]:
 
 
 def classifier_inputs(frames, config) -> list[np.ndarray]:
-    """What the runtime feeds the classifier: the region around the anomaly peak (centre here), resized."""
-    side = config.region_side
-    out = []
-    for frame in frames:
-        height, width = frame.shape
-        if side is not None and (height > side or width > side):
-            h, w = min(side, height), min(side, width)
-            y, x = (height - h) // 2, (width - w) // 2
-            frame = frame[y: y + h, x: x + w]
-        out.append(classifier_input(frame, config.preprocess))
-    return out
+    """What the runtime feeds the classifier head: the fp32 gate's stem of each frame (same code path)."""
+    scorer = AnomalyScorer.for_profile(session(config.autoencoder.path), config)
+    return [scorer.run(frame).stem[None] for frame in frames]
 
 
 def autoencoder_inputs(frames, config) -> list[np.ndarray]:
-    """The padded frame ``AnomalyScorer.anomaly_map`` feeds the autoencoder (same code path)."""
-    return [pad_for_anomaly(anomaly_frame(frame, config.preprocess), config.input_multiple,
-                            config.pad_margin)[0][None, :, :, None] for frame in frames]
+    """The padded frame ``AnomalyScorer.run`` feeds the autoencoder (same code path)."""
+    return [model_input(frame, config.preprocess, config.input_multiple, config.pad_margin)[0][None, :, :, None]
+            for frame in frames]
 
 
 def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_types: tuple[str, ...] | None,

@@ -1,8 +1,10 @@
 """``python -m export.score_options --profile P``: how the exported gate's map becomes a score.
 
 The autoencoder graph is fixed; what is compared here is the scoring around it: the
-Gaussian smoothing (sigma, in map cells) and the normalisation of the map
-(``AnomalyScorer``: none, or by the frame's own mean). Each option is calibrated on the
+Gaussian smoothing (sigma, in map cells), the normalisation of the map
+(``AnomalyScorer``: none, or by the frame's own mean) and where each map cell is placed in
+the frame (``FrameGeometry.to_frame``: the middle of its stride, or where the backbone
+centres it). Each option is calibrated on the
 validation split exactly as ``python -m export`` calibrates (1% / 5% false alarms) and
 chosen by its validation recall; the test split is reported beside it, not used to choose.
 Writes results/<profile>/score_options.json and a Markdown table to stdout.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -21,7 +24,7 @@ import numpy as np
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
-from edge_runtime.manifest import MANIFEST_NAME, NORMALISATIONS, load_manifest, profile_config
+from edge_runtime.manifest import CELL_CENTRES, MANIFEST_NAME, NORMALISATIONS, load_manifest, profile_config
 from export import calibrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,19 +58,18 @@ def compare(manifest_path: Path, profile: str) -> dict:
     splits = {name: select_split(samples, manifest["profiles"][profile]["split"], name) for name in ("val", "test")}
     shared = MemoSession(session(config.autoencoder.verify()))
     rows = {}
-    for normalise in NORMALISATIONS:
-        for sigma in SIGMAS:
-            scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
-                                   config.ignore_border, config.pad_margin, normalise)
-            scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed,
-                                                  training_profile.normal_texture_labels)
-                      for name, split in splits.items()}
-            limits = calibrate.thresholds(scores["val"]["normal"], training_profile.false_alarm_rate,
-                                          training_profile.warn_false_alarm_rate)
-            rows[f"normalise {normalise}, sigma {sigma:g} cells"] = {
-                "normalise": normalise, "sigma_cells": sigma,
-                "val": calibrate.gate_metrics(scores["val"], limits), "test": calibrate.gate_metrics(scores["test"], limits),
-            }
+    for normalise, sigma, centre in itertools.product(NORMALISATIONS, SIGMAS, CELL_CENTRES):
+        scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
+                               config.ignore_border, config.pad_margin, normalise, centre)
+        scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed,
+                                              training_profile.normal_texture_labels)
+                  for name, split in splits.items()}
+        limits = calibrate.thresholds(scores["val"]["normal"], training_profile.false_alarm_rate,
+                                      training_profile.warn_false_alarm_rate)
+        rows[f"normalise {normalise}, sigma {sigma:g} cells, {centre} cell centre"] = {
+            "normalise": normalise, "sigma_cells": sigma, "cell_centre": centre,
+            "val": calibrate.gate_metrics(scores["val"], limits), "test": calibrate.gate_metrics(scores["test"], limits),
+        }
     return rows
 
 

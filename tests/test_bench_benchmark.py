@@ -44,25 +44,26 @@ def _tiny_models(folder, seed=0):
            helper.make_node("Conv", ["r1", "W2"], ["c2"], strides=[4, 4], pads=[1, 1, 1, 1]),
            helper.make_node("Mul", ["c2", "c2"], ["sq"]),
            helper.make_node("ReduceMean", ["sq"], ["m"], keepdims=1, axes=[1]),
-           helper.make_node("Transpose", ["m"], ["error_map"], perm=[0, 2, 3, 1])],
+           helper.make_node("Transpose", ["m"], ["error_map"], perm=[0, 2, 3, 1]),
+           helper.make_node("Transpose", ["c2"], ["stem"], perm=[0, 2, 3, 1])],
           [image([None, None, None, 1])],
-          [helper.make_tensor_value_info("error_map", TensorProto.FLOAT, [None, None, None, 1])],
+          [helper.make_tensor_value_info("error_map", TensorProto.FLOAT, [None, None, None, 1]),
+           helper.make_tensor_value_info("stem", TensorProto.FLOAT, [None, None, None, 16])],
           [w("W1", (8, 1, 3, 3), 0.3), w("W2", (16, 8, 3, 3), 0.1)], folder / "autoencoder.onnx")
     kernel = rng.normal(0, 0.3, (16, len(CLASSES))).astype(np.float32)
-    _save([helper.make_node("Transpose", ["image"], ["x"], perm=[0, 3, 1, 2]),
-           helper.make_node("Conv", ["x", "W1"], ["c1"], strides=[4, 4], pads=[1, 1, 1, 1]),
-           helper.make_node("Relu", ["c1"], ["r1"]),
-           helper.make_node("Conv", ["r1", "W2"], ["c2"], strides=[8, 8], pads=[1, 1, 1, 1]),
-           helper.make_node("Relu", ["c2"], ["r2"]),
-           helper.make_node("Transpose", ["r2"], ["features"], perm=[0, 2, 3, 1]),
-           helper.make_node("GlobalAveragePool", ["r2"], ["gap"]),
+    stem = helper.make_tensor_value_info("stem", TensorProto.FLOAT, [None, None, None, 16])
+    _save([helper.make_node("Transpose", ["stem"], ["x"], perm=[0, 3, 1, 2]),
+           helper.make_node("Conv", ["x", "W3"], ["c3"], strides=[4, 4], pads=[1, 1, 1, 1]),
+           helper.make_node("Relu", ["c3"], ["r3"]),
+           helper.make_node("Transpose", ["r3"], ["features"], perm=[0, 2, 3, 1]),
+           helper.make_node("GlobalAveragePool", ["r3"], ["gap"]),
            helper.make_node("Flatten", ["gap"], ["flat"]),
            helper.make_node("MatMul", ["flat", "K"], ["logits"]),
            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
-          [image([None, 224, 224, 1])],
+          [stem],
           [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, len(CLASSES)]),
-           helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 7, 7, 16])],
-          [w("W1", (8, 1, 3, 3), 0.3), w("W2", (16, 8, 3, 3), 0.1), numpy_helper.from_array(kernel, "K")],
+           helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, None, None, 16])],
+          [w("W3", (16, 16, 3, 3), 0.1), numpy_helper.from_array(kernel, "K")],
           folder / "classifier.onnx")
     np.savez(folder / "classifier_head.npz", kernel=kernel, bias=np.zeros(len(CLASSES), np.float32))
 
@@ -85,7 +86,7 @@ def tiny_manifest(tmp_path_factory):
         "autoencoder": {**_entry(models / "autoencoder.onnx", root), "feature_stride": 8, "input_multiple": 16,
                         "score": {"reduce": "max", "sigma_cells": 1.0}},
         "classifier": {**_entry(models / "classifier.onnx", root), "head": _entry(models / "classifier_head.npz", root),
-                       "region_side": 200, "int8": _entry(models / "classifier.int8.onnx", root)},
+                       "int8": _entry(models / "classifier.int8.onnx", root)},
         "thresholds": {"warn": 1e9, "defect": 1e9},
     }
     path = root / "models.manifest.json"
@@ -115,9 +116,9 @@ def test_mac_count_matches_hand_arithmetic(tiny_manifest):
     ae = count_macs(models / "autoencoder.onnx", (1, 208, 208, 1))
     # conv1: 8 x 104 x 104 outputs x (1*3*3); conv2: 16 x 26 x 26 outputs x (8*3*3)
     assert ae["by_op"]["Conv"] == 8 * 104 * 104 * 9 + 16 * 26 * 26 * 72
-    clf = count_macs(models / "classifier.onnx", (2, 224, 224, 1))
-    # batch 2: conv1 8x56x56x9, conv2 16x7x7x72, MatMul 3 outputs x 16
-    assert clf["macs"] == 2 * (8 * 56 * 56 * 9 + 16 * 7 * 7 * 72 + 3 * 16)
+    clf = count_macs(models / "classifier.onnx", (2, 26, 26, 16))  # the gate's stem for that frame
+    # batch 2: conv3 16x7x7x(16*9), MatMul 3 outputs x 16
+    assert clf["macs"] == 2 * (16 * 7 * 7 * 144 + 3 * 16)
 
 
 def test_precision_switch_loads_the_int8_file_and_verifies_it(tiny_manifest, tmp_path):

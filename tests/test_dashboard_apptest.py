@@ -401,7 +401,7 @@ def _fake_manifest(env) -> Path:
                 "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64,
                                "head": {"path": "models/head.npz", "sha256": sha(models / "head.npz")}},
                 "class_names": fakes.CLASSES,
-                "preprocessing": {"classifier_size": [224, 224]},
+                "preprocessing": {"interpolation": "area"},
                 "thresholds": {"warn": 0.3, "defect": 0.6},
                 "metrics": {"classifier": {"test_accuracy": 0.97, "confusion_matrix": [[3, 0], [1, 2]],
                                            "misclassified": ["a.jpg"]},

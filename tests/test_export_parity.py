@@ -17,9 +17,9 @@ def keras_models(manifest):
 
     entry = manifest["profiles"][PROFILE]
     weights = ROOT / "models" / PROFILE / "keras"
-    _, full = build_classifier(len(entry["class_names"]), tuple(entry["preprocessing"]["classifier_size"]))
+    base, full = build_classifier(len(entry["class_names"]))
     full.load_weights(weights / "classifier.weights.h5")
-    return full, load_anomaly_model(weights)
+    return base, full, load_anomaly_model(weights)
 
 
 @pytest.fixture(scope="module")
@@ -37,38 +37,50 @@ def runtime():
     return Inspector.from_manifest(MANIFEST, PROFILE, precision="fp32")  # the exported graph Keras is compared with
 
 
-def test_classifier_probabilities_and_features_match_keras(keras_models, runtime, neu_frames):
-    from training.train_classifier import _inputs
+def test_classifier_head_matches_keras_on_gate_stems(keras_models, runtime, neu_frames):
+    from training.classifier import head_model
 
-    full, _ = keras_models
-    batch = np.concatenate([np.random.default_rng(0).random((3, 224, 224, 1), np.float32),
-                            _inputs(neu_frames, runtime.config.preprocess)])
-    keras_probs, keras_features, _ = (np.asarray(t) for t in full(batch, training=False))
-    onnx_probs, onnx_features = runtime.classifier._session.run(None, {"image": batch})
-    assert np.abs(keras_probs - onnx_probs).max() <= 1e-4
-    assert np.abs(keras_features - onnx_features).max() <= 1e-3 * max(1.0, np.abs(keras_features).max())
+    base, full, _ = keras_models
+    head = head_model(base, full)
+    stems = np.stack([runtime.scorer.run(frame).stem for frame in neu_frames])
+    random = np.random.default_rng(0).normal(0, 2, stems[:3].shape).astype(np.float32)
+    for batch in (stems, random):
+        keras_probs, keras_features, _ = (np.asarray(t) for t in head(batch, training=False))
+        onnx_probs, onnx_features = runtime.classifier._session.run(None, {"stem": batch})
+        assert np.abs(keras_probs - onnx_probs).max() <= 1e-4
+        assert np.abs(keras_features - onnx_features).max() <= 1e-3 * max(1.0, np.abs(keras_features).max())
 
 
-def test_autoencoder_error_map_matches_keras(keras_models, runtime, neu_frames):
-    _, anomaly = keras_models
+def test_gate_stem_then_head_equals_the_keras_classifier_on_the_frame(keras_models, runtime, neu_frames):
+    """The shared-backbone path (ONNX gate stem -> ONNX head) gives the one-piece Keras classifier's answer."""
+    _, full, _ = keras_models
+    for frame in neu_frames:
+        padded = runtime.scorer.model_input(frame)[0][..., None]
+        keras_probs = np.asarray(full(padded, training=False)[0])[0]
+        image = np.round(frame * 255).astype(np.uint8)  # the NEU file's own pixels
+        onnx_probs = runtime.inspect(image, always_classify=True).class_probabilities
+        assert np.abs(keras_probs - np.array(list(onnx_probs.values()))).max() <= 1e-4
+
+
+def test_autoencoder_error_map_and_stem_match_keras(keras_models, runtime, neu_frames):
+    _, _, anomaly = keras_models
     for frame in neu_frames[:3] + [np.random.default_rng(1).random((150, 333), np.float32)]:
         padded = runtime.scorer.model_input(frame)[0]
-        keras_map = np.asarray(anomaly(padded[..., None], training=False))[0, :, :, 0]
-        onnx_map = runtime.scorer.error_cells(padded)[0]
-        assert np.abs(keras_map - onnx_map).max() <= 1e-4 * max(1.0, np.abs(keras_map).max())
+        keras_map, keras_stem = (np.asarray(t) for t in anomaly(padded[..., None], training=False))
+        onnx_map, onnx_stem = runtime.scorer.run_model(padded)
+        assert np.abs(keras_map[..., 0] - onnx_map).max() <= 1e-4 * max(1.0, np.abs(keras_map).max())
+        assert np.abs(keras_stem - onnx_stem).max() <= 1e-4 * max(1.0, np.abs(keras_stem).max())
 
 
 def test_runtime_gradcam_equals_tensorflow_gradienttape_gradcam(keras_models, runtime, neu_frames):
     import keras
     import tensorflow as tf
 
-    from edge_runtime.preprocess import classifier_input
-
-    full, _ = keras_models
+    _, full, _ = keras_models
     features_and_logits = keras.Model(full.input, [full.outputs[1], full.outputs[2]])
     head = keras.Sequential([full.get_layer("gap"), full.get_layer("dropout"), full.get_layer("logits")])
     for frame in neu_frames:
-        x = classifier_input(frame, runtime.config.preprocess)
+        x = runtime.scorer.model_input(frame)[0][..., None]
         features, logits = features_and_logits(x, training=False)
         index = int(np.argmax(logits[0]))
         with tf.GradientTape() as tape:
@@ -78,7 +90,7 @@ def test_runtime_gradcam_equals_tensorflow_gradienttape_gradcam(keras_models, ru
         weights = grads.mean(axis=(0, 1))
         cam = np.maximum((features[0].numpy() * weights).sum(-1), 0)
         reference = cam / cam.max() if cam.max() > 0 else cam
-        probs, onnx_features = runtime.classifier.classify([frame])
+        probs, onnx_features = runtime.classifier.classify([runtime.scorer.run(frame).stem])
         assert int(np.argmax(probs[0])) == index
         ours = runtime.classifier.gradcam(onnx_features[0], index)
         assert np.abs(ours - reference).max() <= 1e-4
@@ -91,7 +103,7 @@ def test_training_and_runtime_preprocessing_are_the_same(runtime, neu_images):
     from edge_runtime.preprocess import load_image
     from training.data import read_frames
     from training.profiles import PROFILES
-    from training.train_classifier import _inputs
+    from training.train_classifier import gate_inputs
     from edge_runtime.datasets import load_neu_det
 
     profile = PROFILES[PROFILE]
@@ -102,10 +114,9 @@ def test_training_and_runtime_preprocessing_are_the_same(runtime, neu_images):
     for source in (sample.path, sample.path.read_bytes(), raw, cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY)):
         runtime_frame = runtime.inspect(source).frame
         np.testing.assert_array_equal(runtime_frame, train_frame)
-    from edge_runtime.preprocess import classifier_input
-
-    np.testing.assert_array_equal(_inputs([train_frame], profile.preprocess), classifier_input(train_frame, runtime.config.preprocess))
-    padded, top, left, _ = runtime.scorer.model_input(train_frame)
+    padded, geometry = runtime.scorer.model_input(train_frame)
+    np.testing.assert_array_equal(gate_inputs([train_frame], profile)[0], padded[..., None])
     assert padded.shape[1] % 16 == 0 and padded.shape[2] % 16 == 0
+    top, left = geometry.top, geometry.left
     assert top >= runtime.config.pad_margin and left >= runtime.config.pad_margin
     np.testing.assert_array_equal(padded[0, top: top + 200, left: left + 200], train_frame)

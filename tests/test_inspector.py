@@ -143,7 +143,11 @@ def test_neu_defect_image_is_flagged_and_classified(inspector, neu_images):
 def test_a_non_finite_model_output_is_an_error_not_ok(inspector, monkeypatch):
     from edge_runtime.errors import InspectionError
 
-    monkeypatch.setattr(inspector.scorer, "anomaly_map", lambda frame: np.full(frame.shape, np.nan, np.float32))
+    import dataclasses
+
+    run = inspector.scorer.run
+    monkeypatch.setattr(inspector.scorer, "run", lambda frame: dataclasses.replace(
+        run(frame), anomaly_map=np.full(frame.shape, np.nan, np.float32), score=float("nan")))
     with pytest.raises(InspectionError, match="non-finite"):
         inspector.inspect(_texture((200, 200)))
     assert isinstance(inspector.inspect_batch([_texture((200, 200))] * 2)[1], InspectionError)

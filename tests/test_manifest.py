@@ -40,7 +40,11 @@ def test_profile_entry_is_complete(manifest, profile):
     assert ae["inputs"][0]["shape"][1:3] == [None, None], "autoencoder must accept any frame size"
     assert [o["name"] for o in clf["outputs"]][:2] == ["probabilities", "features"]
     assert clf["outputs"][0]["shape"][-1] == len(entry["class_names"])
-    assert ae["parity_max_abs_diff"] <= 1e-3 and clf["parity_max_abs_diff"]["probabilities"] <= 1e-4
+    # The classifier head continues from the gate's stem: its input is the gate's second output.
+    assert [o["name"] for o in ae["outputs"]] == ["error_map", ae["stem_output"]]
+    assert clf["inputs"][0]["shape"][-1] == ae["outputs"][1]["shape"][-1]
+    assert ae["parity_max_abs_diff"]["error_map"] <= 1e-3 and ae["parity_max_abs_diff"]["stem"] <= 1e-3
+    assert clf["parity_max_abs_diff"]["probabilities"] <= 1e-4
 
 
 def test_committed_onnx_models_pass_the_checker(manifest):

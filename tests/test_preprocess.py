@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import ImageDecodeError, InvalidImageError
-from edge_runtime.preprocess import PreprocessSpec, classifier_input, load_image, preprocess, to_gray01
+from edge_runtime.preprocess import PreprocessSpec, load_image, model_input, preprocess, to_gray01
 
 
 def test_uint8_and_uint16_scale_by_dtype_not_by_content():
@@ -65,11 +65,21 @@ def test_truncated_jpeg_is_refused(tmp_path):
         preprocess(encoded.tobytes()[:200], PreprocessSpec())
 
 
-def test_classifier_input_shape_and_range():
-    spec = PreprocessSpec(classifier_size=(224, 224))
-    x = classifier_input(to_gray01(np.full((200, 200), 255, np.uint8)), spec)
-    assert x.shape == (1, 224, 224, 1) and x.dtype == np.float32
-    assert x.max() == pytest.approx(1.0)
+@pytest.mark.parametrize("anomaly_size", [None, (256, 256)])
+def test_model_input_pads_to_the_multiple_and_its_geometry_maps_back(anomaly_size):
+    spec = PreprocessSpec(anomaly_size=anomaly_size)
+    frame = np.random.default_rng(0).random((150, 333), np.float32)
+    padded, geometry = model_input(frame, spec, 16, 16)
+    assert padded.shape[0] % 16 == 0 and padded.shape[1] % 16 == 0
+    assert geometry.top >= 16 and geometry.left >= 16 and geometry.padded_shape == padded.shape
+    back = geometry.to_frame(padded)  # a map over the padded input, at stride 1
+    assert back.shape == frame.shape and back.dtype == np.float32
+    if anomaly_size is None:
+        np.testing.assert_array_equal(back, frame)
+    else:
+        assert np.abs(back - frame).mean() < 0.2  # resized twice, same content
+    cells = geometry.to_frame(np.ones((padded.shape[0] // 8, padded.shape[1] // 8), np.float32))
+    assert cells.shape == frame.shape and np.allclose(cells, 1.0)
 
 
 def test_spec_roundtrips_through_manifest_dict():

@@ -57,3 +57,44 @@ def test_gradcam_equals_the_analytic_gradient_of_a_gap_dense_head():
     assert numeric == pytest.approx(kernel[5, cls] / 49, rel=1e-3)
     expected = np.maximum((features * (kernel[:, cls] / 49)).sum(-1), 0)
     np.testing.assert_allclose(gradcam(features, kernel, cls), expected / expected.max(), atol=1e-6)
+
+
+def _gate_output(frame_shape, peak, stem_cells, margin=16, multiple=16):
+    from edge_runtime.anomaly import GateOutput
+    from edge_runtime.preprocess import PreprocessSpec, model_input
+
+    padded, geometry = model_input(np.zeros(frame_shape, np.float32), PreprocessSpec(), multiple, margin)
+    stride = padded.shape[0] // stem_cells
+    stem = np.random.default_rng(0).random((padded.shape[0] // stride, padded.shape[1] // stride, 4), np.float32)
+    anomaly_map = np.zeros(frame_shape, np.float32)
+    anomaly_map[peak] = 1.0
+    return GateOutput(anomaly_map, 1.0, stem, geometry)
+
+
+def test_stem_window_on_a_wide_strip_is_centred_on_the_anomaly_peak():
+    from edge_runtime.classifier import window_around_peak
+
+    gate = _gate_output((256, 1600), (100, 1200), 18)  # padded 288 x 1632: 18 x 102 stem cells of 16 px
+    window = window_around_peak(gate, (15, 15))
+    assert window.stem.shape[:2] == (15, 15) and window.stride == 16
+    np.testing.assert_array_equal(window.stem, gate.stem[window.row: window.row + 15, window.col: window.col + 15])
+    region = window.region()
+    assert region.x <= 1200 < region.x + region.width and region.y <= 100 < region.y + region.height
+    assert 15 * 16 - 32 <= region.width <= 15 * 16
+    cam = window.cam_to_frame(np.ones((8, 8), np.float32))
+    assert cam.shape == (256, 1600)
+    inside = np.zeros(cam.shape, bool)
+    inside[region.y: region.y + region.height, region.x: region.x + region.width] = True
+    assert cam[~inside].max() == 0 and cam[inside].min() > 0
+
+
+@pytest.mark.parametrize("window_cells", [None, (15, 15), (40, 40)])
+def test_stem_window_is_the_whole_stem_when_the_frame_is_not_larger(window_cells):
+    from edge_runtime.classifier import window_around_peak
+
+    gate = _gate_output((200, 200), (5, 190), 15)  # the NEU case: padded 240 x 240, 15 x 15 cells
+    window = window_around_peak(gate, window_cells)
+    assert (window.row, window.col) == (0, 0) and window.stem.shape == gate.stem.shape
+    region = window.region()
+    assert (region.x, region.y, region.width, region.height) == (0, 0, 200, 200)
+    np.testing.assert_allclose(window.cam_to_frame(np.ones((8, 8), np.float32)), 1.0)

@@ -58,3 +58,35 @@ def test_gate_taps_that_disagree_with_the_feature_stride_stop_before_any_data_is
     profile = replace(folder_profile("t", tmp_path / "no-such-folder", None), gate_taps="block6+13/16")
     with pytest.raises(ValueError, match="give stride 16, but feature_stride is 8"):
         train_autoencoder(profile, tmp_path / "out")
+
+
+@needs_tf
+def test_classifier_batches_keep_frames_of_one_size_together_and_cover_every_stem():
+    from training.train_classifier import ShapeBatches
+
+    stems = [np.full((15, 15, 2), i, np.float32) for i in range(7)] + [np.full((9, 20, 2), i, np.float32)
+                                                                      for i in range(7, 10)]
+    labels = np.array([0, 1] * 5)
+    batches = ShapeBatches(stems, labels, {0: 1.0, 1: 3.0}, batch_size=4, shuffle=True, seed=0)
+    seen = []
+    for i in range(len(batches)):
+        x, y, w = batches[i]
+        assert len({s.shape for s in x}) == 1 and len(x) <= 4
+        ids = x[:, 0, 0, 0].astype(int).tolist()
+        assert y.tolist() == labels[ids].tolist() and w.tolist() == [1.0 if v == 0 else 3.0 for v in y]
+        seen += ids
+    assert sorted(seen) == list(range(10))
+
+
+@needs_tf
+def test_classifier_training_inputs_are_the_gates_padded_frames():
+    from edge_runtime.preprocess import model_input
+    from training.profiles import PROFILES
+    from training.train_classifier import gate_inputs
+
+    profile = PROFILES["neu-steel"]
+    frame = np.random.default_rng(0).random((200, 200), np.float32)
+    inputs = gate_inputs([frame], profile, variants=(0, 1))
+    padded, _ = model_input(frame, profile.preprocess, 16, profile.pad_margin)
+    np.testing.assert_array_equal(inputs[0][0, :, :, 0], padded)
+    assert inputs[1].shape == inputs[0].shape and not np.array_equal(inputs[1], inputs[0])  # rotated copy

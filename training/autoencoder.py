@@ -4,7 +4,9 @@ The gate reconstructs frozen ImageNet MobileNetV2 features, not pixels: multi-sc
 feature maps are brought to stride 8, whitened with statistics of normal training
 features, squeezed through a per-location (1x1) bottleneck and rebuilt. The mean squared
 error over channels is the anomaly map. Everything is fully convolutional, so the
-exported graph accepts any frame size (a multiple of 16; the runtime pads).
+exported graph accepts any frame size (a multiple of 16; the runtime pads). The exported
+graph has a second output, the backbone's ``block_12_add`` (the stem): the classifier head
+continues from it for flagged frames.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.backbone import gray_to_imagenet, mobilenet_v2
+from training.backbone import STEM_OUTPUT, gray_to_imagenet, mobilenet_v2
 
 INPUT_MULTIPLE = 16
 # Named gate feature sets: (layer, how to bring it to the gate's stride) per tap.
@@ -29,18 +31,22 @@ TAPS = {
 DEFAULT_TAPS = TAPS["block6+13"]
 
 
-def feature_extractor(taps=DEFAULT_TAPS) -> keras.Model:
-    """Gray frame (N, H, W, 1) in [0, 1] -> multi-scale feature map at one stride, frozen."""
+def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False) -> keras.Model:
+    """Gray frame (N, H, W, 1) in [0, 1] -> multi-scale feature map at one stride, frozen.
+
+    ``with_stem``: a second output, the backbone's ``STEM_OUTPUT`` (for the classifier head)."""
     base = mobilenet_v2((None, None, 3))
     base.trainable = False
     image = keras.Input((None, None, 1), name="image")
-    tapped = keras.Model(base.input, [base.get_layer(name).output for name, _ in taps])(gray_to_imagenet(image))
-    tapped = tapped if isinstance(tapped, (list, tuple)) else [tapped]
+    names = [name for name, _ in taps] + ([STEM_OUTPUT] if with_stem else [])
+    tapped = keras.Model(base.input, [base.get_layer(name).output for name in names])(gray_to_imagenet(image))
+    tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
+    stem = tapped.pop() if with_stem else None
     resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "up4": layers.UpSampling2D(4),
                 "pool2": layers.AveragePooling2D(2)}
     scaled = [resample[how](t) for t, (_, how) in zip(tapped, taps)]
     features = layers.Concatenate(name="features")(scaled) if len(scaled) > 1 else scaled[0]
-    return keras.Model(image, features, name="feature_extractor")
+    return keras.Model(image, [features, stem] if with_stem else features, name="feature_extractor")
 
 
 def whitening(vectors: np.ndarray, full: bool = True, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
@@ -80,10 +86,12 @@ class SquaredError(layers.Layer):
 
 
 def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model) -> keras.Model:
-    """The exported graph: image -> error map at stride 8 (N, H/8, W/8, 1)."""
+    """The exported graph: image -> error map at the gate's stride (N, H/s, W/s, 1), and the stem
+    (N, H/16, W/16, C) when the extractor has one."""
     channels = projection.shape[0]
     image = keras.Input((None, None, 1), name="image")
     features = extractor(image)
+    features, stem = features if isinstance(features, (list, tuple)) else (features, None)
     if projection.ndim == 2:
         whiten = layers.Dense(channels, name="whiten", trainable=False)
         whitened = whiten(features)
@@ -91,7 +99,8 @@ def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarr
     else:
         whitened = layers.Rescaling(projection, offset=-mean * projection, name="standardise")(features)
     error = SquaredError(name="error_map")([whitened, ae(whitened)])
-    return keras.Model(image, error, name="anomaly")
+    outputs = error if stem is None else [error, layers.Identity(name="stem")(stem)]
+    return keras.Model(image, outputs, name="anomaly")
 
 
 def pixel_autoencoder() -> keras.Model:

@@ -13,6 +13,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+# The last frozen layer both models share: the gate's graph outputs it, the classifier head starts from it.
+STEM_OUTPUT = "block_12_add"
 WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / WEIGHTS_FILE
 

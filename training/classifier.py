@@ -5,9 +5,14 @@ Head: last feature map (``out_relu``) -> GlobalAveragePooling -> Dropout -> Dens
 is the Dense kernel column divided by H*W, so the runtime computes Grad-CAM from the
 exported feature-map output and the kernel alone.
 
-Training on 2 CPU cores: the frozen stem (input -> ``block_12_add``) is run once per
-image and dihedral variant and cached; the top blocks (13-16, Conv_1) and the head are
-then fine-tuned on the cached tensors. BatchNorm stays in inference mode throughout.
+The classifier sees the frame exactly as the gate does (working size, reflect-padded) and
+its frozen stem (input -> ``block_12_add``) is the gate's: the same ImageNet layers. So
+only the head (blocks 13-16, Conv_1, GlobalAveragePooling, Dense) is exported, with the
+stem as its input, and a flagged frame does not run the backbone twice.
+
+Training on 2 CPU cores: the stem is run once per image and dihedral variant and cached;
+the top blocks and the head are then fine-tuned on the cached tensors. BatchNorm stays in
+inference mode throughout.
 """
 
 from __future__ import annotations
@@ -16,20 +21,19 @@ import keras
 import numpy as np
 from keras import layers
 
-from training.backbone import gray_to_imagenet, mobilenet_v2
+from training.backbone import STEM_OUTPUT, gray_to_imagenet, mobilenet_v2
 
-STEM_OUTPUT = "block_12_add"
 FIRST_TUNED_BLOCK = 13
 FEATURE_LAYER = "out_relu"
 
 
-def build_classifier(num_classes: int, input_size: tuple[int, int] = (224, 224), dropout: float = 0.2):
-    """Return (base, full_model). ``full_model``: gray image -> [probabilities, feature map, logits]."""
-    base = mobilenet_v2((*input_size, 3))
+def build_classifier(num_classes: int, dropout: float = 0.2):
+    """Return (base, full_model). ``full_model``: gray image of any size -> [probabilities, feature map, logits]."""
+    base = mobilenet_v2((None, None, 3))
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
-    image = keras.Input((*input_size, 1), name="image")
+    image = keras.Input((None, None, 1), name="image")
     features = base(gray_to_imagenet(image))
     pooled = layers.GlobalAveragePooling2D(name="gap")(features)
     logits = layers.Dense(num_classes, name="logits")(layers.Dropout(dropout, name="dropout")(pooled))
@@ -40,7 +44,7 @@ def build_classifier(num_classes: int, input_size: tuple[int, int] = (224, 224),
 
 def stem_model(base: keras.Model) -> keras.Model:
     """Frozen input -> block_12_add part, run once to build the feature cache."""
-    image = keras.Input((*base.input_shape[1:3], 1))
+    image = keras.Input((None, None, 1))
     stem = keras.Model(base.input, base.get_layer(STEM_OUTPUT).output)
     stem.trainable = False
     return keras.Model(image, stem(gray_to_imagenet(image)))
@@ -59,13 +63,15 @@ def apply_top_blocks(base: keras.Model, x):
     return x
 
 
-def top_model(base: keras.Model, full: keras.Model) -> keras.Model:
-    """Cached stem tensor -> probabilities, sharing every weight with ``full``."""
-    stem_shape = base.get_layer(STEM_OUTPUT).output.shape[1:]
-    cached = keras.Input(stem_shape, name="stem_features")
-    pooled = full.get_layer("gap")(apply_top_blocks(base, cached))
-    logits = full.get_layer("logits")(full.get_layer("dropout")(pooled))
-    return keras.Model(cached, full.get_layer("probabilities")(logits))
+def head_model(base: keras.Model, full: keras.Model) -> keras.Model:
+    """Stem tensor (any size) -> [probabilities, feature map, logits], sharing every weight with ``full``.
+
+    The exported classifier graph (its first two outputs) and, with the first output only,
+    the model trained on the cached stems."""
+    stem = keras.Input((None, None, base.get_layer(STEM_OUTPUT).output.shape[-1]), name="stem")
+    features = apply_top_blocks(base, stem)
+    logits = full.get_layer("logits")(full.get_layer("dropout")(full.get_layer("gap")(features)))
+    return keras.Model(stem, [full.get_layer("probabilities")(logits), features, logits], name="classifier_head")
 
 
 def set_top_trainable(base: keras.Model, trainable: bool) -> None:

@@ -127,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         model, stride, multiple, sigma = build(variant_profile, [frames[i] for i in lends], [samples[i] for i in lends])
         for smoothing in (sigma, 2 * sigma):
             scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing,
-                                   profile.ignore_border, profile.pad_margin, profile.score_normalise)
+                                   profile.ignore_border, profile.pad_margin, profile.score_normalise,
+                                   profile.score_cell_centre)
             labels = variant_profile.normal_texture_labels
             limits = calibrate.thresholds(
                 calibrate.gate_scores(scorer, splits["val"], profile.preprocess, normal_labels=labels)["normal"],
                 profile.false_alarm_rate, profile.warn_false_alarm_rate)
             score = "" if profile.score_normalise == "none" else f", {profile.score_normalise} score"
+            score += "" if profile.score_cell_centre == "middle" else f", {profile.score_cell_centre} cell centre"
             row = f"{name}, sigma {smoothing:g} cells{score}"
             rows[row] = calibrate.gate_metrics(
                 calibrate.gate_scores(scorer, splits["test"], profile.preprocess, normal_labels=labels), limits)

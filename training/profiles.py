@@ -35,14 +35,17 @@ class Profile:
     standalone_crops: bool = True
     false_alarm_rate: float = 0.01
     warn_false_alarm_rate: float = 0.05
-    # Side of the square the classifier sees around the anomaly peak, in frame pixels
-    # (the size of its training images); None = always the whole frame.
+    # Side (frame pixels) of the square the classifier head sees around the anomaly peak on
+    # larger frames: the size of its training images. None = always the whole frame.
     region_side: int | None = None
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
     # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none" or
     # "frame_mean"; chosen on the validation split by ``python -m export.score_options``.
     score_normalise: str = "none"
+    # Where each error-map cell sits in the frame: "middle" of its stride or "receptive"
+    # (where the backbone centres it); same choice (edge_runtime.preprocess.FrameGeometry).
+    score_cell_centre: str = "middle"
     # Gaussian smoothing of the error cells before the maximum (in cells); same choice.
     score_sigma: float = 1.0
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
@@ -69,7 +72,7 @@ class Profile:
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", score_sigma=0.5),
+                         score_normalise="frame_mean", score_sigma=0.5, score_cell_centre="receptive"),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,

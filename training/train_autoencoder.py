@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.datasets import DatasetError, Sample, split_samples
-from edge_runtime.preprocess import anomaly_frame, pad_for_anomaly
+from edge_runtime.preprocess import model_input
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
@@ -53,8 +53,8 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     spec = profile.preprocess
     groups = defaultdict(list)
     for frame, sample in zip(frames, samples):
-        padded, top, left = pad_for_anomaly(anomaly_frame(frame, spec), ae.INPUT_MULTIPLE, profile.pad_margin)
-        groups[padded.shape].append((padded, sample, top, left))
+        padded, geometry = model_input(frame, spec, ae.INPUT_MULTIPLE, profile.pad_margin)
+        groups[padded.shape].append((padded, sample, geometry.top, geometry.left))
     vectors = []
     for items in tqdm(groups.values(), desc="features", unit="size"):
         for start in range(0, len(items), 16):
@@ -131,9 +131,10 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     return config
 
 
-def load_anomaly_model(out_dir: Path) -> keras.Model:
+def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
+    """The exported gate graph (error map, and the backbone stem unless ``with_stem`` is False)."""
     config = json.loads((out_dir / "autoencoder_config.json").read_text())
-    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]))
+    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem)
     whitening = np.load(out_dir / "whitening.npz")
     model = ae.bottleneck(whitening["projection"].shape[0], tuple(config["hidden"]))
     model.load_weights(out_dir / "bottleneck.weights.h5")

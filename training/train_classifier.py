@@ -1,8 +1,9 @@
 """Train the MobileNetV2 defect classifier of a profile (Keras transfer learning).
 
-Reads top to bottom: load + split -> cache the frozen stem over 8 dihedral variants ->
-train the head -> fine-tune blocks 13-16 (each stage keeps its best-validation weights) -> evaluate on the test split -> save weights,
-history, confusion matrix.
+Reads top to bottom: load + split -> frames prepared exactly as the gate prepares them ->
+cache the frozen stem over 8 dihedral variants -> train the head -> fine-tune blocks
+13-16 (each stage keeps its best-validation weights) -> evaluate on the test split ->
+save weights, history, confusion matrix.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from tqdm import tqdm
 
 from edge_runtime.datasets import class_names, split_samples
 from edge_runtime.evaluation_plots import plot_confusion
-from edge_runtime.preprocess import classifier_input
+from edge_runtime.preprocess import model_input
 from training import classifier as clf
+from training.autoencoder import INPUT_MULTIPLE
 from training.data import dihedral, read_frames
 from training.profiles import Profile
 from training.reports import plot_history
@@ -26,16 +28,66 @@ from training.reports import plot_history
 log = logging.getLogger(__name__)
 
 
-def _inputs(frames, spec, variants=(0,)):
-    return np.concatenate([classifier_input(dihedral(f, k), spec) for f in frames for k in variants])
+def gate_inputs(frames, profile: Profile, variants=(0,)) -> list[np.ndarray]:
+    """1xHxWx1 model inputs: each frame (and its dihedral variants) padded as the runtime's gate pads it."""
+    return [model_input(dihedral(frame, k), profile.preprocess, INPUT_MULTIPLE, profile.pad_margin)[0][None, :, :, None]
+            for frame in frames for k in variants]
 
 
-def _stem_features(stem, frames, spec, variants, desc):
-    batches = []
+def _stem_features(stem, frames, profile: Profile, variants, desc) -> list[np.ndarray]:
+    """One cached stem tensor (h x w x C) per frame and variant, in order."""
+    out = []
     for start in tqdm(range(0, len(frames), 32), desc=desc, unit="batch"):
-        batch = _inputs(frames[start: start + 32], spec, variants)
-        batches.append(stem.predict(batch, verbose=0, batch_size=64))
-    return np.concatenate(batches)
+        for batch in ShapeBatches.stack(gate_inputs(frames[start: start + 32], profile, variants)):
+            out.extend(stem.predict(batch, verbose=0, batch_size=64))
+    return out
+
+
+class ShapeBatches(keras.utils.PyDataset):
+    """(stems, labels, sample weights) batches; stems of one shape per batch (frames may differ in size)."""
+
+    def __init__(self, stems: list[np.ndarray], labels: np.ndarray, weights: dict[int, float] | None,
+                 batch_size: int, shuffle: bool, seed: int) -> None:
+        super().__init__()
+        self._stems, self._labels = stems, labels
+        self._weights = np.array([weights[int(y)] if weights else 1.0 for y in labels], np.float32)
+        self._size, self._shuffle, self._rng = batch_size, shuffle, np.random.default_rng(seed)
+        self._batches = self._plan()
+
+    @staticmethod
+    def stack(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Concatenate consecutive arrays of equal shape (order kept)."""
+        runs: list[list[np.ndarray]] = []
+        for array in arrays:
+            if runs and runs[-1][0].shape == array.shape:
+                runs[-1].append(array)
+            else:
+                runs.append([array])
+        return [np.concatenate(run) for run in runs]
+
+    def _plan(self) -> list[np.ndarray]:
+        groups: dict[tuple, list[int]] = {}
+        for i, stem in enumerate(self._stems):
+            groups.setdefault(stem.shape, []).append(i)
+        batches = []
+        for indices in groups.values():
+            indices = np.array(indices)
+            if self._shuffle:
+                self._rng.shuffle(indices)
+            batches.extend(np.array_split(indices, max(1, -(-len(indices) // self._size))))
+        if self._shuffle:
+            self._rng.shuffle(batches)
+        return batches
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, index: int):
+        rows = self._batches[index]
+        return np.stack([self._stems[i] for i in rows]), self._labels[rows], self._weights[rows]
+
+    def on_epoch_end(self) -> None:
+        self._batches = self._plan()
 
 
 def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune_epochs: int = 12) -> dict:
@@ -49,30 +101,29 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
         frames, kept = read_frames(items, spec)
         data[split] = (frames, np.array([names.index(s.label) for s in kept]), kept)
 
-    base, full = clf.build_classifier(len(names), spec.classifier_size)
+    base, full = clf.build_classifier(len(names))
     stem = clf.stem_model(base)
     variants = tuple(range(8))
-    x_train = _stem_features(stem, data["train"][0], spec, variants, "stem cache (train x8)")
+    x_train = _stem_features(stem, data["train"][0], profile, variants, "stem cache (train x8)")
     y_train = np.repeat(data["train"][1], len(variants))
-    x_val = _stem_features(stem, data["val"][0], spec, (0,), "stem cache (val)")
+    x_val = _stem_features(stem, data["val"][0], profile, (0,), "stem cache (val)")
     y_val = data["val"][1]
 
-    top = clf.top_model(base, full)
+    head = clf.head_model(base, full)
+    top = keras.Model(head.input, head.outputs[0])
     weights = clf.class_weights(y_train, len(names))
+    train_batches = ShapeBatches(x_train, y_train, weights, 64, True, profile.seed)
+    val_batches = ShapeBatches(x_val, y_val, None, 64, False, profile.seed)
     history = {}
     for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, 1e-4, True)}.items():
         clf.set_top_trainable(base, tune)
         top.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
-        fit = top.fit(
-            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=64,
-            class_weight=weights, verbose=2, shuffle=True, callbacks=[best],
-        )
+        fit = top.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2, callbacks=[best])
         history[stage] = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
 
     test_frames, y_test, test_samples = data["test"]
-    probabilities = full.predict(_inputs(test_frames, spec), verbose=0, batch_size=32)[0]
-    predicted = probabilities.argmax(1)
+    predicted = np.array([int(np.argmax(full.predict(x, verbose=0)[0][0])) for x in gate_inputs(test_frames, profile)])
     confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (y_test, predicted), 1)
     metrics = {
