@@ -70,3 +70,16 @@ def test_metrics_count_frames_at_or_above_the_thresholds():
     assert metrics["gate_recall_warn_per_class"] == {"a": 1.0, "b": 1.0}
     assert metrics["image_auroc_per_class"] == {"a": 0.75, "b": 1.0}  # 0.35 beats 3 of the 4 normals
     assert "region_auroc" not in metrics and "texture_window_flag_rate_warn" not in metrics
+
+
+def test_crop_calibrated_recall_uses_the_validation_crops_threshold():
+    from export.score_options import crop_calibrated
+
+    val = {"normal_crop": np.arange(100, dtype=float), "defect_image": np.array([10.0, 96.0, 99.0, 200.0])}
+    test = {"normal_crop": np.array([0.0, 95.0, 97.0, 98.0]), "normal": np.array([1.0, 2.0, 100.0]),
+            "defect_image": np.array([94.0, 150.0])}
+    out = crop_calibrated({"val": val, "test": test}, 0.05)["crop_calibrated_warn"]
+    assert out["threshold"] == np.quantile(np.arange(100), 0.95)  # 94.05
+    assert out["val_recall"] == 0.75 and out["test_recall"] == 0.5
+    assert out["test_crop_false_alarm_rate"] == 0.75 and out["test_false_alarm_rate"] == 1 / 3
+    assert crop_calibrated({"val": {"normal_crop": np.array([])}, "test": test}, 0.05) == {}
