@@ -90,3 +90,21 @@ def test_classifier_training_inputs_are_the_gates_padded_frames():
     padded, _ = model_input(frame, profile.preprocess, 16, profile.pad_margin)
     np.testing.assert_array_equal(inputs[0][0, :, :, 0], padded)
     assert inputs[1].shape == inputs[0].shape and not np.array_equal(inputs[1], inputs[0])  # rotated copy
+
+
+@needs_tf
+def test_normal_cells_follow_the_boxes_when_the_gate_resizes_the_frame():
+    from edge_runtime.datasets import Box, Sample
+    from edge_runtime.preprocess import model_input
+    from training.train_autoencoder import normal_cell_mask
+
+    sample = Sample(None, "patches", boxes=(Box(0, 0, 99, 199),))  # left half of a 200x200 frame
+    for size in (None, (100, 100)):
+        _, geometry = model_input(np.zeros((200, 200), np.float32), PreprocessSpec(anomaly_size=size), 16, 16)
+        grid = (geometry.padded_shape[0] // 8, geometry.padded_shape[1] // 8)
+        free = normal_cell_mask(sample, grid, geometry, margin=0, stride=8)
+        columns = free.all(axis=0)
+        scale = 200 / geometry.work_shape[1]
+        centres_x = (np.arange(grid[1]) * 8 + 4 - geometry.left) * scale
+        assert not columns[(centres_x >= 0) & (centres_x <= 99)].any()
+        assert columns[centres_x > 99].all()

@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import split_samples
+from edge_runtime.preprocess import PreprocessSpec
 from export import calibrate
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames
@@ -97,6 +98,8 @@ VARIANTS = {
         {"box_margin": 32}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, block6+12add, whitened": (
         {}, _features((("block_6_expand_relu", "same"), ("block_12_add", "up2")), (192, 48, 192))),
+    "feature AE, block5add+12add, whitened, frames at 144x144 (0.72x)": (
+        {"preprocess": PreprocessSpec(anomaly_size=(144, 144))}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         lends = [i for i, s in enumerate(samples) if s.is_normal or lends_normal_texture(s, variant_profile)]
         model, stride, multiple, sigma = build(variant_profile, [frames[i] for i in lends], [samples[i] for i in lends])
         for smoothing in (sigma, 2 * sigma):
-            scorer = AnomalyScorer(KerasSession(model), profile.preprocess, stride, multiple, smoothing,
+            scorer = AnomalyScorer(KerasSession(model), variant_profile.preprocess, stride, multiple, smoothing,
                                    profile.ignore_border, profile.pad_margin, profile.score_normalise,
                                    profile.score_cell_centre)
             labels = variant_profile.normal_texture_labels

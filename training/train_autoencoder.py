@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.datasets import DatasetError, Sample, split_samples
-from edge_runtime.preprocess import model_input
+from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
@@ -36,11 +36,13 @@ def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
     return profile.normal_texture_labels is None or sample.label in profile.normal_texture_labels
 
 
-def normal_cell_mask(sample: Sample, grid: tuple[int, int], top: int, left: int, margin: int,
+def normal_cell_mask(sample: Sample, grid: tuple[int, int], geometry: FrameGeometry, margin: int,
                      stride: int) -> np.ndarray:
     """Feature cells whose centre (in frame pixels) keeps ``margin`` away from every box."""
-    centres_y = np.arange(grid[0]) * stride + stride / 2 - top
-    centres_x = np.arange(grid[1]) * stride + stride / 2 - left
+    scale_y = geometry.frame_shape[0] / geometry.work_shape[0]
+    scale_x = geometry.frame_shape[1] / geometry.work_shape[1]
+    centres_y = (np.arange(grid[0]) * stride + stride / 2 - geometry.top) * scale_y
+    centres_x = (np.arange(grid[1]) * stride + stride / 2 - geometry.left) * scale_x
     covered = np.zeros(grid, bool)
     for b in sample.boxes:
         rows = (centres_y >= b.ymin - margin) & (centres_y <= b.ymax + margin)
@@ -54,15 +56,15 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     groups = defaultdict(list)
     for frame, sample in zip(frames, samples):
         padded, geometry = model_input(frame, spec, ae.INPUT_MULTIPLE, profile.pad_margin)
-        groups[padded.shape].append((padded, sample, geometry.top, geometry.left))
+        groups[padded.shape].append((padded, sample, geometry))
     vectors = []
     for items in tqdm(groups.values(), desc="features", unit="size"):
         for start in range(0, len(items), 16):
             chunk = items[start: start + 16]
             maps = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
-            for fmap, (_, sample, top, left) in zip(maps, chunk):
+            for fmap, (_, sample, geometry) in zip(maps, chunk):
                 if uses_boxes:
-                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], top, left, profile.box_margin,
+                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], geometry, profile.box_margin,
                                                  profile.feature_stride)]
                 vectors.append(fmap.reshape(-1, fmap.shape[-1]))
     return np.concatenate(vectors)
