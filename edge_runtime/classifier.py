@@ -46,14 +46,29 @@ class StemWindow:
 
         Its cells are placed at the middle of their stride (``FrameGeometry.to_frame``): on the
         NEU validation split that put more Grad-CAM peaks on the defect's box than the
-        "receptive" placement the neu-steel gate map uses."""
+        "receptive" placement the neu-steel gate map uses. Cells centred on the reflected
+        margin around the frame are left out (see ``_frame_cells``)."""
         cam_stride = self.stride * max(1, round(self.stem.shape[0] / cam.shape[0]))
-        heatmap = self.geometry.to_frame(cam, cam_stride, (self.row * self.stride, self.col * self.stride))
+        origin = (self.row * self.stride, self.col * self.stride)
+        heatmap = self.geometry.to_frame(self._frame_cells(cam, cam_stride, origin), cam_stride, origin)
         region = self.region()
         inside = np.zeros(heatmap.shape, bool)
         inside[region.y: region.y + region.height, region.x: region.x + region.width] = True
         heatmap[~inside] = 0.0
         return heatmap
+
+    def _frame_cells(self, cam: np.ndarray, cam_stride: int, origin: tuple[int, int]) -> np.ndarray:
+        """The cam with cells centred outside the frame zeroed: they show the reflected margin the
+        gate pads with, and their interpolated edge would pull peaks onto the frame border.
+        Kept whole if no cell is centred inside."""
+        geometry = self.geometry
+        centres_y = origin[0] + cam_stride * np.arange(cam.shape[0]) + cam_stride / 2 - 0.5
+        centres_x = origin[1] + cam_stride * np.arange(cam.shape[1]) + cam_stride / 2 - 0.5
+        rows = (centres_y >= geometry.top) & (centres_y < geometry.top + geometry.work_shape[0])
+        cols = (centres_x >= geometry.left) & (centres_x < geometry.left + geometry.work_shape[1])
+        if not rows.any() or not cols.any():
+            return cam
+        return np.where(rows[:, None] & cols[None, :], cam, 0.0).astype(np.float32)
 
 
 def window_around_peak(gate: GateOutput, window: tuple[int, int] | None) -> StemWindow:

@@ -97,4 +97,7 @@ def test_stem_window_is_the_whole_stem_when_the_frame_is_not_larger(window_cells
     assert (window.row, window.col) == (0, 0) and window.stem.shape == gate.stem.shape
     region = window.region()
     assert (region.x, region.y, region.width, region.height) == (0, 0, 200, 200)
-    np.testing.assert_allclose(window.cam_to_frame(np.ones((8, 8), np.float32)), 1.0)
+    heatmap = window.cam_to_frame(np.ones((7, 7), np.float32))  # 7x7 cells of 32 px over the padded 240
+    np.testing.assert_allclose(heatmap[30:180, 30:180], 1.0)
+    # the first row/column of cells is centred on the reflected margin (padded pixel 15.5 < 20): left out
+    assert heatmap[0, 100] < 0.5 and heatmap[100, 0] < 0.5 and heatmap.max() == 1.0
