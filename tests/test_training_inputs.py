@@ -108,3 +108,15 @@ def test_normal_cells_follow_the_boxes_when_the_gate_resizes_the_frame():
         centres_x = (np.arange(grid[1]) * 8 + 4 - geometry.left) * scale
         assert not columns[(centres_x >= 0) & (centres_x <= 99)].any()
         assert columns[centres_x > 99].all()
+
+
+@needs_tf
+def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centred_on():
+    from training.autoencoder import AlignedUpsampling2
+
+    x = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
+    y = np.asarray(AlignedUpsampling2()(x))
+    assert y.shape == (2, 6, 8, 2)
+    np.testing.assert_array_equal(y[:, 1::2, 1::2], x)  # stride-16 cell m sits on stride-8 cell 2m+1
+    np.testing.assert_allclose(y[:, 2::2, 1::2], 0.5 * (x[:, :-1] + x[:, 1:]))  # cell 2m: halfway
+    np.testing.assert_array_equal(y[:, 0, 1::2], x[:, 0])  # the first row repeats

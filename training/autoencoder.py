@@ -27,8 +27,33 @@ TAPS = {
     # Block 5 and 12 outputs (the projected, narrow ones) at stride 8: 128 channels, so the
     # whitening and bottleneck cost a twentieth of block6+13's and the backbone stops earlier.
     "block5+12": (("block_5_add", "same"), ("block_12_add", "up2")),
+    # The same, block 12 upsampled so its cells stay on the stride-8 cells they are centred on.
+    "block5+12/aligned": (("block_5_add", "same"), ("block_12_add", "up2_aligned")),
 }
 DEFAULT_TAPS = TAPS["block6+13"]
+
+
+class AlignedUpsampling2(layers.Layer):
+    """x2 upsampling that keeps each stride-16 cell on the stride-8 cell sharing its centre.
+
+    MobileNetV2 centres a stride-S cell i on pixel S*i + S - 1 (see
+    ``edge_runtime.preprocess.FrameGeometry.to_frame``), so stride-16 cell m sits on stride-8
+    cell 2m+1, and stride-8 cell 2m lies halfway between stride-16 cells m-1 and m. Odd
+    outputs copy, even outputs average the two neighbours (the first row/column repeats).
+    Nearest-neighbour upsampling puts cell m on 2m and 2m+1, half a cell off on average."""
+
+    @staticmethod
+    def _upsample_axis(x, axis: int):
+        first = ops.take(x, [0], axis=axis)
+        previous = ops.concatenate([first, ops.take(x, ops.arange(ops.shape(x)[axis] - 1), axis=axis)], axis=axis)
+        pairs = ops.stack([0.5 * (previous + x), x], axis=axis + 1)
+        shape = ops.shape(x)
+        new_shape = [shape[0], shape[1], shape[2], shape[3]]
+        new_shape[axis] = shape[axis] * 2
+        return ops.reshape(pairs, new_shape)
+
+    def call(self, x):
+        return self._upsample_axis(self._upsample_axis(x, 1), 2)
 
 
 def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False) -> keras.Model:
@@ -43,7 +68,7 @@ def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False) -> keras.Model
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
     stem = tapped.pop() if with_stem else None
     resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "up4": layers.UpSampling2D(4),
-                "pool2": layers.AveragePooling2D(2)}
+                "pool2": layers.AveragePooling2D(2), "up2_aligned": AlignedUpsampling2()}
     scaled = [resample[how](t) for t, (_, how) in zip(tapped, taps)]
     features = layers.Concatenate(name="features")(scaled) if len(scaled) > 1 else scaled[0]
     return keras.Model(image, [features, stem] if with_stem else features, name="feature_extractor")
