@@ -58,7 +58,8 @@ def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, flo
 def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
     extractor = ae.feature_extractor(taps)
     uses_boxes = not any(s.is_normal for s in samples)
-    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes), profile.seed)
+    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes), profile.seed,
+                        profile.gate_max_vectors)
     mean, projection, model, _ = fit_bottleneck(vectors, whiten, hidden, epochs)
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 

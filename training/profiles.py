@@ -60,6 +60,8 @@ class Profile:
     feature_stride: int = 8
     gate_hidden: tuple[int, ...] = (256, 64, 256)
     gate_epochs: int = 6
+    # Normal feature vectors the bottleneck is fitted on (a random subset when there are more).
+    gate_max_vectors: int = 150_000
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":

@@ -29,7 +29,6 @@ from training.data import box_free_crops, read_frames
 from training.profiles import Profile
 
 log = logging.getLogger(__name__)
-MAX_TRAINING_VECTORS = 150_000
 
 
 def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
@@ -70,10 +69,10 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     return np.concatenate(vectors)
 
 
-def subsample(vectors: np.ndarray, seed: int) -> np.ndarray:
-    if len(vectors) <= MAX_TRAINING_VECTORS:
+def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
+    if len(vectors) <= limit:
         return vectors
-    return vectors[np.random.default_rng(seed).choice(len(vectors), MAX_TRAINING_VECTORS, replace=False)]
+    return vectors[np.random.default_rng(seed).choice(len(vectors), limit, replace=False)]
 
 
 def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], epochs: int):
@@ -110,7 +109,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
     vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
-    vectors = subsample(vectors, profile.seed)
+    vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_weights(out_dir / "bottleneck.weights.h5")
