@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from .anomaly import GateOutput
 from .gradcam import gradcam
-from .preprocess import FrameGeometry
+from .preprocess import FrameGeometry, cell_centre_offset
 from .result import Region
 
 
@@ -62,8 +62,8 @@ class StemWindow:
         gate pads with, and their interpolated edge would pull peaks onto the frame border.
         Kept whole if no cell is centred inside."""
         geometry = self.geometry
-        centres_y = origin[0] + cam_stride * np.arange(cam.shape[0]) + cam_stride / 2 - 0.5
-        centres_x = origin[1] + cam_stride * np.arange(cam.shape[1]) + cam_stride / 2 - 0.5
+        centres_y = origin[0] + cam_stride * np.arange(cam.shape[0]) + cell_centre_offset(cam_stride)
+        centres_x = origin[1] + cam_stride * np.arange(cam.shape[1]) + cell_centre_offset(cam_stride)
         rows = (centres_y >= geometry.top) & (centres_y < geometry.top + geometry.work_shape[0])
         cols = (centres_x >= geometry.left) & (centres_x < geometry.left + geometry.work_shape[1])
         if not rows.any() or not cols.any():

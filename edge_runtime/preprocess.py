@@ -107,6 +107,11 @@ def anomaly_frame(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return resize(gray, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else gray
 
 
+def cell_centre_offset(stride: int, centre: str = "middle") -> float:
+    """Where cell 0 of a stride-``stride`` map is centred, in input pixels (see ``FrameGeometry.to_frame``)."""
+    return stride - 1 if centre == "receptive" else stride / 2 - 0.5
+
+
 @dataclass(frozen=True)
 class FrameGeometry:
     """Where the frame sits in the padded model input: maps model-resolution maps back to the frame."""
@@ -128,7 +133,7 @@ class FrameGeometry:
         measured per profile (``python -m export.score_options``). ``stride`` defaults to
         padded size / map size; ``origin`` is where the map starts in padded pixels."""
         stride = stride or self.padded_shape[0] // cells.shape[0]
-        offset = stride - 1 if centre == "receptive" else stride / 2 - 0.5
+        offset = cell_centre_offset(stride, centre)
         place = np.float32([[stride, 0, origin[1] + offset], [0, stride, origin[0] + offset]])
         padded = cv2.warpAffine(np.ascontiguousarray(cells, dtype=np.float32), place,
                                 (self.padded_shape[1], self.padded_shape[0]), flags=cv2.INTER_LINEAR,
