@@ -36,7 +36,8 @@ class AnomalyScorer:
     score reads "times this frame's typical reconstruction error". That factors out how well
     the frame's texture as a whole is reconstructed (steel strips differ in tone and grain
     from coil to coil) and leaves local departures; a defect that covers most of the frame
-    raises its own baseline and scores lower. Chosen per profile on the validation split
+    raises its own baseline and scores lower. ``"frame_median"`` divides by the median
+    instead, which such a defect moves only once it covers half the frame. Chosen per profile on the validation split
     (``python -m export.score_options``).
     """
 
@@ -98,11 +99,21 @@ class AnomalyScorer:
         if self._sigma > 0:
             cells = cv2.GaussianBlur(cells, (0, 0), self._sigma)
         valid = geometry.to_frame(cells, self._stride, centre=self._cell_centre)
-        frame_shape = geometry.frame_shape
-        band_y, band_x = int(frame_shape[0] * self._ignore_border), int(frame_shape[1] * self._ignore_border)
-        scored = np.array(valid[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x], dtype=np.float32)
-        if self._normalise == "frame_mean":
-            scored /= max(float(scored.mean()), 1e-12)
-        anomaly_map = np.zeros(frame_shape, np.float32)
-        anomaly_map[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x] = scored
+        area = self.scored_area(geometry.frame_shape)
+        anomaly_map = np.zeros(geometry.frame_shape, np.float32)
+        anomaly_map[area] = valid[area] / self.normalising_level(valid[area])
         return anomaly_map
+
+    def scored_area(self, frame_shape: tuple[int, int]) -> np.ndarray:
+        """Boolean mask of the frame pixels that count towards the score (all but the ``ignore_border`` band)."""
+        band_y, band_x = int(frame_shape[0] * self._ignore_border), int(frame_shape[1] * self._ignore_border)
+        area = np.zeros(frame_shape, bool)
+        area[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x] = True
+        return area
+
+    def normalising_level(self, values: np.ndarray) -> float:
+        """What the map over ``values`` is divided by: 1, its mean or its median (``normalise``)."""
+        if self._normalise == "none":
+            return 1.0
+        level = np.mean(values) if self._normalise == "frame_mean" else np.median(values)
+        return max(float(level), 1e-12)

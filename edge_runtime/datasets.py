@@ -164,14 +164,20 @@ def split_samples(
     return splits
 
 
+def box_free_mask(shape: tuple[int, int], boxes: tuple[Box, ...], margin: int) -> np.ndarray:
+    """True where a pixel is more than ``margin`` pixels away from every box."""
+    covered = np.zeros(shape, bool)
+    for b in boxes:
+        covered[max(0, b.ymin - margin): b.ymax + margin + 1, max(0, b.xmin - margin): b.xmax + margin + 1] = True
+    return ~covered
+
+
 def box_free_corners(
     shape: tuple[int, int], boxes: tuple[Box, ...], size: int, margin: int, step: int = 8
 ) -> list[tuple[int, int]]:
     """Top-left corners of size x size windows that stay ``margin`` pixels away from every box."""
     height, width = shape
-    covered = np.zeros(shape, bool)
-    for b in boxes:
-        covered[max(0, b.ymin - margin): b.ymax + margin + 1, max(0, b.xmin - margin): b.xmax + margin + 1] = True
+    covered = ~box_free_mask(shape, boxes, margin)
     integral = np.pad(covered.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     return [
         (y, x)

@@ -102,7 +102,7 @@ def _model_file(entry: dict, root: Path) -> ModelFile:
 
 PRECISIONS = ("fp32", "int8")
 # How the anomaly map is normalised before its maximum becomes the score (see anomaly.AnomalyScorer).
-NORMALISATIONS = ("none", "frame_mean")
+NORMALISATIONS = ("none", "frame_mean", "frame_median")
 # Where each error-map cell is placed in the frame (see preprocess.FrameGeometry.to_frame).
 CELL_CENTRES = ("middle", "receptive")
 

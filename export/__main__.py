@@ -83,13 +83,15 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
 
     val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed,
                                        profile.normal_texture_labels)
-    limits = calibrate.thresholds(val_scores["normal"], profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    val_normals = calibrate.calibration_scores(val_scores, profile.calibration_normals)
+    limits = calibrate.thresholds(val_normals, profile.false_alarm_rate, profile.warn_false_alarm_rate)
     test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed,
                                         profile.normal_texture_labels)
     results.mkdir(parents=True, exist_ok=True)
-    plot_scores(test_scores["normal"], test_scores["defect_image"], {k: limits[k] for k in ("warn", "defect")},
-                results / "gate_scores.png", f"{profile.name}: anomaly scores, test split")
-    return limits, calibrate.gate_metrics(test_scores, limits), int(len(val_scores["normal"]))
+    plot_scores(calibrate.calibration_scores(test_scores, profile.calibration_normals), test_scores["defect_image"],
+                {k: limits[k] for k in ("warn", "defect")}, results / "gate_scores.png",
+                f"{profile.name}: anomaly scores, test split")
+    return limits, calibrate.gate_metrics(test_scores, limits, profile.calibration_normals), int(len(val_normals))
 
 
 def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],
@@ -151,7 +153,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
         "metrics": {
             "classifier": {**trained["metrics"], "onnx_test_accuracy": onnx_accuracy},
             "gate_test": gate,
-            "gate_calibration": {"split": "val", "n_normal": n_calibration},
+            "gate_calibration": {"split": "val", "normals": profile.calibration_normals, "n_normal": n_calibration},
         },
         "training": versions(),
     }

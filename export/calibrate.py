@@ -7,6 +7,13 @@ runtime sees it on the line. The same windows are also scored as frames of their
 (``normal_crop``): a small frame has less context, so it is reported separately.
 With ``normal_labels``, only images of those labels lend box-free windows as normals;
 windows of the other images (texture-wide defects) are kept apart as ``texture_window``.
+
+Which normals set the thresholds is the profile's ``calibration_normals``: "in_context"
+(defect-free images, or the box-free windows) or "crops" (the windows as frames of their
+own). With a normalised score (``AnomalyScorer`` ``normalise``), a box-free window is
+divided by a level that the defect elsewhere in its frame has raised, so in-context windows
+score lower than the same steel would in a defect-free frame. ``normal_boxfree_level``
+measures that: the window divided by the level of the frame's box-free area only.
 """
 
 from __future__ import annotations
@@ -17,21 +24,26 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.datasets import Sample, box_free_corners
+from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import PreprocessSpec, preprocess
 
 WINDOW = 64
 WINDOW_MARGIN = 8
 WINDOWS_PER_IMAGE = 3
+# profile.calibration_normals -> the gate_scores entry whose quantiles become the thresholds.
+CALIBRATION_NORMALS = {"in_context": "normal", "crops": "normal_crop"}
+# Readings of the false-alarm rate reported for boxed data sets: metric prefix -> scores entry.
+BOXED_NORMALS = {"window": "normal", "window_boxfree_level": "normal_boxfree_level", "crop": "normal_crop"}
 
 
 def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0,
                 normal_labels: tuple[str, ...] | None = None) -> dict:
-    """normal / normal_crop / texture_window / defect_region / defect_image / defect_label arrays for one split."""
+    """normal / normal_crop / normal_boxfree_level / texture_window / defect_region / defect_image /
+    defect_label arrays for one split."""
     rng = random.Random(seed)
-    scores = {"normal": [], "normal_crop": [], "texture_window": [], "defect_region": [], "defect_image": [],
-              "defect_label": []}
+    scores = {"normal": [], "normal_crop": [], "normal_boxfree_level": [], "texture_window": [], "defect_region": [],
+              "defect_image": [], "defect_label": []}
     for sample in tqdm(samples, desc="gate scores", unit="img"):
         frame = preprocess(sample.path, spec)
         anomaly_map = scorer.anomaly_map(frame)
@@ -50,8 +62,26 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
                 scores["texture_window"].append(window)
                 continue
             scores["normal"].append(window)
+            scores["normal_boxfree_level"].append(window / _boxfree_level(scorer, anomaly_map, sample))
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
+
+
+def _boxfree_level(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample) -> float:
+    """The normalising level of the (already normalised) map over the frame's box-free scored area:
+    dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
+    free = box_free_mask(anomaly_map.shape, sample.boxes, WINDOW_MARGIN) & scorer.scored_area(anomaly_map.shape)
+    return scorer.normalising_level(anomaly_map[free])
+
+
+def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:
+    """The normal scores a profile's thresholds are set on (``CALIBRATION_NORMALS``)."""
+    if calibration_normals not in CALIBRATION_NORMALS:
+        raise ValueError(f"calibration_normals must be one of {tuple(CALIBRATION_NORMALS)}, not {calibration_normals!r}")
+    normals = scores[CALIBRATION_NORMALS[calibration_normals]]
+    if not len(normals):
+        raise ValueError(f"no {calibration_normals} normal scores to calibrate on (crops need a boxed data set)")
+    return normals
 
 
 def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
@@ -63,10 +93,13 @@ def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_al
     }
 
 
-def gate_metrics(scores: dict, limits: dict) -> dict:
-    normal, images = scores["normal"], scores["defect_image"]
+def gate_metrics(scores: dict, limits: dict, calibration_normals: str = "in_context") -> dict:
+    """Recall and false alarms at the thresholds; false alarms and AUROC against the calibration normals,
+    and on a boxed data set against every reading of its normals (``BOXED_NORMALS``)."""
+    normal, images = calibration_scores(scores, calibration_normals), scores["defect_image"]
     labels = np.array(scores["defect_label"])
     metrics = {
+        "calibration_normals": calibration_normals,
         "n_normal": int(len(normal)), "n_defect_images": int(len(images)),
         "false_alarm_rate_warn": float(np.mean(normal >= limits["warn"])),
         "false_alarm_rate_defect": float(np.mean(normal >= limits["defect"])),
@@ -80,12 +113,13 @@ def gate_metrics(scores: dict, limits: dict) -> dict:
                                   for label in sorted(set(labels))},
     }
     if len(scores["normal_crop"]):
-        crops = scores["normal_crop"]
-        metrics["crop_false_alarm_rate_warn"] = float(np.mean(crops >= limits["warn"]))
-        metrics["crop_false_alarm_rate_defect"] = float(np.mean(crops >= limits["defect"]))
-        metrics["crop_image_auroc"] = separation_auroc(crops, images)
+        for prefix, key in BOXED_NORMALS.items():
+            reading = scores[key]
+            metrics[f"{prefix}_false_alarm_rate_warn"] = float(np.mean(reading >= limits["warn"]))
+            metrics[f"{prefix}_false_alarm_rate_defect"] = float(np.mean(reading >= limits["defect"]))
+            metrics[f"{prefix}_image_auroc"] = separation_auroc(reading, images)
     if len(scores["texture_window"]):
         metrics["texture_window_flag_rate_warn"] = float(np.mean(scores["texture_window"] >= limits["warn"]))
     if len(scores["defect_region"]):
-        metrics["region_auroc"] = separation_auroc(normal, scores["defect_region"])
+        metrics["region_auroc"] = separation_auroc(scores["normal"], scores["defect_region"])  # both in context
     return metrics

@@ -64,6 +64,24 @@ def test_frame_mean_uses_only_the_scored_area_and_keeps_the_border_band_at_zero(
     assert anomaly_map[16:48, 16:48].mean() == pytest.approx(1.0, rel=1e-5)
 
 
+def test_frame_median_divides_the_map_by_its_median_which_a_small_defect_does_not_move():
+    frame = np.zeros((64, 64), np.float32)
+    plain = _scorer(_cells(), "none").anomaly_map(frame)
+    normalised = _scorer(_cells(), "frame_median").anomaly_map(frame)
+    assert np.median(normalised) == pytest.approx(1.0, rel=1e-5)
+    assert np.allclose(normalised, plain / np.median(plain), rtol=1e-5)
+    assert np.median(plain) == pytest.approx(0.5)  # the 4.0 cell moves the mean, not the median
+
+
+def test_normalising_level_and_scored_area_are_what_the_map_uses():
+    scorer = _scorer(_cells(), "frame_mean", ignore_border=0.25)
+    area = scorer.scored_area((64, 64))
+    assert area.sum() == 32 * 32 and area[16:48, 16:48].all()
+    assert scorer.normalising_level(np.array([1.0, 2.0, 6.0])) == pytest.approx(3.0)
+    assert _scorer(_cells(), "frame_median").normalising_level(np.array([1.0, 2.0, 6.0])) == pytest.approx(2.0)
+    assert _scorer(_cells(), "none").normalising_level(np.array([1.0, 2.0, 6.0])) == 1.0
+
+
 def test_unknown_normalisation_is_refused():
     with pytest.raises(ValueError, match="normalisation 'median'"):
         _scorer(_cells(), "median")

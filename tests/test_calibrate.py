@@ -21,6 +21,22 @@ class FrameIsTheMap:
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         return frame.astype(np.float32)
 
+    def scored_area(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.ones(shape, bool)
+
+    def normalising_level(self, values: np.ndarray) -> float:
+        return 1.0
+
+
+class FrameOverItsMean(FrameIsTheMap):
+    """A normalised score: the map is the frame divided by its own mean, as ``frame_mean`` does."""
+
+    def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
+        return frame.astype(np.float32) / frame.mean()
+
+    def normalising_level(self, values: np.ndarray) -> float:
+        return float(values.mean())
+
 
 def _image(path: Path, box: Box, inside: int, outside: int) -> Path:
     image = np.full((200, 200), outside, np.uint8)
@@ -58,13 +74,21 @@ def test_normal_labels_keep_texture_wide_windows_apart(samples):
     assert metrics["gate_recall_warn"] == 1.0 and metrics["false_alarm_rate_warn"] == 1.0  # threshold 0: ties flag
 
 
-def test_metrics_count_frames_at_or_above_the_thresholds():
+def _scores(**overrides) -> dict:
     scores = {"normal": np.array([0.1, 0.2, 0.3, 0.4]), "normal_crop": np.array([0.5, 0.5, 0.1, 0.1]),
+              "normal_boxfree_level": np.array([0.2, 0.3, 0.4, 0.5]),
               "texture_window": np.array([]), "defect_region": np.array([]),
               "defect_image": np.array([0.35, 0.9]), "defect_label": ["a", "b"]}
-    limits = {"warn": 0.3, "defect": 0.45}
-    metrics = calibrate.gate_metrics(scores, limits)
+    return {**scores, **overrides}
+
+
+def test_metrics_count_frames_at_or_above_the_thresholds():
+    metrics = calibrate.gate_metrics(_scores(), {"warn": 0.3, "defect": 0.45})
+    assert metrics["calibration_normals"] == "in_context"
     assert metrics["false_alarm_rate_warn"] == 0.5 and metrics["false_alarm_rate_defect"] == 0.0
+    assert metrics["window_false_alarm_rate_warn"] == 0.5
+    assert metrics["window_boxfree_level_false_alarm_rate_warn"] == 0.75
+    assert metrics["window_boxfree_level_false_alarm_rate_defect"] == 0.25
     assert metrics["crop_false_alarm_rate_warn"] == 0.5 and metrics["crop_false_alarm_rate_defect"] == 0.5
     assert metrics["gate_recall_warn"] == 1.0 and metrics["gate_recall_defect"] == 0.5
     assert metrics["gate_recall_warn_per_class"] == {"a": 1.0, "b": 1.0}
@@ -72,14 +96,39 @@ def test_metrics_count_frames_at_or_above_the_thresholds():
     assert "region_auroc" not in metrics and "texture_window_flag_rate_warn" not in metrics
 
 
-def test_crop_calibrated_recall_uses_the_validation_crops_threshold():
-    from export.score_options import crop_calibrated
+def test_crop_calibration_counts_false_alarms_and_auroc_on_the_crops():
+    scores = _scores(defect_region=np.array([0.45]))
+    metrics = calibrate.gate_metrics(scores, {"warn": 0.3, "defect": 0.45}, "crops")
+    assert metrics["calibration_normals"] == "crops"
+    assert metrics["false_alarm_rate_warn"] == 0.5 and metrics["false_alarm_rate_defect"] == 0.5
+    assert metrics["window_false_alarm_rate_warn"] == 0.5  # the in-context reading, still reported
+    assert metrics["image_auroc_per_class"] == {"a": 0.5, "b": 1.0}  # 0.35 beats the two 0.1 crops
+    assert metrics["region_auroc"] == 1.0  # regions are compared with in-context windows
 
-    val = {"normal_crop": np.arange(100, dtype=float), "defect_image": np.array([10.0, 96.0, 99.0, 200.0])}
-    test = {"normal_crop": np.array([0.0, 95.0, 97.0, 98.0]), "normal": np.array([1.0, 2.0, 100.0]),
-            "defect_image": np.array([94.0, 150.0])}
-    out = crop_calibrated({"val": val, "test": test}, 0.05)["crop_calibrated_warn"]
-    assert out["threshold"] == np.quantile(np.arange(100), 0.95)  # 94.05
-    assert out["val_recall"] == 0.75 and out["test_recall"] == 0.5
-    assert out["test_crop_false_alarm_rate"] == 0.75 and out["test_false_alarm_rate"] == 1 / 3
-    assert crop_calibrated({"val": {"normal_crop": np.array([])}, "test": test}, 0.05) == {}
+
+def test_thresholds_come_from_the_profile_s_calibration_normals():
+    scores = _scores(normal=np.arange(100, dtype=float), normal_crop=np.arange(100, 200, dtype=float))
+    crops = calibrate.thresholds(calibrate.calibration_scores(scores, "crops"), 0.01, 0.05)
+    assert crops["warn"] == np.quantile(np.arange(100, 200), 0.95)
+    with pytest.raises(ValueError, match="calibration_normals"):
+        calibrate.calibration_scores(scores, "frames")
+    with pytest.raises(ValueError, match="boxed"):
+        calibrate.calibration_scores(_scores(normal_crop=np.array([])), "crops")
+
+
+def test_a_defect_in_the_frame_lowers_normalised_window_scores_and_the_box_free_level_undoes_it(samples):
+    """The bias that made NEU calibrate on crops: with a frame-mean score, the bright box
+    raises the frame's mean, so the dark box-free windows score lower than in a clean frame."""
+    scores = calibrate.gate_scores(FrameOverItsMean(), samples[1:], PreprocessSpec())
+    frame = cv2.imread(str(samples[1].path), cv2.IMREAD_GRAYSCALE) / 255.0
+    free = box_free_mask_of(samples[1])
+    assert np.allclose(scores["normal"], (128 / 255) / frame.mean(), rtol=1e-5)
+    assert np.allclose(scores["normal_boxfree_level"], (128 / 255) / frame[free].mean(), rtol=1e-5)
+    assert np.all(scores["normal"] < scores["normal_boxfree_level"])  # the bright box lowered the in-context scores
+    assert np.allclose(scores["normal_crop"], 1.0)  # a uniform crop is its own mean
+
+
+def box_free_mask_of(sample: Sample) -> np.ndarray:
+    from edge_runtime.datasets import box_free_mask
+
+    return box_free_mask((200, 200), sample.boxes, calibrate.WINDOW_MARGIN)

@@ -35,6 +35,12 @@ class Profile:
     standalone_crops: bool = True
     false_alarm_rate: float = 0.01
     warn_false_alarm_rate: float = 0.05
+    # Normals the thresholds are set on (export.calibrate.CALIBRATION_NORMALS): "in_context"
+    # (defect-free images, or box-free windows of the whole frame's map) or "crops" (those
+    # windows as frames of their own). With a normalised score, in-context windows of defect
+    # images under-state false alarms (the defect raises the frame's level), so a boxed data
+    # set without defect-free images calibrates on crops.
+    calibration_normals: str = "in_context"
     # Side (frame pixels) of the square the classifier head sees around the anomaly peak on
     # larger frames: the size of its training images. None = always the whole frame.
     region_side: int | None = None
@@ -74,7 +80,7 @@ class Profile:
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=200,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", score_sigma=0.5, score_cell_centre="receptive"),
+                         score_normalise="frame_mean", calibration_normals="crops"),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
