@@ -81,12 +81,10 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
     """Thresholds from the validation split's normals; gate metrics and plot on the test split."""
     from edge_runtime.evaluation_plots import plot_scores
 
-    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed,
-                                       profile.normal_texture_labels)
+    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
     val_normals = calibrate.calibration_scores(val_scores, profile.calibration_normals)
     limits = calibrate.thresholds(val_normals, profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed,
-                                        profile.normal_texture_labels)
+    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed)
     results.mkdir(parents=True, exist_ok=True)
     plot_scores(calibrate.calibration_scores(test_scores, profile.calibration_normals), test_scores["defect_image"],
                 {k: limits[k] for k in ("warn", "defect")}, results / "gate_scores.png",

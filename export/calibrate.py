@@ -5,8 +5,8 @@ image; for NEU-DET, the maximum of the (whole-frame) anomaly map inside box-free
 windows of held-out images: normal steel texture seen in context, the same way the
 runtime sees it on the line. The same windows are also scored as frames of their own
 (``normal_crop``): a small frame has less context, so it is reported separately.
-With ``normal_labels``, only images of those labels lend box-free windows as normals;
-windows of the other images (texture-wide defects) are kept apart as ``texture_window``.
+Every image lends its box-free windows, whatever the profile trained on (its
+``normal_texture_labels``): the protocol that judges a gate does not change with it.
 
 Which normals set the thresholds is the profile's ``calibration_normals``: "in_context"
 (defect-free images, or the box-free windows) or "crops" (the windows as frames of their
@@ -37,13 +37,12 @@ CALIBRATION_NORMALS = {"in_context": "normal", "crops": "normal_crop"}
 BOXED_NORMALS = {"window": "normal", "window_boxfree_level": "normal_boxfree_level", "crop": "normal_crop"}
 
 
-def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0,
-                normal_labels: tuple[str, ...] | None = None) -> dict:
-    """normal / normal_crop / normal_boxfree_level / texture_window / defect_region / defect_image /
-    defect_label arrays for one split."""
+def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0) -> dict:
+    """normal / normal_crop / normal_boxfree_level / defect_region / defect_image / defect_label arrays
+    for one split."""
     rng = random.Random(seed)
-    scores = {"normal": [], "normal_crop": [], "normal_boxfree_level": [], "texture_window": [], "defect_region": [],
-              "defect_image": [], "defect_label": []}
+    scores = {"normal": [], "normal_crop": [], "normal_boxfree_level": [], "defect_region": [], "defect_image": [],
+              "defect_label": []}
     for sample in tqdm(samples, desc="gate scores", unit="img"):
         frame = preprocess(sample.path, spec)
         anomaly_map = scorer.anomaly_map(frame)
@@ -58,9 +57,6 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
         rng.shuffle(corners)
         for y, x in corners[:WINDOWS_PER_IMAGE]:
             window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
-            if normal_labels is not None and sample.label not in normal_labels:
-                scores["texture_window"].append(window)
-                continue
             scores["normal"].append(window)
             scores["normal_boxfree_level"].append(window / _boxfree_level(scorer, anomaly_map, sample))
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
@@ -118,8 +114,6 @@ def gate_metrics(scores: dict, limits: dict, calibration_normals: str = "in_cont
             metrics[f"{prefix}_false_alarm_rate_warn"] = float(np.mean(reading >= limits["warn"]))
             metrics[f"{prefix}_false_alarm_rate_defect"] = float(np.mean(reading >= limits["defect"]))
             metrics[f"{prefix}_image_auroc"] = separation_auroc(reading, images)
-    if len(scores["texture_window"]):
-        metrics["texture_window_flag_rate_warn"] = float(np.mean(scores["texture_window"] >= limits["warn"]))
     if len(scores["defect_region"]):
         metrics["region_auroc"] = separation_auroc(scores["normal"], scores["defect_region"])  # both in context
     return metrics

@@ -62,8 +62,7 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
     for normalise, sigma, centre in itertools.product(NORMALISATIONS, SIGMAS, CELL_CENTRES):
         scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
                                config.ignore_border, config.pad_margin, normalise, centre)
-        scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed,
-                                              training_profile.normal_texture_labels)
+        scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed)
                   for name, split in splits.items()}
         limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
                                       training_profile.false_alarm_rate, training_profile.warn_false_alarm_rate)

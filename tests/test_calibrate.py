@@ -55,29 +55,19 @@ def samples(tmp_path):
     ]
 
 
-def test_windows_of_all_labels_are_normal_by_default(samples):
+def test_windows_of_every_label_are_normal(samples):
     scores = calibrate.gate_scores(FrameIsTheMap(), samples, PreprocessSpec())
     assert len(scores["normal"]) == 2 * calibrate.WINDOWS_PER_IMAGE
     assert len(scores["normal_crop"]) == len(scores["normal"])
     assert sorted(set(np.round(scores["normal"], 3))) == [0.0, round(128 / 255, 3)]
     assert scores["defect_image"].tolist() == [1.0, 1.0]
     assert scores["defect_region"].tolist() == [1.0, 1.0]
-    assert len(scores["texture_window"]) == 0
-
-
-def test_normal_labels_keep_texture_wide_windows_apart(samples):
-    scores = calibrate.gate_scores(FrameIsTheMap(), samples, PreprocessSpec(), normal_labels=("local",))
-    assert scores["normal"].tolist() == [0.0] * calibrate.WINDOWS_PER_IMAGE
-    assert np.allclose(scores["texture_window"], 128 / 255)
-    metrics = calibrate.gate_metrics(scores, calibrate.thresholds(scores["normal"], 0.01, 0.05))
-    assert metrics["texture_window_flag_rate_warn"] == 1.0
-    assert metrics["gate_recall_warn"] == 1.0 and metrics["false_alarm_rate_warn"] == 1.0  # threshold 0: ties flag
 
 
 def _scores(**overrides) -> dict:
     scores = {"normal": np.array([0.1, 0.2, 0.3, 0.4]), "normal_crop": np.array([0.5, 0.5, 0.1, 0.1]),
               "normal_boxfree_level": np.array([0.2, 0.3, 0.4, 0.5]),
-              "texture_window": np.array([]), "defect_region": np.array([]),
+              "defect_region": np.array([]),
               "defect_image": np.array([0.35, 0.9]), "defect_label": ["a", "b"]}
     return {**scores, **overrides}
 
@@ -93,7 +83,7 @@ def test_metrics_count_frames_at_or_above_the_thresholds():
     assert metrics["gate_recall_warn"] == 1.0 and metrics["gate_recall_defect"] == 0.5
     assert metrics["gate_recall_warn_per_class"] == {"a": 1.0, "b": 1.0}
     assert metrics["image_auroc_per_class"] == {"a": 0.75, "b": 1.0}  # 0.35 beats 3 of the 4 normals
-    assert "region_auroc" not in metrics and "texture_window_flag_rate_warn" not in metrics
+    assert "region_auroc" not in metrics
 
 
 def test_crop_calibration_counts_false_alarms_and_auroc_on_the_crops():

@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             scorer = AnomalyScorer(KerasSession(model), variant_profile.preprocess, stride, multiple, smoothing,
                                    profile.ignore_border, profile.pad_margin, profile.score_normalise,
                                    profile.score_cell_centre)
-            labels = variant_profile.normal_texture_labels
-            val = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, normal_labels=labels)
+            val = calibrate.gate_scores(scorer, splits["val"], profile.preprocess)
             limits = calibrate.thresholds(calibrate.calibration_scores(val, profile.calibration_normals),
                                           profile.false_alarm_rate, profile.warn_false_alarm_rate)
             score = "" if profile.score_normalise == "none" else f", {profile.score_normalise} score"
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             score += "" if profile.calibration_normals == "in_context" else f", calibrated on {profile.calibration_normals}"
             row = f"{name}, sigma {smoothing:g} cells{score}"
             rows[row] = calibrate.gate_metrics(
-                calibrate.gate_scores(scorer, splits["test"], profile.preprocess, normal_labels=labels), limits,
+                calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits,
                 profile.calibration_normals)
             print(row, json.dumps(rows[row]), flush=True)
             out.write_text(json.dumps(rows, indent=1))  # after every row: a long sweep can be stopped
