@@ -101,6 +101,8 @@ VARIANTS = {
         {}, _features((("block_6_expand_relu", "same"), ("block_12_add", "up2")), (192, 48, 192))),
     "feature AE, block5add+12add, whitened, frames at 144x144 (0.72x)": (
         {"preprocess": PreprocessSpec(anomaly_size=(144, 144))}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
+    "feature AE, block6+13, whitened, frames at their own size": (
+        {"preprocess": PreprocessSpec()}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
