@@ -81,9 +81,9 @@ def test_evaluate_neu_test_split_keeps_the_classifier_and_pointing_figures(tmp_p
     metrics = json.loads(out.stdout)
     assert metrics["n_defect"] >= 200 and metrics["n_normal"] > 50
     assert metrics["classifier_accuracy"] >= 0.99
-    # 0.797 since the classifier continues from the gate's stem (7x7 map over the padded 240x240
-    # input; 0.860 before, on its own 224x224 input): README, "Classifier". Below the 0.9 target.
-    assert metrics["cam_pointing_game"] >= 0.78
+    # 0.824 with the head on 13x13 stem cells around the anomaly peak (0.797 on the whole 15x15
+    # stem; 0.860 when the classifier ran its own backbone): README, "Classifier". Below 0.9.
+    assert metrics["cam_pointing_game"] >= 0.80
     assert 0.5 < metrics["image_auroc"] <= 1.0
     assert (tmp_path / "confusion_matrix.png").is_file()
     # The runtime flags exactly the test images the export's calibration said it would (one image of slack).
