@@ -307,6 +307,11 @@ def cold_start(args, normal: Path, defect: Path, repeats: int) -> dict:
 
 # ----------------------------------------------------------------------------- floor, baseline, tuning
 
+def head_input(inspector: Inspector, frame: np.ndarray) -> np.ndarray:
+    """The stem window the classifier head gets for this frame, as deployed (1 x h x w x C)."""
+    return window_around_peak(inspector.scorer.run(frame), inspector.config.stem_window).stem[None]
+
+
 def floor(inspector: Inspector, stages: dict, frame_shape: tuple[int, int]) -> dict:
     from bench.flops import count_macs, peak_gflops
 
@@ -315,7 +320,7 @@ def floor(inspector: Inspector, stages: dict, frame_shape: tuple[int, int]) -> d
     frame = np.zeros(frame_shape, np.float32)
     ae_shape = (*inspector.scorer.model_input(frame)[0].shape, 1)
     macs = {"autoencoder": count_macs(root / config["autoencoder"]["path"], ae_shape),
-            "classifier": count_macs(root / config["classifier"]["path"], inspector.scorer.run(frame).stem[None].shape)}
+            "classifier": count_macs(root / config["classifier"]["path"], head_input(inspector, frame).shape)}
     peak = peak_gflops(1)
     out = {"peak_gflops_1thread": peak["gflops"], "peak_method": f"float32 numpy matmul {peak['n']}^3, 1 thread"}
     for name in ("autoencoder", "classifier"):
@@ -389,7 +394,7 @@ def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
     config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
     root = inspector.manifest_path.resolve().parent
     ae_x = inspector.scorer.model_input(frame)[0][..., None]
-    clf_x = inspector.scorer.run(frame).stem[None]
+    clf_x = head_input(inspector, frame)
     models = {"autoencoder": (root / config["autoencoder"]["path"], ae_x),
               "classifier": (root / config["classifier"]["path"], clf_x)}
     levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
