@@ -37,8 +37,8 @@ class AnomalyScorer:
     the frame's texture as a whole is reconstructed (steel strips differ in tone and grain
     from coil to coil) and leaves local departures; a defect that covers most of the frame
     raises its own baseline and scores lower. ``"frame_median"`` divides by the median
-    instead, which such a defect moves only once it covers half the frame. Chosen per profile on the validation split
-    (``python -m export.score_options``).
+    instead, which such a defect moves only once it covers half the frame. Chosen per
+    profile on the validation split (``python -m export.score_options``).
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
@@ -100,16 +100,15 @@ class AnomalyScorer:
             cells = cv2.GaussianBlur(cells, (0, 0), self._sigma)
         valid = geometry.to_frame(cells, self._stride, centre=self._cell_centre)
         area = self.scored_area(geometry.frame_shape)
+        scored = valid[area]
         anomaly_map = np.zeros(geometry.frame_shape, np.float32)
-        anomaly_map[area] = valid[area] / self.normalising_level(valid[area])
+        anomaly_map[area] = scored / self.normalising_level(scored)
         return anomaly_map
 
-    def scored_area(self, frame_shape: tuple[int, int]) -> np.ndarray:
-        """Boolean mask of the frame pixels that count towards the score (all but the ``ignore_border`` band)."""
+    def scored_area(self, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
+        """(rows, cols) of the frame that count towards the score: all but the ``ignore_border`` band."""
         band_y, band_x = int(frame_shape[0] * self._ignore_border), int(frame_shape[1] * self._ignore_border)
-        area = np.zeros(frame_shape, bool)
-        area[band_y: frame_shape[0] - band_y, band_x: frame_shape[1] - band_x] = True
-        return area
+        return slice(band_y, frame_shape[0] - band_y), slice(band_x, frame_shape[1] - band_x)
 
     def normalising_level(self, values: np.ndarray) -> float:
         """What the map over ``values`` is divided by: 1, its mean or its median (``normalise``)."""

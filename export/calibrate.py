@@ -1,10 +1,10 @@
 """Anomaly-threshold calibration and gate metrics, through the runtime's own scoring code.
 
 Normal scores: for data sets with defect-free images, the score of each held-out normal
-image; for NEU-DET, the maximum of the (whole-frame) anomaly map inside box-free 64x64
-windows of held-out images: normal steel texture seen in context, the same way the
-runtime sees it on the line. The same windows are also scored as frames of their own
-(``normal_crop``): a small frame has less context, so it is reported separately.
+image. For boxed data sets without them (NEU-DET), box-free 64x64 windows of held-out
+images, read two ways: the maximum of the whole frame's anomaly map inside the window
+(``normal``, normal steel seen in context) and the window scored as a frame of its own
+(``normal_crop``, a small frame with less context).
 Every image lends its box-free windows, whatever the profile trained on (its
 ``normal_texture_labels``): the protocol that judges a gate does not change with it.
 
@@ -55,10 +55,11 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
             scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
         corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
         rng.shuffle(corners)
+        boxfree_level = _boxfree_level(scorer, anomaly_map, sample) if corners else 1.0
         for y, x in corners[:WINDOWS_PER_IMAGE]:
             window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
             scores["normal"].append(window)
-            scores["normal_boxfree_level"].append(window / _boxfree_level(scorer, anomaly_map, sample))
+            scores["normal_boxfree_level"].append(window / boxfree_level)
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
 
@@ -66,8 +67,9 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
 def _boxfree_level(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample) -> float:
     """The normalising level of the (already normalised) map over the frame's box-free scored area:
     dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
-    free = box_free_mask(anomaly_map.shape, sample.boxes, WINDOW_MARGIN) & scorer.scored_area(anomaly_map.shape)
-    return scorer.normalising_level(anomaly_map[free])
+    area = scorer.scored_area(anomaly_map.shape)
+    free = box_free_mask(anomaly_map.shape, sample.boxes, WINDOW_MARGIN)[area]
+    return scorer.normalising_level(anomaly_map[area][free])
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

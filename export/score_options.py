@@ -2,11 +2,12 @@
 
 The autoencoder graph is fixed; what is compared here is the scoring around it: the
 Gaussian smoothing (sigma, in map cells), the normalisation of the map
-(``AnomalyScorer``: none, or by the frame's own mean) and where each map cell is placed in
+(``AnomalyScorer``: none, or by the frame's own mean or median) and where each map cell is placed in
 the frame (``FrameGeometry.to_frame``: the middle of its stride, or where the backbone
 centres it). Each option is calibrated on the
 validation split exactly as ``python -m export`` calibrates (1% / 5% false alarms, on the
-profile's ``calibration_normals``) and chosen by its validation recall; the test split is reported beside it, not used to choose.
+profile's ``calibration_normals``) and chosen by its validation recall; the test split is
+reported beside it, not used to choose.
 Writes results/<profile>/score_options.json and a Markdown table to stdout.
 """
 

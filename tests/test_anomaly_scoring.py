@@ -75,8 +75,7 @@ def test_frame_median_divides_the_map_by_its_median_which_a_small_defect_does_no
 
 def test_normalising_level_and_scored_area_are_what_the_map_uses():
     scorer = _scorer(_cells(), "frame_mean", ignore_border=0.25)
-    area = scorer.scored_area((64, 64))
-    assert area.sum() == 32 * 32 and area[16:48, 16:48].all()
+    assert scorer.scored_area((64, 64)) == (slice(16, 48), slice(16, 48))
     assert scorer.normalising_level(np.array([1.0, 2.0, 6.0])) == pytest.approx(3.0)
     assert _scorer(_cells(), "frame_median").normalising_level(np.array([1.0, 2.0, 6.0])) == pytest.approx(2.0)
     assert _scorer(_cells(), "none").normalising_level(np.array([1.0, 2.0, 6.0])) == 1.0
