@@ -48,8 +48,8 @@ class Profile:
     region_side: int | None = None
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
-    # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none" or
-    # "frame_mean"; chosen on the validation split by ``python -m export.score_options``.
+    # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none", "frame_mean"
+    # or "frame_median"; chosen on the validation split by ``python -m export.score_options``.
     score_normalise: str = "none"
     # Where each error-map cell sits in the frame: "middle" of its stride or "receptive"
     # (where the backbone centres it); same choice (edge_runtime.preprocess.FrameGeometry).
