@@ -83,7 +83,7 @@ class ProfileConfig:
     score_sigma: float
     ignore_border: float
     pad_margin: int
-    stem_window: tuple[int, int] | None  # most stem cells the classifier head sees (its training size)
+    stem_window: tuple[int, int] | None  # most stem cells the classifier head sees, around the anomaly peak
     raw: dict
     precision: str = "fp32"
     score_normalise: str = "none"

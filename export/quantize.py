@@ -2,7 +2,7 @@
 
 Reads the fp32 ONNX models that ``python -m export`` recorded in models.manifest.json,
 calibrates activation ranges on training-split images prepared by edge_runtime's own
-preprocessing (the classifier head sees the fp32 gate's stem, exactly what
+preprocessing (the classifier head sees the window of the fp32 gate's stem that
 ``DefectClassifier.classify`` gets; the autoencoder the reflect-padded frame ``AnomalyScorer`` feeds it), and writes
 ``models/<profile>/classifier.int8.onnx`` (and ``autoencoder.int8.onnx`` with
 ``--autoencoder``). Both classifier outputs are kept (probabilities, and the feature map
@@ -34,6 +34,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.classifier import window_around_peak
 from edge_runtime.datasets import split_samples
 from edge_runtime.errors import InspectionError
 from edge_runtime.inspector import Inspector, session
@@ -89,9 +90,10 @@ def _frames(samples, spec) -> list[np.ndarray]:
 
 
 def classifier_inputs(frames, config) -> list[np.ndarray]:
-    """What the runtime feeds the classifier head: the fp32 gate's stem of each frame (same code path)."""
+    """What the runtime feeds the classifier head: the window of the fp32 gate's stem around the anomaly
+    peak (``window_around_peak``, the manifest's ``stem_window``; same code path)."""
     scorer = AnomalyScorer.for_profile(session(config.autoencoder.path), config)
-    return [scorer.run(frame).stem[None] for frame in frames]
+    return [window_around_peak(scorer.run(frame), config.stem_window).stem[None] for frame in frames]
 
 
 def autoencoder_inputs(frames, config) -> list[np.ndarray]:
