@@ -94,15 +94,11 @@ def roc(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def threshold_for_false_alarm(df: pd.DataFrame, max_rate: float) -> float:
-    """Lowest threshold whose false-alarm rate on the normal images is <= ``max_rate``."""
-    normal, _ = _split(df)
-    if not len(normal):
-        raise ValueError("no normal images with scores")
-    s = np.sort(normal)
-    allowed = int(math.floor(max(0.0, min(1.0, max_rate)) * len(s) + 1e-9))
-    if allowed >= len(s):
-        return float(s[0])
-    return float(np.nextafter(s[len(s) - allowed - 1], np.inf))
+    """Lowest threshold whose false-alarm rate on the normal images is <= ``max_rate``
+    (``edge_runtime.commissioning``, the rule ``python -m edge_runtime calibrate`` uses)."""
+    from edge_runtime.commissioning import threshold_for_false_alarm as rule
+
+    return rule(_split(df)[0], max_rate)  # CommissioningError is a ValueError
 
 
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, watch, history."""
+"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, watch, history."""
 
 from __future__ import annotations
 
@@ -42,6 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion matrix, ROC, histograms, gallery")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    calibrate = commands.add_parser("calibrate", help="set thresholds on the line's own defect-free frames")
+    calibrate.add_argument("paths", nargs="+", type=Path, help="defect-free frames, or folders of them (recursive)")
+    calibrate.add_argument("--false-alarm-rate", type=float, default=0.01,
+                           help="share of defect-free frames at or above the defect threshold (default 0.01)")
+    calibrate.add_argument("--warn-false-alarm-rate", type=float, default=0.05,
+                           help="share at or above the warn threshold (default 0.05)")
+    calibrate.add_argument("--write", action="store_true",
+                           help="save the thresholds into the manifest (a timestamped backup is kept)")
+    calibrate.add_argument("--json", action="store_true", help="print one JSON object")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     bench = commands.add_parser("bench", add_help=False,
                                 help="latency / throughput / memory benchmark (python -m bench.benchmark)")
@@ -126,6 +137,42 @@ def cmd_evaluate(args) -> int:
                 print(f"{key:34s} {value}")
         print("confusion_matrix (rows = true):", *metrics.get("confusion_matrix", []), sep="\n  ")
     return 1 if metrics["errors"] else 0
+
+
+def cmd_calibrate(args) -> int:
+    """Score defect-free frames with the deployed pipeline and propose (or save) thresholds."""
+    from . import commissioning
+    from .manifest import save_thresholds
+
+    try:
+        inspector = _inspector(args)
+        paths = commissioning.image_paths(args.paths)
+        scored = commissioning.score_frames(inspector, paths)
+        for path, reason in scored.failed:
+            print(f"{path}: not inspected, left out: {reason}", file=sys.stderr)
+        proposal = commissioning.propose_thresholds(scored.scores, args.false_alarm_rate, args.warn_false_alarm_rate)
+    except (InspectionError, commissioning.CommissioningError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
+               **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
+    report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
+              "current": current, "proposed": proposal, "written": None}
+    if args.write:
+        record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
+                  "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
+        backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"], record)
+        report["written"] = {"manifest": str(inspector.manifest_path), "backup": str(backup)}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{inspector.profile}: {len(scored.scores)} defect-free frames scored, {len(scored.failed)} left out")
+        for name, entry in (("current", current), ("proposed", proposal)):
+            print(f"  {name:8s} warn {entry['warn']:.4g} (flags {entry['flagged_warn']:.1%}), "
+                  f"defect {entry['defect']:.4g} (flags {entry['flagged_defect']:.1%})")
+        print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
+              else "  not saved: add --write to put the proposed thresholds into the manifest")
+    return 1 if scored.failed else 0
 
 
 def cmd_bench(bench_args: list[str]) -> int:

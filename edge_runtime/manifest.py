@@ -159,8 +159,12 @@ def profile_config(
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
 
 
-def save_thresholds(path: str | Path, profile: str, warn: float, defect: float) -> Path:
-    """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path."""
+def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
+                    commissioned: dict | None = None) -> Path:
+    """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
+
+    ``commissioned`` records where thresholds set on the line's own frames came from
+    (``edge_runtime.commissioning``); any earlier record is dropped with the old values."""
     path = Path(path)
     if not warn <= defect:
         raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
@@ -171,6 +175,9 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float) 
     shutil.copy2(path, backup)
     thresholds = manifest["profiles"][profile]["thresholds"]
     thresholds.update(warn=float(warn), defect=float(defect), edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    thresholds.pop("commissioned", None)
+    if commissioned:
+        thresholds["commissioned"] = commissioned
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)

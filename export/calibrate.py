@@ -55,7 +55,7 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
             scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
         corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
         rng.shuffle(corners)
-        boxfree_level = _boxfree_level(scorer, anomaly_map, sample) if corners else 1.0
+        boxfree_level = boxfree_level_of(scorer, anomaly_map, sample.boxes, WINDOW_MARGIN) if corners else 1.0
         for y, x in corners[:WINDOWS_PER_IMAGE]:
             window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
             scores["normal"].append(window)
@@ -64,11 +64,12 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
     return {k: np.array(v) for k, v in scores.items()}
 
 
-def _boxfree_level(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample) -> float:
-    """The normalising level of the (already normalised) map over the frame's box-free scored area:
-    dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
+def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> float:
+    """The normalising level of the (already normalised) map over the frame's box-free scored area
+    (``margin`` pixels from every box): dividing by it rescales the map as if the frame held no
+    defect (1 for an unnormalised score)."""
     area = scorer.scored_area(anomaly_map.shape)
-    free = box_free_mask(anomaly_map.shape, sample.boxes, WINDOW_MARGIN)[area]
+    free = box_free_mask(anomaly_map.shape, boxes, margin)[area]
     return scorer.normalising_level(anomaly_map[area][free])
 
 

@@ -38,6 +38,29 @@ def make_class_folders(root: Path, classes: list[str], n: int = 6, side: int = 4
     return root
 
 
+def manifest_file_entries(node):
+    """Every {"path", "sha256"} entry of a manifest, at any depth (fp32, int8, heads, weights)."""
+    if isinstance(node, dict):
+        if "path" in node and "sha256" in node:
+            yield node
+        for value in node.values():
+            yield from manifest_file_entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from manifest_file_entries(value)
+
+
+def editable_manifest(folder: Path) -> Path:
+    """A copy of the committed manifest in ``folder`` whose model paths point at the checkout's files,
+    for tests that edit it."""
+    manifest = json.loads(MANIFEST.read_text())
+    for entry in manifest_file_entries(manifest["profiles"]):
+        entry["path"] = str((ROOT / entry["path"]).resolve())
+    path = folder / "models.manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     return json.loads(MANIFEST.read_text())

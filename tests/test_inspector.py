@@ -9,7 +9,7 @@ import pytest
 
 from edge_runtime import Inspector, InspectionResult, Verdict
 from edge_runtime.errors import ImageDecodeError, InvalidImageError, ManifestError, ModelIntegrityError
-from tests.conftest import MANIFEST, ROOT, needs_models, needs_neu
+from tests.conftest import MANIFEST, ROOT, editable_manifest, manifest_file_entries, needs_models, needs_neu
 
 pytestmark = needs_models
 
@@ -71,21 +71,9 @@ def test_bad_frames_are_never_ok(inspector, bad):
         inspector.inspect(bad)
 
 
-def _file_entries(node):
-    """Every {"path", "sha256"} entry of a manifest, at any depth (fp32, int8, heads, weights)."""
-    if isinstance(node, dict):
-        if "path" in node and "sha256" in node:
-            yield node
-        for value in node.values():
-            yield from _file_entries(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _file_entries(value)
-
-
 def test_tampered_model_is_refused(tmp_path):
     manifest = json.loads(MANIFEST.read_text())
-    for entry in _file_entries(manifest["profiles"]):
+    for entry in manifest_file_entries(manifest["profiles"]):
         target = tmp_path / entry["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / entry["path"], target)
@@ -107,11 +95,8 @@ def test_unknown_profile_and_missing_manifest_are_clear_errors(tmp_path):
 def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     from edge_runtime.manifest import save_thresholds
 
-    manifest = json.loads(MANIFEST.read_text())
-    for entry in _file_entries(manifest["profiles"]):
-        entry["path"] = str((ROOT / entry["path"]).resolve())
-    path = tmp_path / "models.manifest.json"
-    path.write_text(json.dumps(manifest))
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
     backup = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)
     assert backup.is_file() and json.loads(backup.read_text()) == manifest
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))

@@ -1,0 +1,104 @@
+"""Commissioning: set a profile's thresholds on the line's own defect-free frames.
+
+The thresholds shipped with a profile come from its training data. Where that data has no
+defect-free frames of the line's size (NEU-DET: small box-free crops only), a threshold set
+for 5% false alarms on crops flags far more whole frames (``python -m export.area_study``).
+And a new camera, lens or lighting moves every score. So a line is commissioned on its own
+frames: record a few hundred frames of good strip, score them with the deployed gate, and
+put each threshold at the score quantile that gives the wanted false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .datasets import IMAGE_SUFFIXES
+from .errors import InspectionError
+
+
+class CommissioningError(ValueError):
+    """The frames given cannot set thresholds (too few, none readable, rates out of order)."""
+
+
+@dataclass(frozen=True)
+class GateScores:
+    """Anomaly scores of defect-free frames, and the frames that could not be inspected (path, reason)."""
+
+    scores: np.ndarray
+    failed: tuple[tuple[str, str], ...]
+
+
+def image_paths(paths: Sequence[Path]) -> list[Path]:
+    """Image files among ``paths``; folders are searched recursively. A missing path, or no image at all,
+    is an error."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CommissioningError(f"{path} does not exist")
+    if not found:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise CommissioningError(f"no image files ({suffixes}) under {', '.join(map(str, paths))}")
+    return found
+
+
+def minimum_frames(false_alarm_rate: float) -> int:
+    """Fewest frames for which a ``false_alarm_rate`` quantile rests on at least one frame above it."""
+    return math.ceil(1.0 / false_alarm_rate)
+
+
+def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> float:
+    """Lowest threshold that flags at most ``max_rate`` of ``normal_scores`` (the rule is ``score >= threshold``)."""
+    if not len(normal_scores):
+        raise CommissioningError("no normal frames with scores")
+    ordered = np.sort(np.asarray(normal_scores, float))
+    allowed = int(math.floor(max(0.0, min(1.0, max_rate)) * len(ordered) + 1e-9))
+    if allowed >= len(ordered):
+        return float(ordered[0])
+    return float(np.nextafter(ordered[len(ordered) - allowed - 1], np.inf))
+
+
+def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
+                 progress: Callable[[int, int], None] | None = None) -> GateScores:
+    """The deployed pipeline's anomaly score of each frame (``Inspector.inspect_batch``, so exactly the
+    runtime's preprocessing and scoring); frames that cannot be inspected are listed, not scored."""
+    scores, failed = [], []
+    for start in range(0, len(paths), batch):
+        chunk = list(paths[start: start + batch])
+        for path, result in zip(chunk, inspector.inspect_batch(chunk)):
+            if isinstance(result, InspectionError):
+                failed.append((str(path), str(result)))
+            else:
+                scores.append(result.anomaly_score)
+        if progress:
+            progress(min(start + batch, len(paths)), len(paths))
+    return GateScores(np.array(scores, float), tuple(failed))
+
+
+def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
+    """warn / defect thresholds for the two rates on defect-free ``scores``, with the rates they reach there."""
+    if not 0.0 < false_alarm_rate <= warn_false_alarm_rate < 1.0:
+        raise CommissioningError(f"need 0 < false-alarm rate ({false_alarm_rate}) <= warn false-alarm rate "
+                                 f"({warn_false_alarm_rate}) < 1")
+    needed = minimum_frames(false_alarm_rate)
+    if len(scores) < needed:
+        raise CommissioningError(f"{len(scores)} defect-free frames scored; a {false_alarm_rate:.1%} false-alarm "
+                                 f"threshold needs at least {needed}")
+    defect = threshold_for_false_alarm(scores, false_alarm_rate)
+    warn = threshold_for_false_alarm(scores, warn_false_alarm_rate)
+    return {"warn": warn, "defect": defect, "false_alarm_rate": false_alarm_rate,
+            "warn_false_alarm_rate": warn_false_alarm_rate, "frames": int(len(scores)),
+            **flagged_rates(scores, warn, defect)}
+
+
+def flagged_rates(scores: np.ndarray, warn: float, defect: float) -> dict:
+    """Share of ``scores`` at or above each threshold."""
+    return {"flagged_warn": float(np.mean(scores >= warn)), "flagged_defect": float(np.mean(scores >= defect))}

@@ -1,0 +1,130 @@
+"""``python -m export.area_study --profile neu-steel``: how false alarms grow with the normal area.
+
+A boxed data set without defect-free images (NEU-DET) calibrates on small box-free crops,
+but the line sees whole frames. The score is a maximum over the map, so a larger defect-free
+area scores higher, and a threshold set on 64x64 crops flags more whole frames than 5%.
+This measures that at the deployed thresholds, two ways, on the validation and test splits:
+
+* **crops by side**: box-free crops of each side, scored as frames of their own (no defect
+  in the model's input; two per image that has room for one). Larger crops fit only in
+  images with small boxes, so they come from fewer images.
+* **box-free area**: each image's whole box-free area (``margin`` pixels from every box,
+  at least 64x64 pixels of it), its map divided by that area's own level
+  (``calibrate.boxfree_level_of``), as if the frame held no defect. The backbone sees the
+  defect next to it, so this reading leaks some defect error and bounds the false-alarm
+  rate from above; a wider margin leaks less and leaves fewer images.
+
+NEU-DET's boxes also miss some defects, which raises both readings. Neither is a defect-free
+frame: the plant's own defect-free frames are (``python -m edge_runtime calibrate``).
+Writes results/<profile>/area_study.json and a Markdown table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
+from edge_runtime.evaluation_cases import select_split
+from edge_runtime.inspector import session
+from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
+from edge_runtime.metrics import separation_auroc
+from edge_runtime.preprocess import preprocess
+from export.calibrate import WINDOW_MARGIN, boxfree_level_of
+
+ROOT = Path(__file__).resolve().parents[1]
+CROP_SIDES = (64, 96, 128)
+CROPS_PER_IMAGE = 2
+AREA_MARGINS = (8, 24, 40)
+MIN_AREA = 64 * 64
+
+
+def crop_scores(scorer: AnomalyScorer, frame: np.ndarray, sample: Sample, side: int, rng: random.Random) -> list[float]:
+    corners = box_free_corners(frame.shape, sample.boxes, side, WINDOW_MARGIN)
+    rng.shuffle(corners)
+    return [scorer.run(frame[y: y + side, x: x + side]).score for y, x in corners[:CROPS_PER_IMAGE]]
+
+
+def boxfree_area_score(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample, margin: int) -> float | None:
+    """Maximum of the map over the box-free scored area, at that area's own level (None: under 64x64 px)."""
+    area = scorer.scored_area(anomaly_map.shape)
+    free = box_free_mask(anomaly_map.shape, sample.boxes, margin)[area]
+    if free.sum() < MIN_AREA:
+        return None
+    return float(anomaly_map[area][free].max() / boxfree_level_of(scorer, anomaly_map, sample.boxes, margin))
+
+
+def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int) -> dict:
+    rng = random.Random(seed)
+    readings = {"defect_image": [], **{f"crop_{side}": [] for side in CROP_SIDES},
+                **{f"area_margin_{margin}": [] for margin in AREA_MARGINS}}
+    for sample in tqdm(samples, desc="area study", unit="img"):
+        frame = preprocess(sample.path, spec)
+        gate = scorer.run(frame)
+        readings["defect_image"].append(gate.score)
+        for side in CROP_SIDES:
+            readings[f"crop_{side}"].extend(crop_scores(scorer, frame, sample, side, rng))
+        for margin in AREA_MARGINS:
+            score = boxfree_area_score(scorer, gate.anomaly_map, sample, margin)
+            if score is not None:
+                readings[f"area_margin_{margin}"].append(score)
+    return {k: np.array(v) for k, v in readings.items()}
+
+
+def summarise(readings: dict, limits: dict) -> dict:
+    images = readings["defect_image"]
+    out = {}
+    for name, normals in readings.items():
+        if name == "defect_image" or not len(normals):
+            continue
+        out[name] = {"n": int(len(normals)),
+                     "false_alarm_rate_warn": float(np.mean(normals >= limits["warn"])),
+                     "false_alarm_rate_defect": float(np.mean(normals >= limits["defect"])),
+                     "image_auroc": separation_auroc(normals, images)}
+    return out
+
+
+def study(manifest_path: Path, profile: str) -> dict:
+    from training.profiles import PROFILES
+
+    manifest = load_manifest(manifest_path)
+    config = profile_config(manifest, manifest_path, profile)
+    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
+    samples = [s for s in PROFILES[profile].load() if s.boxes]
+    if not samples:
+        raise SystemExit(f"profile {profile!r} has no boxed images: its thresholds are set on defect-free frames")
+    limits = manifest["profiles"][profile]["thresholds"]
+    result = {"thresholds": {k: limits[k] for k in ("warn", "defect")}}
+    for split in ("val", "test"):
+        chosen = select_split(samples, manifest["profiles"][profile]["split"], split)
+        result[split] = summarise(split_readings(scorer, chosen, config.preprocess, PROFILES[profile].seed), limits)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.area_study", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="neu-steel")
+    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    args = parser.parse_args(argv)
+    result = study(args.manifest, args.profile)
+    out = ROOT / "results" / args.profile / "area_study.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("| normal reading | val n | val FAR warn / defect | test n | test FAR warn / defect | test image AUROC |")
+    print("|---|---|---|---|---|---|")
+    for name, test in result["test"].items():
+        val = result["val"].get(name, {"n": 0, "false_alarm_rate_warn": float("nan"), "false_alarm_rate_defect": float("nan")})
+        print(f"| {name} | {val['n']} | {val['false_alarm_rate_warn']:.3f} / {val['false_alarm_rate_defect']:.3f} | "
+              f"{test['n']} | {test['false_alarm_rate_warn']:.3f} / {test['false_alarm_rate_defect']:.3f} | "
+              f"{test['image_auroc']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Commissioning: thresholds set on the line's own defect-free frames (``python -m edge_runtime calibrate``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runtime import commissioning
+from edge_runtime.cli import main as cli_main
+from edge_runtime.commissioning import CommissioningError
+from tests.conftest import MAGNETIC_TILE, editable_manifest, needs_models, needs_tile
+
+
+def test_threshold_flags_at_most_the_asked_share_of_normal_scores():
+    scores = np.arange(1.0, 201.0)
+    for rate in (0.0, 0.01, 0.05, 0.5):
+        threshold = commissioning.threshold_for_false_alarm(scores, rate)
+        assert np.mean(scores >= threshold) == pytest.approx(rate)
+    assert commissioning.threshold_for_false_alarm(scores, 0.05) > 190.0
+
+
+def test_proposal_refuses_too_few_frames_and_rates_out_of_order():
+    scores = np.linspace(0.0, 1.0, 50)
+    with pytest.raises(CommissioningError, match="needs at least 100"):
+        commissioning.propose_thresholds(scores, 0.01, 0.05)
+    with pytest.raises(CommissioningError, match="false-alarm rate"):
+        commissioning.propose_thresholds(np.linspace(0.0, 1.0, 500), 0.05, 0.01)
+    proposal = commissioning.propose_thresholds(scores, 0.02, 0.1)
+    assert proposal["warn"] <= proposal["defect"]
+    assert (proposal["flagged_warn"], proposal["flagged_defect"]) == (pytest.approx(0.1), pytest.approx(0.02))
+
+
+def test_image_paths_searches_folders_and_names_what_is_missing(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/1.png", "a/b/2.JPG", "a/notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in commissioning.image_paths([tmp_path / "a"])] == ["1.png", "2.JPG"]
+    with pytest.raises(CommissioningError, match="does not exist"):
+        commissioning.image_paths([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CommissioningError, match="no image files"):
+        commissioning.image_paths([tmp_path / "empty"])
+
+
+def _good_tiles(folder: Path, count: int) -> Path:
+    """``count`` real defect-free magnetic tiles (symlinks) and one truncated file in ``folder``."""
+    folder.mkdir()
+    for tile in sorted((MAGNETIC_TILE / "MT_Free" / "Imgs").glob("*.jpg"))[:count]:
+        (folder / tile.name).symlink_to(tile)
+    (folder / "zz_truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    return folder
+
+
+@needs_models
+@needs_tile
+def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
+    from edge_runtime import Inspector
+
+    manifest_path = editable_manifest(tmp_path)
+    frames = _good_tiles(tmp_path / "good", 120)
+    code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
+                     "--false-alarm-rate", "0.02", "--warn-false-alarm-rate", "0.1", "--write", "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 1 and "zz_truncated.jpg" in captured.err  # the unreadable frame is named, not counted
+    assert report["frames_scored"] == 120 and report["frames_failed"] == 1
+    assert Path(report["written"]["backup"]).is_file()
+
+    saved = json.loads(manifest_path.read_text())["profiles"]["magnetic-tile"]["thresholds"]
+    assert (saved["warn"], saved["defect"]) == (report["proposed"]["warn"], report["proposed"]["defect"])
+    assert saved["commissioned"]["frames"] == 120 and saved["commissioned"]["false_alarm_rate"] == 0.02
+
+    inspector = Inspector.from_manifest(manifest_path, "magnetic-tile")
+    verdicts = [r.verdict.value for r in inspector.inspect_batch(sorted(frames.glob("exp*.jpg")))]
+    assert len(verdicts) == 120
+    assert verdicts.count("defect") == 2  # at most 2% of 120 frames
+    assert verdicts.count("defect") + verdicts.count("warn") == 12  # at most 10%
+
+
+@needs_models
+@needs_tile
+def test_calibrate_refuses_too_few_frames_and_leaves_the_manifest_alone(tmp_path, capsys):
+    manifest_path = editable_manifest(tmp_path)
+    before = manifest_path.read_text()
+    frames = _good_tiles(tmp_path / "good", 30)
+    code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path), "--write"])
+    assert code == 2 and "needs at least 100" in capsys.readouterr().err
+    assert manifest_path.read_text() == before
