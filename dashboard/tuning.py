@@ -15,14 +15,21 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-LAYOUTS = ("class folders", "magnetic-tile")
+LAYOUTS = ("class folders", "magnetic-tile", "defect-free frames")
+# Layouts whose normal images need no class name.
+NAMED_NORMALS = ("class folders",)
 
 
 def load_samples(folder: Path, layout: str, normal_class: str | None) -> list:
-    from edge_runtime.datasets import load_class_folders, load_magnetic_tile
+    """Samples of a validation folder. "defect-free frames": every image under the folder is normal
+    (commissioning a line on its own good frames; no defect examples needed)."""
+    from edge_runtime.commissioning import image_paths
+    from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile
 
     if layout == "magnetic-tile":
         return load_magnetic_tile(folder)
+    if layout == "defect-free frames":
+        return [Sample(path, None) for path in image_paths([folder])]
     if not normal_class:
         raise ValueError("name the folder that holds the normal (defect-free) images")
     return load_class_folders(folder, normal_class=normal_class)

@@ -356,6 +356,22 @@ def test_tuning_score_propose_and_save(env):
     assert at.number_input(key="tune_defect").value == pytest.approx(proposed)
 
 
+def test_tuning_commissions_on_defect_free_frames_only(env):
+    """A line's own good frames, no defect examples: thresholds by false-alarm rate alone."""
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    assert at.text_input(key="tune_normal").disabled
+    at.selectbox(key="tune_sub").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    assert not at.exception and errors(at) == []
+    assert any("both normal and defect" in w.value for w in at.warning)  # no ROC without defects
+    at.slider(key="tune_target").set_value(0.125).run()
+    at.button(key="tune_use").click().run()
+    table = at.dataframe[0].value.set_index(["setting", "threshold"])
+    assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.125  # 1 of the 8 good frames
+    assert len(tuning.load_samples(env.val / "normal", "defect-free frames", None)) == 8
+
+
 def test_tuning_rejects_traversal_and_bad_folder(env):
     at = app("tuning")
     at.text_input(key="tune_normal").set_value("no-such-class").run()

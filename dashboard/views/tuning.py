@@ -19,8 +19,10 @@ sub = c2.selectbox("Validation sub-folder", list_subfolders(root, max_depth=2), 
                    key="tune_sub")
 c3, c4, c5 = st.columns(3)
 layout = c3.radio("Layout", tuning.LAYOUTS, key="tune_layout",
-                  help="class folders: one sub-folder per class; magnetic-tile: MT_*/Imgs with MT_Free normal")
-normal = c4.text_input("Normal-class folder name", "normal", key="tune_normal", disabled=layout == "magnetic-tile")
+                  help="class folders: one sub-folder per class; magnetic-tile: MT_*/Imgs with MT_Free normal; "
+                       "defect-free frames: every image is good strip (commissioning a line)")
+normal = c4.text_input("Normal-class folder name", "normal", key="tune_normal",
+                       disabled=layout not in tuning.NAMED_NORMALS)
 per_class = c5.number_input("Max images per class (0 = all)", 0, 100_000, 40, step=10, key="tune_per_class")
 
 try:
