@@ -4,6 +4,11 @@ Reads top to bottom: load + split -> frames prepared exactly as the gate prepare
 cache the frozen stem over 8 dihedral variants -> train the head -> fine-tune blocks
 13-16 (each stage keeps its best-validation weights) -> evaluate on the test split ->
 save weights, history, confusion matrix.
+
+Where the profile sets ``region_side``, the runtime feeds the head a window of stem cells
+around the anomaly peak (``classifier.window_around_peak``), which may lie anywhere in the
+stem. So training feeds it windows of the same size at random offsets (a fresh one per
+epoch), and validation and test the centred window.
 """
 
 from __future__ import annotations
@@ -43,13 +48,34 @@ def _stem_features(stem, frames, profile: Profile, variants, desc) -> list[np.nd
     return out
 
 
+def window_cells(stem, profile: Profile) -> tuple[int, int] | None:
+    """Stem cells of a ``region_side`` square frame: the window the runtime's head sees (None: whole stem)."""
+    if profile.region_side is None:
+        return None
+    square = np.zeros((profile.region_side, profile.region_side), np.float32)
+    return tuple(stem.predict(gate_inputs([square], profile)[0], verbose=0).shape[1:3])
+
+
+def stem_window(stem: np.ndarray, window: tuple[int, int] | None, rng: np.random.Generator | None) -> np.ndarray:
+    """At most ``window`` cells of an h x w x C stem: at a random offset with ``rng``, else centred."""
+    if window is None:
+        return stem
+    height, width = min(window[0], stem.shape[0]), min(window[1], stem.shape[1])
+    spare_y, spare_x = stem.shape[0] - height, stem.shape[1] - width
+    row, col = (rng.integers(0, spare_y + 1), rng.integers(0, spare_x + 1)) if rng else (spare_y // 2, spare_x // 2)
+    return stem[row: row + height, col: col + width]
+
+
 class ShapeBatches(keras.utils.PyDataset):
-    """(stems, labels, sample weights) batches; stems of one shape per batch (frames may differ in size)."""
+    """(stems, labels, sample weights) batches; stems of one shape per batch (frames may differ in size).
+
+    With ``window``, each stem is cut to that many cells (``stem_window``): at a random offset
+    when shuffling (training), centred otherwise."""
 
     def __init__(self, stems: list[np.ndarray], labels: np.ndarray, weights: dict[int, float] | None,
-                 batch_size: int, shuffle: bool, seed: int) -> None:
+                 batch_size: int, shuffle: bool, seed: int, window: tuple[int, int] | None = None) -> None:
         super().__init__()
-        self._stems, self._labels = stems, labels
+        self._stems, self._labels, self._window = stems, labels, window
         self._weights = np.array([weights[int(y)] if weights else 1.0 for y in labels], np.float32)
         self._size, self._shuffle, self._rng = batch_size, shuffle, np.random.default_rng(seed)
         self._batches = self._plan()
@@ -84,7 +110,9 @@ class ShapeBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rows = self._batches[index]
-        return np.stack([self._stems[i] for i in rows]), self._labels[rows], self._weights[rows]
+        rng = self._rng if self._shuffle else None
+        stems = np.stack([stem_window(self._stems[i], self._window, rng) for i in rows])
+        return stems, self._labels[rows], self._weights[rows]
 
     def on_epoch_end(self) -> None:
         self._batches = self._plan()
@@ -109,11 +137,12 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     x_val = _stem_features(stem, data["val"][0], profile, (0,), "stem cache (val)")
     y_val = data["val"][1]
 
+    window = window_cells(stem, profile)
     head = clf.head_model(base, full)
     top = keras.Model(head.input, head.outputs[0])
     weights = clf.class_weights(y_train, len(names))
-    train_batches = ShapeBatches(x_train, y_train, weights, 64, True, profile.seed)
-    val_batches = ShapeBatches(x_val, y_val, None, 64, False, profile.seed)
+    train_batches = ShapeBatches(x_train, y_train, weights, 64, True, profile.seed, window)
+    val_batches = ShapeBatches(x_val, y_val, None, 64, False, profile.seed, window)
     history = {}
     for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, 1e-4, True)}.items():
         clf.set_top_trainable(base, tune)
@@ -123,12 +152,15 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
         history[stage] = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
 
     test_frames, y_test, test_samples = data["test"]
-    predicted = np.array([int(np.argmax(full.predict(x, verbose=0)[0][0])) for x in gate_inputs(test_frames, profile)])
+    x_test = _stem_features(stem, test_frames, profile, (0,), "stem cache (test)")
+    predicted = np.array([int(np.argmax(top.predict(stem_window(x, window, None)[None], verbose=0)[0]))
+                          for x in x_test])
     confusion = np.zeros((len(names), len(names)), int)
     np.add.at(confusion, (y_test, predicted), 1)
     metrics = {
         "test_accuracy": float((predicted == y_test).mean()),
         "test_n": int(len(y_test)),
+        "stem_window": None if window is None else list(window),
         "confusion_matrix": confusion.tolist(),
         "misclassified": [
             {"file": s.path.name, "true": names[t], "predicted": names[p]}
