@@ -79,6 +79,26 @@ def test_classifier_batches_keep_frames_of_one_size_together_and_cover_every_ste
 
 
 @needs_tf
+def test_classifier_sees_windows_of_the_deployed_size_anywhere_in_training_and_centred_in_validation():
+    from training.train_classifier import ShapeBatches
+
+    rows, cols = np.meshgrid(np.arange(15), np.arange(15), indexing="ij")
+    stem = np.stack([rows, cols], -1).astype(np.float32)  # each cell holds its own (row, col)
+    small = stem[:9, :20 - 11]  # smaller than the window: passed whole
+    train = ShapeBatches([stem] * 64 + [small], np.zeros(65, int), None, 65, True, seed=0, window=(13, 13))
+    corners = set()
+    for i in range(len(train)):
+        x = train[i][0]
+        if x.shape[1:3] == (13, 13):
+            corners |= {(int(s[0, 0, 0]), int(s[0, 0, 1])) for s in x}
+        else:
+            assert x.shape[1:3] == small.shape[:2]
+    assert corners == {(r, c) for r in range(3) for c in range(3)}  # every offset the runtime can pick
+    val = ShapeBatches([stem], np.zeros(1, int), None, 1, False, seed=0, window=(13, 13))
+    assert val[0][0][0, 0, 0].tolist() == [1.0, 1.0]  # centred
+
+
+@needs_tf
 def test_classifier_training_inputs_are_the_gates_padded_frames():
     from edge_runtime.preprocess import model_input
     from training.profiles import PROFILES
