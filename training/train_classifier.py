@@ -7,8 +7,9 @@ save weights, history, confusion matrix.
 
 Where the profile sets ``region_side``, the runtime feeds the head a window of stem cells
 around the anomaly peak (``classifier.window_around_peak``), which may lie anywhere in the
-stem. So training feeds it windows of the same size at random offsets (a fresh one per
-epoch), and validation and test the centred window.
+stem. With ``head_window_training`` the head is trained on windows of that size at random
+offsets (a fresh one per epoch) and validated and tested on the centred window; by default
+on whole stems, which measured better (``training.profiles``).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     x_val = _stem_features(stem, data["val"][0], profile, (0,), "stem cache (val)")
     y_val = data["val"][1]
 
-    window = window_cells(stem, profile)
+    window = window_cells(stem, profile) if profile.head_window_training else None
     head = clf.head_model(base, full)
     top = keras.Model(head.input, head.outputs[0])
     weights = clf.class_weights(y_train, len(names))
