@@ -99,6 +99,25 @@ def test_classifier_sees_windows_of_the_deployed_size_anywhere_in_training_and_c
 
 
 @needs_tf
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_classifier_trains_on_frames_of_several_sizes(shuffle):
+    """Keras fixes the input dimensions its first two batches share: a second shape must come second."""
+    import keras
+
+    from training.train_classifier import ShapeBatches
+
+    stems = [np.ones((15, 15, 4), np.float32)] * 40 + [np.ones((9, 12, 4), np.float32)] * 40
+    labels = np.array([0, 1] * 40)
+    batches = ShapeBatches(stems, labels, None, batch_size=8, shuffle=shuffle, seed=1)
+    assert batches[0][0].shape[1:] != batches[1][0].shape[1:]
+    model = keras.Sequential([keras.Input((None, None, 4)), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    history = model.fit(batches, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+@needs_tf
 def test_classifier_training_inputs_are_the_gates_padded_frames():
     from edge_runtime.preprocess import model_input
     from training.profiles import PROFILES

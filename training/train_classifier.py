@@ -104,6 +104,16 @@ class ShapeBatches(keras.utils.PyDataset):
             batches.extend(np.array_split(indices, max(1, -(-len(indices) // self._size))))
         if self._shuffle:
             self._rng.shuffle(batches)
+        return self._second_batch_of_another_shape(batches)
+
+    def _second_batch_of_another_shape(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Keras reads the first two batches to fix the model's input signature and keeps every
+        dimension they agree on, so frames of several sizes would fail later in the epoch (a
+        folder of a plant's own images). Move a batch of another shape, if any, to second place."""
+        shapes = [stem_window(self._stems[batch[0]], self._window, None).shape for batch in batches]
+        other = next((k for k in range(1, len(batches)) if shapes[k] != shapes[0]), None)
+        if other is not None:
+            batches.insert(1, batches.pop(other))
         return batches
 
     def __len__(self) -> int:
