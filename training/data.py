@@ -46,3 +46,15 @@ def dihedral(image: np.ndarray, k: int) -> np.ndarray:
     """The k-th of the 8 flips/rotations: steel texture has no preferred orientation on the strip image."""
     out = np.rot90(image, k % 4)
     return np.ascontiguousarray(out[:, ::-1] if k >= 4 else out)
+
+
+def stack_equal_shapes(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Concatenate consecutive arrays of equal shape along the first axis (order kept): model batches
+    from frames that may differ in size."""
+    runs: list[list[np.ndarray]] = []
+    for array in arrays:
+        if runs and runs[-1][0].shape == array.shape:
+            runs[-1].append(array)
+        else:
+            runs.append([array])
+    return [np.concatenate(run) for run in runs]

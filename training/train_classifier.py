@@ -27,7 +27,7 @@ from edge_runtime.evaluation_plots import plot_confusion
 from edge_runtime.preprocess import model_input
 from training import classifier as clf
 from training.autoencoder import INPUT_MULTIPLE
-from training.data import dihedral, read_frames
+from training.data import dihedral, read_frames, stack_equal_shapes
 from training.profiles import Profile
 from training.reports import plot_history
 
@@ -44,7 +44,7 @@ def _stem_features(stem, frames, profile: Profile, variants, desc) -> list[np.nd
     """One cached stem tensor (h x w x C) per frame and variant, in order."""
     out = []
     for start in tqdm(range(0, len(frames), 32), desc=desc, unit="batch"):
-        for batch in ShapeBatches.stack(gate_inputs(frames[start: start + 32], profile, variants)):
+        for batch in stack_equal_shapes(gate_inputs(frames[start: start + 32], profile, variants)):
             out.extend(stem.predict(batch, verbose=0, batch_size=64))
     return out
 
@@ -80,17 +80,6 @@ class ShapeBatches(keras.utils.PyDataset):
         self._weights = np.array([weights[int(y)] if weights else 1.0 for y in labels], np.float32)
         self._size, self._shuffle, self._rng = batch_size, shuffle, np.random.default_rng(seed)
         self._batches = self._plan()
-
-    @staticmethod
-    def stack(arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """Concatenate consecutive arrays of equal shape (order kept)."""
-        runs: list[list[np.ndarray]] = []
-        for array in arrays:
-            if runs and runs[-1][0].shape == array.shape:
-                runs[-1].append(array)
-            else:
-                runs.append([array])
-        return [np.concatenate(run) for run in runs]
 
     def _plan(self) -> list[np.ndarray]:
         groups: dict[tuple, list[int]] = {}
