@@ -21,12 +21,13 @@ import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import split_samples
-from edge_runtime.preprocess import PreprocessSpec
+from edge_runtime.preprocess import PreprocessSpec, model_input
 from export import calibrate
 from training import autoencoder as ae
-from training.data import box_free_crops, read_frames
+from training.data import box_free_crops, read_frames, stack_equal_shapes
 from training.profiles import PROFILES
-from training.train_autoencoder import fit_bottleneck, lends_normal_texture, normal_vectors, subsample
+from training.train_autoencoder import (fit_bottleneck, lends_normal_texture, normal_cell_mask, normal_vectors,
+                                        subsample)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,71 @@ def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs
     vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes), profile.seed,
                         profile.gate_max_vectors)
     mean, projection, model, _ = fit_bottleneck(vectors, whiten, hidden, epochs)
+    return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
+class MaskedMaps:
+    """(maps, maps, cell weights) batches of whitened feature maps, one map shape per batch."""
+
+    def __init__(self, maps: list[np.ndarray], masks: list[np.ndarray], batch_size: int, seed: int) -> None:
+        self._maps, self._masks, self._rng = maps, masks, np.random.default_rng(seed)
+        groups: dict[tuple, list[int]] = {}
+        for i, fmap in enumerate(maps):
+            groups.setdefault(fmap.shape, []).append(i)
+        self._batches = [np.array(ids[i: i + batch_size]) for ids in groups.values()
+                         for i in range(0, len(ids), batch_size)]
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, index: int):
+        rows = self._batches[index]
+        maps = np.stack([self._maps[i] for i in rows])
+        return maps, maps, np.stack([self._masks[i] for i in rows]).astype(np.float32)
+
+    def on_epoch_end(self) -> None:
+        self._rng.shuffle(self._batches)
+
+
+def context_bottleneck(channels: int) -> keras.Model:
+    """A cell rebuilt from its 3x3 neighbourhood through a stride-16 bottleneck (separable convs, so
+    the gate's arithmetic grows by a few percent only)."""
+    whitened = keras.Input((None, None, channels), name="whitened")
+    x = keras.layers.SeparableConv2D(96, 3, padding="same", activation="relu")(whitened)
+    x = keras.layers.SeparableConv2D(48, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(24, 1, activation="relu")(x)
+    x = keras.layers.UpSampling2D(2)(x)
+    x = keras.layers.SeparableConv2D(96, 3, padding="same", activation="relu")(x)
+    return keras.Model(whitened, keras.layers.Conv2D(channels, 1)(x), name="context_bottleneck")
+
+
+def context_variant(profile, frames, samples, taps, epochs: int = 30):
+    """Feature AE with spatial context, trained on whole whitened feature maps of the training frames
+    (loss on box-free cells only) and of stand-alone box-free crops (every cell), as the deployed
+    gate's normals are chosen."""
+    extractor = ae.feature_extractor(taps)
+    crops = box_free_crops(frames, samples, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
+                           profile.seed)
+    inputs = [(*model_input(frame, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin), sample)
+              for frame, sample in [*zip(frames, samples), *((c, None) for c in crops)]]
+    maps, masks = [], []
+    for start in range(0, len(inputs), 32):
+        chunk = inputs[start: start + 32]
+        for batch in stack_equal_shapes([padded[None, :, :, None] for padded, _, _ in chunk]):
+            maps.extend(extractor.predict(batch, verbose=0))
+        for (_, geometry, sample), fmap in zip(chunk, maps[start:]):
+            masks.append(np.ones(fmap.shape[:2], bool) if sample is None else normal_cell_mask(
+                sample, fmap.shape[:2], geometry, profile.box_margin, profile.feature_stride))
+    vectors = subsample(np.concatenate([m[k] for m, k in zip(maps, masks)]), profile.seed, profile.gate_max_vectors)
+    mean, projection = ae.whitening(vectors, full=profile.whiten)
+    maps = [ae.normalise(m, mean, projection).astype(np.float32) for m in maps]
+    model = context_bottleneck(projection.shape[0])
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    batches = MaskedMaps(maps, masks, 32, profile.seed)
+    for epoch in range(epochs):  # batch by batch: Keras' fit fixes the map shape of its first batch
+        losses = [model.train_on_batch(*batches[i]) for i in range(len(batches))]
+        batches.on_epoch_end()
+        print(f"context bottleneck epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.4f}", flush=True)
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
@@ -103,6 +169,8 @@ VARIANTS = {
         {"preprocess": PreprocessSpec(anomaly_size=(144, 144))}, _features(ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, block6+13, whitened, frames at their own size": (
         {"preprocess": PreprocessSpec()}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
+    "context feature AE, block5add+12add, whitened, 3x3 separable convs, stride-16 bottleneck 24, 30 epochs": (
+        {}, lambda p, f, s: context_variant(p, f, s, ae.TAPS["block5+12"])),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
@@ -145,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             rows[row] = calibrate.gate_metrics(
                 calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits,
                 profile.calibration_normals)
+            rows[row]["val_gate_recall_warn"] = calibrate.gate_metrics(val, limits, profile.calibration_normals)[
+                "gate_recall_warn"]
             print(row, json.dumps(rows[row]), flush=True)
             out.write_text(json.dumps(rows, indent=1))  # after every row: a long sweep can be stopped
     print("| variant | region AUROC | window FAR @warn | crop FAR @warn | recall @warn | window FAR @defect "
