@@ -122,3 +122,18 @@ def box_free_mask_of(sample: Sample) -> np.ndarray:
     from edge_runtime.datasets import box_free_mask
 
     return box_free_mask((200, 200), sample.boxes, calibrate.WINDOW_MARGIN)
+
+
+def test_area_study_scores_the_box_free_area_as_if_the_frame_held_no_defect():
+    from export import area_study
+
+    frame = np.tile(np.linspace(0.2, 0.6, 200, dtype=np.float32), (200, 1))  # brighter to the right
+    frame[0:120, 150:200] = 1.0  # the defect, in its box
+    box = Box(150, 0, 199, 119)
+    sample = Sample(Path("x.png"), "defect", (box,))
+    scorer = FrameOverItsMean()
+    score = area_study.boxfree_area_score(scorer, scorer.anomaly_map(frame), sample, margin=8)
+    free = box_free_mask_of(sample)
+    assert score == pytest.approx(frame[free].max() / frame[free].mean(), rel=1e-5)  # the box neither counts nor lowers it
+    big = Sample(Path("y.png"), "defect", (Box(0, 0, 199, 185),))  # leaves 6 rows: under 64x64 = 4096 px
+    assert area_study.boxfree_area_score(scorer, scorer.anomaly_map(frame), big, margin=8) is None
