@@ -161,7 +161,12 @@ def cmd_calibrate(args) -> int:
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
-        backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"], record)
+        try:
+            backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
+                                     record)
+        except OSError as error:
+            print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
+            return 2
         report["written"] = {"manifest": str(inspector.manifest_path), "backup": str(backup)}
     if args.json:
         print(json.dumps(report))

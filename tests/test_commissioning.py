@@ -89,3 +89,17 @@ def test_calibrate_refuses_too_few_frames_and_leaves_the_manifest_alone(tmp_path
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path), "--write"])
     assert code == 2 and "needs at least 100" in capsys.readouterr().err
     assert manifest_path.read_text() == before
+
+
+@needs_models
+@needs_tile
+def test_calibrate_says_so_when_the_manifest_cannot_be_written(tmp_path, capsys):
+    manifest_path = editable_manifest(tmp_path)
+    frames = _good_tiles(tmp_path / "good", 100)
+    (frames / "zz_truncated.jpg").unlink()
+    before = manifest_path.read_text()
+    manifest_path.with_suffix(".tmp").mkdir()  # where save_thresholds writes before replacing: now unwritable
+    code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
+                     "--write"])
+    assert code == 2 and "cannot write the thresholds" in capsys.readouterr().err
+    assert manifest_path.read_text() == before
