@@ -101,6 +101,20 @@ def find_section(entry: dict, manifest: dict, *names: str) -> Any:
     return None
 
 
+def threshold_origin(thresholds: dict) -> tuple[bool, str]:
+    """(commissioned on this line?, one line saying where the thresholds come from)."""
+    record = thresholds.get("commissioned")
+    if record:
+        return True, (f"Commissioned on {record.get('frames', '?')} defect-free frames of this line "
+                      f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
+                      f"at defect / warn), {thresholds.get('edited_at', 'date not recorded')}.")
+    if thresholds.get("edited_at"):
+        return False, (f"Edited by hand on {thresholds['edited_at']}; not commissioned on defect-free frames "
+                       "(`python -m edge_runtime calibrate`).")
+    return False, ("As shipped, set on the training data's normals; not commissioned on this line's defect-free "
+                   "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+
+
 def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> list[Path]:
     """Plot images in ``results_dir`` (recursively, 2 levels), this profile's first."""
     root = Path(results_dir)

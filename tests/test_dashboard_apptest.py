@@ -449,6 +449,17 @@ def test_model_card_marks_verified_and_failed(env):
     assert flat["classifier.confusion_matrix"].startswith("2x2 matrix")
     assert [c for img in at.image for c in img.captions] == ["neu-steel_confusion.png"]
     assert at.selectbox(key="profile").options == ["neu-steel", "magnetic-tile"]
+    assert any("not commissioned" in w.value for w in at.warning)
+
+
+def test_threshold_origin_says_whether_the_line_was_commissioned():
+    assert modelcard.threshold_origin({"warn": 1, "defect": 2})[0] is False
+    edited = modelcard.threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00"})
+    assert edited[0] is False and "Edited by hand" in edited[1]
+    done = modelcard.threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00",
+                                       "commissioned": {"frames": 412, "false_alarm_rate": 0.01,
+                                                        "warn_false_alarm_rate": 0.05}})
+    assert done[0] is True and "412 defect-free frames" in done[1]
 
 
 def test_model_card_without_manifest(env):

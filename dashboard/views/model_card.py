@@ -62,6 +62,8 @@ with left:
     thresholds = modelcard.find_section(entry, manifest, "thresholds")
     if thresholds:
         st.subheader("Thresholds (manifest)")
+        commissioned, origin = modelcard.threshold_origin(thresholds)
+        (st.success if commissioned else st.warning)(origin)
         st.json(thresholds)
 with right:
     st.subheader("Preprocessing")
