@@ -102,11 +102,11 @@ def context_bottleneck(channels: int) -> keras.Model:
 
 def context_variant(profile, frames, samples, taps, epochs: int = 30):
     """Feature AE with spatial context, trained on whole whitened feature maps of the training frames
-    (loss on box-free cells only) and of stand-alone box-free crops (every cell), as the deployed
-    gate's normals are chosen."""
+    (loss on box-free cells only) and, for a boxed data set, of stand-alone box-free crops (every
+    cell), as the deployed gate's normals are chosen."""
     extractor = ae.feature_extractor(taps)
     crops = box_free_crops(frames, samples, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
-                           profile.seed)
+                           profile.seed) if any(s.boxes for s in samples) else []
     inputs = [(*model_input(frame, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin), sample)
               for frame, sample in [*zip(frames, samples), *((c, None) for c in crops)]]
     maps, masks = [], []
@@ -171,6 +171,8 @@ VARIANTS = {
         {"preprocess": PreprocessSpec()}, _features(ae.DEFAULT_TAPS, (256, 64, 256))),
     "context feature AE, block5add+12add, whitened, 3x3 separable convs, stride-16 bottleneck 24, 30 epochs": (
         {}, lambda p, f, s: context_variant(p, f, s, ae.TAPS["block5+12"])),
+    "context feature AE, block6+13, whitened, 3x3 separable convs, stride-16 bottleneck 24, 30 epochs": (
+        {}, lambda p, f, s: context_variant(p, f, s, ae.DEFAULT_TAPS)),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
