@@ -155,7 +155,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
         },
         "training": versions(),
     }
-    update_manifest(manifest_path, name, entry)
+    for what in update_manifest(manifest_path, name, entry):
+        log.warning("%s: the new manifest entry no longer has %s", name, what)
     return entry
 
 

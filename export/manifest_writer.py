@@ -30,12 +30,20 @@ def versions() -> dict:
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def update_manifest(path: Path, profile: str, entry: dict, default_profile: str = "neu-steel") -> None:
-    """Replace one profile's entry, keeping the others."""
+def update_manifest(path: Path, profile: str, entry: dict, default_profile: str = "neu-steel") -> list[str]:
+    """Replace one profile's entry, keeping the others. Returns what the old entry had that the new one
+    drops (int8 models, thresholds commissioned on a line), for the caller to say so."""
     manifest = json.loads(path.read_text()) if path.is_file() else {"schema_version": 1, "profiles": {}}
+    old = manifest["profiles"].get(profile, {})
+    dropped = [f"the int8 {model} (run python -m export.quantize --profile {profile})"
+               for model in ("autoencoder", "classifier") if "int8" in old.get(model, {})]
+    if "commissioned" in old.get("thresholds", {}):
+        dropped.append("thresholds commissioned on a line's own frames (commission again: python -m edge_runtime "
+                       "calibrate, docs/commissioning.md)")
     manifest["profiles"][profile] = entry
     if default_profile in manifest["profiles"]:
         manifest["default_profile"] = default_profile
     else:
         manifest.setdefault("default_profile", profile)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return dropped

@@ -1,5 +1,7 @@
 """models.manifest.json describes both profiles and every hash matches its file."""
 
+import json
+
 import pytest
 
 from edge_runtime.manifest import sha256_of
@@ -58,3 +60,18 @@ def test_model_files_are_small(manifest):
     for entry in manifest["profiles"].values():
         for item in _files(entry):
             assert (ROOT / item["path"]).stat().st_size < 20 * 2**20, item["path"]
+
+
+def test_reexport_names_the_int8_models_and_commissioned_thresholds_it_drops(tmp_path):
+    from export.manifest_writer import update_manifest
+
+    path = tmp_path / "models.manifest.json"
+    old = {"autoencoder": {"path": "a.onnx"}, "classifier": {"path": "c.onnx", "int8": {"path": "c.int8.onnx"}},
+           "thresholds": {"warn": 1.0, "defect": 2.0, "commissioned": {"frames": 300}}}
+    assert update_manifest(path, "line-a", old) == []
+    fresh = {"autoencoder": {"path": "a.onnx"}, "classifier": {"path": "c.onnx"}, "thresholds": {"warn": 1.5, "defect": 2.5}}
+    dropped = update_manifest(path, "line-a", fresh)
+    assert len(dropped) == 2
+    assert "int8 classifier" in dropped[0] and "export.quantize" in dropped[0]
+    assert "commissioned" in dropped[1] and "calibrate" in dropped[1]
+    assert json.loads(path.read_text())["profiles"]["line-a"] == fresh
