@@ -137,3 +137,17 @@ def test_area_study_scores_the_box_free_area_as_if_the_frame_held_no_defect():
     assert score == pytest.approx(frame[free].max() / frame[free].mean(), rel=1e-5)  # the box neither counts nor lowers it
     big = Sample(Path("y.png"), "defect", (Box(0, 0, 199, 185),))  # leaves 6 rows: under 64x64 = 4096 px
     assert area_study.boxfree_area_score(scorer, scorer.anomaly_map(frame), big, margin=8) is None
+
+
+def test_area_study_recalibrates_the_warn_threshold_on_each_reading():
+    from export import area_study
+
+    readings = {
+        "val": {"defect_image": np.array([5.0]), "crop_64": np.arange(100.0), "crop_128": np.array([])},
+        "test": {"defect_image": np.array([50.0, 96.0, 99.0, 200.0]), "crop_64": np.array([10.0, 97.0]),
+                 "crop_128": np.array([])},
+    }
+    out = area_study.recalibrated(readings, 0.05)
+    assert set(out) == {"crop_64"}  # an empty reading sets no threshold
+    assert out["crop_64"]["warn_threshold"] == pytest.approx(np.quantile(np.arange(100.0), 0.95))
+    assert out["crop_64"]["test_gate_recall"] == 0.75 and out["crop_64"]["test_false_alarm_rate"] == 0.5
