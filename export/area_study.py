@@ -27,8 +27,10 @@ import argparse
 import json
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -48,10 +50,23 @@ AREA_MARGINS = (8, 24, 40)
 MIN_AREA = 64 * 64
 
 
-def crop_scores(scorer: AnomalyScorer, frame: np.ndarray, sample: Sample, side: int, rng: random.Random) -> list[float]:
+@dataclass(frozen=True)
+class CropReading:
+    score: float
+    corner: tuple[int, int]  # top-left of the crop in the frame
+    peak: tuple[int, int]  # the crop map's maximum, in frame pixels
+
+
+def crop_readings(scorer: AnomalyScorer, frame: np.ndarray, sample: Sample, side: int,
+                  rng: random.Random) -> list[CropReading]:
     corners = box_free_corners(frame.shape, sample.boxes, side, WINDOW_MARGIN)
     rng.shuffle(corners)
-    return [scorer.run(frame[y: y + side, x: x + side]).score for y, x in corners[:CROPS_PER_IMAGE]]
+    readings = []
+    for y, x in corners[:CROPS_PER_IMAGE]:
+        gate = scorer.run(frame[y: y + side, x: x + side])
+        peak_y, peak_x = np.unravel_index(int(np.argmax(gate.anomaly_map)), gate.anomaly_map.shape)
+        readings.append(CropReading(gate.score, (y, x), (y + int(peak_y), x + int(peak_x))))
+    return readings
 
 
 def boxfree_area_score(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample, margin: int) -> float | None:
@@ -63,7 +78,9 @@ def boxfree_area_score(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: S
     return float(anomaly_map[area][free].max() / boxfree_level_of(scorer, anomaly_map, sample.boxes, margin))
 
 
-def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int) -> dict:
+def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int,
+                   largest: list | None = None) -> dict:
+    """Scores per reading. The largest crops go to ``largest`` as (reading, sample, frame) too."""
     rng = random.Random(seed)
     readings = {"defect_image": [], **{f"crop_{side}": [] for side in CROP_SIDES},
                 **{f"area_margin_{margin}": [] for margin in AREA_MARGINS}}
@@ -72,12 +89,34 @@ def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int
         gate = scorer.run(frame)
         readings["defect_image"].append(gate.score)
         for side in CROP_SIDES:
-            readings[f"crop_{side}"].extend(crop_scores(scorer, frame, sample, side, rng))
+            crops = crop_readings(scorer, frame, sample, side, rng)
+            readings[f"crop_{side}"].extend(c.score for c in crops)
+            if side == CROP_SIDES[-1] and largest is not None:
+                largest.extend((c, sample, frame) for c in crops)
         for margin in AREA_MARGINS:
             score = boxfree_area_score(scorer, gate.anomaly_map, sample, margin)
             if score is not None:
                 readings[f"area_margin_{margin}"].append(score)
     return {k: np.array(v) for k, v in readings.items()}
+
+
+def top_crop_gallery(largest: list, side: int, out: Path, count: int = 8) -> Path:
+    """The highest-scoring largest box-free crops in their frames: boxes red, crop green, its map's peak
+    cyan, score top left. What a reader checks by eye: unboxed defects, or clean steel?"""
+    tiles = []
+    for crop, sample, frame in sorted(largest, key=lambda item: -item[0].score)[:count]:
+        image = cv2.cvtColor(np.clip(frame * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        for b in sample.boxes:
+            cv2.rectangle(image, (b.xmin, b.ymin), (b.xmax, b.ymax), (0, 0, 255), 1)
+        (y, x), (peak_y, peak_x) = crop.corner, crop.peak
+        cv2.rectangle(image, (x, y), (x + side - 1, y + side - 1), (0, 255, 0), 1)
+        cv2.circle(image, (peak_x, peak_y), 6, (255, 255, 0), 2)
+        cv2.putText(image, f"{crop.score:.2f} {sample.path.stem}", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 255, 255), 1)
+        tiles.append(cv2.resize(image, (200, 200), interpolation=cv2.INTER_AREA))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 4)
+    cv2.imwrite(str(out), np.vstack([np.hstack(tiles[i: i + 4]) for i in range(0, len(tiles), 4)]))
+    return out
 
 
 def summarise(readings: dict, limits: dict) -> dict:
@@ -104,12 +143,15 @@ def study(manifest_path: Path, profile: str) -> dict:
         raise SystemExit(f"profile {profile!r} has no boxed images: its thresholds are set on defect-free frames")
     limits = manifest["profiles"][profile]["thresholds"]
     result = {"thresholds": {k: limits[k] for k in ("warn", "defect")}}
-    readings = {}
+    readings, largest = {}, []
     for split in ("val", "test"):
         chosen = select_split(samples, manifest["profiles"][profile]["split"], split)
-        readings[split] = split_readings(scorer, chosen, config.preprocess, PROFILES[profile].seed)
+        readings[split] = split_readings(scorer, chosen, config.preprocess, PROFILES[profile].seed, largest)
         result[split] = summarise(readings[split], limits)
     result["recalibrated"] = recalibrated(readings, limits["warn_false_alarm_rate"])
+    if largest:
+        gallery = top_crop_gallery(largest, CROP_SIDES[-1], ROOT / "results" / profile / "area_study_top_crops.png")
+        result["top_crop_gallery"] = gallery.relative_to(ROOT).as_posix()
     return result
 
 

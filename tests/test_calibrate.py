@@ -151,3 +151,17 @@ def test_area_study_recalibrates_the_warn_threshold_on_each_reading():
     assert set(out) == {"crop_64"}  # an empty reading sets no threshold
     assert out["crop_64"]["warn_threshold"] == pytest.approx(np.quantile(np.arange(100.0), 0.95))
     assert out["crop_64"]["test_gate_recall"] == 0.75 and out["crop_64"]["test_false_alarm_rate"] == 0.5
+
+
+def test_area_study_gallery_shows_the_highest_scoring_crops_first(tmp_path):
+    from export import area_study
+
+    frame = np.zeros((200, 200), np.float32)
+    sample = Sample(Path("crazing_1.jpg"), "crazing", (Box(150, 0, 199, 60),))
+    largest = [(area_study.CropReading(score, (10, 10), (40, 40)), sample, frame + score / 10) for score in
+               (1.0, 3.0, 2.0, 5.0, 4.0)]
+    out = area_study.top_crop_gallery(largest, 128, tmp_path / "gallery.png", count=4)
+    image = cv2.imread(str(out))
+    assert image.shape == (200, 800, 3)  # one row of four tiles, the lowest score left out
+    brightness = [image[100, 100 + 200 * i, 1] for i in range(4)]  # green channel inside each crop, off the drawings
+    assert brightness == sorted(brightness, reverse=True)  # scores 5, 4, 3, 2 from left to right
