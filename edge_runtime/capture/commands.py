@@ -1,4 +1,4 @@
-"""``watch`` and ``history`` sub-commands; ``register(subparsers)`` is called by the main CLI."""
+"""``watch``, ``record`` and ``history`` sub-commands; ``register(subparsers)`` is called by the main CLI."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from ..sinks import CallbackSink, JsonlSink, SqliteLog
 from .loop import InspectionLoop, LoopConfig
+from .record import register_record
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
 from .synthetic import SyntheticStripSource
 
@@ -39,6 +40,8 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
     watch.set_defaults(func=cmd_watch)
 
+    register_record(subparsers)
+
     history = subparsers.add_parser("history", help="summarise the inspection log",
                                     description="Counts per verdict and defect class, and the last rejects.")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
@@ -48,7 +51,9 @@ def register(subparsers: Any) -> None:
     history.set_defaults(func=cmd_history)
 
 
-def make_source(spec: str, log: SqliteLog, args: argparse.Namespace) -> FrameSource:
+def make_source(spec: str, log: SqliteLog | None, args: argparse.Namespace) -> FrameSource:
+    """The frame source SOURCE names. ``log`` (frames a folder watcher has already inspected) is
+    needed for a folder only."""
     kind = source_kind(spec)
     if kind == "synthetic":
         rate = float(spec.split(":", 1)[1]) if ":" in spec else 0.1
@@ -59,7 +64,8 @@ def make_source(spec: str, log: SqliteLog, args: argparse.Namespace) -> FrameSou
         return VideoSource(spec)
     if kind == "folder":
         name = str(Path(spec).resolve())
-        return FolderWatcher(spec, already_processed=log.processed_ids(name), exit_when_idle=getattr(args, "once", False))
+        return FolderWatcher(spec, already_processed=log.processed_ids(name) if log else (),
+                             exit_when_idle=getattr(args, "once", False))
     if not Path(spec).is_file():
         raise ValueError(f"SOURCE not found: {spec} (expected a folder, video file, image file, camera:N or synthetic[:rate])")
     return FileListSource([spec], name=str(Path(spec).resolve())) if kind == "image" else VideoSource(spec)
