@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_runtime.datasets import IMAGE_SUFFIXES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MAX_LISTED_FILES = 2000
 
 ENV_PREFIX = "STEEL_DASH_"

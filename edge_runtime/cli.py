@@ -1,4 +1,4 @@
-"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, watch, history."""
+"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, watch, record, history."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import Any, Collection, Iterable, Iterator, Mapping
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+from ..datasets import IMAGE_SUFFIXES
 
 
 class CaptureError(Exception):
