@@ -215,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             rows[row] = calibrate.gate_metrics(
                 calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits,
                 profile.calibration_normals)
-            rows[row]["val_gate_recall_warn"] = calibrate.gate_metrics(val, limits, profile.calibration_normals)[
-                "gate_recall_warn"]
+            val_metrics = calibrate.gate_metrics(val, limits, profile.calibration_normals)
+            rows[row].update(val_gate_recall_warn=val_metrics["gate_recall_warn"],
+                             val_image_auroc=val_metrics["image_auroc"])
             print(row, json.dumps(rows[row]), flush=True)
             out.write_text(json.dumps(rows, indent=1))  # after every row: a long sweep can be stopped
     print("| variant | region AUROC | window FAR @warn | crop FAR @warn | recall @warn | window FAR @defect "
