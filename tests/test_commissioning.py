@@ -103,3 +103,17 @@ def test_calibrate_says_so_when_the_manifest_cannot_be_written(tmp_path, capsys)
                      "--write"])
     assert code == 2 and "cannot write the thresholds" in capsys.readouterr().err
     assert manifest_path.read_text() == before
+
+
+@needs_models
+def test_record_then_calibrate_commissions_the_default_line_end_to_end(tmp_path, capsys):
+    """The documented procedure on the synthetic strip: record good frames, then propose thresholds."""
+    frames = tmp_path / "good_strip"
+    assert cli_main(["record", "synthetic:0", "--out", str(frames), "--frames", "120", "--every", "3"]) == 0
+    capsys.readouterr()
+    assert cli_main(["calibrate", str(frames), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["profile"] == "neu-steel" and report["frames_scored"] == 120 and report["written"] is None
+    proposed = report["proposed"]
+    assert proposed["warn"] <= proposed["defect"]
+    assert proposed["flagged_defect"] <= 0.01 and proposed["flagged_warn"] <= 0.05
