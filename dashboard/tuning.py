@@ -21,18 +21,18 @@ NAMED_NORMALS = ("class folders",)
 
 
 def load_samples(folder: Path, layout: str, normal_class: str | None) -> list:
-    """Samples of a validation folder. "defect-free frames": every image under the folder is normal
-    (commissioning a line on its own good frames; no defect examples needed)."""
+    """Samples of a validation folder, with any number of defect classes. "defect-free frames": every
+    image under the folder is normal (commissioning a line on its own good frames)."""
     from edge_runtime.commissioning import image_paths
     from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile
 
     if layout == "magnetic-tile":
-        return load_magnetic_tile(folder)
+        return load_magnetic_tile(folder, min_classes=0)
     if layout == "defect-free frames":
         return [Sample(path, None) for path in image_paths([folder])]
     if not normal_class:
         raise ValueError("name the folder that holds the normal (defect-free) images")
-    return load_class_folders(folder, normal_class=normal_class)
+    return load_class_folders(folder, normal_class=normal_class, min_classes=0)
 
 
 def subsample(samples: Sequence, per_class: int | None, seed: int = 0) -> list:

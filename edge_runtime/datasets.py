@@ -73,8 +73,11 @@ def neu_label(stem: str) -> str:
     return NEU_ALIASES.get(prefix.lower(), prefix)
 
 
-def load_neu_det(root: Path) -> list[Sample]:
-    """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml`` (boxes optional)."""
+def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
+    """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml`` (boxes optional).
+
+    ``min_classes``: defect classes the folder must hold (training needs two; an evaluation
+    of held-out images of one class, or of normal images only, needs none)."""
     root = Path(root)
     images = root / "images"
     if not images.is_dir():
@@ -85,12 +88,13 @@ def load_neu_det(root: Path) -> list[Sample]:
         xml = root / "annotations" / f"{path.stem}.xml"
         boxes = read_voc_boxes(xml) if xml.is_file() else ()
         samples.append(Sample(path, label, boxes))
-    _require_classes(samples, root)
+    _require_classes(samples, root, min_classes)
     return samples
 
 
-def load_magnetic_tile(root: Path) -> list[Sample]:
-    """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal."""
+def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
+    """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal.
+    ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     samples = []
     for folder in sorted(root.glob("MT_*/Imgs")):
@@ -103,12 +107,13 @@ def load_magnetic_tile(root: Path) -> list[Sample]:
             samples.append(Sample(path, label, mask_path=mask if mask.is_file() else None))
     if not samples:
         raise DatasetError(f"{root} is not a magnetic-tile folder: no MT_*/Imgs images found")
-    _require_classes(samples, root)
+    _require_classes(samples, root, min_classes)
     return samples
 
 
-def load_class_folders(root: Path, normal_class: str | None = None) -> list[Sample]:
-    """Generic layout: one sub-folder of images per class; ``normal_class`` names the defect-free one."""
+def load_class_folders(root: Path, normal_class: str | None = None, min_classes: int = 2) -> list[Sample]:
+    """Generic layout: one sub-folder of images per class; ``normal_class`` names the defect-free one.
+    ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder not found: {root}")
@@ -118,15 +123,17 @@ def load_class_folders(root: Path, normal_class: str | None = None) -> list[Samp
         samples.extend(Sample(path, label) for path in _image_files(folder))
     if normal_class is not None and not any(s.is_normal for s in samples):
         raise DatasetError(f"{root}: no images in the normal class folder '{normal_class}'")
-    _require_classes(samples, root)
+    _require_classes(samples, root, min_classes)
     return samples
 
 
-def _require_classes(samples: list[Sample], root: Path) -> None:
+def _require_classes(samples: list[Sample], root: Path, min_classes: int) -> None:
+    if not samples:
+        raise DatasetError(f"{root}: no images found")
     classes = {s.label for s in samples if s.label is not None}
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise DatasetError(
-            f"{root}: found {len(classes)} defect class(es) {sorted(classes)}; at least two are needed"
+            f"{root}: found {len(classes)} defect class(es) {sorted(classes)}; at least {min_classes} are needed"
         )
 
 

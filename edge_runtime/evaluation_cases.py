@@ -22,11 +22,12 @@ NORMAL_CROP_MARGIN = 8
 
 
 def _load(dataset: str, path: Path, normal_class: str | None) -> list[Sample]:
+    """Any number of defect classes: held-out images of one class, or normal images only, are evaluated too."""
     if dataset == "neu-det":
-        return load_neu_det(path)
+        return load_neu_det(path, min_classes=0)
     if dataset == "magnetic-tile":
-        return load_magnetic_tile(path)
-    return load_class_folders(path, normal_class)
+        return load_magnetic_tile(path, min_classes=0)
+    return load_class_folders(path, normal_class, min_classes=0)
 
 
 def select_split(samples: list[Sample], split_info: dict, split: str) -> list[Sample]:

@@ -91,6 +91,37 @@ def test_evaluate_neu_test_split_keeps_the_classifier_and_pointing_figures(tmp_p
 
 
 @needs_tile
+def _tile_subset(root, counts: dict[str, int]):
+    """A magnetic-tile layout of symlinks: the first ``count`` images (and masks) of each class folder."""
+    for folder, count in counts.items():
+        (root / folder / "Imgs").mkdir(parents=True)
+        for image in sorted((MAGNETIC_TILE / folder / "Imgs").glob("*.jpg"))[:count]:
+            for path in (image, image.with_suffix(".png")):
+                if path.is_file():
+                    (root / folder / "Imgs" / path.name).symlink_to(path)
+    return root
+
+
+@needs_models
+@needs_tile
+def test_evaluate_held_out_images_of_one_defect_class_or_normals_only(tmp_path):
+    """Held-out sets need not hold every class: one defect class, or defect-free images only."""
+    one = _run("evaluate", "--dataset", "magnetic-tile", str(_tile_subset(tmp_path / "one", {"MT_Free": 8, "MT_Crack": 4})),
+               "--profile", "magnetic-tile", "--json")
+    assert one.returncode == 0, one.stderr
+    metrics = json.loads(one.stdout)
+    assert (metrics["n_normal"], metrics["n_defect"]) == (8, 4) and 0.0 <= metrics["image_auroc"] <= 1.0
+    normals = _run("evaluate", "--dataset", "magnetic-tile", str(_tile_subset(tmp_path / "free", {"MT_Free": 8})),
+                   "--profile", "magnetic-tile", "--json")
+    assert normals.returncode == 0, normals.stderr
+    metrics = json.loads(normals.stdout)
+    assert (metrics["n_normal"], metrics["n_defect"]) == (8, 0) and 0.0 <= metrics["false_alarm_rate"] <= 1.0
+    empty = tmp_path / "empty" / "MT_Free" / "Imgs"
+    empty.mkdir(parents=True)
+    out = _run("evaluate", "--dataset", "magnetic-tile", str(tmp_path / "empty"), "--profile", "magnetic-tile")
+    assert out.returncode == 2 and "no MT_*/Imgs images" in out.stderr
+
+
 def test_evaluate_magnetic_tile_reports_pixel_auroc():
     out = _run("evaluate", "--dataset", "magnetic-tile", str(MAGNETIC_TILE), "--profile", "magnetic-tile",
                "--split", "test", "--json")

@@ -7,8 +7,16 @@ from tests.conftest import NEU, make_class_folders, needs_neu
 
 
 def test_class_folders_need_two_defect_classes(tmp_path):
-    with pytest.raises(DatasetError, match="at least two"):
+    with pytest.raises(DatasetError, match="at least 2"):
         load_class_folders(make_class_folders(tmp_path, ["good", "scratch"]), normal_class="good")
+
+
+def test_an_evaluation_loads_one_defect_class_or_none_but_not_an_empty_folder(tmp_path):
+    root = make_class_folders(tmp_path / "one", ["good", "scratch"])
+    assert {s.label for s in load_class_folders(root, normal_class="good", min_classes=0)} == {None, "scratch"}
+    (tmp_path / "empty" / "good").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images found"):
+        load_class_folders(tmp_path / "empty", normal_class=None, min_classes=0)
 
 
 def test_class_folders_need_the_named_normal_class(tmp_path):
