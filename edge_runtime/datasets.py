@@ -76,20 +76,28 @@ def neu_label(stem: str) -> str:
 def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml`` (boxes optional).
 
-    ``min_classes``: defect classes the folder must hold (training needs two; an evaluation
-    of held-out images of one class, or of normal images only, needs none)."""
+    Also the layouts NEU-DET is distributed in: upper-case ``IMAGES`` / ``ANNOTATIONS``, and
+    images or annotations in sub-folders (per class, or per split). ``min_classes``: defect
+    classes the folder must hold (training needs two; an evaluation of held-out images of one
+    class, or of normal images only, needs none)."""
     root = Path(root)
-    images = root / "images"
-    if not images.is_dir():
-        raise DatasetError(f"{root} is not a NEU-DET folder: {images} is missing")
+    images = _child_folder(root, "images")
+    if images is None:
+        raise DatasetError(f"{root} is not a NEU-DET folder: {root / 'images'} is missing")
+    annotations = _child_folder(root, "annotations")
+    xml_by_stem = {p.stem: p for p in sorted(annotations.rglob("*.xml"))} if annotations else {}
     samples = []
-    for path in _image_files(images):
-        label = neu_label(path.stem)
-        xml = root / "annotations" / f"{path.stem}.xml"
-        boxes = read_voc_boxes(xml) if xml.is_file() else ()
-        samples.append(Sample(path, label, boxes))
+    for path in sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        xml = xml_by_stem.get(path.stem)
+        samples.append(Sample(path, neu_label(path.stem), read_voc_boxes(xml) if xml else ()))
     _require_classes(samples, root, min_classes)
     return samples
+
+
+def _child_folder(root: Path, name: str) -> Path | None:
+    """``root/name`` in any letter case, or None."""
+    matches = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() == name) if root.is_dir() else []
+    return matches[0] if matches else None
 
 
 def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:

@@ -81,3 +81,20 @@ def test_evaluation_matches_label_spellings_to_the_model_classes(tmp_path):
                                  normal_class="good")
     labels = sorted(str(s.label) for s in match_class_names(samples, ["crazing", "scratches"]))
     assert labels == ["None", "crazing", "other", "scratches"]
+
+
+@needs_neu
+def test_neu_det_as_distributed_upper_case_folders_and_class_sub_folders(tmp_path):
+    """The NEU-DET download's own layouts: IMAGES/ANNOTATIONS, images sorted into per-class folders."""
+    for name in ("crazing_1", "crazing_2", "scratches_1"):
+        label = name.rsplit("_", 1)[0]
+        (tmp_path / "IMAGES" / label).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ANNOTATIONS" / "train").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "IMAGES" / label / f"{name}.jpg").symlink_to(NEU / "images" / f"{name}.jpg")
+        if name != "crazing_2":
+            (tmp_path / "ANNOTATIONS" / "train" / f"{name}.xml").symlink_to(NEU / "annotations" / f"{name}.xml")
+    samples = {s.path.stem: s for s in load_neu_det(tmp_path)}
+    reference = {s.path.stem: s for s in load_neu_det(NEU) if s.path.stem in samples}
+    assert set(samples) == {"crazing_1", "crazing_2", "scratches_1"}
+    assert samples["crazing_1"].boxes == reference["crazing_1"].boxes and samples["scratches_1"].label == "scratches"
+    assert samples["crazing_2"].boxes == ()  # no annotation: no boxes, still evaluated by its class
