@@ -102,17 +102,20 @@ def _child_folder(root: Path, name: str) -> Path | None:
 
 def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
     """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal.
+    A ``.png`` with no same-name image beside it is an image itself (a set stored as PNG, no masks).
     ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     samples = []
     for folder in sorted(root.glob("MT_*/Imgs")):
         name = folder.parent.name[len("MT_"):].lower()
         label = None if name == "free" else name
-        for path in _image_files(folder):
-            if path.suffix.lower() == ".png":
-                continue
+        files = _image_files(folder)
+        images = {p.stem for p in files if p.suffix.lower() != ".png"}
+        for path in files:
+            if path.suffix.lower() == ".png" and path.stem in images:
+                continue  # the mask of a same-name image
             mask = path.with_suffix(".png")
-            samples.append(Sample(path, label, mask_path=mask if mask.is_file() else None))
+            samples.append(Sample(path, label, mask_path=mask if mask != path and mask.is_file() else None))
     if not samples:
         raise DatasetError(f"{root} is not a magnetic-tile folder: no MT_*/Imgs images found")
     _require_classes(samples, root, min_classes)

@@ -98,3 +98,19 @@ def test_neu_det_as_distributed_upper_case_folders_and_class_sub_folders(tmp_pat
     assert set(samples) == {"crazing_1", "crazing_2", "scratches_1"}
     assert samples["crazing_1"].boxes == reference["crazing_1"].boxes and samples["scratches_1"].label == "scratches"
     assert samples["crazing_2"].boxes == ()  # no annotation: no boxes, still evaluated by its class
+
+
+def test_magnetic_tile_png_without_a_same_name_image_is_an_image(tmp_path):
+    import cv2
+    import numpy as np
+
+    from edge_runtime.datasets import load_magnetic_tile
+
+    tile = np.full((40, 50), 90, np.uint8)
+    for folder, names in {"MT_Free": ("a.jpg", "a.png", "b.png"), "MT_Crack": ("c.jpg", "c.png")}.items():
+        (tmp_path / folder / "Imgs").mkdir(parents=True)
+        for name in names:
+            cv2.imwrite(str(tmp_path / folder / "Imgs" / name), tile)
+    samples = {s.path.name: s for s in load_magnetic_tile(tmp_path, min_classes=0)}
+    assert set(samples) == {"a.jpg", "b.png", "c.jpg"}
+    assert samples["a.jpg"].mask_path.name == "a.png" and samples["b.png"].mask_path is None
