@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .datasets import IMAGE_SUFFIXES
+from .datasets import IMAGE_SUFFIXES, image_files
 from .errors import InspectionError
 
 
@@ -39,7 +39,7 @@ def image_paths(paths: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(image_files(path, recursive=True))  # broken links too: reported when read
         elif path.is_file():
             found.append(path)
         else:

@@ -49,8 +49,11 @@ class Sample:
         return self.label is None
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """Entries named like images, broken links included: they fail later, by name, as unreadable
+    (an evaluation counts them as errors, training skips them with a warning), not silently here."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
 
 def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
@@ -87,7 +90,7 @@ def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     annotations = _child_folder(root, "annotations")
     xml_by_stem = {p.stem: p for p in sorted(annotations.rglob("*.xml"))} if annotations else {}
     samples = []
-    for path in sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in image_files(images, recursive=True):
         xml = xml_by_stem.get(path.stem)
         samples.append(Sample(path, neu_label(path.stem), read_voc_boxes(xml) if xml else ()))
     _require_classes(samples, root, min_classes)
@@ -109,7 +112,7 @@ def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
     for folder in sorted(root.glob("MT_*/Imgs")):
         name = folder.parent.name[len("MT_"):].lower()
         label = None if name == "free" else name
-        files = _image_files(folder)
+        files = image_files(folder)
         images = {p.stem for p in files if p.suffix.lower() != ".png"}
         for path in files:
             if path.suffix.lower() == ".png" and path.stem in images:
@@ -131,7 +134,7 @@ def load_class_folders(root: Path, normal_class: str | None = None, min_classes:
     samples = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = None if folder.name == normal_class else folder.name
-        samples.extend(Sample(path, label) for path in _image_files(folder))
+        samples.extend(Sample(path, label) for path in image_files(folder))
     if normal_class is not None and not any(s.is_normal for s in samples):
         raise DatasetError(f"{root}: no images in the normal class folder '{normal_class}'")
     _require_classes(samples, root, min_classes)
@@ -153,7 +156,11 @@ def class_names(samples: list[Sample]) -> list[str]:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """sha256 of the file's bytes; an unreadable file is a group of its own (it is reported when read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
 
 
 def split_samples(

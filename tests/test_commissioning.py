@@ -37,7 +37,8 @@ def test_image_paths_searches_folders_and_names_what_is_missing(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     for name in ("a/1.png", "a/b/2.JPG", "a/notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in commissioning.image_paths([tmp_path / "a"])] == ["1.png", "2.JPG"]
+    (tmp_path / "a" / "3.png").symlink_to(tmp_path / "nowhere.png")  # a broken link: kept, reported when read
+    assert [p.name for p in commissioning.image_paths([tmp_path / "a"])] == ["1.png", "3.png", "2.JPG"]
     with pytest.raises(CommissioningError, match="does not exist"):
         commissioning.image_paths([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()

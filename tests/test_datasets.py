@@ -114,3 +114,11 @@ def test_magnetic_tile_png_without_a_same_name_image_is_an_image(tmp_path):
     samples = {s.path.name: s for s in load_magnetic_tile(tmp_path, min_classes=0)}
     assert set(samples) == {"a.jpg", "b.png", "c.jpg"}
     assert samples["a.jpg"].mask_path.name == "a.png" and samples["b.png"].mask_path is None
+
+
+def test_a_broken_link_in_a_data_folder_is_kept_to_be_reported_not_dropped_or_fatal(tmp_path):
+    root = make_class_folders(tmp_path, ["good", "a", "b"], n=4)
+    (root / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    samples = load_class_folders(root, normal_class="good")
+    assert "gone.png" in {s.path.name for s in samples}  # evaluation reports it as an error, training skips it by name
+    assert sum(len(v) for v in split_samples(samples, seed=0).values()) == len(samples)
