@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    inspect = commands.add_parser("inspect", help="inspect image files")
+    inspect = commands.add_parser("inspect", help="inspect image files (folders: every image under them)")
     inspect.add_argument("paths", nargs="+", type=Path)
     inspect.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     inspect.add_argument("--save-overlays", type=Path, metavar="DIR", help="write anomaly / Grad-CAM overlays here")
@@ -83,6 +83,17 @@ def save_overlays(result: InspectionResult, folder: Path, stem: str) -> list[Pat
     return written
 
 
+def _expand_folders(paths: list[Path]) -> list[Path]:
+    """Each folder replaced by the images under it (recursively); an empty folder stays, to be reported."""
+    from .datasets import image_files
+
+    expanded: list[Path] = []
+    for path in paths:
+        inside = image_files(path, recursive=True) if path.is_dir() else []
+        expanded.extend(inside or [path])
+    return expanded
+
+
 def cmd_inspect(args) -> int:
     try:
         inspector = _inspector(args)
@@ -90,7 +101,7 @@ def cmd_inspect(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failures = 0
-    for path in args.paths:
+    for path in _expand_folders(args.paths):
         try:
             result = inspector.inspect(path)
         except InspectionError as error:

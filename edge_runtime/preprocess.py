@@ -58,6 +58,8 @@ def load_image(source: ImageSource) -> np.ndarray:
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise ImageDecodeError(f"{path} is a folder with no image files in it, not an image")
         if not path.is_file():
             raise ImageDecodeError(f"image file not found: {path}")
         data = path.read_bytes()

@@ -41,6 +41,20 @@ def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_p
     assert (tmp_path / "ov" / "good_anomaly.png").is_file()
 
 
+def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
+    frames = tmp_path / "line" / "shift2"
+    frames.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(frames / name), np.full((200, 200), 120, np.uint8))
+    (tmp_path / "empty").mkdir()
+    out = _run("inspect", str(tmp_path / "line"), str(tmp_path / "empty"), "--json")
+    assert out.returncode == 1, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(frames / "a.png"), str(frames / "b.png"), str(tmp_path / "empty")]
+    assert records[0]["error"] is None and records[1]["error"] is None
+    assert records[2]["verdict"] is None and "no image files" in records[2]["error"]
+
+
 def test_default_manifest_is_found_from_another_directory(tmp_path):
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.full((100, 100), 100, np.uint8))
