@@ -104,13 +104,18 @@ def _child_folder(root: Path, name: str) -> Path | None:
 
 
 def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
-    """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal.
-    A ``.png`` with no same-name image beside it is an image itself (a set stored as PNG, no masks).
+    """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal
+    (folder names in any letter case). A ``.png`` with no same-name image beside it is an image itself (a set stored as PNG, no masks).
     ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     samples = []
-    for folder in sorted(root.glob("MT_*/Imgs")):
-        name = folder.parent.name[len("MT_"):].lower()
+    class_folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower().startswith("mt_")) \
+        if root.is_dir() else []
+    for class_folder in class_folders:
+        folder = _child_folder(class_folder, "imgs")
+        if folder is None:
+            continue
+        name = class_folder.name[len("MT_"):].lower()
         label = None if name == "free" else name
         files = image_files(folder)
         images = {p.stem for p in files if p.suffix.lower() != ".png"}

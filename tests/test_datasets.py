@@ -100,20 +100,21 @@ def test_neu_det_as_distributed_upper_case_folders_and_class_sub_folders(tmp_pat
     assert samples["crazing_2"].boxes == ()  # no annotation: no boxes, still evaluated by its class
 
 
-def test_magnetic_tile_png_without_a_same_name_image_is_an_image(tmp_path):
+def test_magnetic_tile_png_without_a_same_name_image_is_an_image_and_folder_case_does_not_matter(tmp_path):
     import cv2
     import numpy as np
 
     from edge_runtime.datasets import load_magnetic_tile
 
     tile = np.full((40, 50), 90, np.uint8)
-    for folder, names in {"MT_Free": ("a.jpg", "a.png", "b.png"), "MT_Crack": ("c.jpg", "c.png")}.items():
-        (tmp_path / folder / "Imgs").mkdir(parents=True)
+    for folder, names in {"MT_Free/Imgs": ("a.jpg", "a.png", "b.png"), "mt_crack/imgs": ("c.jpg", "c.png")}.items():
+        (tmp_path / folder).mkdir(parents=True)
         for name in names:
-            cv2.imwrite(str(tmp_path / folder / "Imgs" / name), tile)
+            cv2.imwrite(str(tmp_path / folder / name), tile)
     samples = {s.path.name: s for s in load_magnetic_tile(tmp_path, min_classes=0)}
     assert set(samples) == {"a.jpg", "b.png", "c.jpg"}
     assert samples["a.jpg"].mask_path.name == "a.png" and samples["b.png"].mask_path is None
+    assert samples["a.jpg"].is_normal and samples["c.jpg"].label == "crack"  # folder names in any case
 
 
 def test_a_broken_link_in_a_data_folder_is_kept_to_be_reported_not_dropped_or_fatal(tmp_path):
