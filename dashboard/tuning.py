@@ -53,19 +53,17 @@ def subsample(samples: Sequence, per_class: int | None, seed: int = 0) -> list:
 def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, int], None] | None = None,
                   batch: int = 16) -> pd.DataFrame:
     """One row per image: path, label ('normal' for normal), is_normal, score (NaN + error if failed)."""
+    from edge_runtime.commissioning import inspected
+
     rows = []
-    for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
-        results = inspector.inspect_batch([s.path for s in chunk], sources=[s.path.name for s in chunk])
-        for sample, result in zip(chunk, results):
-            ok = not isinstance(result, Exception)
-            rows.append({
-                "path": str(sample.path), "label": sample.label or "normal", "is_normal": sample.is_normal,
-                "score": float(result.anomaly_score) if ok else math.nan,
-                "error": None if ok else str(result),
-            })
-        if progress:
-            progress(min(start + batch, len(samples)), len(samples))
+    results = inspected(inspector, [s.path for s in samples], batch, progress)
+    for sample, (_, result) in zip(samples, results):
+        ok = not isinstance(result, Exception)
+        rows.append({
+            "path": str(sample.path), "label": sample.label or "normal", "is_normal": sample.is_normal,
+            "score": float(result.anomaly_score) if ok else math.nan,
+            "error": None if ok else str(result),
+        })
     return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", "error"])
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -66,20 +66,27 @@ def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> flo
     return float(np.nextafter(ordered[len(ordered) - allowed - 1], np.inf))
 
 
-def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
-                 progress: Callable[[int, int], None] | None = None) -> GateScores:
-    """The deployed pipeline's anomaly score of each frame (``Inspector.inspect_batch``, so exactly the
-    runtime's preprocessing and scoring); frames that cannot be inspected are listed, not scored."""
-    scores, failed = [], []
+def inspected(inspector, paths: Sequence[Path], batch: int = 16,
+              progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Path, Any]]:
+    """(path, ``InspectionResult`` or ``InspectionError``) per frame, in order, ``batch`` frames per
+    ``Inspector.inspect_batch`` call: exactly the runtime's preprocessing and scoring."""
     for start in range(0, len(paths), batch):
         chunk = list(paths[start: start + batch])
-        for path, result in zip(chunk, inspector.inspect_batch(chunk)):
-            if isinstance(result, InspectionError):
-                failed.append((str(path), str(result)))
-            else:
-                scores.append(result.anomaly_score)
+        yield from zip(chunk, inspector.inspect_batch(chunk))
         if progress:
             progress(min(start + batch, len(paths)), len(paths))
+
+
+def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
+                 progress: Callable[[int, int], None] | None = None) -> GateScores:
+    """The deployed pipeline's anomaly score of each frame; frames that cannot be inspected are listed,
+    not scored."""
+    scores, failed = [], []
+    for path, result in inspected(inspector, paths, batch, progress):
+        if isinstance(result, InspectionError):
+            failed.append((str(path), str(result)))
+        else:
+            scores.append(result.anomaly_score)
     return GateScores(np.array(scores, float), tuple(failed))
 
 

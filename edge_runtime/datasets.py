@@ -105,8 +105,8 @@ def _child_folder(root: Path, name: str) -> Path | None:
 
 def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
     """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal
-    (folder names in any letter case). A ``.png`` with no same-name image beside it is an image itself (a set stored as PNG, no masks).
-    ``min_classes`` as for ``load_neu_det``."""
+    (folder names in any letter case). A ``.png`` with no same-name image beside it is an image
+    itself (a set stored as PNG, no masks). ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     samples = []
     class_folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower().startswith("mt_")) \

@@ -10,7 +10,7 @@ This measures that at the deployed thresholds, two ways, on the validation and t
   images with small boxes, so they come from fewer images.
 * **box-free area**: each image's whole box-free area (``margin`` pixels from every box,
   at least 64x64 pixels of it), its map divided by that area's own level
-  (``calibrate.boxfree_level_of``), as if the frame held no defect. The backbone sees the
+  (``calibrate.boxfree_values``), as if the frame held no defect. The backbone sees the
   defect next to it, so this reading leaks some defect error and bounds the false-alarm
   rate from above; a wider margin leaks less and leaves fewer images.
 
@@ -35,13 +35,13 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
+from edge_runtime.datasets import Sample, box_free_corners
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import preprocess
-from export.calibrate import WINDOW_MARGIN, boxfree_level_of
+from export.calibrate import WINDOW_MARGIN, boxfree_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP_SIDES = (64, 96, 128)
@@ -71,11 +71,10 @@ def crop_readings(scorer: AnomalyScorer, frame: np.ndarray, sample: Sample, side
 
 def boxfree_area_score(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample, margin: int) -> float | None:
     """Maximum of the map over the box-free scored area, at that area's own level (None: under 64x64 px)."""
-    area = scorer.scored_area(anomaly_map.shape)
-    free = box_free_mask(anomaly_map.shape, sample.boxes, margin)[area]
-    if free.sum() < MIN_AREA:
+    free = boxfree_values(scorer, anomaly_map, sample.boxes, margin)
+    if free.size < MIN_AREA:
         return None
-    return float(anomaly_map[area][free].max() / boxfree_level_of(scorer, anomaly_map, sample.boxes, margin))
+    return float(free.max() / scorer.normalising_level(free))
 
 
 def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int,

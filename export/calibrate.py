@@ -64,13 +64,16 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
     return {k: np.array(v) for k, v in scores.items()}
 
 
-def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> float:
-    """The normalising level of the (already normalised) map over the frame's box-free scored area
-    (``margin`` pixels from every box): dividing by it rescales the map as if the frame held no
-    defect (1 for an unnormalised score)."""
+def boxfree_values(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> np.ndarray:
+    """The map over the frame's box-free scored area (``margin`` pixels from every box), flattened."""
     area = scorer.scored_area(anomaly_map.shape)
-    free = box_free_mask(anomaly_map.shape, boxes, margin)[area]
-    return scorer.normalising_level(anomaly_map[area][free])
+    return anomaly_map[area][box_free_mask(anomaly_map.shape, boxes, margin)[area]]
+
+
+def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> float:
+    """The normalising level of the (already normalised) map over the frame's box-free scored area:
+    dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
+    return scorer.normalising_level(boxfree_values(scorer, anomaly_map, boxes, margin))
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..errors import InspectionError
+from ..preprocess import load_image
 from .sources import CaptureError, Frame, FrameSource, source_kind
 
 EXIT_USAGE, EXIT_SHORT, EXIT_SOURCE_FAILED = 2, 1, 3
@@ -30,12 +32,11 @@ class Recording:
 
 
 def frame_image(frame: Frame) -> np.ndarray | None:
-    """The frame as an array (encoded bytes decoded, bit depth kept); None if it does not decode."""
-    if isinstance(frame.data, np.ndarray):
-        return frame.data
-    if not frame.data:
+    """The frame as an array (``preprocess.load_image``: bit depth kept); None if it does not decode."""
+    try:
+        return load_image(frame.data)
+    except InspectionError:
         return None
-    return cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def save_frames(source: FrameSource, out: Path, count: int, every: int = 1) -> Recording:
