@@ -143,12 +143,12 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         frame = to_gray01(image, spec.min_side)
         t2 = PC()
         padded, geometry = scorer.model_input(frame)
-        cells, stems = scorer.run_model(padded)
+        raw = scorer.run_model(padded)
         t3 = PC()
-        anomaly_map = scorer.map_from_cells(cells[0], geometry)
+        anomaly_map = scorer.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
         inspector.thresholds.verdict(float(anomaly_map.max()))
         t4 = PC()
-        window = window_around_peak(GateOutput(anomaly_map, float(anomaly_map.max()), stems[0], geometry),
+        window = window_around_peak(GateOutput(anomaly_map, float(anomaly_map.max()), raw.stem[0], geometry),
                                     inspector.config.stem_window)
         probabilities, features = classifier.classify([window.stem])
         t5 = PC()

@@ -43,8 +43,12 @@ class _PredictSession:
     def get_inputs(self):
         return [self._Input()]
 
+    def get_outputs(self):
+        return [type("Output", (), {"name": name}) for name in self.model.output_names]
+
     def run(self, _outputs, feeds):
-        return [self.model.predict(feeds["image"], verbose=0)]
+        outputs = self.model.predict(feeds["image"], verbose=0)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 class KerasReference:

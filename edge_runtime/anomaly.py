@@ -9,8 +9,23 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InspectionError
-from .manifest import CELL_CENTRES, NORMALISATIONS
+from .manifest import CELL_CENTRES, NORMALISATIONS, FrameTerm
 from .preprocess import FrameGeometry, PreprocessSpec, model_input
+
+# The gate graph's output names (export/__main__.py writes them, the manifest lists them).
+MAP_OUTPUT, STEM_OUTPUT, FRAME_OUTPUT = "error_map", "stem", "frame_error"
+
+
+@dataclass(frozen=True)
+class GateCells:
+    """The gate graph's raw outputs for a batch of equally sized padded frames."""
+
+    cells: np.ndarray  # N x h x w error cells at the feature stride
+    stem: np.ndarray | None  # N x h' x w' x C backbone features (classifier input), where the graph has them
+    frame_errors: np.ndarray | None  # N frame-level reconstruction errors, where the graph has that branch
+
+    def frame_error(self, index: int) -> float | None:
+        return None if self.frame_errors is None else float(self.frame_errors[index])
 
 
 @dataclass(frozen=True)
@@ -39,17 +54,27 @@ class AnomalyScorer:
     raises its own baseline and scores lower. ``"frame_median"`` divides by the median
     instead, which such a defect moves only once it covers half the frame. Chosen per
     profile on the validation split (``python -m export.score_options``).
+
+    ``frame_term``: for a graph with a frame-level autoencoder (output ``frame_error``), the map
+    becomes map / map_reference + weight * frame_error / frame_reference over the scored area (see
+    ``FrameTerm``). The score stays the map's maximum, the peak stays where the cells put it,
+    and a defect that changes the whole frame's texture lifts the whole map.
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
-                 normalise: str = "none", cell_centre: str = "middle") -> None:
+                 normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
             raise ValueError(f"unknown map cell centre {cell_centre!r}; expected one of {CELL_CENTRES}")
         self._session = session
         self._input = session.get_inputs()[0].name
+        self._outputs = [output.name for output in session.get_outputs()]
+        if frame_term is not None and FRAME_OUTPUT not in self._outputs:
+            raise InspectionError(f"the profile adds a frame-level term, but the anomaly model has no "
+                                  f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
+        self._frame_term = frame_term
         self._spec = spec
         self._stride = feature_stride
         self._multiple = input_multiple
@@ -63,36 +88,43 @@ class AnomalyScorer:
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
-                   config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre)
+                   config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
+                   config.frame_term)
+
+    @property
+    def frame_term(self) -> FrameTerm | None:
+        return self._frame_term
 
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
         """(1xHxW padded batch, geometry) for a [0, 1] gray frame."""
         padded, geometry = model_input(frame, self._spec, self._multiple, self._pad_margin)
         return padded[None], geometry
 
-    def run_model(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(raw error cells N x h x w, backbone stem N x h' x w' x C or None) for equally sized padded frames.
+    def run_model(self, frames: np.ndarray) -> GateCells:
+        """The graph's outputs, by name, for equally sized padded frames (N x H x W).
 
-        The stem is the graph's second output, where there is one: the frozen backbone
-        features the classifier head continues from, so a flagged frame does not run the
-        backbone twice."""
-        outputs = self._session.run(None, {self._input: frames[:, :, :, None]})
-        errors = outputs[0][..., 0] if outputs[0].ndim == 4 else outputs[0]
-        return errors, (outputs[1] if len(outputs) > 1 else None)
+        The stem (output ``stem``) is the frozen backbone features the classifier head
+        continues from, so a flagged frame does not run the backbone twice."""
+        outputs = dict(zip(self._outputs, self._session.run(None, {self._input: frames[:, :, :, None]})))
+        cells = outputs[MAP_OUTPUT]
+        frame_errors = outputs.get(FRAME_OUTPUT)
+        return GateCells(cells[..., 0] if cells.ndim == 4 else cells, outputs.get(STEM_OUTPUT),
+                         None if frame_errors is None else frame_errors.reshape(len(frames)))
 
     def run(self, frame: np.ndarray) -> GateOutput:
         """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
         batch, geometry = self.model_input(frame)
-        cells, stem = self.run_model(batch)
-        anomaly_map = self.map_from_cells(cells[0], geometry)
-        return GateOutput(anomaly_map, float(anomaly_map.max()), None if stem is None else stem[0], geometry)
+        raw = self.run_model(batch)
+        anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+        return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry)
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
         return self.run(frame).anomaly_map
 
-    def map_from_cells(self, cells: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
-        """Smooth the stride-level error cells and bring them back to frame coordinates."""
+    def map_from_cells(self, cells: np.ndarray, geometry: FrameGeometry, frame_error: float | None = None) -> np.ndarray:
+        """Smooth the stride-level error cells and bring them back to frame coordinates; add the frame
+        term where the profile has one (``frame_error``: the graph's ``frame_error`` for this frame)."""
         if cells.shape[0] * self._stride != geometry.padded_shape[0]:
             raise InspectionError(f"the anomaly model's map ({cells.shape[0]} rows) does not match the manifest's "
                                   f"feature_stride {self._stride} for a {geometry.padded_shape[0]}-row input")
@@ -102,8 +134,16 @@ class AnomalyScorer:
         area = self.scored_area(geometry.frame_shape)
         scored = valid[area]
         anomaly_map = np.zeros(geometry.frame_shape, np.float32)
-        anomaly_map[area] = scored / self.normalising_level(scored)
+        anomaly_map[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
         return anomaly_map
+
+    def _with_frame_term(self, scored: np.ndarray, frame_error: float | None) -> np.ndarray:
+        if self._frame_term is None:
+            return scored
+        if frame_error is None:
+            raise InspectionError("the profile adds a frame-level term, but no frame-level error was given")
+        term = self._frame_term
+        return scored / term.map_reference + term.weight * frame_error / term.frame_reference
 
     def scored_area(self, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
         """(rows, cols) of the frame that count towards the score: all but the ``ignore_border`` band."""

@@ -68,6 +68,24 @@ class ModelFile:
 
 
 @dataclass(frozen=True)
+class FrameTerm:
+    """How a gate's frame-level reconstruction error joins its map (``anomaly.AnomalyScorer``).
+
+    Both parts are divided by their typical (median) value on normal frames, so each reads
+    "times its usual error" and neither dominates by its units; the frame part, times
+    ``weight`` (chosen on the validation split), is then added to every scored cell of the map."""
+
+    map_reference: float
+    frame_reference: float
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.map_reference > 0 and self.frame_reference > 0 and self.weight > 0):
+            raise ValueError(f"frame term references and weight must be positive, not {self.map_reference!r}, "
+                             f"{self.frame_reference!r} and {self.weight!r}")
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """The parts of one manifest profile the runtime needs."""
 
@@ -88,6 +106,14 @@ class ProfileConfig:
     precision: str = "fp32"
     score_normalise: str = "none"
     score_cell_centre: str = "middle"
+    frame_term: FrameTerm | None = None  # the gate's frame-level autoencoder, where it has one
+
+
+def _frame_term(score: dict) -> FrameTerm | None:
+    term = score.get("frame_term")
+    if term is None:
+        return None
+    return FrameTerm(float(term["map_reference"]), float(term["frame_reference"]), float(term.get("weight", 1.0)))
 
 
 def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
@@ -154,6 +180,7 @@ def profile_config(
             precision=precision,
             score_normalise=_choice(anomaly["score"].get("normalise", "none"), NORMALISATIONS, "normalise", name),
             score_cell_centre=_choice(anomaly["score"].get("cell_centre", "middle"), CELL_CENTRES, "cell_centre", name),
+            frame_term=_frame_term(anomaly["score"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

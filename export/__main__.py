@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.anomaly import FRAME_OUTPUT, MAP_OUTPUT, STEM_OUTPUT, AnomalyScorer
 from edge_runtime.classifier import DefectClassifier
 from edge_runtime.datasets import split_samples
 from edge_runtime.inspector import session
@@ -61,20 +61,46 @@ def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.
     return {"kernel": kernel, "parity": dict(zip(["probabilities", "features"], map(float, parity)))}
 
 
-def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile, real) -> tuple[AnomalyScorer, float]:
-    """Gate -> ONNX (backbone + autoencoder + error map); parity on random and real padded frames."""
+def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile, real,
+                        val: list) -> tuple[AnomalyScorer, dict]:
+    """Gate -> ONNX (backbone + autoencoder + error map, stem, frame-level error where trained); parity
+    on random and real padded frames. A frame-level term gets its references from ``val``'s normals."""
     from export.onnx_export import convert, max_abs_difference
     from training.train_autoencoder import load_anomaly_model
 
     anomaly = load_anomaly_model(weights)
-    convert(anomaly, (None, None, None, 1), ["error_map", "stem"], out / "autoencoder.onnx")
-    scorer = AnomalyScorer(session(out / "autoencoder.onnx"), spec, ae_config["feature_stride"],
-                           ae_config["input_multiple"], profile.score_sigma, profile.ignore_border,
-                           ae_config["pad_margin"], profile.score_normalise, profile.score_cell_centre)
+    outputs = [MAP_OUTPUT, STEM_OUTPUT] + ([FRAME_OUTPUT] if ae_config.get("frame") else [])
+    convert(anomaly, (None, None, None, 1), outputs, out / "autoencoder.onnx")
+    gate = session(out / "autoencoder.onnx")
+    scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"], profile.score_sigma,
+                           profile.ignore_border, ae_config["pad_margin"], profile.score_normalise,
+                           profile.score_cell_centre)
+    if ae_config.get("frame"):
+        term = calibrate.frame_term(scorer, val, spec, profile.frame_weight)
+        scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"],
+                               profile.score_sigma, profile.ignore_border, ae_config["pad_margin"],
+                               profile.score_normalise, profile.score_cell_centre, term)
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
     parity = np.max([max_abs_difference(anomaly, out / "autoencoder.onnx", batch)
                      for batch in [random_frames] + [scorer.model_input(f)[0][..., None] for f in real]], axis=0)
-    return scorer, dict(zip(["error_map", "stem"], map(float, parity)))
+    return scorer, dict(zip(outputs, map(float, parity)))
+
+
+def _keras_gate_files(ae_config: dict) -> list[str]:
+    files = ["bottleneck.weights.h5", "whitening.npz"]
+    return files + (["frame_bottleneck.weights.h5", "frame_whitening.npz"] if ae_config.get("frame") else [])
+
+
+def _frame_term_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
+    """The manifest's ``score.frame_term`` (and how the frame branch was built), where the gate has one."""
+    if not ae_config.get("frame"):
+        return {}
+    term, frame = scorer.frame_term, ae_config["frame"]
+    return {"frame_term": {"output": FRAME_OUTPUT, "map_reference": term.map_reference,
+                           "frame_reference": term.frame_reference, "weight": term.weight,
+                           "references_from": "median over the validation split's defect-free images",
+                           "tap": frame["tap"], "hidden": frame["hidden"], "epochs": frame["epochs"],
+                           "n_train_frames": frame["n_vectors"]}}
 
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, int]:
@@ -111,7 +137,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
     real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
 
-    scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real)
+    scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real, splits["val"])
     classifier = _export_classifier(weights, out, len(trained["class_names"]), [scorer.run(f).stem for f in real])
     log.info("parity: classifier %s, autoencoder %s", classifier["parity"], ae_parity)
     limits, gate, n_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
@@ -132,9 +158,10 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "feature_stride": ae_config["feature_stride"], "input_multiple": ae_config["input_multiple"],
             "pad_margin": ae_config["pad_margin"], "stem_output": "stem",
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
-                      "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre},
+                      "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
+                      **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
-            "keras_weights": [model_entry(weights / f, ROOT) for f in ("bottleneck.weights.h5", "whitening.npz")],
+            "keras_weights": [model_entry(weights / f, ROOT) for f in _keras_gate_files(ae_config)],
         },
         "classifier": {
             **model_entry(out / "classifier.onnx", ROOT),

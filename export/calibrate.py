@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
+from edge_runtime.manifest import FrameTerm
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import PreprocessSpec, preprocess
 
@@ -74,6 +75,21 @@ def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tupl
     """The normalising level of the (already normalised) map over the frame's box-free scored area:
     dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
     return scorer.normalising_level(boxfree_values(scorer, anomaly_map, boxes, margin))
+
+
+def frame_term(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, weight: float) -> FrameTerm:
+    """The references of a gate's frame-level term (``FrameTerm``): the median map score and the
+    median frame-level error of the defect-free ``samples``, ``scorer`` scoring without the term."""
+    normals = [s for s in samples if s.is_normal]
+    if not normals:
+        raise ValueError("a frame-level autoencoder needs defect-free images to set its references on")
+    map_scores, frame_errors = [], []
+    for sample in tqdm(normals, desc="frame-term references", unit="img"):
+        batch, geometry = scorer.model_input(preprocess(sample.path, spec))
+        raw = scorer.run_model(batch)
+        map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))
+        frame_errors.append(raw.frame_error(0))
+    return FrameTerm(float(np.median(map_scores)), float(np.median(frame_errors)), weight)
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

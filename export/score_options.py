@@ -4,7 +4,9 @@ The autoencoder graph is fixed; what is compared here is the scoring around it: 
 Gaussian smoothing (sigma, in map cells), the normalisation of the map
 (``AnomalyScorer``: none, or by the frame's own mean or median) and where each map cell is placed in
 the frame (``FrameGeometry.to_frame``: the middle of its stride, or where the backbone
-centres it). Each option is calibrated on the
+centres it) and, for a gate with a frame-level autoencoder, the weight of its term
+(``FrameTerm``; references recomputed for each scoring on the validation normals, as
+``python -m export`` does). Each option is calibrated on the
 validation split exactly as ``python -m export`` calibrates (1% / 5% false alarms, on the
 profile's ``calibration_normals``) and chosen by its validation recall; the test split is
 reported beside it, not used to choose.
@@ -18,6 +20,7 @@ import hashlib
 import itertools
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from export import calibrate
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMAS = (0.5, 1.0, 1.5)
+FRAME_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class MemoSession:
@@ -40,6 +44,9 @@ class MemoSession:
 
     def get_inputs(self):
         return self._inner.get_inputs()
+
+    def get_outputs(self):
+        return self._inner.get_outputs()
 
     def run(self, outputs, feeds):
         key = hashlib.sha1(b"".join(np.ascontiguousarray(v).tobytes() + str(v.shape).encode()
@@ -60,18 +67,26 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
     shared = MemoSession(session(config.autoencoder.verify()))
     rows = {}
     calibration = calibration or training_profile.calibration_normals
+    weights = FRAME_WEIGHTS if config.frame_term else (None,)
     for normalise, sigma, centre in itertools.product(NORMALISATIONS, SIGMAS, CELL_CENTRES):
-        scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
-                               config.ignore_border, config.pad_margin, normalise, centre)
-        scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed)
-                  for name, split in splits.items()}
-        limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
-                                      training_profile.false_alarm_rate, training_profile.warn_false_alarm_rate)
-        rows[f"normalise {normalise}, sigma {sigma:g} cells, {centre} cell centre"] = {
-            "normalise": normalise, "sigma_cells": sigma, "cell_centre": centre, "calibration_normals": calibration,
-            "val": calibrate.gate_metrics(scores["val"], limits, calibration),
-            "test": calibrate.gate_metrics(scores["test"], limits, calibration),
-        }
+        plain = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
+                              config.ignore_border, config.pad_margin, normalise, centre)
+        references = calibrate.frame_term(plain, splits["val"], config.preprocess, 1.0) if config.frame_term else None
+        for weight in weights:
+            scorer = plain if weight is None else AnomalyScorer(
+                shared, config.preprocess, config.feature_stride, config.input_multiple, sigma, config.ignore_border,
+                config.pad_margin, normalise, centre, replace(references, weight=weight))
+            scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed)
+                      for name, split in splits.items()}
+            limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
+                                          training_profile.false_alarm_rate, training_profile.warn_false_alarm_rate)
+            name = f"normalise {normalise}, sigma {sigma:g} cells, {centre} cell centre"
+            rows[name if weight is None else f"{name}, frame weight {weight:g}"] = {
+                "normalise": normalise, "sigma_cells": sigma, "cell_centre": centre, "frame_weight": weight,
+                "calibration_normals": calibration,
+                "val": calibrate.gate_metrics(scores["val"], limits, calibration),
+                "test": calibrate.gate_metrics(scores["test"], limits, calibration),
+            }
     return rows
 
 
@@ -91,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     out = ROOT / "results" / args.profile / f"score_options{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")
-    print("| scoring | val recall @warn | test recall @warn | test FAR @warn | test window FAR | "
+    print("| scoring | val recall @warn | val image AUROC | test recall @warn | test FAR @warn | test window FAR | "
           "test window FAR, box-free level | test crop FAR | test image AUROC |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, row in rows.items():
         val, test = row["val"], row["test"]
-        print(f"| {name} | {val['gate_recall_warn']:.3f} | {test['gate_recall_warn']:.3f} | "
+        print(f"| {name} | {val['gate_recall_warn']:.3f} | {val['image_auroc']:.3f} | {test['gate_recall_warn']:.3f} | "
               f"{test['false_alarm_rate_warn']:.3f} | {_rate(test, 'window_false_alarm_rate_warn')} | "
               f"{_rate(test, 'window_boxfree_level_false_alarm_rate_warn')} | "
               f"{_rate(test, 'crop_false_alarm_rate_warn')} | {test['image_auroc']:.3f} |")

@@ -7,25 +7,34 @@ import numpy as np
 import pytest
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.errors import ManifestError
+from edge_runtime.errors import InspectionError, ManifestError
+from edge_runtime.manifest import FrameTerm
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
 from tests.conftest import ROOT, needs_models
 
 
 class CellsSession:
-    """Returns fixed stride-8 error cells for any 1xHxWx1 input."""
+    """Returns fixed stride-8 error cells for any 1xHxWx1 input, and a fixed frame-level error when
+    given one (the outputs in another order than the real graph's, as only their names count)."""
 
-    def __init__(self, cells: np.ndarray) -> None:
-        self.cells = cells
+    def __init__(self, cells: np.ndarray, frame_error: float | None = None) -> None:
+        self.cells, self.frame_error = cells, frame_error
 
     def get_inputs(self):
         return [type("Input", (), {"name": "image"})]
 
+    def get_outputs(self):
+        names = ["error_map"] if self.frame_error is None else ["frame_error", "error_map"]
+        return [type("Output", (), {"name": name}) for name in names]
+
     def run(self, _outputs, feeds):
         batch, height, width, _ = feeds["image"].shape
         assert (height // 8, width // 8) == self.cells.shape
-        return [np.broadcast_to(self.cells, (batch, *self.cells.shape))[..., None].astype(np.float32)]
+        cells = np.broadcast_to(self.cells, (batch, *self.cells.shape))[..., None].astype(np.float32)
+        if self.frame_error is None:
+            return [cells]
+        return [np.full((batch, 1, 1, 1), self.frame_error, np.float32), cells]
 
 
 def _cells(scale: float = 1.0) -> np.ndarray:
@@ -81,6 +90,37 @@ def test_normalising_level_and_scored_area_are_what_the_map_uses():
     assert _scorer(_cells(), "none").normalising_level(np.array([1.0, 2.0, 6.0])) == 1.0
 
 
+def test_frame_term_adds_the_frame_error_in_units_of_its_reference_to_the_scored_area():
+    frame = np.zeros((64, 64), np.float32)
+    term = FrameTerm(map_reference=2.0, frame_reference=0.5, weight=3.0)
+    plain = _scorer(_cells(), "none", ignore_border=0.25).anomaly_map(frame)
+    scorer = AnomalyScorer(CellsSession(_cells(), frame_error=1.5), PreprocessSpec(), 8, 16, 0.0, 0.25, 0, "none",
+                           frame_term=term)
+    combined = scorer.run(frame)
+    area = (slice(16, 48), slice(16, 48))
+    assert np.allclose(combined.anomaly_map[area], plain[area] / 2.0 + 3.0 * 1.5 / 0.5, rtol=1e-6)
+    assert np.all(combined.anomaly_map[:16] == 0)  # the ignored band stays out of the score
+    assert combined.score == pytest.approx(plain.max() / 2.0 + 9.0, rel=1e-6)
+    assert np.unravel_index(combined.anomaly_map.argmax(), frame.shape) == np.unravel_index(plain.argmax(), frame.shape)
+
+
+def test_a_high_frame_error_flags_a_frame_whose_cells_all_look_normal():
+    frame = np.zeros((64, 64), np.float32)
+    flat = np.full((8, 8), 0.5, np.float32)
+    term = FrameTerm(map_reference=0.5, frame_reference=1.0)
+    typical = AnomalyScorer(CellsSession(flat, 1.0), PreprocessSpec(), 8, 16, 0.0, frame_term=term).run(frame)
+    uneven = AnomalyScorer(CellsSession(flat, 4.0), PreprocessSpec(), 8, 16, 0.0, frame_term=term).run(frame)
+    assert typical.score == pytest.approx(2.0) and uneven.score == pytest.approx(5.0)
+
+
+def test_frame_term_needs_the_graphs_frame_output_and_positive_references():
+    with pytest.raises(InspectionError, match="no 'frame_error' output"):
+        AnomalyScorer(CellsSession(_cells()), PreprocessSpec(), 8, 16, 0.0, frame_term=FrameTerm(1.0, 1.0))
+    for references in ((0.0, 1.0), (1.0, -1.0), (1.0, 1.0, 0.0)):
+        with pytest.raises(ValueError, match="must be positive"):
+            FrameTerm(*references)
+
+
 def test_unknown_normalisation_is_refused():
     with pytest.raises(ValueError, match="normalisation 'median'"):
         _scorer(_cells(), "median")
@@ -97,7 +137,20 @@ def test_manifest_with_an_unknown_normalisation_is_a_clear_error(tmp_path):
 
 
 @needs_models
+def test_manifest_with_a_broken_frame_term_is_a_clear_error(tmp_path):
+    shutil.copytree(ROOT / "models", tmp_path / "models")
+    manifest = json.loads((ROOT / "models.manifest.json").read_text())
+    manifest["profiles"]["magnetic-tile"]["autoencoder"]["score"]["frame_term"]["frame_reference"] = -1.0
+    (tmp_path / "models.manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="must be positive"):
+        Inspector.from_manifest(tmp_path / "models.manifest.json", "magnetic-tile")
+
+
+@needs_models
 def test_the_inspector_scores_as_its_manifest_says():
     inspector = Inspector.from_manifest(profile="neu-steel")
     assert inspector.config.score_normalise == "frame_mean"
-    assert Inspector.from_manifest(profile="magnetic-tile").config.score_normalise == "none"
+    tile = Inspector.from_manifest(profile="magnetic-tile")
+    assert tile.config.score_normalise == "frame_median"
+    assert inspector.scorer.frame_term is None and tile.scorer.frame_term == tile.config.frame_term
+    assert tile.config.frame_term.map_reference > 0 and tile.config.frame_term.frame_reference > 0

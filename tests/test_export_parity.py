@@ -13,13 +13,12 @@ PROFILE = "neu-steel"
 @pytest.fixture(scope="module")
 def keras_models(manifest):
     from training.classifier import build_classifier
-    from training.train_autoencoder import load_anomaly_model
 
     entry = manifest["profiles"][PROFILE]
     weights = ROOT / "models" / PROFILE / "keras"
     base, full = build_classifier(len(entry["class_names"]))
     full.load_weights(weights / "classifier.weights.h5")
-    return base, full, load_anomaly_model(weights)
+    return base, full
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def runtime():
 def test_classifier_head_matches_keras_on_gate_stems(keras_models, runtime, neu_frames):
     from training.classifier import head_model
 
-    base, full, _ = keras_models
+    base, full = keras_models
     head = head_model(base, full)
     stems = np.stack([runtime.scorer.run(frame).stem for frame in neu_frames])
     random = np.random.default_rng(0).normal(0, 2, stems[:3].shape).astype(np.float32)
@@ -53,7 +52,7 @@ def test_classifier_head_matches_keras_on_gate_stems(keras_models, runtime, neu_
 
 def test_gate_stem_then_head_equals_the_keras_classifier_on_the_frame(keras_models, runtime, neu_frames):
     """The shared-backbone path (ONNX gate stem -> ONNX head) gives the one-piece Keras classifier's answer."""
-    _, full, _ = keras_models
+    _, full = keras_models
     for frame in neu_frames:
         padded = runtime.scorer.model_input(frame)[0][..., None]
         keras_probs = np.asarray(full(padded, training=False)[0])[0]
@@ -62,21 +61,32 @@ def test_gate_stem_then_head_equals_the_keras_classifier_on_the_frame(keras_mode
         assert np.abs(keras_probs - np.array(list(onnx_probs.values()))).max() <= 1e-4
 
 
-def test_autoencoder_error_map_and_stem_match_keras(keras_models, runtime, neu_frames):
-    _, _, anomaly = keras_models
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_autoencoder_outputs_match_keras(profile, neu_frames):
+    """Error map, stem and (magnetic tile) the frame-level error of the exported gate, by output name."""
+    from edge_runtime import Inspector
+    from training.train_autoencoder import load_anomaly_model
+
+    anomaly = load_anomaly_model(ROOT / "models" / profile / "keras")
+    scorer = Inspector.from_manifest(MANIFEST, profile, precision="fp32").scorer
     for frame in neu_frames[:3] + [np.random.default_rng(1).random((150, 333), np.float32)]:
-        padded = runtime.scorer.model_input(frame)[0]
-        keras_map, keras_stem = (np.asarray(t) for t in anomaly(padded[..., None], training=False))
-        onnx_map, onnx_stem = runtime.scorer.run_model(padded)
-        assert np.abs(keras_map[..., 0] - onnx_map).max() <= 1e-4 * max(1.0, np.abs(keras_map).max())
-        assert np.abs(keras_stem - onnx_stem).max() <= 1e-4 * max(1.0, np.abs(keras_stem).max())
+        padded = scorer.model_input(frame)[0]
+        keras_outputs = dict(zip(anomaly.output_names, (np.asarray(t) for t in anomaly(padded[..., None],
+                                                                                       training=False))))
+        onnx = scorer.run_model(padded)
+        pairs = [(keras_outputs["error_map"][..., 0], onnx.cells), (keras_outputs["stem"], onnx.stem)]
+        if "frame_error" in keras_outputs:
+            pairs.append((keras_outputs["frame_error"].reshape(-1), onnx.frame_errors))
+        assert len(pairs) == (3 if profile == "magnetic-tile" else 2)
+        for expected, got in pairs:
+            assert np.abs(expected - got).max() <= 1e-4 * max(1.0, np.abs(expected).max())
 
 
 def test_runtime_gradcam_equals_tensorflow_gradienttape_gradcam(keras_models, runtime, neu_frames):
     import keras
     import tensorflow as tf
 
-    _, full, _ = keras_models
+    _, full = keras_models
     features_and_logits = keras.Model(full.input, [full.outputs[1], full.outputs[2]])
     head = keras.Sequential([full.get_layer("gap"), full.get_layer("dropout"), full.get_layer("logits")])
     for frame in neu_frames:

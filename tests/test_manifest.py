@@ -43,10 +43,24 @@ def test_profile_entry_is_complete(manifest, profile):
     assert [o["name"] for o in clf["outputs"]][:2] == ["probabilities", "features"]
     assert clf["outputs"][0]["shape"][-1] == len(entry["class_names"])
     # The classifier head continues from the gate's stem: its input is the gate's second output.
-    assert [o["name"] for o in ae["outputs"]] == ["error_map", ae["stem_output"]]
+    frame_term = ae["score"].get("frame_term")
+    frame_output = [frame_term["output"]] if frame_term else []
+    assert [o["name"] for o in ae["outputs"]] == ["error_map", ae["stem_output"], *frame_output]
     assert clf["inputs"][0]["shape"][-1] == ae["outputs"][1]["shape"][-1]
-    assert ae["parity_max_abs_diff"]["error_map"] <= 1e-3 and ae["parity_max_abs_diff"]["stem"] <= 1e-3
+    assert all(ae["parity_max_abs_diff"][o["name"]] <= 1e-3 for o in ae["outputs"])
     assert clf["parity_max_abs_diff"]["probabilities"] <= 1e-4
+
+
+def test_the_magnetic_tile_gate_has_a_frame_level_term_and_neu_none(manifest):
+    """The tile's gate adds a frame-level autoencoder (chosen by measurement, docs/gate_design.md); its
+    references are typical errors of normal frames, and its weights travel with it."""
+    tile = manifest["profiles"]["magnetic-tile"]["autoencoder"]
+    term = tile["score"]["frame_term"]
+    assert term["output"] == "frame_error" and term["map_reference"] > 0 and term["frame_reference"] > 0
+    assert term["weight"] > 0
+    assert {"frame_bottleneck.weights.h5", "frame_whitening.npz"} <= {
+        item["path"].rsplit("/", 1)[-1] for item in tile["keras_weights"]}
+    assert "frame_term" not in manifest["profiles"]["neu-steel"]["autoencoder"]["score"]
 
 
 def test_committed_onnx_models_pass_the_checker(manifest):

@@ -56,22 +56,27 @@ class AlignedUpsampling2(layers.Layer):
         return self._upsample_axis(self._upsample_axis(x, 1), 2)
 
 
-def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False) -> keras.Model:
+def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False, frame_tap: str | None = None) -> keras.Model:
     """Gray frame (N, H, W, 1) in [0, 1] -> multi-scale feature map at one stride, frozen.
 
-    ``with_stem``: a second output, the backbone's ``STEM_OUTPUT`` (for the classifier head)."""
+    Further outputs, in this order: ``with_stem``, the backbone's ``STEM_OUTPUT`` (for the
+    classifier head); ``frame_tap``, that layer averaged over the whole frame (N, 1, 1, C),
+    the input of the frame-level bottleneck."""
     base = mobilenet_v2((None, None, 3))
     base.trainable = False
     image = keras.Input((None, None, 1), name="image")
-    names = [name for name, _ in taps] + ([STEM_OUTPUT] if with_stem else [])
+    extras = ([STEM_OUTPUT] if with_stem else []) + ([frame_tap] if frame_tap else [])
+    names = [name for name, _ in taps] + extras
     tapped = keras.Model(base.input, [base.get_layer(name).output for name in names])(gray_to_imagenet(image))
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
-    stem = tapped.pop() if with_stem else None
+    extra_outputs = tapped[len(taps):]
+    if frame_tap:
+        extra_outputs[-1] = layers.GlobalAveragePooling2D(keepdims=True, name="frame_features")(extra_outputs[-1])
     resample = {"same": lambda t: t, "up2": layers.UpSampling2D(2), "up4": layers.UpSampling2D(4),
                 "pool2": layers.AveragePooling2D(2), "up2_aligned": AlignedUpsampling2()}
     scaled = [resample[how](t) for t, (_, how) in zip(tapped, taps)]
     features = layers.Concatenate(name="features")(scaled) if len(scaled) > 1 else scaled[0]
-    return keras.Model(image, [features, stem] if with_stem else features, name="feature_extractor")
+    return keras.Model(image, [features, *extra_outputs] if extra_outputs else features, name="feature_extractor")
 
 
 def whitening(vectors: np.ndarray, full: bool = True, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
@@ -93,13 +98,15 @@ def normalise(vectors: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> 
     return centred @ projection if projection.ndim == 2 else centred * projection
 
 
-def bottleneck(channels: int, hidden: tuple[int, ...]) -> keras.Model:
-    """Per-location autoencoder (Dense on the last axis = 1x1 convolutions)."""
-    vector = keras.Input((None, None, channels), name="whitened")
+def bottleneck(channels: int, hidden: tuple[int, ...], name: str = "bottleneck") -> keras.Model:
+    """Per-location autoencoder (Dense on the last axis = 1x1 convolutions). ``name`` also prefixes
+    its layers, so two bottlenecks (cells and frame) live in one graph."""
+    prefix = "" if name == "bottleneck" else f"{name}_"
+    vector = keras.Input((None, None, channels), name=f"{prefix}whitened")
     x = vector
     for i, width in enumerate(hidden):
-        x = layers.Dense(width, activation="relu", name=f"ae_{i}")(x)
-    return keras.Model(vector, layers.Dense(channels, name="ae_out")(x), name="bottleneck")
+        x = layers.Dense(width, activation="relu", name=f"{prefix}ae_{i}")(x)
+    return keras.Model(vector, layers.Dense(channels, name=f"{prefix}ae_out")(x), name=name)
 
 
 class SquaredError(layers.Layer):
@@ -110,22 +117,34 @@ class SquaredError(layers.Layer):
         return ops.mean(ops.square(original - reconstruction), axis=-1, keepdims=True)
 
 
-def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model) -> keras.Model:
-    """The exported graph: image -> error map at the gate's stride (N, H/s, W/s, 1), and the stem
-    (N, H/16, W/16, C) when the extractor has one."""
-    channels = projection.shape[0]
-    image = keras.Input((None, None, 1), name="image")
-    features = extractor(image)
-    features, stem = features if isinstance(features, (list, tuple)) else (features, None)
+def _whitened(features, mean: np.ndarray, projection: np.ndarray, name: str):
+    """``normalise`` as a layer: a fixed Dense (PCA whitening) or Rescaling (standardisation)."""
     if projection.ndim == 2:
-        whiten = layers.Dense(channels, name="whiten", trainable=False)
+        whiten = layers.Dense(projection.shape[0], name=name, trainable=False)
         whitened = whiten(features)
         whiten.set_weights([projection, -mean @ projection])
-    else:
-        whitened = layers.Rescaling(projection, offset=-mean * projection, name="standardise")(features)
-    error = SquaredError(name="error_map")([whitened, ae(whitened)])
-    outputs = error if stem is None else [error, layers.Identity(name="stem")(stem)]
-    return keras.Model(image, outputs, name="anomaly")
+        return whitened
+    return layers.Rescaling(projection, offset=-mean * projection, name=name)(features)
+
+
+def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model,
+                  frame: tuple[np.ndarray, np.ndarray, keras.Model] | None = None) -> keras.Model:
+    """The exported graph: image -> error map at the gate's stride (N, H/s, W/s, 1); then the stem
+    (N, H/16, W/16, C) when the extractor has one; then, when ``frame`` = (mean, projection,
+    bottleneck) of the frame-level autoencoder is given, its reconstruction error (N, 1, 1, 1)
+    (the extractor must then pool its ``frame_tap``)."""
+    image = keras.Input((None, None, 1), name="image")
+    tapped = extractor(image)
+    tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
+    whitened = _whitened(tapped[0], mean, projection, "whiten")
+    outputs = [SquaredError(name="error_map")([whitened, ae(whitened)])]
+    if len(tapped) == 2 + (frame is not None):
+        outputs.append(layers.Identity(name="stem")(tapped[1]))
+    if frame is not None:
+        frame_mean, frame_projection, frame_ae = frame
+        pooled = _whitened(tapped[-1], frame_mean, frame_projection, "frame_whiten")
+        outputs.append(SquaredError(name="frame_error")([pooled, frame_ae(pooled)]))
+    return keras.Model(image, outputs if len(outputs) > 1 else outputs[0], name="anomaly")
 
 
 def pixel_autoencoder() -> keras.Model:

@@ -41,8 +41,12 @@ class KerasSession:
     def get_inputs(self):
         return [type("Input", (), {"name": "image"})]
 
+    def get_outputs(self):
+        return [type("Output", (), {"name": name}) for name in self._model.output_names]
+
     def run(self, _outputs, feeds):
-        return [np.asarray(self._model(feeds["image"], training=False))]
+        outputs = self._model(feeds["image"], training=False)
+        return [np.asarray(o) for o in outputs] if isinstance(outputs, (list, tuple)) else [np.asarray(outputs)]
 
 
 def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, float]:
@@ -59,7 +63,7 @@ def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, flo
 def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
     extractor = ae.feature_extractor(taps)
     uses_boxes = not any(s.is_normal for s in samples)
-    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes), profile.seed,
+    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
                         profile.gate_max_vectors)
     mean, projection, model, _ = fit_bottleneck(vectors, whiten, hidden, epochs)
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0

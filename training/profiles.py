@@ -75,6 +75,17 @@ class Profile:
     gate_epochs: int = 6
     # Normal feature vectors the bottleneck is fitted on (a random subset when there are more).
     gate_max_vectors: int = 150_000
+    # A second, frame-level autoencoder in the same graph: this backbone layer averaged over the
+    # whole frame, whitened and rebuilt through ``frame_hidden``. Its reconstruction error, in
+    # units of its typical value on normal frames and times ``frame_weight`` (chosen on the
+    # validation split by ``python -m export.score_options``), is added to the map's
+    # (edge_runtime.anomaly).
+    # It sees defects that change the texture of the whole frame, which look normal cell by cell
+    # (magnetic tile: uneven surfaces, long cracks). None = no frame-level autoencoder.
+    frame_tap: str | None = None
+    frame_hidden: tuple[int, ...] = (64,)
+    frame_epochs: int = 300
+    frame_weight: float = 1.0
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
@@ -92,6 +103,9 @@ PROFILES = {
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
         pad_margin=0,
+        frame_tap="block_13_expand_relu",
+        frame_weight=4.0,
+        score_normalise="frame_median",
     ),
 }
 

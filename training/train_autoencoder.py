@@ -50,23 +50,28 @@ def normal_cell_mask(sample: Sample, grid: tuple[int, int], geometry: FrameGeome
     return ~covered
 
 
-def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: bool) -> np.ndarray:
+def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(normal feature cells, frame-pooled features of the normal frames) from the extractor's
+    outputs; the second is empty unless the extractor pools a ``frame_tap``."""
     spec = profile.preprocess
     groups = defaultdict(list)
     for frame, sample in zip(frames, samples):
         padded, geometry = model_input(frame, spec, ae.INPUT_MULTIPLE, profile.pad_margin)
         groups[padded.shape].append((padded, sample, geometry))
-    vectors = []
+    vectors, pooled = [], []
     for items in tqdm(groups.values(), desc="features", unit="size"):
         for start in range(0, len(items), 16):
             chunk = items[start: start + 16]
-            maps = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
-            for fmap, (_, sample, geometry) in zip(maps, chunk):
+            outputs = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
+            maps, frame_features = (outputs[0], outputs[-1]) if isinstance(outputs, list) else (outputs, None)
+            for i, (fmap, (_, sample, geometry)) in enumerate(zip(maps, chunk)):
                 if uses_boxes:
                     fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], geometry, profile.box_margin,
                                                  profile.feature_stride)]
                 vectors.append(fmap.reshape(-1, fmap.shape[-1]))
-    return np.concatenate(vectors)
+                if frame_features is not None and sample.is_normal:
+                    pooled.append(frame_features[i].reshape(-1))
+    return np.concatenate(vectors), np.array(pooled, np.float32)
 
 
 def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
@@ -75,24 +80,41 @@ def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
     return vectors[np.random.default_rng(seed).choice(len(vectors), limit, replace=False)]
 
 
-def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], epochs: int):
+def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], epochs: int, batch_size: int = 1024,
+                   name: str = "bottleneck"):
     """Whitening statistics and the per-cell bottleneck fitted on normal feature vectors.
 
     Returns (mean, projection, bottleneck model, Keras fit history)."""
     mean, projection = ae.whitening(vectors, full=whiten)
     whitened = ae.normalise(vectors, mean, projection)[:, None, None, :]
-    model = ae.bottleneck(whitened.shape[-1], tuple(hidden))
+    model = ae.bottleneck(whitened.shape[-1], tuple(hidden), name)
     model.compile(keras.optimizers.Adam(1e-3), "mse")
-    fit = model.fit(whitened, whitened, batch_size=1024, epochs=epochs, validation_split=0.1, verbose=2, shuffle=True)
+    fit = model.fit(whitened, whitened, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2, shuffle=True)
     return mean, projection, model, fit
+
+
+def fit_frame_branch(pooled: np.ndarray, profile: Profile, out_dir: Path) -> dict:
+    """The frame-level autoencoder: the ``frame_tap`` layer averaged over each normal frame, whitened
+    and rebuilt through its own small bottleneck. One vector per frame, so a few hundred in all:
+    small batches, many epochs. Saves its weights beside the cell bottleneck's; returns its config."""
+    if len(pooled) < 2 * len(profile.frame_hidden) + 10:
+        raise DatasetError(f"{profile.name}: {len(pooled)} normal training frames are too few for the "
+                           "frame-level autoencoder")
+    mean, projection, model, fit = fit_bottleneck(pooled, True, profile.frame_hidden, profile.frame_epochs,
+                                                  batch_size=64, name="frame")
+    model.save_weights(out_dir / "frame_bottleneck.weights.h5")
+    np.savez(out_dir / "frame_whitening.npz", mean=mean, projection=projection)
+    return {"tap": profile.frame_tap, "hidden": list(profile.frame_hidden), "epochs": profile.frame_epochs,
+            "n_vectors": int(len(pooled)),
+            "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()}}
 
 
 def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     keras.utils.set_random_seed(profile.seed)
     taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
     epochs = epochs or profile.gate_epochs
-    extractor = ae.feature_extractor(taps)
-    stride = 64 // extractor.compute_output_shape((1, 64, 64, 1))[1]
+    extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap)
+    stride = 64 // ae.feature_extractor(taps).compute_output_shape((1, 64, 64, 1))[1]
     if stride != profile.feature_stride:
         raise ValueError(f"profile {profile.name}: gate_taps {profile.gate_taps!r} give stride {stride}, "
                          f"but feature_stride is {profile.feature_stride}")
@@ -108,12 +130,13 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
-    vectors = normal_vectors(extractor, frames, kept, profile, uses_boxes)
+    vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_weights(out_dir / "bottleneck.weights.h5")
     np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
+    frame = fit_frame_branch(pooled, profile, out_dir) if profile.frame_tap else None
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
         "taps": [list(t) for t in taps], "hidden": list(hidden), "epochs": epochs,
@@ -126,6 +149,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "normal_texture_labels": list(profile.normal_texture_labels or []) or None,
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
+        "frame": frame,
     }
     (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
     log.info("%s autoencoder trained on %d vectors from %d images", profile.name, len(vectors), len(kept))
@@ -135,8 +159,19 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
 def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
     """The exported gate graph (error map, and the backbone stem unless ``with_stem`` is False)."""
     config = json.loads((out_dir / "autoencoder_config.json").read_text())
-    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem)
-    whitening = np.load(out_dir / "whitening.npz")
-    model = ae.bottleneck(whitening["projection"].shape[0], tuple(config["hidden"]))
-    model.load_weights(out_dir / "bottleneck.weights.h5")
-    return ae.anomaly_model(extractor, whitening["mean"], whitening["projection"], model)
+    frame_config = config.get("frame")
+    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem,
+                                     frame_config["tap"] if frame_config else None)
+    mean, projection, model = _load_bottleneck(out_dir, "bottleneck", config["hidden"])
+    frame = _load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
+    return ae.anomaly_model(extractor, mean, projection, model, frame)
+
+
+def _load_bottleneck(out_dir: Path, name: str, hidden: list[int]) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+    """(mean, projection, bottleneck) as saved by ``train_autoencoder`` ("bottleneck") or
+    ``fit_frame_branch`` ("frame")."""
+    prefix = "" if name == "bottleneck" else f"{name}_"
+    whitening = np.load(out_dir / f"{prefix}whitening.npz")
+    model = ae.bottleneck(whitening["projection"].shape[0], tuple(hidden), name)
+    model.load_weights(out_dir / f"{prefix}bottleneck.weights.h5")
+    return whitening["mean"], whitening["projection"], model
