@@ -6,7 +6,6 @@ import threading
 
 import cv2
 import numpy as np
-import pytest
 
 from edge_runtime.capture.record import EXIT_SHORT, EXIT_SOURCE_FAILED, EXIT_USAGE, save_frames
 from edge_runtime.capture.sources import Frame, FrameSource
