@@ -115,6 +115,29 @@ def threshold_origin(thresholds: dict) -> tuple[bool, str]:
                    "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
 
 
+_NORMALISATION_WORDS = {"frame_mean": "divided by its own mean", "frame_median": "divided by its own median"}
+
+
+def score_description(entry: dict) -> str | None:
+    """One paragraph on how the anomaly score is computed, from the manifest's ``autoencoder.score``."""
+    score = (entry.get("autoencoder") or {}).get("score")
+    if not isinstance(score, dict):
+        return None
+    parts = [f"Gaussian smoothing {score.get('sigma_cells', '?')} map cells"]
+    if score.get("ignore_border"):
+        parts.append(f"outer {float(score['ignore_border']):.0%} of the frame left out")
+    if score.get("normalise", "none") != "none":
+        parts.append(_NORMALISATION_WORDS.get(score["normalise"], f"normalised ({score['normalise']})"))
+    text = f"The score is the maximum of the anomaly map ({'; '.join(parts)})."
+    term = score.get("frame_term")
+    if isinstance(term, dict):
+        text += (f" A frame-level autoencoder adds its reconstruction error to every scored cell, in units of its "
+                 f"typical value on defect-free frames, weighted {_text(term.get('weight', 1.0))}; the map itself is "
+                 f"first put in units of its typical peak. Defects that change the whole frame's texture lift "
+                 f"the whole map.")
+    return text
+
+
 def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> list[Path]:
     """Plot images in ``results_dir`` (recursively, 2 levels), this profile's first."""
     root = Path(results_dir)

@@ -413,7 +413,8 @@ def _fake_manifest(env) -> Path:
         "default_profile": "neu-steel",
         "profiles": {
             "neu-steel": {
-                "autoencoder": {"path": "models/ae.onnx", "sha256": sha(models / "ae.onnx"), "feature_stride": 8},
+                "autoencoder": {"path": "models/ae.onnx", "sha256": sha(models / "ae.onnx"), "feature_stride": 8,
+                                "score": {"sigma_cells": 1.0, "normalise": "frame_mean"}},
                 "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64,
                                "head": {"path": "models/head.npz", "sha256": sha(models / "head.npz")}},
                 "class_names": fakes.CLASSES,
@@ -450,6 +451,17 @@ def test_model_card_marks_verified_and_failed(env):
     assert [c for img in at.image for c in img.captions] == ["neu-steel_confusion.png"]
     assert at.selectbox(key="profile").options == ["neu-steel", "magnetic-tile"]
     assert any("not commissioned" in w.value for w in at.warning)
+    assert any("maximum of the anomaly map" in m.value and "its own mean" in m.value for m in at.markdown)
+
+
+def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
+    plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "ignore_border": 0.1}}})
+    assert "maximum of the anomaly map" in plain and "outer 10%" in plain and "frame-level" not in plain
+    tile = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "normalise": "frame_median",
+        "frame_term": {"map_reference": 2.0, "frame_reference": 0.5, "weight": 4.0}}}})
+    assert "its own median" in tile and "frame-level autoencoder" in tile and "weighted 4" in tile
+    assert modelcard.score_description({"autoencoder": {}}) is None
 
 
 def test_threshold_origin_says_whether_the_line_was_commissioned():

@@ -65,6 +65,10 @@ with left:
         commissioned, origin = modelcard.threshold_origin(thresholds)
         (st.success if commissioned else st.warning)(origin)
         st.json(thresholds)
+    scoring = modelcard.score_description(entry)
+    if scoring:
+        st.subheader("How the score is computed")
+        st.markdown(scoring)
 with right:
     st.subheader("Preprocessing")
     st.json(modelcard.find_section(entry, manifest, "preprocess", "preprocessing") or {})
