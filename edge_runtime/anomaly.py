@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .errors import InspectionError
+from .errors import InspectionError, ManifestError
 from .manifest import CELL_CENTRES, NORMALISATIONS, FrameTerm
 from .preprocess import FrameGeometry, PreprocessSpec, model_input
 
@@ -72,7 +72,7 @@ class AnomalyScorer:
         self._input = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
         if frame_term is not None and FRAME_OUTPUT not in self._outputs:
-            raise InspectionError(f"the profile adds a frame-level term, but the anomaly model has no "
+            raise ManifestError(f"the profile adds a frame-level term, but the anomaly model has no "
                                   f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
         self._frame_term = frame_term
         self._spec = spec

@@ -35,7 +35,7 @@ def _profile(name: str):
     if name in PROFILES:
         return PROFILES[name]
     saved = json.loads((ROOT / "models" / name / "keras" / "profile.json").read_text())
-    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"])
+    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"], bool(saved.get("frame_tap")))
 
 
 def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.ndarray]) -> dict:

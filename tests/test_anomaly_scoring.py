@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.errors import InspectionError, ManifestError
+from edge_runtime.errors import ManifestError
 from edge_runtime.manifest import FrameTerm
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
@@ -114,7 +114,7 @@ def test_a_high_frame_error_flags_a_frame_whose_cells_all_look_normal():
 
 
 def test_frame_term_needs_the_graphs_frame_output_and_positive_references():
-    with pytest.raises(InspectionError, match="no 'frame_error' output"):
+    with pytest.raises(ManifestError, match="no 'frame_error' output"):
         AnomalyScorer(CellsSession(_cells()), PreprocessSpec(), 8, 16, 0.0, frame_term=FrameTerm(1.0, 1.0))
     for references in ((0.0, 1.0), (1.0, -1.0), (1.0, 1.0, 0.0)):
         with pytest.raises(ValueError, match="must be positive"):

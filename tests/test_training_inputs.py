@@ -1,6 +1,7 @@
 """Training data problems are reported by name, or stop the run at once with a reason."""
 
 import logging
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -49,9 +50,35 @@ def test_gate_training_without_normal_images_or_boxes_stops_at_once(tmp_path):
 
 
 @needs_tf
-def test_gate_taps_that_disagree_with_the_feature_stride_stop_before_any_data_is_read(tmp_path):
-    from dataclasses import replace
+def test_a_new_line_with_the_frame_level_autoencoder_trains_and_builds_a_graph_with_its_output(tmp_path):
+    from training.profiles import FRAME_TAP, folder_profile
+    from training.train_autoencoder import load_anomaly_model, train_autoencoder
 
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=30)
+    profile = replace(folder_profile("t", root, "good", frame_level=True), frame_epochs=3, gate_epochs=1)
+    config = train_autoencoder(profile, tmp_path / "out")
+    assert config["frame"]["tap"] == FRAME_TAP and config["frame"]["n_vectors"] >= 14
+    assert {"frame_bottleneck.weights.h5", "frame_whitening.npz"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    model = load_anomaly_model(tmp_path / "out")
+    assert model.output_names == ["error_map", "stem", "frame_error"]
+    outputs = model.predict(np.random.default_rng(0).random((2, 64, 96, 1), np.float32), verbose=0)
+    assert outputs[0].shape == (2, 8, 12, 1) and outputs[2].shape == (2, 1, 1, 1)
+    assert np.all(np.isfinite(outputs[2])) and np.all(outputs[2] >= 0)
+
+
+@needs_tf
+def test_the_frame_level_autoencoder_refuses_too_few_normal_frames(tmp_path):
+    from training.profiles import folder_profile
+    from training.train_autoencoder import train_autoencoder
+
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=6)
+    profile = replace(folder_profile("t", root, "good", frame_level=True), gate_epochs=1)
+    with pytest.raises(DatasetError, match="too few for the frame-level autoencoder"):
+        train_autoencoder(profile, tmp_path / "out")
+
+
+@needs_tf
+def test_gate_taps_that_disagree_with_the_feature_stride_stop_before_any_data_is_read(tmp_path):
     from training.profiles import folder_profile
     from training.train_autoencoder import train_autoencoder
 
@@ -159,3 +186,12 @@ def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centre
     np.testing.assert_array_equal(y[:, 1::2, 1::2], x)  # stride-16 cell m sits on stride-8 cell 2m+1
     np.testing.assert_allclose(y[:, 2::2, 1::2], 0.5 * (x[:, :-1] + x[:, 1:]))  # cell 2m: halfway
     np.testing.assert_array_equal(y[:, 0, 1::2], x[:, 0])  # the first row repeats
+
+
+def test_frame_level_is_refused_for_the_built_in_profiles(capsys):
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["autoencoder", "--profile", "neu-steel", "--frame-level"])
+    assert stopped.value.code == 2
+    assert "--frame-level is for a new product line" in capsys.readouterr().err

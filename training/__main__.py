@@ -26,11 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="neu-steel", help=f"one of {', '.join(PROFILES)} or a new name with --data")
     parser.add_argument("--data", type=Path, help="folder of class sub-folders (a new product line)")
     parser.add_argument("--normal-class", help="with --data: the defect-free sub-folder")
+    parser.add_argument("--frame-level", action="store_true",
+                        help="with --data: add the frame-level autoencoder to the gate (for defects that change a "
+                             "whole frame's texture; see docs/gate_design.md)")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of fine-tuning / AE epochs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    profile = folder_profile(args.profile, args.data, args.normal_class) if args.data else PROFILES.get(args.profile)
+    if args.frame_level and not args.data:
+        parser.error("--frame-level is for a new product line (--data); the built-in profiles fix their own gate")
+    profile = (folder_profile(args.profile, args.data, args.normal_class, args.frame_level) if args.data
+               else PROFILES.get(args.profile))
     if profile is None:
         parser.error(f"unknown profile {args.profile!r}; give --data DIR for a new one")
     weights_dir = ROOT / "models" / profile.name / "keras"
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     (weights_dir / "profile.json").parent.mkdir(parents=True, exist_ok=True)
     (weights_dir / "profile.json").write_text(json.dumps(
         {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
-         "normal_class": profile.normal_class}, indent=1))
+         "normal_class": profile.normal_class, "frame_tap": profile.frame_tap}, indent=1))
     try:
         if args.step in ("autoencoder", "all"):
             from training.train_autoencoder import train_autoencoder

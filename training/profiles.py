@@ -95,6 +95,9 @@ class Profile:
         return load_class_folders(self.data_dir, self.normal_class)
 
 
+# The layer the frame-level autoencoder averages: measured on the magnetic tile (docs/gate_design.md).
+FRAME_TAP = "block_13_expand_relu"
+
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=176,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
@@ -103,12 +106,16 @@ PROFILES = {
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
         ignore_border=0.1,
         pad_margin=0,
-        frame_tap="block_13_expand_relu",
+        frame_tap=FRAME_TAP,
         frame_weight=4.0,
         score_normalise="frame_median",
     ),
 }
 
 
-def folder_profile(name: str, data_dir: Path, normal_class: str | None) -> Profile:
-    return Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class)
+def folder_profile(name: str, data_dir: Path, normal_class: str | None, frame_level: bool = False) -> Profile:
+    """A new product line from a folder of class sub-folders. ``frame_level`` adds the frame-level
+    autoencoder of the magnetic-tile profile (same layer, weight 1 until ``python -m
+    export.score_options`` has chosen one on the line's own validation split)."""
+    return Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class,
+                   frame_tap=FRAME_TAP if frame_level else None)

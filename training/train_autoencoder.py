@@ -29,6 +29,9 @@ from training.data import box_free_crops, read_frames
 from training.profiles import Profile
 
 log = logging.getLogger(__name__)
+# The frame-level autoencoder learns from one vector per defect-free training frame: below this
+# its whitening and its 10% validation hold-out mean nothing.
+MIN_FRAME_LEVEL_FRAMES = 20
 
 
 def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
@@ -97,9 +100,9 @@ def fit_frame_branch(pooled: np.ndarray, profile: Profile, out_dir: Path) -> dic
     """The frame-level autoencoder: the ``frame_tap`` layer averaged over each normal frame, whitened
     and rebuilt through its own small bottleneck. One vector per frame, so a few hundred in all:
     small batches, many epochs. Saves its weights beside the cell bottleneck's; returns its config."""
-    if len(pooled) < 2 * len(profile.frame_hidden) + 10:
+    if len(pooled) < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {len(pooled)} normal training frames are too few for the "
-                           "frame-level autoencoder")
+                           f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
     mean, projection, model, fit = fit_bottleneck(pooled, True, profile.frame_hidden, profile.frame_epochs,
                                                   batch_size=64, name="frame")
     model.save_weights(out_dir / "frame_bottleneck.weights.h5")
