@@ -25,17 +25,10 @@ from edge_runtime.manifest import MANIFEST_NAME
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.manifest_writer import model_entry, update_manifest, versions
-from training.profiles import PROFILES, folder_profile
+from training.profiles import trained_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export")
-
-
-def _profile(name: str):
-    if name in PROFILES:
-        return PROFILES[name]
-    saved = json.loads((ROOT / "models" / name / "keras" / "profile.json").read_text())
-    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"], bool(saved.get("frame_tap")))
 
 
 def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.ndarray]) -> dict:
@@ -129,7 +122,7 @@ def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, sp
 
 
 def export_profile(name: str, manifest_path: Path) -> dict:
-    profile = _profile(name)
+    profile = trained_profile(name)
     spec = profile.preprocess
     out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
     trained = json.loads((weights / "classifier_result.json").read_text())

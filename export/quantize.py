@@ -69,9 +69,9 @@ class FrameReader(CalibrationDataReader):
 
 def calibration_samples(profile_name: str, entry: dict, count: int):
     """Up to ``count`` training-split samples, spread evenly over the (label-sorted) split."""
-    from export.__main__ import _profile
+    from training.profiles import trained_profile
 
-    profile = _profile(profile_name)
+    profile = trained_profile(profile_name)
     split = entry["split"]
     train = split_samples(profile.load(), int(split["seed"]), tuple(split["fractions"]))["train"]
     train = sorted(train, key=lambda s: (str(s.label), s.path.name))

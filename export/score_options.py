@@ -57,11 +57,11 @@ class MemoSession:
 
 
 def compare(manifest_path: Path, profile: str, calibration: str | None = None) -> dict:
-    from training.profiles import PROFILES
+    from training.profiles import trained_profile
 
     manifest = load_manifest(manifest_path)
     config = profile_config(manifest, manifest_path, profile)
-    training_profile = PROFILES[profile]
+    training_profile = trained_profile(profile)
     samples = training_profile.load()
     splits = {name: select_split(samples, manifest["profiles"][profile]["split"], name) for name in ("val", "test")}
     shared = MemoSession(session(config.autoencoder.verify()))

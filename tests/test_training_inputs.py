@@ -195,3 +195,19 @@ def test_frame_level_is_refused_for_the_built_in_profiles(capsys):
         main(["autoencoder", "--profile", "neu-steel", "--frame-level"])
     assert stopped.value.code == 2
     assert "--frame-level is for a new product line" in capsys.readouterr().err
+
+
+def test_export_finds_a_new_line_as_training_recorded_it(tmp_path):
+    import json
+
+    from training.profiles import FRAME_TAP, PROFILES, trained_profile
+
+    assert trained_profile("magnetic-tile", tmp_path) is PROFILES["magnetic-tile"]
+    record = tmp_path / "line-b" / "keras" / "profile.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"name": "line-b", "dataset": "folder", "data_dir": str(tmp_path / "data"),
+                                  "normal_class": "good", "frame_tap": FRAME_TAP}))
+    line = trained_profile("line-b", tmp_path)
+    assert (line.dataset, line.normal_class, line.frame_tap) == ("folder", "good", FRAME_TAP)
+    with pytest.raises(KeyError, match="neither built in"):
+        trained_profile("line-c", tmp_path)

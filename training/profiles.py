@@ -6,6 +6,7 @@ folder of class sub-folders), trained with the same commands.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile
 from edge_runtime.preprocess import PreprocessSpec
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)
@@ -119,3 +121,15 @@ def folder_profile(name: str, data_dir: Path, normal_class: str | None, frame_le
     export.score_options`` has chosen one on the line's own validation split)."""
     return Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class,
                    frame_tap=FRAME_TAP if frame_level else None)
+
+
+def trained_profile(name: str, models_dir: Path = MODELS) -> Profile:
+    """A built-in profile, or a new line as ``python -m training --data`` recorded it
+    (``models/<name>/keras/profile.json``)."""
+    if name in PROFILES:
+        return PROFILES[name]
+    record = Path(models_dir) / name / "keras" / "profile.json"
+    if not record.is_file():
+        raise KeyError(f"profile {name!r} is neither built in ({', '.join(PROFILES)}) nor trained ({record} missing)")
+    saved = json.loads(record.read_text())
+    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"], bool(saved.get("frame_tap")))
