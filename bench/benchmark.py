@@ -46,12 +46,13 @@ from bench.stats import summary
 from edge_runtime import Inspector, Verdict
 from edge_runtime.anomaly import GateOutput
 from edge_runtime.classifier import window_around_peak
+from edge_runtime.datasets import DatasetError
+from edge_runtime.evaluation_cases import load_samples
 from edge_runtime.manifest import default_manifest_path, load_manifest
 from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
 from edge_runtime.preprocess import load_image, to_gray01
 
 ROOT = Path(__file__).resolve().parents[1]
-NEU_IMAGES = ROOT.parent / "shared" / "data" / "neu-det" / "images"
 FRAME_SIDE = 200
 DEFECT_RATE = 0.05
 PC = time.perf_counter
@@ -88,14 +89,27 @@ def _synthetic(seed: int) -> bytes:
     return cv2.imencode(".png", texture)[1].tobytes()
 
 
-def candidate_frames(count: int) -> list[tuple[str, bytes]]:
-    """NEU-DET images (every class, evenly spread) plus a few synthetic textures, as encoded bytes."""
-    files = sorted(NEU_IMAGES.glob("*.jpg")) if NEU_IMAGES.is_dir() else []
-    picked = files[:: max(1, len(files) // count)][:count] if files else []
+def profile_images(manifest_path: Path, entry: dict) -> list[Path]:
+    """The images of the data set the profile was trained on (manifest ``dataset``), masks left out;
+    none where that folder is not on this machine."""
+    dataset = entry.get("dataset") or {}
+    folder = (manifest_path.parent / dataset.get("path", "")).resolve()
+    if not dataset.get("name") or not folder.is_dir():
+        return []
+    try:
+        return sorted(sample.path for sample in load_samples(dataset["name"], folder))
+    except DatasetError:
+        return []
+
+
+def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
+    """``count`` of the images (every class, evenly spread) plus a few synthetic textures, as encoded
+    200x200 frames."""
+    picked = images[:: max(1, len(images) // count)][:count] if images else []
     frames = [(p.name, p.read_bytes()) for p in picked]
     frames += [(f"synthetic-{i}", _synthetic(i)) for i in range(max(4, count // 8))]
     out = []
-    for name, data in frames:  # keep 200x200 frames only (NEU size)
+    for name, data in frames:  # the issue's frame size (NEU-DET's)
         image = load_image(data)
         if image.shape[:2] != (FRAME_SIDE, FRAME_SIDE):
             image = cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
@@ -104,10 +118,10 @@ def candidate_frames(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def pick_frames(inspector: Inspector, count: int) -> dict:
+def pick_frames(inspector: Inspector, count: int, images: list[Path]) -> dict:
     """Score the candidates once; split them into frames the gate passes and frames it flags."""
     normal, flagged = [], []
-    for name, data in candidate_frames(count):
+    for name, data in candidate_frames(count, images):
         result = inspector.inspect(data, source=name)
         item = {"name": name, "bytes": data, "array": load_image(data), "score": result.anomaly_score,
                 "verdict": result.verdict.value}
@@ -548,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=100, help="latency samples per measurement")
     p.add_argument("--frames", type=int, default=400, help="frames per throughput configuration")
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
-    p.add_argument("--candidates", type=int, default=60, help="NEU images scored to find normal/defective frames")
+    p.add_argument("--candidates", type=int, default=60, help="images of the profile's data set scored to find normal/defective frames")
     p.add_argument("--cold-starts", type=int, default=3, help="fresh-process cold starts (0 = skip)")
     p.add_argument("--baseline", choices=["keras"], default=None)
     p.add_argument("--keras-iterations", type=int, default=20)
@@ -570,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     args.manifest = (args.manifest or default_manifest_path()).resolve()
     inspector = Inspector.from_manifest(args.manifest, args.profile, args.threads, args.precision)
     args.profile, args.precision = inspector.profile, inspector.precision
-    frames = pick_frames(inspector, args.candidates)
+    frames = pick_frames(inspector, args.candidates, profile_images(args.manifest, inspector.config.raw))
     normal, defect = frames["normal"][len(frames["normal"]) // 2], frames["flagged"][0]
 
     report: dict = {

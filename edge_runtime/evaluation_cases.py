@@ -21,7 +21,7 @@ from .evaluate import Case
 NORMAL_CROP_MARGIN = 8
 
 
-def _load(dataset: str, path: Path, normal_class: str | None) -> list[Sample]:
+def load_samples(dataset: str, path: Path, normal_class: str | None = None) -> list[Sample]:
     """Any number of defect classes: held-out images of one class, or normal images only, are evaluated too."""
     if dataset == "neu-det":
         return load_neu_det(path, min_classes=0)
@@ -67,7 +67,7 @@ def match_class_names(samples: list[Sample], class_names: list[str]) -> list[Sam
 
 
 def build_cases(dataset: str, path: Path, inspector, split: str, normal_class: str | None, normal_crops: int) -> list[Case]:
-    samples = match_class_names(_load(dataset, Path(path), normal_class), inspector.class_names)
+    samples = match_class_names(load_samples(dataset, Path(path), normal_class), inspector.class_names)
     split_info = inspector.config.raw.get("split", {})
     chosen = select_split(samples, split_info, split)
     cases = [Case(s.path.name, s) for s in chosen]

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import MANIFEST, ROOT, needs_models
+from tests.conftest import MANIFEST, NEU, ROOT, needs_models, needs_tile
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (dev extra) - needed to build the tiny test graphs")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -88,14 +88,15 @@ def tiny_manifest(tmp_path_factory):
         "classifier": {**_entry(models / "classifier.onnx", root), "head": _entry(models / "classifier_head.npz", root),
                        "int8": _entry(models / "classifier.int8.onnx", root)},
         "thresholds": {"warn": 1e9, "defect": 1e9},
+        "dataset": {"name": "neu-det", "path": str(NEU)},  # absolute: candidate frames where the data is here
     }
     path = root / "models.manifest.json"
     path.write_text(json.dumps({"schema_version": 1, "default_profile": "tiny", "profiles": {"tiny": entry}}))
-    from bench.benchmark import candidate_frames
+    from bench.benchmark import candidate_frames, profile_images
     from edge_runtime import Inspector
 
     inspector = Inspector.from_manifest(path)
-    scores = [inspector.inspect(data).anomaly_score for _, data in candidate_frames(16)]
+    scores = [inspector.inspect(data).anomaly_score for _, data in candidate_frames(16, profile_images(path, entry))]
     entry["thresholds"] = {"warn": float(np.quantile(scores, 0.6)), "defect": float(np.quantile(scores, 0.7))}
     path.write_text(json.dumps({"schema_version": 1, "default_profile": "tiny", "profiles": {"tiny": entry}}))
     return path
@@ -200,3 +201,17 @@ def test_benchmark_writes_markdown(tiny_manifest, tmp_path):
 def test_benchmark_json_on_real_models():
     report = _run_benchmark(MANIFEST, "--no-floor")
     _check_report(report)
+
+
+@needs_models
+@needs_tile
+def test_benchmark_candidates_come_from_the_profiles_own_data_set_without_masks(tmp_path):
+    from bench.benchmark import profile_images
+    from edge_runtime.manifest import load_manifest
+
+    tile = load_manifest(MANIFEST)["profiles"]["magnetic-tile"]
+    images = profile_images(MANIFEST, tile)
+    assert len(images) > 500 and all(p.suffix == ".jpg" for p in images)  # the PNG masks are not frames
+    assert {p.parent.parent.name for p in images} >= {"MT_Free", "MT_Crack", "MT_Uneven"}
+    assert profile_images(tmp_path / "models.manifest.json", {**tile, "dataset": {"name": "magnetic-tile",
+                                                                                  "path": "nowhere"}}) == []
