@@ -109,8 +109,9 @@ PROFILES = {
         ignore_border=0.1,
         pad_margin=0,
         frame_tap=FRAME_TAP,
-        frame_weight=4.0,
+        frame_weight=2.0,
         score_normalise="frame_median",
+        gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
     ),
 }
 
