@@ -195,3 +195,10 @@ def overlays_zip(items: list[Inspected], alpha: float = 0.5) -> bytes:
                 zf.writestr(f"{name}_gradcam.png", png_bytes(cam))
         zf.writestr("results.json", results_json(items))
     return buf.getvalue()
+
+
+def frame_term_caption(score: float, frame_term: float) -> str:
+    """How much of a score the whole frame's texture makes (frame-level autoencoder) and how much its local peak."""
+    return (f"Whole-frame texture (frame-level autoencoder) {frame_term:.3g}, local peak {score - frame_term:.3g}: "
+            "a high first part means the frame as a whole looks unlike the defect-free ones, so the map is lifted "
+            "everywhere.")

@@ -36,6 +36,7 @@ class GateOutput:
     score: float  # maximum of the map
     stem: np.ndarray | None  # h x w x C backbone features over the padded frame (classifier input)
     geometry: FrameGeometry
+    frame_term: float | None = None  # the frame-level autoencoder's share of the score (added to every cell)
 
 
 class AnomalyScorer:
@@ -116,7 +117,8 @@ class AnomalyScorer:
         batch, geometry = self.model_input(frame)
         raw = self.run_model(batch)
         anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
-        return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry)
+        return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
+                          self.frame_share(raw.frame_error(0)))
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
@@ -137,13 +139,18 @@ class AnomalyScorer:
         anomaly_map[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
         return anomaly_map
 
+    def frame_share(self, frame_error: float | None) -> float | None:
+        """What the frame-level term adds to every scored cell, in score units (None without one)."""
+        if self._frame_term is None:
+            return None
+        if frame_error is None:
+            raise InspectionError("the profile adds a frame-level term, but no frame-level error was given")
+        return self._frame_term.weight * frame_error / self._frame_term.frame_reference
+
     def _with_frame_term(self, scored: np.ndarray, frame_error: float | None) -> np.ndarray:
         if self._frame_term is None:
             return scored
-        if frame_error is None:
-            raise InspectionError("the profile adds a frame-level term, but no frame-level error was given")
-        term = self._frame_term
-        return scored / term.map_reference + term.weight * frame_error / term.frame_reference
+        return scored / self._frame_term.map_reference + self.frame_share(frame_error)
 
     def scored_area(self, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
         """(rows, cols) of the frame that count towards the score: all but the ``ignore_border`` band."""

@@ -156,4 +156,5 @@ class Inspector:
             gradcam=stage.get("gradcam"),
             region=stage.get("region"),
             source=source,
+            frame_term=stage["gate"].frame_term,
         )

@@ -55,7 +55,9 @@ class InspectionResult:
 
     ``anomaly_map`` and ``gradcam`` are float32 arrays in frame coordinates (HxW).
     The class fields and ``gradcam`` are set only when the gate fired (verdict warn or
-    defect); for ``ok`` frames the classifier never runs.
+    defect); for ``ok`` frames the classifier never runs. ``frame_term`` is the part of
+    ``anomaly_score`` that a frame-level autoencoder adds to every cell of the map (the whole
+    frame's texture, not a local peak); None where the profile's gate has none.
     """
 
     verdict: Verdict
@@ -71,6 +73,7 @@ class InspectionResult:
     gradcam: np.ndarray | None = None
     region: Region | None = None
     source: str | None = None
+    frame_term: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anomaly_map", _frozen(self.anomaly_map))
@@ -94,6 +97,7 @@ class InspectionResult:
             "profile": self.profile,
             "verdict": self.verdict.value,
             "anomaly_score": self.anomaly_score,
+            "frame_term": self.frame_term,
             "threshold": self.thresholds.defect,
             "warn_threshold": self.thresholds.warn,
             "defect_class": self.defect_class,

@@ -26,6 +26,7 @@ class FakeInspector:
         self.model_sha256 = {"autoencoder": "0" * 64, "classifier": "1" * 64}
         self.manifest_path = Path("models.manifest.json")
         self.calls = 0
+        self.frame_term: float | None = None  # set: results carry a frame-level share, as the tile's gate gives
 
     def inspect(self, image, source=None, always_classify=False):
         self.calls += 1
@@ -45,7 +46,7 @@ class FakeInspector:
             )
         return InspectionResult(verdict=verdict, anomaly_score=score, thresholds=self.thresholds,
                                 anomaly_map=amap, frame=frame, profile=self.profile,
-                                timings_ms={"total": 1.0}, source=source, **extra)
+                                timings_ms={"total": 1.0}, source=source, frame_term=self.frame_term, **extra)
 
     def inspect_batch(self, images, sources=None):
         from edge_runtime.errors import InspectionError

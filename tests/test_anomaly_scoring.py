@@ -101,6 +101,7 @@ def test_frame_term_adds_the_frame_error_in_units_of_its_reference_to_the_scored
     assert np.allclose(combined.anomaly_map[area], plain[area] / 2.0 + 3.0 * 1.5 / 0.5, rtol=1e-6)
     assert np.all(combined.anomaly_map[:16] == 0)  # the ignored band stays out of the score
     assert combined.score == pytest.approx(plain.max() / 2.0 + 9.0, rel=1e-6)
+    assert combined.frame_term == pytest.approx(9.0) and _scorer(_cells(), "none").run(frame).frame_term is None
     assert np.unravel_index(combined.anomaly_map.argmax(), frame.shape) == np.unravel_index(plain.argmax(), frame.shape)
 
 
@@ -152,5 +153,9 @@ def test_the_inspector_scores_as_its_manifest_says():
     assert inspector.config.score_normalise == "frame_mean"
     tile = Inspector.from_manifest(profile="magnetic-tile")
     assert tile.config.score_normalise == "frame_median"
+    frame = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
+    result = tile.inspect(frame)
+    assert 0 < result.frame_term < result.anomaly_score and result.to_dict()["frame_term"] == result.frame_term
+    assert inspector.inspect(frame).frame_term is None
     assert inspector.scorer.frame_term is None and tile.scorer.frame_term == tile.config.frame_term
     assert tile.config.frame_term.map_reference > 0 and tile.config.frame_term.frame_reference > 0

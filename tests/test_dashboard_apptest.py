@@ -135,6 +135,17 @@ def test_inspect_always_classify_toggle(env):
     assert any(c.startswith("Grad-CAM") for img in at.image for c in img.captions)
 
 
+def test_inspect_names_the_frame_level_share_of_the_score_where_the_gate_has_one(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value(("low.png", fakes.png(20), "image/png")).run()
+    assert not any("Whole-frame texture" in c.value for c in at.caption)
+    env.fake.frame_term = 0.05
+    at.file_uploader(key="uploads").set_value(("mid.png", fakes.png(120), "image/png")).run()
+    assert not at.exception
+    shares = [c.value for c in at.caption if "Whole-frame texture" in c.value]
+    assert len(shares) == 1 and "frame-level autoencoder) 0.05, local peak" in shares[0]
+
+
 def test_inspect_opacity_slider_does_not_reinspect(env):
     at = app()
     at.file_uploader(key="uploads").set_value(("high.png", fakes.png(200), "image/png")).run()

@@ -42,6 +42,7 @@ def test_to_dict_is_json_ready():
 
     record = _result().to_dict()
     assert json.loads(json.dumps(record))["verdict"] == "ok" and record["error"] is None
+    assert record["frame_term"] is None and _result(frame_term=1.5).to_dict()["frame_term"] == 1.5
 
 
 def test_gradcam_equals_the_analytic_gradient_of_a_gap_dense_head():

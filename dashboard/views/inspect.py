@@ -83,6 +83,8 @@ for n, item in enumerate(results[:MAX_DETAILS]):
             st.markdown(render.verdict_markdown(r.verdict.value))
             st.markdown(f"Anomaly score **{r.anomaly_score:.4g}** (warn ≥ {r.thresholds.warn:.4g}, "
                         f"defect ≥ {r.thresholds.defect:.4g}) · {r.latency_ms:.0f} ms")
+            if r.frame_term is not None:
+                st.caption(render.frame_term_caption(r.anomaly_score, r.frame_term))
             st.vega_lite_chart(render.score_bar_spec(r.anomaly_score, r.thresholds.warn, r.thresholds.defect),
                                width="stretch", height=render.BAR_CHART_HEIGHT)
             probs = render.probabilities_table(r, inspector.class_names)
