@@ -75,6 +75,7 @@ def test_the_frame_level_autoencoder_refuses_too_few_normal_frames(tmp_path):
     profile = replace(folder_profile("t", root, "good", frame_level=True), gate_epochs=1)
     with pytest.raises(DatasetError, match="too few for the frame-level autoencoder"):
         train_autoencoder(profile, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before any training
 
 
 @needs_tf

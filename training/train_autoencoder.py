@@ -100,9 +100,6 @@ def fit_frame_branch(pooled: np.ndarray, profile: Profile, out_dir: Path) -> dic
     """The frame-level autoencoder: the ``frame_tap`` layer averaged over each normal frame, whitened
     and rebuilt through its own small bottleneck. One vector per frame, so a few hundred in all:
     small batches, many epochs. Saves its weights beside the cell bottleneck's; returns its config."""
-    if len(pooled) < MIN_FRAME_LEVEL_FRAMES:
-        raise DatasetError(f"{profile.name}: {len(pooled)} normal training frames are too few for the "
-                           f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
     mean, projection, model, fit = fit_bottleneck(pooled, True, profile.frame_hidden, profile.frame_epochs,
                                                   batch_size=64, name="frame")
     model.save_weights(out_dir / "frame_bottleneck.weights.h5")
@@ -117,7 +114,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
     epochs = epochs or profile.gate_epochs
     extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap)
-    stride = 64 // ae.feature_extractor(taps).compute_output_shape((1, 64, 64, 1))[1]
+    shapes = extractor.compute_output_shape((1, 64, 64, 1))
+    stride = 64 // (shapes[0] if profile.frame_tap else shapes)[1]
     if stride != profile.feature_stride:
         raise ValueError(f"profile {profile.name}: gate_taps {profile.gate_taps!r} give stride {stride}, "
                          f"but feature_stride is {profile.feature_stride}")
@@ -133,6 +131,10 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
                                profile.seed)
         frames, kept = frames + crops, kept + [Sample(Path("box-free crop"), None)] * len(crops)
+    normal_frames = sum(sample.is_normal for sample in kept)
+    if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
+        raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
+                           f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
@@ -160,7 +162,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
 
 
 def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
-    """The exported gate graph (error map, and the backbone stem unless ``with_stem`` is False)."""
+    """The exported gate graph: error map, the backbone stem unless ``with_stem`` is False, and the
+    frame-level error where the gate was trained with a ``frame_tap``."""
     config = json.loads((out_dir / "autoencoder_config.json").read_text())
     frame_config = config.get("frame")
     extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem,
