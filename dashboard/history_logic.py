@@ -86,8 +86,8 @@ def summary(df: pd.DataFrame) -> dict[str, float]:
             "reject_rate": rejects / inspected if inspected else 0.0}
 
 
-EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "warn_threshold", "defect_threshold",
-                  "defect_class", "confidence", "latency_ms", "profile", "error", "overlay_path"]
+EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
+                  "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "error", "overlay_path"]
 
 
 def to_csv(df: pd.DataFrame) -> bytes:

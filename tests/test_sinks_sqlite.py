@@ -18,6 +18,27 @@ def log(tmp_path):
         yield log
 
 
+def test_a_log_written_by_the_first_schema_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE inspections (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at REAL NOT NULL, captured_at REAL, source TEXT NOT NULL,
+        frame_id TEXT NOT NULL, verdict TEXT NOT NULL, score REAL, warn_threshold REAL, defect_threshold REAL,
+        defect_class TEXT, confidence REAL, latency_ms REAL, profile TEXT, model_sha256 TEXT, error TEXT,
+        overlay_path TEXT);
+        INSERT INTO inspections (recorded_at, source, frame_id, verdict, score) VALUES (1.0, 'cam', 'old', 'ok', 0.1);""")
+    old.commit()
+    old.close()
+    with SqliteLog(path) as log:
+        log.write([_rec("new", "warn", score=0.4, frame_term=0.3)])
+        rows = {row["frame_id"]: row for row in log.rows()}
+        assert rows["old"]["score"] == 0.1 and rows["old"]["frame_term"] is None
+        assert rows["new"]["frame_term"] == 0.3
+        assert log.integrity_check() == "ok"
+    with SqliteLog(path) as again:  # opening twice adds nothing twice
+        assert again.count() == 2
+
+
 def test_wal_mode_and_integrity(log, tmp_path):
     assert log.pragma("journal_mode") == "wal"
     assert log.integrity_check() == "ok"
@@ -30,8 +51,9 @@ def test_round_trip_all_columns(log):
     sha = {"autoencoder": "a" * 64, "classifier": "b" * 64}
     log.write([_rec("f1", "defect", captured_at=1.5, score=0.7, warn_threshold=0.3, defect_threshold=0.5,
                     defect_class="scratch", confidence=0.93, latency_ms=12.5, profile="neu-steel",
-                    model_sha256=sha, overlay_path="/o/f1.png")])
+                    model_sha256=sha, overlay_path="/o/f1.png", frame_term=0.25)])
     (row,) = log.rows()
+    assert row["frame_term"] == 0.25
     assert row["frame_id"] == "f1" and row["verdict"] == "defect" and row["source"] == "cam"
     assert row["score"] == 0.7 and row["warn_threshold"] == 0.3 and row["defect_threshold"] == 0.5
     assert row["defect_class"] == "scratch" and row["confidence"] == 0.93 and row["latency_ms"] == 12.5

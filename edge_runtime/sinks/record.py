@@ -37,6 +37,7 @@ class Record:
     model_sha256: Mapping[str, str] | None = None
     error: str | None = None
     overlay_path: str | None = None
+    frame_term: float | None = None  # the frame-level autoencoder's share of ``score``, where the gate has one
 
     @property
     def is_reject(self) -> bool:
@@ -67,4 +68,5 @@ def record_from_result(frame_source: str, frame_id: str, captured_at: float | No
         latency_ms=float(result.latency_ms),
         profile=result.profile,
         model_sha256=model_sha256,
+        frame_term=None if getattr(result, "frame_term", None) is None else float(result.frame_term),
     )

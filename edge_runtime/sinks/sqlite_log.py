@@ -22,7 +22,7 @@ from .record import DROPPED, INSPECTED, Record
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
     "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "model_sha256",
-    "error", "overlay_path",
+    "error", "overlay_path", "frame_term",
 )
 
 _SCHEMA = """
@@ -42,12 +42,17 @@ CREATE TABLE IF NOT EXISTS inspections (
     profile TEXT,
     model_sha256 TEXT,              -- JSON {"autoencoder": ..., "classifier": ...}
     error TEXT,
-    overlay_path TEXT
+    overlay_path TEXT,
+    frame_term REAL                 -- the frame-level autoencoder's share of score (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
 CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded_at);
 """
+
+# Columns added after the first schema: (name, type). A log written by an older version gets them
+# on opening (NULL in its old rows), so one file keeps its history across updates.
+_ADDED_COLUMNS = (("frame_term", "REAL"),)
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -87,6 +92,13 @@ class SqliteLog:
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         with self._conn:
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._conn.execute("PRAGMA table_info(inspections)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                self._conn.execute(f"ALTER TABLE inspections ADD COLUMN {name} {kind}")
 
     # -- writing -------------------------------------------------------------------
     def write(self, records: Sequence[Record]) -> None:
