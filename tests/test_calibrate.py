@@ -165,3 +165,19 @@ def test_area_study_gallery_shows_the_highest_scoring_crops_first(tmp_path):
     assert image.shape == (200, 800, 3)  # one row of four tiles, the lowest score left out
     brightness = [image[100, 100 + 200 * i, 1] for i in range(4)]  # green channel inside each crop, off the drawings
     assert brightness == sorted(brightness, reverse=True)  # scores 5, 4, 3, 2 from left to right
+
+
+def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thresholds(samples):
+    from export.exposure_study import GainScorer, gain_metrics
+
+    frame = np.full((8, 8), 0.6, np.float32)
+    assert np.allclose(GainScorer(FrameIsTheMap(), 1.5).anomaly_map(frame), 0.9)
+    assert np.allclose(GainScorer(FrameIsTheMap(), 2.0).anomaly_map(frame), 1.0)  # clipped like a saturated camera
+    assert GainScorer(FrameIsTheMap(), 2.0).normalising_level(np.ones(3)) == 1.0  # the rest is the scorer's
+    limits = {"warn": 0.4, "defect": 0.6}
+    rows = gain_metrics(FrameIsTheMap(), samples, PreprocessSpec(), limits, "crops", gains=(0.5, 1.0, 2.0))
+    assert list(rows) == ["0.5", "1", "2"]
+    # The texture image's box-free crops read 128/255 = 0.50: flagged at warn at gain 1 and 2, not at 0.5.
+    assert [rows[g]["false_alarm_rate_warn"] for g in rows] == [0.0, 0.5, 0.5]
+    assert [rows[g]["false_alarm_rate_defect"] for g in rows] == [0.0, 0.0, 0.5]
+    assert [rows[g]["gate_recall_warn"] for g in rows] == [1.0, 1.0, 1.0]  # the boxes read 0.5, 1 and 1 (clipped)

@@ -1,0 +1,87 @@
+"""``python -m export.exposure_study --profile P``: do the deployed thresholds survive a change of lighting?
+
+A line's thresholds hold for the exposure they were set at. A brighter or darker camera, an
+ageing lamp or a dirty lens changes the grey levels of every frame; the backbone's features,
+and with them the reconstruction errors, move too. This scales each test-split frame's grey
+levels by a gain (clipped to [0, 1]) and measures, at the deployed thresholds, what the
+export measures: false alarms on the profile's calibration normals, gate recall and image
+AUROC (``export.calibrate``). The answer for a plant: re-commission (``python -m
+edge_runtime calibrate``) after any change of lighting or camera settings.
+Writes results/<profile>/exposure_study.json and a Markdown table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.evaluation_cases import select_split
+from edge_runtime.inspector import session
+from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
+from export import calibrate
+
+ROOT = Path(__file__).resolve().parents[1]
+GAINS = (0.8, 0.9, 1.0, 1.1, 1.2)
+
+
+class GainScorer:
+    """An ``AnomalyScorer`` that sees every frame with its grey levels times ``gain`` (clipped to [0, 1]);
+    everything else is the wrapped scorer's."""
+
+    def __init__(self, scorer: AnomalyScorer, gain: float) -> None:
+        self._scorer, self._gain = scorer, gain
+
+    def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
+        return self._scorer.anomaly_map(np.clip(frame * self._gain, 0.0, 1.0).astype(np.float32))
+
+    def __getattr__(self, name: str):
+        return getattr(self._scorer, name)
+
+
+def gain_metrics(scorer: AnomalyScorer, samples: list, spec, limits: dict, calibration_normals: str,
+                 gains: tuple[float, ...] = GAINS, seed: int = 0) -> dict:
+    """``calibrate.gate_metrics`` at fixed thresholds for each gain: {"0.8": metrics, ...}."""
+    return {f"{gain:g}": calibrate.gate_metrics(calibrate.gate_scores(GainScorer(scorer, gain), samples, spec, seed),
+                                                limits, calibration_normals)
+            for gain in gains}
+
+
+def study(manifest_path: Path, profile: str) -> dict:
+    from training.profiles import trained_profile
+
+    manifest = load_manifest(manifest_path)
+    config = profile_config(manifest, manifest_path, profile)
+    training_profile = trained_profile(profile)
+    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
+    test = select_split(training_profile.load(), manifest["profiles"][profile]["split"], "test")
+    limits = manifest["profiles"][profile]["thresholds"]
+    return {"thresholds": {k: limits[k] for k in ("warn", "defect")},
+            "calibration_normals": training_profile.calibration_normals,
+            "gains": gain_metrics(scorer, test, config.preprocess, limits, training_profile.calibration_normals,
+                                  seed=training_profile.seed)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.exposure_study", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="neu-steel")
+    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    args = parser.parse_args(argv)
+    result = study(args.manifest, args.profile)
+    out = ROOT / "results" / args.profile / "exposure_study.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("| grey-level gain | false alarms at warn / defect | gate recall at warn / defect | image AUROC |")
+    print("|---|---|---|---|")
+    for gain, row in result["gains"].items():
+        print(f"| {gain} | {row['false_alarm_rate_warn']:.3f} / {row['false_alarm_rate_defect']:.3f} | "
+              f"{row['gate_recall_warn']:.3f} / {row['gate_recall_defect']:.3f} | {row['image_auroc']:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
