@@ -23,8 +23,6 @@ Writes results/<profile>/area_study.json and Markdown tables to stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
 from dataclasses import dataclass
@@ -38,10 +36,11 @@ from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample, box_free_corners
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
-from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
+from edge_runtime.manifest import load_manifest, profile_config
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import preprocess
 from export.calibrate import WINDOW_MARGIN, boxfree_values
+from export.study_cli import study_parser, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP_SIDES = (64, 96, 128)
@@ -169,13 +168,9 @@ def recalibrated(readings: dict, rate: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.area_study", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="neu-steel")
-    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
-    args = parser.parse_args(argv)
+    args = study_parser("python -m export.area_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
-    out = ROOT / "results" / args.profile / "area_study.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args.profile, "area_study", result)
     print("| normal reading | val n | val FAR warn / defect | test n | test FAR warn / defect | test image AUROC |")
     print("|---|---|---|---|---|---|")
     for name, test in result["test"].items():

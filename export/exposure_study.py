@@ -12,8 +12,6 @@ Writes results/<profile>/exposure_study.json and a Markdown table to stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,10 +20,10 @@ import numpy as np
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
-from edge_runtime.manifest import MANIFEST_NAME, load_manifest, profile_config
+from edge_runtime.manifest import load_manifest, profile_config
 from export import calibrate
+from export.study_cli import study_parser, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 GAINS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
@@ -67,14 +65,9 @@ def study(manifest_path: Path, profile: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.exposure_study", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="neu-steel")
-    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
-    args = parser.parse_args(argv)
+    args = study_parser("python -m export.exposure_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
-    out = ROOT / "results" / args.profile / "exposure_study.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args.profile, "exposure_study", result)
     print("| grey-level gain | false alarms at warn / defect | gate recall at warn / defect | image AUROC |")
     print("|---|---|---|---|")
     for gain, row in result["gains"].items():

@@ -15,10 +15,8 @@ Writes results/<profile>/score_options.json and a Markdown table to stdout.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,10 +26,10 @@ import numpy as np
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
-from edge_runtime.manifest import CELL_CENTRES, MANIFEST_NAME, NORMALISATIONS, load_manifest, profile_config
+from edge_runtime.manifest import CELL_CENTRES, NORMALISATIONS, load_manifest, profile_config
 from export import calibrate
+from export.study_cli import study_parser, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 SIGMAS = (0.5, 1.0, 1.5)
 FRAME_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -95,17 +93,13 @@ def _rate(metrics: dict, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.score_options", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="neu-steel")
-    parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    parser = study_parser("python -m export.score_options", __doc__)
     parser.add_argument("--calibration-normals", choices=sorted(calibrate.CALIBRATION_NORMALS),
                         help="normals the thresholds are set on (default: the profile's)")
     args = parser.parse_args(argv)
     rows = compare(args.manifest, args.profile, args.calibration_normals)
     suffix = "" if args.calibration_normals is None else f"_{args.calibration_normals}"
-    out = ROOT / "results" / args.profile / f"score_options{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_result(args.profile, f"score_options{suffix}", rows)
     print("| scoring | val recall @warn | val image AUROC | test recall @warn | test FAR @warn | test window FAR | "
           "test window FAR, box-free level | test crop FAR | test image AUROC |")
     print("|---|---|---|---|---|---|---|---|---|")
