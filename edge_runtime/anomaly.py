@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import cv2
@@ -95,6 +96,18 @@ class AnomalyScorer:
     @property
     def frame_term(self) -> FrameTerm | None:
         return self._frame_term
+
+    def with_frame_term(self, frame_term: FrameTerm | None) -> "AnomalyScorer":
+        """The same scorer (session and scoring) with another frame-level term."""
+        twin = copy.copy(self)
+        twin._frame_term = self._checked(frame_term)
+        return twin
+
+    def _checked(self, frame_term: FrameTerm | None) -> FrameTerm | None:
+        if frame_term is not None and FRAME_OUTPUT not in self._outputs:
+            raise ManifestError(f"the profile adds a frame-level term, but the anomaly model has no "
+                                f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
+        return frame_term
 
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
         """(1xHxW padded batch, geometry) for a [0, 1] gray frame."""

@@ -69,10 +69,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
                            profile.ignore_border, ae_config["pad_margin"], profile.score_normalise,
                            profile.score_cell_centre)
     if ae_config.get("frame"):
-        term = calibrate.frame_term(scorer, val, spec, profile.frame_weight)
-        scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"],
-                               profile.score_sigma, profile.ignore_border, ae_config["pad_margin"],
-                               profile.score_normalise, profile.score_cell_centre, term)
+        scorer = scorer.with_frame_term(calibrate.frame_term(scorer, val, spec, profile.frame_weight))
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
     parity = np.max([max_abs_difference(anomaly, out / "autoencoder.onnx", batch)
                      for batch in [random_frames] + [scorer.model_input(f)[0][..., None] for f in real]], axis=0)

@@ -71,9 +71,7 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
                               config.ignore_border, config.pad_margin, normalise, centre)
         references = calibrate.frame_term(plain, splits["val"], config.preprocess, 1.0) if config.frame_term else None
         for weight in weights:
-            scorer = plain if weight is None else AnomalyScorer(
-                shared, config.preprocess, config.feature_stride, config.input_multiple, sigma, config.ignore_border,
-                config.pad_margin, normalise, centre, replace(references, weight=weight))
+            scorer = plain if weight is None else plain.with_frame_term(replace(references, weight=weight))
             scores = {name: calibrate.gate_scores(scorer, split, config.preprocess, training_profile.seed)
                       for name, split in splits.items()}
             limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),

@@ -102,6 +102,9 @@ def test_frame_term_adds_the_frame_error_in_units_of_its_reference_to_the_scored
     assert np.all(combined.anomaly_map[:16] == 0)  # the ignored band stays out of the score
     assert combined.score == pytest.approx(plain.max() / 2.0 + 9.0, rel=1e-6)
     assert combined.frame_term == pytest.approx(9.0) and _scorer(_cells(), "none").run(frame).frame_term is None
+    plain_twin = scorer.with_frame_term(None)  # same session and scoring, no term: the map as it was
+    assert plain_twin.frame_term is None and scorer.frame_term == term
+    assert np.allclose(plain_twin.run(frame).anomaly_map, plain)
     assert np.unravel_index(combined.anomaly_map.argmax(), frame.shape) == np.unravel_index(plain.argmax(), frame.shape)
 
 
@@ -117,6 +120,8 @@ def test_a_high_frame_error_flags_a_frame_whose_cells_all_look_normal():
 def test_frame_term_needs_the_graphs_frame_output_and_positive_references():
     with pytest.raises(ManifestError, match="no 'frame_error' output"):
         AnomalyScorer(CellsSession(_cells()), PreprocessSpec(), 8, 16, 0.0, frame_term=FrameTerm(1.0, 1.0))
+    with pytest.raises(ManifestError, match="no 'frame_error' output"):
+        _scorer(_cells(), "none").with_frame_term(FrameTerm(1.0, 1.0))
     for references in ((0.0, 1.0), (1.0, -1.0), (1.0, 1.0, 0.0)):
         with pytest.raises(ValueError, match="must be positive"):
             FrameTerm(*references)
