@@ -51,13 +51,14 @@ def test_gate_training_without_normal_images_or_boxes_stops_at_once(tmp_path):
 
 @needs_tf
 def test_a_new_line_with_the_frame_level_autoencoder_trains_and_builds_a_graph_with_its_output(tmp_path):
-    from training.profiles import FRAME_TAP, folder_profile
+    from training.profiles import FRAME_TAP, PROFILES, folder_profile
     from training.train_autoencoder import load_anomaly_model, train_autoencoder
 
     root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=30)
     profile = replace(folder_profile("t", root, "good", frame_level=True), frame_epochs=3, gate_epochs=1)
     config = train_autoencoder(profile, tmp_path / "out")
-    assert config["frame"]["tap"] == FRAME_TAP and config["frame"]["n_vectors"] >= 14
+    assert config["frame"]["tap"] == FRAME_TAP and config["frame"]["n_vectors"] >= 20
+    assert profile.gate_taps == PROFILES["magnetic-tile"].gate_taps  # the tile's measured recipe
     assert {"frame_bottleneck.weights.h5", "frame_whitening.npz"} <= {p.name for p in (tmp_path / "out").iterdir()}
     model = load_anomaly_model(tmp_path / "out")
     assert model.output_names == ["error_map", "stem", "frame_error"]

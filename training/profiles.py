@@ -7,7 +7,7 @@ folder of class sub-folders), trained with the same commands.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile, load_neu_det
@@ -117,11 +117,19 @@ PROFILES = {
 
 
 def folder_profile(name: str, data_dir: Path, normal_class: str | None, frame_level: bool = False) -> Profile:
-    """A new product line from a folder of class sub-folders. ``frame_level`` adds the frame-level
-    autoencoder of the magnetic-tile profile (same layer, weight 1 until ``python -m
-    export.score_options`` has chosen one on the line's own validation split)."""
-    return Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class,
-                   frame_tap=FRAME_TAP if frame_level else None)
+    """A new product line from a folder of class sub-folders.
+
+    ``frame_level``: the magnetic tile's measured gate recipe as the starting point (block 5 + 12 cell
+    map, frame-level autoencoder weighted 2, median-normalised map; docs/gate_design.md); compare
+    the scoring options on the line's own validation split with ``python -m export.score_options``.
+    Without it, the block 6 + 13 cell gate alone, which beat block 5 + 12 on the tile without the
+    frame term."""
+    profile = Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class)
+    if not frame_level:
+        return profile
+    tile = PROFILES["magnetic-tile"]
+    return replace(profile, frame_tap=tile.frame_tap, frame_weight=tile.frame_weight, gate_taps=tile.gate_taps,
+                   gate_hidden=tile.gate_hidden, gate_epochs=tile.gate_epochs, score_normalise=tile.score_normalise)
 
 
 def trained_profile(name: str, models_dir: Path = MODELS) -> Profile:
