@@ -36,6 +36,9 @@ class PreprocessSpec:
     min_side: int = 32
     color: str = "gray"
     value_range: tuple[float, float] = (0.0, 1.0)
+    # Scale the model's view of each frame so its median grey level is this (None: as captured).
+    # The frame kept for display and the log stays as captured (``anomaly_frame``).
+    exposure_median: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +52,7 @@ class PreprocessSpec:
             min_side=int(data["min_side"]),
             color=data["color"],
             value_range=tuple(data["value_range"]),
+            exposure_median=data.get("exposure_median"),
         )
 
 
@@ -105,8 +109,21 @@ def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.nd
 
 
 def anomaly_frame(gray: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """The frame at the autoencoder's working size (native unless the profile fixes one)."""
-    return resize(gray, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else gray
+    """The frame as the models see it: at the working size (native unless the profile fixes one), and
+    at the profile's exposure where it fixes one."""
+    work = resize(gray, spec.anomaly_size, spec.interpolation) if spec.anomaly_size else gray
+    return normalise_exposure(work, spec.exposure_median) if spec.exposure_median else work
+
+
+MAX_EXPOSURE_GAIN = 4.0
+
+
+def normalise_exposure(gray: np.ndarray, median: float) -> np.ndarray:
+    """Grey levels scaled so the frame's median is ``median`` (a gain of 1/4 to 4 at most), clipped to
+    [0, 1]: a brighter or darker exposure of the same surface looks the same to the models."""
+    level = float(np.median(gray))
+    gain = float(np.clip(median / max(level, 1e-6), 1.0 / MAX_EXPOSURE_GAIN, MAX_EXPOSURE_GAIN))
+    return np.clip(gray * gain, 0.0, 1.0).astype(np.float32)
 
 
 def cell_centre_offset(stride: int, centre: str = "middle") -> float:

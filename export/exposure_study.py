@@ -28,14 +28,23 @@ GAINS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
 class GainScorer:
-    """An ``AnomalyScorer`` that sees every frame with its grey levels times ``gain`` (clipped to [0, 1]);
-    everything else is the wrapped scorer's."""
+    """An ``AnomalyScorer`` that sees every frame with its grey levels times ``gain`` (clipped to [0, 1],
+    counted in ``clipped_share``); everything else is the wrapped scorer's."""
 
     def __init__(self, scorer: AnomalyScorer, gain: float) -> None:
         self._scorer, self._gain = scorer, gain
+        self._clipped = self._pixels = 0
+
+    @property
+    def clipped_share(self) -> float:
+        """Share of the pixels seen so far that the gain pushed past white."""
+        return self._clipped / self._pixels if self._pixels else 0.0
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
-        return self._scorer.anomaly_map(np.clip(frame * self._gain, 0.0, 1.0).astype(np.float32))
+        scaled = frame * self._gain
+        self._clipped += int(np.count_nonzero(scaled > 1.0))
+        self._pixels += scaled.size
+        return self._scorer.anomaly_map(np.clip(scaled, 0.0, 1.0).astype(np.float32))
 
     def __getattr__(self, name: str):
         return getattr(self._scorer, name)
@@ -43,10 +52,15 @@ class GainScorer:
 
 def gain_metrics(scorer: AnomalyScorer, samples: list, spec, limits: dict, calibration_normals: str,
                  gains: tuple[float, ...] = GAINS, seed: int = 0) -> dict:
-    """``calibrate.gate_metrics`` at fixed thresholds for each gain: {"0.8": metrics, ...}."""
-    return {f"{gain:g}": calibrate.gate_metrics(calibrate.gate_scores(GainScorer(scorer, gain), samples, spec, seed),
-                                                limits, calibration_normals)
-            for gain in gains}
+    """``calibrate.gate_metrics`` at fixed thresholds for each gain, with the share of clipped pixels:
+    {"0.8": metrics, ...}."""
+    rows = {}
+    for gain in gains:
+        scaled = GainScorer(scorer, gain)
+        scores = calibrate.gate_scores(scaled, samples, spec, seed)
+        rows[f"{gain:g}"] = {**calibrate.gate_metrics(scores, limits, calibration_normals),
+                             "clipped_pixel_share": scaled.clipped_share}
+    return rows
 
 
 def study(manifest_path: Path, profile: str) -> dict:
@@ -68,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     args = study_parser("python -m export.exposure_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "exposure_study", result)
-    print("| grey-level gain | false alarms at warn / defect | gate recall at warn / defect | image AUROC |")
-    print("|---|---|---|---|")
+    print("| grey-level gain | pixels clipped | false alarms at warn / defect | gate recall at warn / defect | image AUROC |")
+    print("|---|---|---|---|---|")
     for gain, row in result["gains"].items():
-        print(f"| {gain} | {row['false_alarm_rate_warn']:.3f} / {row['false_alarm_rate_defect']:.3f} | "
-              f"{row['gate_recall_warn']:.3f} / {row['gate_recall_defect']:.3f} | {row['image_auroc']:.3f} |")
+        print(f"| {gain} | {row['clipped_pixel_share']:.4f} | {row['false_alarm_rate_warn']:.3f} / "
+              f"{row['false_alarm_rate_defect']:.3f} | {row['gate_recall_warn']:.3f} / {row['gate_recall_defect']:.3f} | "
+              f"{row['image_auroc']:.3f} |")
     return 0
 
 

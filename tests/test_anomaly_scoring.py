@@ -161,6 +161,9 @@ def test_the_inspector_scores_as_its_manifest_says():
     frame = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
     result = tile.inspect(frame)
     assert 0 < result.frame_term < result.anomaly_score and result.to_dict()["frame_term"] == result.frame_term
+    # The tile's models see one exposure; the frame shown and logged stays as captured.
+    assert tile.config.preprocess.exposure_median is not None
+    assert np.allclose(result.frame, frame / 255.0, atol=1e-6)
     assert inspector.inspect(frame).frame_term is None
     assert inspector.scorer.frame_term is None and tile.scorer.frame_term == tile.config.frame_term
     assert tile.config.frame_term.map_reference > 0 and tile.config.frame_term.frame_reference > 0

@@ -181,3 +181,5 @@ def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thres
     assert [rows[g]["false_alarm_rate_warn"] for g in rows] == [0.0, 0.5, 0.5]
     assert [rows[g]["false_alarm_rate_defect"] for g in rows] == [0.0, 0.0, 0.5]
     assert [rows[g]["gate_recall_warn"] for g in rows] == [1.0, 1.0, 1.0]  # the boxes read 0.5, 1 and 1 (clipped)
+    assert rows["0.5"]["clipped_pixel_share"] == 0.0 and rows["1"]["clipped_pixel_share"] == 0.0
+    assert 0.0 < rows["2"]["clipped_pixel_share"] < 1.0  # the boxes and the texture image's background clip

@@ -85,3 +85,24 @@ def test_model_input_pads_to_the_multiple_and_its_geometry_maps_back(anomaly_siz
 def test_spec_roundtrips_through_manifest_dict():
     spec = PreprocessSpec(anomaly_size=(256, 256))
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_exposure_normalisation_gives_the_models_one_exposure_of_a_surface():
+    from edge_runtime.preprocess import anomaly_frame, normalise_exposure
+
+    surface = np.random.default_rng(0).uniform(0.2, 0.6, (64, 64)).astype(np.float32)
+    spec = PreprocessSpec(exposure_median=0.43)
+    dark, bright = anomaly_frame(surface * 0.8, spec), anomaly_frame(surface * 1.2, spec)
+    assert np.median(dark) == pytest.approx(0.43, abs=1e-3)
+    assert np.allclose(dark, bright, atol=1e-5)  # nothing clips here: the same view either way
+    assert np.allclose(anomaly_frame(surface, PreprocessSpec()), surface)  # off unless the profile sets it
+    black = normalise_exposure(np.full((8, 8), 0.01, np.float32), 0.43)
+    assert black.max() == pytest.approx(0.04)  # the gain stops at 4: a lens cap is not turned into steel
+    assert normalise_exposure(np.full((8, 8), 0.9, np.float32), 0.43).max() <= 1.0
+
+
+def test_exposure_travels_in_the_manifest_and_old_manifests_mean_none():
+    spec = PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43)
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in PreprocessSpec().to_dict().items() if k != "exposure_median"}
+    assert PreprocessSpec.from_dict(old).exposure_median is None

@@ -105,7 +105,7 @@ PROFILES = {
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
                          score_normalise="frame_mean", calibration_normals="crops"),
     "magnetic-tile": Profile(
-        "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256)),
+        "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,
         pad_margin=0,
         frame_tap=FRAME_TAP,
