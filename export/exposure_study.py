@@ -21,6 +21,7 @@ from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
 from edge_runtime.manifest import load_manifest, profile_config
+from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.study_cli import study_parser, write_result
 
@@ -63,6 +64,13 @@ def gain_metrics(scorer: AnomalyScorer, samples: list, spec, limits: dict, calib
     return rows
 
 
+def median_grey_levels(samples: list, spec) -> dict:
+    """5th / 50th / 95th percentile of the frames' median grey level, as captured: how much exposure
+    varies within a data set (and where a profile's ``exposure_median`` comes from)."""
+    medians = [float(np.median(preprocess(sample.path, spec))) for sample in samples]
+    return dict(zip(("p5", "p50", "p95"), map(float, np.percentile(medians, [5, 50, 95]))))
+
+
 def study(manifest_path: Path, profile: str) -> dict:
     from training.profiles import trained_profile
 
@@ -70,9 +78,12 @@ def study(manifest_path: Path, profile: str) -> dict:
     config = profile_config(manifest, manifest_path, profile)
     training_profile = trained_profile(profile)
     scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
-    test = select_split(training_profile.load(), manifest["profiles"][profile]["split"], "test")
+    samples = training_profile.load()
+    test = select_split(samples, manifest["profiles"][profile]["split"], "test")
+    train = select_split(samples, manifest["profiles"][profile]["split"], "train")
     limits = manifest["profiles"][profile]["thresholds"]
     return {"thresholds": {k: limits[k] for k in ("warn", "defect")},
+            "training_split_median_grey": median_grey_levels(train, config.preprocess),
             "calibration_normals": training_profile.calibration_normals,
             "gains": gain_metrics(scorer, test, config.preprocess, limits, training_profile.calibration_normals,
                                   seed=training_profile.seed)}
@@ -82,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = study_parser("python -m export.exposure_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "exposure_study", result)
+    levels = result["training_split_median_grey"]
+    print(f"median grey of the training split's frames: p5 {levels['p5']:.3f}, p50 {levels['p50']:.3f}, "
+          f"p95 {levels['p95']:.3f}\n")
     print("| grey-level gain | pixels clipped | false alarms at warn / defect | gate recall at warn / defect | image AUROC |")
     print("|---|---|---|---|---|")
     for gain, row in result["gains"].items():

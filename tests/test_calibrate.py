@@ -168,7 +168,7 @@ def test_area_study_gallery_shows_the_highest_scoring_crops_first(tmp_path):
 
 
 def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thresholds(samples):
-    from export.exposure_study import GainScorer, gain_metrics
+    from export.exposure_study import GainScorer, gain_metrics, median_grey_levels
 
     frame = np.full((8, 8), 0.6, np.float32)
     assert np.allclose(GainScorer(FrameIsTheMap(), 1.5).anomaly_map(frame), 0.9)
@@ -183,3 +183,5 @@ def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thres
     assert [rows[g]["gate_recall_warn"] for g in rows] == [1.0, 1.0, 1.0]  # the boxes read 0.5, 1 and 1 (clipped)
     assert rows["0.5"]["clipped_pixel_share"] == 0.0 and rows["1"]["clipped_pixel_share"] == 0.0
     assert 0.0 < rows["2"]["clipped_pixel_share"] < 1.0  # the boxes and the texture image's background clip
+    levels = median_grey_levels(samples, PreprocessSpec())  # backgrounds 0 and 128: the medians
+    assert levels["p50"] == pytest.approx(64 / 255, abs=1e-3) and levels["p5"] < levels["p50"] < levels["p95"]
