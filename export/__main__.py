@@ -76,11 +76,6 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     return scorer, dict(zip(outputs, map(float, parity)))
 
 
-def _keras_gate_files(ae_config: dict) -> list[str]:
-    files = ["bottleneck.weights.h5", "whitening.npz"]
-    return files + (["frame_bottleneck.weights.h5", "frame_whitening.npz"] if ae_config.get("frame") else [])
-
-
 def _frame_term_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
     """The manifest's ``score.frame_term`` (and how the frame branch was built), where the gate has one."""
     if not ae_config.get("frame"):
@@ -119,6 +114,8 @@ def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, sp
 
 
 def export_profile(name: str, manifest_path: Path) -> dict:
+    from training.train_autoencoder import gate_files
+
     profile = trained_profile(name)
     spec = profile.preprocess
     out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
@@ -151,7 +148,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
                       **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
-            "keras_weights": [model_entry(weights / f, ROOT) for f in _keras_gate_files(ae_config)],
+            "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },
         "classifier": {
             **model_entry(out / "classifier.onnx", ROOT),

@@ -102,8 +102,7 @@ def fit_frame_branch(pooled: np.ndarray, profile: Profile, out_dir: Path) -> dic
     small batches, many epochs. Saves its weights beside the cell bottleneck's; returns its config."""
     mean, projection, model, fit = fit_bottleneck(pooled, True, profile.frame_hidden, profile.frame_epochs,
                                                   batch_size=64, name="frame")
-    model.save_weights(out_dir / "frame_bottleneck.weights.h5")
-    np.savez(out_dir / "frame_whitening.npz", mean=mean, projection=projection)
+    _save_bottleneck(out_dir, "frame", model, mean, projection)
     return {"tap": profile.frame_tap, "hidden": list(profile.frame_hidden), "epochs": profile.frame_epochs,
             "n_vectors": int(len(pooled)),
             "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()}}
@@ -139,8 +138,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_weights(out_dir / "bottleneck.weights.h5")
-    np.savez(out_dir / "whitening.npz", mean=mean, projection=projection)
+    _save_bottleneck(out_dir, "bottleneck", model, mean, projection)
     frame = fit_frame_branch(pooled, profile, out_dir) if profile.frame_tap else None
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
@@ -173,11 +171,28 @@ def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
     return ae.anomaly_model(extractor, mean, projection, model, frame)
 
 
-def _load_bottleneck(out_dir: Path, name: str, hidden: list[int]) -> tuple[np.ndarray, np.ndarray, keras.Model]:
-    """(mean, projection, bottleneck) as saved by ``train_autoencoder`` ("bottleneck") or
-    ``fit_frame_branch`` ("frame")."""
+def bottleneck_files(name: str) -> tuple[str, str]:
+    """(weights, whitening) file names of a saved bottleneck: "bottleneck" (the cells') or "frame"."""
     prefix = "" if name == "bottleneck" else f"{name}_"
-    whitening = np.load(out_dir / f"{prefix}whitening.npz")
+    return f"{prefix}bottleneck.weights.h5", f"{prefix}whitening.npz"
+
+
+def gate_files(config: dict) -> list[str]:
+    """Every file a trained gate (``autoencoder_config.json``) saved beside its config."""
+    names = ["bottleneck"] + (["frame"] if config.get("frame") else [])
+    return [file for name in names for file in bottleneck_files(name)]
+
+
+def _save_bottleneck(out_dir: Path, name: str, model: keras.Model, mean: np.ndarray, projection: np.ndarray) -> None:
+    weights, whitening = bottleneck_files(name)
+    model.save_weights(out_dir / weights)
+    np.savez(out_dir / whitening, mean=mean, projection=projection)
+
+
+def _load_bottleneck(out_dir: Path, name: str, hidden: list[int]) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+    """(mean, projection, bottleneck) as ``_save_bottleneck`` saved them."""
+    weights, whitening_file = bottleneck_files(name)
+    whitening = np.load(out_dir / whitening_file)
     model = ae.bottleneck(whitening["projection"].shape[0], tuple(hidden), name)
-    model.load_weights(out_dir / f"{prefix}bottleneck.weights.h5")
+    model.load_weights(out_dir / weights)
     return whitening["mean"], whitening["projection"], model
