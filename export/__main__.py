@@ -88,8 +88,9 @@ def _frame_term_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
                            "n_train_frames": frame["n_vectors"]}}
 
 
-def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, int]:
-    """Thresholds from the validation split's normals; gate metrics and plot on the test split."""
+def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, dict]:
+    """Thresholds from the validation split's normals; gate metrics and plot on the test split. The
+    third item records the calibration and the validation figures recipes are chosen by."""
     from edge_runtime.evaluation_plots import plot_scores
 
     val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
@@ -100,7 +101,12 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
     plot_scores(calibrate.calibration_scores(test_scores, profile.calibration_normals), test_scores["defect_image"],
                 {k: limits[k] for k in ("warn", "defect")}, results / "gate_scores.png",
                 f"{profile.name}: anomaly scores, test split")
-    return limits, calibrate.gate_metrics(test_scores, limits, profile.calibration_normals), int(len(val_normals))
+    val = calibrate.gate_metrics(val_scores, limits, profile.calibration_normals)
+    calibration = {"split": "val", "normals": profile.calibration_normals, "n_normal": int(len(val_normals)),
+                   "gate_recall_warn": val["gate_recall_warn"], "image_auroc": val["image_auroc"]}
+    log.info("%s gate on the validation split: recall at warn %.3f, image AUROC %.3f", profile.name,
+             val["gate_recall_warn"], val["image_auroc"])
+    return limits, calibrate.gate_metrics(test_scores, limits, profile.calibration_normals), calibration
 
 
 def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],
@@ -127,7 +133,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real, splits["val"])
     classifier = _export_classifier(weights, out, len(trained["class_names"]), [scorer.run(f).stem for f in real])
     log.info("parity: classifier %s, autoencoder %s", classifier["parity"], ae_parity)
-    limits, gate, n_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
+    limits, gate, gate_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
     onnx_accuracy = _onnx_test_accuracy(out, scorer, classifier["kernel"], spec, trained["class_names"],
                                         splits["test"])
 
@@ -165,7 +171,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
         "metrics": {
             "classifier": {**trained["metrics"], "onnx_test_accuracy": onnx_accuracy},
             "gate_test": gate,
-            "gate_calibration": {"split": "val", "normals": profile.calibration_normals, "n_normal": n_calibration},
+            "gate_calibration": gate_calibration,
         },
         "training": versions(),
     }

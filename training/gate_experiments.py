@@ -177,6 +177,12 @@ VARIANTS = {
         {}, lambda p, f, s: context_variant(p, f, s, ae.TAPS["block5+12"])),
     "context feature AE, block6+13, whitened, 3x3 separable convs, stride-16 bottleneck 24, 30 epochs": (
         {}, lambda p, f, s: context_variant(p, f, s, ae.DEFAULT_TAPS)),
+    "feature AE, block5add, whitened, 60 epochs": (
+        {}, _features((("block_5_add", "same"),), (48, 12, 48), epochs=60)),
+    "feature AE, block6expand, whitened, 60 epochs": (
+        {}, _features((("block_6_expand_relu", "same"),), (128, 32, 128), epochs=60)),
+    "feature AE, block5add+12add, whitened, 60 epochs": (
+        {}, _features(ae.TAPS["block5+12"], (96, 24, 96), epochs=60)),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
