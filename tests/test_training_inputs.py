@@ -179,6 +179,19 @@ def test_normal_cells_follow_the_boxes_when_the_gate_resizes_the_frame():
 
 
 @needs_tf
+def test_frame_cells_are_those_centred_inside_the_frame_not_on_its_reflected_margin():
+    from edge_runtime.preprocess import model_input
+    from training.train_autoencoder import frame_cell_mask
+
+    _, geometry = model_input(np.zeros((200, 120), np.float32), PreprocessSpec(), 16, 16)
+    grid = (geometry.padded_shape[0] // 8, geometry.padded_shape[1] // 8)
+    inside = frame_cell_mask(grid, geometry, 8)
+    assert inside.shape == grid and inside[grid[0] // 2, grid[1] // 2]
+    assert not inside[0].any() and not inside[:, 0].any() and not inside[-1].any() and not inside[:, -1].any()
+    assert inside.sum(axis=0).max() == 25 and inside.sum(axis=1).max() == 15  # 200 / 8 rows, 120 / 8 columns
+
+
+@needs_tf
 def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centred_on():
     from training.autoencoder import AlignedUpsampling2
 

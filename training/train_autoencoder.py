@@ -38,13 +38,26 @@ def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
     return profile.normal_texture_labels is None or sample.label in profile.normal_texture_labels
 
 
+def cell_centres(grid: tuple[int, int], geometry: FrameGeometry, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row centres, column centres) of a padded frame's feature cells, in frame pixels."""
+    scale_y = geometry.frame_shape[0] / geometry.work_shape[0]
+    scale_x = geometry.frame_shape[1] / geometry.work_shape[1]
+    return ((np.arange(grid[0]) * stride + stride / 2 - geometry.top) * scale_y,
+            (np.arange(grid[1]) * stride + stride / 2 - geometry.left) * scale_x)
+
+
+def frame_cell_mask(grid: tuple[int, int], geometry: FrameGeometry, stride: int) -> np.ndarray:
+    """Feature cells centred inside the frame, not on its reflect-padded margin."""
+    centres_y, centres_x = cell_centres(grid, geometry, stride)
+    rows = (centres_y >= 0) & (centres_y < geometry.frame_shape[0])
+    cols = (centres_x >= 0) & (centres_x < geometry.frame_shape[1])
+    return rows[:, None] & cols[None, :]
+
+
 def normal_cell_mask(sample: Sample, grid: tuple[int, int], geometry: FrameGeometry, margin: int,
                      stride: int) -> np.ndarray:
     """Feature cells whose centre (in frame pixels) keeps ``margin`` away from every box."""
-    scale_y = geometry.frame_shape[0] / geometry.work_shape[0]
-    scale_x = geometry.frame_shape[1] / geometry.work_shape[1]
-    centres_y = (np.arange(grid[0]) * stride + stride / 2 - geometry.top) * scale_y
-    centres_x = (np.arange(grid[1]) * stride + stride / 2 - geometry.left) * scale_x
+    centres_y, centres_x = cell_centres(grid, geometry, stride)
     covered = np.zeros(grid, bool)
     for b in sample.boxes:
         rows = (centres_y >= b.ymin - margin) & (centres_y <= b.ymax + margin)
@@ -68,10 +81,13 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
             outputs = extractor.predict(np.stack([p for p, *_ in chunk])[..., None], verbose=0)
             maps, frame_features = (outputs[0], outputs[-1]) if isinstance(outputs, list) else (outputs, None)
             for i, (fmap, (_, sample, geometry)) in enumerate(zip(maps, chunk)):
+                keep = np.ones(fmap.shape[:2], bool)
                 if uses_boxes:
-                    fmap = fmap[normal_cell_mask(sample, fmap.shape[:2], geometry, profile.box_margin,
-                                                 profile.feature_stride)]
-                vectors.append(fmap.reshape(-1, fmap.shape[-1]))
+                    keep &= normal_cell_mask(sample, fmap.shape[:2], geometry, profile.box_margin,
+                                             profile.feature_stride)
+                if not profile.normal_cells_in_margin:
+                    keep &= frame_cell_mask(fmap.shape[:2], geometry, profile.feature_stride)
+                vectors.append(fmap[keep])
                 if frame_features is not None and sample.is_normal:
                     pooled.append(frame_features[i].reshape(-1))
     return np.concatenate(vectors), np.array(pooled, np.float32)
