@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -176,3 +177,20 @@ class AnomalyScorer:
             return 1.0
         level = np.mean(values) if self._normalise == "frame_mean" else np.median(values)
         return max(float(level), 1e-12)
+
+
+def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], weight: float) -> FrameTerm:
+    """A frame-level term (``FrameTerm``) whose references are the median map score and the median
+    frame-level error over defect-free ``frames`` ([0, 1] gray), ``scorer`` scoring without the term.
+    The export sets them on the validation split; commissioning on the line's own frames."""
+    map_scores, frame_errors = [], []
+    for frame in frames:
+        batch, geometry = scorer.model_input(frame)
+        raw = scorer.run_model(batch)
+        if raw.frame_errors is None:
+            raise ManifestError(f"the anomaly model has no '{FRAME_OUTPUT}' output to set frame-term references on")
+        map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))
+        frame_errors.append(raw.frame_error(0))
+    if not map_scores:
+        raise ValueError("no defect-free frames to set the frame-term references on")
+    return FrameTerm(float(np.median(map_scores)), float(np.median(frame_errors)), weight)

@@ -162,19 +162,25 @@ def cmd_calibrate(args) -> int:
         for path, reason in scored.failed:
             print(f"{path}: not inspected, left out: {reason}", file=sys.stderr)
         proposal = commissioning.propose_thresholds(scored.scores, args.false_alarm_rate, args.warn_false_alarm_rate)
+        frame_term = commissioning.remeasured_frame_term(inspector, paths)
+        if frame_term is not None:  # the thresholds are in the units of the re-measured references
+            rescored = commissioning.score_frames(inspector.with_frame_term(frame_term), paths)
+            proposal = commissioning.propose_thresholds(rescored.scores, args.false_alarm_rate,
+                                                        args.warn_false_alarm_rate)
     except (InspectionError, commissioning.CommissioningError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
-              "current": current, "proposed": proposal, "written": None}
+              "current": current, "proposed": proposal, "frame_term": _references(inspector.scorer.frame_term, frame_term),
+              "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record)
+                                     record, frame_term)
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2
@@ -186,9 +192,21 @@ def cmd_calibrate(args) -> int:
         for name, entry in (("current", current), ("proposed", proposal)):
             print(f"  {name:8s} warn {entry['warn']:.4g} (flags {entry['flagged_warn']:.1%}), "
                   f"defect {entry['defect']:.4g} (flags {entry['flagged_defect']:.1%})")
+        if frame_term is not None:
+            print(f"  frame-level term references: map {frame_term.map_reference:.4g} "
+                  f"(was {inspector.scorer.frame_term.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} "
+                  f"(was {inspector.scorer.frame_term.frame_reference:.4g}); the proposed thresholds use them")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0
+
+
+def _references(current, proposed) -> dict | None:
+    """The frame-level term's references before and after commissioning, for the report (None without one)."""
+    if proposed is None:
+        return None
+    return {name: {"map_reference": term.map_reference, "frame_reference": term.frame_reference}
+            for name, term in (("current", current), ("proposed", proposed))}
 
 
 def cmd_bench(bench_args: list[str]) -> int:

@@ -17,8 +17,11 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from .anomaly import frame_term_references
 from .datasets import IMAGE_SUFFIXES, image_files
 from .errors import InspectionError
+from .manifest import FrameTerm
+from .preprocess import preprocess
 
 
 class CommissioningError(ValueError):
@@ -109,3 +112,25 @@ def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_a
 def flagged_rates(scores: np.ndarray, warn: float, defect: float) -> dict:
     """Share of ``scores`` at or above each threshold."""
     return {"flagged_warn": float(np.mean(scores >= warn)), "flagged_defect": float(np.mean(scores >= defect))}
+
+
+def remeasured_frame_term(inspector, paths: Sequence[Path]) -> FrameTerm | None:
+    """The profile's frame-level term with its references re-measured on the line's defect-free frames
+    (None for a gate without one). Its two parts are in units of their typical value on normal
+    frames; a new camera moves both, and not by the same factor, so the balance the weight was
+    chosen for holds only when both are measured on the line's frames
+    (``python -m export.camera_study``). Frames that cannot be read are skipped; ``score_frames``
+    names them."""
+    term = inspector.scorer.frame_term
+    if term is None:
+        return None
+    plain = inspector.scorer.with_frame_term(None)
+    return frame_term_references(plain, _readable_frames(paths, inspector.config.preprocess), term.weight)
+
+
+def _readable_frames(paths: Sequence[Path], spec) -> Iterator[np.ndarray]:
+    for path in paths:
+        try:
+            yield preprocess(path, spec)
+        except InspectionError:
+            continue

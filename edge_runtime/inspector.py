@@ -7,6 +7,7 @@ Grad-CAM is computed from its exposed feature map.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ import onnxruntime as ort
 from .anomaly import AnomalyScorer
 from .classifier import DefectClassifier, window_around_peak
 from .errors import InspectionError, ModelLoadError
-from .manifest import ProfileConfig, default_manifest_path, load_manifest, profile_config
+from .manifest import FrameTerm, ProfileConfig, default_manifest_path, load_manifest, profile_config
 from .preprocess import ImageSource, preprocess
 from .result import InspectionResult, Thresholds, Verdict
 
@@ -65,6 +66,13 @@ class Inspector:
         """``precision`` "fp32" / "int8" overrides the profile's manifest setting (None = the manifest's)."""
         path = Path(manifest_path) if manifest_path is not None else default_manifest_path()
         return cls(profile_config(load_manifest(path), path, profile, precision), path, intra_op_threads)
+
+    def with_frame_term(self, frame_term: FrameTerm | None) -> "Inspector":
+        """The same inspector (sessions, thresholds) scoring with another frame-level term, such as one
+        whose references commissioning re-measured on the line's own frames."""
+        twin = copy.copy(self)
+        twin.scorer = self.scorer.with_frame_term(frame_term)
+        return twin
 
     def inspect(self, image: ImageSource, source: str | None = None, always_classify: bool = False) -> InspectionResult:
         """Inspect one frame. Raises an ``InspectionError`` subclass for anything that cannot be inspected.

@@ -186,18 +186,29 @@ def profile_config(
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
 
 
+def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | None) -> None:
+    entry["autoencoder"]["score"]["frame_term"].update(
+        map_reference=frame_term.map_reference, frame_reference=frame_term.frame_reference,
+        references_from="median over the commissioning frames" if commissioned else "set by hand",
+        edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
-                    commissioned: dict | None = None) -> Path:
+                    commissioned: dict | None = None, frame_term: FrameTerm | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
-    (``edge_runtime.commissioning``); any earlier record is dropped with the old values."""
+    (``edge_runtime.commissioning``); any earlier record is dropped with the old values.
+    ``frame_term``: new references of the gate's frame-level term, set on the same frames (the
+    thresholds are in its units)."""
     path = Path(path)
     if not warn <= defect:
         raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
     manifest = load_manifest(path)
     if profile not in manifest["profiles"]:
         raise ManifestError(f"profile '{profile}' is not in {path}")
+    if frame_term is not None and not manifest["profiles"][profile]["autoencoder"]["score"].get("frame_term"):
+        raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
     backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
     shutil.copy2(path, backup)
     thresholds = manifest["profiles"][profile]["thresholds"]
@@ -205,6 +216,8 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds.pop("commissioned", None)
     if commissioned:
         thresholds["commissioned"] = commissioned
+    if frame_term is not None:
+        _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)

@@ -23,7 +23,7 @@ import random
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.anomaly import AnomalyScorer, frame_term_references
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
 from edge_runtime.manifest import FrameTerm
 from edge_runtime.metrics import separation_auroc
@@ -78,18 +78,13 @@ def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tupl
 
 
 def frame_term(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, weight: float) -> FrameTerm:
-    """The references of a gate's frame-level term (``FrameTerm``): the median map score and the
-    median frame-level error of the defect-free ``samples``, ``scorer`` scoring without the term."""
+    """The references of a gate's frame-level term (``anomaly.frame_term_references``) on the
+    defect-free ``samples``, ``scorer`` scoring without the term."""
     normals = [s for s in samples if s.is_normal]
     if not normals:
         raise ValueError("a frame-level autoencoder needs defect-free images to set its references on")
-    map_scores, frame_errors = [], []
-    for sample in tqdm(normals, desc="frame-term references", unit="img"):
-        batch, geometry = scorer.model_input(preprocess(sample.path, spec))
-        raw = scorer.run_model(batch)
-        map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))
-        frame_errors.append(raw.frame_error(0))
-    return FrameTerm(float(np.median(map_scores)), float(np.median(frame_errors)), weight)
+    frames = (preprocess(sample.path, spec) for sample in tqdm(normals, desc="frame-term references", unit="img"))
+    return frame_term_references(scorer, frames, weight)
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

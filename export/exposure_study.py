@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,12 +29,32 @@ from export.study_cli import study_parser, write_result
 GAINS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
 
-class GainScorer:
-    """An ``AnomalyScorer`` that sees every frame with its grey levels times ``gain`` (clipped to [0, 1],
-    counted in ``clipped_share``); everything else is the wrapped scorer's."""
+class ChangedFrames:
+    """An ``AnomalyScorer`` that sees every frame through ``change`` (a [0, 1] gray frame in, one out), as
+    if a different camera had captured it; everything else is the wrapped scorer's."""
+
+    def __init__(self, scorer: AnomalyScorer, change: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._scorer, self._change = scorer, change
+
+    def seen(self, frame: np.ndarray) -> np.ndarray:
+        return self._change(frame)
+
+    def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
+        return self._scorer.anomaly_map(self.seen(frame))
+
+    def model_input(self, frame: np.ndarray):
+        return self._scorer.model_input(self.seen(frame))
+
+    def __getattr__(self, name: str):
+        return getattr(self._scorer, name)
+
+
+class GainScorer(ChangedFrames):
+    """Every frame with its grey levels times ``gain``, clipped to [0, 1] (counted in ``clipped_share``)."""
 
     def __init__(self, scorer: AnomalyScorer, gain: float) -> None:
-        self._scorer, self._gain = scorer, gain
+        super().__init__(scorer, lambda frame: np.clip(frame * gain, 0.0, 1.0).astype(np.float32))
+        self._gain = gain
         self._clipped = self._pixels = 0
 
     @property
@@ -41,14 +62,10 @@ class GainScorer:
         """Share of the pixels seen so far that the gain pushed past white."""
         return self._clipped / self._pixels if self._pixels else 0.0
 
-    def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
-        scaled = frame * self._gain
-        self._clipped += int(np.count_nonzero(scaled > 1.0))
-        self._pixels += scaled.size
-        return self._scorer.anomaly_map(np.clip(scaled, 0.0, 1.0).astype(np.float32))
-
-    def __getattr__(self, name: str):
-        return getattr(self._scorer, name)
+    def seen(self, frame: np.ndarray) -> np.ndarray:
+        self._clipped += int(np.count_nonzero(frame * self._gain > 1.0))
+        self._pixels += frame.size
+        return super().seen(frame)
 
 
 def gain_metrics(scorer: AnomalyScorer, samples: list, spec, limits: dict, calibration_normals: str,

@@ -185,3 +185,18 @@ def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thres
     assert 0.0 < rows["2"]["clipped_pixel_share"] < 1.0  # the boxes and the texture image's background clip
     levels = median_grey_levels(samples, PreprocessSpec())  # backgrounds 0 and 128: the medians
     assert levels["p50"] == pytest.approx(64 / 255, abs=1e-3) and levels["p5"] < levels["p50"] < levels["p95"]
+
+
+def test_camera_changes_are_deterministic_gray_frames_that_change_the_texture():
+    from export.camera_study import CHANGES
+    from export.exposure_study import ChangedFrames
+
+    texture = np.random.default_rng(0).uniform(0.2, 0.8, (64, 80)).astype(np.float32)
+    for name, change in CHANGES.items():
+        seen = change(texture)
+        assert seen.shape == texture.shape and seen.dtype == np.float32, name
+        assert 0.0 <= seen.min() and seen.max() <= 1.0, name
+        assert np.array_equal(change(texture), seen), name  # the noise too is the same on every run
+        assert np.array_equal(seen, texture) == (name == "as captured"), name
+    blur = CHANGES["defocus (Gaussian blur, sigma 1 px)"]
+    assert np.allclose(ChangedFrames(FrameIsTheMap(), blur).anomaly_map(texture), blur(texture))

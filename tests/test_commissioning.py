@@ -70,9 +70,14 @@ def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
     assert report["frames_scored"] == 120 and report["frames_failed"] == 1
     assert Path(report["written"]["backup"]).is_file()
 
-    saved = json.loads(manifest_path.read_text())["profiles"]["magnetic-tile"]["thresholds"]
+    profile = json.loads(manifest_path.read_text())["profiles"]["magnetic-tile"]
+    saved = profile["thresholds"]
     assert (saved["warn"], saved["defect"]) == (report["proposed"]["warn"], report["proposed"]["defect"])
     assert saved["commissioned"]["frames"] == 120 and saved["commissioned"]["false_alarm_rate"] == 0.02
+    # The thresholds are in the units of the frame-level term's references, re-measured on the same frames.
+    term = profile["autoencoder"]["score"]["frame_term"]
+    assert term["references_from"] == "median over the commissioning frames"
+    assert {k: term[k] for k in ("map_reference", "frame_reference")} == report["frame_term"]["proposed"]
 
     inspector = Inspector.from_manifest(manifest_path, "magnetic-tile")
     verdicts = [r.verdict.value for r in inspector.inspect_batch(sorted(frames.glob("exp*.jpg")))]
@@ -115,6 +120,34 @@ def test_record_then_calibrate_commissions_the_default_line_end_to_end(tmp_path,
     assert cli_main(["calibrate", str(frames), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["profile"] == "neu-steel" and report["frames_scored"] == 120 and report["written"] is None
+    assert report["frame_term"] is None  # neu-steel's gate has no frame-level term
     proposed = report["proposed"]
     assert proposed["warn"] <= proposed["defect"]
     assert proposed["flagged_defect"] <= 0.01 and proposed["flagged_warn"] <= 0.05
+
+
+@needs_models
+@needs_tile
+def test_commissioning_on_the_validation_tiles_re_measures_the_references_the_export_set(tmp_path, capsys):
+    """The export sets the frame-term references on the validation split's defect-free tiles; the
+    runtime's commissioning, given the same tiles, must arrive at the same references and thresholds."""
+    from edge_runtime.evaluation_cases import load_samples, select_split
+
+    manifest = json.loads(editable_manifest(tmp_path).read_text())
+    entry = manifest["profiles"]["magnetic-tile"]
+    val = select_split(load_samples("magnetic-tile", MAGNETIC_TILE), entry["split"], "val")
+    frames = tmp_path / "val_free"
+    frames.mkdir()
+    for sample in val:
+        if sample.is_normal:
+            (frames / sample.path.name).symlink_to(sample.path)
+    assert cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest",
+                     str(tmp_path / "models.manifest.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    exported = entry["autoencoder"]["score"]["frame_term"]
+    for key in ("map_reference", "frame_reference"):
+        assert report["frame_term"]["proposed"][key] == pytest.approx(exported[key], rel=1e-5)
+    # The same threshold up to the quantile rule: the export interpolates (np.quantile), commissioning
+    # takes the lowest threshold that flags at most the rate (threshold_for_false_alarm).
+    assert report["proposed"]["warn"] == pytest.approx(entry["thresholds"]["warn"], rel=0.01)
+    assert report["proposed"]["flagged_warn"] <= 0.05

@@ -103,6 +103,19 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
 
 
+def test_frame_term_references_go_only_where_the_gate_has_such_a_term(tmp_path):
+    from edge_runtime.manifest import FrameTerm, save_thresholds
+
+    path = editable_manifest(tmp_path)
+    before = path.read_text()
+    with pytest.raises(ManifestError, match="no frame-level term"):
+        save_thresholds(path, "neu-steel", 1.0, 2.0, frame_term=FrameTerm(1.0, 1.0, 2.0))
+    assert path.read_text() == before and not list(tmp_path.glob("*.bak"))
+    save_thresholds(path, "magnetic-tile", 1.0, 2.0, frame_term=FrameTerm(3.0, 0.5, 2.0))
+    inspector = Inspector.from_manifest(path, "magnetic-tile")
+    assert inspector.scorer.frame_term == FrameTerm(3.0, 0.5, 2.0)  # the weight stays the profile's
+
+
 def test_runtime_never_imports_tensorflow():
     import subprocess
     import sys

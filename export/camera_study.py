@@ -1,0 +1,127 @@
+"""``python -m export.camera_study --profile P``: does re-commissioning absorb a change of camera?
+
+The exposure study scales grey levels. A lens out of focus, a noisier sensor, in-camera
+sharpening or a JPEG-streaming camera change the texture itself, which is what the gate
+models. Each change is applied to every validation and test frame as captured (before the
+runtime's preprocessing), and the test split is measured three ways:
+
+* at the deployed thresholds;
+* re-commissioned: thresholds set again on the validation split's calibration normals seen
+  through the same change, as ``python -m edge_runtime calibrate`` sets them on a line's frames;
+* for a gate with a frame-level term, re-commissioned with the term's references re-measured on
+  those normals too (``export.calibrate.frame_term``, what ``calibrate`` does for such a gate).
+
+Writes results/<profile>/camera_study.json and a Markdown table to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.evaluation_cases import select_split
+from edge_runtime.inspector import session
+from edge_runtime.manifest import load_manifest, profile_config
+from export import calibrate
+from export.exposure_study import ChangedFrames
+from export.study_cli import study_parser, write_result
+
+REPORTED = ("false_alarm_rate_warn", "false_alarm_rate_defect", "gate_recall_warn", "gate_recall_defect", "image_auroc")
+
+
+def defocus(frame: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(frame, (0, 0), 1.0)
+
+
+def sensor_noise(frame: np.ndarray) -> np.ndarray:
+    """Gaussian noise of 2% of full scale, seeded by the frame's content so that every run sees the same."""
+    rng = np.random.default_rng(zlib.crc32(frame.tobytes()))
+    return np.clip(frame + rng.normal(0.0, 0.02, frame.shape), 0.0, 1.0).astype(np.float32)
+
+
+def sharpening(frame: np.ndarray) -> np.ndarray:
+    return np.clip(cv2.addWeighted(frame, 1.6, cv2.GaussianBlur(frame, (0, 0), 2.0), -0.6, 0.0), 0.0, 1.0)
+
+
+def jpeg_stream(frame: np.ndarray) -> np.ndarray:
+    encoded = cv2.imencode(".jpg", np.round(frame * 255.0).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])[1]
+    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+
+
+CHANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "as captured": lambda frame: frame,
+    "defocus (Gaussian blur, sigma 1 px)": defocus,
+    "sensor noise (Gaussian, sigma 0.02)": sensor_noise,
+    "in-camera sharpening (unsharp mask 0.6, sigma 2 px)": sharpening,
+    "JPEG stream (quality 50)": jpeg_stream,
+}
+
+
+def _measured(scorer, splits: dict, spec, profile, limits: dict | None = None) -> dict:
+    """Test-split figures at ``limits``, or at thresholds set on the validation split (None)."""
+    calibration = profile.calibration_normals
+    if limits is None:
+        val = calibrate.gate_scores(scorer, splits["val"], spec, profile.seed)
+        limits = calibrate.thresholds(calibrate.calibration_scores(val, calibration), profile.false_alarm_rate,
+                                      profile.warn_false_alarm_rate)
+    metrics = calibrate.gate_metrics(calibrate.gate_scores(scorer, splits["test"], spec, profile.seed), limits,
+                                     calibration)
+    return {"warn": limits["warn"], "defect": limits["defect"], **{key: metrics[key] for key in REPORTED}}
+
+
+def change_metrics(scorer: AnomalyScorer, change, splits: dict, spec, profile, deployed: dict) -> dict:
+    """The three readings of one change (module docstring)."""
+    seen = ChangedFrames(scorer, change)
+    rows = {"deployed_thresholds": _measured(seen, splits, spec, profile, deployed),
+            "recommissioned": _measured(seen, splits, spec, profile)}
+    if scorer.frame_term is not None:
+        plain = ChangedFrames(scorer.with_frame_term(None), change)
+        references = calibrate.frame_term(plain, splits["val"], spec, scorer.frame_term.weight)
+        rows["recommissioned_with_references"] = {
+            "map_reference": references.map_reference, "frame_reference": references.frame_reference,
+            **_measured(ChangedFrames(scorer.with_frame_term(references), change), splits, spec, profile)}
+    return rows
+
+
+def study(manifest_path: Path, profile_name: str) -> dict:
+    from training.profiles import trained_profile
+
+    manifest = load_manifest(manifest_path)
+    config = profile_config(manifest, manifest_path, profile_name)
+    profile = trained_profile(profile_name)
+    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
+    samples = profile.load()
+    splits = {name: select_split(samples, manifest["profiles"][profile_name]["split"], name) for name in ("val", "test")}
+    deployed = manifest["profiles"][profile_name]["thresholds"]
+    return {"calibration_normals": profile.calibration_normals,
+            "changes": {name: change_metrics(scorer, change, splits, config.preprocess, profile, deployed)
+                        for name, change in CHANGES.items()}}
+
+
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    return (f"{row['false_alarm_rate_warn']:.3f}, {row['gate_recall_warn']:.3f}, {row['image_auroc']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = study_parser("python -m export.camera_study", __doc__).parse_args(argv)
+    result = study(args.manifest, args.profile)
+    write_result(args.profile, "camera_study", result)
+    print("| change (test split; each cell: false alarms at warn, gate recall at warn, image AUROC) | "
+          "deployed thresholds | re-commissioned | re-commissioned, frame-term references re-measured |")
+    print("|---|---|---|---|")
+    for name, rows in result["changes"].items():
+        print(f"| {name} | {_cell(rows['deployed_thresholds'])} | {_cell(rows['recommissioned'])} | "
+              f"{_cell(rows.get('recommissioned_with_references'))} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
