@@ -173,7 +173,7 @@ def cmd_calibrate(args) -> int:
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
-              "current": current, "proposed": proposal, "frame_term": _references(inspector.scorer.frame_term, frame_term),
+              "current": current, "proposed": proposal, "frame_term": _references(inspector.frame_term_references, frame_term),
               "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
@@ -194,8 +194,8 @@ def cmd_calibrate(args) -> int:
                   f"defect {entry['defect']:.4g} (flags {entry['flagged_defect']:.1%})")
         if frame_term is not None:
             print(f"  frame-level term references: map {frame_term.map_reference:.4g} "
-                  f"(was {inspector.scorer.frame_term.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} "
-                  f"(was {inspector.scorer.frame_term.frame_reference:.4g}); the proposed thresholds use them")
+                  f"(was {inspector.frame_term_references.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} "
+                  f"(was {inspector.frame_term_references.frame_reference:.4g}); the proposed thresholds use them")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0

@@ -121,7 +121,7 @@ def remeasured_frame_term(inspector, paths: Sequence[Path]) -> FrameTerm | None:
     chosen for holds only when both are measured on the line's frames
     (``python -m export.camera_study``). Frames that cannot be read are skipped; ``score_frames``
     names them."""
-    term = inspector.scorer.frame_term
+    term = inspector.frame_term_references
     if term is None:
         return None
     plain = inspector.scorer.with_frame_term(None)

@@ -67,6 +67,11 @@ class Inspector:
         path = Path(manifest_path) if manifest_path is not None else default_manifest_path()
         return cls(profile_config(load_manifest(path), path, profile, precision), path, intra_op_threads)
 
+    @property
+    def frame_term_references(self) -> FrameTerm | None:
+        """The gate's frame-level term (its references and weight), or None where it has none."""
+        return self.scorer.frame_term
+
     def with_frame_term(self, frame_term: FrameTerm | None) -> "Inspector":
         """The same inspector (sessions, thresholds) scoring with another frame-level term, such as one
         whose references commissioning re-measured on the line's own frames."""

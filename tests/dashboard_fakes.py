@@ -27,6 +27,7 @@ class FakeInspector:
         self.manifest_path = Path("models.manifest.json")
         self.calls = 0
         self.frame_term: float | None = None  # set: results carry a frame-level share, as the tile's gate gives
+        self.frame_term_references = None  # Inspector.frame_term_references: the gate's term, None without one
 
     def inspect(self, image, source=None, always_classify=False):
         self.calls += 1

@@ -381,6 +381,19 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     table = at.dataframe[0].value.set_index(["setting", "threshold"])
     assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.125  # 1 of the 8 good frames
     assert len(tuning.load_samples(env.val / "normal", "defect-free frames", None)) == 8
+    assert not any("frame-level term" in c.value for c in at.caption)  # neu-steel's gate has none
+
+
+def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):
+    from edge_runtime.manifest import FrameTerm
+
+    env.fake.frame_term_references = FrameTerm(3.0, 0.8, 2.0)
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    assert not at.exception
+    assert any("frame-level term" in c.value and "edge_runtime calibrate" in c.value for c in at.caption)
 
 
 def test_tuning_rejects_traversal_and_bad_folder(env):

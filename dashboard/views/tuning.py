@@ -54,6 +54,11 @@ if failed:
 
 current = (inspector.thresholds.warn, inspector.thresholds.defect)
 st.subheader("Proposed thresholds")
+if inspector.frame_term_references is not None:
+    st.caption("This gate adds a frame-level term in units of its typical value on the frames it was set on. "
+               "Here the thresholds keep those units; after a camera change, commission with "
+               "`python -m edge_runtime calibrate`, which re-measures them on the line's frames "
+               "(docs/commissioning.md).")
 target = st.slider("Target false-alarm rate for a suggestion", 0.0, 0.2, 0.01, 0.005, format="%.3f", key="tune_target")
 try:
     suggested = tuning.threshold_for_false_alarm(scores, target)
