@@ -192,6 +192,21 @@ def test_frame_cells_are_those_centred_inside_the_frame_not_on_its_reflected_mar
 
 
 @needs_tf
+def test_mirrored_frames_carry_their_boxes_with_the_pixels():
+    from edge_runtime.datasets import Box, Sample
+    from training.train_autoencoder import mirrored
+
+    frame = np.zeros((40, 60), np.float32)
+    frame[5:10, 2:12] = 1.0  # the boxed defect
+    sample = Sample(None, "patches", boxes=(Box(2, 5, 11, 9),))
+    frames, samples = mirrored([frame], [sample])
+    assert len(frames) == len(samples) == 2
+    for mirror, mirrored_sample in zip(frames, samples):
+        (box,) = mirrored_sample.boxes
+        assert mirror[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].all() and mirror.sum() == frame.sum()
+
+
+@needs_tf
 def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centred_on():
     from training.autoencoder import AlignedUpsampling2
 

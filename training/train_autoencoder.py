@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.datasets import DatasetError, Sample, split_samples
+from edge_runtime.datasets import Box, DatasetError, Sample, split_samples
 from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames
@@ -93,6 +94,19 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     return np.concatenate(vectors), np.array(pooled, np.float32)
 
 
+def mirrored(frames: list[np.ndarray], samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample]]:
+    """Each frame mirrored left-right and top-bottom, its boxes with it: the strip's texture in the
+    orientations the line can show it (the classifier trains on such flips too)."""
+    out_frames, out_samples = [], []
+    for frame, sample in zip(frames, samples):
+        height, width = frame.shape[:2]
+        left_right = tuple(Box(width - 1 - b.xmax, b.ymin, width - 1 - b.xmin, b.ymax) for b in sample.boxes)
+        top_bottom = tuple(Box(b.xmin, height - 1 - b.ymax, b.xmax, height - 1 - b.ymin) for b in sample.boxes)
+        out_frames += [np.ascontiguousarray(frame[:, ::-1]), np.ascontiguousarray(frame[::-1])]
+        out_samples += [replace(sample, boxes=left_right), replace(sample, boxes=top_bottom)]
+    return out_frames, out_samples
+
+
 def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
     if len(vectors) <= limit:
         return vectors
@@ -141,6 +155,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
              if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
+    if profile.normal_mirrors:
+        extra_frames, extra_samples = mirrored(frames, kept)
+        frames, kept = frames + extra_frames, kept + extra_samples
     if uses_boxes and profile.standalone_crops:
         # Box-free crops as frames of their own too, so small frames (little context) are normal as well.
         crops = box_free_crops(frames, kept, profile.crop_sizes, profile.crops_per_image, profile.box_margin,
