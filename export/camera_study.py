@@ -25,12 +25,9 @@ import cv2
 import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.evaluation_cases import select_split
-from edge_runtime.inspector import session
-from edge_runtime.manifest import load_manifest, profile_config
 from export import calibrate
 from export.exposure_study import ChangedFrames
-from export.study_cli import study_parser, write_result
+from export.study_cli import deployed_gate, study_parser, write_result
 
 REPORTED = ("false_alarm_rate_warn", "false_alarm_rate_defect", "gate_recall_warn", "gate_recall_defect", "image_auroc")
 
@@ -90,17 +87,10 @@ def change_metrics(scorer: AnomalyScorer, change, splits: dict, spec, profile, d
 
 
 def study(manifest_path: Path, profile_name: str) -> dict:
-    from training.profiles import trained_profile
-
-    manifest = load_manifest(manifest_path)
-    config = profile_config(manifest, manifest_path, profile_name)
-    profile = trained_profile(profile_name)
-    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
-    samples = profile.load()
-    splits = {name: select_split(samples, manifest["profiles"][profile_name]["split"], name) for name in ("val", "test")}
-    deployed = manifest["profiles"][profile_name]["thresholds"]
-    return {"calibration_normals": profile.calibration_normals,
-            "changes": {name: change_metrics(scorer, change, splits, config.preprocess, profile, deployed)
+    gate = deployed_gate(manifest_path, profile_name)
+    return {"calibration_normals": gate.profile.calibration_normals,
+            "changes": {name: change_metrics(gate.scorer, change, gate.splits, gate.config.preprocess, gate.profile,
+                                             gate.entry["thresholds"])
                         for name, change in CHANGES.items()}}
 
 

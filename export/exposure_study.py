@@ -19,12 +19,9 @@ from typing import Callable
 import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.evaluation_cases import select_split
-from edge_runtime.inspector import session
-from edge_runtime.manifest import load_manifest, profile_config
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.study_cli import study_parser, write_result
+from export.study_cli import deployed_gate, study_parser, write_result
 
 GAINS = (0.8, 0.9, 1.0, 1.1, 1.2)
 
@@ -89,21 +86,13 @@ def median_grey_levels(samples: list, spec) -> dict:
 
 
 def study(manifest_path: Path, profile: str) -> dict:
-    from training.profiles import trained_profile
-
-    manifest = load_manifest(manifest_path)
-    config = profile_config(manifest, manifest_path, profile)
-    training_profile = trained_profile(profile)
-    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
-    samples = training_profile.load()
-    test = select_split(samples, manifest["profiles"][profile]["split"], "test")
-    train = select_split(samples, manifest["profiles"][profile]["split"], "train")
-    limits = manifest["profiles"][profile]["thresholds"]
+    gate = deployed_gate(manifest_path, profile)
+    limits = gate.entry["thresholds"]
     return {"thresholds": {k: limits[k] for k in ("warn", "defect")},
-            "training_split_median_grey": median_grey_levels(train, config.preprocess),
-            "calibration_normals": training_profile.calibration_normals,
-            "gains": gain_metrics(scorer, test, config.preprocess, limits, training_profile.calibration_normals,
-                                  seed=training_profile.seed)}
+            "training_split_median_grey": median_grey_levels(gate.splits["train"], gate.config.preprocess),
+            "calibration_normals": gate.profile.calibration_normals,
+            "gains": gain_metrics(gate.scorer, gate.splits["test"], gate.config.preprocess, limits,
+                                  gate.profile.calibration_normals, seed=gate.profile.seed)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
-from edge_runtime.manifest import CELL_CENTRES, NORMALISATIONS, load_manifest, profile_config
+from edge_runtime.manifest import CELL_CENTRES, NORMALISATIONS
 from export import calibrate
-from export.study_cli import study_parser, write_result
+from export.study_cli import deployed_gate, study_parser, write_result
 
 SIGMAS = (0.5, 1.0, 1.5)
 FRAME_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -55,13 +54,9 @@ class MemoSession:
 
 
 def compare(manifest_path: Path, profile: str, calibration: str | None = None) -> dict:
-    from training.profiles import trained_profile
-
-    manifest = load_manifest(manifest_path)
-    config = profile_config(manifest, manifest_path, profile)
-    training_profile = trained_profile(profile)
-    samples = training_profile.load()
-    splits = {name: select_split(samples, manifest["profiles"][profile]["split"], name) for name in ("val", "test")}
+    gate = deployed_gate(manifest_path, profile)
+    config, training_profile = gate.config, gate.profile
+    splits = {name: gate.splits[name] for name in ("val", "test")}
     shared = MemoSession(session(config.autoencoder.verify()))
     rows = {}
     calibration = calibration or training_profile.calibration_normals

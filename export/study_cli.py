@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.manifest import MANIFEST_NAME
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.datasets import Sample
+from edge_runtime.evaluation_cases import select_split
+from edge_runtime.inspector import session
+from edge_runtime.manifest import MANIFEST_NAME, ProfileConfig, load_manifest, profile_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +30,25 @@ def write_result(profile: str, name: str, data: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1) + "\n")
     return out
+
+
+@dataclass(frozen=True)
+class DeployedGate:
+    """What a measurement of a deployed profile starts from."""
+
+    entry: dict  # the profile's manifest entry
+    config: ProfileConfig  # as the runtime reads it
+    profile: object  # the training profile (``training.profiles.Profile``): seed, calibration normals, rates
+    scorer: AnomalyScorer  # the deployed gate, scoring as the runtime does
+    splits: dict[str, list[Sample]]  # train / val / test, as the manifest records them
+
+
+def deployed_gate(manifest_path: Path, profile_name: str) -> DeployedGate:
+    from training.profiles import trained_profile
+
+    manifest = load_manifest(manifest_path)
+    config = profile_config(manifest, manifest_path, profile_name)
+    profile = trained_profile(profile_name)
+    samples, entry = profile.load(), manifest["profiles"][profile_name]
+    return DeployedGate(entry, config, profile, AnomalyScorer.for_profile(session(config.autoencoder.verify()), config),
+                        {name: select_split(samples, entry["split"], name) for name in ("train", "val", "test")})
