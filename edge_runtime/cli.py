@@ -173,8 +173,8 @@ def cmd_calibrate(args) -> int:
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
-              "current": current, "proposed": proposal, "frame_term": _references(inspector.frame_term_references, frame_term),
-              "written": None}
+              "current": current, "proposed": proposal,
+              "frame_term": _references(inspector.frame_term_references, frame_term), "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
@@ -193,9 +193,10 @@ def cmd_calibrate(args) -> int:
             print(f"  {name:8s} warn {entry['warn']:.4g} (flags {entry['flagged_warn']:.1%}), "
                   f"defect {entry['defect']:.4g} (flags {entry['flagged_defect']:.1%})")
         if frame_term is not None:
-            print(f"  frame-level term references: map {frame_term.map_reference:.4g} "
-                  f"(was {inspector.frame_term_references.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} "
-                  f"(was {inspector.frame_term_references.frame_reference:.4g}); the proposed thresholds use them")
+            shipped = inspector.frame_term_references
+            print(f"  frame-level term references: map {frame_term.map_reference:.4g} (was "
+                  f"{shipped.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} (was "
+                  f"{shipped.frame_reference:.4g}); the proposed thresholds use them")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0
