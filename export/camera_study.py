@@ -86,12 +86,24 @@ def change_metrics(scorer: AnomalyScorer, change, splits: dict, spec, profile, d
     return rows
 
 
+def references_by_split(scorer: AnomalyScorer, splits: dict, spec) -> dict:
+    """The frame-level term's references measured on each split's defect-free frames, as captured:
+    how much better the gate rebuilds the frames it was trained on (commission on fresh frames)."""
+    plain = scorer.with_frame_term(None)
+    terms = {name: calibrate.frame_term(plain, samples, spec, scorer.frame_term.weight)
+             for name, samples in splits.items() if any(s.is_normal for s in samples)}
+    return {name: {"map_reference": t.map_reference, "frame_reference": t.frame_reference} for name, t in terms.items()}
+
+
 def study(manifest_path: Path, profile_name: str) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
-    return {"calibration_normals": gate.profile.calibration_normals,
-            "changes": {name: change_metrics(gate.scorer, change, gate.splits, gate.config.preprocess, gate.profile,
-                                             gate.entry["thresholds"])
-                        for name, change in CHANGES.items()}}
+    result = {"calibration_normals": gate.profile.calibration_normals,
+              "changes": {name: change_metrics(gate.scorer, change, gate.splits, gate.config.preprocess, gate.profile,
+                                               gate.entry["thresholds"])
+                          for name, change in CHANGES.items()}}
+    if gate.scorer.frame_term is not None:
+        result["frame_term_references_by_split"] = references_by_split(gate.scorer, gate.splits, gate.config.preprocess)
+    return result
 
 
 def _cell(row: dict | None) -> str:
@@ -110,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in result["changes"].items():
         print(f"| {name} | {_cell(rows['deployed_thresholds'])} | {_cell(rows['recommissioned'])} | "
               f"{_cell(rows.get('recommissioned_with_references'))} |")
+    for split, refs in result.get("frame_term_references_by_split", {}).items():
+        print(f"\nframe-term references on the {split} split's defect-free frames: map {refs['map_reference']:.3f}, "
+              f"frame error {refs['frame_reference']:.3f}", end="")
+    print()
     return 0
 
 
