@@ -74,10 +74,7 @@ class AnomalyScorer:
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
-        if frame_term is not None and FRAME_OUTPUT not in self._outputs:
-            raise ManifestError(f"the profile adds a frame-level term, but the anomaly model has no "
-                                  f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
-        self._frame_term = frame_term
+        self._frame_term = self._checked(frame_term)
         self._spec = spec
         self._stride = feature_stride
         self._multiple = input_multiple
