@@ -23,13 +23,13 @@ NAMED_NORMALS = ("class folders",)
 def load_samples(folder: Path, layout: str, normal_class: str | None) -> list:
     """Samples of a validation folder, with any number of defect classes. "defect-free frames": every
     image under the folder is normal (commissioning a line on its own good frames)."""
-    from edge_runtime.commissioning import image_paths
+    from edge_runtime.commissioning import frame_files
     from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile
 
     if layout == "magnetic-tile":
         return load_magnetic_tile(folder, min_classes=0)
     if layout == "defect-free frames":
-        return [Sample(path, None) for path in image_paths([folder])]
+        return [Sample(path, None) for path in frame_files([folder]).frames]
     if not normal_class:
         raise ValueError("name the folder that holds the normal (defect-free) images")
     return load_class_folders(folder, normal_class=normal_class, min_classes=0)

@@ -157,7 +157,11 @@ def cmd_calibrate(args) -> int:
 
     try:
         inspector = _inspector(args)
-        paths = commissioning.image_paths(args.paths)
+        files = commissioning.frame_files(args.paths)
+        if files.masks:
+            print(f"{len(files.masks)} pixel masks beside same-name images left out (e.g. {files.masks[0]})",
+                  file=sys.stderr)
+        paths = files.frames
         scored = commissioning.score_frames(inspector, paths)
         for path, reason in scored.failed:
             print(f"{path}: not inspected, left out: {reason}", file=sys.stderr)

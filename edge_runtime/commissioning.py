@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .anomaly import frame_term_references
-from .datasets import IMAGE_SUFFIXES, image_files
+from .datasets import IMAGE_SUFFIXES, image_files, is_mask_beside_image, non_png_stems
 from .errors import InspectionError
 from .manifest import FrameTerm
 from .preprocess import preprocess
@@ -36,21 +36,34 @@ class GateScores:
     failed: tuple[tuple[str, str], ...]
 
 
-def image_paths(paths: Sequence[Path]) -> list[Path]:
-    """Image files among ``paths``; folders are searched recursively. A missing path, or no image at all,
-    is an error."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class FrameFiles:
+    """The frames found under the paths given, and the pixel masks found beside them and left out."""
+
+    frames: list[Path]
+    masks: tuple[Path, ...]
+
+
+def frame_files(paths: Sequence[Path]) -> FrameFiles:
+    """Image files among ``paths``; folders are searched recursively. In a folder, a ``.png`` beside a
+    same-name image is that image's mask (the magnetic-tile layout) and is left out; a file named
+    explicitly is always a frame. A missing path, or no frame at all, is an error."""
+    frames: list[Path] = []
+    masks: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(image_files(path, recursive=True))  # broken links too: reported when read
+            found = image_files(path, recursive=True)  # broken links too: reported when read
+            images = non_png_stems(found)
+            for file in found:
+                (masks if is_mask_beside_image(file, images) else frames).append(file)
         elif path.is_file():
-            found.append(path)
+            frames.append(path)
         else:
             raise CommissioningError(f"{path} does not exist")
-    if not found:
+    if not frames:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise CommissioningError(f"no image files ({suffixes}) under {', '.join(map(str, paths))}")
-    return found
+    return FrameFiles(frames, tuple(masks))
 
 
 def minimum_frames(false_alarm_rate: float) -> int:

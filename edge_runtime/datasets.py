@@ -56,6 +56,18 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
 
+def is_mask_beside_image(path: Path, image_stems: set[tuple[Path, str]]) -> bool:
+    """A ``.png`` with a same-name non-PNG image in its folder is that image's pixel mask (the
+    magnetic-tile layout), not a frame. ``image_stems``: (folder, stem) of the non-PNG images
+    (``non_png_stems``)."""
+    return path.suffix.lower() == ".png" and (path.parent, path.stem) in image_stems
+
+
+def non_png_stems(files: list[Path]) -> set[tuple[Path, str]]:
+    """(folder, stem) of every file that is not a PNG: what ``is_mask_beside_image`` matches masks to."""
+    return {(p.parent, p.stem) for p in files if p.suffix.lower() != ".png"}
+
+
 def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
     root = ET.parse(xml_path).getroot()
     boxes = []
@@ -118,10 +130,10 @@ def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
         name = class_folder.name[len("MT_"):].lower()
         label = None if name == "free" else name
         files = image_files(folder)
-        images = {p.stem for p in files if p.suffix.lower() != ".png"}
+        images = non_png_stems(files)
         for path in files:
-            if path.suffix.lower() == ".png" and path.stem in images:
-                continue  # the mask of a same-name image
+            if is_mask_beside_image(path, images):
+                continue
             mask = path.with_suffix(".png")
             samples.append(Sample(path, label, mask_path=mask if mask != path and mask.is_file() else None))
     if not samples:

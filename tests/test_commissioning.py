@@ -33,24 +33,30 @@ def test_proposal_refuses_too_few_frames_and_rates_out_of_order():
     assert (proposal["flagged_warn"], proposal["flagged_defect"]) == (pytest.approx(0.1), pytest.approx(0.02))
 
 
-def test_image_paths_searches_folders_and_names_what_is_missing(tmp_path):
+def test_frame_files_searches_folders_and_names_what_is_missing(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for name in ("a/1.png", "a/b/2.JPG", "a/notes.txt"):
+    for name in ("a/1.png", "a/b/2.JPG", "a/notes.txt", "a/b/4.jpg", "a/b/4.png", "a/5.png"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "a" / "3.png").symlink_to(tmp_path / "nowhere.png")  # a broken link: kept, reported when read
-    assert [p.name for p in commissioning.image_paths([tmp_path / "a"])] == ["1.png", "3.png", "2.JPG"]
+    found = commissioning.frame_files([tmp_path / "a"])
+    assert [p.name for p in found.frames] == ["1.png", "3.png", "5.png", "2.JPG", "4.jpg"]
+    assert found.masks == (tmp_path / "a" / "b" / "4.png",)  # the magnetic-tile layout: 4.jpg's mask
+    named = commissioning.frame_files([tmp_path / "a" / "b" / "4.png"])
+    assert (named.frames, named.masks) == ([tmp_path / "a" / "b" / "4.png"], ())
     with pytest.raises(CommissioningError, match="does not exist"):
-        commissioning.image_paths([tmp_path / "missing"])
+        commissioning.frame_files([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(CommissioningError, match="no image files"):
-        commissioning.image_paths([tmp_path / "empty"])
+        commissioning.frame_files([tmp_path / "empty"])
 
 
 def _good_tiles(folder: Path, count: int) -> Path:
-    """``count`` real defect-free magnetic tiles (symlinks) and one truncated file in ``folder``."""
+    """``count`` real defect-free magnetic tiles with their masks beside them, as the data set stores them
+    (symlinks), and one truncated file in ``folder``."""
     folder.mkdir()
     for tile in sorted((MAGNETIC_TILE / "MT_Free" / "Imgs").glob("*.jpg"))[:count]:
-        (folder / tile.name).symlink_to(tile)
+        for file in (tile, tile.with_suffix(".png")):
+            (folder / file.name).symlink_to(file)
     (folder / "zz_truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
     return folder
 
@@ -67,6 +73,7 @@ def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert code == 1 and "zz_truncated.jpg" in captured.err  # the unreadable frame is named, not counted
+    assert "120 pixel masks beside same-name images left out" in captured.err  # never scored as frames
     assert report["frames_scored"] == 120 and report["frames_failed"] == 1
     assert Path(report["written"]["backup"]).is_file()
 
