@@ -85,7 +85,7 @@ class KerasReference:
     def inspect(self, data: bytes, classify: bool) -> dict:
         """One frame, timed per stage (ms)."""
         t = [time.perf_counter()]
-        frame = to_gray01(load_image(data), self.config.preprocess.min_side)
+        frame = to_gray01(load_image(data), self.config.preprocess.min_side, self.config.preprocess.min_contrast)
         t.append(time.perf_counter())
         anomaly_map = self.scorer.anomaly_map(frame)
         verdict = self.config.thresholds.verdict(float(anomaly_map.max()))

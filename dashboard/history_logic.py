@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
 from dashboard.config import is_inside
+from edge_runtime.sinks.record import INSPECTED
 
 WINDOWS = {"last hour": "1h", "last 12 hours": "12h", "last 24 hours": "24h", "last 7 days": "7d",
            "last 30 days": "30d", "everything": None}
-INSPECTED = ("ok", "warn", "defect")
+ROW_LIMIT = 200_000  # newest rows held for charts and the table; the totals are counted in SQL
 
 
-def load_rows(db: Path, since: str | None = None, limit: int = 200_000) -> pd.DataFrame:
+def load_rows(db: Path, since: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """Log rows (newest first) as a DataFrame with a ``time`` column; empty frame when no log."""
     from edge_runtime.sinks import SqliteLog
 
@@ -22,7 +23,7 @@ def load_rows(db: Path, since: str | None = None, limit: int = 200_000) -> pd.Da
         return pd.DataFrame()
     log = SqliteLog(db, create=False)
     try:
-        rows = log.rows(since=since, limit=limit)
+        rows = log.rows(since=since, limit=limit or ROW_LIMIT)
     finally:
         log.close()
     df = pd.DataFrame(rows)
@@ -77,12 +78,24 @@ def filter_rows(df: pd.DataFrame, verdicts: Sequence[str] = (), classes: Sequenc
     return df[mask]
 
 
-def summary(df: pd.DataFrame) -> dict[str, float]:
-    if df.empty:
-        return {"frames": 0, "inspected": 0, "rejects": 0, "reject_rate": 0.0}
-    inspected = int(df["verdict"].isin(INSPECTED).sum())
-    rejects = int((df["verdict"] == "defect").sum())
-    return {"frames": len(df), "inspected": inspected, "rejects": rejects,
+def verdict_counts(db: Path, since: str | None = None) -> dict[str, int]:
+    """Records per verdict in the window, counted by SQLite over the whole log (no row limit)."""
+    from edge_runtime.sinks import SqliteLog
+
+    if not Path(db).is_file():
+        return {}
+    log = SqliteLog(db, create=False)
+    try:
+        return log.counts_by_verdict(since)
+    finally:
+        log.close()
+
+
+def summary(counts: Mapping[str, int]) -> dict[str, float]:
+    """Frames, inspected frames, rejects and reject rate from ``verdict_counts``."""
+    inspected = sum(counts.get(verdict, 0) for verdict in INSPECTED)
+    rejects = counts.get("defect", 0)
+    return {"frames": sum(counts.values()), "inspected": inspected, "rejects": rejects,
             "reject_rate": rejects / inspected if inspected else 0.0}
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dashboard.config import UnsafePathError, safe_join
+from edge_runtime.sinks.record import INSPECTED
 
 SOURCE_KINDS = ("synthetic", "folder", "video", "camera")
-INSPECTED = ("ok", "warn", "defect")
 
 
 class TapInspector:

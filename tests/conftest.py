@@ -25,6 +25,15 @@ needs_tf = pytest.mark.skipif(
 )
 
 
+def textured(shape: tuple[int, ...], level: int = 120, seed: int = 0):
+    """A uint8 frame of fine random texture around grey ``level`` (3 grey levels of spread):
+    something the runtime inspects. A flat frame is refused as blank (``PreprocessSpec.min_contrast``)."""
+    import numpy as np
+
+    noise = np.random.default_rng(seed).normal(0.0, 3.0, shape)
+    return np.clip(level + noise, 0, 255).astype(np.uint8)
+
+
 def make_class_folders(root: Path, classes: list[str], n: int = 6, side: int = 48) -> Path:
     """A 'folder of class sub-folders' data set of random gray PNGs."""
     import cv2

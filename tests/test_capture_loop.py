@@ -5,7 +5,6 @@ import signal
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from edge_runtime.capture.fake_inspector import FakeInspector
@@ -13,6 +12,7 @@ from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 from edge_runtime.capture.sources import Frame, FrameSource, SourceLostError
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.sinks import CallbackSink, SqliteLog
+from tests.conftest import textured
 
 
 class ListSink:
@@ -45,7 +45,7 @@ class CountingSource(FrameSource):
 
     def __init__(self, fail_after=None, fail_times=1):
         self.pulled, self.fail_after, self.fail_times, self.opens = 0, fail_after, fail_times, 0
-        self.image = np.full((64, 64), 120, np.uint8)
+        self.image = textured((64, 64))
 
     def frames(self, stop):
         self.opens += 1
@@ -241,6 +241,21 @@ def test_hung_inspector_does_not_hang_shutdown():
     assert len(sink.records) == 4
 
 
+@pytest.mark.parametrize("limit", [{"max_frames": 3}, {"duration_s": 0.2}], ids=["max-frames", "duration"])
+def test_a_run_limit_stops_even_with_a_hung_inspector(limit):
+    """``watch --max-frames`` / ``--duration`` start the same drain clock as a stop request."""
+    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+    cfg = LoopConfig(workers=1, queue_size=2, drain_timeout_s=0.1, hung_grace_s=0.1, **limit)
+    loop = InspectionLoop(source, inspector, [sink], cfg)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive()
+    _accounting_holds(loop.snapshot(), sink.records)
+    assert "inspection did not finish before shutdown (inspector hung?)" in [r.error for r in sink.records]
+    inspector.gate.set()
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_cleanly_and_drains(signum):
@@ -288,7 +303,7 @@ def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(3):
-        cv2.imwrite(str(folder / f"{i}.png"), np.full((64, 64), 100 + i, np.uint8))
+        cv2.imwrite(str(folder / f"{i}.png"), textured((64, 64), 100 + i, seed=i))
     sink = ListSink()
     loop = InspectionLoop(FolderWatcher(folder, poll_s=0.01, settle_s=0), FakeInspector(), [sink], LoopConfig())
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})

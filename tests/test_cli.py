@@ -7,7 +7,7 @@ import sys
 import cv2
 import numpy as np
 
-from tests.conftest import MAGNETIC_TILE, NEU, ROOT, needs_models, needs_neu, needs_tile
+from tests.conftest import MAGNETIC_TILE, NEU, ROOT, needs_models, needs_neu, needs_tile, textured
 
 pytestmark = needs_models
 
@@ -24,7 +24,7 @@ def _run(*args, cwd=ROOT, timeout=600):
 
 def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_path):
     good = tmp_path / "good.png"
-    cv2.imwrite(str(good), np.full((200, 200), 120, np.uint8))
+    cv2.imwrite(str(good), textured((200, 200)))
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     truncated = tmp_path / "truncated.jpg"
@@ -45,7 +45,7 @@ def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
     frames = tmp_path / "line" / "shift2"
     frames.mkdir(parents=True)
     for name in ("a.png", "b.png"):
-        cv2.imwrite(str(frames / name), np.full((200, 200), 120, np.uint8))
+        cv2.imwrite(str(frames / name), textured((200, 200)))
     (tmp_path / "empty").mkdir()
     out = _run("inspect", str(tmp_path / "line"), str(tmp_path / "empty"), "--json")
     assert out.returncode == 1, out.stderr
@@ -57,7 +57,7 @@ def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
 
 def test_default_manifest_is_found_from_another_directory(tmp_path):
     image = tmp_path / "x.png"
-    cv2.imwrite(str(image), np.full((100, 100), 100, np.uint8))
+    cv2.imwrite(str(image), textured((100, 100), 100))
     out = _run("inspect", str(image), "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["error"] is None

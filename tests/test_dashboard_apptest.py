@@ -277,7 +277,8 @@ def _fill_log(db: Path, n: int = 60) -> None:
     overlay_dir.mkdir(parents=True, exist_ok=True)
     import cv2
 
-    cv2.imwrite(str(overlay_dir / "f3.png"), np.full((40, 40, 3), 128, np.uint8))
+    for frame_id in ("f3", "f57"):  # an ok frame's overlay and the newest reject's
+        cv2.imwrite(str(overlay_dir / f"{frame_id}.png"), np.full((40, 40, 3), 128, np.uint8))
     now = time.time()
     records = []
     for i in range(n):
@@ -288,7 +289,7 @@ def _fill_log(db: Path, n: int = 60) -> None:
             defect_class={"warn": "patches", "defect": "scratches"}.get(verdict),
             overlay_path=str(overlay_dir / f"f{i}.png") if i == 3 or verdict == "defect" else None,
             error="decode failed" if verdict == "error" else None))
-    records[7].overlay_path = "/etc/passwd"  # a tampered row must not be shown
+    records[52].overlay_path = "/etc/passwd"  # a tampered row (a recent reject) must not be shown
     with SqliteLog(db) as log:
         log.write(records)
 
@@ -316,10 +317,24 @@ def test_history_counts_filters_export(env):
     at.number_input(key="hist_min_score").set_value(0.5).run()
     assert (at.dataframe[0].value["score"] >= 0.5).all()
     # overlays shown only for files inside the allowed folders
-    assert all("passwd" not in str(img.value) for img in at.image)
+    at = app("history")
+    images = at.get("image")
+    assert len(images) == 1  # f57's; the row pointing at /etc/passwd (f52) and rejects without a file show none
+    assert images[0].proto.imgs[0].caption.endswith("· defect · scratches")
     rows = history_logic.filter_rows(history_logic.load_rows(env.log_db), ["defect"])
     csv = history_logic.to_csv(rows).decode().splitlines()
     assert csv[0].startswith("id,time,source,frame_id,verdict") and len(csv) == 13
+
+
+def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeypatch):
+    _fill_log(env.log_db)
+    monkeypatch.setattr(history_logic, "ROW_LIMIT", 10)
+    at = app("history")
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Frames"] == "60" and metrics["Rejects"] == "12"  # counted in SQL, not from the 10 rows held
+    assert any("newest 10 of the window's 60 records" in w.value for w in at.warning)
+    assert len(at.dataframe[0].value) <= 10
 
 
 def test_history_helpers(env):

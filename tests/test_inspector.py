@@ -71,6 +71,31 @@ def test_bad_frames_are_never_ok(inspector, bad):
         inspector.inspect(bad)
 
 
+_NOISE = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("blank", [
+    np.zeros((200, 200), np.uint8),  # lens cap, lamp off
+    np.full((200, 200), 255, np.uint8),  # saturated
+    np.full((200, 200), 65535, np.uint16),
+    np.full((200, 200), 128, np.uint8),
+    (128 + (_NOISE.random((200, 200)) < 0.1)).astype(np.uint8),  # one grey level of flicker
+    cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))[1].tobytes(),
+], ids=["black", "white", "white16", "grey", "grey-flicker", "grey-png"])
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_blank_frames_are_refused_not_scored(blank, profile):
+    """The normalised score reads a frame without texture as ordinary; the runtime refuses it first."""
+    with pytest.raises(InvalidImageError, match="blank frame"):
+        Inspector.from_manifest(MANIFEST, profile=profile).inspect(blank)
+
+
+def test_the_least_textured_real_frames_are_not_blank(inspector):
+    texture = _texture((200, 200), 7).astype(np.float32)
+    faint = np.round((texture - texture.mean()) * (0.004 * 255 / texture.std()) + 110).astype(np.uint8)
+    assert 0.002 < faint.std() / 255 < 0.0049  # fainter than any 64x64 crop of NEU-DET
+    assert isinstance(inspector.inspect(faint), InspectionResult)
+
+
 def test_tampered_model_is_refused(tmp_path):
     manifest = json.loads(MANIFEST.read_text())
     for entry in manifest_file_entries(manifest["profiles"]):
@@ -122,7 +147,7 @@ def test_runtime_never_imports_tensorflow():
 
     code = (
         "import sys, numpy as np; from edge_runtime import Inspector; "
-        "i = Inspector.from_manifest(); i.inspect(np.full((200, 200), 128, np.uint8), always_classify=True); "
+        "i = Inspector.from_manifest(); i.inspect(np.random.default_rng(0).integers(60, 200, (200, 200), dtype=np.uint8), always_classify=True); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')]; "
         "assert not bad, bad; print('clean')"
     )

@@ -5,10 +5,9 @@ import subprocess
 import venv
 
 import cv2
-import numpy as np
 import pytest
 
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, needs_models, textured
 
 pytestmark = [needs_models, pytest.mark.slow]
 
@@ -24,7 +23,7 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx"}
     image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), np.full((200, 200), 110, np.uint8))
+    cv2.imwrite(str(image), textured((200, 200), 110))
     out = subprocess.run([str(python), "-m", "edge_runtime", "inspect", str(image), "--json"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -29,3 +29,21 @@ def test_callback_custom_predicate():
     CallbackSink(fired.append, predicate=lambda r: r.verdict in ("warn", "defect")).write(
         [Record("c", "1", "warn"), Record("c", "2", "ok")])
     assert [r.frame_id for r in fired] == ["1"]
+
+
+def test_a_failing_hook_call_does_not_skip_the_rejects_after_it():
+    import pytest
+
+    from edge_runtime.sinks.callback import RejectHookError
+
+    fired = []
+
+    def eject(record):
+        fired.append(record.frame_id)
+        if record.frame_id == "1":
+            raise ConnectionError("PLC did not answer")
+
+    with pytest.raises(RejectHookError, match="failed for 1 record.*frame 1 of cam: PLC did not answer") as caught:
+        CallbackSink(eject).write([Record("cam", str(i), "defect") for i in range(1, 4)])
+    assert fired == ["1", "2", "3"]  # every ejector firing was attempted
+    assert [record.frame_id for record, _ in caught.value.failures] == ["1"]

@@ -12,6 +12,7 @@ st.caption(f"Inspection log: `{config.log_db}`")
 window = st.selectbox("Time window", list(hl.WINDOWS), index=3, key="hist_window")
 try:
     df = hl.load_rows(config.log_db, hl.WINDOWS[window])
+    counts = hl.verdict_counts(config.log_db, hl.WINDOWS[window])
 except Exception as exc:
     st.error(f"The inspection log could not be read: {exc}")
     st.stop()
@@ -20,13 +21,16 @@ if df.empty:
             "(or `steel-inspect` on the line) and come back.")
     st.stop()
 
-s = hl.summary(df)
+s = hl.summary(counts)
 m = st.columns(4)
 m[0].metric("Frames", s["frames"])
 m[1].metric("Inspected", s["inspected"])
 m[2].metric("Rejects", s["rejects"])
 m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
 
+if len(df) >= hl.ROW_LIMIT:
+    st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
+               "records; the totals above count them all. Pick a shorter window to chart all of it.")
 freq = hl.bucket_for(df)
 left, right = st.columns(2)
 with left:

@@ -122,7 +122,7 @@ class InspectionLoop:
         while capture.is_alive():
             capture.join(0.1)
             if deadline is not None and time.monotonic() >= deadline:
-                self._stop.set()
+                self.request_stop()  # starts the drain clock: a hung worker cannot hold the stop
             self._check_drain_timeout()
             if self._hung():  # source blocked in a read that never returns: do not hang with it
                 print("\n[watch] the source does not return; giving up on it", file=sys.stderr, flush=True)
@@ -202,7 +202,7 @@ class InspectionLoop:
             captured = self.stats.count_captured()
             self._enqueue(frame)
             if limit is not None and captured >= limit:
-                self._stop.set()
+                self.request_stop()
             if self._stop.is_set():
                 return
 
