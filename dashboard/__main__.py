@@ -35,15 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
 def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The streamlit command and its environment. Paths are made absolute here: streamlit runs in the
+    repository (for its config), not in the folder the operator typed them in."""
     args = build_parser().parse_args(argv)
     env = dict(os.environ)
     values = {
-        "MANIFEST": args.manifest, "PROFILE": args.profile, "LOG_DB": args.log_db,
+        "MANIFEST": _absolute(args.manifest), "PROFILE": args.profile, "LOG_DB": _absolute(args.log_db),
         "LIVE_SOURCE": args.live_source, "MAX_UPLOAD_MB": str(args.max_upload_mb), "THREADS": str(args.threads),
-        "IMAGE_DIRS": os.pathsep.join(args.image_dir) or None,
-        "VALIDATION_DIRS": os.pathsep.join(args.validation_dir) or None,
-        "LIVE_DIRS": os.pathsep.join(args.live_dir) or None,
+        "IMAGE_DIRS": os.pathsep.join(map(_absolute, args.image_dir)) or None,
+        "VALIDATION_DIRS": os.pathsep.join(map(_absolute, args.validation_dir)) or None,
+        "LIVE_DIRS": os.pathsep.join(map(_absolute, args.live_dir)) or None,
     }
     env.update({ENV_PREFIX + k: v for k, v in values.items() if v is not None})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

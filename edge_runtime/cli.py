@@ -74,24 +74,39 @@ def _inspector(args):
 
 
 def save_overlays(result: InspectionResult, folder: Path, stem: str) -> list[Path]:
+    """``<stem>_anomaly.png`` (and ``<stem>_gradcam.png`` for a classified frame) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / f"{stem}_anomaly.png"]
-    cv2.imwrite(str(written[0]), anomaly_overlay(result))
+    images = {"anomaly": anomaly_overlay(result)}
     if result.gradcam is not None:
-        written.append(folder / f"{stem}_gradcam.png")
-        cv2.imwrite(str(written[1]), heatmap_overlay(result.frame, result.gradcam))
+        images["gradcam"] = heatmap_overlay(result.frame, result.gradcam)
+    written = []
+    for kind, image in images.items():
+        path = folder / f"{stem}_{kind}.png"
+        if not cv2.imwrite(str(path), image):
+            raise OSError(f"cannot write the overlay {path}")
+        written.append(path)
     return written
 
 
-def _expand_folders(paths: list[Path]) -> list[Path]:
-    """Each folder replaced by the images under it (recursively); an empty folder stays, to be reported."""
+def _expand_folders(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(image, overlay name) for each image: a folder is replaced by the images under it (recursively),
+    named by their path inside it (``a/0.png`` -> ``a__0``), so two ``0.png`` in different sub-folders
+    keep their own overlays; an empty folder stays, to be reported. Names that would still repeat
+    get ``-2``, ``-3``, ..."""
     from .datasets import image_files
 
-    expanded: list[Path] = []
+    expanded: list[tuple[Path, str]] = []
     for path in paths:
         inside = image_files(path, recursive=True) if path.is_dir() else []
-        expanded.extend(inside or [path])
-    return expanded
+        expanded.extend((image, "__".join(image.relative_to(path).with_suffix("").parts)) for image in inside)
+        if not inside:
+            expanded.append((path, path.stem))
+    seen: dict[str, int] = {}
+    named = []
+    for image, name in expanded:
+        seen[name] = seen.get(name, 0) + 1
+        named.append((image, name if seen[name] == 1 else f"{name}-{seen[name]}"))
+    return named
 
 
 def cmd_inspect(args) -> int:
@@ -101,7 +116,7 @@ def cmd_inspect(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failures = 0
-    for path in _expand_folders(args.paths):
+    for path, overlay_name in _expand_folders(args.paths):
         try:
             result = inspector.inspect(path)
         except InspectionError as error:
@@ -111,7 +126,11 @@ def cmd_inspect(args) -> int:
             print(json.dumps(record) if args.json else f"{path}: ERROR {error}", flush=True)
             continue
         if args.save_overlays:
-            save_overlays(result, args.save_overlays, path.stem)
+            try:
+                save_overlays(result, args.save_overlays, overlay_name)
+            except OSError as error:
+                failures += 1
+                print(f"{path}: {error}", file=sys.stderr, flush=True)
         record = {"path": str(path), **result.to_dict()}
         if args.json:
             print(json.dumps(record), flush=True)

@@ -40,13 +40,18 @@ def select_split(samples: list[Sample], split_info: dict, split: str) -> list[Sa
 
 
 def box_free_crop_cases(samples: list[Sample], size: int, seed: int = 0) -> list[Case]:
-    """One box-free SIZE x SIZE crop per image that has one: NEU's only defect-free texture (a proxy)."""
+    """One box-free SIZE x SIZE crop per image that has one: NEU's only defect-free texture (a proxy).
+    An image that does not decode lends none (it is reported as an error case of its own)."""
+    from .errors import InspectionError
     from .preprocess import load_image
 
     rng = random.Random(seed)
     cases = []
     for sample in samples:
-        height, width = load_image(sample.path).shape[:2]
+        try:
+            height, width = load_image(sample.path).shape[:2]
+        except InspectionError:
+            continue
         corners = box_free_corners((height, width), sample.boxes, size, NORMAL_CROP_MARGIN)
         if corners:
             y, x = rng.choice(corners)

@@ -186,6 +186,21 @@ def profile_config(
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
 
 
+def _backup(path: Path) -> Path:
+    """A copy of ``path`` under a new timestamped name; never overwrites an earlier backup (two saves
+    within one second get ``-1``, ``-2``, ...), so the shipped values always survive somewhere."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        backup = path.with_name(f"{path.name}.{stamp}{f'-{attempt}' if attempt else ''}.bak")
+        try:
+            with open(backup, "xb") as out, open(path, "rb") as source:
+                shutil.copyfileobj(source, out)
+            return backup
+        except FileExistsError:
+            continue
+    raise ManifestError(f"cannot find a free backup name for {path}")
+
+
 def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | None) -> None:
     entry["autoencoder"]["score"]["frame_term"].update(
         map_reference=frame_term.map_reference, frame_reference=frame_term.frame_reference,
@@ -209,8 +224,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
         raise ManifestError(f"profile '{profile}' is not in {path}")
     if frame_term is not None and not manifest["profiles"][profile]["autoencoder"]["score"].get("frame_term"):
         raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
-    backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
-    shutil.copy2(path, backup)
+    backup = _backup(path)
     thresholds = manifest["profiles"][profile]["thresholds"]
     thresholds.update(warn=float(warn), defect=float(defect), edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
     thresholds.pop("commissioned", None)

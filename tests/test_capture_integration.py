@@ -1,7 +1,4 @@
-"""Capture loop + SQLite log with the real ONNX Inspector and the real CLI.
-
-Skipped (with the reason) until the inspector module and models.manifest.json exist.
-"""
+"""Capture loop + SQLite log with the real ONNX Inspector and the real CLI."""
 
 import json
 import os
@@ -14,30 +11,17 @@ import pytest
 
 from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 from edge_runtime.capture.synthetic import SyntheticStripSource
+from edge_runtime.inspector import Inspector
 from edge_runtime.sinks import SqliteLog
+from tests.conftest import needs_models
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_models]
 
 
 @pytest.fixture(scope="module")
 def inspector():
-    try:
-        from edge_runtime.inspector import Inspector
-        from edge_runtime.manifest import default_manifest_path
-    except ImportError as exc:
-        pytest.skip(f"edge_runtime.inspector / manifest not available yet ({exc})")
-    manifest = Path(default_manifest_path())
-    if not manifest.is_file():
-        pytest.skip(f"{manifest} not found: train and export the models first")
-    from edge_runtime.errors import ManifestError
-
-    try:
-        return Inspector.from_manifest(None, None)
-    except (ManifestError, FileNotFoundError) as exc:
-        if "not found" in str(exc) or "missing" in str(exc):
-            pytest.skip(f"model files not present yet: {exc}")
-        raise
+    return Inspector.from_manifest(None, None)
 
 
 def test_real_inspector_exact_accounting_and_provenance(inspector, tmp_path):
@@ -56,7 +40,7 @@ def test_real_inspector_exact_accounting_and_provenance(inspector, tmp_path):
     assert all(r["profile"] == inspector.profile for r in rows)
     flagged = [r for r in rows if r["verdict"] != "ok"]
     assert all(r["overlay_path"] and Path(r["overlay_path"]).is_file() for r in flagged)
-    assert all(r["defect_class"] in inspector.class_names for r in flagged if r["defect_class"])
+    assert flagged and all(r["defect_class"] in inspector.class_names for r in flagged)  # every flagged frame classified
     log.close()
 
 
@@ -67,12 +51,8 @@ def _cli(*argv, timeout=300):
 
 
 def test_cli_watch_and_history(inspector, tmp_path):
-    if not (REPO / "edge_runtime" / "__main__.py").is_file():
-        pytest.skip("python -m edge_runtime is not there yet")
     db = tmp_path / "i.db"
     done = _cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "20", "--workers", "2")
-    if done.returncode == 2 and "invalid choice" in done.stderr:
-        pytest.skip("the main CLI does not register the capture commands yet")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["captured"] == 20
     history = _cli("history", "--db", db, "--json")

@@ -42,17 +42,37 @@ def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_p
 
 
 def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
-    frames = tmp_path / "line" / "shift2"
-    frames.mkdir(parents=True)
-    for name in ("a.png", "b.png"):
-        cv2.imwrite(str(frames / name), textured((200, 200)))
+    line = tmp_path / "line"
+    for name in ("shift1/a.png", "shift2/a.png", "shift2/b.png"):
+        (line / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(line / name), textured((200, 200)))
     (tmp_path / "empty").mkdir()
-    out = _run("inspect", str(tmp_path / "line"), str(tmp_path / "empty"), "--json")
+    out = _run("inspect", str(line), str(tmp_path / "empty"), "--json", "--save-overlays", str(tmp_path / "ov"))
     assert out.returncode == 1, out.stderr
     records = [json.loads(line) for line in out.stdout.splitlines()]
-    assert [r["path"] for r in records] == [str(frames / "a.png"), str(frames / "b.png"), str(tmp_path / "empty")]
-    assert records[0]["error"] is None and records[1]["error"] is None
-    assert records[2]["verdict"] is None and "no image files" in records[2]["error"]
+    assert [r["path"] for r in records] == [str(line / "shift1" / "a.png"), str(line / "shift2" / "a.png"),
+                                            str(line / "shift2" / "b.png"), str(tmp_path / "empty")]
+    assert all(r["error"] is None for r in records[:3])
+    assert records[3]["verdict"] is None and "no image files" in records[3]["error"]
+    # two a.png from different folders keep an overlay each
+    assert {p.name for p in (tmp_path / "ov").glob("*_anomaly.png")} == {
+        "shift1__a_anomaly.png", "shift2__a_anomaly.png", "shift2__b_anomaly.png"}
+
+
+def test_evaluate_normal_crops_skip_an_image_that_does_not_decode(tmp_path):
+    voc = ("<annotation><object><name>crazing</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>60</xmax>"
+           "<ymax>60</ymax></bndbox></object></annotation>")
+    for folder in ("images", "annotations"):
+        (tmp_path / folder).mkdir()
+    for i in (1, 2, 3):
+        (tmp_path / "annotations" / f"crazing_{i}.xml").write_text(voc)
+        cv2.imwrite(str(tmp_path / "images" / f"crazing_{i}.jpg"), textured((200, 200), seed=i))
+    (tmp_path / "images" / "crazing_3.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = _run("evaluate", "--dataset", "neu-det", str(tmp_path), "--normal-crops", "64", "--json")
+    assert out.returncode == 1, out.stderr  # one image could not be inspected, and that is reported
+    metrics = json.loads(out.stdout)
+    assert [e["name"] for e in metrics["errors"]] == ["crazing_3.jpg"]
+    assert metrics["n_defect"] == 2 and metrics["n_normal"] == 2  # one box-free crop from each readable image
 
 
 def test_default_manifest_is_found_from_another_directory(tmp_path):
@@ -107,7 +127,6 @@ def test_evaluate_neu_test_split_keeps_the_classifier_and_pointing_figures(tmp_p
     assert metrics["gate_recall"] >= 0.83
 
 
-@needs_tile
 def _tile_subset(root, counts: dict[str, int]):
     """A magnetic-tile layout of symlinks: the first ``count`` images (and masks) of each class folder."""
     for folder, count in counts.items():
@@ -139,6 +158,8 @@ def test_evaluate_held_out_images_of_one_defect_class_or_normals_only(tmp_path):
     assert out.returncode == 2 and "no MT_*/Imgs images" in out.stderr
 
 
+@needs_models
+@needs_tile
 def test_evaluate_magnetic_tile_reports_pixel_auroc():
     out = _run("evaluate", "--dataset", "magnetic-tile", str(MAGNETIC_TILE), "--profile", "magnetic-tile",
                "--split", "test", "--json")

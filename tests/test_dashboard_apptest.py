@@ -587,6 +587,17 @@ def test_launcher_defaults_to_localhost_and_port_option():
     assert env["STEEL_DASH_IMAGE_DIRS"] == "/data/a" and env["STEEL_DASH_LIVE_SOURCE"] == "synthetic"
 
 
+def test_launcher_paths_are_the_operators_not_the_repositorys(tmp_path, monkeypatch):
+    """streamlit runs in the repository; a relative path typed elsewhere must still mean the same folder."""
+    from dashboard.__main__ import command_and_env
+
+    monkeypatch.chdir(tmp_path)
+    _, env = command_and_env(["--image-dir", "frames", "--log-db", "line.sqlite", "--manifest", "m.json"])
+    assert env["STEEL_DASH_IMAGE_DIRS"] == str(tmp_path / "frames")
+    assert env["STEEL_DASH_LOG_DB"] == str(tmp_path / "line.sqlite")
+    assert env["STEEL_DASH_MANIFEST"] == str(tmp_path / "m.json")
+
+
 def test_streamlit_config_is_offline():
     import tomllib
 

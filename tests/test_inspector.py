@@ -124,6 +124,8 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     manifest = json.loads(path.read_text())
     backup = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)
     assert backup.is_file() and json.loads(backup.read_text()) == manifest
+    second = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)  # within the same second, as a rule
+    assert second != backup and json.loads(backup.read_text()) == manifest  # the shipped values survive
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
 

@@ -24,7 +24,12 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf2onnx"}
     image = tmp_path / "frame.png"
     cv2.imwrite(str(image), textured((200, 200), 110))
-    out = subprocess.run([str(python), "-m", "edge_runtime", "inspect", str(image), "--json"], cwd=ROOT,
+    # Run outside the checkout, so Python imports the installed package, not the repository's folder.
+    where = subprocess.run([str(python), "-c", "import edge_runtime; print(edge_runtime.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert where.returncode == 0 and where.stdout.strip().startswith(str(env_dir)), where.stdout + where.stderr
+    out = subprocess.run([str(python), "-m", "edge_runtime", "inspect", str(image), "--json",
+                          "--manifest", str(ROOT / "models.manifest.json")], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["verdict"] in ("ok", "warn", "defect")
