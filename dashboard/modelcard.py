@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from dashboard.config import is_inside
+from edge_runtime.manifest import sha256_of
 
 PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def profile_entry(manifest: dict, profile: str | None) -> tuple[str, dict]:
@@ -61,7 +53,7 @@ def model_files(entry: dict, manifest_path: Path) -> list[dict]:
         if not is_inside((base,), path):
             row["status"] = "refused (outside the manifest folder)"
         elif path.is_file():
-            row["sha256"] = sha256_file(path)
+            row["sha256"] = sha256_of(path)
             row["size_mb"] = round(path.stat().st_size / 1e6, 2)
             row["status"] = "verified" if expected and row["sha256"] == expected else (
                 "MISMATCH" if expected else "no sha256 in manifest")

@@ -31,9 +31,6 @@ class Box:
     xmax: int
     ymax: int
 
-    def contains(self, x: float, y: float) -> bool:
-        return self.xmin <= x <= self.xmax and self.ymin <= y <= self.ymax
-
 
 @dataclass(frozen=True)
 class Sample:

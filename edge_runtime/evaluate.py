@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +123,3 @@ def _pixel_auroc(done: list) -> dict:
         return {}
     return {"pixel_auroc": auroc(np.concatenate(labels), np.concatenate(scores))}
 
-
-def rows_to_jsonl(rows: list, path: Path) -> None:
-    with open(path, "w") as handle:
-        for case, result in rows:
-            record = result.to_dict() if isinstance(result, InspectionResult) else {"error": str(result)}
-            record.update(name=case.name, label=case.sample.label)
-            handle.write(json.dumps(record) + "\n")

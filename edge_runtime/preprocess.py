@@ -15,7 +15,7 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .errors import ImageDecodeError, InvalidImageError
+from .errors import ImageDecodeError, InvalidImageError, ManifestError
 
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray]
 
@@ -52,6 +52,11 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "PreprocessSpec":
+        """The spec a manifest describes. This runtime builds gray [0, 1] input only: a manifest asking
+        for anything else was written for another runtime and is refused, not silently reinterpreted."""
+        if data["color"] != "gray" or tuple(data["value_range"]) != (0.0, 1.0):
+            raise ManifestError(f"preprocessing asks for color {data['color']!r}, value range "
+                                f"{list(data['value_range'])}; this runtime builds gray input in [0, 1] only")
         anomaly_size = data.get("anomaly_size")
         return cls(
             anomaly_size=tuple(anomaly_size) if anomaly_size else None,

@@ -34,13 +34,10 @@ from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample, box_free_corners
-from edge_runtime.evaluation_cases import select_split
-from edge_runtime.inspector import session
-from edge_runtime.manifest import load_manifest, profile_config
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import preprocess
 from export.calibrate import WINDOW_MARGIN, boxfree_values
-from export.study_cli import study_parser, write_result
+from export.study_cli import deployed_gate, study_parser, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP_SIDES = (64, 96, 128)
@@ -131,20 +128,15 @@ def summarise(readings: dict, limits: dict) -> dict:
 
 
 def study(manifest_path: Path, profile: str) -> dict:
-    from training.profiles import PROFILES
-
-    manifest = load_manifest(manifest_path)
-    config = profile_config(manifest, manifest_path, profile)
-    scorer = AnomalyScorer.for_profile(session(config.autoencoder.verify()), config)
-    samples = [s for s in PROFILES[profile].load() if s.boxes]
-    if not samples:
+    gate = deployed_gate(manifest_path, profile)
+    boxed = {split: [s for s in gate.splits[split] if s.boxes] for split in ("val", "test")}
+    if not any(boxed.values()):
         raise SystemExit(f"profile {profile!r} has no boxed images: its thresholds are set on defect-free frames")
-    limits = manifest["profiles"][profile]["thresholds"]
+    limits = gate.entry["thresholds"]
     result = {"thresholds": {k: limits[k] for k in ("warn", "defect")}}
     readings, largest = {}, []
-    for split in ("val", "test"):
-        chosen = select_split(samples, manifest["profiles"][profile]["split"], split)
-        readings[split] = split_readings(scorer, chosen, config.preprocess, PROFILES[profile].seed, largest)
+    for split, chosen in boxed.items():
+        readings[split] = split_readings(gate.scorer, chosen, gate.config.preprocess, gate.profile.seed, largest)
         result[split] = summarise(readings[split], limits)
     result["recalibrated"] = recalibrated(readings, limits["warn_false_alarm_rate"])
     if largest:

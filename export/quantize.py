@@ -44,7 +44,7 @@ from edge_runtime.preprocess import model_input, preprocess
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export.quantize")
 
-# Kept in float: the logits MatMul/Gemm and the softmax (tiny, and where rounding moves probabilities).
+# Kept in float: the softmax (where rounding would move probabilities). The logits Gemm is quantised with the rest.
 CLASSIFIER_FLOAT_OPS = ("Softmax",)
 # Autoencoder: only the convolutional backbone is quantised; whitening, bottleneck and the squared
 # error stay float (whitening amplifies small-variance directions, i.e. quantisation noise, up to 100x).

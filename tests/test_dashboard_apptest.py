@@ -447,7 +447,8 @@ def _fake_manifest(env) -> Path:
     (models / "ae.onnx").write_bytes(b"autoencoder bytes")
     (models / "clf.onnx").write_bytes(b"classifier bytes")
     (models / "head.npz").write_bytes(b"head bytes")
-    sha = modelcard.sha256_file
+    from edge_runtime.manifest import sha256_of as sha
+
     manifest = {
         "default_profile": "neu-steel",
         "profiles": {

@@ -83,8 +83,18 @@ def test_model_input_pads_to_the_multiple_and_its_geometry_maps_back(anomaly_siz
 
 
 def test_spec_roundtrips_through_manifest_dict():
-    spec = PreprocessSpec(anomaly_size=(256, 256))
+    spec = PreprocessSpec(anomaly_size=(256, 256), min_contrast=0.004)
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    older = {k: v for k, v in spec.to_dict().items() if k != "min_contrast"}  # a manifest from before the check
+    assert PreprocessSpec.from_dict(older).min_contrast == PreprocessSpec.min_contrast
+
+
+@pytest.mark.parametrize("change", [{"color": "rgb"}, {"value_range": [-1.0, 1.0]}])
+def test_a_manifest_asking_for_input_this_runtime_does_not_build_is_refused(change):
+    from edge_runtime.errors import ManifestError
+
+    with pytest.raises(ManifestError, match="gray input in \\[0, 1\\] only"):
+        PreprocessSpec.from_dict({**PreprocessSpec().to_dict(), **change})
 
 
 def test_exposure_normalisation_gives_the_models_one_exposure_of_a_surface():

@@ -1,7 +1,7 @@
 """``python -m training {classifier,autoencoder,all} --profile NAME``: train a profile's models.
 
 Keras weights go to ``models/<profile>/keras/`` (the reference the ONNX parity tests
-compare against), histories and plots to ``results/<profile>/``. Then run
+compare against) with the training histories (JSON); plots go to ``results/<profile>/``. Then run
 ``python -m export --profile NAME``.
 """
 
