@@ -232,7 +232,12 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
         thresholds["commissioned"] = commissioned
     if frame_term is not None:
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
-    tmp = path.with_suffix(".tmp")
+    write_manifest(path, manifest)
+    return backup
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Write the manifest atomically (a temporary file, then a rename): a crash never leaves half a file."""
+    tmp = Path(path).with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)
-    return backup

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.anomaly import FRAME_OUTPUT, MAP_OUTPUT, STEM_OUTPUT, AnomalyScorer
-from edge_runtime.classifier import DefectClassifier
+from edge_runtime.classifier import DefectClassifier, window_around_peak
 from edge_runtime.datasets import split_samples
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME
@@ -110,11 +110,12 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
 
 
 def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],
-                        test: list) -> float:
-    """Test-split accuracy of the exported pair: gate stem -> classifier head, through the runtime's code."""
+                        test: list, stem_window: tuple[int, int] | None) -> float:
+    """Test-split accuracy of the exported pair: gate stem -> classifier head on the stem window the
+    runtime feeds it (``window_around_peak``), through the runtime's code."""
     classifier = DefectClassifier(session(out / "classifier.onnx"), kernel)
     defects = [s for s in test if not s.is_normal]
-    stems = [scorer.run(preprocess(s.path, spec)).stem for s in defects]
+    stems = [window_around_peak(scorer.run(preprocess(s.path, spec)), stem_window).stem for s in defects]
     predicted = [names[int(np.argmax(p))] for p in classifier.classify(stems)[0]]
     return float(np.mean([p == s.label for p, s in zip(predicted, defects)]))
 
@@ -134,8 +135,10 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     classifier = _export_classifier(weights, out, len(trained["class_names"]), [scorer.run(f).stem for f in real])
     log.info("parity: classifier %s, autoencoder %s", classifier["parity"], ae_parity)
     limits, gate, gate_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)
+    stem_window = None if profile.region_side is None \
+        else tuple(scorer.run(np.zeros((profile.region_side,) * 2, np.float32)).stem.shape[:2])
     onnx_accuracy = _onnx_test_accuracy(out, scorer, classifier["kernel"], spec, trained["class_names"],
-                                        splits["test"])
+                                        splits["test"], stem_window)
 
     entry = {
         "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
@@ -162,8 +165,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "probability_output": "probabilities", "feature_output": "features",
             "head": model_entry(out / "classifier_head.npz", ROOT),
             "region_side": profile.region_side,
-            "stem_window": None if profile.region_side is None
-            else list(scorer.run(np.zeros((profile.region_side,) * 2, np.float32)).stem.shape[:2]),
+            "stem_window": None if stem_window is None else list(stem_window),
             "parity_max_abs_diff": classifier["parity"],
             "keras_weights": [model_entry(weights / "classifier.weights.h5", ROOT)],
         },
@@ -180,15 +182,38 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     return entry
 
 
+def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None) -> dict:
+    """Thresholds and gate metrics set again on the deployed graph, as ``export_profile`` sets them,
+    without converting anything: the model files, their hashes and the int8 entries stay. For a change
+    of the calibration rule or of the profile's false-alarm rates. Thresholds commissioned on a line
+    are replaced by the validation split's, and the log says so."""
+    from edge_runtime.manifest import load_manifest, write_manifest
+    from export.study_cli import deployed_gate
+
+    gate = deployed_gate(manifest_path, name)
+    limits, gate_test, calibration = _calibrate_gate(gate.scorer, gate.splits, gate.profile,
+                                                     results or ROOT / "results" / name)
+    manifest = load_manifest(manifest_path)
+    entry = manifest["profiles"][name]
+    if "commissioned" in entry["thresholds"]:
+        log.warning("%s: thresholds commissioned on a line's own frames are replaced by the validation split's", name)
+    entry["thresholds"] = limits
+    entry["metrics"].update(gate_test=gate_test, gate_calibration=calibration)
+    write_manifest(manifest_path, manifest)
+    return entry
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="append", help="profile(s) to export (default: every trained one)")
     parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
+    parser.add_argument("--thresholds-only", action="store_true",
+                        help="only set the thresholds and gate metrics again on the deployed models (no conversion)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     names = args.profile or sorted(p.parent.parent.name for p in (ROOT / "models").glob("*/keras/profile.json"))
     for name in names:
-        entry = export_profile(name, args.manifest)
+        entry = (recalibrate_profile if args.thresholds_only else export_profile)(name, args.manifest)
         print(json.dumps({"profile": name, "thresholds": entry["thresholds"], "metrics": entry["metrics"]["gate_test"],
                           "classifier_onnx_test_accuracy": entry["metrics"]["classifier"]["onnx_test_accuracy"]}))
     return 0

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample, box_free_corners
+from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import preprocess
 from export.calibrate import WINDOW_MARGIN, boxfree_values
@@ -151,7 +152,7 @@ def recalibrated(readings: dict, rate: float) -> dict:
     for name, normals in readings["val"].items():
         if name == "defect_image" or not len(normals):
             continue
-        threshold = float(np.quantile(normals, 1.0 - rate))
+        threshold = threshold_for_false_alarm(normals, rate)
         out[name] = {"warn_threshold": threshold,
                      "test_gate_recall": float(np.mean(readings["test"]["defect_image"] >= threshold)),
                      "test_false_alarm_rate": float(np.mean(readings["test"][name] >= threshold))

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer, frame_term_references
+from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
 from edge_runtime.manifest import FrameTerm
 from edge_runtime.metrics import separation_auroc
@@ -98,9 +99,11 @@ def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:
 
 
 def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
+    """warn / defect thresholds that flag at most each rate of ``normal_scores``: the one rule the
+    runtime's commissioning, the dashboard and the export share (``threshold_for_false_alarm``)."""
     return {
-        "defect": float(np.quantile(normal_scores, 1.0 - false_alarm_rate)),
-        "warn": float(np.quantile(normal_scores, 1.0 - warn_false_alarm_rate)),
+        "defect": threshold_for_false_alarm(normal_scores, false_alarm_rate),
+        "warn": threshold_for_false_alarm(normal_scores, warn_false_alarm_rate),
         "false_alarm_rate": false_alarm_rate,
         "warn_false_alarm_rate": warn_false_alarm_rate,
     }

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from edge_runtime.manifest import sha256_of
+from edge_runtime.manifest import sha256_of, write_manifest
 
 
 def model_entry(path: Path, root: Path) -> dict:
@@ -45,5 +45,5 @@ def update_manifest(path: Path, profile: str, entry: dict, default_profile: str 
         manifest["default_profile"] = default_profile
     else:
         manifest.setdefault("default_profile", profile)
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(path, manifest)
     return dropped

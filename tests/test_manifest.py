@@ -89,3 +89,26 @@ def test_reexport_names_the_int8_models_and_commissioned_thresholds_it_drops(tmp
     assert "int8 classifier" in dropped[0] and "export.quantize" in dropped[0]
     assert "commissioned" in dropped[1] and "calibrate" in dropped[1]
     assert json.loads(path.read_text())["profiles"]["line-a"] == fresh
+
+
+@pytest.mark.slow
+def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_models_alone(tmp_path):
+    """``python -m export --thresholds-only``: the same thresholds and gate metrics the manifest holds,
+    from the deployed graph, with every model entry (files, hashes, int8) untouched."""
+    from export.__main__ import recalibrate_profile
+    from tests.conftest import MAGNETIC_TILE, editable_manifest
+
+    if not MAGNETIC_TILE.is_dir():
+        pytest.skip(f"magnetic-tile data not found at {MAGNETIC_TILE} (../shared absent)")
+    path = editable_manifest(tmp_path)
+    committed = json.loads(path.read_text())["profiles"]["magnetic-tile"]
+    edited = json.loads(path.read_text())
+    edited["profiles"]["magnetic-tile"]["thresholds"].update(warn=0.0, defect=0.0)
+    path.write_text(json.dumps(edited))
+    recalibrate_profile("magnetic-tile", path, tmp_path / "results")
+    after = json.loads(path.read_text())["profiles"]["magnetic-tile"]
+    for key in ("warn", "defect"):
+        assert after["thresholds"][key] == pytest.approx(committed["thresholds"][key], rel=1e-6)
+    assert after["metrics"]["gate_test"]["gate_recall_warn"] == committed["metrics"]["gate_test"]["gate_recall_warn"]
+    assert {k: after[k] for k in ("autoencoder", "classifier")} == {k: committed[k] for k in ("autoencoder", "classifier")}
+    assert (tmp_path / "results" / "gate_scores.png").is_file()
