@@ -14,8 +14,6 @@ PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 
 def profile_entry(manifest: dict, profile: str | None) -> tuple[str, dict]:
     profiles = manifest.get("profiles") or {}
-    if isinstance(profiles, list):
-        profiles = {p.get("name"): p for p in profiles}
     name = profile or manifest.get("default_profile") or next(iter(profiles), None)
     if name not in profiles:
         raise KeyError(f"profile '{name}' is not in the manifest (has: {', '.join(map(str, profiles))})")

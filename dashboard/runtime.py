@@ -8,13 +8,12 @@ were saved, so the next call picks up the new manifest.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from dashboard.config import REPO_ROOT, DashboardConfig, load_config
+from dashboard.config import DashboardConfig, load_config
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,40 +22,22 @@ def get_config() -> DashboardConfig:
 
 
 def manifest_path(config: DashboardConfig | None = None) -> Path:
-    config = config or get_config()
-    if config.manifest_path is not None:
-        return config.manifest_path
-    try:
-        from edge_runtime.manifest import default_manifest_path
+    from edge_runtime.manifest import default_manifest_path
 
-        return Path(default_manifest_path())
-    except ImportError:
-        return REPO_ROOT / "models.manifest.json"
+    config = config or get_config()
+    return config.manifest_path if config.manifest_path is not None else Path(default_manifest_path())
 
 
 def read_manifest(path: Path | None = None) -> dict:
-    """The manifest as a dict (runtime's loader when present); raises on missing/malformed."""
-    path = Path(path or manifest_path())
-    try:
-        from edge_runtime.manifest import load_manifest
+    """The manifest as a dict, through the runtime's loader; raises on missing/malformed."""
+    from edge_runtime.manifest import load_manifest
 
-        manifest = load_manifest(path)
-        if isinstance(manifest, dict):
-            return manifest
-        for attr in ("to_dict", "raw", "data"):
-            value = getattr(manifest, attr, None)
-            value = value() if callable(value) else value
-            if isinstance(value, dict):
-                return value
-    except ImportError:
-        pass
-    return json.loads(Path(path).read_text())
+    return load_manifest(Path(path or manifest_path()))
 
 
 def profile_names(manifest: dict) -> tuple[list[str], str | None]:
     """(profile names, default profile) of a manifest dict."""
-    profiles = manifest.get("profiles") or {}
-    names = list(profiles) if isinstance(profiles, dict) else [p.get("name") for p in profiles]
+    names = list(manifest.get("profiles") or {})
     default = manifest.get("default_profile") or (names[0] if names else None)
     return names, default
 

@@ -411,7 +411,7 @@ def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):
     assert any("frame-level term" in c.value and "edge_runtime calibrate" in c.value for c in at.caption)
 
 
-def test_tuning_rejects_traversal_and_bad_folder(env):
+def test_tuning_names_a_folder_it_cannot_use_and_refuses_warn_above_defect(env):
     at = app("tuning")
     at.text_input(key="tune_normal").set_value("no-such-class").run()
     at.button(key="tune_run").click().run()
