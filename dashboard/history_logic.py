@@ -15,23 +15,29 @@ WINDOWS = {"last hour": "1h", "last 12 hours": "12h", "last 24 hours": "24h", "l
 ROW_LIMIT = 200_000  # newest rows held for charts and the table; the totals are counted in SQL
 
 
-def load_rows(db: Path, since: str | None = None, limit: int | None = None) -> pd.DataFrame:
-    """Log rows (newest first) as a DataFrame with a ``time`` column; empty frame when no log."""
+def load_history(db: Path, since: str | None = None, limit: int | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """(the newest log rows as a DataFrame with a ``time`` column, records per verdict over the whole
+    window) through one connection; an empty frame and no counts when there is no log. The counts
+    are SQLite's, so they hold beyond the row limit."""
     from edge_runtime.sinks import SqliteLog
 
     if not Path(db).is_file():
-        return pd.DataFrame()
+        return pd.DataFrame(), {}
     log = SqliteLog(db, create=False)
     try:
-        rows = log.rows(since=since, limit=limit or ROW_LIMIT)
+        rows, counts = log.rows(since=since, limit=limit or ROW_LIMIT), log.counts_by_verdict(since)
     finally:
         log.close()
     df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
-    df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
-    return df
+    if not df.empty:
+        stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
+        df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
+    return df, counts
+
+
+def load_rows(db: Path, since: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """The rows of ``load_history`` only."""
+    return load_history(db, since, limit)[0]
 
 
 def bucket_for(df: pd.DataFrame) -> str:
@@ -78,21 +84,8 @@ def filter_rows(df: pd.DataFrame, verdicts: Sequence[str] = (), classes: Sequenc
     return df[mask]
 
 
-def verdict_counts(db: Path, since: str | None = None) -> dict[str, int]:
-    """Records per verdict in the window, counted by SQLite over the whole log (no row limit)."""
-    from edge_runtime.sinks import SqliteLog
-
-    if not Path(db).is_file():
-        return {}
-    log = SqliteLog(db, create=False)
-    try:
-        return log.counts_by_verdict(since)
-    finally:
-        log.close()
-
-
 def summary(counts: Mapping[str, int]) -> dict[str, float]:
-    """Frames, inspected frames, rejects and reject rate from ``verdict_counts``."""
+    """Frames, inspected frames, rejects and reject rate from the counts of ``load_history``."""
     inspected = sum(counts.get(verdict, 0) for verdict in INSPECTED)
     rejects = counts.get("defect", 0)
     return {"frames": sum(counts.values()), "inspected": inspected, "rejects": rejects,

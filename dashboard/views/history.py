@@ -11,8 +11,7 @@ st.caption(f"Inspection log: `{config.log_db}`")
 
 window = st.selectbox("Time window", list(hl.WINDOWS), index=3, key="hist_window")
 try:
-    df = hl.load_rows(config.log_db, hl.WINDOWS[window])
-    counts = hl.verdict_counts(config.log_db, hl.WINDOWS[window])
+    df, counts = hl.load_history(config.log_db, hl.WINDOWS[window])
 except Exception as exc:
     st.error(f"The inspection log could not be read: {exc}")
     st.stop()
