@@ -116,3 +116,12 @@ def test_exposure_travels_in_the_manifest_and_old_manifests_mean_none():
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec
     old = {k: v for k, v in PreprocessSpec().to_dict().items() if k != "exposure_median"}
     assert PreprocessSpec.from_dict(old).exposure_median is None
+
+
+def test_the_blank_frame_check_samples_large_frames_and_reads_their_spread():
+    from edge_runtime.preprocess import grey_spread
+
+    large = np.random.default_rng(1).normal(0.5, 0.03, (1600, 2048)).astype(np.float32)
+    assert grey_spread(large) == pytest.approx(float(large.std()), rel=0.05)
+    small = np.random.default_rng(2).normal(0.5, 0.005, (64, 64)).astype(np.float32)
+    assert grey_spread(small) == pytest.approx(float(small.std()), rel=1e-6)  # every pixel of a small frame
