@@ -158,7 +158,7 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         t0 = PC()
         image = load_image(data)
         t1 = PC()
-        frame = to_gray01(image, spec.min_side, spec.min_contrast)
+        frame = to_gray01(image, spec.min_side, spec.min_contrast, spec.min_mean_grey)
         t2 = PC()
         padded, geometry = scorer.model_input(frame)
         raw = scorer.run_model(padded)

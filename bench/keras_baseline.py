@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from bench.stats import summary  # noqa: E402
 from edge_runtime.anomaly import AnomalyScorer  # noqa: E402
 from edge_runtime.manifest import default_manifest_path, load_manifest, profile_config  # noqa: E402
-from edge_runtime.preprocess import load_image, model_input, to_gray01  # noqa: E402
+from edge_runtime.preprocess import model_input, preprocess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ class KerasReference:
     def inspect(self, data: bytes, classify: bool) -> dict:
         """One frame, timed per stage (ms)."""
         t = [time.perf_counter()]
-        frame = to_gray01(load_image(data), self.config.preprocess.min_side, self.config.preprocess.min_contrast)
+        frame = preprocess(data, self.config.preprocess)
         t.append(time.perf_counter())
         anomaly_map = self.scorer.anomaly_map(frame)
         verdict = self.config.thresholds.verdict(float(anomaly_map.max()))

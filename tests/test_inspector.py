@@ -85,8 +85,18 @@ _NOISE = np.random.default_rng(0)
 @pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
 def test_blank_frames_are_refused_not_scored(blank, profile):
     """The normalised score reads a frame without texture as ordinary; the runtime refuses it first."""
-    with pytest.raises(InvalidImageError, match="blank frame"):
+    with pytest.raises(InvalidImageError, match="(blank|dark) frame"):  # a black frame is both
         Inspector.from_manifest(MANIFEST, profile=profile).inspect(blank)
+
+
+@pytest.mark.parametrize("sigma", [1.2, 3.0, 8.0])
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_dark_frames_are_refused_whatever_noise_they_carry(sigma, profile):
+    """A capped lens or a dead lamp gives dark sensor noise; neu-steel's normalised score would read it
+    as ordinary steel (about 2, under warn), so the runtime refuses it before scoring."""
+    dark = np.clip(np.random.default_rng(0).normal(6, sigma, (200, 200)), 0, 255).astype(np.uint8)
+    with pytest.raises(InvalidImageError, match="dark frame"):
+        Inspector.from_manifest(MANIFEST, profile=profile).inspect(dark)
 
 
 def test_the_least_textured_real_frames_are_not_blank(inspector):

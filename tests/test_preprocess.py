@@ -83,10 +83,10 @@ def test_model_input_pads_to_the_multiple_and_its_geometry_maps_back(anomaly_siz
 
 
 def test_spec_roundtrips_through_manifest_dict():
-    spec = PreprocessSpec(anomaly_size=(256, 256), min_contrast=0.004)
+    spec = PreprocessSpec(anomaly_size=(256, 256), min_contrast=0.004, min_mean_grey=0.02)
     assert PreprocessSpec.from_dict(spec.to_dict()) == spec
-    older = {k: v for k, v in spec.to_dict().items() if k != "min_contrast"}  # a manifest from before the check
-    assert PreprocessSpec.from_dict(older).min_contrast == PreprocessSpec.min_contrast
+    older = {k: v for k, v in spec.to_dict().items() if k not in ("min_contrast", "min_mean_grey")}  # before the checks
+    assert PreprocessSpec.from_dict(older) == PreprocessSpec(anomaly_size=(256, 256))
 
 
 @pytest.mark.parametrize("change", [{"color": "rgb"}, {"value_range": [-1.0, 1.0]}])
@@ -118,10 +118,12 @@ def test_exposure_travels_in_the_manifest_and_old_manifests_mean_none():
     assert PreprocessSpec.from_dict(old).exposure_median is None
 
 
-def test_the_blank_frame_check_samples_large_frames_and_reads_their_spread():
-    from edge_runtime.preprocess import grey_spread
+def test_the_dark_and_blank_frame_checks_sample_large_frames_and_read_their_levels():
+    from edge_runtime.preprocess import grey_levels
 
     large = np.random.default_rng(1).normal(0.5, 0.03, (1600, 2048)).astype(np.float32)
-    assert grey_spread(large) == pytest.approx(float(large.std()), rel=0.05)
+    mean, spread = grey_levels(large)
+    assert mean == pytest.approx(float(large.mean()), rel=0.01)
+    assert spread == pytest.approx(float(large.std()), rel=0.05)
     small = np.random.default_rng(2).normal(0.5, 0.005, (64, 64)).astype(np.float32)
-    assert grey_spread(small) == pytest.approx(float(small.std()), rel=1e-6)  # every pixel of a small frame
+    assert grey_levels(small) == pytest.approx((float(small.mean()), float(small.std())), rel=1e-5)  # every pixel
