@@ -38,8 +38,9 @@ class PreprocessSpec:
     # half an 8-bit grey level) shows no surface to inspect: lens cap, lamp off, or fully over- or
     # under-exposed. It is refused, never scored: the gate's normalised score reads a texture-free
     # frame as ordinary (about 1). Real steel is smoother than one might think: the least textured
-    # 64x64 crop of NEU-DET spreads 0.0049 (whole images 0.023, magnetic tiles 0.037), about as much
-    # as a capped sensor's dark noise, so a noisy dark frame is scored, not refused.
+    # 64x64 crop of NEU-DET spreads 0.0049 (whole images 0.023, magnetic tiles 0.037; python -m
+    # export.frame_check_margins), about as much as a capped sensor's dark noise, which the dark
+    # check below refuses instead.
     min_contrast: float = 0.002
     # A frame darker than this on average (0.04 is about 10 8-bit grey levels) is not lit: a lens
     # cap or a lamp that is off, whatever sensor noise it carries. Refused too: the normalised score
