@@ -58,6 +58,12 @@ class AnomalyScorer:
     instead, which such a defect moves only once it covers half the frame. Chosen per
     profile on the validation split (``python -m export.score_options``).
 
+    ``level_cap``: the most a normalised map is divided by. A frame whose own error level is beyond
+    anything normal steel shows (a foreign object over much of the frame, a frame that is not strip)
+    would otherwise divide its own deviation away and read as ordinary; capped, its peak keeps
+    counting. Set above the levels of normal frames, it leaves their scores as they were
+    (``python -m export.level_cap_study``).
+
     ``frame_term``: for a graph with a frame-level autoencoder (output ``frame_error``), the map
     becomes map / map_reference + weight * frame_error / frame_reference over the scored area (see
     ``FrameTerm``). The score stays the map's maximum, the peak stays where the cells put it,
@@ -66,7 +72,8 @@ class AnomalyScorer:
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
-                 normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None) -> None:
+                 normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None,
+                 level_cap: float | None = None) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
@@ -83,13 +90,14 @@ class AnomalyScorer:
         self._pad_margin = pad_margin
         self._normalise = normalise
         self._cell_centre = cell_centre
+        self._level_cap = level_cap
 
     @classmethod
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
                    config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
-                   config.frame_term)
+                   config.frame_term, config.score_level_cap)
 
     @property
     def frame_term(self) -> FrameTerm | None:
@@ -169,11 +177,14 @@ class AnomalyScorer:
         return slice(band_y, frame_shape[0] - band_y), slice(band_x, frame_shape[1] - band_x)
 
     def normalising_level(self, values: np.ndarray) -> float:
-        """What the map over ``values`` is divided by: 1, its mean or its median (``normalise``)."""
+        """What the map over ``values`` is divided by: 1, or its mean or median (``normalise``), at most
+        ``level_cap``."""
         if self._normalise == "none":
             return 1.0
-        level = np.mean(values) if self._normalise == "frame_mean" else np.median(values)
-        return max(float(level), 1e-12)
+        level = float(np.mean(values) if self._normalise == "frame_mean" else np.median(values))
+        if self._level_cap is not None:
+            level = min(level, self._level_cap)
+        return max(level, 1e-12)
 
 
 def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], weight: float) -> FrameTerm:

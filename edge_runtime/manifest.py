@@ -107,6 +107,7 @@ class ProfileConfig:
     score_normalise: str = "none"
     score_cell_centre: str = "middle"
     frame_term: FrameTerm | None = None  # the gate's frame-level autoencoder, where it has one
+    score_level_cap: float | None = None  # most a normalised map is divided by (see anomaly.AnomalyScorer)
 
 
 def _frame_term(score: dict) -> FrameTerm | None:
@@ -114,6 +115,15 @@ def _frame_term(score: dict) -> FrameTerm | None:
     if term is None:
         return None
     return FrameTerm(float(term["map_reference"]), float(term["frame_reference"]), float(term.get("weight", 1.0)))
+
+
+def _level_cap(score: dict, profile: str) -> float | None:
+    cap = score.get("level_cap")
+    if cap is None:
+        return None
+    if not float(cap) > 0:
+        raise ManifestError(f"profile '{profile}': score level_cap must be positive, not {cap!r}")
+    return float(cap)
 
 
 def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
@@ -181,6 +191,7 @@ def profile_config(
             score_normalise=_choice(anomaly["score"].get("normalise", "none"), NORMALISATIONS, "normalise", name),
             score_cell_centre=_choice(anomaly["score"].get("cell_centre", "middle"), CELL_CENTRES, "cell_centre", name),
             frame_term=_frame_term(anomaly["score"]),
+            score_level_cap=_level_cap(anomaly["score"], name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

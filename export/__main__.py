@@ -67,7 +67,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     gate = session(out / "autoencoder.onnx")
     scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"], profile.score_sigma,
                            profile.ignore_border, ae_config["pad_margin"], profile.score_normalise,
-                           profile.score_cell_centre)
+                           profile.score_cell_centre, level_cap=profile.score_level_cap)
     if ae_config.get("frame"):
         scorer = scorer.with_frame_term(calibrate.frame_term(scorer, val, spec, profile.frame_weight))
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
@@ -155,7 +155,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "pad_margin": ae_config["pad_margin"], "stem_output": "stem",
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
-                      **_frame_term_entry(scorer, ae_config)},
+                      "level_cap": profile.score_level_cap, **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },

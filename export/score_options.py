@@ -2,7 +2,7 @@
 
 The autoencoder graph is fixed; what is compared here is the scoring around it: the
 Gaussian smoothing (sigma, in map cells), the normalisation of the map
-(``AnomalyScorer``: none, or by the frame's own mean or median) and where each map cell is placed in
+(``AnomalyScorer``: none, or by the frame's own mean or median, at most the profile's ``level_cap``) and where each map cell is placed in
 the frame (``FrameGeometry.to_frame``: the middle of its stride, or where the backbone
 centres it) and, for a gate with a frame-level autoencoder, the weight of its term
 (``FrameTerm``; references recomputed for each scoring on the validation normals, as
@@ -63,7 +63,8 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
     weights = FRAME_WEIGHTS if config.frame_term else (None,)
     for normalise, sigma, centre in itertools.product(NORMALISATIONS, SIGMAS, CELL_CENTRES):
         plain = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
-                              config.ignore_border, config.pad_margin, normalise, centre)
+                              config.ignore_border, config.pad_margin, normalise, centre,
+                              level_cap=config.score_level_cap)
         references = calibrate.frame_term(plain, splits["val"], config.preprocess, 1.0) if config.frame_term else None
         for weight in weights:
             scorer = plain if weight is None else plain.with_frame_term(replace(references, weight=weight))

@@ -55,6 +55,34 @@ def test_frame_mean_divides_the_map_by_its_own_mean():
     assert np.allclose(normalised, plain / plain.mean(), rtol=1e-5)
 
 
+@pytest.mark.parametrize("normalise", ["frame_mean", "frame_median"])
+def test_a_level_cap_keeps_a_raised_frame_from_dividing_its_deviation_away(normalise):
+    frame = np.zeros((64, 64), np.float32)
+
+    def score(scale, cap):
+        scorer = AnomalyScorer(CellsSession(_cells(scale)), PreprocessSpec(), 8, 16, 0.0, 0.0, 0, normalise,
+                               level_cap=cap)
+        return scorer.anomaly_map(frame).max()
+
+    plain = _scorer(_cells(1.0), "none").anomaly_map(frame)
+    level = plain.mean() if normalise == "frame_mean" else np.median(plain)
+    assert score(1.0, 10 * level) == pytest.approx(score(1.0, None), rel=1e-6)  # below the cap: as before
+    assert score(100.0, None) == pytest.approx(score(1.0, None), rel=1e-5)  # uncapped: any level reads the same
+    capped = score(100.0, 10 * level)  # a level 100x the usual one is divided by 10x at most
+    assert capped == pytest.approx(10 * score(1.0, None), rel=1e-5)
+
+
+def test_a_non_positive_level_cap_in_the_manifest_is_refused(tmp_path):
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["level_cap"] = 0
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="level_cap must be positive"):
+        Inspector.from_manifest(path, "neu-steel")
+
+
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():
     frame = np.zeros((64, 64), np.float32)
     low = _scorer(_cells(1.0), "frame_mean").anomaly_map(frame).max()

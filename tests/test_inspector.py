@@ -99,6 +99,15 @@ def test_dark_frames_are_refused_whatever_noise_they_carry(sigma, profile):
         Inspector.from_manifest(MANIFEST, profile=profile).inspect(dark)
 
 
+@pytest.mark.parametrize("name", ["checkerboard", "paint blobs", "printed label"])
+def test_a_frame_of_something_else_than_strip_is_not_ok(inspector, name):
+    """neu-steel divides its map by the frame's own error level, at most ``level_cap``: a frame whose
+    whole level is raised cannot divide its deviation away (``python -m export.level_cap_study``)."""
+    from export.level_cap_study import not_steel_frames
+
+    assert inspector.inspect(not_steel_frames()[name]).verdict is not Verdict.OK
+
+
 def test_the_least_textured_real_frames_are_not_blank(inspector):
     texture = _texture((200, 200), 7).astype(np.float32)
     faint = np.round((texture - texture.mean()) * (0.004 * 255 / texture.std()) + 110).astype(np.uint8)

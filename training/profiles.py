@@ -76,6 +76,10 @@ class Profile:
     score_cell_centre: str = "middle"
     # Gaussian smoothing of the error cells before the maximum (in cells); same choice.
     score_sigma: float = 1.0
+    # The most a normalised map is divided by (edge_runtime.anomaly.AnomalyScorer), so a frame whose
+    # whole level is off the normal scale cannot normalise its deviation away; None = no cap.
+    # Chosen by ``python -m export.level_cap_study``: the lowest cap that leaves validation unchanged.
+    score_level_cap: float | None = None
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
@@ -116,7 +120,7 @@ FRAME_TAP = "block_13_expand_relu"
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=176,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", calibration_normals="crops"),
+                         score_normalise="frame_mean", score_level_cap=2.0, calibration_normals="crops"),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,

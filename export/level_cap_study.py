@@ -1,0 +1,134 @@
+"""``python -m export.level_cap_study --profile P``: how far a normalised map may divide itself down.
+
+A gate that divides its map by the frame's own error level (``normalise`` frame_mean / median)
+reads any frame whose whole level is raised as ordinary: a foreign object over much of the frame,
+a frame that is not strip at all. ``AnomalyScorer``'s ``level_cap`` bounds what the map is
+divided by. For each cap this measures, on the deployed gate and scoring otherwise: thresholds
+set on the validation normals exactly as ``python -m export`` sets them, validation and test
+recall and false alarms, and the verdicts of synthetic frames that show no steel
+(``NOT_STEEL``). The rule the profile's cap follows: the lowest cap that leaves every validation
+figure as it is without a cap. Writes results/<profile>/level_cap_study.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.inspector import session
+from edge_runtime.result import Thresholds
+from export import calibrate
+from export.score_options import MemoSession
+from export.study_cli import deployed_gate, study_parser, write_result
+
+CAPS = (None, 4.0, 3.0, 2.5, 2.0, 1.75, 1.5, 1.25, 1.0)
+SIDE = 200
+
+
+def _checkerboard(rng: np.random.Generator) -> np.ndarray:
+    return (np.indices((SIDE, SIDE)).sum(0) // 25 % 2 * 120 + 60).astype(np.uint8)
+
+
+def _blobs(rng: np.random.Generator) -> np.ndarray:
+    frame = np.full((SIDE, SIDE), 90, np.uint8)
+    for _ in range(15):
+        centre = tuple(int(v) for v in rng.integers(0, SIDE, 2))
+        cv2.circle(frame, centre, int(rng.integers(5, 40)), int(rng.integers(0, 255)), -1)
+    return frame
+
+
+def _label(rng: np.random.Generator) -> np.ndarray:
+    frame = np.full((SIDE, SIDE), 200, np.uint8)
+    cv2.putText(frame, "LOT 42", (10, 110), cv2.FONT_HERSHEY_SIMPLEX, 1.8, 20, 5)
+    return frame
+
+
+def _gradient(rng: np.random.Generator) -> np.ndarray:
+    return np.tile(np.linspace(30, 220, SIDE), (SIDE, 1)).astype(np.uint8)
+
+
+def _noise(rng: np.random.Generator) -> np.ndarray:
+    return np.clip(rng.normal(128, 40, (SIDE, SIDE)), 0, 255).astype(np.uint8)
+
+
+# Frames that show no steel (uint8, 200x200, from a seeded generator): what a line might send when
+# the camera sees something else.
+NOT_STEEL: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
+    "checkerboard": _checkerboard, "paint blobs": _blobs, "printed label": _label, "grey gradient": _gradient,
+    "sensor noise": _noise,
+}
+
+
+def not_steel_frames(seed: int = 0) -> dict[str, np.ndarray]:
+    return {name: make(np.random.default_rng(seed)) for name, make in NOT_STEEL.items()}
+
+
+def study(manifest_path, profile_name: str) -> dict:
+    from edge_runtime.preprocess import to_gray01
+
+    gate = deployed_gate(manifest_path, profile_name)
+    config, profile = gate.config, gate.profile
+    shared = MemoSession(session(config.autoencoder.verify()))
+    calibration = profile.calibration_normals
+    others = {name: to_gray01(frame) for name, frame in not_steel_frames().items()}
+    rows = {}
+    for cap in CAPS:
+        scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
+                               config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
+                               config.score_cell_centre, config.frame_term, level_cap=cap)
+        scores = {name: calibrate.gate_scores(scorer, gate.splits[name], config.preprocess, profile.seed)
+                  for name in ("val", "test")}
+        limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
+                                      profile.false_alarm_rate, profile.warn_false_alarm_rate)
+        verdicts = Thresholds(limits["warn"], limits["defect"])
+        rows["none" if cap is None else f"{cap:g}"] = {
+            "level_cap": cap, "thresholds": {k: limits[k] for k in ("warn", "defect")},
+            "val": calibrate.gate_metrics(scores["val"], limits, calibration),
+            "test": calibrate.gate_metrics(scores["test"], limits, calibration),
+            "not_steel": {name: _reading(float(scorer.anomaly_map(frame).max()), verdicts)
+                          for name, frame in others.items()},
+        }
+    return {"rows": rows, "chosen": lowest_cap_leaving_validation(rows)}
+
+
+def _reading(score: float, thresholds: Thresholds) -> dict:
+    return {"score": score, "verdict": thresholds.verdict(score).value}
+
+
+VALIDATION_FIGURES = ("gate_recall_warn", "gate_recall_defect", "false_alarm_rate_warn", "false_alarm_rate_defect")
+
+
+def lowest_cap_leaving_validation(rows: dict) -> float | None:
+    """The lowest cap whose validation figures (``VALIDATION_FIGURES``) equal those without a cap."""
+    uncapped = rows["none"]["val"]
+    same = [row["level_cap"] for row in rows.values() if row["level_cap"] is not None
+            and all(row["val"][key] == uncapped[key] for key in VALIDATION_FIGURES)]
+    return min(same) if same else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = study_parser("python -m export.level_cap_study", __doc__).parse_args(argv)
+    result = study(args.manifest, args.profile)
+    write_result(args.profile, "level_cap_study", result)
+    names = list(NOT_STEEL)
+    print("| level cap | val recall @warn / @defect | val FAR @warn / @defect | test recall @warn / @defect | "
+          "test FAR @warn / @defect | " + " | ".join(names) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(names))
+    for name, row in result["rows"].items():
+        val, test = row["val"], row["test"]
+        print(f"| {name} | {val['gate_recall_warn']:.3f} / {val['gate_recall_defect']:.3f} | "
+              f"{val['false_alarm_rate_warn']:.3f} / {val['false_alarm_rate_defect']:.3f} | "
+              f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | "
+              f"{test['false_alarm_rate_warn']:.3f} / {test['false_alarm_rate_defect']:.3f} | "
+              + " | ".join(f"{row['not_steel'][n]['verdict']} ({row['not_steel'][n]['score']:.2f})" for n in names)
+              + " |")
+    print(f"\nlowest cap leaving validation as without one: {result['chosen']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
