@@ -241,10 +241,20 @@ def test_hung_inspector_does_not_hang_shutdown():
     assert len(sink.records) == 4
 
 
-@pytest.mark.parametrize("limit", [{"max_frames": 3}, {"duration_s": 0.2}], ids=["max-frames", "duration"])
-def test_a_run_limit_stops_even_with_a_hung_inspector(limit):
-    """``watch --max-frames`` / ``--duration`` start the same drain clock as a stop request."""
-    inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
+class FiniteSource(CountingSource):
+    """Three frames, then the end (a folder or a video that has been read)."""
+
+    def frames(self, stop):
+        for frame, _ in zip(super().frames(stop), range(3)):
+            yield frame
+
+
+@pytest.mark.parametrize("limit,source", [({"max_frames": 3}, CountingSource), ({"duration_s": 0.2}, CountingSource),
+                                          ({}, FiniteSource)], ids=["max-frames", "duration", "source-ends"])
+def test_a_run_limit_stops_even_with_a_hung_inspector(limit, source):
+    """``watch --max-frames`` / ``--duration`` and the end of a finite source start the same drain
+    clock as a stop request."""
+    inspector, source, sink = GatedInspector(), source(), ListSink()
     cfg = LoopConfig(workers=1, queue_size=2, drain_timeout_s=0.1, hung_grace_s=0.1, **limit)
     loop = InspectionLoop(source, inspector, [sink], cfg)
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})

@@ -6,7 +6,8 @@ Threads: one capture thread, ``workers`` inspection threads (onnxruntime release
 GIL), one sink thread that writes batches in one transaction. The caller's thread
 waits, watches the duration limit and handles SIGINT/SIGTERM: the first signal stops
 capture and drains the queue, a second one (or ``drain_timeout_s``) records what is
-left as dropped instead of inspecting it.
+left as dropped instead of inspecting it. A run limit (``max_frames``, ``duration_s``) and the
+end of a finite source stop the same way as the first signal.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class InspectionLoop:
         threads = self._start_threads()
         try:
             self._wait_capture(threads["capture"])
+            self.request_stop()  # the source is done: what is queued drains, on the same clock as a stop
             self._finish_workers(threads["workers"])
             self._out.put(None)
             threads["sink"].join()
