@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--json", action="store_true", help="print one JSON object")
     calibrate.set_defaults(func=cmd_calibrate)
 
+    selftest = commands.add_parser("selftest", help="score the profile's golden frames and compare with the export")
+    selftest.add_argument("--json", action="store_true", help="print one JSON object")
+    selftest.set_defaults(func=cmd_selftest)
+
     bench = commands.add_parser("bench", add_help=False,
                                 help="latency / throughput / memory benchmark (python -m bench.benchmark)")
     bench.set_defaults(func=cmd_bench)
@@ -231,6 +235,32 @@ def _references(current, proposed) -> dict | None:
         return None
     return {name: {"map_reference": term.map_reference, "frame_reference": term.frame_reference}
             for name, term in (("current", current), ("proposed", proposed))}
+
+
+def cmd_selftest(args) -> int:
+    """0: this PC computes what the export computed; 1: a golden frame drifted; 2: cannot run."""
+    from .selftest import PROBABILITY_ATOL, SCORE_RTOL, run_selftest
+
+    try:
+        inspector = _inspector(args)
+        checks = run_selftest(inspector)
+    except InspectionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    passed = all(check.passed for check in checks)
+    if args.json:
+        print(json.dumps({"profile": inspector.profile, "precision": inspector.precision, "passed": passed,
+                          "score_rtol": SCORE_RTOL, "probability_atol": PROBABILITY_ATOL,
+                          "frames": [{**vars(check), "passed": check.passed} for check in checks]}))
+    else:
+        for check in checks:
+            print(f"{check.name}: score {check.score:.6g} (recorded {check.expected_score:.6g}), class probabilities "
+                  f"within {check.max_probability_difference:.1e}: {'ok' if check.passed else 'DRIFTED'}")
+        print(f"{inspector.profile} ({inspector.precision}): "
+              + ("the golden frames score as recorded" if passed else
+                 "DRIFT: this PC does not compute what the export computed; check the onnxruntime, OpenCV and numpy "
+                 "versions against the manifest's 'training' entry before inspecting"))
+    return 0 if passed else 1
 
 
 def cmd_bench(bench_args: list[str]) -> int:

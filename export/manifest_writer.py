@@ -37,6 +37,8 @@ def update_manifest(path: Path, profile: str, entry: dict, default_profile: str 
     old = manifest["profiles"].get(profile, {})
     dropped = [f"the int8 {model} (run python -m export.quantize --profile {profile})"
                for model in ("autoencoder", "classifier") if "int8" in old.get(model, {})]
+    if "golden" in old:
+        dropped.append(f"the golden frames of the self-test (run python -m export.golden --profile {profile})")
     if "commissioned" in old.get("thresholds", {}):
         dropped.append("thresholds commissioned on a line's own frames (commission again: python -m edge_runtime "
                        "calibrate, docs/commissioning.md)")

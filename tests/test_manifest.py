@@ -1,6 +1,7 @@
 """models.manifest.json describes both profiles and every hash matches its file."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,38 @@ def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_mode
     assert after["metrics"]["gate_test"]["gate_recall_warn"] == committed["metrics"]["gate_test"]["gate_recall_warn"]
     assert {k: after[k] for k in ("autoencoder", "classifier")} == {k: committed[k] for k in ("autoencoder", "classifier")}
     assert (tmp_path / "results" / "gate_scores.png").is_file()
+
+
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_selftest_scores_the_golden_frames_as_the_export_recorded(profile, capsys):
+    from edge_runtime.cli import main as cli_main
+
+    assert cli_main(["selftest", "--profile", profile, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and len(report["frames"]) == 4
+
+
+def test_selftest_names_a_drifted_frame_and_refuses_a_changed_or_missing_golden_set(tmp_path, capsys):
+    from edge_runtime.cli import main as cli_main
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    golden = manifest["profiles"]["neu-steel"]["golden"]
+    golden["frames"][1]["anomaly_score"] *= 1.01  # as if this PC computed 1% less than the export did
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--manifest", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "scratch: score" in out and "DRIFTED" in out and out.count(": ok") == 3 and "DRIFT:" in out
+
+    copy = tmp_path / "strip.png"
+    copy.write_bytes(Path(golden["frames"][0]["path"]).read_bytes() + b"\0")
+    golden["frames"][0]["path"] = str(copy)
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--manifest", str(path)]) == 2
+    assert "does not match the manifest" in capsys.readouterr().err
+
+    del manifest["profiles"]["neu-steel"]["golden"]
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--manifest", str(path)]) == 2
+    assert "python -m export.golden --profile neu-steel" in capsys.readouterr().err

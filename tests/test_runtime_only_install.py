@@ -33,3 +33,8 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["verdict"] in ("ok", "warn", "defect")
+    # The fresh install computes what the export computed (golden frames, edge_runtime.selftest).
+    check = subprocess.run([str(python), "-m", "edge_runtime", "selftest", "--json",
+                            "--manifest", str(ROOT / "models.manifest.json")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
