@@ -139,3 +139,13 @@ def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> lis
     tags = {profile or "", (profile or "").replace("-", "_")} - {""}
     mine = [p for p in files if any(t in str(p.relative_to(root)) for t in tags)]
     return (mine or files)[:limit]
+
+
+def selftest_rows(inspector: Any) -> list[dict]:
+    """One row per golden frame (``edge_runtime.selftest``): recorded and computed score, the largest
+    class-probability difference, passed."""
+    from edge_runtime.selftest import run_selftest
+
+    return [{"frame": check.name, "recorded score": check.expected_score, "score now": check.score,
+             "largest probability difference": check.max_probability_difference, "passed": check.passed}
+            for check in run_selftest(inspector)]

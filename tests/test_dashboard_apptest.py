@@ -30,6 +30,7 @@ from dashboard import history_logic, live, modelcard, render, runtime, tuning  #
 from dashboard.inspect_logic import inspect_items  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
+REAL_LOAD_INSPECTOR = runtime.load_inspector  # before the fixtures swap in a fake
 MANIFEST = ROOT / "models.manifest.json"
 NEU_IMAGES = ROOT.parent / "shared" / "data" / "neu-det" / "images"
 
@@ -512,6 +513,22 @@ def test_threshold_origin_says_whether_the_line_was_commissioned():
                                        "commissioned": {"frames": 412, "false_alarm_rate": 0.01,
                                                         "warn_false_alarm_rate": 0.05}})
     assert done[0] is True and "412 defect-free frames" in done[1]
+
+
+def test_model_card_runs_the_self_test_on_the_real_models(env, monkeypatch):
+    from tests.conftest import editable_manifest
+
+    (env.tmp / "real").mkdir()
+    manifest = editable_manifest(env.tmp / "real")
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "MANIFEST", str(manifest))
+    monkeypatch.setattr(runtime, "load_inspector", REAL_LOAD_INSPECTOR)
+    runtime.get_config.clear()
+    at = app("model_card")
+    at.button(key="card_selftest").click().run()
+    assert not at.exception, at.exception
+    assert any("All 4 golden frames score as the export recorded" in s.value for s in at.success)
+    table = at.dataframe[0].value  # the first table on the page; the metrics follow
+    assert list(table["frame"]) == ["strip", "scratch", "patch", "inclusion"] and table["passed"].all()
 
 
 def test_model_card_without_manifest(env):

@@ -52,6 +52,22 @@ if training_files:
         for row in training_files:
             show_file(row)
 
+st.subheader("Self-test")
+st.caption("Scores the profile's golden frames with this PC's runtime and compares them with what the export "
+           "computed (`python -m edge_runtime selftest`). Run it after a software update or on new hardware.")
+if inspector is not None and st.button("Run the self-test", key="card_selftest"):
+    try:
+        rows = modelcard.selftest_rows(inspector)
+    except Exception as exc:  # shown to the operator: a missing golden set, an altered file
+        st.error(f"The self-test cannot run: {exc}")
+    else:
+        if all(row["passed"] for row in rows):
+            st.success(f"All {len(rows)} golden frames score as the export recorded.")
+        else:
+            st.error("DRIFT: this PC does not compute what the export computed. Check the onnxruntime, OpenCV and "
+                     "numpy versions against the manifest before inspecting.")
+        st.dataframe(rows, hide_index=True, width="stretch", key="card_selftest_table")
+
 left, right = st.columns(2)
 with left:
     st.subheader("Classes")
