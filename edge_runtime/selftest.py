@@ -65,3 +65,19 @@ def run_selftest(inspector) -> list[GoldenCheck]:
         difference = max(abs(result.class_probabilities[name] - p) for name, p in frame["class_probabilities"].items())
         checks.append(GoldenCheck(Path(frame["path"]).stem, frame["anomaly_score"], result.anomaly_score, difference))
     return checks
+
+
+def startup_check(inspector) -> tuple[bool, str]:
+    """(may the capture loop start, what to tell the operator): the self-test before ``watch`` runs.
+    A profile without golden frames (or a model-free stand-in, ``config`` None) starts with a note;
+    a drifted frame stops it. A golden file
+    that is missing or altered raises, like a model file."""
+    if inspector.config is None or not inspector.config.raw.get("golden"):
+        return True, "no golden frames in the manifest: self-test skipped (python -m export.golden records them)"
+    checks = run_selftest(inspector)
+    drifted = [check.name for check in checks if not check.passed]
+    if drifted:
+        return False, (f"self-test failed: golden frame(s) {', '.join(drifted)} no longer score as the export "
+                       f"recorded; this PC does not compute what the export computed (python -m edge_runtime "
+                       f"selftest shows the figures)")
+    return True, f"self-test passed ({len(checks)} golden frames)"

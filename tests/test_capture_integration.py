@@ -54,7 +54,23 @@ def test_cli_watch_and_history(inspector, tmp_path):
     db = tmp_path / "i.db"
     done = _cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "20", "--workers", "2")
     assert done.returncode == 0, done.stderr
+    assert "self-test passed (4 golden frames)" in done.stderr  # before the first frame
     assert json.loads(done.stdout.strip().splitlines()[-1])["captured"] == 20
     history = _cli("history", "--db", db, "--json")
     assert history.returncode == 0, history.stderr
     assert json.loads(history.stdout)["total"] == 20
+
+
+def test_watch_refuses_to_start_on_a_pc_that_does_not_compute_what_the_export_computed(tmp_path):
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["profiles"]["neu-steel"]["golden"]["frames"][2]["anomaly_score"] *= 0.98
+    path.write_text(json.dumps(manifest))
+    db = tmp_path / "i.db"
+    refused = _cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "5", "--manifest", path)
+    assert refused.returncode == 2 and "golden frame(s) patch no longer score" in refused.stderr
+    assert not db.exists()  # nothing was captured or logged
+    forced = _cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "5", "--manifest", path, "--skip-selftest")
+    assert forced.returncode == 0, forced.stderr

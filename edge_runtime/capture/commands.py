@@ -38,6 +38,8 @@ def register(subparsers: Any) -> None:
                        help="when the source fails (camera unplugged, folder gone): stop, or retry (default: %(default)s)")
     watch.add_argument("--fps", type=float, help="synthetic: frames per second (default: as fast as possible)")
     watch.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
+    watch.add_argument("--skip-selftest", action="store_true",
+                       help="start without scoring the golden frames first (python -m edge_runtime selftest)")
     watch.set_defaults(func=cmd_watch)
 
     register_record(subparsers)
@@ -111,12 +113,27 @@ def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int) -
         sys.stderr.flush()
 
 
+def _selftest_allows_start(inspector: Any) -> bool:
+    """Run the golden-frame self-test (``edge_runtime.selftest``) and say what it found."""
+    from ..errors import InspectionError
+    from ..selftest import startup_check
+
+    try:
+        allowed, message = startup_check(inspector)
+    except InspectionError as exc:
+        allowed, message = False, f"self-test cannot run: {exc}"
+    print(f"[watch] {message}" if allowed else f"error: {message} (--skip-selftest to start anyway)", file=sys.stderr)
+    return allowed
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     _quiet_opencv()
     try:
         inspector = build_inspector(args)
     except Exception as exc:  # missing manifest/models: say so before touching the log
         print(f"error: cannot load the inspection models: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.skip_selftest and not _selftest_allows_start(inspector):
         return EXIT_USAGE
     log = SqliteLog(args.log)
     try:

@@ -25,6 +25,7 @@ CLASSES = ["inclusion", "patch", "pits", "scratch"]
 class FakeInspector:
     profile = "fake"
     class_names = CLASSES
+    config = None  # no manifest behind it: nothing for the golden-frame self-test to check
 
     def __init__(self, delay_s: float = 0.0, thresholds: Thresholds = Thresholds(0.12, 0.2)) -> None:
         self.delay_s = delay_s
