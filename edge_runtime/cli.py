@@ -105,11 +105,15 @@ def _expand_folders(paths: list[Path]) -> list[tuple[Path, str]]:
         expanded.extend((image, "__".join(image.relative_to(path).with_suffix("").parts)) for image in inside)
         if not inside:
             expanded.append((path, path.stem))
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     named = []
     for image, name in expanded:
-        seen[name] = seen.get(name, 0) + 1
-        named.append((image, name if seen[name] == 1 else f"{name}-{seen[name]}"))
+        unique, count = name, 1
+        while unique in used:
+            count += 1
+            unique = f"{name}-{count}"
+        used.add(unique)
+        named.append((image, unique))
     return named
 
 

@@ -8,6 +8,7 @@ never guessed from the pixel values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Union
@@ -124,7 +125,7 @@ def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
     if mean < min_mean_grey:
         raise InvalidImageError(
             f"dark frame: mean grey {mean:.4f}, below the {min_mean_grey:g} of a lit surface; check the lens "
-            f"cap, the lamp and the exposure"
+            f"cap, the lamp and the exposure{_bit_depth_hint(image)}"
         )
     if spread < min_contrast:
         raise InvalidImageError(
@@ -134,12 +135,24 @@ def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
     return gray
 
 
+def _bit_depth_hint(image: np.ndarray) -> str:
+    """For a 16-bit frame that never uses the top of its range: the likely real cause of a dark reading."""
+    if image.dtype == np.uint16 and int(image.max()) < 4096:
+        return (f" (or a 10/12-bit camera delivering 16-bit frames: the brightest pixel is {int(image.max())} of "
+                f"65535, and 16-bit frames are read as 0..65535)")
+    return ""
+
+
 def grey_levels(gray: np.ndarray, samples: int = 16384) -> tuple[float, float]:
-    """(mean, standard deviation) of the grey levels, from a regular grid of about ``samples`` pixels at
-    most: the dark- and blank-frame checks cost the same on a 200x200 frame and on a 5-megapixel one."""
-    step = max(1, int(np.sqrt(gray.size / samples)))
-    grid = gray[::step, ::step]
-    return float(grid.mean()), float(grid.std())
+    """(mean, standard deviation) of the grey levels, from about ``samples`` pixels at most: the dark-
+    and blank-frame checks cost the same on a 200x200 frame and on a 5-megapixel one. The pixels are
+    every ``step``-th of the frame read row after row, with ``step`` coprime to the width, so each
+    row starts at another column: stripes of any period cannot fall on the sampled columns only."""
+    step = max(1, gray.size // samples)
+    while step > 1 and math.gcd(step, gray.shape[1]) != 1:
+        step += 1
+    picked = np.ascontiguousarray(gray).reshape(-1)[::step]
+    return float(picked.mean()), float(picked.std())
 
 
 def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:

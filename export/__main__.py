@@ -185,18 +185,22 @@ def export_profile(name: str, manifest_path: Path) -> dict:
 def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None) -> dict:
     """Thresholds and gate metrics set again on the deployed graph, as ``export_profile`` sets them,
     without converting anything: the model files, their hashes and the int8 entries stay. For a change
-    of the calibration rule or of the profile's false-alarm rates. Thresholds commissioned on a line
-    are replaced by the validation split's, and the log says so."""
+    of the calibration rule or of the profile's false-alarm rates. A profile commissioned on a line
+    (thresholds or frame-term references) is refused: the two would not fit together."""
     from edge_runtime.manifest import load_manifest, write_manifest
     from export.study_cli import deployed_gate
 
+    manifest = load_manifest(manifest_path)
+    entry = manifest["profiles"][name]
+    references = (entry["autoencoder"]["score"].get("frame_term") or {}).get("references_from", "")
+    commissioned = "commissioned" in entry["thresholds"] or "commissioning" in references
+    if commissioned:  # the validation split's thresholds would not fit references set on a line's frames
+        raise SystemExit(f"{name}: its thresholds or frame-term references were commissioned on a line's own frames; "
+                         f"--thresholds-only would mix them with the validation split's. Re-export the profile "
+                         f"(python -m export --profile {name}) or commission it again.")
     gate = deployed_gate(manifest_path, name)
     limits, gate_test, calibration = _calibrate_gate(gate.scorer, gate.splits, gate.profile,
                                                      results or ROOT / "results" / name)
-    manifest = load_manifest(manifest_path)
-    entry = manifest["profiles"][name]
-    if "commissioned" in entry["thresholds"]:
-        log.warning("%s: thresholds commissioned on a line's own frames are replaced by the validation split's", name)
     entry["thresholds"] = limits
     entry["metrics"].update(gate_test=gate_test, gate_calibration=calibration)
     write_manifest(manifest_path, manifest)

@@ -3,8 +3,9 @@
 Writes four synthetic strip frames (``edge_runtime.capture.synthetic``: plain strip, a scratch, a
 patch, an inclusion; seeded, 200x200) as PNG files to ``models/<profile>/golden/``, scores each
 with the deployed pipeline as ``edge_runtime.selftest`` will (a classification forced on every
-frame), and records files, hashes, scores, class probabilities, the precision and the frame-term
-references used in the manifest's ``golden`` entry. Run it after ``python -m export`` and
+frame), and records files, hashes, scores (and the frame-level term's share of each), class probabilities, the
+model files and precision they were computed with and the frame-term references used in the
+manifest's ``golden`` entry. Run it after ``python -m export`` and
 ``python -m export.quantize``, on the machine the models were exported on: the self-test then
 tells a line PC whether it computes the same.
 """
@@ -41,9 +42,10 @@ def record(manifest_path: Path, profile: str) -> dict:
             raise OSError(f"cannot write {path}")
         result = inspector.inspect(path, source="golden", always_classify=True)
         frames.append({**model_entry(path, root), "anomaly_score": result.anomaly_score,
-                       "class_probabilities": dict(result.class_probabilities)})
+                       "frame_term": result.frame_term, "class_probabilities": dict(result.class_probabilities)})
     term = inspector.frame_term_references
-    entry = {"precision": inspector.precision, "frame_term": None if term is None else asdict(term), "frames": frames}
+    entry = {"precision": inspector.precision, "models": dict(inspector.model_sha256),
+             "frame_term": None if term is None else asdict(term), "frames": frames}
     manifest = load_manifest(manifest_path)
     manifest["profiles"][profile]["golden"] = entry
     write_manifest(manifest_path, manifest)

@@ -168,6 +168,9 @@ def quantize_profile(args) -> dict:
     for key in ("autoencoder", "classifier"):  # start from a clean fp32 entry
         entry[key].pop("int8", None)
     entry["precision"] = "fp32"
+    if entry.pop("golden", None):  # recorded for the models being replaced
+        log.warning("%s: the golden frames of the self-test are dropped: run python -m export.golden --profile %s "
+                    "after this", args.profile, args.profile)
     write_manifest(manifest_path, manifest)
     config = profile_config(manifest, manifest_path, args.profile, "fp32")
     root = manifest_path.resolve().parent

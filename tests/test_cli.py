@@ -173,3 +173,13 @@ def test_evaluate_magnetic_tile_reports_pixel_auroc():
     assert abs(metrics["false_alarm_rate"] - recorded["false_alarm_rate_warn"]) <= 1 / 107
     # Issue #2's target for the tile, met since the frame-level autoencoder (0.971; README, "The anomaly gate").
     assert metrics["image_auroc"] >= 0.95
+
+
+def test_overlay_names_never_repeat(tmp_path):
+    from edge_runtime.cli import _expand_folders
+
+    for name in ("d1/a.png", "d1/a-2.png", "d2/a.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    names = [name for _, name in _expand_folders([tmp_path / "d1", tmp_path / "d2"])]
+    assert len(set(names)) == 3, names

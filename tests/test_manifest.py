@@ -148,3 +148,30 @@ def test_selftest_names_a_drifted_frame_and_refuses_a_changed_or_missing_golden_
     path.write_text(json.dumps(manifest))
     assert cli_main(["selftest", "--manifest", str(path)]) == 2
     assert "python -m export.golden --profile neu-steel" in capsys.readouterr().err
+
+
+def test_selftest_checks_the_map_apart_from_a_large_frame_term(tmp_path, capsys):
+    """The tile's golden scores are mostly its frame-level term; a drift of the map alone must still show."""
+    from edge_runtime.cli import main as cli_main
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    frame = manifest["profiles"]["magnetic-tile"]["golden"]["frames"][0]
+    assert frame["frame_term"] > 0.9 * frame["anomaly_score"]  # the map is a few percent of the score
+    frame["anomaly_score"] += 0.0009 * frame["anomaly_score"]  # within 0.1% of the total, all of it in the map
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--profile", "magnetic-tile", "--manifest", str(path)]) == 1
+    assert "strip: score" in capsys.readouterr().out
+
+
+def test_thresholds_only_refuses_a_profile_commissioned_on_a_line(tmp_path):
+    from export.__main__ import recalibrate_profile
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["profiles"]["neu-steel"]["thresholds"]["commissioned"] = {"frames": 400}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit, match="commissioned on a line"):
+        recalibrate_profile("neu-steel", path, tmp_path / "results")

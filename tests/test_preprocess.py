@@ -127,3 +127,21 @@ def test_the_dark_and_blank_frame_checks_sample_large_frames_and_read_their_leve
     assert spread == pytest.approx(float(large.std()), rel=0.05)
     small = np.random.default_rng(2).normal(0.5, 0.005, (64, 64)).astype(np.float32)
     assert grey_levels(small) == pytest.approx((float(small.mean()), float(small.std())), rel=1e-5)  # every pixel
+
+
+def test_stripes_of_any_period_are_not_read_as_a_blank_frame():
+    from edge_runtime.preprocess import grey_levels
+
+    for period in (2, 7, 14, 16, 200):
+        columns = (np.arange(2048) % period < period // 2 + 1).astype(np.float32) * 0.1 + 0.4
+        stripes = np.tile(columns, (1600, 1))
+        assert grey_levels(stripes)[1] == pytest.approx(float(stripes.std()), rel=0.1), period
+
+
+def test_a_dark_16_bit_frame_names_a_10_or_12_bit_camera_as_a_likely_cause():
+    from edge_runtime.errors import InvalidImageError
+    from edge_runtime.preprocess import to_gray01
+
+    twelve_bit = np.random.default_rng(0).integers(0, 2000, (64, 64)).astype(np.uint16)
+    with pytest.raises(InvalidImageError, match="12-bit camera delivering 16-bit frames"):
+        to_gray01(twelve_bit, min_mean_grey=0.04)

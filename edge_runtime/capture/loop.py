@@ -335,5 +335,5 @@ class InspectionLoop:
                     if records:
                         sink.write(records)
                 except Exception as exc:
-                    self.stats.add("sink_errors", len(records))
+                    self.stats.add("sink_errors", len(getattr(exc, "failures", records)))  # a hook names its own
                     self.on_sink_error(sink, exc)
