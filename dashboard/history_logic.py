@@ -35,11 +35,6 @@ def load_history(db: Path, since: str | None = None, limit: int | None = None) -
     return df, counts
 
 
-def load_rows(db: Path, since: str | None = None, limit: int | None = None) -> pd.DataFrame:
-    """The rows of ``load_history`` only."""
-    return load_history(db, since, limit)[0]
-
-
 def bucket_for(df: pd.DataFrame) -> str:
     """Pandas frequency giving roughly 20-200 bars over the rows' time span."""
     if df.empty:

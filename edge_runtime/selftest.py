@@ -92,8 +92,7 @@ def _check(inspector, root: Path, frame: dict, probability_atol: float) -> Golde
 def startup_check(inspector) -> tuple[bool, str]:
     """(may the capture loop start, what to tell the operator): the self-test before ``watch`` runs.
     A profile without golden frames (or a model-free stand-in, ``config`` None) starts with a note;
-    a drifted frame stops it. A golden file
-    that is missing or altered raises, like a model file."""
+    a drifted frame stops it. A golden file that is missing or altered raises, like a model file."""
     if inspector.config is None or not inspector.config.raw.get("golden"):
         return True, "no golden frames in the manifest: self-test skipped (python -m export.golden records them)"
     checks = run_selftest(inspector)

@@ -322,7 +322,7 @@ def test_history_counts_filters_export(env):
     images = at.get("image")
     assert len(images) == 1  # f57's; the row pointing at /etc/passwd (f52) and rejects without a file show none
     assert images[0].proto.imgs[0].caption.endswith("· defect · scratches")
-    rows = history_logic.filter_rows(history_logic.load_rows(env.log_db), ["defect"])
+    rows = history_logic.filter_rows(history_logic.load_history(env.log_db)[0], ["defect"])
     csv = history_logic.to_csv(rows).decode().splitlines()
     assert csv[0].startswith("id,time,source,frame_id,verdict") and len(csv) == 13
 
@@ -340,7 +340,7 @@ def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeyp
 
 def test_history_helpers(env):
     _fill_log(env.log_db)
-    df = history_logic.load_rows(env.log_db)
+    df = history_logic.load_history(env.log_db)[0]
     wide = history_logic.counts_over_time(df, "verdict")
     assert set(wide.columns) == {"ok", "warn", "defect", "error"} and int(wide.to_numpy().sum()) == 60
     assert history_logic.overlay_file("/etc/passwd", [env.log_db.parent]) is None
@@ -568,7 +568,7 @@ def test_live_synthetic_start_stop(env):
     assert not at.exception
     assert any("stopped" in c.value for c in at.caption)
     # the live loop wrote the SQLite log the History page reads
-    assert history_logic.load_rows(env.log_db)["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
+    assert history_logic.load_history(env.log_db)[0]["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
 
 
 def test_live_folder_source_rejects_traversal(env):
