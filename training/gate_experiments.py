@@ -134,6 +134,29 @@ def context_variant(profile, frames, samples, taps, epochs: int = 30):
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
+def ensemble_variant(profile, frames, samples, taps, hidden, members: int, epochs: int, combine: str):
+    """``members`` bottlenecks fitted on the same whitened normal vectors from different seeds. The map is
+    the mean of their squared errors (``combine="errors"``: their disagreement counts as anomaly too) or
+    the squared error of their mean reconstruction (``"reconstructions"``)."""
+    extractor = ae.feature_extractor(taps)
+    uses_boxes = not any(s.is_normal for s in samples)
+    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
+                        profile.gate_max_vectors)
+    bottlenecks = []
+    for k in range(members):
+        keras.utils.set_random_seed(profile.seed + k)
+        mean, projection, model, _ = fit_bottleneck(vectors, profile.whiten, hidden, epochs, name=f"member{k}")
+        bottlenecks.append(model)
+    image = keras.Input((None, None, 1), name="image")
+    whitened = ae._whitened(extractor(image), mean, projection, "whiten")
+    rebuilt = [model(whitened) for model in bottlenecks]
+    if combine == "errors":
+        error = keras.layers.Average(name="error_map")([ae.SquaredError()([whitened, r]) for r in rebuilt])
+    else:
+        error = ae.SquaredError(name="error_map")([whitened, keras.layers.Average()(rebuilt)])
+    return keras.Model(image, error), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
 def _features(taps, hidden, whiten=True, epochs=6):
     return lambda p, f, s: feature_variant(p, f, s, taps, hidden, whiten, epochs)
 
@@ -183,6 +206,10 @@ VARIANTS = {
         {}, _features((("block_6_expand_relu", "same"),), (128, 32, 128), epochs=60)),
     "feature AE, block5add+12add, whitened, 60 epochs": (
         {}, _features(ae.TAPS["block5+12"], (96, 24, 96), epochs=60)),
+    "feature AE, block5add+12add, whitened, 60 epochs, ensemble of 3, mean error": (
+        {}, lambda p, f, s: ensemble_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 3, 60, "errors")),
+    "feature AE, block5add+12add, whitened, 60 epochs, ensemble of 3, mean reconstruction": (
+        {}, lambda p, f, s: ensemble_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 3, 60, "reconstructions")),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
