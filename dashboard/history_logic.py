@@ -63,6 +63,36 @@ def counts_over_time(df: pd.DataFrame, column: str, freq: str | None = None,
     return wide
 
 
+def drift_check(db: Path, manifest: Mapping, profile: str | None):
+    """(``edge_runtime.drift.DriftCheck`` of the profile's newest logged scores, its ``ScoreBaseline`` or
+    None); the check is the one ``python -m edge_runtime history`` prints."""
+    from edge_runtime.drift import ScoreBaseline, check_log
+    from edge_runtime.sinks import SqliteLog
+
+    name = profile or manifest.get("default_profile")
+    thresholds = manifest["profiles"][name]["thresholds"]
+    log = SqliteLog(db, create=False)
+    try:
+        return check_log(log, name, thresholds), ScoreBaseline.from_manifest(thresholds)
+    finally:
+        log.close()
+
+
+def scores_over_time(df: pd.DataFrame, freq: str, baseline=None) -> pd.DataFrame:
+    """Median and 90th percentile of the inspected frames' scores per time bucket, and the baseline's 10th,
+    50th and 90th percentiles beside them where the line was commissioned."""
+    inspected = df[df["verdict"].isin(INSPECTED)].dropna(subset=["score"]) if not df.empty else df
+    if inspected.empty:
+        return pd.DataFrame()
+    grouped = inspected.groupby(pd.Grouper(key="time", freq=freq))["score"]
+    wide = pd.DataFrame({"median score": grouped.median(), "90th percentile": grouped.quantile(0.9)}).dropna()
+    if baseline is not None:
+        for name, value in (("commissioning p10", baseline.p10), ("commissioning p50", baseline.p50),
+                            ("commissioning p90", baseline.p90)):
+            wide[name] = value
+    return wide
+
+
 def filter_rows(df: pd.DataFrame, verdicts: Sequence[str] = (), classes: Sequence[str] = (),
                 sources: Sequence[str] = (), min_score: float | None = None) -> pd.DataFrame:
     if df.empty:

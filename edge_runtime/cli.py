@@ -193,10 +193,11 @@ def cmd_calibrate(args) -> int:
         for path, reason in scored.failed:
             print(f"{path}: not inspected, left out: {reason}", file=sys.stderr)
         proposal = commissioning.propose_thresholds(scored.scores, args.false_alarm_rate, args.warn_false_alarm_rate)
+        line_scores = scored.scores
         frame_term = commissioning.remeasured_frame_term(inspector, paths)
         if frame_term is not None:  # the thresholds are in the units of the re-measured references
-            rescored = commissioning.score_frames(inspector.with_frame_term(frame_term), paths)
-            proposal = commissioning.propose_thresholds(rescored.scores, args.false_alarm_rate,
+            line_scores = commissioning.score_frames(inspector.with_frame_term(frame_term), paths).scores
+            proposal = commissioning.propose_thresholds(line_scores, args.false_alarm_rate,
                                                         args.warn_false_alarm_rate)
     except (InspectionError, commissioning.CommissioningError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -211,7 +212,7 @@ def cmd_calibrate(args) -> int:
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term)
+                                     record, frame_term, commissioning.score_baseline(line_scores))
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2

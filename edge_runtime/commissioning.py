@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .anomaly import frame_term_references
+from .drift import ScoreBaseline
 from .datasets import IMAGE_SUFFIXES, image_files, is_mask_beside_image, non_png_stems
 from .errors import InspectionError
 from .manifest import FrameTerm
@@ -120,6 +121,15 @@ def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_a
     return {"warn": warn, "defect": defect, "false_alarm_rate": false_alarm_rate,
             "warn_false_alarm_rate": warn_false_alarm_rate, "frames": int(len(scores)),
             **flagged_rates(scores, warn, defect)}
+
+
+def score_baseline(scores: np.ndarray) -> dict | None:
+    """The drift check's baseline (``edge_runtime.drift``) from the line's defect-free scores; None where
+    they are too few for one (the thresholds are still written)."""
+    try:
+        return ScoreBaseline.from_scores(scores).to_dict()
+    except ValueError:
+        return None
 
 
 def flagged_rates(scores: np.ndarray, warn: float, defect: float) -> dict:

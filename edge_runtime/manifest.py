@@ -220,13 +220,17 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 
 
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
-                    commissioned: dict | None = None, frame_term: FrameTerm | None = None) -> Path:
+                    commissioned: dict | None = None, frame_term: FrameTerm | None = None,
+                    score_baseline: dict | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
     (``edge_runtime.commissioning``); any earlier record is dropped with the old values.
     ``frame_term``: new references of the gate's frame-level term, set on the same frames (the
-    thresholds are in its units)."""
+    thresholds are in its units). ``score_baseline`` (``edge_runtime.drift.ScoreBaseline.to_dict()``):
+    where the line's defect-free frames scored, for the drift check. A new commissioning or new
+    ``frame_term`` references replace an earlier baseline (dropped when none is given); thresholds moved
+    by hand keep it, since they leave the scores as they are."""
     path = Path(path)
     if not warn <= defect:
         raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
@@ -241,6 +245,10 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds.pop("commissioned", None)
     if commissioned:
         thresholds["commissioned"] = commissioned
+    if score_baseline is not None or commissioned or frame_term is not None:
+        thresholds.pop("score_baseline", None)
+    if score_baseline is not None:
+        thresholds["score_baseline"] = score_baseline
     if frame_term is not None:
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
     write_manifest(path, manifest)

@@ -100,7 +100,8 @@ def test_history_prints_counts_and_rejects(cli, tmp_path, capsys):
     assert cli("history", "--db", db, "--last", "3") == 0
     out = capsys.readouterr().out
     assert "30 records" in out and "per verdict:" in out and "per class:" in out
-    assert out.count("score ") == 3
+    assert sum(line.startswith("  ") and " score " in line for line in out.splitlines()) == 3  # the rejects
+    assert "score drift:  no_baseline: No score baseline" in out  # the shipped thresholds were not commissioned
     assert cli("history", "--db", db, "--since", "1h", "--json") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["total"] == 30 and sum(summary["verdicts"].values()) == 30

@@ -338,6 +338,29 @@ def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeyp
     assert len(at.dataframe[0].value) <= 10
 
 
+def test_history_says_when_the_scores_have_drifted_from_commissioning(env):
+    from edge_runtime.drift import ScoreBaseline
+    from edge_runtime.sinks import Record, SqliteLog
+
+    at = app("history")
+    assert not at.exception  # no log and no manifest: the page says so, nothing else
+    rng = np.random.default_rng(0)
+    baseline = ScoreBaseline.from_scores(rng.lognormal(0.5, 0.1, 300), measured_at=time.time() - 3600)
+    (env.tmp / "models.manifest.json").write_text(json.dumps({"default_profile": "neu-steel", "profiles": {"neu-steel": {
+        "thresholds": {"warn": 2.0, "defect": 3.0, "score_baseline": baseline.to_dict()}}}}))
+    now = time.time()
+    risen = rng.lognormal(0.5, 0.1, 300) * 1.15  # a dirty lens: every frame scores higher
+    with SqliteLog(env.log_db) as log:
+        log.write([Record(source="camera:0", frame_id=f"f{i}", verdict="ok", score=float(score), profile="neu-steel",
+                          captured_at=now - 300 + i) for i, score in enumerate(risen)])
+    at = app("history")
+    assert not at.exception, at.exception
+    assert any("Scores have risen" in w.value for w in at.warning)
+    charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    assert len(charts) == 2  # frames per verdict, and the score trend beside the baseline (no classified frames)
+    assert any("Anomaly score of inspected `neu-steel` frames" in m.value for m in at.markdown)
+
+
 def test_history_helpers(env):
     _fill_log(env.log_db)
     df = history_logic.load_history(env.log_db)[0]

@@ -46,6 +46,20 @@ with right:
     else:
         st.bar_chart(by_class, height=260)
 
+st.subheader("Score drift")
+try:
+    manifest = runtime.read_manifest(config.manifest_path)
+    profile = runtime.current_profile() or manifest.get("default_profile")
+    drift, baseline = hl.drift_check(config.log_db, manifest, profile)
+except Exception as exc:
+    st.info(f"No drift check: the profile's thresholds could not be read ({exc}).")
+else:
+    {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
+    trend = hl.scores_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline)
+    if not trend.empty:
+        st.markdown(f"**Anomaly score of inspected `{profile}` frames** (per {freq})")
+        st.line_chart(trend, height=240)
+
 st.subheader("Rejects and warnings")
 f1, f2, f3, f4 = st.columns(4)
 verdicts = f1.multiselect("Verdict", sorted(df["verdict"].unique()),

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
@@ -45,7 +46,8 @@ def register(subparsers: Any) -> None:
     register_record(subparsers)
 
     history = subparsers.add_parser("history", help="summarise the inspection log",
-                                    description="Counts per verdict and defect class, and the last rejects.")
+                                    description="Counts per verdict and defect class, the last rejects, and the score drift since the "
+                                                "line was commissioned (exit 1 when the scores have drifted).")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
@@ -167,7 +169,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def history_summary(log: SqliteLog, since: str | None, last: int) -> dict[str, Any]:
+def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "log": str(log.path),
         "since": since,
@@ -175,7 +177,24 @@ def history_summary(log: SqliteLog, since: str | None, last: int) -> dict[str, A
         "verdicts": log.counts_by_verdict(since),
         "classes": log.counts_by_class(since),
         "last_rejects": log.last_rejects(last, since),
+        "drift": drift,
     }
+
+
+def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None) -> dict[str, Any]:
+    """The drift check of the profile's newest logged scores against its commissioning baseline
+    (``edge_runtime.drift``), with the profile's name; status "unavailable" where the manifest cannot be
+    read (the counts are still worth printing)."""
+    from ..errors import ManifestError
+    from ..manifest import load_manifest
+
+    try:
+        document = load_manifest(manifest)
+        name = profile or document.get("default_profile")
+        thresholds = document["profiles"][name]["thresholds"]
+    except (ManifestError, KeyError) as exc:
+        return {"status": "unavailable", "drifted": False, "message": f"no drift check: cannot read the profile: {exc}"}
+    return {"profile": name, **check_log(log, name, thresholds).to_dict()}
 
 
 def _print_history(summary: dict[str, Any]) -> None:
@@ -183,6 +202,10 @@ def _print_history(summary: dict[str, Any]) -> None:
     print(f"{summary['log']}: {summary['total']} records{window}")
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
     print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
+    drift = summary.get("drift")
+    if drift:
+        status = drift["status"].upper() if drift["drifted"] else drift["status"]
+        print(f"score drift:  {status}: {drift['message']}")
     print(f"last rejects ({len(summary['last_rejects'])}):")
     for row in summary["last_rejects"]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["captured_at"] or row["recorded_at"]))
@@ -199,7 +222,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        summary = history_summary(log, args.since, args.last)
+        summary = history_summary(log, args.since, args.last, profile_drift(log, args.manifest, args.profile))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -209,4 +232,4 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
-    return 0
+    return 1 if summary["drift"] and summary["drift"]["drifted"] else 0

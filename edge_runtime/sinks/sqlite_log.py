@@ -171,6 +171,17 @@ class SqliteLog:
             params.append(int(limit))
         return [_as_dict(row) for row in self._query(sql, params)]
 
+    def recent_scores(self, limit: int, since: str | float | None = None, profile: str | None = None,
+                      verdicts: Sequence[str] = INSPECTED) -> list[float]:
+        """Anomaly scores of the newest ``limit`` frames with one of ``verdicts`` (of ``profile``, where
+        given), newest first."""
+        extra = f"verdict IN ({', '.join('?' for _ in verdicts)}) AND score IS NOT NULL"
+        extra += " AND profile = ?" if profile else ""
+        where, params = _since_clause(since, extra)
+        params = [*params, *verdicts, *([profile] if profile else []), int(limit)]
+        return [float(row[0]) for row in self._query(f"SELECT score FROM inspections {where} ORDER BY id DESC LIMIT ?",
+                                                     params)]
+
     def inspected_count(self, since: str | float | None = None) -> int:
         counts = self.counts_by_verdict(since)
         return sum(counts.get(v, 0) for v in INSPECTED)
