@@ -204,15 +204,16 @@ def cmd_calibrate(args) -> int:
         return 2
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
+    baseline = commissioning.score_baseline(line_scores)
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
-              "current": current, "proposed": proposal,
+              "current": current, "proposed": proposal, "score_baseline": baseline,
               "frame_term": _references(inspector.frame_term_references, frame_term), "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term, commissioning.score_baseline(line_scores))
+                                     record, frame_term, baseline)
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2
@@ -229,6 +230,9 @@ def cmd_calibrate(args) -> int:
             print(f"  frame-level term references: map {frame_term.map_reference:.4g} (was "
                   f"{shipped.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} (was "
                   f"{shipped.frame_reference:.4g}); the proposed thresholds use them")
+        print(f"  drift baseline: 10th / 50th / 90th percentile {baseline['p10']:.4g} / {baseline['p50']:.4g} / "
+              f"{baseline['p90']:.4g}" if baseline else
+              "  no drift baseline: it needs 200 frames (python -m edge_runtime history checks the line against it)")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0

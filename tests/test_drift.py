@@ -106,6 +106,7 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     assert cli_main(["calibrate", str(good), "--manifest", str(manifest), "--write", "--json"]) == 0
     baseline = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]["score_baseline"]
     assert baseline["frames"] == drift.MIN_FRAMES + 20
+    assert json.loads(capsys.readouterr().out)["score_baseline"] == baseline
     db = tmp_path / "inspections.db"
     history = ["history", "--db", str(db), "--manifest", str(manifest), "--json"]
 
