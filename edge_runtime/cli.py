@@ -1,4 +1,4 @@
-"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, watch, record, history."""
+"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, selftest, watch, record, history, prune."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""``watch``, ``record`` and ``history`` sub-commands; ``register(subparsers)`` is called by the main CLI."""
+"""``watch``, ``record``, ``history`` and ``prune`` sub-commands; ``register(subparsers)`` is called by the main CLI."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import threading
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..drift import check_log
-from ..sinks import CallbackSink, JsonlSink, SqliteLog
+from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
+from ..sinks.retention import RetentionReport, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
@@ -39,6 +41,9 @@ def register(subparsers: Any) -> None:
                        help="when the source fails (camera unplugged, folder gone): stop, or retry (default: %(default)s)")
     watch.add_argument("--fps", type=float, help="synthetic: frames per second (default: as fast as possible)")
     watch.add_argument("--seed", type=int, default=0, help="synthetic: random seed (default: %(default)s)")
+    watch.add_argument("--retain", metavar="AGE",
+                       help="delete records older than AGE (e.g. 30d) and their overlays, at start and hourly "
+                            "(python -m edge_runtime prune)")
     watch.add_argument("--skip-selftest", action="store_true",
                        help="start without scoring the golden frames first (python -m edge_runtime selftest)")
     watch.set_defaults(func=cmd_watch)
@@ -53,6 +58,20 @@ def register(subparsers: Any) -> None:
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
     history.add_argument("--json", action="store_true", help="print the summary as JSON")
     history.set_defaults(func=cmd_history)
+
+    prune = subparsers.add_parser("prune", help="delete old records and their overlay images",
+                                  description="Delete the log's records older than a window, and their overlay "
+                                              "images inside the overlay folders (default: the log's folder). "
+                                              "Records of files still in a watched folder are kept, so they are "
+                                              "not inspected again.")
+    prune.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
+    prune.add_argument("--older-than", required=True, metavar="AGE",
+                       help="delete records written before this: 30d, 12h, an ISO date/time or unix seconds")
+    prune.add_argument("--overlays", type=Path, action="append", default=[], metavar="DIR",
+                       help="folder whose overlay images may be deleted (repeatable; default: the log's folder)")
+    prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
+    prune.set_defaults(func=cmd_prune)
 
 
 def make_source(spec: str, log: SqliteLog | None, args: argparse.Namespace) -> FrameSource:
@@ -131,6 +150,11 @@ def _selftest_allows_start(inspector: Any) -> bool:
 def cmd_watch(args: argparse.Namespace) -> int:
     _quiet_opencv()
     try:
+        parse_since(args.retain)
+    except ValueError as exc:
+        print(f"error: --retain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         inspector = build_inspector(args)
     except Exception as exc:  # missing manifest/models: say so before touching the log
         print(f"error: cannot load the inspection models: {exc}", file=sys.stderr)
@@ -155,11 +179,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
     print(f"[watch] {source.name} -> {args.log} ({config.workers} workers, profile {getattr(inspector, 'profile', '?')}); "
           "Ctrl-C to stop", file=sys.stderr)
     status.start()
+    pruning = None
+    if args.retain:
+        overlay_dirs = [Path(args.log).parent] + ([Path(args.save_overlays)] if args.save_overlays else [])
+        pruning = threading.Thread(target=_keep_pruning, args=(log, args.retain, overlay_dirs, done), daemon=True)
+        pruning.start()
     try:
         final = loop.run()
     finally:
         done.set()
         status.join()
+        if pruning is not None:
+            pruning.join()
         log.close()
     print(file=sys.stderr)
     print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
@@ -213,6 +244,46 @@ def _print_history(summary: dict[str, Any]) -> None:
         print(f"  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
               f" (defect >= {row['defect_threshold']:.4f})  {row['defect_class'] or '-'} {confidence}"
               + (f"  {row['overlay_path']}" if row["overlay_path"] else ""))
+
+
+def _retention_line(report: RetentionReport) -> str:
+    verb = "would delete" if report.dry_run else "deleted"
+    return (f"{verb} {report.deleted_records} records written before "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(report.before))} and {report.deleted_overlays} "
+            f"overlay images; kept {report.kept_in_folder} records of files still in watched folders; "
+            f"{report.overlays_outside} overlay paths outside the overlay folders left alone, "
+            f"{report.overlays_missing} already gone")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    try:
+        log = SqliteLog(args.db, create=False)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (pass --db)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = prune_log(log, args.older_than, args.overlays or [Path(args.db).parent], args.dry_run)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        log.close()
+    print(json.dumps(report.to_dict()) if args.json else f"{args.db}: {_retention_line(report)}")
+    return 0
+
+
+def _keep_pruning(log: SqliteLog, age: str, overlay_dirs: list[Path], done: threading.Event,
+                  period_s: float = 3600.0) -> None:
+    """``watch --retain``: prune at start and every ``period_s`` until ``done``; a failure is reported, not fatal."""
+    while True:
+        try:
+            report = prune_log(log, age, overlay_dirs)
+            if report.deleted_records:
+                print(f"\n[watch] retention: {_retention_line(report)}", file=sys.stderr)
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            print(f"\n[watch] retention failed: {exc}", file=sys.stderr)
+        if done.wait(period_s):
+            return
 
 
 def cmd_history(args: argparse.Namespace) -> int:

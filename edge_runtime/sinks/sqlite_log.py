@@ -13,6 +13,7 @@ import re
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -76,6 +77,16 @@ def parse_since(value: str | float | None, now: float | None = None) -> float | 
         raise ValueError(f"cannot read time '{value}': use e.g. 30m, 12h, 7d, 2024-05-01 or 2024-05-01T08:00") from None
 
 
+@dataclass(frozen=True)
+class PruneResult:
+    """What ``SqliteLog.prune`` deleted: records, records kept for files still in a watched folder, and the
+    overlay files the deleted records pointed at."""
+
+    deleted: int
+    kept_in_folder: int
+    overlay_paths: tuple[str, ...]
+
+
 class SqliteLog:
     """Thread-safe (one connection behind a lock) inspection log; also a loop sink."""
 
@@ -109,6 +120,31 @@ class SqliteLog:
             self._conn.executemany(
                 f"INSERT INTO inspections ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows
             )
+
+    def prune(self, before: float, dry_run: bool = False) -> PruneResult:
+        """Delete the records written before ``before`` (unix seconds), in one transaction.
+
+        The record of a file still in its watched folder (source = the folder, frame id = the path in
+        it, as ``FolderWatcher`` names them) is kept: the watcher skips the files the log holds, so
+        deleting it would inspect the file again. Returns the counts and the overlay files of the
+        deleted records (the caller decides about those files)."""
+        with self._lock, self._conn:
+            sources = [row[0] for row in self._conn.execute(
+                "SELECT DISTINCT source FROM inspections WHERE recorded_at < ?", (before,))]
+            kept_ids = [row[0] for source in sources if Path(source).is_dir() for row in self._conn.execute(
+                "SELECT id, frame_id FROM inspections WHERE recorded_at < ? AND source = ?", (before, source))
+                if (Path(source) / row[1]).exists()]
+            self._conn.execute("CREATE TEMP TABLE IF NOT EXISTS kept_ids (id INTEGER PRIMARY KEY)")
+            self._conn.execute("DELETE FROM kept_ids")
+            self._conn.executemany("INSERT INTO kept_ids VALUES (?)", ((i,) for i in kept_ids))
+            where = "WHERE recorded_at < ? AND id NOT IN (SELECT id FROM kept_ids)"
+            overlays = tuple(row[0] for row in self._conn.execute(
+                f"SELECT overlay_path FROM inspections {where} AND overlay_path IS NOT NULL", (before,)))
+            if dry_run:
+                deleted = int(self._conn.execute(f"SELECT COUNT(*) FROM inspections {where}", (before,)).fetchone()[0])
+            else:
+                deleted = self._conn.execute(f"DELETE FROM inspections {where}", (before,)).rowcount
+        return PruneResult(deleted, len(kept_ids), overlays)
 
     def close(self) -> None:
         with self._lock:

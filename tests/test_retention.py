@@ -1,0 +1,101 @@
+"""Retention: old records and their overlays are deleted, nothing else is (``prune``, ``watch --retain``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import pytest
+
+from edge_runtime.capture import commands
+from edge_runtime.capture.fake_inspector import FakeInspector
+from edge_runtime.capture.sources import FolderWatcher
+from edge_runtime.sinks import Record, SqliteLog
+from edge_runtime.sinks.retention import prune_log
+
+DAY = 86_400.0
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setattr(commands, "build_inspector", lambda args: FakeInspector())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest")
+    parser.add_argument("--profile")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    return lambda *argv: (lambda args: args.func(args))(parser.parse_args(list(argv)))
+
+
+def _log_with_old_and_new(tmp_path):
+    """A log in tmp/log: 10 camera records 40 days old (4 rejects with overlays, one pointing outside
+    the overlay folder, one whose file is gone), 5 from today, and 3 old records of a watched folder
+    whose files are still in it (2) or gone (1)."""
+    overlays, elsewhere, folder = tmp_path / "log" / "overlays", tmp_path / "elsewhere", tmp_path / "watched"
+    for path in (overlays, elsewhere, folder):
+        path.mkdir(parents=True)
+    now = time.time()
+    old = now - 40 * DAY
+    records = []
+    for i in range(10):
+        overlay = None
+        if i in (0, 1, 2):
+            overlay = overlays / f"old{i}.png"
+            overlay.write_bytes(b"png")
+        if i == 3:
+            overlay = elsewhere / "precious.png"
+            overlay.write_bytes(b"keep me")
+        if i == 4:
+            overlay = overlays / "gone.png"
+        records.append(Record("camera:0", f"f{i}", "defect" if overlay else "ok", recorded_at=old + i,
+                              overlay_path=str(overlay) if overlay else None))
+    (overlays / "new.png").write_bytes(b"png")
+    records += [Record("camera:0", f"n{i}", "ok", recorded_at=now - i, overlay_path=str(overlays / "new.png") if i == 0 else None)
+                for i in range(5)]
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(b"png")
+    records += [Record(str(folder.resolve()), name, "ok", recorded_at=old) for name in ("a.png", "b.png", "c.png")]
+    db = tmp_path / "log" / "inspections.db"
+    with SqliteLog(db) as log:
+        log.write(records)
+    return db, overlays, elsewhere, folder
+
+
+def test_prune_deletes_old_records_and_their_overlays_only(tmp_path):
+    db, overlays, elsewhere, folder = _log_with_old_and_new(tmp_path)
+    with SqliteLog(db) as log:
+        dry = prune_log(log, "30d", [overlays], dry_run=True)
+        assert (dry.deleted_records, dry.deleted_overlays, log.count()) == (11, 3, 18)  # nothing gone yet
+        assert all((overlays / f"old{i}.png").is_file() for i in range(3))
+        report = prune_log(log, "30d", [overlays])
+        assert report.to_dict() | {"before": 0} == {
+            "before": 0, "deleted_records": 11, "kept_in_folder": 2, "deleted_overlays": 3, "overlays_outside": 1,
+            "overlays_missing": 1, "dry_run": False}
+        assert log.count() == 7 and {r["frame_id"] for r in log.rows()} == {"n0", "n1", "n2", "n3", "n4", "a.png", "b.png"}
+        # The watched folder's files still in it keep their records: the watcher does not inspect them again.
+        assert set(FolderWatcher(folder, log.processed_ids(str(folder.resolve()))).seen) == {"a.png", "b.png"}
+    assert not any((overlays / f"old{i}.png").exists() for i in range(3))
+    assert (overlays / "new.png").is_file() and (elsewhere / "precious.png").read_bytes() == b"keep me"
+
+
+def test_prune_command_reports_and_refuses_what_it_cannot_read(cli, tmp_path, capsys):
+    db, overlays, _, _ = _log_with_old_and_new(tmp_path)
+    assert cli("prune", "--db", str(db), "--older-than", "30d", "--overlays", str(overlays), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["deleted_records"] == 11 and report["deleted_overlays"] == 3
+    assert cli("prune", "--db", str(db), "--older-than", "30d") == 0  # the log's folder by default: nothing left
+    assert "deleted 0 records" in capsys.readouterr().out
+    assert cli("prune", "--db", str(db), "--older-than", "someday") == commands.EXIT_USAGE
+    assert "cannot read time" in capsys.readouterr().err
+    assert cli("prune", "--db", str(tmp_path / "none.db"), "--older-than", "1d") == commands.EXIT_USAGE
+
+
+def test_watch_retain_prunes_while_it_logs(cli, tmp_path, capsys):
+    db, overlays, _, _ = _log_with_old_and_new(tmp_path)
+    assert cli("watch", "synthetic:0.2", "--log", str(db), "--max-frames", "20", "--retain", "30d",
+               "--save-overlays", str(overlays), "--skip-selftest") == 0
+    assert "[watch] retention: deleted 11 records" in capsys.readouterr().err
+    with SqliteLog(db, create=False) as log:
+        assert log.count() == 7 + 20
+    assert not (overlays / "old0.png").exists()
+    assert cli("watch", "synthetic:0.2", "--log", str(db), "--max-frames", "1", "--retain", "soon") == commands.EXIT_USAGE
