@@ -85,3 +85,24 @@ def inspector():
 @pytest.fixture(scope="session")
 def neu_images() -> list[Path]:
     return sorted((NEU / "images").glob("*.jpg"))
+
+
+@pytest.fixture
+def capture_cli(monkeypatch):
+    """The ``watch`` / ``history`` / ``prune`` sub-commands in-process, with the model-free FakeInspector."""
+    import argparse
+
+    from edge_runtime.capture import commands
+    from edge_runtime.capture.fake_inspector import FakeInspector
+
+    monkeypatch.setattr(commands, "build_inspector", lambda args: FakeInspector())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--manifest")
+    parser.add_argument("--profile")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv):
+        args = parser.parse_args(list(argv))
+        return args.func(args)
+
+    return run

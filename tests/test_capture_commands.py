@@ -8,24 +8,13 @@ import cv2
 import pytest
 
 from edge_runtime.capture import commands
-from edge_runtime.capture.fake_inspector import FakeInspector
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.sinks import SqliteLog
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    monkeypatch.setattr(commands, "build_inspector", lambda args: FakeInspector())
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--manifest")
-    parser.add_argument("--profile")
-    commands.register(parser.add_subparsers(dest="command", required=True))
-
-    def run(*argv):
-        args = parser.parse_args(list(argv))
-        return args.func(args)
-
-    return run
+def cli(capture_cli):
+    return capture_cli
 
 
 def test_watch_synthetic_logs_every_frame(cli, tmp_path, capsys):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import pytest
 
 from edge_runtime.capture import commands
-from edge_runtime.capture.fake_inspector import FakeInspector
 from edge_runtime.capture.sources import FolderWatcher
 from edge_runtime.sinks import Record, SqliteLog
 from edge_runtime.sinks.retention import prune_log
@@ -18,13 +16,8 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    monkeypatch.setattr(commands, "build_inspector", lambda args: FakeInspector())
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--manifest")
-    parser.add_argument("--profile")
-    commands.register(parser.add_subparsers(dest="command", required=True))
-    return lambda *argv: (lambda args: args.func(args))(parser.parse_args(list(argv)))
+def cli(capture_cli):
+    return capture_cli
 
 
 def _log_with_old_and_new(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
@@ -255,19 +255,28 @@ def _retention_line(report: RetentionReport) -> str:
             f"{report.overlays_missing} already gone")
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def _on_log(db: str, read: Callable[[SqliteLog], Any]) -> tuple[Any, int | None]:
+    """(``read(log)``, None) on the existing log at ``db``, closed after; (None, EXIT_USAGE) with the error
+    printed when there is no log or ``read`` raises ``ValueError`` (an unreadable time, for one)."""
     try:
-        log = SqliteLog(args.db, create=False)
+        log = SqliteLog(db, create=False)
     except FileNotFoundError as exc:
-        print(f"error: {exc} (pass --db)", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
+        return None, EXIT_USAGE
     try:
-        report = prune_log(log, args.older_than, args.overlays or [Path(args.db).parent], args.dry_run)
+        return read(log), None
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return None, EXIT_USAGE
     finally:
         log.close()
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    report, failed = _on_log(args.db, lambda log: prune_log(log, args.older_than, args.overlays or [Path(args.db).parent],
+                                                            args.dry_run))
+    if failed is not None:
+        return failed
     print(json.dumps(report.to_dict()) if args.json else f"{args.db}: {_retention_line(report)}")
     return 0
 
@@ -287,18 +296,10 @@ def _keep_pruning(log: SqliteLog, age: str, overlay_dirs: list[Path], done: thre
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    try:
-        log = SqliteLog(args.db, create=False)
-    except FileNotFoundError as exc:
-        print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        summary = history_summary(log, args.since, args.last, profile_drift(log, args.manifest, args.profile))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        log.close()
+    summary, failed = _on_log(args.db, lambda log: history_summary(
+        log, args.since, args.last, profile_drift(log, args.manifest, args.profile)))
+    if failed is not None:
+        return failed
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
