@@ -157,6 +157,23 @@ def ensemble_variant(profile, frames, samples, taps, hidden, members: int, epoch
     return keras.Model(image, error), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
+def trimmed_variant(profile, frames, samples, taps, hidden, epochs: int, trim: float):
+    """The normal cells are a noisy proxy (boxes are loose and miss defects). Fit once, drop the ``trim``
+    share of normal cells the fit rebuilds worst (likely unboxed defect texture), fit again on the rest."""
+    extractor = ae.feature_extractor(taps)
+    uses_boxes = not any(s.is_normal for s in samples)
+    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
+                        profile.gate_max_vectors)
+    mean, projection, model, _ = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
+    whitened = ae.normalise(vectors, mean, projection)[:, None, None, :]
+    errors = np.mean(np.square(whitened - model.predict(whitened, batch_size=4096, verbose=0)), axis=(1, 2, 3))
+    kept = vectors[errors <= np.quantile(errors, 1.0 - trim)]
+    print(f"trimmed {len(vectors) - len(kept)} of {len(vectors)} normal cells", flush=True)
+    keras.utils.set_random_seed(profile.seed)
+    mean, projection, model, _ = fit_bottleneck(kept, profile.whiten, hidden, epochs)
+    return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
 def _features(taps, hidden, whiten=True, epochs=6):
     return lambda p, f, s: feature_variant(p, f, s, taps, hidden, whiten, epochs)
 
@@ -210,6 +227,8 @@ VARIANTS = {
         {}, lambda p, f, s: ensemble_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 3, 60, "errors")),
     "feature AE, block5add+12add, whitened, 60 epochs, ensemble of 3, mean reconstruction": (
         {}, lambda p, f, s: ensemble_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 3, 60, "reconstructions")),
+    "feature AE, block5add+12add, whitened, 60 epochs, worst-rebuilt 10% of normal cells trimmed and refitted": (
+        {}, lambda p, f, s: trimmed_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 60, 0.10)),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
