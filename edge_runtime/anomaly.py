@@ -64,6 +64,11 @@ class AnomalyScorer:
     counting. Set above the levels of normal frames, it leaves their scores as they were
     (``python -m export.level_cap_study``).
 
+    ``level_power``: the (capped) level is raised to this power before it divides the map. 1 reads
+    "times this frame's typical error"; above 1 a frame whose whole texture is off (a higher level)
+    is held back further against one whose peak stands out from a well-rebuilt texture. Chosen on
+    the validation split (``python -m export.level_power_study``).
+
     ``frame_term``: for a graph with a frame-level autoencoder (output ``frame_error``), the map
     becomes map / map_reference + weight * frame_error / frame_reference over the scored area (see
     ``FrameTerm``). The score stays the map's maximum, the peak stays where the cells put it,
@@ -73,7 +78,7 @@ class AnomalyScorer:
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
                  normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None,
-                 level_cap: float | None = None) -> None:
+                 level_cap: float | None = None, level_power: float = 1.0) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
@@ -91,13 +96,14 @@ class AnomalyScorer:
         self._normalise = normalise
         self._cell_centre = cell_centre
         self._level_cap = level_cap
+        self._level_power = level_power
 
     @classmethod
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
                    config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
-                   config.frame_term, config.score_level_cap)
+                   config.frame_term, config.score_level_cap, config.score_level_power)
 
     @property
     def frame_term(self) -> FrameTerm | None:
@@ -178,13 +184,13 @@ class AnomalyScorer:
 
     def normalising_level(self, values: np.ndarray) -> float:
         """What the map over ``values`` is divided by: 1, or its mean or median (``normalise``), at most
-        ``level_cap``."""
+        ``level_cap``, raised to ``level_power``."""
         if self._normalise == "none":
             return 1.0
         level = float(np.mean(values) if self._normalise == "frame_mean" else np.median(values))
         if self._level_cap is not None:
             level = min(level, self._level_cap)
-        return max(level, 1e-12)
+        return max(level, 1e-12) ** self._level_power
 
 
 def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], weight: float) -> FrameTerm:

@@ -108,6 +108,7 @@ class ProfileConfig:
     score_cell_centre: str = "middle"
     frame_term: FrameTerm | None = None  # the gate's frame-level autoencoder, where it has one
     score_level_cap: float | None = None  # most a normalised map is divided by (see anomaly.AnomalyScorer)
+    score_level_power: float = 1.0  # the normalising level is raised to it (see anomaly.AnomalyScorer)
 
 
 def _frame_term(score: dict) -> FrameTerm | None:
@@ -124,6 +125,13 @@ def _level_cap(score: dict, profile: str) -> float | None:
     if not float(cap) > 0:
         raise ManifestError(f"profile '{profile}': score level_cap must be positive, not {cap!r}")
     return float(cap)
+
+
+def _level_power(score: dict, profile: str) -> float:
+    power = float(score.get("level_power", 1.0))
+    if not 0.0 < power < float("inf"):
+        raise ManifestError(f"profile '{profile}': score level_power must be a positive number, not {power!r}")
+    return power
 
 
 def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
@@ -192,6 +200,7 @@ def profile_config(
             score_cell_centre=_choice(anomaly["score"].get("cell_centre", "middle"), CELL_CENTRES, "cell_centre", name),
             frame_term=_frame_term(anomaly["score"]),
             score_level_cap=_level_cap(anomaly["score"], name),
+            score_level_power=_level_power(anomaly["score"], name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

@@ -67,7 +67,8 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     gate = session(out / "autoencoder.onnx")
     scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"], profile.score_sigma,
                            profile.ignore_border, ae_config["pad_margin"], profile.score_normalise,
-                           profile.score_cell_centre, level_cap=profile.score_level_cap)
+                           profile.score_cell_centre, level_cap=profile.score_level_cap,
+                           level_power=profile.score_level_power)
     if ae_config.get("frame"):
         scorer = scorer.with_frame_term(calibrate.frame_term(scorer, val, spec, profile.frame_weight))
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
@@ -155,7 +156,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "pad_margin": ae_config["pad_margin"], "stem_output": "stem",
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
-                      "level_cap": profile.score_level_cap, **_frame_term_entry(scorer, ae_config)},
+                      "level_cap": profile.score_level_cap, "level_power": profile.score_level_power,
+                      **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },
@@ -182,11 +184,29 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     return entry
 
 
+def _apply_scoring(entry: dict, profile) -> bool:
+    """Write the profile's scoring options into the manifest entry; whether any changed. A gate with a
+    frame-level term has references measured under the old scoring: it must be exported again."""
+    score = entry["autoencoder"]["score"]
+    chosen = {"sigma_cells": profile.score_sigma, "normalise": profile.score_normalise,
+              "cell_centre": profile.score_cell_centre, "level_cap": profile.score_level_cap,
+              "level_power": profile.score_level_power}
+    changed = any(score.get(key, 1.0 if key == "level_power" else None) != value for key, value in chosen.items())
+    if changed and score.get("frame_term"):
+        raise SystemExit(f"{profile.name}: the scoring changed and its frame-level term's references were measured "
+                         f"under the old one; export it again (python -m export --profile {profile.name})")
+    if changed:
+        score.update(chosen)
+    return changed
+
+
 def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None) -> dict:
     """Thresholds and gate metrics set again on the deployed graph, as ``export_profile`` sets them,
     without converting anything: the model files, their hashes and the int8 entries stay. For a change
-    of the calibration rule or of the profile's false-alarm rates. A profile commissioned on a line
-    (thresholds or frame-term references) is refused: the two would not fit together."""
+    of the calibration rule, of the profile's false-alarm rates or of its scoring options (written into
+    the manifest first; a changed scoring drops the golden frames, whose scores it changes). A profile
+    commissioned on a line (thresholds or frame-term references) is refused: the two would not fit
+    together."""
     from edge_runtime.manifest import load_manifest, write_manifest
     from export.study_cli import deployed_gate
 
@@ -198,6 +218,10 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
         raise SystemExit(f"{name}: its thresholds or frame-term references were commissioned on a line's own frames; "
                          f"--thresholds-only would mix them with the validation split's. Re-export the profile "
                          f"(python -m export --profile {name}) or commission it again.")
+    if _apply_scoring(entry, trained_profile(name)) and entry.pop("golden", None):
+        log.warning("%s: the scoring changed, so the golden frames were dropped (python -m export.golden --profile %s)",
+                    name, name)
+    write_manifest(manifest_path, manifest)
     gate = deployed_gate(manifest_path, name)
     limits, gate_test, calibration = _calibrate_gate(gate.scorer, gate.splits, gate.profile,
                                                      results or ROOT / "results" / name)

@@ -79,7 +79,8 @@ def study(manifest_path, profile_name: str) -> dict:
     for cap in CAPS:
         scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
                                config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
-                               config.score_cell_centre, config.frame_term, level_cap=cap)
+                               config.score_cell_centre, config.frame_term, level_cap=cap,
+                               level_power=config.score_level_power)
         scores = {name: calibrate.gate_scores(scorer, gate.splits[name], config.preprocess, profile.seed)
                   for name in ("val", "test")}
         limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),

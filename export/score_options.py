@@ -64,7 +64,7 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
     for normalise, sigma, centre in itertools.product(NORMALISATIONS, SIGMAS, CELL_CENTRES):
         plain = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
                               config.ignore_border, config.pad_margin, normalise, centre,
-                              level_cap=config.score_level_cap)
+                              level_cap=config.score_level_cap, level_power=config.score_level_power)
         references = calibrate.frame_term(plain, splits["val"], config.preprocess, 1.0) if config.frame_term else None
         for weight in weights:
             scorer = plain if weight is None else plain.with_frame_term(replace(references, weight=weight))

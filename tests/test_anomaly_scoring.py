@@ -83,6 +83,51 @@ def test_a_non_positive_level_cap_in_the_manifest_is_refused(tmp_path):
         Inspector.from_manifest(path, "neu-steel")
 
 
+@pytest.mark.parametrize("power", [0.5, 1.5])
+def test_a_level_power_divides_by_the_capped_level_raised_to_it(power):
+    frame = np.zeros((64, 64), np.float32)
+
+    def score(scale, cap=None):
+        scorer = AnomalyScorer(CellsSession(_cells(scale)), PreprocessSpec(), 8, 16, 0.0, 0.0, 0, "frame_mean",
+                               level_cap=cap, level_power=power)
+        return scorer.anomaly_map(frame).max()
+
+    plain = _scorer(_cells(1.0), "none").anomaly_map(frame)
+    assert score(1.0) == pytest.approx(plain.max() / plain.mean() ** power, rel=1e-5)
+    # A level four times higher: the peak keeps 4 ** (1 - power) of its ratio to the level.
+    assert score(4.0) == pytest.approx(score(1.0) * 4.0 ** (1.0 - power), rel=1e-5)
+    assert score(4.0, cap=plain.mean()) == pytest.approx(4.0 * score(1.0), rel=1e-5)  # capped at the old level
+    assert _scorer(_cells(4.0), "none").anomaly_map(frame).max() == pytest.approx(4.0 * plain.max(), rel=1e-5)
+
+
+@pytest.mark.parametrize("power", [0, -1, "inf", None])
+def test_a_level_power_that_is_not_a_positive_number_is_refused(tmp_path, power):
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["level_power"] = power
+    path.write_text(json.dumps(manifest).replace('"inf"', "Infinity"))
+    with pytest.raises(ManifestError, match="level_power must be a positive number|malformed"):
+        Inspector.from_manifest(path, "neu-steel")
+
+
+def test_level_power_study_protects_every_class_then_picks_by_validation_recall():
+    from export.level_power_study import chosen_power
+
+    def row(power, warn, defect, per_class):
+        return {"level_power": power, "val": {"gate_recall_warn": warn, "gate_recall_defect": defect,
+                                              "gate_recall_warn_per_class": dict(zip("ab", per_class))}}
+
+    sizes = {"a": 100, "b": 100}
+    rows = {"1": row(1.0, 0.80, 0.30, (0.80, 0.80)), "1.25": row(1.25, 0.86, 0.40, (0.90, 0.82)),
+            "1.5": row(1.5, 0.85, 0.60, (0.92, 0.78)), "2": row(2.0, 0.90, 0.65, (1.00, 0.70))}
+    assert chosen_power(rows, sizes) == 1.5  # 2 images behind 1.25 is a tie, and it rejects more at once;
+    # 2.0 has the best recall but costs class b 10 images
+    rows["1.5"] = row(1.5, 0.85, 0.60, (0.96, 0.76))  # class b loses 4 images: no longer allowed
+    assert chosen_power(rows, sizes) == 1.25
+
+
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():
     frame = np.zeros((64, 64), np.float32)
     low = _scorer(_cells(1.0), "frame_mean").anomaly_map(frame).max()

@@ -80,6 +80,9 @@ class Profile:
     # whole level is off the normal scale cannot normalise its deviation away; None = no cap.
     # Chosen by ``python -m export.level_cap_study``: the lowest cap that leaves validation unchanged.
     score_level_cap: float | None = None
+    # The normalising level is raised to this power (edge_runtime.anomaly.AnomalyScorer); chosen by
+    # ``python -m export.level_power_study`` on the validation split.
+    score_level_power: float = 1.0
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
@@ -120,7 +123,8 @@ FRAME_TAP = "block_13_expand_relu"
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=176,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", score_level_cap=2.0, calibration_normals="crops"),
+                         score_normalise="frame_mean", score_level_cap=2.0, score_level_power=1.1,
+                         calibration_normals="crops"),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,
