@@ -117,7 +117,12 @@ def score_description(entry: dict) -> str | None:
     if score.get("ignore_border"):
         parts.append(f"outer {float(score['ignore_border']):.0%} of the frame left out")
     if score.get("normalise", "none") != "none":
-        parts.append(_NORMALISATION_WORDS.get(score["normalise"], f"normalised ({score['normalise']})"))
+        words = _NORMALISATION_WORDS.get(score["normalise"], f"normalised ({score['normalise']})")
+        if score.get("level_cap"):
+            words += f" (at most {_text(score['level_cap'])})"
+        if float(score.get("level_power", 1.0)) != 1.0:
+            words += f" raised to the power {_text(score['level_power'])}"
+        parts.append(words)
     text = f"The score is the maximum of the anomaly map ({'; '.join(parts)})."
     term = score.get("frame_term")
     if isinstance(term, dict):

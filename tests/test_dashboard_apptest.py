@@ -518,6 +518,14 @@ def test_model_card_marks_verified_and_failed(env):
     assert any("maximum of the anomaly map" in m.value and "its own mean" in m.value for m in at.markdown)
 
 
+def test_score_description_names_the_level_cap_and_power_of_a_normalised_map():
+    text = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "normalise": "frame_mean", "level_cap": 2.5, "level_power": 1.1}}})
+    assert "divided by its own mean (at most 2.5) raised to the power 1.1" in text
+    plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "normalise": "frame_mean"}}})
+    assert "power" not in plain and "at most" not in plain
+
+
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
     plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "ignore_border": 0.1}}})
     assert "maximum of the anomaly map" in plain and "outer 10%" in plain and "frame-level" not in plain
