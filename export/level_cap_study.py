@@ -68,32 +68,38 @@ def not_steel_frames(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def study(manifest_path, profile_name: str) -> dict:
-    from edge_runtime.preprocess import to_gray01
-
     gate = deployed_gate(manifest_path, profile_name)
-    config, profile = gate.config, gate.profile
+    config = gate.config
     shared = MemoSession(session(config.autoencoder.verify()))
-    calibration = profile.calibration_normals
-    others = {name: to_gray01(frame) for name, frame in not_steel_frames().items()}
     rows = {}
     for cap in CAPS:
         scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
                                config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
                                config.score_cell_centre, config.frame_term, level_cap=cap,
                                level_power=config.score_level_power)
-        scores = {name: calibrate.gate_scores(scorer, gate.splits[name], config.preprocess, profile.seed)
-                  for name in ("val", "test")}
-        limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
-                                      profile.false_alarm_rate, profile.warn_false_alarm_rate)
-        verdicts = Thresholds(limits["warn"], limits["defect"])
-        rows["none" if cap is None else f"{cap:g}"] = {
-            "level_cap": cap, "thresholds": {k: limits[k] for k in ("warn", "defect")},
-            "val": calibrate.gate_metrics(scores["val"], limits, calibration),
-            "test": calibrate.gate_metrics(scores["test"], limits, calibration),
-            "not_steel": {name: _reading(float(scorer.anomaly_map(frame).max()), verdicts)
-                          for name, frame in others.items()},
-        }
+        rows["none" if cap is None else f"{cap:g}"] = {"level_cap": cap, **calibrated_scoring(gate, scorer)}
     return {"rows": rows, "chosen": lowest_cap_leaving_validation(rows)}
+
+
+def calibrated_scoring(gate, scorer: AnomalyScorer) -> dict:
+    """One scoring of the deployed gate, calibrated as ``python -m export`` calibrates: its thresholds,
+    validation and test metrics, and the reading of each frame that shows no steel."""
+    from edge_runtime.preprocess import to_gray01
+
+    config, profile = gate.config, gate.profile
+    calibration = profile.calibration_normals
+    scores = {name: calibrate.gate_scores(scorer, gate.splits[name], config.preprocess, profile.seed)
+              for name in ("val", "test")}
+    limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
+                                  profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    verdicts = Thresholds(limits["warn"], limits["defect"])
+    return {
+        "thresholds": {k: limits[k] for k in ("warn", "defect")},
+        "val": calibrate.gate_metrics(scores["val"], limits, calibration),
+        "test": calibrate.gate_metrics(scores["test"], limits, calibration),
+        "not_steel": {name: _reading(float(scorer.anomaly_map(to_gray01(frame)).max()), verdicts)
+                      for name, frame in not_steel_frames().items()},
+    }
 
 
 def _reading(score: float, thresholds: Thresholds) -> dict:

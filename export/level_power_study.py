@@ -24,10 +24,7 @@ from collections import Counter
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.inspector import session
-from edge_runtime.preprocess import to_gray01
-from edge_runtime.result import Thresholds
-from export import calibrate
-from export.level_cap_study import not_steel_frames
+from export.level_cap_study import calibrated_scoring
 from export.score_options import MemoSession
 from export.study_cli import deployed_gate, study_parser, write_result
 
@@ -37,27 +34,14 @@ TIE_IMAGES = 3  # the design log's rule: differences of up to three validation i
 
 def study(manifest_path, profile_name: str) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
-    config, profile = gate.config, gate.profile
+    config = gate.config
     shared = MemoSession(session(config.autoencoder.verify()))
-    calibration = profile.calibration_normals
-    others = {name: to_gray01(frame) for name, frame in not_steel_frames().items()}
     rows = {}
     for power in POWERS:
         scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
                                config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
                                config.score_cell_centre, config.frame_term, config.score_level_cap, power)
-        scores = {name: calibrate.gate_scores(scorer, gate.splits[name], config.preprocess, profile.seed)
-                  for name in ("val", "test")}
-        limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration),
-                                      profile.false_alarm_rate, profile.warn_false_alarm_rate)
-        verdicts = Thresholds(limits["warn"], limits["defect"])
-        rows[f"{power:g}"] = {
-            "level_power": power, "thresholds": {k: limits[k] for k in ("warn", "defect")},
-            "val": calibrate.gate_metrics(scores["val"], limits, calibration),
-            "test": calibrate.gate_metrics(scores["test"], limits, calibration),
-            "not_steel": {name: verdicts.verdict(float(scorer.anomaly_map(frame).max())).value
-                          for name, frame in others.items()},
-        }
+        rows[f"{power:g}"] = {"level_power": power, **calibrated_scoring(gate, scorer)}
         print(power, {k: round(rows[f"{power:g}"]["val"][k], 3) for k in ("gate_recall_warn", "gate_recall_defect")},
               flush=True)
     class_sizes = Counter(sample.label for sample in gate.splits["val"] if not sample.is_normal)
@@ -91,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for name, row in result["rows"].items():
         val, test = row["val"], row["test"]
-        flagged = sum(verdict != "ok" for verdict in row["not_steel"].values())
+        flagged = sum(reading["verdict"] != "ok" for reading in row["not_steel"].values())
         print(f"| {name} | {val['gate_recall_warn']:.3f} / {val['gate_recall_defect']:.3f} | {val['image_auroc']:.3f} | "
               f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | {test['false_alarm_rate_warn']:.3f} | "
               f"{test.get('window_false_alarm_rate_warn', float('nan')):.3f} | {test['image_auroc']:.3f} | "
