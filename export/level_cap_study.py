@@ -13,6 +13,7 @@ figure as it is without a cap. Writes results/<profile>/level_cap_study.json.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Callable
 
 import cv2
@@ -68,17 +69,21 @@ def not_steel_frames(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def study(manifest_path, profile_name: str) -> dict:
-    gate = deployed_gate(manifest_path, profile_name)
-    config = gate.config
-    shared = MemoSession(session(config.autoencoder.verify()))
-    rows = {}
-    for cap in CAPS:
-        scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
-                               config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
-                               config.score_cell_centre, config.frame_term, level_cap=cap,
-                               level_power=config.score_level_power)
-        rows["none" if cap is None else f"{cap:g}"] = {"level_cap": cap, **calibrated_scoring(gate, scorer)}
+    _, readings = scoring_sweep(manifest_path, profile_name, "score_level_cap", CAPS)
+    rows = {"none" if cap is None else f"{cap:g}": {"level_cap": cap, **reading} for cap, reading in readings.items()}
     return {"rows": rows, "chosen": lowest_cap_leaving_validation(rows)}
+
+
+def scoring_sweep(manifest_path, profile_name: str, option: str, values) -> tuple[object, dict]:
+    """(the deployed gate, ``calibrated_scoring`` with the scoring ``option`` (a ``ProfileConfig`` field)
+    set to each of ``values`` in turn, the rest as deployed); the graph runs once per frame."""
+    gate = deployed_gate(manifest_path, profile_name)
+    shared = MemoSession(session(gate.config.autoencoder.verify()))
+    readings = {}
+    for value in values:
+        readings[value] = calibrated_scoring(gate, AnomalyScorer.for_profile(shared, replace(gate.config, **{option: value})))
+        print(f"{option} {value}: validation recall at warn {readings[value]['val']['gate_recall_warn']:.3f}", flush=True)
+    return gate, readings
 
 
 def calibrated_scoring(gate, scorer: AnomalyScorer) -> dict:

@@ -22,28 +22,16 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from edge_runtime.anomaly import AnomalyScorer
-from edge_runtime.inspector import session
-from export.level_cap_study import calibrated_scoring
-from export.score_options import MemoSession
-from export.study_cli import deployed_gate, study_parser, write_result
+from export.level_cap_study import scoring_sweep
+from export.study_cli import study_parser, write_result
 
 POWERS = (0.0, 0.5, 0.75, 1.0, 1.1, 1.25, 1.4, 1.5, 1.75, 2.0)
 TIE_IMAGES = 3  # the design log's rule: differences of up to three validation images are ties
 
 
 def study(manifest_path, profile_name: str) -> dict:
-    gate = deployed_gate(manifest_path, profile_name)
-    config = gate.config
-    shared = MemoSession(session(config.autoencoder.verify()))
-    rows = {}
-    for power in POWERS:
-        scorer = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple,
-                               config.score_sigma, config.ignore_border, config.pad_margin, config.score_normalise,
-                               config.score_cell_centre, config.frame_term, config.score_level_cap, power)
-        rows[f"{power:g}"] = {"level_power": power, **calibrated_scoring(gate, scorer)}
-        print(power, {k: round(rows[f"{power:g}"]["val"][k], 3) for k in ("gate_recall_warn", "gate_recall_defect")},
-              flush=True)
+    gate, readings = scoring_sweep(manifest_path, profile_name, "score_level_power", POWERS)
+    rows = {f"{power:g}": {"level_power": power, **reading} for power, reading in readings.items()}
     class_sizes = Counter(sample.label for sample in gate.splits["val"] if not sample.is_normal)
     return {"rows": rows, "val_class_sizes": dict(class_sizes), "chosen": chosen_power(rows, class_sizes)}
 
