@@ -79,9 +79,12 @@ def drift_check(db: Path, manifest: Mapping, profile: str | None):
 
 
 def scores_over_time(df: pd.DataFrame, freq: str, baseline=None) -> pd.DataFrame:
-    """Median and 90th percentile of the inspected frames' scores per time bucket, and the baseline's 10th,
-    50th and 90th percentiles beside them where the line was commissioned."""
-    inspected = df[df["verdict"].isin(INSPECTED)].dropna(subset=["score"]) if not df.empty else df
+    """Median and 90th percentile of the scores of the frames the drift check counts (passed or warned on)
+    per time bucket, and the baseline's 10th, 50th and 90th percentiles beside them where the line was
+    commissioned."""
+    from edge_runtime.drift import COUNTED_VERDICTS
+
+    inspected = df[df["verdict"].isin(COUNTED_VERDICTS)].dropna(subset=["score"]) if not df.empty else df
     if inspected.empty:
         return pd.DataFrame()
     grouped = inspected.groupby(pd.Grouper(key="time", freq=freq))["score"]

@@ -358,7 +358,7 @@ def test_history_says_when_the_scores_have_drifted_from_commissioning(env):
     assert any("Scores have risen" in w.value for w in at.warning)
     charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     assert len(charts) == 2  # frames per verdict, and the score trend beside the baseline (no classified frames)
-    assert any("Anomaly score of inspected `neu-steel` frames" in m.value for m in at.markdown)
+    assert any("Anomaly score of the `neu-steel` frames passed or warned on" in m.value for m in at.markdown)
 
 
 def test_history_helpers(env):

@@ -57,7 +57,7 @@ else:
     {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
     trend = hl.scores_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline)
     if not trend.empty:
-        st.markdown(f"**Anomaly score of inspected `{profile}` frames** (per {freq})")
+        st.markdown(f"**Anomaly score of the `{profile}` frames passed or warned on** (per {freq})")
         st.line_chart(trend, height=240)
 
 st.subheader("Rejects and warnings")
