@@ -81,7 +81,11 @@ def scoring_sweep(manifest_path, profile_name: str, option: str, values) -> tupl
     shared = MemoSession(session(gate.config.autoencoder.verify()))
     readings = {}
     for value in values:
-        readings[value] = calibrated_scoring(gate, AnomalyScorer.for_profile(shared, replace(gate.config, **{option: value})))
+        scorer = AnomalyScorer.for_profile(shared, replace(gate.config, **{option: value}))
+        if gate.config.frame_term is not None:  # its map reference depends on the scoring: measured again, as the export does
+            scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
+                                                                 gate.config.preprocess, gate.config.frame_term.weight))
+        readings[value] = calibrated_scoring(gate, scorer)
         print(f"{option} {value}: validation recall at warn {readings[value]['val']['gate_recall_warn']:.3f}", flush=True)
     return gate, readings
 

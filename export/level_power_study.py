@@ -13,7 +13,8 @@ inclusions), so the rule the profile's power follows (validation only) protects 
 among the powers under which no defect class loses more than ``TIE_IMAGES`` validation images at warn
 against power 1 (plain "times its typical error"), the best validation recall at warn; powers within
 ``TIE_IMAGES`` images of it tie, and among those the best validation recall at defect (the defects
-rejected at once) wins, then the power nearest 1. Writes results/<profile>/level_power_study.json and
+rejected at once) wins, again with ties of ``TIE_IMAGES`` images, which go to the power nearest 1 (the
+scoring as it was). Writes results/<profile>/level_power_study.json and
 a Markdown table.
 """
 
@@ -49,7 +50,9 @@ def chosen_power(rows: dict, class_sizes: dict[str, int]) -> float:
     tie = TIE_IMAGES / sum(class_sizes.values())
     best = max(val[power]["gate_recall_warn"] for power in safe)
     tied = [power for power in safe if val[power]["gate_recall_warn"] >= best - tie - 1e-12]
-    return max(tied, key=lambda power: (val[power]["gate_recall_defect"], -abs(power - 1.0)))
+    best_defect = max(val[power]["gate_recall_defect"] for power in tied)
+    tied = [power for power in tied if val[power]["gate_recall_defect"] >= best_defect - tie - 1e-12]
+    return min(tied, key=lambda power: abs(power - 1.0))
 
 
 def main(argv: list[str] | None = None) -> int:

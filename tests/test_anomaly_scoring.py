@@ -126,6 +126,8 @@ def test_level_power_study_protects_every_class_then_picks_by_validation_recall(
     # 2.0 has the best recall but costs class b 10 images
     rows["1.5"] = row(1.5, 0.85, 0.60, (0.96, 0.76))  # class b loses 4 images: no longer allowed
     assert chosen_power(rows, sizes) == 1.25
+    rows = {"1": row(1.0, 0.80, 0.30, (0.80, 0.80)), "0.75": row(0.75, 0.81, 0.31, (0.81, 0.81))}
+    assert chosen_power(rows, sizes) == 1.0  # a tie at warn and at defect keeps the scoring as it was
 
 
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():
