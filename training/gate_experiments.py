@@ -1,7 +1,8 @@
 """``python -m training.gate_experiments [--profile P] [VARIANT ...]``: gate variants compared.
 
 Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly; the
-profile's score normalisation, named in the row when it is not "none") and
+profile's score normalisation, named in the row when it is not "none", with its level cap and
+power; rows measured before the level power, 2026-11-26, had power 1 and no cap) and
 the export's calibration protocol (export.calibrate): thresholds at 1% / 5% false alarms
 on the validation split's normals (NEU-DET: box-free windows), metrics on the test split.
 Writes results/gate_experiments.json (neu-steel) or results/<profile>/gate_experiments.json
@@ -260,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         for smoothing in (sigma, 2 * sigma):
             scorer = AnomalyScorer(KerasSession(model), variant_profile.preprocess, stride, multiple, smoothing,
                                    profile.ignore_border, profile.pad_margin, profile.score_normalise,
-                                   profile.score_cell_centre)
+                                   profile.score_cell_centre, level_cap=profile.score_level_cap,
+                                   level_power=profile.score_level_power)
             val = calibrate.gate_scores(scorer, splits["val"], profile.preprocess)
             limits = calibrate.thresholds(calibrate.calibration_scores(val, profile.calibration_normals),
                                           profile.false_alarm_rate, profile.warn_false_alarm_rate)
