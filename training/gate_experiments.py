@@ -61,11 +61,18 @@ def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, flo
     return keras.Model(image, error), 1, 8, 4.0
 
 
-def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
+def normal_features(profile, frames, samples, taps) -> tuple[keras.Model, np.ndarray]:
+    """(the frozen feature extractor for ``taps``, its normal feature cells of the training frames, subsampled
+    as the profile says): the start of every per-cell variant."""
     extractor = ae.feature_extractor(taps)
     uses_boxes = not any(s.is_normal for s in samples)
     vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
                         profile.gate_max_vectors)
+    return extractor, vectors
+
+
+def feature_variant(profile, frames, samples, taps, hidden, whiten: bool, epochs: int = 6):
+    extractor, vectors = normal_features(profile, frames, samples, taps)
     mean, projection, model, _ = fit_bottleneck(vectors, whiten, hidden, epochs)
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
@@ -139,10 +146,7 @@ def ensemble_variant(profile, frames, samples, taps, hidden, members: int, epoch
     """``members`` bottlenecks fitted on the same whitened normal vectors from different seeds. The map is
     the mean of their squared errors (``combine="errors"``: their disagreement counts as anomaly too) or
     the squared error of their mean reconstruction (``"reconstructions"``)."""
-    extractor = ae.feature_extractor(taps)
-    uses_boxes = not any(s.is_normal for s in samples)
-    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
-                        profile.gate_max_vectors)
+    extractor, vectors = normal_features(profile, frames, samples, taps)
     bottlenecks = []
     for k in range(members):
         keras.utils.set_random_seed(profile.seed + k)
@@ -161,10 +165,7 @@ def ensemble_variant(profile, frames, samples, taps, hidden, members: int, epoch
 def trimmed_variant(profile, frames, samples, taps, hidden, epochs: int, trim: float):
     """The normal cells are a noisy proxy (boxes are loose and miss defects). Fit once, drop the ``trim``
     share of normal cells the fit rebuilds worst (likely unboxed defect texture), fit again on the rest."""
-    extractor = ae.feature_extractor(taps)
-    uses_boxes = not any(s.is_normal for s in samples)
-    vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
-                        profile.gate_max_vectors)
+    extractor, vectors = normal_features(profile, frames, samples, taps)
     mean, projection, model, _ = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     whitened = ae.normalise(vectors, mean, projection)[:, None, None, :]
     errors = np.mean(np.square(whitened - model.predict(whitened, batch_size=4096, verbose=0)), axis=(1, 2, 3))
