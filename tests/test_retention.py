@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -69,6 +70,27 @@ def test_prune_deletes_old_records_and_their_overlays_only(tmp_path):
         assert set(FolderWatcher(folder, log.processed_ids(str(folder.resolve()))).seen) == {"a.png", "b.png"}
     assert not any((overlays / f"old{i}.png").exists() for i in range(3))
     assert (overlays / "new.png").is_file() and (elsewhere / "precious.png").read_bytes() == b"keep me"
+
+
+def test_prune_frees_the_log_between_batches_for_other_writers(tmp_path):
+    """A capture loop writing to the same file (another connection, here with no busy wait at all) can
+    write between the prune's batches, and the batches together delete exactly what one would."""
+    db, overlays, _, _ = _log_with_old_and_new(tmp_path)
+    with SqliteLog(db) as log, sqlite3.connect(db, timeout=0) as other:
+        written_between = []
+
+        def other_writer(deleted_so_far: int) -> None:
+            other.execute("INSERT INTO inspections (recorded_at, source, frame_id, verdict) VALUES (?, ?, ?, ?)",
+                          (time.time(), "camera:1", f"w{deleted_so_far}", "ok"))
+            other.commit()  # raises "database is locked" if the prune held the write lock
+            written_between.append(deleted_so_far)
+
+        pruned = log.prune(time.time() - 30 * DAY, batch=3, after_batch=other_writer)
+        assert (pruned.deleted, pruned.kept_in_folder, len(pruned.overlay_paths)) == (11, 2, 5)
+        assert written_between == [3, 6, 9, 11]
+        assert log.count() == 7 + 4 and log.integrity_check() == "ok"
+    with SqliteLog(db) as log, pytest.raises(ValueError, match="batch"):
+        log.prune(0.0, batch=0)
 
 
 def test_prune_command_reports_and_refuses_what_it_cannot_read(cli, tmp_path, capsys):
