@@ -32,7 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-source", default="synthetic", help="default Live line source (default: synthetic)")
     p.add_argument("--max-upload-mb", type=int, default=25, help="upload limit per file in MB")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--retain", type=_age, metavar="AGE",
+                   help="while the Live line runs, delete log records older than AGE (e.g. 30d) and their overlays, "
+                        "at start and hourly (default: keep everything)")
     return p
+
+
+def _age(text: str) -> str:
+    """An age ``parse_since`` reads (30d, 12h, ...), refused at start rather than when the line runs."""
+    from edge_runtime.sinks.sqlite_log import parse_since
+
+    try:
+        parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _absolute(path: str | None) -> str | None:
@@ -50,6 +64,7 @@ def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str,
         "IMAGE_DIRS": os.pathsep.join(map(_absolute, args.image_dir)) or None,
         "VALIDATION_DIRS": os.pathsep.join(map(_absolute, args.validation_dir)) or None,
         "LIVE_DIRS": os.pathsep.join(map(_absolute, args.live_dir)) or None,
+        "RETAIN": args.retain,
     }
     env.update({ENV_PREFIX + k: v for k, v in values.items() if v is not None})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))

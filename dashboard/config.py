@@ -36,6 +36,7 @@ class DashboardConfig:
     live_roots: tuple[Path, ...] = field(default=())  # folders a folder-watch/video source may use
     max_upload_mb: int = 25
     threads: int = 1
+    retain: str | None = None  # the Live line deletes records older than this (e.g. "30d") and their overlays
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:
@@ -77,6 +78,7 @@ def load_config(env: dict[str, str] | None = None) -> DashboardConfig:
         live_roots=live_roots,
         max_upload_mb=int(get("MAX_UPLOAD_MB") or 25),
         threads=int(get("THREADS") or 1),
+        retain=get("RETAIN"),
     )
 
 

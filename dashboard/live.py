@@ -132,7 +132,8 @@ class LiveSession:
     """One capture loop on a background thread."""
 
     def __init__(self, source: Any, inspector: Any, log_db: Path | None = None, overlay_dir: Path | None = None,
-                 workers: int = 1, queue_size: int = 8) -> None:
+                 workers: int = 1, queue_size: int = 8, retain: str | None = None,
+                 retain_period_s: float = 3600.0) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 
         self.tap = TapInspector(inspector)
@@ -151,7 +152,27 @@ class LiveSession:
         self.error: str | None = None
         self.final: dict | None = None
         self.started_at = time.time()
+        self.retain = retain if self._log is not None else None
+        self.retention: str | None = None  # what the latest prune did, or why it failed
+        self._stop_pruning = threading.Event()
+        overlay_dirs = [Path(log_db).parent] + ([Path(overlay_dir)] if overlay_dir else []) if log_db else []
+        self._pruning = self._pruning_thread(overlay_dirs, retain_period_s)
         self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
+
+    def _pruning_thread(self, overlay_dirs: list[Path], period_s: float) -> threading.Thread | None:
+        """Retention while the line runs (``python -m dashboard --retain AGE``), as ``watch --retain`` does."""
+        if self.retain is None:
+            return None
+        from edge_runtime.sinks.retention import keep_pruning
+
+        def report(done: Any) -> None:
+            self.retention = f"{time.strftime('%H:%M:%S')}: {done.line()}"
+
+        def failed(exc: Exception) -> None:
+            self.retention = f"{time.strftime('%H:%M:%S')}: retention failed: {exc}"
+
+        return threading.Thread(target=keep_pruning, name="dashboard-retention", daemon=True, args=(
+            self._log, self.retain, overlay_dirs, self._stop_pruning, report, failed, period_s))
 
     def _sink_error(self, sink: Any, exc: BaseException) -> None:
         self.error = f"{type(sink).__name__} failed to write records: {exc}"
@@ -162,10 +183,15 @@ class LiveSession:
         except Exception as exc:  # surfaced on the page
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
+            self._stop_pruning.set()
+            if self._pruning is not None:
+                self._pruning.join()
             if self._log is not None:
                 self._log.close()
 
     def start(self) -> "LiveSession":
+        if self._pruning is not None:
+            self._pruning.start()
         self._thread.start()
         return self
 

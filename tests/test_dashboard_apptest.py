@@ -602,6 +602,46 @@ def test_live_synthetic_start_stop(env):
     assert history_logic.load_history(env.log_db)[0]["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
 
 
+def test_live_line_started_with_retain_deletes_old_records_and_their_overlays(env, monkeypatch):
+    from edge_runtime.sinks import Record, SqliteLog
+
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "RETAIN", "30d")
+    runtime.get_config.clear()
+    overlay = env.log_db.parent / "overlays" / "old.png"
+    overlay.parent.mkdir(parents=True)
+    overlay.write_bytes(b"png")
+    old = time.time() - 40 * 86_400
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", "old-ok", "ok", recorded_at=old),
+                   Record("camera:0", "old-reject", "defect", recorded_at=old, overlay_path=str(overlay))])
+    at = app("live")
+    at.slider(key="live_fps").set_value(20).run()
+    at.button(key="live_start").click().run()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not any("Retention" in c.value for c in at.caption):
+            time.sleep(0.5)
+            at.run()
+        assert any("records older than 30d deleted hourly" in c.value for c in at.caption)
+        assert any("Retention" in c.value and "deleted 2 records" in c.value and "1 overlay images" in c.value
+                   for c in at.caption)
+    finally:
+        at.button(key="live_stop").click().run()
+    assert not at.exception and errors(at) == []
+    rows = history_logic.load_history(env.log_db)[0]
+    assert not rows["frame_id"].isin(["old-ok", "old-reject"]).any() and len(rows) > 0
+    assert not overlay.exists()
+
+
+def test_live_line_without_retain_says_it_keeps_every_record(env):
+    at = app("live")
+    at.button(key="live_start").click().run()
+    try:
+        assert any("every record kept" in c.value for c in at.caption)
+    finally:
+        at.button(key="live_stop").click().run()
+
+
 def test_live_folder_source_rejects_traversal(env):
     with pytest.raises(dconfig.UnsafePathError):
         live.build_source(live.SourceSpec(kind="folder", root=env.images, relative="../outside"), [env.images])
@@ -634,6 +674,11 @@ def test_launcher_defaults_to_localhost_and_port_option():
     assert cmd[cmd.index("--server.port") + 1] == "9123"
     assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
     assert env["STEEL_DASH_IMAGE_DIRS"] == "/data/a" and env["STEEL_DASH_LIVE_SOURCE"] == "synthetic"
+    assert "STEEL_DASH_RETAIN" not in env
+    _, env = command_and_env(["--retain", "30d"])
+    assert env["STEEL_DASH_RETAIN"] == "30d"
+    with pytest.raises(SystemExit):  # refused at start, not when the line runs
+        command_and_env(["--retain", "someday"])
 
 
 def test_launcher_paths_are_the_operators_not_the_repositorys(tmp_path, monkeypatch):

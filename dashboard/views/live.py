@@ -48,7 +48,7 @@ if b1.button("Start", type="primary", disabled=running, key="live_start", icon="
         inspector = runtime.get_inspector()
         source = live.build_source(spec, config.live_roots, config.log_db)
         overlays = config.log_db.parent / "overlays"
-        reg.start(lambda: live.LiveSession(source, inspector, config.log_db, overlays))
+        reg.start(lambda: live.LiveSession(source, inspector, config.log_db, overlays, retain=config.retain))
         st.rerun()
     except Exception as exc:
         st.error(f"Could not start the line: {exc}")
@@ -66,7 +66,11 @@ def show() -> None:
         return
     snap = session.snapshot()
     state = "running" if session.running else "stopped"
-    st.caption(f"Source `{session.source_name}` · {state} · logging to `{config.log_db}`")
+    st.caption(f"Source `{session.source_name}` · {state} · logging to `{config.log_db}` · " + (
+        f"records older than {session.retain} deleted hourly" if session.retain else
+        "every record kept (start with `--retain 30d` to delete old ones)"))
+    if session.retention:
+        st.caption(f"Retention {session.retention}")
     if session.error:
         st.error(session.error)
     if snap.get("last_source_error"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any, Callable
 
 from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
-from ..sinks.retention import RetentionReport, prune_log
+from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
@@ -182,7 +181,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     pruning = None
     if args.retain:
         overlay_dirs = [Path(args.log).parent] + ([Path(args.save_overlays)] if args.save_overlays else [])
-        pruning = threading.Thread(target=_keep_pruning, args=(log, args.retain, overlay_dirs, done), daemon=True)
+        pruning = threading.Thread(target=keep_pruning, daemon=True, args=(
+            log, args.retain, overlay_dirs, done, _print_retention, _print_retention_failure))
         pruning.start()
     try:
         final = loop.run()
@@ -246,15 +246,6 @@ def _print_history(summary: dict[str, Any]) -> None:
               + (f"  {row['overlay_path']}" if row["overlay_path"] else ""))
 
 
-def _retention_line(report: RetentionReport) -> str:
-    verb = "would delete" if report.dry_run else "deleted"
-    return (f"{verb} {report.deleted_records} records written before "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(report.before))} and {report.deleted_overlays} "
-            f"overlay images; kept {report.kept_in_folder} records of files still in watched folders; "
-            f"{report.overlays_outside} overlay paths outside the overlay folders left alone, "
-            f"{report.overlays_missing} already gone")
-
-
 def _on_log(db: str, read: Callable[[SqliteLog], Any]) -> tuple[Any, int | None]:
     """(``read(log)``, None) on the existing log at ``db``, closed after; (None, EXIT_USAGE) with the error
     printed when there is no log or ``read`` raises ``ValueError`` (an unreadable time, for one)."""
@@ -277,22 +268,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
                                                             args.dry_run))
     if failed is not None:
         return failed
-    print(json.dumps(report.to_dict()) if args.json else f"{args.db}: {_retention_line(report)}")
+    print(json.dumps(report.to_dict()) if args.json else f"{args.db}: {report.line()}")
     return 0
 
 
-def _keep_pruning(log: SqliteLog, age: str, overlay_dirs: list[Path], done: threading.Event,
-                  period_s: float = 3600.0) -> None:
-    """``watch --retain``: prune at start and every ``period_s`` until ``done``; a failure is reported, not fatal."""
-    while True:
-        try:
-            report = prune_log(log, age, overlay_dirs)
-            if report.deleted_records:
-                print(f"\n[watch] retention: {_retention_line(report)}", file=sys.stderr)
-        except (OSError, ValueError, sqlite3.Error) as exc:
-            print(f"\n[watch] retention failed: {exc}", file=sys.stderr)
-        if done.wait(period_s):
-            return
+def _print_retention(report: RetentionReport) -> None:
+    if report.deleted_records:
+        print(f"\n[watch] retention: {report.line()}", file=sys.stderr)
+
+
+def _print_retention_failure(exc: Exception) -> None:
+    print(f"\n[watch] retention failed: {exc}", file=sys.stderr)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

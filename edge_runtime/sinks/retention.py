@@ -9,9 +9,12 @@ freed pages, so the log file stops growing rather than shrinking.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .sqlite_log import SqliteLog, parse_since
 
@@ -28,6 +31,14 @@ class RetentionReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def line(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        return (f"{verb} {self.deleted_records} records written before "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.before))} and {self.deleted_overlays} "
+                f"overlay images; kept {self.kept_in_folder} records of files still in watched folders; "
+                f"{self.overlays_outside} overlay paths outside the overlay folders left alone, "
+                f"{self.overlays_missing} already gone")
 
 
 def prune_log(log: SqliteLog, older_than: str | float, overlay_dirs: Sequence[Path], dry_run: bool = False,
@@ -52,3 +63,18 @@ def prune_log(log: SqliteLog, older_than: str | float, overlay_dirs: Sequence[Pa
                 path.unlink()
             deleted += 1
     return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, deleted, outside, missing, dry_run)
+
+
+def keep_pruning(log: SqliteLog, older_than: str, overlay_dirs: Sequence[Path], stop: threading.Event,
+                 on_report: Callable[[RetentionReport], None], on_failure: Callable[[Exception], None],
+                 period_s: float = 3600.0) -> None:
+    """Prune at once and then every ``period_s`` until ``stop`` is set (``watch --retain``, the dashboard's
+    live line). A failure is handed to ``on_failure`` and tried again next period: retention never stops
+    the inspection."""
+    while True:
+        try:
+            on_report(prune_log(log, older_than, overlay_dirs))
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            on_failure(exc)
+        if stop.wait(period_s):
+            return
