@@ -106,6 +106,24 @@ def threshold_for_false_alarm(df: pd.DataFrame, max_rate: float) -> float:
     return rule(_split(df)[0], max_rate)  # CommissioningError is a ValueError
 
 
+def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: Path,
+                         frame_term_as_shipped: bool) -> tuple[dict, dict | None]:
+    """What saving thresholds set on a folder of defect-free frames records, as ``calibrate --write`` does:
+    where they came from (the ``commissioned`` entry the model card shows) and the drift check's baseline
+    over the frames under the defect threshold (None under the 200 frames it needs). The rates are the
+    shares of these frames the saved thresholds flag."""
+    from edge_runtime.commissioning import flagged_rates, score_baseline
+
+    normal = _split(df)[0]
+    flagged = flagged_rates(normal, warn, defect)
+    record = {"frames": int(len(normal)), "false_alarm_rate": round(flagged["flagged_defect"], 4),
+              "warn_false_alarm_rate": round(flagged["flagged_warn"], 4), "sources": [str(folder)],
+              "set_with": "dashboard threshold tuning"}
+    if frame_term_as_shipped:
+        record["frame_term_references"] = "as shipped"
+    return record, score_baseline(normal[normal < defect])
+
+
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:
     rows = []
     for setting, (warn, defect) in (("current", current), ("proposed", proposed)):

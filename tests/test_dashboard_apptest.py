@@ -421,6 +421,46 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.125  # 1 of the 8 good frames
     assert len(tuning.load_samples(env.val / "normal", "defect-free frames", None)) == 8
     assert not any("frame-level term" in c.value for c in at.caption)  # neu-steel's gate has none
+    manifest = _fake_manifest(env)
+    at.button(key="tune_save").click().run()
+    assert any("commissioned on 8 defect-free frames, no drift baseline (it needs 200 frames)" in s.value
+               for s in at.success)
+    thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
+    assert thresholds["commissioned"]["false_alarm_rate"] == 0.125 and "score_baseline" not in thresholds
+
+
+def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseline(env):
+    """Saved from defect-free frames, the thresholds count as commissioned on them (the model card says
+    so) and, from 200 frames on, their scores become the drift check's baseline, as ``calibrate --write``."""
+    from edge_runtime.drift import ScoreBaseline
+
+    manifest = _fake_manifest(env)
+    good = env.val / "good"
+    good.mkdir()
+    for i in range(210):
+        (good / f"g{i:03d}.png").write_bytes(fakes.png(30 + i % 90))
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("good").run()
+    at.number_input(key="tune_per_class").set_value(0).run()
+    at.button(key="tune_run").click().run()
+    at.slider(key="tune_target").set_value(0.01).run()
+    at.button(key="tune_use").click().run()
+    defect = at.number_input(key="tune_defect").value
+    at.button(key="tune_save").click().run()
+    assert not at.exception and errors(at) == []
+    assert any("commissioned on 210 defect-free frames, drift baseline recorded" in s.value for s in at.success)
+    thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
+    assert thresholds["defect"] == pytest.approx(defect)
+    record = thresholds["commissioned"]
+    assert record["frames"] == 210 and record["sources"] == [str(good)] and record["false_alarm_rate"] <= 0.01
+    assert modelcard.threshold_origin(thresholds)[0]
+    scores = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))["score"].to_numpy()
+    expected = ScoreBaseline.from_scores(scores[scores < defect])
+    baseline = ScoreBaseline.from_manifest(thresholds)
+    assert (baseline.p10, baseline.p50, baseline.p90, baseline.frames) == pytest.approx(
+        (expected.p10, expected.p50, expected.p90, expected.frames))
+    assert baseline.frames < 210  # the frames the new defect threshold flags are not in it, as calibrate leaves them out
 
 
 def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):

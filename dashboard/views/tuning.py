@@ -99,11 +99,20 @@ st.dataframe(table, hide_index=True, width="stretch",
 if warn > defect:
     st.error("The warn threshold must not be above the defect threshold.")
     st.stop()
-if st.button("Save thresholds to the manifest", type="primary", key="tune_save", disabled=proposed == current):
+commissioning = layout == "defect-free frames"
+if commissioning:
+    st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
+               "score as the baseline of the drift check on the History page.")
+if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
+             disabled=proposed == current and not commissioning):
     try:
         from edge_runtime.manifest import save_thresholds
 
-        backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect))
+        record, baseline = (tuning.commissioning_record(scores, float(warn), float(defect), folder,
+                                                        inspector.frame_term_references is not None)
+                            if commissioning else (None, None))
+        backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect),
+                                 commissioned=record, score_baseline=baseline)
     except Exception as exc:
         st.error(f"Could not save thresholds: {exc}")
     else:
@@ -111,7 +120,9 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
         st.session_state.pop("tune_warn", None)
         st.session_state.pop("tune_defect", None)
         st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
-            f" (backup: {backup})" if backup else "")
+            f" (backup: {backup})" if backup else "") + (
+            "" if not commissioning else f", commissioned on {record['frames']} defect-free frames, " + (
+                "drift baseline recorded" if baseline else "no drift baseline (it needs 200 frames)"))
         st.rerun()
 if msg := st.session_state.pop("tune_saved", None):
     st.success(msg + ". The runtime reloaded the models with the new thresholds "
