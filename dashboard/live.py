@@ -163,10 +163,10 @@ class LiveSession:
         """Retention while the line runs (``python -m dashboard --retain AGE``), as ``watch --retain`` does."""
         if self.retain is None:
             return None
-        from edge_runtime.sinks.retention import keep_pruning
+        from edge_runtime.sinks.retention import RetentionReport, keep_pruning
 
-        def report(done: Any) -> None:
-            self.retention = f"{time.strftime('%H:%M:%S')}: {done.line()}"
+        def report(pruned: RetentionReport) -> None:
+            self.retention = f"{time.strftime('%H:%M:%S')}: {pruned.line()}"
 
         def failed(exc: Exception) -> None:
             self.retention = f"{time.strftime('%H:%M:%S')}: retention failed: {exc}"
