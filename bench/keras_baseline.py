@@ -31,26 +31,6 @@ from edge_runtime.preprocess import model_input, preprocess  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _PredictSession:
-    """Lets the runtime's AnomalyScorer post-process a Keras model's ``predict`` output."""
-
-    class _Input:
-        name = "image"
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def get_inputs(self):
-        return [self._Input()]
-
-    def get_outputs(self):
-        return [type("Output", (), {"name": name}) for name in self.model.output_names]
-
-    def run(self, _outputs, feeds):
-        outputs = self.model.predict(feeds["image"], verbose=0)
-        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-
 class KerasReference:
     def __init__(self, manifest_path: Path, profile: str | None, threads: int) -> None:
         import tensorflow as tf
@@ -60,6 +40,7 @@ class KerasReference:
         import keras
 
         from training.classifier import build_classifier
+        from training.keras_session import KerasSession
         from training.train_autoencoder import load_anomaly_model
 
         self.tf = tf
@@ -69,7 +50,7 @@ class KerasReference:
         self.full.load_weights(weights / "classifier.weights.h5")
         self.classifier = keras.Model(self.full.input, self.full.outputs[0])
         self.anomaly = load_anomaly_model(weights, with_stem=False)
-        self.scorer = AnomalyScorer.for_profile(_PredictSession(self.anomaly), self.config)
+        self.scorer = AnomalyScorer.for_profile(KerasSession(self.anomaly, predict=True), self.config)
 
     def gradcam(self, x: np.ndarray, class_index: int) -> np.ndarray:
         tf = self.tf

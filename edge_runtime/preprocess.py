@@ -48,6 +48,12 @@ class PreprocessSpec:
     # reads such noise as ordinary steel. The darkest images of the data sets average 0.13 (NEU-DET)
     # and 0.19 (magnetic tile).
     min_mean_grey: float = 0.04
+    # The largest frame accepted, in pixels (2048 x 2048). The neu-steel gate sees a frame at its own
+    # size and needs about 250 bytes of working memory per pixel (1.0 GB and 2 s at this limit, 4.4 GB and 17 s
+    # for a 4096 x 4096 frame on the project machine; python scripts/frame_size_cost.py), so a larger
+    # frame is refused with a typed error rather than left to exhaust the line PC's memory. A line with
+    # larger frames crops or tiles them, or raises the limit in the manifest.
+    max_pixels: int | None = 4_194_304
     color: str = "gray"
     value_range: tuple[float, float] = (0.0, 1.0)
     # Scale the model's view of each frame so its median grey level is this (None: as captured).
@@ -71,6 +77,7 @@ class PreprocessSpec:
             min_side=int(data["min_side"]),
             min_contrast=float(data.get("min_contrast", cls.min_contrast)),
             min_mean_grey=float(data.get("min_mean_grey", cls.min_mean_grey)),
+            max_pixels=data.get("max_pixels", cls.max_pixels),
             color=data["color"],
             value_range=tuple(data["value_range"]),
             exposure_median=data.get("exposure_median"),
@@ -101,14 +108,21 @@ def load_image(source: ImageSource) -> np.ndarray:
 
 
 def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
-              min_mean_grey: float = 0.0) -> np.ndarray:
+              min_mean_grey: float = 0.0, max_pixels: int | None = None) -> np.ndarray:
     """Validate a decoded frame and return it as float32 HxW grayscale in [0, 1] (``PreprocessSpec``
-    says what ``min_side``, ``min_contrast`` and ``min_mean_grey`` refuse)."""
+    says what ``min_side``, ``min_contrast``, ``min_mean_grey`` and ``max_pixels`` refuse)."""
     if not isinstance(image, np.ndarray):
         raise InvalidImageError(f"expected a numpy array, got {type(image).__name__}")
     if image.dtype not in _DTYPE_MAX:
         raise InvalidImageError(
             f"unsupported pixel type {image.dtype}: frames must be uint8 or uint16 as the camera delivers them"
+        )
+    if max_pixels is not None and image.ndim in (2, 3) and image.shape[0] * image.shape[1] > max_pixels:
+        height, width = image.shape[:2]
+        raise InvalidImageError(
+            f"frame is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more than the "
+            f"{max_pixels / 1e6:.1f} megapixels this profile inspects in one frame (preprocessing.max_pixels in "
+            f"the manifest, set by the working memory a frame needs); crop or tile the frame, or raise the limit"
         )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
@@ -259,4 +273,4 @@ def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.nd
 
 def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
     """Decode and validate any supported source into a float32 HxW frame in [0, 1]."""
-    return to_gray01(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey)
+    return to_gray01(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey, spec.max_pixels)

@@ -71,6 +71,20 @@ def test_bad_frames_are_never_ok(inspector, bad):
         inspector.inspect(bad)
 
 
+def test_a_frame_too_large_to_inspect_is_refused_before_it_fills_memory(inspector):
+    """Above ``preprocessing.max_pixels`` (2048 x 2048) the gate would need gigabytes: a typed error that
+    says so, from an array or a file, and in a batch an error in its place."""
+    limit = inspector.config.preprocess.max_pixels
+    assert limit == 2048 * 2048
+    large = _texture((2048, 2049), 7)
+    with pytest.raises(InvalidImageError, match="2049x2048 pixels .*megapixels.*max_pixels"):
+        inspector.inspect(large)
+    with pytest.raises(InvalidImageError, match="megapixels"):
+        inspector.inspect(cv2.imencode(".png", large)[1].tobytes())
+    results = inspector.inspect_batch([large, _texture((200, 200), 8)])
+    assert isinstance(results[0], InvalidImageError) and isinstance(results[1], InspectionResult)
+
+
 _NOISE = np.random.default_rng(0)
 
 

@@ -89,6 +89,22 @@ def test_spec_roundtrips_through_manifest_dict():
     assert PreprocessSpec.from_dict(older) == PreprocessSpec(anomaly_size=(256, 256))
 
 
+def test_the_frame_size_limit_travels_in_the_manifest_and_null_lifts_it():
+    from edge_runtime.errors import InvalidImageError
+    from edge_runtime.preprocess import to_gray01
+
+    spec = PreprocessSpec(max_pixels=100 * 100)
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    older = {k: v for k, v in spec.to_dict().items() if k != "max_pixels"}
+    assert PreprocessSpec.from_dict(older).max_pixels == 2048 * 2048  # a manifest from before the limit
+    assert PreprocessSpec.from_dict({**spec.to_dict(), "max_pixels": None}).max_pixels is None
+    frame = np.random.default_rng(0).integers(60, 200, (100, 101, 3), dtype=np.uint8)
+    with pytest.raises(InvalidImageError, match="101x100 pixels"):
+        to_gray01(frame, max_pixels=100 * 100)
+    assert to_gray01(frame[:, :100], max_pixels=100 * 100).shape == (100, 100)  # at the limit: inspected
+    assert to_gray01(frame).shape == (100, 101)  # no limit
+
+
 @pytest.mark.parametrize("change", [{"color": "rgb"}, {"value_range": [-1.0, 1.0]}])
 def test_a_manifest_asking_for_input_this_runtime_does_not_build_is_refused(change):
     from edge_runtime.errors import ManifestError

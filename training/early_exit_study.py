@@ -34,7 +34,8 @@ from export.onnx_export import convert
 from export.quantize import time_model
 from training.backbone import gray_to_imagenet, mobilenet_v2
 from training.data import read_frames
-from training.gate_experiments import KerasSession, feature_variant
+from training.gate_experiments import feature_variant
+from training.keras_session import KerasSession
 from training.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]

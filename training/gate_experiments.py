@@ -26,28 +26,12 @@ from edge_runtime.preprocess import PreprocessSpec, model_input
 from export import calibrate
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames, stack_equal_shapes
+from training.keras_session import KerasSession
 from training.profiles import PROFILES
 from training.train_autoencoder import (fit_bottleneck, lends_normal_texture, normal_cell_mask, normal_vectors,
                                         subsample)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class KerasSession:
-    """Lets AnomalyScorer drive a Keras model exactly as it drives onnxruntime."""
-
-    def __init__(self, model: keras.Model) -> None:
-        self._model = model
-
-    def get_inputs(self):
-        return [type("Input", (), {"name": "image"})]
-
-    def get_outputs(self):
-        return [type("Output", (), {"name": name}) for name in self._model.output_names]
-
-    def run(self, _outputs, feeds):
-        outputs = self._model(feeds["image"], training=False)
-        return [np.asarray(o) for o in outputs] if isinstance(outputs, (list, tuple)) else [np.asarray(outputs)]
 
 
 def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, float]:
