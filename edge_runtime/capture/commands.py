@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any, Callable
 
 from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
+from ..sinks.callback import CommandHook, verdict_predicate
 from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
@@ -43,6 +45,14 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--retain", metavar="AGE",
                        help="delete records older than AGE (e.g. 30d) and their overlays, at start and hourly "
                             "(python -m edge_runtime prune)")
+    watch.add_argument("--reject-command", metavar="CMD",
+                       help="run CMD (no shell) for every reject, the record as JSON on its stdin: the ejector or "
+                            "PLC signal; a failing run is reported and counted, never stops the line")
+    watch.add_argument("--reject-on", default="defect", metavar="VERDICTS",
+                       help="comma-separated verdicts that fire --reject-command, among defect, warn, error "
+                            "(could not be inspected) and dropped (never inspected) (default: %(default)s)")
+    watch.add_argument("--reject-timeout", type=float, default=5.0, metavar="S",
+                       help="a --reject-command run longer than S seconds is a failure (default: %(default)s)")
     watch.add_argument("--skip-selftest", action="store_true",
                        help="start without scoring the golden frames first (python -m edge_runtime selftest)")
     watch.set_defaults(func=cmd_watch)
@@ -146,12 +156,26 @@ def _selftest_allows_start(inspector: Any) -> bool:
     return allowed
 
 
+def reject_sinks(args: argparse.Namespace) -> list[CallbackSink]:
+    """The ``--reject-command`` hook as a sink (none without one); ``ValueError`` names what is wrong."""
+    if not args.reject_command:
+        return []
+    hook = CommandHook(shlex.split(args.reject_command), args.reject_timeout)
+    verdicts = [v.strip() for v in args.reject_on.split(",") if v.strip()]
+    return [CallbackSink(hook, verdict_predicate(verdicts))]
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     _quiet_opencv()
     try:
         parse_since(args.retain)
     except ValueError as exc:
         print(f"error: --retain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rejects = reject_sinks(args)
+    except ValueError as exc:
+        print(f"error: --reject-command: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         inspector = build_inspector(args)
@@ -167,8 +191,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         log.close()
         return EXIT_USAGE
-    sinks: list[Any] = [CallbackSink(lambda record: None)]  # PLC reject hook goes here, first for lowest latency
-    sinks += [log] + ([JsonlSink()] if args.jsonl else [])
+    sinks: list[Any] = [*rejects, log] + ([JsonlSink()] if args.jsonl else [])  # the hook first: lowest latency
     config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
                         max_frames=args.max_frames, duration_s=args.duration, on_source_error=args.on_source_error,
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None)

@@ -7,6 +7,8 @@ records were not committed are inspected again, so the hook is at-least-once.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Callable, Sequence
 
 from .record import Record
@@ -46,3 +48,43 @@ class CallbackSink:
 
     def close(self) -> None:
         pass
+
+
+# Verdicts a reject command may fire on: inspected ones, and frames that were never judged (could not
+# be inspected, or dropped from a full queue), which a fail-safe line rejects too.
+REJECTABLE = ("defect", "warn", "error", "dropped")
+
+
+class CommandHook:
+    """A reject hook that runs a command (no shell) once per reject, with the record as one JSON object on
+    its standard input: how a line wires the ejector or a PLC signal without touching this code
+    (``watch --reject-command``). A non-zero exit or a run past ``timeout_s`` is a failure of that
+    reject, reported by ``CallbackSink`` like any hook failure. The sink thread waits for each run, so
+    the command should hand the signal on and return; a slow one holds back the log and, through the
+    queue, the capture."""
+
+    def __init__(self, command: Sequence[str], timeout_s: float = 5.0) -> None:
+        if not command:
+            raise ValueError("the reject command is empty")
+        if shutil.which(command[0]) is None:
+            raise ValueError(f"reject command not found or not executable: {command[0]}")
+        self.command, self.timeout_s = list(command), timeout_s
+
+    def __call__(self, record: Record) -> None:
+        try:
+            done = subprocess.run(self.command, input=record.to_json(), capture_output=True, text=True,
+                                  timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.command[0]} did not finish within {self.timeout_s:g} s") from None
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.command[0]} exited with status {done.returncode}: "
+                               f"{done.stderr.strip()[-300:] or 'no message'}")
+
+
+def verdict_predicate(verdicts: Sequence[str]) -> Callable[[Record], bool]:
+    """True for a record whose verdict is one of ``verdicts`` (each in ``REJECTABLE``)."""
+    unknown = set(verdicts) - set(REJECTABLE)
+    if unknown or not verdicts:
+        raise ValueError(f"reject verdicts must be among {', '.join(REJECTABLE)}, got {', '.join(verdicts) or 'none'}")
+    chosen = frozenset(verdicts)
+    return lambda record: record.verdict in chosen

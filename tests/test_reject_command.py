@@ -1,0 +1,103 @@
+"""``watch --reject-command``: the ejector / PLC hook as a command, one run per reject, record JSON on stdin."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+
+import cv2
+import pytest
+
+from edge_runtime.capture import commands
+from edge_runtime.capture.synthetic import SyntheticStripSource
+from edge_runtime.sinks import CallbackSink, Record, SqliteLog
+from edge_runtime.sinks.callback import CommandHook, RejectHookError, verdict_predicate
+
+# Appends its stdin (one record) as a line to the file named by its argument; exits 3 for frame "fail".
+HOOK = """
+import json, sys
+record = json.load(sys.stdin)
+if record["frame_id"] == "fail":
+    sys.exit("ejector not ready")
+with open(sys.argv[1], "a") as out:
+    out.write(json.dumps(record) + "\\n")
+"""
+
+
+@pytest.fixture
+def cli(capture_cli):
+    return capture_cli
+
+
+@pytest.fixture
+def hook(tmp_path):
+    script = tmp_path / "hook.py"
+    script.write_text(HOOK)
+    fired = tmp_path / "fired.jsonl"
+    return [sys.executable, str(script), str(fired)], fired
+
+
+def _fired(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_command_gets_each_reject_as_json_and_a_failing_run_is_reported(hook):
+    command, fired = hook
+    sink = CallbackSink(CommandHook(command), verdict_predicate(["defect"]))
+    records = [Record("camera:0", "a", "defect", score=3.0, defect_class="scratches"),
+               Record("camera:0", "b", "ok", score=1.0),
+               Record("camera:0", "fail", "defect", score=4.0),
+               Record("camera:0", "c", "defect", score=5.0)]
+    with pytest.raises(RejectHookError, match="failed for 1 record.*frame fail.*status 1.*ejector not ready"):
+        sink.write(records)
+    assert [(r["frame_id"], r["defect_class"]) for r in _fired(fired)] == [("a", "scratches"), ("c", None)]
+    assert sink.calls == 3  # the reject after the failing one still fired
+
+
+def test_a_command_that_hangs_is_a_failure_not_a_stalled_line(tmp_path):
+    hook = CommandHook([sys.executable, "-c", "import time; time.sleep(5)"], timeout_s=0.3)
+    with pytest.raises(RuntimeError, match="did not finish within 0.3 s"):
+        hook(Record("camera:0", "a", "defect"))
+
+
+def test_what_the_hook_needs_is_checked_before_the_line_starts():
+    with pytest.raises(ValueError, match="not found"):
+        CommandHook(["no-such-ejector-tool-xyz"])
+    with pytest.raises(ValueError, match="empty"):
+        CommandHook([])
+    with pytest.raises(ValueError, match="among defect, warn, error, dropped"):
+        verdict_predicate(["ok"])
+    fail_safe = verdict_predicate(["defect", "error", "dropped"])
+    assert [fail_safe(Record("s", "f", v)) for v in ("ok", "warn", "defect", "error", "dropped")] == \
+        [False, False, True, True, True]
+
+
+def test_watch_fires_the_command_for_every_defect_and_unreadable_frame(cli, tmp_path, hook, capsys):
+    """A fail-safe line (``--reject-on defect,error``): the frames the log holds as defect or error are
+    exactly the ones the command was run for."""
+    command, fired = hook
+    folder, db = tmp_path / "in", tmp_path / "i.db"
+    folder.mkdir()
+    for frame in SyntheticStripSource(0.5, seed=3, count=16).frames(threading.Event()):
+        cv2.imwrite(str(folder / f"{frame.frame_id}.png"), frame.data)
+    (folder / "broken.png").write_bytes(b"\x89PNG truncated")
+    assert cli("watch", str(folder), "--log", str(db), "--once", "--reject-command", shlex.join(command),
+               "--reject-on", "defect,error") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["captured"] == 17
+    with SqliteLog(db, create=False) as log:
+        expected = {(r["frame_id"], r["verdict"]) for r in log.rows(verdicts=("defect", "error"))}
+    assert ("broken.png", "error") in expected and any(v == "defect" for _, v in expected)
+    assert {(r["frame_id"], r["verdict"]) for r in _fired(fired)} == expected
+
+
+def test_watch_refuses_a_hook_it_cannot_run(cli, tmp_path, capsys):
+    db = tmp_path / "i.db"
+    assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-command",
+               "no-such-ejector-tool-xyz --fire") == commands.EXIT_USAGE
+    assert "--reject-command: reject command not found" in capsys.readouterr().err
+    assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-command", "true",
+               "--reject-on", "defect,ok") == commands.EXIT_USAGE
+    assert not db.exists()  # refused before the log is opened
