@@ -327,6 +327,23 @@ def test_history_counts_filters_export(env):
     assert csv[0].startswith("id,time,source,frame_id,verdict") and len(csv) == 13
 
 
+def test_history_names_rejects_the_reject_hook_could_not_fire(env):
+    from edge_runtime.sinks import Record, SqliteLog
+
+    _fill_log(env.log_db)
+    at = app("history")
+    assert not any("reject hook failed" in e for e in errors(at))
+    now = time.time()
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", name, "defect", captured_at=now + i, score=0.9, defect_class="scratches",
+                          error="reject hook failed: ejector exited with status 1")
+                   for i, name in enumerate(("coil-7", "coil-8"))])
+    at = app("history")
+    assert any(e.startswith("2 reject(s) in this window were flagged but the reject hook failed")
+               and "frame `coil-8` of `camera:0`" in e for e in errors(at))
+    assert len(history_logic.unfired_rejects(history_logic.load_history(env.log_db)[0])) == 2
+
+
 def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeypatch):
     _fill_log(env.log_db)
     monkeypatch.setattr(history_logic, "ROW_LIMIT", 10)

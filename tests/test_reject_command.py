@@ -54,6 +54,7 @@ def test_the_command_gets_each_reject_as_json_and_a_failing_run_is_reported(hook
         sink.write(records)
     assert [(r["frame_id"], r["defect_class"]) for r in _fired(fired)] == [("a", "scratches"), ("c", None)]
     assert sink.calls == 3  # the reject after the failing one still fired
+    assert records[2].error.startswith("reject hook failed: ") and records[0].error is None  # for the log after it
 
 
 def test_a_command_that_hangs_is_a_failure_not_a_stalled_line(tmp_path):
@@ -101,3 +102,16 @@ def test_watch_refuses_a_hook_it_cannot_run(cli, tmp_path, capsys):
     assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-command", "true",
                "--reject-on", "defect,ok") == commands.EXIT_USAGE
     assert not db.exists()  # refused before the log is opened
+
+
+def test_a_reject_the_hook_could_not_fire_is_marked_in_the_log(cli, tmp_path, capsys):
+    db = tmp_path / "i.db"
+    assert cli("watch", "synthetic:0.5", "--log", str(db), "--max-frames", "20", "--reject-command", "false") == 0
+    summary = json.loads(capsys.readouterr().out)
+    with SqliteLog(db, create=False) as log:
+        defects, others = log.rows(verdicts=("defect",)), log.rows(verdicts=("ok", "warn"))
+    assert defects and summary["sink_errors"] == len(defects)
+    assert all(row["error"] == "reject hook failed: false exited with status 1: no message" for row in defects)
+    assert all(row["error"] is None for row in others)
+    assert cli("history", "--db", str(db), "--last", "3") == 0
+    assert "(reject hook failed: false exited with status 1" in capsys.readouterr().out

@@ -27,6 +27,12 @@ m[1].metric("Inspected", s["inspected"])
 m[2].metric("Rejects", s["rejects"])
 m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
 
+unfired = hl.unfired_rejects(df)
+if len(unfired):
+    st.error(f"{len(unfired)} reject(s) in this window were flagged but the reject hook failed for them, so they "
+             "may still be on the line (newest: frame `{}` of `{}`). Filter the table by verdict *defect* and read "
+             "the error column.".format(unfired.iloc[0]["frame_id"], unfired.iloc[0]["source"]))
+
 if len(df) >= hl.ROW_LIMIT:
     st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
                "records; the totals above count them all. Pick a shorter window to chart all of it.")

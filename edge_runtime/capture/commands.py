@@ -266,7 +266,8 @@ def _print_history(summary: dict[str, Any]) -> None:
         confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
         print(f"  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
               f" (defect >= {row['defect_threshold']:.4f})  {row['defect_class'] or '-'} {confidence}"
-              + (f"  {row['overlay_path']}" if row["overlay_path"] else ""))
+              + (f"  {row['overlay_path']}" if row["overlay_path"] else "")
+              + (f"  ({row['error']})" if row["error"] else ""))
 
 
 def _on_log(db: str, read: Callable[[SqliteLog], Any]) -> tuple[Any, int | None]:
