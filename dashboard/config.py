@@ -37,6 +37,8 @@ class DashboardConfig:
     max_upload_mb: int = 25
     threads: int = 1
     retain: str | None = None  # the Live line deletes records older than this (e.g. "30d") and their overlays
+    reject_command: str | None = None  # the Live line runs it for every reject (``watch --reject-command``)
+    reject_on: str = "defect"  # comma-separated verdicts that fire it
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:
@@ -79,6 +81,8 @@ def load_config(env: dict[str, str] | None = None) -> DashboardConfig:
         max_upload_mb=int(get("MAX_UPLOAD_MB") or 25),
         threads=int(get("THREADS") or 1),
         retain=get("RETAIN"),
+        reject_command=get("REJECT_COMMAND"),
+        reject_on=get("REJECT_ON") or "defect",
     )
 
 

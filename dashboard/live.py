@@ -133,13 +133,14 @@ class LiveSession:
 
     def __init__(self, source: Any, inspector: Any, log_db: Path | None = None, overlay_dir: Path | None = None,
                  workers: int = 1, queue_size: int = 8, retain: str | None = None,
-                 retain_period_s: float = 3600.0) -> None:
+                 retain_period_s: float = 3600.0, reject_sink: Any | None = None) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 
         self.tap = TapInspector(inspector)
         self.rolling = RollingSink()
         self.source_name = getattr(source, "name", "source")
-        sinks: list[Any] = [self.rolling]
+        self.reject_sink = reject_sink  # first, for the lowest reject latency (``command_reject_sink``)
+        sinks: list[Any] = ([reject_sink] if reject_sink is not None else []) + [self.rolling]
         self._log = None
         if log_db is not None:
             from edge_runtime.sinks import SqliteLog

@@ -699,6 +699,35 @@ def test_live_line_without_retain_says_it_keeps_every_record(env):
         at.button(key="live_stop").click().run()
 
 
+def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
+    """``python -m dashboard --reject-command CMD``: the Live line fires it as ``watch`` does, and every
+    defect the log holds is a line the command wrote."""
+    import shlex
+
+    fired = env.tmp / "fired.txt"
+    hook = env.tmp / "hook.py"
+    hook.write_text("import json, sys\nopen(sys.argv[1], 'a').write(json.load(sys.stdin)['frame_id'] + '\\n')\n")
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_COMMAND", shlex.join([sys.executable, str(hook), str(fired)]))
+    runtime.get_config.clear()
+    env.fake.thresholds = type(env.fake.thresholds)(0.2, 0.3)  # the fake scores by grey level: strip is a defect
+    at = app("live")
+    at.slider(key="live_fps").set_value(20).run()
+    at.button(key="live_start").click().run()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not fired.exists():
+            time.sleep(0.5)
+            at.run()
+        at.run()
+        assert any(c.value.startswith("Reject command") and "on defect: fired" in c.value for c in at.caption)
+    finally:
+        at.button(key="live_stop").click().run()
+    assert not at.exception and errors(at) == []
+    rows = history_logic.load_history(env.log_db)[0]
+    defects = set(rows.loc[rows["verdict"] == "defect", "frame_id"])
+    assert defects and set(fired.read_text().split()) == defects
+
+
 def test_live_folder_source_rejects_traversal(env):
     with pytest.raises(dconfig.UnsafePathError):
         live.build_source(live.SourceSpec(kind="folder", root=env.images, relative="../outside"), [env.images])
@@ -736,6 +765,11 @@ def test_launcher_defaults_to_localhost_and_port_option():
     assert env["STEEL_DASH_RETAIN"] == "30d"
     with pytest.raises(SystemExit):  # refused at start, not when the line runs
         command_and_env(["--retain", "someday"])
+    _, env = command_and_env(["--reject-command", "true", "--reject-on", "defect,error"])
+    assert (env["STEEL_DASH_REJECT_COMMAND"], env["STEEL_DASH_REJECT_ON"]) == ("true", "defect,error")
+    for bad in (["--reject-command", "no-such-ejector-tool-xyz"], ["--reject-command", "true", "--reject-on", "ok"]):
+        with pytest.raises(SystemExit):
+            command_and_env(bad)
 
 
 def test_launcher_paths_are_the_operators_not_the_repositorys(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any, Callable
 
 from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
-from ..sinks.callback import CommandHook, verdict_predicate
+from ..sinks.callback import command_reject_sink
 from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
@@ -158,11 +157,7 @@ def _selftest_allows_start(inspector: Any) -> bool:
 
 def reject_sinks(args: argparse.Namespace) -> list[CallbackSink]:
     """The ``--reject-command`` hook as a sink (none without one); ``ValueError`` names what is wrong."""
-    if not args.reject_command:
-        return []
-    hook = CommandHook(shlex.split(args.reject_command), args.reject_timeout)
-    verdicts = [v.strip() for v in args.reject_on.split(",") if v.strip()]
-    return [CallbackSink(hook, verdict_predicate(verdicts))]
+    return [command_reject_sink(args.reject_command, args.reject_on, args.reject_timeout)] if args.reject_command else []
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ records were not committed are inspected again, so the hook is at-least-once.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from typing import Callable, Sequence
@@ -31,6 +32,7 @@ class CallbackSink:
         self.callback = callback
         self.predicate = predicate
         self.calls = 0
+        self.failed = 0
 
     def write(self, records: Sequence[Record]) -> None:
         """Calls the hook for each matching record, in order. A failing call does not skip the
@@ -45,6 +47,7 @@ class CallbackSink:
                     self.callback(record)
                 except Exception as error:  # noqa: BLE001 - any hook failure is reported, none stops the others
                     failures.append((record, error))
+                    self.failed += 1
                     note = f"reject hook failed: {error}"
                     record.error = f"{record.error}; {note}" if record.error else note
         if failures:
@@ -92,3 +95,11 @@ def verdict_predicate(verdicts: Sequence[str]) -> Callable[[Record], bool]:
         raise ValueError(f"reject verdicts must be among {', '.join(REJECTABLE)}, got {', '.join(verdicts) or 'none'}")
     chosen = frozenset(verdicts)
     return lambda record: record.verdict in chosen
+
+
+def command_reject_sink(command: str, verdicts: str = "defect", timeout_s: float = 5.0) -> CallbackSink:
+    """The sink behind ``--reject-command CMD --reject-on VERDICTS`` (``watch``, the dashboard's Live line):
+    CMD split like a shell line (no shell runs it), VERDICTS comma-separated. ``ValueError`` says what
+    is wrong with either."""
+    hook = CommandHook(shlex.split(command), timeout_s)
+    return CallbackSink(hook, verdict_predicate([v.strip() for v in verdicts.split(",") if v.strip()]))
