@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -335,5 +335,16 @@ class InspectionLoop:
                     if records:
                         sink.write(records)
                 except Exception as exc:
-                    self.stats.add("sink_errors", len(getattr(exc, "failures", records)))  # a hook names its own
+                    failures = getattr(exc, "failures", None)  # a reject hook names the records it failed for
+                    self.stats.add("sink_errors", len(records) if failures is None else len(failures))
+                    if failures:
+                        records = _noted_unfired(records, failures)
                     self.on_sink_error(sink, exc)
+
+
+def _noted_unfired(records: list[Record], failures: Sequence[tuple[Record, Exception]]) -> list[Record]:
+    """The batch for the sinks after a reject hook, each record the hook failed for carrying the failure in
+    its ``error`` field: the log then keeps which frames were flagged but maybe not taken off the line."""
+    notes = {id(record): f"reject hook failed: {error}" for record, error in failures}
+    return [replace(r, error=f"{r.error}; {notes[id(r)]}" if r.error else notes[id(r)]) if id(r) in notes else r
+            for r in records]

@@ -36,9 +36,8 @@ class CallbackSink:
 
     def write(self, records: Sequence[Record]) -> None:
         """Calls the hook for each matching record, in order. A failing call does not skip the
-        rejects after it (each is an ejector firing); the failures are raised together at the end.
-        The record of a failed call says so in its ``error`` field, so the log behind this sink keeps
-        which frames were flagged but not rejected."""
+        rejects after it (each is an ejector firing); the failures are raised together at the end
+        (``InspectionLoop`` notes them in the records the log gets after this sink)."""
         failures = []
         for record in records:
             if self.predicate(record):
@@ -48,8 +47,6 @@ class CallbackSink:
                 except Exception as error:  # noqa: BLE001 - any hook failure is reported, none stops the others
                     failures.append((record, error))
                     self.failed += 1
-                    note = f"reject hook failed: {error}"
-                    record.error = f"{record.error}; {note}" if record.error else note
         if failures:
             raise RejectHookError(failures)
 
