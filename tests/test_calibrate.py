@@ -204,3 +204,14 @@ def test_camera_changes_are_deterministic_gray_frames_that_change_the_texture():
         assert np.array_equal(seen, texture) == (name == "as captured"), name
     blur = CHANGES["defocus (Gaussian blur, sigma 1 px)"]
     assert np.allclose(ChangedFrames(FrameIsTheMap(), blur).anomaly_map(texture), blur(texture))
+
+
+def test_operating_points_names_the_defect_images_under_the_warn_threshold():
+    from export.operating_points import missed
+
+    scores = {"defect_image": np.array([1.0, 1.8, 2.5, 1.9, 3.0]),
+              "defect_label": ["patches", "patches", "patches", "scratches", "scratches"]}
+    out = missed(scores, warn=2.0)
+    assert (out["count"], out["of"], out["per_class"]) == (3, 5, {"patches": 2, "scratches": 1})
+    assert out["score_over_warn_quartiles"] == pytest.approx([0.7, 0.9, 0.925])
+    assert missed(scores, warn=0.5)["score_over_warn_quartiles"] is None
