@@ -21,13 +21,14 @@ Frames: real images of the profile's own data set (the manifest's ``dataset``; N
 neu-steel, 200x200) scored once by the gate: a "normal" frame is one it passes, a "defective"
 frame one it flags; if the data set is missing, synthetic steel texture.
 Writes ``results/benchmark.md`` (unless ``--no-write``); ``--json`` prints one JSON object.
+The pieces: ``bench.frames`` (which frames), ``bench.throughput``, ``bench.tuning``, ``bench.report``
+(Markdown and targets); latency, cold start, the floor and the Keras baseline are run from here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import resource
@@ -35,7 +36,6 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,20 +43,19 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from bench.frames import DEFECT_RATE, FRAME_SIDE, mixed_stream, pick_frames, profile_images
+from bench.report import markdown, targets
 from bench.stats import summary
-from edge_runtime import Inspector, Verdict
+from bench.throughput import throughput
+from bench.tuning import head_input, tuning
+from edge_runtime import Inspector
 from edge_runtime.anomaly import GateOutput
 from edge_runtime.classifier import window_around_peak
-from edge_runtime.datasets import DatasetError
-from edge_runtime.evaluation_cases import load_samples
 from edge_runtime.manifest import default_manifest_path, load_manifest
 from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
 from edge_runtime.preprocess import load_image, to_gray01
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAME_SIDE = 200
-SYNTHETIC_PREFIX = "synthetic-"
-DEFECT_RATE = 0.05
 PC = time.perf_counter
 
 
@@ -80,70 +79,6 @@ def cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
-
-
-# ----------------------------------------------------------------------------- frames
-
-def _synthetic(seed: int) -> bytes:
-    from edge_runtime.capture.synthetic import steel_texture
-
-    texture = np.clip(steel_texture(np.random.default_rng(seed), FRAME_SIDE), 0, 255).astype(np.uint8)
-    return cv2.imencode(".png", texture)[1].tobytes()
-
-
-def profile_images(manifest_path: Path, entry: dict) -> list[Path]:
-    """The images of the data set the profile was trained on (manifest ``dataset``), masks left out;
-    none where that folder is not on this machine."""
-    dataset = entry.get("dataset") or {}
-    folder = (manifest_path.parent / dataset.get("path", "")).resolve()
-    if not dataset.get("name") or not folder.is_dir():
-        return []
-    try:
-        return sorted(sample.path for sample in load_samples(dataset["name"], folder))
-    except DatasetError:
-        return []
-
-
-def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
-    """``count`` of the images (every class, evenly spread) plus a few synthetic textures, as encoded
-    200x200 frames."""
-    picked = images[:: max(1, len(images) // count)][:count] if images else []
-    frames = [(p.name, p.read_bytes()) for p in picked]
-    frames += [(f"{SYNTHETIC_PREFIX}{i}", _synthetic(i)) for i in range(max(4, count // 8))]
-    out = []
-    for name, data in frames:  # the issue's frame size (NEU-DET's)
-        image = load_image(data)
-        if image.shape[:2] != (FRAME_SIDE, FRAME_SIDE):
-            image = cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
-            data = cv2.imencode(".png", image)[1].tobytes()
-        out.append((name, data))
-    return out
-
-
-def pick_frames(inspector: Inspector, count: int, images: list[Path]) -> dict:
-    """Score the candidates once; split them into frames the gate passes and frames it flags."""
-    normal, flagged = [], []
-    for name, data in candidate_frames(count, images):
-        result = inspector.inspect(data, source=name)
-        item = {"name": name, "bytes": data, "array": load_image(data), "score": result.anomaly_score,
-                "verdict": result.verdict.value}
-        (normal if result.verdict is Verdict.OK else flagged).append(item)
-    if not normal or not flagged:
-        raise SystemExit(f"benchmark: need frames the gate passes and frames it flags; got {len(normal)} passed, "
-                         f"{len(flagged)} flagged out of the candidates")
-    normal.sort(key=lambda f: f["score"])
-    # The defective frame: the highest-scoring real image (a synthetic strip only where there is none);
-    # to another product's gate, the synthetic steel is the most anomalous frame of all.
-    flagged.sort(key=lambda f: (f["name"].startswith(SYNTHETIC_PREFIX), -f["score"]))
-    return {"normal": normal, "flagged": flagged}
-
-
-def mixed_stream(frames: dict, n: int, defect_rate: float = DEFECT_RATE) -> list[np.ndarray]:
-    """n decoded frames, every round(1/defect_rate)-th one a flagged frame, the rest passed frames."""
-    period = round(1.0 / defect_rate)
-    normal, flagged = frames["normal"], frames["flagged"]
-    return [flagged[(i // period) % len(flagged)]["array"] if i % period == 0 else normal[i % len(normal)]["array"]
-            for i in range(n)]
 
 
 # ----------------------------------------------------------------------------- latency
@@ -203,86 +138,6 @@ def end_to_end(inspector: Inspector, data: bytes, iterations: int, classify: boo
     return out
 
 
-# ----------------------------------------------------------------------------- throughput
-
-def _run_share(inspector: Inspector, frames: list[np.ndarray], batch: int, flagged: list) -> None:
-    for start in range(0, len(frames), batch):
-        results = inspector.inspect_batch(frames[start: start + batch])
-        flagged.append(sum(1 for r in results if getattr(r, "verdict", None) is not Verdict.OK))
-
-
-def throughput_threads(inspectors: list[Inspector], frames: list[np.ndarray], workers: int, batch: int) -> dict:
-    """``workers`` Python threads, thread k using inspectors[k % len(inspectors)]."""
-    flagged: list[int] = []
-    _run_share(inspectors[0], frames[: 2 * batch], batch, [])  # warm-up
-    shares = [frames[k::workers] for k in range(workers)]
-    threads = [threading.Thread(target=_run_share, args=(inspectors[k % len(inspectors)], shares[k], batch, flagged))
-               for k in range(workers)]
-    start = PC()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = PC() - start
-    return {"fps": len(frames) / elapsed, "frames": len(frames), "seconds": elapsed,
-            "flag_rate": sum(flagged) / len(frames)}
-
-
-def _process_worker(manifest, profile, precision, intra, frames, batch, barrier, queue) -> None:
-    inspector = Inspector.from_manifest(manifest, profile, intra, precision)
-    _run_share(inspector, frames[: 2 * batch], batch, [])
-    flagged: list[int] = []
-    barrier.wait()
-    start = PC()
-    _run_share(inspector, frames, batch, flagged)
-    queue.put({"seconds": PC() - start, "flagged": sum(flagged),
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0})
-
-
-def throughput_processes(args, frames: list[np.ndarray], processes: int, batch: int) -> dict:
-    """``processes`` spawned processes, each with its own Inspector (1 intra-op thread each)."""
-    ctx = mp.get_context("spawn")
-    barrier, queue = ctx.Barrier(processes + 1), ctx.Queue()
-    procs = [ctx.Process(target=_process_worker, args=(args.manifest, args.profile, args.precision, 1,
-                                                       frames[k::processes], batch, barrier, queue))
-             for k in range(processes)]
-    for p in procs:
-        p.start()
-    barrier.wait()
-    start = PC()
-    reports = [queue.get() for _ in procs]
-    elapsed = PC() - start
-    for p in procs:
-        p.join()
-    return {"fps": len(frames) / elapsed, "frames": len(frames), "seconds": elapsed,
-            "flag_rate": sum(r["flagged"] for r in reports) / len(frames),
-            "worker_peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in reports]}
-
-
-def throughput(args, inspector: Inspector, frames: list[np.ndarray]) -> list[dict]:
-    rows = []
-
-    def add(label, threads, intra, batch, result):
-        rows.append({"config": label, "callers": threads, "intra_op_threads": intra, "batch": batch, **result})
-
-    for batch in args.batch_sizes:
-        add(f"1 thread, batch {batch}", 1, 1, batch, throughput_threads([inspector], frames, 1, batch))
-    big = max(args.batch_sizes)
-    wide = Inspector.from_manifest(args.manifest, args.profile, 2, args.precision)
-    add(f"1 thread, intra-op 2, batch {big}", 1, 2, big, throughput_threads([wide], frames, 1, big))
-    del wide
-    add(f"2 threads, one shared Inspector, batch {big}", 2, 1, big,
-        throughput_threads([inspector], frames, 2, big))
-    if not args.quick:
-        second = Inspector.from_manifest(args.manifest, args.profile, 1, args.precision)
-        add(f"2 threads, own Inspector each, batch {big}", 2, 1, big,
-            throughput_threads([inspector, second], frames, 2, big))
-        del second
-        add(f"2 processes, own Inspector each, batch {big}", 2, 1, big,
-            throughput_processes(args, frames, 2, big))
-    return rows
-
-
 # ----------------------------------------------------------------------------- cold start / RSS
 
 _COLD = r"""
@@ -323,11 +178,7 @@ def cold_start(args, normal: Path, defect: Path, repeats: int) -> dict:
     return {"median_run": best, "wall_s_all": [round(r["wall_s"], 3) for r in runs]}
 
 
-# ----------------------------------------------------------------------------- floor, baseline, tuning
-
-def head_input(inspector: Inspector, frame: np.ndarray) -> np.ndarray:
-    """The stem window the classifier head gets for this frame, as deployed (1 x h x w x C)."""
-    return window_around_peak(inspector.scorer.run(frame), inspector.config.stem_window).stem[None]
+# ----------------------------------------------------------------------------- floor, baseline
 
 
 def floor(inspector: Inspector, stages: dict, frame_shape: tuple[int, int]) -> dict:
@@ -362,201 +213,6 @@ def keras_baseline(args, normal: Path, defect: Path) -> dict:
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _session(path: Path, intra: int, level, spinning: bool | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = level
-    if spinning is not None:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _model_ms(sess: ort.InferenceSession, x: np.ndarray, runs: int) -> float:
-    name = sess.get_inputs()[0].name
-    for _ in range(3):
-        sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        start = PC()
-        sess.run(None, {name: x})
-        times.append((PC() - start) * 1000.0)
-    return float(np.median(times))
-
-
-def nchw_variant(path: Path) -> bytes | None:
-    """The graph with a 1-channel NCHW input instead of NHWC + Transpose (same bytes in memory), or None."""
-    import onnx
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    name = graph.input[0].name
-    first = [n for n in graph.node if name in n.input]
-    if len(first) != 1 or first[0].op_type != "Transpose" or list(first[0].attribute[0].ints) != [0, 3, 1, 2]:
-        return None
-    transpose = first[0]
-    for node in graph.node:
-        node.input[:] = [name if i == transpose.output[0] else i for i in node.input]
-    graph.node.remove(transpose)
-    dims = graph.input[0].type.tensor_type.shape.dim
-    order = [dims[0], dims[3], dims[1], dims[2]]
-    copies = [onnx.TensorShapeProto.Dimension() for _ in order]
-    for target, source in zip(copies, order):
-        target.CopyFrom(source)
-    del dims[:]
-    dims.extend(copies)
-    return model.SerializeToString()
-
-
-def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
-    """Model-level medians (ms) for the settings the runtime could choose."""
-    config = load_manifest(inspector.manifest_path)["profiles"][inspector.profile]
-    root = inspector.manifest_path.resolve().parent
-    ae_x = inspector.scorer.model_input(frame)[0][..., None]
-    clf_x = head_input(inspector, frame)
-    models = {"autoencoder": (root / config["autoencoder"]["path"], ae_x),
-              "classifier": (root / config["classifier"]["path"], clf_x)}
-    levels = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    out: dict = {}
-    for name, (path, x) in models.items():
-        row = {f"opt_{k}_intra1": _model_ms(_session(path, 1, lvl), x, runs) for k, lvl in levels.items()}
-        row["opt_all_intra2_spin"] = _model_ms(_session(path, 2, levels["all"], True), x, runs)
-        row["opt_all_intra2_nospin"] = _model_ms(_session(path, 2, levels["all"], False), x, runs)
-        nchw = nchw_variant(path)
-        if nchw is not None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-            sess = ort.InferenceSession(nchw, options, providers=["CPUExecutionProvider"])
-            row["opt_all_intra1_nchw_input"] = _model_ms(sess, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), runs)
-        batch = 8 if name == "classifier" else 4
-        row[f"opt_all_intra1_batch{batch}_per_frame"] = _model_ms(
-            _session(path, 1, levels["all"]), np.repeat(x, batch, 0), max(3, runs // 2)) / batch
-        int8 = config[name].get("int8")
-        if int8:
-            row["int8_opt_all_intra1"] = _model_ms(_session(root / int8["path"], 1, levels["all"]), x, runs)
-            row["int8_speedup"] = row["opt_all_intra1"] / row["int8_opt_all_intra1"]
-        out[name] = row
-    return out
-
-
-# ----------------------------------------------------------------------------- report
-
-def _fmt(v, digits=2):
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def markdown(report: dict) -> str:
-    r = report
-    lines = [
-        "# Edge runtime benchmark", "",
-        f"* command: `{r['command']}`",
-        f"* CPU: {r['cpu']['model']} ({r['cpu']['logical_cpus']} logical CPUs; {', '.join(r['cpu']['flags'])})",
-        f"* onnxruntime {r['versions']['onnxruntime']}, numpy {r['versions']['numpy']}, "
-        f"OpenCV {r['versions']['opencv']}, Python {r['versions']['python']}",
-        f"* profile `{r['profile']}`, precision `{r['precision']}`, frames {FRAME_SIDE}x{FRAME_SIDE}; "
-        f"intra-op threads {r['threads']}, inter-op 1, graph optimisation ORT_ENABLE_ALL",
-        f"* frames: normal = `{r['frames']['normal']}` (score {_fmt(r['frames']['normal_score'], 4)}), "
-        f"defective = `{r['frames']['defective']}` (score {_fmt(r['frames']['defective_score'], 4)}); "
-        f"thresholds warn {_fmt(r['thresholds']['warn'], 4)} / defect {_fmt(r['thresholds']['defect'], 4)}",
-        f"* run at {r['timestamp']}; load average at start {r['cpu']['load_average_at_start']} "
-        "(the 2 cores are shared: other processes inflate the figures)", "",
-        "## Per-stage latency (defective frame, ms)", "",
-        "| stage | p50 | p90 | p99 |" + (" Keras p50 | Keras / ONNX |" if "keras" in r else ""),
-        "|---|---:|---:|---:|" + ("---:|---:|" if "keras" in r else ""),
-    ]
-    keras_stages = r.get("keras", {}).get("stages_ms", {})
-    for stage, s in r["stages_ms"].items():
-        if stage.startswith("_"):
-            continue
-        row = f"| {stage} | {_fmt(s['p50'])} | {_fmt(s['p90'])} | {_fmt(s['p99'])} |"
-        if "keras" in r:
-            k = keras_stages.get(stage)
-            row += f" {_fmt(k['p50']) if k else '-'} | {_fmt(k['p50'] / s['p50'], 1) if k else '-'} |"
-        lines.append(row)
-    lines += ["", "## End to end (`Inspector.inspect(jpeg bytes)`, ms)", "",
-              "| frame | p50 | p90 | p99 | target p50 |" + (" Keras p50 | Keras / ONNX |" if "keras" in r else ""),
-              "|---|---:|---:|---:|---:|" + ("---:|---:|" if "keras" in r else "")]
-    targets = {"normal": 5.0, "defective": 15.0, "defective_with_overlay": None}
-    for name, s in r["end_to_end_ms"].items():
-        row = f"| {name} | {_fmt(s['p50'])} | {_fmt(s['p90'])} | {_fmt(s['p99'])} | {_fmt(targets.get(name), 0)} |"
-        if "keras" in r:
-            k = r["keras"].get("end_to_end_ms", {}).get(name)
-            row += f" {_fmt(k['p50']) if k else '-'} | {_fmt(k['p50'] / s['p50'], 1) if k else '-'} |"
-        lines.append(row)
-    lines += ["", f"## Throughput at {DEFECT_RATE:.0%} defect rate (pre-decoded frames, frames/s)", "",
-              "| configuration | frames/s | measured flag rate |", "|---|---:|---:|"]
-    for row in r["throughput"]:
-        lines.append(f"| {row['config']} | {_fmt(row['fps'], 1)} | {_fmt(100 * row['flag_rate'], 1)}% |")
-    if r.get("cold_start"):
-        c = r["cold_start"]["median_run"]
-        lines += ["", "## Cold start and memory", "",
-                  f"* cold start (spawn -> first result, median of {len(r['cold_start']['wall_s_all'])}): "
-                  f"**{_fmt(c['wall_s'], 3)} s** (import {_fmt(c['import_s'], 3)} s, Inspector.from_manifest "
-                  f"{_fmt(c['load_s'], 3)} s, first inspect {_fmt(c['first_result_s'], 3)} s); all runs "
-                  f"{r['cold_start']['wall_s_all']}",
-                  f"* peak RSS of a runtime-only process after 40 classified frames: **{_fmt(c['peak_rss_mb'], 1)} MB**",
-                  f"* peak RSS of this benchmark process: {_fmt(r['peak_rss_mb_benchmark_process'], 1)} MB"]
-    if r.get("floor"):
-        f = r["floor"]
-        lines += ["", "## Arithmetic floor", "",
-                  f"Peak: {_fmt(f['peak_gflops_1thread'], 1)} GFLOP/s ({f['peak_method']}). FLOPs = 2 x MACs of "
-                  "Conv/MatMul/Gemm nodes with shapes from an actual run. The floor is a float32 one: a stage "
-                  "that runs an int8 model is timed as deployed and may beat it.", "",
-                  "| model | input | GFLOP | floor ms | measured p50 ms | measured / floor | achieved GFLOP/s |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
-        for name in ("autoencoder", "classifier"):
-            m = f[name]
-            label = name if m.get("precision", "fp32") == "fp32" else f"{name} ({m['precision']}, not bounded by it)"
-            lines.append(f"| {label} | {m['input_shape']} | {_fmt(m['gflop'], 3)} | {_fmt(m['floor_ms'])} | "
-                         f"{_fmt(m['measured_p50_ms'])} | {_fmt(m['ratio_to_floor'], 1)} | "
-                         f"{_fmt(m['achieved_gflops'], 1)} |")
-    if "keras" in r:
-        k = r["keras"]
-        lines += ["", "## Keras reference", "",
-                  f"Per-image `model.predict` for both models + `tf.GradientTape` Grad-CAM, TensorFlow intra-op "
-                  f"threads {r['threads']}, inter-op 1." +
-                  (f" Error: {k['error']}" if "error" in k else
-                   f" Peak RSS {_fmt(k['peak_rss_mb'], 0)} MB; load + first result {_fmt(k['load_and_first_result_s'], 1)} s.")]
-    if r.get("tuning"):
-        lines += ["", "## Tuning (model-level medians, ms)", ""]
-        for name, row in r["tuning"].items():
-            lines.append(f"* {name}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in row.items()))
-    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for t in r["targets"]:
-        lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no' if t['met'] is not None else '-'} |")
-    return "\n".join(lines) + "\n"
-
-
-def targets(r: dict) -> list[dict]:
-    e2e = r["end_to_end_ms"]
-    best_fps = max(row["fps"] for row in r["throughput"])
-    out = [
-        {"target": "normal frame p50 <= 5 ms", "measured": f"{e2e['normal']['p50']:.2f} ms",
-         "met": e2e["normal"]["p50"] <= 5.0},
-        {"target": "defective frame p50 <= 15 ms", "measured": f"{e2e['defective']['p50']:.2f} ms",
-         "met": e2e["defective"]["p50"] <= 15.0},
-        {"target": ">= 300 frames/s on 2 cores at 5% defects", "measured": f"{best_fps:.1f} frames/s (best config)",
-         "met": best_fps >= 300},
-    ]
-    if r.get("cold_start"):
-        c = r["cold_start"]["median_run"]
-        out += [{"target": "cold start < 1.5 s", "measured": f"{c['wall_s']:.2f} s", "met": c["wall_s"] < 1.5},
-                {"target": "RSS < 300 MB", "measured": f"{c['peak_rss_mb']:.0f} MB", "met": c["peak_rss_mb"] < 300}]
-    k = r.get("keras", {})
-    if "end_to_end_ms" in k:
-        ratios = {n: k["end_to_end_ms"][n]["p50"] / e2e[n]["p50"] for n in ("normal", "defective")}
-        out.append({"target": "ONNX end to end >= 20x faster than Keras",
-                    "measured": ", ".join(f"{n} {v:.1f}x" for n, v in ratios.items()),
-                    "met": min(ratios.values()) >= 20})
-    clf = r.get("tuning", {}).get("classifier", {})
-    if "int8_speedup" in clf:
-        out.append({"target": "int8 classifier >= 1.8x faster", "measured": f"{clf['int8_speedup']:.2f}x",
-                    "met": clf["int8_speedup"] >= 1.8})
-    return out
 
 
 # ----------------------------------------------------------------------------- main

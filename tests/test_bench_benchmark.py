@@ -92,7 +92,7 @@ def tiny_manifest(tmp_path_factory):
     }
     path = root / "models.manifest.json"
     path.write_text(json.dumps({"schema_version": 1, "default_profile": "tiny", "profiles": {"tiny": entry}}))
-    from bench.benchmark import candidate_frames, profile_images
+    from bench.frames import candidate_frames, profile_images
     from edge_runtime import Inspector
 
     inspector = Inspector.from_manifest(path)
@@ -206,7 +206,7 @@ def test_benchmark_json_on_real_models():
 @needs_models
 @needs_tile
 def test_benchmark_candidates_come_from_the_profiles_own_data_set_without_masks(tmp_path):
-    from bench.benchmark import profile_images
+    from bench.frames import profile_images
     from edge_runtime.manifest import load_manifest
 
     tile = load_manifest(MANIFEST)["profiles"]["magnetic-tile"]
