@@ -103,3 +103,32 @@ def test_history_errors(cli, tmp_path, capsys):
     SqliteLog(tmp_path / "i.db").close()
     assert cli("history", "--db", str(tmp_path / "i.db"), "--since", "someday") == commands.EXIT_USAGE
     assert "cannot read time" in capsys.readouterr().err
+
+
+def test_watch_status_file_shows_the_loop_running_then_stopped(cli, tmp_path, capsys):
+    """For the plant's monitoring: rewritten while the loop runs, "stopped" with the final counts after."""
+    status, seen = tmp_path / "status" / "watch.json", []
+    run = threading.Thread(target=cli, args=("watch", "synthetic:0.2", "--log", str(tmp_path / "i.db"), "--fps", "20",
+                                             "--duration", "3", "--status-file", str(status)))
+    run.start()
+    while run.is_alive():
+        if status.exists():
+            seen.append(json.loads(status.read_text()))
+        run.join(0.2)
+    final = json.loads(status.read_text())
+    assert any(s["state"] == "running" and s["captured"] > 0 for s in seen)
+    assert final["state"] == "stopped" and final["captured"] == final["inspected"] > 0
+    assert final["source"].startswith("synthetic") and final["last_capture_at"] >= final["started_at"]
+    assert not list(status.parent.glob("*.tmp"))  # replaced atomically
+
+
+def test_status_file_keeps_the_last_capture_time_while_nothing_is_captured(tmp_path, monkeypatch):
+    from edge_runtime.capture import status as status_module
+
+    clock = iter([100.0, 101.0, 160.0, 220.0])
+    monkeypatch.setattr(status_module.time, "time", lambda: next(clock))
+    out = status_module.StatusFile(tmp_path / "s.json", "camera:0", "neu-steel")  # started at 100
+    for captured in (5, 5, 5):
+        out.write({"captured": captured}, 0.0)
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert (written["last_capture_at"], written["updated_at"]) == (101.0, 220.0)  # a stalled camera shows

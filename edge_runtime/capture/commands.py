@@ -17,6 +17,7 @@ from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
+from .status import STATUS_PERIOD_S, StatusFile
 from .synthetic import SyntheticStripSource
 
 EXIT_USAGE, EXIT_SOURCE_FAILED = 2, 3
@@ -52,6 +53,9 @@ def register(subparsers: Any) -> None:
                             "(could not be inspected) and dropped (never inspected) (default: %(default)s)")
     watch.add_argument("--reject-timeout", type=float, default=5.0, metavar="S",
                        help="a --reject-command run longer than S seconds is a failure (default: %(default)s)")
+    watch.add_argument("--status-file", metavar="PATH",
+                       help="keep the loop's state in this JSON file, rewritten every 2 s (for monitoring; "
+                            "\"state\" is \"stopped\" after a clean exit)")
     watch.add_argument("--skip-selftest", action="store_true",
                        help="start without scoring the golden frames first (python -m edge_runtime selftest)")
     watch.set_defaults(func=cmd_watch)
@@ -129,17 +133,32 @@ def status_line(snap: dict[str, Any], queue_size: int, fps: float) -> str:
     return text
 
 
-def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int) -> None:
+def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int,
+                 status_file: StatusFile | None = None) -> None:
+    """The status line on stderr (every 0.5 s on a terminal, 10 s in a log) and the ``--status-file``."""
     tty = sys.stderr.isatty()
-    period = 0.5 if tty else 10.0
-    last_t, last_n = time.monotonic(), 0
+    line_period = 0.5 if tty else 10.0
+    period = min(line_period, STATUS_PERIOD_S) if status_file else line_period
+    last_t, last_n, last_line = time.monotonic(), 0, 0.0
     while not done.wait(period):
         snap = loop.snapshot()
         now, n = time.monotonic(), snap["inspected"] + snap["errored"] + snap["dropped"]
-        line = status_line(snap, queue_size, (n - last_n) / max(now - last_t, 1e-9))
+        fps = (n - last_n) / max(now - last_t, 1e-9)
         last_t, last_n = now, n
-        sys.stderr.write(f"\r{line}\033[K" if tty else line + "\n")
-        sys.stderr.flush()
+        if status_file:
+            _write_status(status_file, snap, fps)
+        if now - last_line >= line_period - 1e-3:
+            last_line = now
+            line = status_line(snap, queue_size, fps)
+            sys.stderr.write(f"\r{line}\033[K" if tty else line + "\n")
+            sys.stderr.flush()
+
+
+def _write_status(status_file: StatusFile, snap: dict[str, Any], fps: float, state: str = "running") -> None:
+    try:
+        status_file.write(snap, fps, state)
+    except OSError as exc:  # a full disk or a vanished folder must not stop the inspection
+        print(f"\n[watch] cannot write the status file {status_file.path}: {exc}", file=sys.stderr)
 
 
 def _selftest_allows_start(inspector: Any) -> bool:
@@ -192,7 +211,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
     loop = InspectionLoop(source, inspector, sinks, config)
     done = threading.Event()
-    status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size), daemon=True)
+    status_file = StatusFile(args.status_file, source.name, getattr(inspector, "profile", "?")) \
+        if args.status_file else None
+    status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file), daemon=True)
     print(f"[watch] {source.name} -> {args.log} ({config.workers} workers, profile {getattr(inspector, 'profile', '?')}); "
           "Ctrl-C to stop", file=sys.stderr)
     status.start()
@@ -210,6 +231,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if pruning is not None:
             pruning.join()
         log.close()
+    if status_file:
+        _write_status(status_file, final, 0.0, "stopped")
     print(file=sys.stderr)
     print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
     if final["last_source_error"] and config.on_source_error == "stop":
