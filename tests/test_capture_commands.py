@@ -125,10 +125,18 @@ def test_watch_status_file_shows_the_loop_running_then_stopped(cli, tmp_path, ca
 def test_status_file_keeps_the_last_capture_time_while_nothing_is_captured(tmp_path, monkeypatch):
     from edge_runtime.capture import status as status_module
 
-    clock = iter([100.0, 101.0, 160.0, 220.0])
+    clock = iter([100.0, 100.0, 101.0, 160.0, 220.0])
     monkeypatch.setattr(status_module.time, "time", lambda: next(clock))
     out = status_module.StatusFile(tmp_path / "s.json", "camera:0", "neu-steel")  # started at 100
     for captured in (5, 5, 5):
         out.write({"captured": captured}, 0.0)
     written = json.loads((tmp_path / "s.json").read_text())
     assert (written["last_capture_at"], written["updated_at"]) == (101.0, 220.0)  # a stalled camera shows
+
+
+def test_watch_refuses_a_status_file_it_cannot_write(cli, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    assert cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "1",
+               "--status-file", str(blocker / "watch.json")) == commands.EXIT_USAGE
+    assert "not-a-folder" in capsys.readouterr().err

@@ -201,7 +201,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     log = SqliteLog(args.log)
     try:
         source = make_source(args.source, log, args)
-    except ValueError as exc:
+        status_file = StatusFile(args.status_file, source.name, getattr(inspector, "profile", "?")) \
+            if args.status_file else None
+    except (ValueError, OSError) as exc:  # an unknown source, a status file that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         log.close()
         return EXIT_USAGE
@@ -211,8 +213,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
     loop = InspectionLoop(source, inspector, sinks, config)
     done = threading.Event()
-    status_file = StatusFile(args.status_file, source.name, getattr(inspector, "profile", "?")) \
-        if args.status_file else None
     status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file), daemon=True)
     print(f"[watch] {source.name} -> {args.log} ({config.workers} workers, profile {getattr(inspector, 'profile', '?')}); "
           "Ctrl-C to stop", file=sys.stderr)

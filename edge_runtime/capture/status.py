@@ -20,13 +20,16 @@ STATUS_PERIOD_S = 2.0
 
 class StatusFile:
     def __init__(self, path: str | Path, source: str, profile: str) -> None:
+        """Writes a first "starting" status at once: a path that cannot be written raises ``OSError`` here,
+        before the line starts, not later."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fixed = {"source": source, "profile": profile, "pid": os.getpid(), "started_at": time.time()}
         self._captured, self._last_capture_at = 0, None
+        self.write({"captured": 0}, 0.0, "starting")
 
     def write(self, snap: dict[str, Any], frames_per_s: float, state: str = "running") -> None:
-        """``snap``: ``InspectionLoop.snapshot()``; ``state``: "running" or "stopped"."""
+        """``snap``: ``InspectionLoop.snapshot()``; ``state``: "starting", "running" or "stopped"."""
         now = time.time()
         if snap["captured"] > self._captured:
             self._captured, self._last_capture_at = snap["captured"], now
