@@ -99,7 +99,7 @@ def test_watch_refuses_a_hook_it_cannot_run(cli, tmp_path, capsys):
     db = tmp_path / "i.db"
     assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-command",
                "no-such-ejector-tool-xyz --fire") == commands.EXIT_USAGE
-    assert "--reject-command: reject command not found" in capsys.readouterr().err
+    assert "reject output: reject command not found" in capsys.readouterr().err
     assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-command", "true",
                "--reject-on", "defect,ok") == commands.EXIT_USAGE
     assert not db.exists()  # refused before the log is opened
@@ -116,3 +116,20 @@ def test_a_reject_the_hook_could_not_fire_is_marked_in_the_log(cli, tmp_path, ca
     assert all(row["error"] is None for row in others)
     assert cli("history", "--db", str(db), "--last", "3") == 0
     assert "(reject hook failed: false exited with status 1" in capsys.readouterr().out
+
+
+def test_watch_calls_a_python_reject_hook_in_process(cli, tmp_path, monkeypatch, capsys):
+    """``--reject-hook MODULE:FUNCTION``: no process per reject; the same records a command would get."""
+    (tmp_path / "line_ejector.py").write_text("FIRED = []\n\ndef fire(record):\n    FIRED.append(record.frame_id)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    db = tmp_path / "i.db"
+    assert cli("watch", "synthetic:0.5", "--log", str(db), "--max-frames", "30", "--reject-hook", "line_ejector:fire") == 0
+    import line_ejector
+
+    with SqliteLog(db, create=False) as log:
+        defects = {row["frame_id"] for row in log.rows(verdicts=("defect",))}
+    assert defects and set(line_ejector.FIRED) == defects and len(line_ejector.FIRED) == len(defects)
+    for bad, message in (("line_ejector", "MODULE:FUNCTION"), ("no_such_module_xyz:fire", "cannot import"),
+                         ("line_ejector:missing", "has no function missing")):
+        assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-hook", bad) == commands.EXIT_USAGE
+        assert message in capsys.readouterr().err

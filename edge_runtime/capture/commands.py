@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ..drift import check_log
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
-from ..sinks.callback import command_reject_sink
+from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
@@ -48,9 +48,12 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--reject-command", metavar="CMD",
                        help="run CMD (no shell) for every reject, the record as JSON on its stdin: the ejector or "
                             "PLC signal; a failing run is reported and counted, never stops the line")
+    watch.add_argument("--reject-hook", metavar="MODULE:FUNCTION",
+                       help="call FUNCTION(record) of an importable Python module for every reject, in this "
+                            "process: the lowest-latency reject output")
     watch.add_argument("--reject-on", default="defect", metavar="VERDICTS",
-                       help="comma-separated verdicts that fire --reject-command, among defect, warn, error "
-                            "(could not be inspected) and dropped (never inspected) (default: %(default)s)")
+                       help="comma-separated verdicts that fire the reject command or hook, among defect, warn, "
+                            "error (could not be inspected) and dropped (never inspected) (default: %(default)s)")
     watch.add_argument("--reject-timeout", type=float, default=5.0, metavar="S",
                        help="a --reject-command run longer than S seconds is a failure (default: %(default)s)")
     watch.add_argument("--status-file", metavar="PATH",
@@ -175,8 +178,11 @@ def _selftest_allows_start(inspector: Any) -> bool:
 
 
 def reject_sinks(args: argparse.Namespace) -> list[CallbackSink]:
-    """The ``--reject-command`` hook as a sink (none without one); ``ValueError`` names what is wrong."""
-    return [command_reject_sink(args.reject_command, args.reject_on, args.reject_timeout)] if args.reject_command else []
+    """The ``--reject-hook`` and ``--reject-command`` sinks, where given; ``ValueError`` names what is wrong."""
+    sinks = [python_reject_sink(args.reject_hook, args.reject_on)] if args.reject_hook else []
+    if args.reject_command:
+        sinks.append(command_reject_sink(args.reject_command, args.reject_on, args.reject_timeout))
+    return sinks
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -189,7 +195,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         rejects = reject_sinks(args)
     except ValueError as exc:
-        print(f"error: --reject-command: {exc}", file=sys.stderr)
+        print(f"error: reject output: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         inspector = build_inspector(args)

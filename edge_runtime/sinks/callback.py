@@ -7,6 +7,7 @@ records were not committed are inspected again, so the hook is at-least-once.
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import shutil
 import subprocess
@@ -99,4 +100,21 @@ def command_reject_sink(command: str, verdicts: str = "defect", timeout_s: float
     CMD split like a shell line (no shell runs it), VERDICTS comma-separated. ``ValueError`` says what
     is wrong with either."""
     hook = CommandHook(shlex.split(command), timeout_s)
+    return CallbackSink(hook, verdict_predicate([v.strip() for v in verdicts.split(",") if v.strip()]))
+
+
+def python_reject_sink(spec: str, verdicts: str = "defect") -> CallbackSink:
+    """The sink behind ``--reject-hook MODULE:FUNCTION``: FUNCTION(record) called in the loop's own process,
+    the lowest-latency way to fire an ejector (no process per reject). MODULE must be importable (on
+    PYTHONPATH); ``ValueError`` says what is wrong."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"expected MODULE:FUNCTION, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name}: {exc}") from None
+    hook = getattr(module, function_name, None)
+    if not callable(hook):
+        raise ValueError(f"{module_name} has no function {function_name}")
     return CallbackSink(hook, verdict_predicate([v.strip() for v in verdicts.split(",") if v.strip()]))
