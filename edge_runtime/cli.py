@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
                           help="evaluate only the manifest's recorded split (default: every image)")
     evaluate.add_argument("--normal-crops", type=int, default=0, metavar="SIZE",
-                          help="NEU-DET: add box-free SIZE x SIZE crops as normal frames (a proxy, see README)")
+                          help="NEU-DET: add box-free SIZE x SIZE crops as normal frames (a proxy, see docs/results.md)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion matrix, ROC, histograms, gallery")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -117,7 +117,7 @@ def test_evaluate_neu_test_split_keeps_the_classifier_and_pointing_figures(tmp_p
     assert metrics["classifier_accuracy"] >= 0.99
     # 0.811 with the head on 13x13 stem cells around the anomaly peak (0.833 with the gate before
     # 2026-11-26, 0.797 on the whole 15x15 stem; 0.860 when the classifier ran its own backbone):
-    # README, "Classifier". Below 0.9.
+    # docs/results.md, "Classifier". Below 0.9.
     assert metrics["cam_pointing_game"] >= 0.80
     assert 0.5 < metrics["image_auroc"] <= 1.0
     assert (tmp_path / "confusion_matrix.png").is_file()
@@ -171,7 +171,7 @@ def test_evaluate_magnetic_tile_reports_pixel_auroc():
     assert abs(metrics["image_auroc"] - recorded["image_auroc"]) <= 0.01
     assert abs(metrics["gate_recall"] - recorded["gate_recall_warn"]) <= 1 / 43
     assert abs(metrics["false_alarm_rate"] - recorded["false_alarm_rate_warn"]) <= 1 / 107
-    # Issue #2's target for the tile, met since the frame-level autoencoder (0.971; README, "The anomaly gate").
+    # Issue #2's target for the tile, met since the frame-level autoencoder (0.971; docs/results.md, "The anomaly gate").
     assert metrics["image_auroc"] >= 0.95
 
 

@@ -59,12 +59,12 @@ class Profile:
     # Side (frame pixels) of the square the classifier head sees around the anomaly peak
     # (on frames larger than it). None = always the whole frame. neu-steel: 176 px, 13x13
     # stem cells of the 15x15 a 200x200 frame gives; chosen on the validation split, where it
-    # puts more Grad-CAM peaks on the defect at the same accuracy (README, "Classifier").
+    # puts more Grad-CAM peaks on the defect at the same accuracy (docs/results.md, "Classifier").
     region_side: int | None = None
     # Train the head on stem windows of that size at random offsets (validated on the centred
     # window), as the runtime feeds it, instead of on whole stems. Measured on neu-steel and
     # not kept: validation accuracy 0.996 and Grad-CAM pointing 0.789 against 1.000 and 0.820
-    # with whole stems (README, "Classifier").
+    # with whole stems (docs/results.md, "Classifier").
     head_window_training: bool = False
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
