@@ -8,6 +8,7 @@ models and skips when models.manifest.json is absent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -290,7 +291,7 @@ def _fill_log(db: Path, n: int = 60) -> None:
             defect_class={"warn": "patches", "defect": "scratches"}.get(verdict),
             overlay_path=str(overlay_dir / f"f{i}.png") if i == 3 or verdict == "defect" else None,
             error="decode failed" if verdict == "error" else None))
-    records[52].overlay_path = "/etc/passwd"  # a tampered row (a recent reject) must not be shown
+    records[52] = dataclasses.replace(records[52], overlay_path="/etc/passwd")  # a tampered row (a recent reject): never shown
     with SqliteLog(db) as log:
         log.write(records)
 

@@ -1,5 +1,6 @@
 """SQLite inspection log: WAL, round trip, query helpers used by `history` and the dashboard."""
 
+import dataclasses
 import sqlite3
 import time
 
@@ -87,8 +88,7 @@ def test_processed_ids_ignore_dropped_and_other_sources(log):
 
 
 def test_write_is_one_transaction(log):
-    bad = _rec("x", "ok")
-    bad.score = object()  # not storable -> the whole batch fails
+    bad = dataclasses.replace(_rec("x", "ok"), score=object())  # not storable -> the whole batch fails
     with pytest.raises(Exception):
         log.write([_rec("fine", "ok"), bad])
     assert log.count() == 0

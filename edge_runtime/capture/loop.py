@@ -292,10 +292,10 @@ class InspectionLoop:
             return self._error(frame, f"unreadable inspection result: {type(exc).__name__}: {exc}")
         if self.config.overlay_dir is not None and record.verdict in self.config.overlay_verdicts:
             try:
-                record.overlay_path = str(save_overlay(outcome, self.config.overlay_dir, frame.frame_id))
+                record = replace(record, overlay_path=str(save_overlay(outcome, self.config.overlay_dir, frame.frame_id)))
             except Exception as exc:  # full disk etc.: keep the verdict, note the failure
                 self.stats.add("overlay_errors")
-                record.error = f"overlay not saved: {type(exc).__name__}: {exc}"
+                record = replace(record, error=f"overlay not saved: {type(exc).__name__}: {exc}")
         return record
 
     # -- records -------------------------------------------------------------------
@@ -315,7 +315,7 @@ class InspectionLoop:
         self._emit(record)
 
     def _emit(self, record: Record) -> None:
-        record.recorded_at = time.time()
+        record = replace(record, recorded_at=time.time())
         self.stats.count_record(record)
         self._out.put(record)
 

@@ -20,7 +20,7 @@ SOURCE_ERROR = "source_error"
 ALL_VERDICTS = (*INSPECTED, ERROR, DROPPED, SOURCE_ERROR)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Record:
     source: str
     frame_id: str
