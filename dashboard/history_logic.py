@@ -120,14 +120,13 @@ def summary(counts: Mapping[str, int]) -> dict[str, float]:
             "reject_rate": rejects / inspected if inspected else 0.0}
 
 
-REJECT_HOOK_FAILED = "reject hook failed"  # how ``CallbackSink`` marks a reject it could not fire
-
-
 def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
-    """The rejects whose reject hook (ejector, PLC signal) failed: flagged, but maybe not taken off the line."""
+    """The rows whose reject hook (ejector, PLC signal) failed: flagged, but maybe not taken off the line."""
+    from edge_runtime.sinks.record import REJECT_HOOK_FAILED
+
     if df.empty or "error" not in df:
         return df.head(0)
-    return df[(df["verdict"] == "defect") & df["error"].fillna("").str.contains(REJECT_HOOK_FAILED, regex=False)]
+    return df[df["error"].fillna("").str.contains(REJECT_HOOK_FAILED, regex=False)]
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",

@@ -114,8 +114,12 @@ def test_a_reject_the_hook_could_not_fire_is_marked_in_the_log(cli, tmp_path, ca
     assert defects and summary["sink_errors"] == len(defects)
     assert all(row["error"] == "reject hook failed: false exited with status 1: no message" for row in defects)
     assert all(row["error"] is None for row in others)
-    assert cli("history", "--db", str(db), "--last", "3") == 0
-    assert "(reject hook failed: false exited with status 1" in capsys.readouterr().out
+    assert cli("history", "--db", str(db), "--last", "3") == 1  # a person must look: exit 1, as on drift
+    out = capsys.readouterr().out
+    assert f"NOT FIRED:    {len(defects)} flagged frame(s) whose reject hook failed" in out
+    assert "(reject hook failed: false exited with status 1" in out
+    with SqliteLog(db, create=False) as log:
+        assert log.unfired_rejects() == len(defects) and log.unfired_rejects(since="0s") == 0
 
 
 def test_watch_calls_a_python_reject_hook_in_process(cli, tmp_path, monkeypatch, capsys):

@@ -67,7 +67,8 @@ def register(subparsers: Any) -> None:
 
     history = subparsers.add_parser("history", help="summarise the inspection log",
                                     description="Counts per verdict and defect class, the last rejects, and the score drift since the "
-                                                "line was commissioned (exit 1 when the scores have drifted).")
+                                                "line was commissioned (exit 1 when the scores have drifted or a "
+                                                "reject hook failed).")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
@@ -255,6 +256,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[st
         "verdicts": log.counts_by_verdict(since),
         "classes": log.counts_by_class(since),
         "last_rejects": log.last_rejects(last, since),
+        "unfired_rejects": log.unfired_rejects(since),
         "drift": drift,
     }
 
@@ -284,6 +286,9 @@ def _print_history(summary: dict[str, Any]) -> None:
     if drift:
         status = drift["status"].upper() if drift["drifted"] else drift["status"]
         print(f"score drift:  {status}: {drift['message']}")
+    if summary["unfired_rejects"]:
+        print(f"NOT FIRED:    {summary['unfired_rejects']} flagged frame(s) whose reject hook failed: they may still be "
+              "on the line (their error reads \"reject hook failed\")")
     print(f"last rejects ({len(summary['last_rejects'])}):")
     for row in summary["last_rejects"]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["captured_at"] or row["recorded_at"]))
@@ -338,4 +343,5 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
-    return 1 if summary["drift"] and summary["drift"]["drifted"] else 0
+    drifted = bool(summary["drift"] and summary["drift"]["drifted"])
+    return 1 if drifted or summary["unfired_rejects"] else 0

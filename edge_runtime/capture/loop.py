@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..sinks.record import DROPPED, ERROR, SOURCE_ERROR, Record, record_from_result
+from ..sinks.record import DROPPED, ERROR, REJECT_HOOK_FAILED, SOURCE_ERROR, Record, record_from_result
 from .overlay_writer import save_overlay
 from .sources import Frame, FrameSource
 from .stats import LoopStats
@@ -345,6 +345,6 @@ class InspectionLoop:
 def _noted_unfired(records: list[Record], failures: Sequence[tuple[Record, Exception]]) -> list[Record]:
     """The batch for the sinks after a reject hook, each record the hook failed for carrying the failure in
     its ``error`` field: the log then keeps which frames were flagged but maybe not taken off the line."""
-    notes = {id(record): f"reject hook failed: {error}" for record, error in failures}
+    notes = {id(record): f"{REJECT_HOOK_FAILED}: {error}" for record, error in failures}
     return [replace(r, error=f"{r.error}; {notes[id(r)]}" if r.error else notes[id(r)]) if id(r) in notes else r
             for r in records]

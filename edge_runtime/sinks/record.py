@@ -18,6 +18,9 @@ ERROR = "error"
 DROPPED = "dropped"
 SOURCE_ERROR = "source_error"
 ALL_VERDICTS = (*INSPECTED, ERROR, DROPPED, SOURCE_ERROR)
+# How a record's ``error`` field says its reject hook (ejector, PLC signal) failed for it: the frame was
+# flagged but may still be on the line (``InspectionLoop``; ``history`` and the History page look for it).
+REJECT_HOOK_FAILED = "reject hook failed"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .record import DROPPED, INSPECTED, Record
+from .record import DROPPED, INSPECTED, REJECT_HOOK_FAILED, Record
 
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
@@ -215,6 +215,11 @@ class SqliteLog:
             f"SELECT defect_class, COUNT(*) FROM inspections {where} GROUP BY defect_class ORDER BY 2 DESC", params
         )
         return {row[0]: int(row[1]) for row in rows}
+
+    def unfired_rejects(self, since: str | float | None = None) -> int:
+        """Records whose reject hook failed (``REJECT_HOOK_FAILED`` in their error): flagged, maybe still on the line."""
+        where, params = _since_clause(since, "error LIKE ?")
+        return int(self._query(f"SELECT COUNT(*) FROM inspections {where}", [*params, f"%{REJECT_HOOK_FAILED}%"])[0][0])
 
     def last_rejects(self, limit: int = 10, since: str | float | None = None) -> list[dict[str, Any]]:
         return self.rows(since=since, verdicts=("defect",), limit=limit)
