@@ -87,11 +87,11 @@ class CommandHook:
 
 
 def verdict_predicate(verdicts: Sequence[str]) -> Callable[[Record], bool]:
-    """True for a record whose verdict is one of ``verdicts`` (each in ``REJECTABLE``)."""
-    unknown = set(verdicts) - set(REJECTABLE)
-    if unknown or not verdicts:
-        raise ValueError(f"reject verdicts must be among {', '.join(REJECTABLE)}, got {', '.join(verdicts) or 'none'}")
-    chosen = frozenset(verdicts)
+    """True for a record whose verdict is one of ``verdicts`` (each in ``REJECTABLE``; blanks around or
+    between them, as in a split "defect, error", are ignored)."""
+    chosen = frozenset(v.strip() for v in verdicts if v.strip())
+    if not chosen or chosen - set(REJECTABLE):
+        raise ValueError(f"reject verdicts must be among {', '.join(REJECTABLE)}, got {', '.join(sorted(chosen)) or 'none'}")
     return lambda record: record.verdict in chosen
 
 
@@ -100,7 +100,7 @@ def command_reject_sink(command: str, verdicts: str = "defect", timeout_s: float
     CMD split like a shell line (no shell runs it), VERDICTS comma-separated. ``ValueError`` says what
     is wrong with either."""
     hook = CommandHook(shlex.split(command), timeout_s)
-    return CallbackSink(hook, verdict_predicate([v.strip() for v in verdicts.split(",") if v.strip()]))
+    return CallbackSink(hook, verdict_predicate(verdicts.split(",")))
 
 
 def python_reject_sink(spec: str, verdicts: str = "defect") -> CallbackSink:
@@ -117,4 +117,4 @@ def python_reject_sink(spec: str, verdicts: str = "defect") -> CallbackSink:
     hook = getattr(module, function_name, None)
     if not callable(hook):
         raise ValueError(f"{module_name} has no function {function_name}")
-    return CallbackSink(hook, verdict_predicate([v.strip() for v in verdicts.split(",") if v.strip()]))
+    return CallbackSink(hook, verdict_predicate(verdicts.split(",")))
