@@ -340,7 +340,7 @@ def test_history_names_rejects_the_reject_hook_could_not_fire(env):
                           error="reject hook failed: ejector exited with status 1")
                    for i, name in enumerate(("coil-7", "coil-8"))])
     at = app("history")
-    assert any(e.startswith("2 reject(s) in this window were flagged but the reject hook failed")
+    assert any(e.startswith("2 frame(s) in this window were to be rejected but the reject hook failed")
                and "frame `coil-8` of `camera:0`" in e for e in errors(at))
     assert len(history_logic.unfired_rejects(history_logic.load_history(env.log_db)[0])) == 2
 

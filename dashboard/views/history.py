@@ -29,9 +29,10 @@ m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
 
 unfired = hl.unfired_rejects(df)
 if len(unfired):
-    st.error(f"{len(unfired)} reject(s) in this window were flagged but the reject hook failed for them, so they "
-             "may still be on the line (newest: frame `{}` of `{}`). Filter the table by verdict *defect* and read "
-             "the error column.".format(unfired.iloc[0]["frame_id"], unfired.iloc[0]["source"]))
+    newest = unfired.iloc[0]
+    st.error(f"{len(unfired)} frame(s) in this window were to be rejected but the reject hook failed for them, so "
+             f"they may still be on the line (newest: frame `{newest['frame_id']}` of `{newest['source']}`). Their "
+             "error column reads \"reject hook failed\".")
 
 if len(df) >= hl.ROW_LIMIT:
     st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
