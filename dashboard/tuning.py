@@ -121,7 +121,7 @@ def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: P
               "set_with": "dashboard threshold tuning"}
     if frame_term_as_shipped:
         record["frame_term_references"] = "as shipped"
-    return record, score_baseline(normal[normal < defect])
+    return record, score_baseline(normal, defect)
 
 
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:

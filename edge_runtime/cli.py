@@ -204,8 +204,7 @@ def cmd_calibrate(args) -> int:
         return 2
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
-    # The drift check counts the frames the gate passes or warns on, so the baseline holds the same ones.
-    baseline = commissioning.score_baseline(line_scores[line_scores < proposal["defect"]])
+    baseline = commissioning.score_baseline(line_scores, proposal["defect"])
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
               "current": current, "proposed": proposal, "score_baseline": baseline,
               "frame_term": _references(inspector.frame_term_references, frame_term), "written": None}

@@ -123,11 +123,12 @@ def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_a
             **flagged_rates(scores, warn, defect)}
 
 
-def score_baseline(scores: np.ndarray) -> dict | None:
-    """The drift check's baseline (``edge_runtime.drift``) from the line's defect-free scores; None where
-    they are too few for one (the thresholds are still written)."""
+def score_baseline(scores: np.ndarray, defect: float) -> dict | None:
+    """The drift check's baseline (``edge_runtime.drift``) from the line's defect-free scores under the
+    ``defect`` threshold: the check counts the frames the gate passes or warns on, so the baseline holds
+    the same ones. None where they are too few for one (the thresholds are still written)."""
     try:
-        return ScoreBaseline.from_scores(scores).to_dict()
+        return ScoreBaseline.from_scores(scores[scores < defect]).to_dict()
     except ValueError:
         return None
 
