@@ -129,6 +129,20 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["error"].fillna("").str.contains(REJECT_HOOK_FAILED, regex=False)]
 
 
+def count_unfired_rejects(db: Path, since: str | None = None) -> int:
+    """How many records of the window had their reject hook fail, counted in SQL (beyond the row limit),
+    as ``python -m edge_runtime history`` counts them."""
+    from edge_runtime.sinks import SqliteLog
+
+    if not Path(db).is_file():
+        return 0
+    log = SqliteLog(db, create=False)
+    try:
+        return log.unfired_rejects(since)
+    finally:
+        log.close()
+
+
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
                   "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "error", "overlay_path"]
 

@@ -345,6 +345,21 @@ def test_history_names_rejects_the_reject_hook_could_not_fire(env):
     assert len(history_logic.unfired_rejects(history_logic.load_history(env.log_db)[0])) == 2
 
 
+def test_history_counts_unfired_rejects_beyond_the_row_limit(env, monkeypatch):
+    from edge_runtime.sinks import Record, SqliteLog
+
+    now = time.time()
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", f"coil-{i}", "defect", captured_at=now - 100 + i, score=0.9,
+                          error="reject hook failed: ejector exited with status 1") for i in range(3)])
+    _fill_log(env.log_db)  # written after them: the rows held are these
+    monkeypatch.setattr(history_logic, "ROW_LIMIT", 10)
+    at = app("history")
+    assert not at.exception, at.exception
+    assert any(e.startswith("3 frame(s) in this window were to be rejected") for e in errors(at))
+    assert history_logic.count_unfired_rejects(env.log_db, "1h") == 3
+
+
 def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeypatch):
     _fill_log(env.log_db)
     monkeypatch.setattr(history_logic, "ROW_LIMIT", 10)

@@ -27,12 +27,13 @@ m[1].metric("Inspected", s["inspected"])
 m[2].metric("Rejects", s["rejects"])
 m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
 
-unfired = hl.unfired_rejects(df)
-if len(unfired):
-    newest = unfired.iloc[0]
-    st.error(f"{len(unfired)} frame(s) in this window were to be rejected but the reject hook failed for them, so "
-             f"they may still be on the line (newest: frame `{newest['frame_id']}` of `{newest['source']}`). Their "
-             "error column reads \"reject hook failed\".")
+unfired_count = hl.count_unfired_rejects(config.log_db, hl.WINDOWS[window])
+if unfired_count:
+    unfired = hl.unfired_rejects(df)
+    newest = (f" (newest: frame `{unfired.iloc[0]['frame_id']}` of `{unfired.iloc[0]['source']}`)"
+              if len(unfired) else "")
+    st.error(f"{unfired_count} frame(s) in this window were to be rejected but the reject hook failed for them, so "
+             f"they may still be on the line{newest}. Their error column reads \"reject hook failed\".")
 
 if len(df) >= hl.ROW_LIMIT:
     st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
