@@ -134,6 +134,28 @@ def test_status_file_keeps_the_last_capture_time_while_nothing_is_captured(tmp_p
     assert (written["last_capture_at"], written["updated_at"]) == (101.0, 220.0)  # a stalled camera shows
 
 
+def test_status_file_ending_in_prom_is_read_by_the_prometheus_parser(tmp_path):
+    """The textfile collector's format, checked with the Prometheus client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edge_runtime.capture.status import StatusFile
+
+    out = StatusFile(tmp_path / "steel.prom", 'camera:"0"', "neu-steel")
+    out.write({"captured": 12, "inspected": 10, "errored": 1, "dropped": 1, "queue_depth": 0,
+               "verdicts": {"ok": 8, "warn": 1, "defect": 1}, "source_errors": 0, "sink_errors": 2}, 9.5)
+    samples = {(s.name, s.labels.get("verdict")): s for family in
+               text_string_to_metric_families((tmp_path / "steel.prom").read_text()) for s in family.samples}
+    assert samples[("steel_inspect_up", None)].value == 1
+    assert samples[("steel_inspect_captured_frames_total", None)].value == 12
+    assert samples[("steel_inspect_sink_errors_total", None)].value == 2
+    assert samples[("steel_inspect_verdicts_total", "defect")].value == 1
+    assert samples[("steel_inspect_last_capture_timestamp_seconds", None)].value > 1.7e9  # not rounded to %g
+    assert samples[("steel_inspect_up", None)].labels == {"source": 'camera:"0"', "profile": "neu-steel"}
+    out.write({"captured": 12}, 0.0, "stopped")
+    stopped = (tmp_path / "steel.prom").read_text()
+    assert 'steel_inspect_up{source="camera:\\"0\\"",profile="neu-steel"} 0.0' in stopped
+
+
 def test_watch_refuses_a_status_file_it_cannot_write(cli, tmp_path, capsys):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be")

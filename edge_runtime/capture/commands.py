@@ -58,7 +58,8 @@ def register(subparsers: Any) -> None:
                        help="a --reject-command run longer than S seconds is a failure (default: %(default)s)")
     watch.add_argument("--status-file", metavar="PATH",
                        help="keep the loop's state in this JSON file, rewritten every 2 s (for monitoring; "
-                            "\"state\" is \"stopped\" after a clean exit)")
+                            "\"state\" is \"stopped\" after a clean exit); a path ending in .prom gets the "
+                            "Prometheus text format, for node_exporter's textfile collector")
     watch.add_argument("--skip-selftest", action="store_true",
                        help="start without scoring the golden frames first (python -m edge_runtime selftest)")
     watch.set_defaults(func=cmd_watch)

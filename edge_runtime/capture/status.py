@@ -4,6 +4,11 @@ For the plant's monitoring (SCADA, a Prometheus textfile collector, a shell chec
 that is running but no longer capturing (a camera that hangs, a source that keeps failing) is
 visible as a ``last_capture_at`` that stops moving while ``updated_at`` goes on. The file is
 replaced atomically (written beside it, then renamed), so a reader never sees half of it.
+
+A path ending in ``.prom`` gets the Prometheus text exposition format instead of JSON, for
+node_exporter's textfile collector: the counters as ``steel_inspect_*`` samples labelled with the
+source and profile, and the time of the last captured frame (``steel_inspect_last_capture_timestamp_seconds``)
+to alert on a camera that stopped.
 """
 
 from __future__ import annotations
@@ -35,6 +40,45 @@ class StatusFile:
             self._captured, self._last_capture_at = snap["captured"], now
         status = {"state": state, "updated_at": now, "last_capture_at": self._last_capture_at,
                   "frames_per_s_recent": round(frames_per_s, 2), **self._fixed, **snap}
+        text = prometheus_text(status) if self.path.suffix == ".prom" else json.dumps(status) + "\n"
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(status) + "\n")
+        tmp.write_text(text)
         tmp.replace(self.path)
+
+
+# (sample name, status key, Prometheus type, help text); a key missing from the status is left out.
+PROMETHEUS_SAMPLES = (
+    ("up", None, "gauge", "1 while the capture loop runs, 0 once it has stopped"),
+    ("captured_frames_total", "captured", "counter", "frames taken from the source"),
+    ("inspected_frames_total", "inspected", "counter", "frames given a verdict"),
+    ("errored_frames_total", "errored", "counter", "frames that could not be inspected"),
+    ("dropped_frames_total", "dropped", "counter", "frames dropped before inspection (queue full)"),
+    ("source_errors_total", "source_errors", "counter", "failed reads from the source"),
+    ("sink_errors_total", "sink_errors", "counter", "failed writes to the log or failed reject hooks"),
+    ("queue_depth", "queue_depth", "gauge", "frames waiting for inspection"),
+    ("frames_per_second", "frames_per_s_recent", "gauge", "frames done per second, recent"),
+    ("last_capture_timestamp_seconds", "last_capture_at", "gauge", "Unix time of the last captured frame"),
+    ("updated_timestamp_seconds", "updated_at", "gauge", "Unix time this file was written"),
+    ("started_timestamp_seconds", "started_at", "gauge", "Unix time the loop started"),
+)
+
+
+def prometheus_text(status: dict[str, Any]) -> str:
+    """The status in the Prometheus text exposition format (version 0.0.4)."""
+    labels = ",".join(f'{key}="{_escaped(str(status[key]))}"' for key in ("source", "profile"))
+    values = {**status, None: 0 if status["state"] == "stopped" else 1}
+    lines = []
+    for name, key, kind, help_text in PROMETHEUS_SAMPLES:
+        if values.get(key) is None:
+            continue
+        lines += [f"# HELP steel_inspect_{name} {help_text}", f"# TYPE steel_inspect_{name} {kind}",
+                  f"steel_inspect_{name}{{{labels}}} {float(values[key])!r}"]
+    verdicts = status.get("verdicts") or {}
+    lines += ["# HELP steel_inspect_verdicts_total inspected frames per verdict",
+              "# TYPE steel_inspect_verdicts_total counter"]
+    lines += [f'steel_inspect_verdicts_total{{{labels},verdict="{_escaped(v)}"}} {n}' for v, n in sorted(verdicts.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
