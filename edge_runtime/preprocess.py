@@ -54,6 +54,14 @@ class PreprocessSpec:
     # frame is refused with a typed error rather than left to exhaust the line PC's memory. A line with
     # larger frames crops or tiles them, or raises the limit in the manifest.
     max_pixels: int | None = 4_194_304
+    # A frame whose neighbouring pixels correlate less than this shows sensor noise, not a surface: a
+    # camera at high gain with the lamp off or the lens capped whose black level is offset (so the dark
+    # check passes), or a faulty link. Refused: the feature autoencoder rebuilds noise well and the
+    # normalised score reads it as ordinary steel. Any imaged surface correlates strongly, because the
+    # optics spread each point over neighbouring pixels: NEU-DET's least correlated image 0.71, 64x64
+    # crop 0.36; magnetic tiles 0.73 and 0.37; white noise about 0, also after JPEG (python -m
+    # export.frame_check_margins). Slightly blurred noise (0.59) passes. None: no check.
+    min_neighbour_correlation: float | None = 0.2
     color: str = "gray"
     value_range: tuple[float, float] = (0.0, 1.0)
     # Scale the model's view of each frame so its median grey level is this (None: as captured).
@@ -78,6 +86,7 @@ class PreprocessSpec:
             min_contrast=float(data.get("min_contrast", cls.min_contrast)),
             min_mean_grey=float(data.get("min_mean_grey", cls.min_mean_grey)),
             max_pixels=data.get("max_pixels", cls.max_pixels),
+            min_neighbour_correlation=data.get("min_neighbour_correlation", cls.min_neighbour_correlation),
             color=data["color"],
             value_range=tuple(data["value_range"]),
             exposure_median=data.get("exposure_median"),
@@ -108,9 +117,11 @@ def load_image(source: ImageSource) -> np.ndarray:
 
 
 def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
-              min_mean_grey: float = 0.0, max_pixels: int | None = None) -> np.ndarray:
+              min_mean_grey: float = 0.0, max_pixels: int | None = None,
+              min_neighbour_correlation: float | None = None) -> np.ndarray:
     """Validate a decoded frame and return it as float32 HxW grayscale in [0, 1] (``PreprocessSpec``
-    says what ``min_side``, ``min_contrast``, ``min_mean_grey`` and ``max_pixels`` refuse)."""
+    says what ``min_side``, ``min_contrast``, ``min_mean_grey``, ``max_pixels`` and
+    ``min_neighbour_correlation`` refuse)."""
     if not isinstance(image, np.ndarray):
         raise InvalidImageError(f"expected a numpy array, got {type(image).__name__}")
     if image.dtype not in _DTYPE_MAX:
@@ -146,6 +157,14 @@ def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
             f"blank frame: grey levels spread {spread:.4f} (standard deviation), below the {min_contrast:g} a "
             f"surface shows; check the lens cap, the lamp and the exposure"
         )
+    if min_neighbour_correlation is not None:
+        correlation = neighbour_correlation(gray)
+        if correlation < min_neighbour_correlation:
+            raise InvalidImageError(
+                f"noise frame: neighbouring pixels correlate {correlation:.3f}, below the "
+                f"{min_neighbour_correlation:g} of an imaged surface; the camera delivers sensor noise, not a "
+                f"picture: check the lamp, the lens cap, the gain and the camera link"
+            )
     return gray
 
 
@@ -167,6 +186,20 @@ def grey_levels(gray: np.ndarray, samples: int = 16384) -> tuple[float, float]:
         step += 1
     picked = np.ascontiguousarray(gray).reshape(-1)[::step]
     return float(picked.mean()), float(picked.std())
+
+
+def neighbour_correlation(gray: np.ndarray, rows: int = 128) -> float:
+    """Pearson correlation of each pixel with its right and its lower neighbour (the mean of the two), on
+    ``rows`` evenly spaced rows at most, so it costs about the same on any frame size; 0 for a flat frame."""
+    picked = np.unique(np.linspace(0, gray.shape[0] - 2, min(rows, gray.shape[0] - 1)).astype(int))
+    here, below = gray[picked].astype(np.float32), gray[picked + 1].astype(np.float32)
+    return 0.5 * (_pearson(here[:, :-1], here[:, 1:]) + _pearson(here, below))
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float(np.sum(a * a)) * float(np.sum(b * b)))
+    return float(np.sum(a * b)) / denominator if denominator > 0 else 0.0
 
 
 def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
@@ -273,4 +306,5 @@ def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.nd
 
 def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
     """Decode and validate any supported source into a float32 HxW frame in [0, 1]."""
-    return to_gray01(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey, spec.max_pixels)
+    return to_gray01(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey, spec.max_pixels,
+                     spec.min_neighbour_correlation)

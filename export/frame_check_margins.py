@@ -1,12 +1,14 @@
 """``python -m export.frame_check_margins --profile P``: how far the data set's frames are from the
-dark- and blank-frame limits (``PreprocessSpec.min_mean_grey`` / ``min_contrast``).
+dark-, blank- and noise-frame limits (``PreprocessSpec.min_mean_grey`` / ``min_contrast`` /
+``min_neighbour_correlation``).
 
 Those checks refuse a frame before the gate scores it, so a limit too close to real steel would
 refuse good strip. Reads every image of the profile's data set (all splits: the limits are not
 fitted, only checked), with the limits of the manifest, and prints the darkest image's mean grey,
-the least textured image's grey-level spread, the same for 64x64 crops (on a 34-pixel grid:
-NEU-DET's calibration unit, and the smallest frame a line might send), each against its limit,
-and how many of those crops the limits would refuse.
+the least textured image's grey-level spread, the least neighbour correlation, the same for 64x64
+crops (on a 34-pixel grid: NEU-DET's calibration unit, and the smallest frame a line might send),
+each against its limit, and how many of those crops the limits would refuse; and the neighbour
+correlation of white sensor noise (raw and after JPEG), which the noise limit is there to refuse.
 Writes results/<profile>/frame_check_margins.json.
 """
 
@@ -14,28 +16,32 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.preprocess import PreprocessSpec, grey_levels, preprocess
+from edge_runtime.preprocess import PreprocessSpec, grey_levels, neighbour_correlation, preprocess
 from export.study_cli import deployed_gate, study_parser, write_result
 
 CROP, STEP = 64, 34
 
 
 def margins(samples: list, spec: PreprocessSpec) -> dict:
-    unchecked = PreprocessSpec(min_side=spec.min_side)  # read every frame, whatever the limits say
-    means, spreads, crop_means, crop_spreads = [], [], [], []
+    unchecked = PreprocessSpec(min_side=spec.min_side, min_neighbour_correlation=None)  # read every frame
+    means, spreads, correlations, crop_means, crop_spreads, crop_correlations = [], [], [], [], [], []
     for sample in tqdm(samples, desc="frames", unit="img"):
         frame = preprocess(sample.path, unchecked)
         mean, spread = grey_levels(frame)
         means.append(mean)
         spreads.append(spread)
+        correlations.append(neighbour_correlation(frame))
         for y in range(0, frame.shape[0] - CROP + 1, STEP):
             for x in range(0, frame.shape[1] - CROP + 1, STEP):
-                crop_mean, crop_spread = grey_levels(frame[y: y + CROP, x: x + CROP])
+                crop = frame[y: y + CROP, x: x + CROP]
+                crop_mean, crop_spread = grey_levels(crop)
                 crop_means.append(crop_mean)
                 crop_spreads.append(crop_spread)
+                crop_correlations.append(neighbour_correlation(crop))
     darkest, flattest = float(np.min(means)), float(np.min(crop_spreads))
     return {"images": len(means), "crops": len(crop_spreads),
             "darkest_mean_grey": darkest, "min_mean_grey": spec.min_mean_grey,
@@ -47,7 +53,23 @@ def margins(samples: list, spec: PreprocessSpec) -> dict:
             "least_image_spread": float(np.min(spreads)),
             "least_image_spread_over_limit": float(np.min(spreads)) / spec.min_contrast,
             "least_crop_spread": flattest, "min_contrast": spec.min_contrast,
-            "least_spread_over_limit": flattest / spec.min_contrast}
+            "least_spread_over_limit": flattest / spec.min_contrast,
+            **correlation_margins(correlations, crop_correlations, spec.min_neighbour_correlation)}
+
+
+def correlation_margins(images: list[float], crops: list[float], limit: float | None) -> dict:
+    """The least correlated image and crop against the noise limit, and white noise's correlation."""
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", noise)[1], cv2.IMREAD_GRAYSCALE)
+    result = {"min_neighbour_correlation": limit,
+              "least_image_correlation": float(np.min(images)), "least_crop_correlation": float(np.min(crops)),
+              "white_noise_correlation": neighbour_correlation(noise / 255.0),
+              "white_noise_jpeg_correlation": neighbour_correlation(jpeg / 255.0)}
+    if limit:
+        result.update(least_image_correlation_over_limit=result["least_image_correlation"] / limit,
+                      least_crop_correlation_over_limit=result["least_crop_correlation"] / limit,
+                      crops_refused_noise=int(np.sum(np.array(crops) < limit)))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['min_contrast']:g}; {result['crops']} crops); darkest 64x64 crop {result['darkest_crop_mean_grey']:.4f} "
           f"({result['darkest_crop_over_limit']:.1f}x); crops that would be refused: {result['crops_refused_dark']} "
           f"dark, {result['crops_refused_blank']} blank")
+    if result["min_neighbour_correlation"]:
+        print(f"neighbour correlation: least image {result['least_image_correlation']:.3f} "
+              f"({result['least_image_correlation_over_limit']:.1f}x the limit {result['min_neighbour_correlation']:g}), "
+              f"least 64x64 crop {result['least_crop_correlation']:.3f} ({result['least_crop_correlation_over_limit']:.1f}x; "
+              f"{result['crops_refused_noise']} crops would be refused); white noise "
+              f"{result['white_noise_correlation']:.3f}, after JPEG {result['white_noise_jpeg_correlation']:.3f}")
     return 0
 
 

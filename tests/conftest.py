@@ -25,25 +25,29 @@ needs_tf = pytest.mark.skipif(
 )
 
 
-def textured(shape: tuple[int, ...], level: int = 120, seed: int = 0):
-    """A uint8 frame of fine random texture around grey ``level`` (3 grey levels of spread):
-    something the runtime inspects. A flat frame is refused as blank (``PreprocessSpec.min_contrast``)."""
-    import numpy as np
-
-    noise = np.random.default_rng(seed).normal(0.0, 3.0, shape)
-    return np.clip(level + noise, 0, 255).astype(np.uint8)
-
-
-def make_class_folders(root: Path, classes: list[str], n: int = 6, side: int = 48) -> Path:
-    """A 'folder of class sub-folders' data set of random gray PNGs."""
+def textured(shape: tuple[int, ...], level: int = 120, seed: int = 0, spread: float = 3.0):
+    """A uint8 frame of fine random texture around grey ``level`` (``spread`` grey levels of standard
+    deviation): something the runtime inspects. A flat frame is refused as blank
+    (``PreprocessSpec.min_contrast``), white noise as a noise frame (``min_neighbour_correlation``): the
+    texture is noise blurred over a couple of pixels, as optics blur a surface."""
     import cv2
     import numpy as np
 
-    rng = np.random.default_rng(0)
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, shape).astype(np.float32)
+    blurred = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    return np.clip(level + spread * blurred / blurred.std(), 0, 255).astype(np.uint8)
+
+
+def make_class_folders(root: Path, classes: list[str], n: int = 6, side: int = 48) -> Path:
+    """A 'folder of class sub-folders' data set of random gray textures as PNGs."""
+    import cv2
+
+    seed = 0
     for name in classes:
         (root / name).mkdir(parents=True)
         for i in range(n):
-            cv2.imwrite(str(root / name / f"{i}.png"), rng.integers(0, 256, (side, side), dtype=np.uint8))
+            cv2.imwrite(str(root / name / f"{i}.png"), textured((side, side), 128, seed, spread=40.0))
+            seed += 1
     return root
 
 

@@ -11,7 +11,7 @@ from edge_runtime.errors import ManifestError
 from edge_runtime.manifest import FrameTerm
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, needs_models, textured
 
 
 class CellsSession:
@@ -233,7 +233,7 @@ def test_the_inspector_scores_as_its_manifest_says():
     assert inspector.config.score_normalise == "frame_mean"
     tile = Inspector.from_manifest(profile="magnetic-tile")
     assert tile.config.score_normalise == "frame_median"
-    frame = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
+    frame = textured((200, 200), 128, seed=0, spread=40.0)
     result = tile.inspect(frame)
     assert 0 < result.frame_term < result.anomaly_score and result.to_dict()["frame_term"] == result.frame_term
     # The tile's models see one exposure; the frame shown and logged stays as captured.

@@ -113,6 +113,21 @@ def test_dark_frames_are_refused_whatever_noise_they_carry(sigma, profile):
         Inspector.from_manifest(MANIFEST, profile=profile).inspect(dark)
 
 
+@pytest.mark.parametrize("noise", [
+    np.clip(np.random.default_rng(0).normal(70, 12, (200, 200)), 0, 255).astype(np.uint8),  # offset black level
+    np.random.default_rng(1).integers(0, 256, (200, 200), dtype=np.uint8),
+    cv2.imencode(".jpg", np.random.default_rng(2).integers(30, 200, (240, 320), dtype=np.uint8))[1].tobytes(),
+    np.random.default_rng(3).integers(2000, 9000, (200, 200), dtype=np.uint16),
+], ids=["gain-noise", "uniform-noise", "noise-jpeg", "noise16"])
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_sensor_noise_is_refused_whatever_its_brightness(noise, profile):
+    """A camera whose black level is offset passes the dark check with the lamp off; its white noise
+    reads as ordinary steel to neu-steel's normalised score (about 1.7, under warn), so the runtime
+    refuses it by its neighbour correlation, before scoring."""
+    with pytest.raises(InvalidImageError, match="noise frame"):
+        Inspector.from_manifest(MANIFEST, profile=profile).inspect(noise)
+
+
 @pytest.mark.parametrize("name", ["checkerboard", "paint blobs", "printed label"])
 def test_a_frame_of_something_else_than_strip_is_not_ok(inspector, name):
     """neu-steel divides its map by the frame's own error level, at most ``level_cap``: a frame whose
@@ -182,7 +197,8 @@ def test_runtime_never_imports_tensorflow():
 
     code = (
         "import sys, numpy as np; from edge_runtime import Inspector; "
-        "i = Inspector.from_manifest(); i.inspect(np.random.default_rng(0).integers(60, 200, (200, 200), dtype=np.uint8), always_classify=True); "
+        "import cv2; frame = cv2.GaussianBlur(np.random.default_rng(0).integers(60, 200, (200, 200), dtype=np.uint8), (0, 0), 1.5); "
+        "i = Inspector.from_manifest(); i.inspect(frame, always_classify=True); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx')]; "
         "assert not bad, bad; print('clean')"
     )

@@ -4,6 +4,7 @@ import pytest
 
 from edge_runtime.errors import ImageDecodeError, InvalidImageError
 from edge_runtime.preprocess import PreprocessSpec, load_image, model_input, preprocess, to_gray01
+from tests.conftest import NEU, needs_neu, textured
 
 
 def test_uint8_and_uint16_scale_by_dtype_not_by_content():
@@ -21,7 +22,7 @@ def test_colour_and_gray_give_the_same_frame():
 
 
 def test_path_bytes_and_array_sources_agree(tmp_path):
-    gray = np.random.default_rng(1).integers(0, 256, (50, 70), dtype=np.uint8)
+    gray = textured((50, 70), 128, seed=1, spread=40.0)
     path = tmp_path / "f.png"
     cv2.imwrite(str(path), gray)
     spec = PreprocessSpec()
@@ -31,7 +32,7 @@ def test_path_bytes_and_array_sources_agree(tmp_path):
 
 
 def test_sixteen_bit_png_roundtrip(tmp_path):
-    image = np.random.default_rng(2).integers(0, 65536, (64, 64), dtype=np.uint16)
+    image = textured((64, 64), 128, seed=2, spread=40.0).astype(np.uint16) * 257 + 100
     path = tmp_path / "f16.png"
     cv2.imwrite(str(path), image)
     assert load_image(path).dtype == np.uint16
@@ -161,3 +162,39 @@ def test_a_dark_16_bit_frame_names_a_10_or_12_bit_camera_as_a_likely_cause():
     twelve_bit = np.random.default_rng(0).integers(0, 2000, (64, 64)).astype(np.uint16)
     with pytest.raises(InvalidImageError, match="12-bit camera delivering 16-bit frames"):
         to_gray01(twelve_bit, min_mean_grey=0.04)
+
+
+def test_neighbour_correlation_tells_an_imaged_surface_from_white_sensor_noise():
+    from edge_runtime.preprocess import neighbour_correlation
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.5, 0.1, (200, 200)).astype(np.float32)
+    assert abs(neighbour_correlation(noise)) < 0.05
+    assert neighbour_correlation(cv2.GaussianBlur(noise, (0, 0), 1.0)) > 0.6  # optics spread each point
+    assert neighbour_correlation(np.full((64, 64), 0.5, np.float32)) == 0.0  # flat: no correlation to speak of
+    ramp = np.tile(np.linspace(0.2, 0.8, 300, dtype=np.float32), (2000, 1))
+    assert neighbour_correlation(ramp) > 0.99  # a tall frame reads the same from its sampled rows
+
+
+def test_noise_frames_are_refused_by_the_limit_the_manifest_carries():
+    from edge_runtime.preprocess import neighbour_correlation
+
+    noise = np.random.default_rng(0).integers(40, 220, (120, 160), dtype=np.uint8)
+    with pytest.raises(InvalidImageError, match="noise frame: neighbouring pixels correlate -?0\\.0"):
+        to_gray01(noise, min_neighbour_correlation=0.2)
+    assert to_gray01(noise).shape == (120, 160)  # no limit
+    jpeg = cv2.imdecode(cv2.imencode(".jpg", noise)[1], cv2.IMREAD_GRAYSCALE)
+    assert neighbour_correlation(jpeg / 255.0) < 0.2  # compression does not make noise look like a surface
+    spec = PreprocessSpec(min_neighbour_correlation=0.3)
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    older = {k: v for k, v in spec.to_dict().items() if k != "min_neighbour_correlation"}
+    assert PreprocessSpec.from_dict(older).min_neighbour_correlation == 0.2  # a manifest from before the check
+    assert PreprocessSpec.from_dict({**spec.to_dict(), "min_neighbour_correlation": None}).min_neighbour_correlation is None
+
+
+@needs_neu
+def test_no_neu_image_is_refused_as_noise():
+    """Real steel is far from the noise limit (``python -m export.frame_check_margins`` gives the margins)."""
+    spec = PreprocessSpec()
+    for path in sorted((NEU / "images").glob("*.jpg"))[::5]:
+        preprocess(path, spec)  # raises on a refused frame
