@@ -32,11 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-source", default="synthetic", help="default Live line source (default: synthetic)")
     p.add_argument("--max-upload-mb", type=int, default=25, help="upload limit per file in MB")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    p.add_argument("--reject-command", metavar="CMD",
-                   help="the Live line runs CMD for every reject, the record as JSON on stdin, as "
-                        "`python -m edge_runtime watch --reject-command` does")
+    rejects = p.add_mutually_exclusive_group()
+    rejects.add_argument("--reject-command", metavar="CMD",
+                         help="the Live line runs CMD for every reject, the record as JSON on stdin, as "
+                              "`python -m edge_runtime watch --reject-command` does")
+    rejects.add_argument("--reject-hook", metavar="MODULE:FUNCTION",
+                         help="the Live line calls FUNCTION(record) for every reject, in the dashboard's own process "
+                              "(no process per reject), as `python -m edge_runtime watch --reject-hook` does; MODULE "
+                              "is looked up from the current folder and PYTHONPATH")
     p.add_argument("--reject-on", default="defect", metavar="VERDICTS",
-                   help="comma-separated verdicts that fire --reject-command (default: %(default)s)")
+                   help="comma-separated verdicts that fire the reject command or hook (default: %(default)s)")
     p.add_argument("--retain", type=_age, metavar="AGE",
                    help="while the Live line runs, delete log records older than AGE (e.g. 30d) and their overlays, "
                         "at start and hourly (default: keep everything)")
@@ -54,23 +59,32 @@ def _age(text: str) -> str:
     return text
 
 
+def _check_reject_output(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from edge_runtime.sinks.callback import command_reject_sink, python_reject_sink
+
+    try:
+        if args.reject_command:
+            command_reject_sink(args.reject_command, args.reject_on)
+        if args.reject_hook:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())  # where the dashboard's process will look too
+            python_reject_sink(args.reject_hook, args.reject_on)
+    except ValueError as exc:
+        parser.error(f"--reject-{'command' if args.reject_command else 'hook'}: {exc}")
+
+
 def _absolute(path: str | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
 def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The streamlit command and its environment. Paths are made absolute here: streamlit runs in the
-    repository (for its config), not in the folder the operator typed them in. A reject command that
-    cannot run is refused here, before the server starts."""
+    repository (for its config), not in the folder the operator typed them in; for the same reason the
+    current folder goes on PYTHONPATH with a reject hook. A reject command or hook that cannot run is
+    refused here, before the server starts."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.reject_command:
-        from edge_runtime.sinks.callback import command_reject_sink
-
-        try:
-            command_reject_sink(args.reject_command, args.reject_on)
-        except ValueError as exc:
-            parser.error(f"--reject-command: {exc}")
+    _check_reject_output(parser, args)
     env = dict(os.environ)
     values = {
         "MANIFEST": _absolute(args.manifest), "PROFILE": args.profile, "LOG_DB": _absolute(args.log_db),
@@ -78,10 +92,12 @@ def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str,
         "IMAGE_DIRS": os.pathsep.join(map(_absolute, args.image_dir)) or None,
         "VALIDATION_DIRS": os.pathsep.join(map(_absolute, args.validation_dir)) or None,
         "LIVE_DIRS": os.pathsep.join(map(_absolute, args.live_dir)) or None,
-        "RETAIN": args.retain, "REJECT_COMMAND": args.reject_command, "REJECT_ON": args.reject_on,
+        "RETAIN": args.retain, "REJECT_COMMAND": args.reject_command, "REJECT_HOOK": args.reject_hook,
+        "REJECT_ON": args.reject_on,
     }
     env.update({ENV_PREFIX + k: v for k, v in values.items() if v is not None})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    hook_folder = os.getcwd() if args.reject_hook else None
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), hook_folder, env.get("PYTHONPATH")]))
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.port", str(args.port), "--server.address", args.address,

@@ -38,7 +38,8 @@ class DashboardConfig:
     threads: int = 1
     retain: str | None = None  # the Live line deletes records older than this (e.g. "30d") and their overlays
     reject_command: str | None = None  # the Live line runs it for every reject (``watch --reject-command``)
-    reject_on: str = "defect"  # comma-separated verdicts that fire it
+    reject_hook: str | None = None  # or calls this MODULE:FUNCTION for it (``watch --reject-hook``)
+    reject_on: str = "defect"  # comma-separated verdicts that fire either
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:
@@ -82,6 +83,7 @@ def load_config(env: dict[str, str] | None = None) -> DashboardConfig:
         threads=int(get("THREADS") or 1),
         retain=get("RETAIN"),
         reject_command=get("REJECT_COMMAND"),
+        reject_hook=get("REJECT_HOOK"),
         reject_on=get("REJECT_ON") or "defect",
     )
 

@@ -128,6 +128,22 @@ def build_source(spec: SourceSpec, allowed_roots: Sequence[Path], log_db: Path |
     return VideoSource(path)
 
 
+def reject_output(config) -> Any | None:
+    """The sink firing the dashboard's ``--reject-hook`` or ``--reject-command`` on ``--reject-on``, or None."""
+    from edge_runtime.sinks.callback import command_reject_sink, python_reject_sink
+
+    if config.reject_hook:
+        return python_reject_sink(config.reject_hook, config.reject_on)
+    if config.reject_command:
+        return command_reject_sink(config.reject_command, config.reject_on)
+    return None
+
+
+def reject_output_name(config) -> str:
+    """How the Live page names the reject output ``reject_output`` builds."""
+    return f"Reject hook `{config.reject_hook}`" if config.reject_hook else f"Reject command `{config.reject_command}`"
+
+
 class LiveSession:
     """One capture loop on a background thread."""
 

@@ -744,6 +744,36 @@ def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
     assert defects and set(fired.read_text().split()) == defects
 
 
+def test_live_line_calls_the_reject_hook_for_every_reject(env, monkeypatch):
+    """``python -m dashboard --reject-hook MODULE:FUNCTION``: called in the dashboard's own process, and
+    every defect the log holds is a record the function got."""
+    hook_dir = env.tmp / "hooks"
+    hook_dir.mkdir()
+    fired = env.tmp / "fired_by_hook.txt"
+    (hook_dir / "line_ejector.py").write_text(
+        f"def eject(record):\n    open({str(fired)!r}, 'a').write(record.frame_id + '\\n')\n")
+    monkeypatch.syspath_prepend(str(hook_dir))
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_HOOK", "line_ejector:eject")
+    runtime.get_config.clear()
+    env.fake.thresholds = type(env.fake.thresholds)(0.2, 0.3)  # the fake scores by grey level: strip is a defect
+    at = app("live")
+    at.slider(key="live_fps").set_value(20).run()
+    at.button(key="live_start").click().run()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not fired.exists():
+            time.sleep(0.5)
+            at.run()
+        at.run()
+        assert any(c.value.startswith("Reject hook `line_ejector:eject` on defect: fired") for c in at.caption)
+    finally:
+        at.button(key="live_stop").click().run()
+    assert not at.exception and errors(at) == []
+    rows = history_logic.load_history(env.log_db)[0]
+    defects = set(rows.loc[rows["verdict"] == "defect", "frame_id"])
+    assert defects and set(fired.read_text().split()) == defects
+
+
 def test_live_folder_source_rejects_traversal(env):
     with pytest.raises(dconfig.UnsafePathError):
         live.build_source(live.SourceSpec(kind="folder", root=env.images, relative="../outside"), [env.images])
@@ -783,9 +813,26 @@ def test_launcher_defaults_to_localhost_and_port_option():
         command_and_env(["--retain", "someday"])
     _, env = command_and_env(["--reject-command", "true", "--reject-on", "defect,error"])
     assert (env["STEEL_DASH_REJECT_COMMAND"], env["STEEL_DASH_REJECT_ON"]) == ("true", "defect,error")
-    for bad in (["--reject-command", "no-such-ejector-tool-xyz"], ["--reject-command", "true", "--reject-on", "ok"]):
+    for bad in (["--reject-command", "no-such-ejector-tool-xyz"], ["--reject-command", "true", "--reject-on", "ok"],
+                ["--reject-hook", "no_such_ejector_module:eject"], ["--reject-hook", "json"],
+                ["--reject-hook", "json:dumps", "--reject-command", "true"]):  # one reject output, not two
         with pytest.raises(SystemExit):
             command_and_env(bad)
+
+
+def test_launcher_checks_the_reject_hook_where_the_operator_runs_it(tmp_path, monkeypatch):
+    """MODULE is found in the folder the dashboard is started from, as ``python -m ... watch`` finds it;
+    the streamlit process, which runs in the repository, gets that folder on its PYTHONPATH."""
+    from dashboard.__main__ import command_and_env
+
+    (tmp_path / "plant_ejector.py").write_text("def fire(record):\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    _, env = command_and_env(["--reject-hook", "plant_ejector:fire", "--reject-on", "defect,error"])
+    assert (env["STEEL_DASH_REJECT_HOOK"], env["STEEL_DASH_REJECT_ON"]) == ("plant_ejector:fire", "defect,error")
+    assert str(tmp_path) in env["PYTHONPATH"].split(os.pathsep)
+    with pytest.raises(SystemExit):
+        command_and_env(["--reject-hook", "plant_ejector:missing_function"])
 
 
 def test_launcher_paths_are_the_operators_not_the_repositorys(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ import streamlit as st
 
 from dashboard import live, render, runtime
 from dashboard.config import list_subfolders
-from edge_runtime.sinks.callback import command_reject_sink
 
 config = runtime.get_config()
 st.title("Live line")
@@ -49,7 +48,7 @@ if b1.button("Start", type="primary", disabled=running, key="live_start", icon="
         inspector = runtime.get_inspector()
         source = live.build_source(spec, config.live_roots, config.log_db)
         overlays = config.log_db.parent / "overlays"
-        rejects = command_reject_sink(config.reject_command, config.reject_on) if config.reject_command else None
+        rejects = live.reject_output(config)
         reg.start(lambda: live.LiveSession(source, inspector, config.log_db, overlays, retain=config.retain,
                                            reject_sink=rejects))
         st.rerun()
@@ -75,7 +74,7 @@ def show() -> None:
     if session.retention:
         st.caption(f"Retention {session.retention}")
     if session.reject_sink is not None:
-        st.caption(f"Reject command `{config.reject_command}` on {config.reject_on}: fired "
+        st.caption(f"{live.reject_output_name(config)} on {config.reject_on}: fired "
                    f"{session.reject_sink.calls} times, {session.reject_sink.failed} failed")
     if session.error:
         st.error(session.error)
