@@ -8,6 +8,7 @@ never guessed from the pixel values.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -188,18 +189,36 @@ def grey_levels(gray: np.ndarray, samples: int = 16384) -> tuple[float, float]:
     return float(picked.mean()), float(picked.std())
 
 
-def neighbour_correlation(gray: np.ndarray, rows: int = 128) -> float:
-    """Pearson correlation of each pixel with its right and its lower neighbour (the mean of the two), on
-    ``rows`` evenly spaced rows at most, so it costs about the same on any frame size; 0 for a flat frame."""
-    picked = np.unique(np.linspace(0, gray.shape[0] - 2, min(rows, gray.shape[0] - 1)).astype(int))
-    here, below = gray[picked].astype(np.float32), gray[picked + 1].astype(np.float32)
-    return 0.5 * (_pearson(here[:, :-1], here[:, 1:]) + _pearson(here, below))
+def neighbour_correlation(gray: np.ndarray) -> float:
+    """Pearson correlation of pixels with their right and with their lower neighbours (the mean of the
+    two), from a grid of at most ``NEIGHBOUR_SAMPLES`` pixels spread over the frame (every pixel of a small
+    frame), so it costs the same tens of microseconds on any frame size; 0 for a flat frame. White noise
+    reads 0 within about 0.02."""
+    flat = np.ascontiguousarray(gray).reshape(-1)
+    here, right, below = _neighbour_pairs(*gray.shape)
+    values = flat[here].astype(np.float64)
+    return 0.5 * (_pearson(values, flat[right].astype(np.float64)) + _pearson(values, flat[below].astype(np.float64)))
+
+
+NEIGHBOUR_SAMPLES = 8192
+
+
+@functools.lru_cache(maxsize=16)
+def _neighbour_pairs(height: int, width: int) -> tuple[np.ndarray, ...]:
+    """Flat indices of the sampled pixels (up to 256 columns, as many rows as the budget leaves), of their
+    right and of their lower neighbours."""
+    cols = min(width - 1, 256)
+    rows = min(height - 1, max(1, NEIGHBOUR_SAMPLES // cols))
+    row = np.unique(np.linspace(0, height - 2, rows).astype(np.intp))
+    col = np.unique(np.linspace(0, width - 2, cols).astype(np.intp))
+    here = (row[:, None] * width + col[None, :]).reshape(-1)
+    return here, here + 1, here + width
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
-    denominator = math.sqrt(float(np.sum(a * a)) * float(np.sum(b * b)))
-    return float(np.sum(a * b)) / denominator if denominator > 0 else 0.0
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / denominator if denominator > 0 else 0.0
 
 
 def resize(gray: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
