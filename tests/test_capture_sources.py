@@ -129,3 +129,49 @@ def test_synthetic_stops_on_request():
     next(frames)
     stop.set()
     assert list(frames) == []
+
+
+class _FakeCamera:
+    """A cv2.VideoCapture stand-in: ``frame(i)`` is the i-th read's image."""
+
+    def __init__(self, frame) -> None:
+        self._frame, self._reads = frame, 0
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        self._reads += 1
+        return True, self._frame(self._reads)
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_frozen_camera_is_a_typed_error_not_a_stream_of_ok_frames(monkeypatch):
+    """A hung driver handing back its last buffer: every copy would read ok while the strip moves on."""
+    import edge_runtime.capture.sources as sources
+
+    stuck = np.full((48, 64), 90, np.uint8)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: _FakeCamera(lambda i: stuck.copy()))
+    frames = VideoSource("camera:3", max_identical_frames=10).frames(threading.Event())
+    assert len([next(frames) for _ in range(9)]) == 9  # a few repeats are inspected as they come
+    with pytest.raises(CameraUnavailableError, match="camera 3 is frozen: it delivered the same frame 10 times"):
+        next(frames)
+
+
+def test_a_live_camera_on_a_stopped_line_is_not_frozen(monkeypatch):
+    """The same scene with a real sensor's noise: no two frames are bit-identical. A video file may repeat
+    frames (a still scene) and is never called frozen."""
+    import edge_runtime.capture.sources as sources
+
+    scene = np.full((48, 64), 90, np.uint8)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: _FakeCamera(
+        lambda i: np.clip(scene + rng.integers(-1, 2, scene.shape), 0, 255).astype(np.uint8)))
+    frames = VideoSource("camera:3", max_identical_frames=3).frames(threading.Event())
+    assert len([next(frames) for _ in range(50)]) == 50
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: _FakeCamera(lambda i: scene))
+    monkeypatch.setattr(sources.Path, "is_file", lambda self: True)
+    still = VideoSource("still.avi", max_identical_frames=3).frames(threading.Event())
+    assert len([next(still) for _ in range(20)]) == 20

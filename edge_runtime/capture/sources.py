@@ -141,16 +141,21 @@ class VideoSource(FrameSource):
     """OpenCV ``VideoCapture`` on a video file or a camera index; yields BGR/gray arrays.
 
     A camera that cannot be opened raises ``CameraUnavailableError`` at once; a camera
-    that stops delivering (``max_failed_reads`` reads in a row fail) raises it mid-run.
-    A video file ends normally at its last frame.
+    that stops delivering (``max_failed_reads`` reads in a row fail) raises it mid-run, and so
+    does a frozen camera: ``max_identical_frames`` bit-identical frames in a row. A real sensor's
+    noise never repeats a frame exactly, even on a stopped line, but a hung driver can hand back its
+    last buffer for ever, and every copy would be inspected and read ``ok`` while the strip moves on
+    unseen. The loop records the error and, with ``on_source_error="retry"``, reopens the camera.
+    A video file ends normally at its last frame (and may repeat frames: a still scene).
     """
 
-    def __init__(self, target: str | int | Path, max_failed_reads: int = 25) -> None:
+    def __init__(self, target: str | int | Path, max_failed_reads: int = 25, max_identical_frames: int = 10) -> None:
         camera = parse_camera(target) if isinstance(target, str) else None
         self.target: str | int = camera if camera is not None else (target if isinstance(target, int) else str(target))
         self.is_camera = isinstance(self.target, int)
         self.name = f"camera:{self.target}" if self.is_camera else str(Path(self.target).resolve())
         self.max_failed_reads = max_failed_reads
+        self.max_identical_frames = max_identical_frames
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> cv2.VideoCapture:
@@ -170,11 +175,19 @@ class VideoSource(FrameSource):
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         self.close()
         self._cap = cap = self.open()
-        index, failures = 0, 0
+        index, failures, previous, repeats = 0, 0, None, 0
         while not stop.is_set():
             ok, image = cap.read()
             if ok and image is not None:
                 failures = 0
+                if self.is_camera:
+                    repeats = repeats + 1 if previous is not None and np.array_equal(image, previous) else 0
+                    if repeats + 1 >= self.max_identical_frames:
+                        raise CameraUnavailableError(
+                            f"camera {self.target} is frozen: it delivered the same frame {repeats + 1} times in a "
+                            "row (a real sensor's noise never repeats exactly); the driver or the camera hung"
+                        )
+                    previous = image  # a new array per read: nothing to copy
                 yield Frame(f"{index:08d}", self.name, image, time.time())
                 index += 1
                 continue
