@@ -45,10 +45,11 @@ def pixel_baseline(profile, frames, samples) -> tuple[keras.Model, int, int, flo
     return keras.Model(image, error), 1, 8, 4.0
 
 
-def normal_features(profile, frames, samples, taps) -> tuple[keras.Model, np.ndarray]:
-    """(the frozen feature extractor for ``taps``, its normal feature cells of the training frames, subsampled
-    as the profile says): the start of every per-cell variant."""
-    extractor = ae.feature_extractor(taps)
+def normal_features(profile, frames, samples, taps, extractor: keras.Model | None = None
+                    ) -> tuple[keras.Model, np.ndarray]:
+    """(the frozen feature extractor for ``taps`` unless one is given, its normal feature cells of the
+    training frames, subsampled as the profile says): the start of every per-cell variant."""
+    extractor = extractor or ae.feature_extractor(taps)
     uses_boxes = not any(s.is_normal for s in samples)
     vectors = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed,
                         profile.gate_max_vectors)
@@ -160,6 +161,69 @@ def trimmed_variant(profile, frames, samples, taps, hidden, epochs: int, trim: f
     return ae.anomaly_model(extractor, mean, projection, model), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
+class NearestMemoryError:
+    """Each whitened cell rebuilt as the mean of its ``k`` nearest normal cells in a fixed memory bank;
+    the mean squared error over channels, as ``ae.SquaredError`` (a memory-bank reconstruction: the
+    nearest-neighbour scoring of PatchCore-style feature methods written as a reconstruction)."""
+
+    def __init__(self, memory: np.ndarray, k: int = 1, chunk: int = 2048) -> None:
+        self._memory, self._k, self._chunk = memory.astype(np.float32), k, chunk
+        self._sq_norms = np.sum(np.square(self._memory), axis=1)
+
+    def _errors(self, cells: np.ndarray) -> np.ndarray:
+        distances = self._sq_norms - 2.0 * cells @ self._memory.T
+        nearest = np.argpartition(distances, self._k - 1, axis=1)[:, : self._k]
+        rebuilt = self._memory[nearest].mean(axis=1)
+        return np.mean(np.square(cells - rebuilt), axis=1)
+
+    def __call__(self, whitened: np.ndarray) -> np.ndarray:
+        cells = whitened.reshape(-1, whitened.shape[-1])
+        errors = [self._errors(cells[i: i + self._chunk]) for i in range(0, len(cells), self._chunk)]
+        return np.concatenate(errors).reshape(*whitened.shape[:3], 1)
+
+
+def greedy_coreset(vectors: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """PatchCore's greedy k-centre selection: each new member the vector farthest from those chosen."""
+    sq_norms = np.sum(np.square(vectors), axis=1)
+    chosen = [int(np.random.default_rng(seed).integers(len(vectors)))]
+    nearest = sq_norms - 2.0 * vectors @ vectors[chosen[0]] + sq_norms[chosen[0]]
+    for _ in range(size - 1):
+        chosen.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, sq_norms - 2.0 * vectors @ vectors[chosen[-1]] + sq_norms[chosen[-1]])
+    return vectors[chosen]
+
+
+def memory_variant(profile, frames, samples, taps, size: int, k: int, coreset: bool, neighbourhood: int = 1):
+    """Memory-bank reconstruction over the same whitened normal cells the bottleneck learns from: a
+    ceiling for what the cell features can separate, at a cost (cells x memory x channels) the line's
+    budget does not allow for a large memory. ``neighbourhood`` > 1 averages each cell's features over
+    that many cells square first, as PatchCore aggregates local patches."""
+    extractor = ae.feature_extractor(taps)
+    if neighbourhood > 1:
+        image = keras.Input((None, None, 1), name="image")
+        pooled = keras.layers.AveragePooling2D(neighbourhood, strides=1, padding="same")(extractor(image))
+        extractor = keras.Model(image, pooled)
+    extractor, vectors = normal_features(profile, frames, samples, taps, extractor)
+    mean, projection = ae.whitening(vectors, full=profile.whiten)
+    whitened = ae.normalise(vectors, mean, projection).astype(np.float32)
+    memory = greedy_coreset(whitened, size, profile.seed) if coreset else subsample(whitened, profile.seed, size)
+    error = NearestMemoryError(memory, k)
+    whiten = lambda image: ae.normalise(np.asarray(extractor(image, training=False)), mean, projection)
+    return _CallableModel(lambda image: error(whiten(image).astype(np.float32))), profile.feature_stride, \
+        ae.INPUT_MULTIPLE, 1.0
+
+
+class _CallableModel:
+    """The slice of the Keras model interface that ``KerasSession`` uses, over a plain function."""
+    output_names = ["error_map"]
+
+    def __init__(self, function) -> None:
+        self._function = function
+
+    def __call__(self, image, training=False):
+        return self._function(image)
+
+
 def _features(taps, hidden, whiten=True, epochs=6):
     return lambda p, f, s: feature_variant(p, f, s, taps, hidden, whiten, epochs)
 
@@ -215,6 +279,14 @@ VARIANTS = {
         {}, lambda p, f, s: ensemble_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 3, 60, "reconstructions")),
     "feature AE, block5add+12add, whitened, 60 epochs, worst-rebuilt 10% of normal cells trimmed and refitted": (
         {}, lambda p, f, s: trimmed_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96), 60, 0.10)),
+    "memory-bank reconstruction, block5add+12add, whitened, random 20000 normal cells, k 1": (
+        {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 20_000, 1, coreset=False)),
+    "memory-bank reconstruction, block5add+12add, whitened, all 150000 normal cells, k 1": (
+        {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 150_000, 1, coreset=False)),
+    "memory-bank reconstruction, block5add+12add, whitened, coreset 10000, k 1": (
+        {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 10_000, 1, coreset=True)),
+    "memory-bank reconstruction, block5add+12add, 3x3 neighbourhood mean, whitened, coreset 10000, k 1": (
+        {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 10_000, 1, coreset=True, neighbourhood=3)),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
