@@ -241,3 +241,19 @@ def test_export_finds_a_new_line_as_training_recorded_it(tmp_path):
     assert (line.dataset, line.normal_class, line.frame_tap) == ("folder", "good", FRAME_TAP)
     with pytest.raises(KeyError, match="neither built in"):
         trained_profile("line-c", tmp_path)
+
+
+@needs_tf
+def test_memory_bank_reconstruction_error_is_the_distance_to_the_nearest_normal_cell():
+    """The gate study's memory-bank variant: a cell in memory rebuilds exactly; another one's error is
+    its mean squared distance over channels to the nearest member, as the bottleneck's error map is."""
+    from training.gate_experiments import NearestMemoryError, greedy_coreset
+
+    memory = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], np.float32)
+    cells = np.array([[[[4.0, 0.0], [1.0, 1.0]], [[0.0, 3.0], [9.0, 9.0]]]], np.float32)  # (1, 2, 2, 2)
+    error = NearestMemoryError(memory, k=1, chunk=3)(cells)
+    assert error.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(error[0, :, :, 0], [[0.0, 1.0], [0.5, (25 + 81) / 2]], rtol=1e-6)
+    points = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0], [0.05, 0.05]], np.float32)
+    chosen = {tuple(v) for v in greedy_coreset(points, 3, seed=0)}
+    assert {(10.0, 0.0), (0.0, 10.0)} <= chosen  # the far ones first: the coreset covers the spread
