@@ -136,11 +136,19 @@ def count_unfired_rejects(db: Path, since: str | None = None) -> int:
 
     if not Path(db).is_file():
         return 0
-    log = SqliteLog(db, create=False)
-    try:
+    with SqliteLog(db, create=False) as log:
         return log.unfired_rejects(since)
-    finally:
-        log.close()
+
+
+def error_causes(db: Path, since: str | None = None) -> dict[str, int]:
+    """The window's uninspected frames and source outages per cause (``SqliteLog.errors_by_cause``), as
+    ``python -m edge_runtime history`` prints them."""
+    from edge_runtime.sinks import SqliteLog
+
+    if not Path(db).is_file():
+        return {}
+    with SqliteLog(db, create=False) as log:
+        return log.errors_by_cause(since)
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",

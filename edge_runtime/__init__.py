@@ -1,6 +1,7 @@
 """Line-side inspection runtime: numpy, OpenCV and onnxruntime only (never TensorFlow)."""
 
 from .errors import (
+    FrameQualityError,
     ImageDecodeError,
     InspectionError,
     InvalidImageError,
@@ -12,6 +13,6 @@ from .inspector import Inspector
 from .result import InspectionResult, Region, Thresholds, Verdict
 
 __all__ = [
-    "ImageDecodeError", "InspectionError", "InspectionResult", "Inspector", "InvalidImageError",
+    "FrameQualityError", "ImageDecodeError", "InspectionError", "InspectionResult", "Inspector", "InvalidImageError",
     "ManifestError", "ModelIntegrityError", "ModelLoadError", "Region", "Thresholds", "Verdict",
 ]

@@ -17,6 +17,11 @@ class InvalidImageError(InspectionError):
     """The image decoded but cannot be inspected (wrong dtype, too small, NaN, bad shape)."""
 
 
+class FrameQualityError(InvalidImageError):
+    """The frame decoded but shows no surface to inspect: dark, blank or sensor noise. A camera or lighting
+    fault, not a defect of the strip; its own type so that a log can tell the two apart."""
+
+
 class ManifestError(InspectionError):
     """models.manifest.json is missing, malformed, or does not describe the requested profile."""
 

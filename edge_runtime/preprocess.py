@@ -17,7 +17,7 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .errors import ImageDecodeError, InvalidImageError, ManifestError
+from .errors import FrameQualityError, ImageDecodeError, InvalidImageError, ManifestError
 
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray]
 
@@ -149,19 +149,19 @@ def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
     gray = image.astype(np.float32) / np.float32(_DTYPE_MAX[image.dtype])
     mean, spread = grey_levels(gray)
     if mean < min_mean_grey:
-        raise InvalidImageError(
+        raise FrameQualityError(
             f"dark frame: mean grey {mean:.4f}, below the {min_mean_grey:g} of a lit surface; check the lens "
             f"cap, the lamp and the exposure{_bit_depth_hint(image)}"
         )
     if spread < min_contrast:
-        raise InvalidImageError(
+        raise FrameQualityError(
             f"blank frame: grey levels spread {spread:.4f} (standard deviation), below the {min_contrast:g} a "
             f"surface shows; check the lens cap, the lamp and the exposure"
         )
     if min_neighbour_correlation is not None:
         correlation = neighbour_correlation(gray)
         if correlation < min_neighbour_correlation:
-            raise InvalidImageError(
+            raise FrameQualityError(
                 f"noise frame: neighbouring pixels correlate {correlation:.3f}, below the "
                 f"{min_neighbour_correlation:g} of an imaged surface; the camera delivers sensor noise, not a "
                 f"picture: check the lamp, the lens cap, the gain and the camera link"

@@ -97,6 +97,29 @@ def test_history_prints_counts_and_rejects(cli, tmp_path, capsys):
     assert all(row["verdict"] == "defect" for row in summary["last_rejects"])
 
 
+def test_history_names_what_kept_frames_from_being_inspected(cli, tmp_path, capsys):
+    """A camera or lighting fault (noise, dark or blank frames) is told apart from unreadable files."""
+    import numpy as np
+
+    folder, db = tmp_path / "in", str(tmp_path / "i.db")
+    folder.mkdir()
+    frames = list(SyntheticStripSource(0.0, seed=1, count=3).frames(threading.Event()))
+    for frame in frames:
+        cv2.imwrite(str(folder / f"{frame.frame_id}.png"), frame.data)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(folder / f"noise{i}.png"), rng.integers(30, 220, (120, 160), dtype=np.uint8))
+    cv2.imwrite(str(folder / "capped.png"), np.zeros((120, 160), np.uint8))
+    (folder / "broken.png").write_bytes(b"\x89PNG truncated")
+    cli("watch", str(folder), "--log", db, "--once")
+    capsys.readouterr()
+    assert cli("history", "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "errors:       FrameQualityError 3  ImageDecodeError 1  (FrameQualityError: dark, blank or noise" in out
+    assert cli("history", "--db", db, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["error_causes"] == {"FrameQualityError": 3, "ImageDecodeError": 1}
+
+
 def test_history_errors(cli, tmp_path, capsys):
     assert cli("history", "--db", str(tmp_path / "none.db")) == commands.EXIT_USAGE
     assert "no inspection log" in capsys.readouterr().err

@@ -345,6 +345,20 @@ def test_history_names_rejects_the_reject_hook_could_not_fire(env):
     assert len(history_logic.unfired_rejects(history_logic.load_history(env.log_db)[0])) == 2
 
 
+def test_history_names_camera_faults_among_the_frames_not_inspected(env):
+    from edge_runtime.sinks import Record, SqliteLog
+
+    _fill_log(env.log_db)
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", f"n{i}", "error", captured_at=time.time(),
+                          error="FrameQualityError: noise frame: neighbouring pixels correlate 0.01") for i in range(4)])
+    at = app("history")
+    assert not at.exception, at.exception
+    assert any("by cause: " in w.value and "FrameQualityError 4" in w.value and "check the camera and the lighting" in w.value
+               for w in at.warning)
+    assert history_logic.error_causes(env.log_db)["FrameQualityError"] == 4
+
+
 def test_history_counts_unfired_rejects_beyond_the_row_limit(env, monkeypatch):
     from edge_runtime.sinks import Record, SqliteLog
 

@@ -108,3 +108,17 @@ def test_parse_since():
     assert parse_since("2024-05-01T08:00") > 1.7e9
     with pytest.raises(ValueError, match="cannot read time"):
         parse_since("yesterday")
+
+
+def test_errors_by_cause_groups_on_the_exception_type_that_opens_the_text(log):
+    log.write([
+        Record("camera:0", "1", "error", error="FrameQualityError: noise frame: neighbouring pixels correlate 0.01"),
+        Record("camera:0", "2", "error", error="FrameQualityError: dark frame: mean grey 0.01"),
+        Record("camera:0", "-", "source_error", error="CameraUnavailableError: camera 0 is frozen: ..."),
+        Record("folder", "x.png", "error", error="/data/in/x.png: cannot read file (Permission denied)"),
+        Record("folder", "y.png", "error", error="unreadable inspection result: ValueError: bad"),
+        Record("camera:0", "3", "defect", score=3.0, error="reject hook failed: ejector exited with status 1"),
+        Record("camera:0", "4", "ok", score=1.0),
+    ])
+    assert log.errors_by_cause() == {"FrameQualityError": 2, "other": 2, "CameraUnavailableError": 1}
+    assert log.errors_by_cause(since=time.time() + 3600) == {}

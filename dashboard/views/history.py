@@ -35,6 +35,14 @@ if unfired_count:
     st.error(f"{unfired_count} frame(s) in this window were to be rejected but the reject hook failed for them, so "
              f"they may still be on the line{newest}. Their error column reads \"reject hook failed\".")
 
+causes = hl.error_causes(config.log_db, hl.WINDOWS[window])
+if causes:
+    text = "Frames not inspected, and source outages, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items())
+    if "FrameQualityError" in causes:
+        st.warning(text + ". FrameQualityError: dark, blank or noise frames: check the camera and the lighting.")
+    else:
+        st.caption(text)
+
 if len(df) >= hl.ROW_LIMIT:
     st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
                "records; the totals above count them all. Pick a shorter window to chart all of it.")

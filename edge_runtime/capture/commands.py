@@ -258,6 +258,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[st
         "classes": log.counts_by_class(since),
         "last_rejects": log.last_rejects(last, since),
         "unfired_rejects": log.unfired_rejects(since),
+        "error_causes": log.errors_by_cause(since),
         "drift": drift,
     }
 
@@ -283,6 +284,10 @@ def _print_history(summary: dict[str, Any]) -> None:
     print(f"{summary['log']}: {summary['total']} records{window}")
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
     print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
+    if summary["error_causes"]:
+        print("errors:       " + "  ".join(f"{k} {v}" for k, v in summary["error_causes"].items())
+              + ("  (FrameQualityError: dark, blank or noise frames: the camera or the lighting, not the strip)"
+                 if "FrameQualityError" in summary["error_causes"] else ""))
     drift = summary.get("drift")
     if drift:
         status = drift["status"].upper() if drift["drifted"] else drift["status"]

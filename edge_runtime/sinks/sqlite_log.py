@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .record import DROPPED, INSPECTED, REJECT_HOOK_FAILED, Record
+from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record
 
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
@@ -220,6 +220,17 @@ class SqliteLog:
         """Records whose reject hook failed (``REJECT_HOOK_FAILED`` in their error): flagged, maybe still on the line."""
         where, params = _since_clause(since, "error LIKE ?")
         return int(self._query(f"SELECT COUNT(*) FROM inspections {where}", [*params, f"%{REJECT_HOOK_FAILED}%"])[0][0])
+
+    def errors_by_cause(self, since: str | float | None = None) -> dict[str, int]:
+        """Frames that could not be inspected and source outages, per cause: the exception type that opens
+        their error text ("FrameQualityError: noise frame: ..."), "other" where none does. Most first."""
+        where, params = _since_clause(since, "verdict IN (?, ?)")
+        cause = ("CASE WHEN instr(error, ':') > 5 AND substr(error, instr(error, ':') - 5, 5) = 'Error' "
+                 "AND instr(substr(error, 1, instr(error, ':') - 1), ' ') = 0 "
+                 "THEN substr(error, 1, instr(error, ':') - 1) ELSE 'other' END")
+        rows = self._query(f"SELECT {cause} AS cause, COUNT(*) FROM inspections {where} GROUP BY cause "
+                           "ORDER BY 2 DESC, 1", [*params, ERROR, SOURCE_ERROR])
+        return {row[0]: int(row[1]) for row in rows}
 
     def last_rejects(self, limit: int = 10, since: str | float | None = None) -> list[dict[str, Any]]:
         return self.rows(since=since, verdicts=("defect",), limit=limit)
