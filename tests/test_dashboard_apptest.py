@@ -764,10 +764,10 @@ def test_live_line_calls_the_reject_hook_for_every_reject(env, monkeypatch):
     hook_dir = env.tmp / "hooks"
     hook_dir.mkdir()
     fired = env.tmp / "fired_by_hook.txt"
-    (hook_dir / "line_ejector.py").write_text(
+    (hook_dir / "live_page_ejector.py").write_text(
         f"def eject(record):\n    open({str(fired)!r}, 'a').write(record.frame_id + '\\n')\n")
     monkeypatch.syspath_prepend(str(hook_dir))
-    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_HOOK", "line_ejector:eject")
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_HOOK", "live_page_ejector:eject")
     runtime.get_config.clear()
     env.fake.thresholds = type(env.fake.thresholds)(0.2, 0.3)  # the fake scores by grey level: strip is a defect
     at = app("live")
@@ -779,7 +779,7 @@ def test_live_line_calls_the_reject_hook_for_every_reject(env, monkeypatch):
             time.sleep(0.5)
             at.run()
         at.run()
-        assert any(c.value.startswith("Reject hook `line_ejector:eject` on defect: fired") for c in at.caption)
+        assert any(c.value.startswith("Reject hook `live_page_ejector:eject` on defect: fired") for c in at.caption)
     finally:
         at.button(key="live_stop").click().run()
     assert not at.exception and errors(at) == []
