@@ -729,15 +729,9 @@ def test_live_line_without_retain_says_it_keeps_every_record(env):
         at.button(key="live_stop").click().run()
 
 
-def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
-    """``python -m dashboard --reject-command CMD``: the Live line fires it as ``watch`` does, and every
-    defect the log holds is a line the command wrote."""
-    import shlex
-
-    fired = env.tmp / "fired.txt"
-    hook = env.tmp / "hook.py"
-    hook.write_text("import json, sys\nopen(sys.argv[1], 'a').write(json.load(sys.stdin)['frame_id'] + '\\n')\n")
-    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_COMMAND", shlex.join([sys.executable, str(hook), str(fired)]))
+def _live_line_rejects_reach(env, fired: Path, caption: str) -> None:
+    """Run the Live line on strip the fake flags as defects until ``fired`` exists: the page shows
+    ``caption`` and every defect the log holds is a line of ``fired``."""
     runtime.get_config.clear()
     env.fake.thresholds = type(env.fake.thresholds)(0.2, 0.3)  # the fake scores by grey level: strip is a defect
     at = app("live")
@@ -749,7 +743,7 @@ def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
             time.sleep(0.5)
             at.run()
         at.run()
-        assert any(c.value.startswith("Reject command") and "on defect: fired" in c.value for c in at.caption)
+        assert any(c.value.startswith(caption) for c in at.caption), [c.value for c in at.caption]
     finally:
         at.button(key="live_stop").click().run()
     assert not at.exception and errors(at) == []
@@ -758,9 +752,20 @@ def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
     assert defects and set(fired.read_text().split()) == defects
 
 
+def test_live_line_fires_the_reject_command_for_every_reject(env, monkeypatch):
+    """``python -m dashboard --reject-command CMD``: the Live line fires it as ``watch`` does."""
+    import shlex
+
+    fired = env.tmp / "fired.txt"
+    hook = env.tmp / "hook.py"
+    hook.write_text("import json, sys\nopen(sys.argv[1], 'a').write(json.load(sys.stdin)['frame_id'] + '\\n')\n")
+    command = shlex.join([sys.executable, str(hook), str(fired)])
+    monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_COMMAND", command)
+    _live_line_rejects_reach(env, fired, f"Reject command `{command}` on defect: fired")
+
+
 def test_live_line_calls_the_reject_hook_for_every_reject(env, monkeypatch):
-    """``python -m dashboard --reject-hook MODULE:FUNCTION``: called in the dashboard's own process, and
-    every defect the log holds is a record the function got."""
+    """``python -m dashboard --reject-hook MODULE:FUNCTION``: called in the dashboard's own process."""
     hook_dir = env.tmp / "hooks"
     hook_dir.mkdir()
     fired = env.tmp / "fired_by_hook.txt"
@@ -768,24 +773,7 @@ def test_live_line_calls_the_reject_hook_for_every_reject(env, monkeypatch):
         f"def eject(record):\n    open({str(fired)!r}, 'a').write(record.frame_id + '\\n')\n")
     monkeypatch.syspath_prepend(str(hook_dir))
     monkeypatch.setenv(dconfig.ENV_PREFIX + "REJECT_HOOK", "live_page_ejector:eject")
-    runtime.get_config.clear()
-    env.fake.thresholds = type(env.fake.thresholds)(0.2, 0.3)  # the fake scores by grey level: strip is a defect
-    at = app("live")
-    at.slider(key="live_fps").set_value(20).run()
-    at.button(key="live_start").click().run()
-    try:
-        deadline = time.time() + 20
-        while time.time() < deadline and not fired.exists():
-            time.sleep(0.5)
-            at.run()
-        at.run()
-        assert any(c.value.startswith("Reject hook `live_page_ejector:eject` on defect: fired") for c in at.caption)
-    finally:
-        at.button(key="live_stop").click().run()
-    assert not at.exception and errors(at) == []
-    rows = history_logic.load_history(env.log_db)[0]
-    defects = set(rows.loc[rows["verdict"] == "defect", "frame_id"])
-    assert defects and set(fired.read_text().split()) == defects
+    _live_line_rejects_reach(env, fired, "Reject hook `live_page_ejector:eject` on defect: fired")
 
 
 def test_live_folder_source_rejects_traversal(env):
