@@ -130,7 +130,8 @@ def cmd_inspect(args) -> int:
         except InspectionError as error:
             failures += 1
             record = {"path": str(path), "verdict": None, "anomaly_score": None, "threshold": inspector.thresholds.defect,
-                      "defect_class": None, "confidence": None, "latency_ms": None, "error": str(error)}
+                      "defect_class": None, "confidence": None, "latency_ms": None, "error": str(error),
+                      "error_type": type(error).__name__}
             print(json.dumps(record) if args.json else f"{path}: ERROR {error}", flush=True)
             continue
         if args.save_overlays:

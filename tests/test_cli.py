@@ -36,6 +36,7 @@ def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_p
     for record in records:
         assert {"path", "verdict", "anomaly_score", "threshold", "defect_class", "confidence", "latency_ms", "error"} <= set(record)
     assert records[0]["error"] and records[0]["verdict"] is None and "empty" in records[0]["error"]
+    assert records[0]["error_type"] == "ImageDecodeError"
     assert records[1]["error"] is None and records[1]["verdict"] in ("ok", "warn", "defect")
     assert records[2]["error"] and records[2]["verdict"] is None
     assert (tmp_path / "ov" / "good_anomaly.png").is_file()
