@@ -185,7 +185,8 @@ class VideoSource(FrameSource):
                     if repeats + 1 >= self.max_identical_frames:
                         raise CameraUnavailableError(
                             f"camera {self.target} is frozen: it delivered the same frame {repeats + 1} times in a "
-                            "row (a real sensor's noise never repeats exactly); the driver or the camera hung"
+                            "row (a real sensor's noise never repeats exactly); the driver or the camera hung, or "
+                            "the frames carry no noise at all (a capped lens with the black level clipped to 0)"
                         )
                     previous = image  # a new array per read: nothing to copy
                 yield Frame(f"{index:08d}", self.name, image, time.time())
