@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -15,24 +15,32 @@ WINDOWS = {"last hour": "1h", "last 12 hours": "12h", "last 24 hours": "24h", "l
 ROW_LIMIT = 200_000  # newest rows held for charts and the table; the totals are counted in SQL
 
 
-def load_history(db: Path, since: str | None = None, limit: int | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """(the newest log rows as a DataFrame with a ``time`` column, records per verdict over the whole
-    window) through one connection; an empty frame and no counts when there is no log. The counts
-    are SQLite's, so they hold beyond the row limit."""
+class History(NamedTuple):
+    """What the History page shows of a time window, read through one connection."""
+
+    rows: pd.DataFrame  # the newest rows (at most the row limit), with a ``time`` column
+    counts: dict[str, int]  # records per verdict over the whole window
+    unfired_rejects: int  # records whose reject hook failed, over the whole window
+    error_causes: dict[str, int]  # frames not inspected and source outages per cause, over the whole window
+
+
+def load_history(db: Path, since: str | None = None, limit: int | None = None) -> History:
+    """The window's newest log rows and, counted in SQL so that they hold beyond the row limit, its
+    records per verdict, unfired rejects and errors per cause, as ``python -m edge_runtime history``
+    counts them; empty where there is no log."""
     from edge_runtime.sinks import SqliteLog
 
     if not Path(db).is_file():
-        return pd.DataFrame(), {}
-    log = SqliteLog(db, create=False)
-    try:
-        rows, counts = log.rows(since=since, limit=limit or ROW_LIMIT), log.counts_by_verdict(since)
-    finally:
-        log.close()
-    df = pd.DataFrame(rows)
+        return History(pd.DataFrame(), {}, 0, {})
+    with SqliteLog(db, create=False) as log:
+        rows = log.rows(since=since, limit=limit or ROW_LIMIT)
+        history = History(pd.DataFrame(rows), log.counts_by_verdict(since), log.unfired_rejects(since),
+                          log.errors_by_cause(since))
+    df = history.rows
     if not df.empty:
         stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
         df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
-    return df, counts
+    return history
 
 
 def bucket_for(df: pd.DataFrame) -> str:
@@ -127,28 +135,6 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "error" not in df:
         return df.head(0)
     return df[df["error"].fillna("").str.contains(REJECT_HOOK_FAILED, regex=False)]
-
-
-def count_unfired_rejects(db: Path, since: str | None = None) -> int:
-    """How many records of the window had their reject hook fail, counted in SQL (beyond the row limit),
-    as ``python -m edge_runtime history`` counts them."""
-    from edge_runtime.sinks import SqliteLog
-
-    if not Path(db).is_file():
-        return 0
-    with SqliteLog(db, create=False) as log:
-        return log.unfired_rejects(since)
-
-
-def error_causes(db: Path, since: str | None = None) -> dict[str, int]:
-    """The window's uninspected frames and source outages per cause (``SqliteLog.errors_by_cause``), as
-    ``python -m edge_runtime history`` prints them."""
-    from edge_runtime.sinks import SqliteLog
-
-    if not Path(db).is_file():
-        return {}
-    with SqliteLog(db, create=False) as log:
-        return log.errors_by_cause(since)
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",

@@ -356,7 +356,7 @@ def test_history_names_camera_faults_among_the_frames_not_inspected(env):
     assert not at.exception, at.exception
     assert any("by cause: " in w.value and "FrameQualityError 4" in w.value and "check the camera and the lighting" in w.value
                for w in at.warning)
-    assert history_logic.error_causes(env.log_db)["FrameQualityError"] == 4
+    assert history_logic.load_history(env.log_db).error_causes["FrameQualityError"] == 4
 
 
 def test_history_counts_unfired_rejects_beyond_the_row_limit(env, monkeypatch):
@@ -371,7 +371,7 @@ def test_history_counts_unfired_rejects_beyond_the_row_limit(env, monkeypatch):
     at = app("history")
     assert not at.exception, at.exception
     assert any(e.startswith("3 frame(s) in this window were to be rejected") for e in errors(at))
-    assert history_logic.count_unfired_rejects(env.log_db, "1h") == 3
+    assert history_logic.load_history(env.log_db, "1h").unfired_rejects == 3
 
 
 def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeypatch):

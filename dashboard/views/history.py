@@ -11,10 +11,11 @@ st.caption(f"Inspection log: `{config.log_db}`")
 
 window = st.selectbox("Time window", list(hl.WINDOWS), index=3, key="hist_window")
 try:
-    df, counts = hl.load_history(config.log_db, hl.WINDOWS[window])
+    history = hl.load_history(config.log_db, hl.WINDOWS[window])
 except Exception as exc:
     st.error(f"The inspection log could not be read: {exc}")
     st.stop()
+df, counts = history.rows, history.counts
 if df.empty:
     st.info("No inspections logged in this window yet. Start the capture loop on the **Live line** page "
             "(or `steel-inspect` on the line) and come back.")
@@ -27,18 +28,17 @@ m[1].metric("Inspected", s["inspected"])
 m[2].metric("Rejects", s["rejects"])
 m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
 
-unfired_count = hl.count_unfired_rejects(config.log_db, hl.WINDOWS[window])
-if unfired_count:
+if history.unfired_rejects:
     unfired = hl.unfired_rejects(df)
     newest = (f" (newest: frame `{unfired.iloc[0]['frame_id']}` of `{unfired.iloc[0]['source']}`)"
               if len(unfired) else "")
-    st.error(f"{unfired_count} frame(s) in this window were to be rejected but the reject hook failed for them, so "
+    st.error(f"{history.unfired_rejects} frame(s) in this window were to be rejected but the reject hook failed for them, so "
              f"they may still be on the line{newest}. Their error column reads \"reject hook failed\".")
 
-causes = hl.error_causes(config.log_db, hl.WINDOWS[window])
-if causes:
-    text = "Frames not inspected, and source outages, by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items())
-    if "FrameQualityError" in causes:
+if history.error_causes:
+    text = "Frames not inspected, and source outages, by cause: " + ", ".join(
+        f"{k} {v}" for k, v in history.error_causes.items())
+    if "FrameQualityError" in history.error_causes:
         st.warning(text + ". FrameQualityError: dark, blank or noise frames: check the camera and the lighting.")
     else:
         st.caption(text)
