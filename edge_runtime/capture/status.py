@@ -48,7 +48,7 @@ class StatusFile:
 
 # (sample name, status key, Prometheus type, help text); a key missing from the status is left out.
 PROMETHEUS_SAMPLES = (
-    ("up", None, "gauge", "1 while the capture loop runs, 0 once it has stopped"),
+    ("up", "up", "gauge", "1 while the capture loop runs, 0 once it has stopped"),
     ("captured_frames_total", "captured", "counter", "frames taken from the source"),
     ("inspected_frames_total", "inspected", "counter", "frames given a verdict"),
     ("errored_frames_total", "errored", "counter", "frames that could not be inspected"),
@@ -66,7 +66,7 @@ PROMETHEUS_SAMPLES = (
 def prometheus_text(status: dict[str, Any]) -> str:
     """The status in the Prometheus text exposition format (version 0.0.4)."""
     labels = ",".join(f'{key}="{_escaped(str(status[key]))}"' for key in ("source", "profile"))
-    values = {**status, None: 0 if status["state"] == "stopped" else 1}
+    values = {**status, "up": 0 if status["state"] == "stopped" else 1}
     lines = []
     for name, key, kind, help_text in PROMETHEUS_SAMPLES:
         if values.get(key) is None:
