@@ -60,15 +60,14 @@ def _age(text: str) -> str:
 
 
 def _check_reject_output(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from edge_runtime.sinks.callback import command_reject_sink, python_reject_sink
+    """Build the Live line's reject sink once, as the server will (``live.reject_output``), to refuse one
+    that cannot run before the server starts."""
+    from dashboard.live import reject_output
 
+    if args.reject_hook and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # where the dashboard's process will look too
     try:
-        if args.reject_command:
-            command_reject_sink(args.reject_command, args.reject_on)
-        if args.reject_hook:
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())  # where the dashboard's process will look too
-            python_reject_sink(args.reject_hook, args.reject_on)
+        reject_output(args)
     except ValueError as exc:
         parser.error(f"--reject-{'command' if args.reject_command else 'hook'}: {exc}")
 

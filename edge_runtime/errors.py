@@ -21,6 +21,9 @@ class FrameQualityError(InvalidImageError):
     """The frame decoded but shows no surface to inspect: dark, blank or sensor noise. A camera or lighting
     fault, not a defect of the strip; its own type so that a log can tell the two apart."""
 
+    # What a count of these in a log means, for the operator reading it (``history``, the History page).
+    hint = "dark, blank or noise frames: check the camera and the lighting, not the strip"
+
 
 class ManifestError(InspectionError):
     """models.manifest.json is missing, malformed, or does not describe the requested profile."""

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import history_logic as hl
 from dashboard import runtime
+from edge_runtime.errors import FrameQualityError
 
 config = runtime.get_config()
 st.title("History")
@@ -38,8 +39,8 @@ if history.unfired_rejects:
 if history.error_causes:
     text = "Frames not inspected, and source outages, by cause: " + ", ".join(
         f"{k} {v}" for k, v in history.error_causes.items())
-    if "FrameQualityError" in history.error_causes:
-        st.warning(text + ". FrameQualityError: dark, blank or noise frames: check the camera and the lighting.")
+    if FrameQualityError.__name__ in history.error_causes:
+        st.warning(f"{text}. {FrameQualityError.__name__}: {FrameQualityError.hint}.")
     else:
         st.caption(text)
 

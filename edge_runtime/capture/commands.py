@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..drift import check_log
+from ..errors import FrameQualityError
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, keep_pruning, prune_log
@@ -285,9 +286,9 @@ def _print_history(summary: dict[str, Any]) -> None:
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
     print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
     if summary["error_causes"]:
+        quality = FrameQualityError.__name__
         print("errors:       " + "  ".join(f"{k} {v}" for k, v in summary["error_causes"].items())
-              + ("  (FrameQualityError: dark, blank or noise frames: the camera or the lighting, not the strip)"
-                 if "FrameQualityError" in summary["error_causes"] else ""))
+              + (f"  ({quality}: {FrameQualityError.hint})" if quality in summary["error_causes"] else ""))
     drift = summary.get("drift")
     if drift:
         status = drift["status"].upper() if drift["drifted"] else drift["status"]
