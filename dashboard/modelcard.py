@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dashboard.config import is_inside
-from edge_runtime.manifest import sha256_of
+from edge_runtime.manifest import CHANGE_LOG_KEY, sha256_of
 
 PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 
@@ -103,6 +103,17 @@ def threshold_origin(thresholds: dict) -> tuple[bool, str]:
                        "(`python -m edge_runtime calibrate`).")
     return False, ("As shipped, set on the training data's normals; not commissioned on this line's defect-free "
                    "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+
+
+def threshold_changes(thresholds: dict) -> list[dict]:
+    """The thresholds' change log (``edge_runtime.manifest.save_thresholds``), newest first, one row each."""
+    rows = []
+    for change in reversed(thresholds.get(CHANGE_LOG_KEY) or []):
+        rows.append({"when": change.get("at"), "by": change.get("by"), "how": change.get("how"),
+                     "warn": f"{_text(change.get('previous_warn'))} -> {_text(change.get('warn'))}",
+                     "defect": f"{_text(change.get('previous_defect'))} -> {_text(change.get('defect'))}",
+                     "reason": change.get("reason") or "(none given)", "backup": change.get("backup")})
+    return rows
 
 
 _NORMALISATION_WORDS = {"frame_mean": "divided by its own mean", "frame_median": "divided by its own median"}

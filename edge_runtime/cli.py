@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="share at or above the warn threshold (default 0.05)")
     calibrate.add_argument("--write", action="store_true",
                            help="save the thresholds into the manifest (a timestamped backup is kept)")
+    calibrate.add_argument("--reason", default="",
+                           help="why the thresholds change (kept in the manifest's change log with --write)")
+    calibrate.add_argument("--by", default=None, help="who changes them (default: this account's user name)")
     calibrate.add_argument("--json", action="store_true", help="print one JSON object")
     calibrate.set_defaults(func=cmd_calibrate)
 
@@ -214,7 +217,7 @@ def cmd_calibrate(args) -> int:
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term, baseline)
+                                     record, frame_term, baseline, reason=args.reason, changed_by=args.by)
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2

@@ -6,6 +6,7 @@ Thresholds can be edited (``save_thresholds``) without re-exporting any model.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import shutil
@@ -221,6 +222,26 @@ def _backup(path: Path) -> Path:
     raise ManifestError(f"cannot find a free backup name for {path}")
 
 
+CHANGE_LOG_KEY = "changes"
+
+
+def _account() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment nor in the password database
+        return "unknown"
+
+
+def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, commissioned: dict | None,
+                     reason: str, changed_by: str | None, backup: str) -> dict:
+    """One entry of the thresholds' change log: the values before and after, and who, how and why."""
+    how = (f"commissioned on {commissioned.get('frames', '?')} defect-free frames" if commissioned
+           else "set by hand")
+    return {"at": stamp, "by": changed_by or _account(), "how": how, "reason": reason.strip(),
+            "warn": warn, "defect": defect,
+            "previous_warn": thresholds.get("warn"), "previous_defect": thresholds.get("defect"), "backup": backup}
+
+
 def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | None) -> None:
     entry["autoencoder"]["score"]["frame_term"].update(
         map_reference=frame_term.map_reference, frame_reference=frame_term.frame_reference,
@@ -230,7 +251,7 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
-                    score_baseline: dict | None = None) -> Path:
+                    score_baseline: dict | None = None, reason: str = "", changed_by: str | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
@@ -239,7 +260,11 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds are in its units). ``score_baseline`` (``edge_runtime.drift.ScoreBaseline.to_dict()``):
     where the line's defect-free frames scored, for the drift check. A new commissioning or new
     ``frame_term`` references replace an earlier baseline (dropped when none is given); thresholds moved
-    by hand keep it, since they leave the scores as they are."""
+    by hand keep it, since they leave the scores as they are.
+
+    Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
+    what, how, why and the backup's name): the audit trail a quality system asks of an inspection
+    parameter. ``changed_by`` defaults to the operating-system account."""
     path = Path(path)
     if not warn <= defect:
         raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
@@ -250,7 +275,10 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
         raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
     backup = _backup(path)
     thresholds = manifest["profiles"][profile]["thresholds"]
-    thresholds.update(warn=float(warn), defect=float(defect), edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(
+        thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name))
+    thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
     thresholds.pop("commissioned", None)
     if commissioned:
         thresholds["commissioned"] = commissioned

@@ -69,7 +69,8 @@ def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
     manifest_path = editable_manifest(tmp_path)
     frames = _good_tiles(tmp_path / "good", 120)
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
-                     "--false-alarm-rate", "0.02", "--warn-false-alarm-rate", "0.1", "--write", "--json"])
+                     "--false-alarm-rate", "0.02", "--warn-false-alarm-rate", "0.1", "--write", "--json",
+                     "--reason", "new lamp on line 2", "--by", "line 2 QA"])
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert code == 1 and "zz_truncated.jpg" in captured.err  # the unreadable frame is named, not counted
@@ -81,6 +82,10 @@ def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
     saved = profile["thresholds"]
     assert (saved["warn"], saved["defect"]) == (report["proposed"]["warn"], report["proposed"]["defect"])
     assert saved["commissioned"]["frames"] == 120 and saved["commissioned"]["false_alarm_rate"] == 0.02
+    change, = saved["changes"]
+    assert (change["by"], change["reason"], change["how"]) == ("line 2 QA", "new lamp on line 2",
+                                                                 "commissioned on 120 defect-free frames")
+    assert change["backup"] == Path(report["written"]["backup"]).name
     # The thresholds are in the units of the frame-level term's references, re-measured on the same frames.
     term = profile["autoencoder"]["score"]["frame_term"]
     assert term["references_from"] == "median over the commissioning frames"

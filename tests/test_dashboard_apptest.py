@@ -440,11 +440,22 @@ def test_tuning_score_propose_and_save(env):
     table = at.dataframe[0].value.set_index(["setting", "threshold"])
     assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.0
     loads_before = len(env.loads)
+    assert at.button(key="tune_save").disabled  # a change by hand needs a reason first
+    at.text_input(key="tune_by").set_value("J. Quality").run()
+    at.text_input(key="tune_reason").set_value("fewer false alarms on coil 4711").run()
+    assert not at.button(key="tune_save").disabled
     at.button(key="tune_save").click().run()
     assert not at.exception and errors(at) == []
     # edge_runtime.manifest.save_thresholds wrote the manifest and kept a backup of the old one
     written = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert written["defect"] == pytest.approx(proposed)
+    change, = written["changes"]
+    assert (change["by"], change["reason"], change["how"]) == ("J. Quality", "fewer false alarms on coil 4711",
+                                                                 "set by hand")
+    assert (change["previous_defect"], change["defect"]) == (0.6, pytest.approx(proposed))
+    card = app("model_card")
+    rows, = [table.value for table in card.dataframe if "reason" in table.value.columns]
+    assert list(rows["reason"]) == ["fewer false alarms on coil 4711"] and list(rows["by"]) == ["J. Quality"]
     backups = list(manifest.parent.glob("models.manifest.json.*.bak"))
     assert len(backups) == 1 and json.loads(backups[0].read_text())["profiles"]["neu-steel"]["thresholds"]["defect"] == 0.6
     assert any("Saved warn" in s.value for s in at.success)

@@ -90,6 +90,23 @@ def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commiss
     assert "score_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
 
 
+def test_every_threshold_change_is_logged_with_who_how_why_and_the_values_before(tmp_path):
+    import getpass
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
+    first = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, reason="line start")
+    second = save_thresholds(path, "p", 1.4, 2.5, reason="  fewer false alarms on coil 4711 ", changed_by="J. Q.")
+    changes = json.loads(path.read_text())["profiles"]["p"]["thresholds"]["changes"]
+    assert [(c["previous_warn"], c["previous_defect"], c["warn"], c["defect"]) for c in changes] == [
+        (1.0, 2.0, 1.5, 2.5), (1.5, 2.5, 1.4, 2.5)]
+    assert [c["how"] for c in changes] == ["commissioned on 300 defect-free frames", "set by hand"]
+    assert [c["reason"] for c in changes] == ["line start", "fewer false alarms on coil 4711"]
+    assert [c["by"] for c in changes] == [getpass.getuser(), "J. Q."]  # default: the account that saved
+    assert [c["backup"] for c in changes] == [first.name, second.name]
+    assert len(json.loads(second.read_text())["profiles"]["p"]["thresholds"]["changes"]) == 1  # the log before it
+
+
 def _write_frames(folder, seed: int, count: int, change=lambda frame: frame):
     folder.mkdir()
     for frame in SyntheticStripSource(0.0, seed=seed, count=count).frames(threading.Event()):

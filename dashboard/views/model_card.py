@@ -80,7 +80,11 @@ with left:
         st.subheader("Thresholds (manifest)")
         commissioned, origin = modelcard.threshold_origin(thresholds)
         (st.success if commissioned else st.warning)(origin)
-        st.json(thresholds)
+        st.json({k: v for k, v in thresholds.items() if k != modelcard.CHANGE_LOG_KEY})
+        changes = modelcard.threshold_changes(thresholds)
+        if changes:
+            st.markdown(f"**Changes since the export** ({len(changes)}, newest first)")
+            st.dataframe(changes, hide_index=True, width="stretch", key="card_threshold_changes")
     scoring = modelcard.score_description(entry)
     if scoring:
         st.subheader("How the score is computed")

@@ -103,8 +103,14 @@ commissioning = layout == "defect-free frames"
 if commissioning:
     st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
                "score as the baseline of the drift check on the History page.")
+who, why = st.columns([1, 2])
+changed_by = who.text_input("Changed by", key="tune_by", help="kept in the manifest's change log of the thresholds")
+reason = why.text_input("Reason for the change" + ("" if commissioning else " (required)"), key="tune_reason",
+                        help="kept in the change log; the Model card lists every change")
+if not commissioning and not reason.strip():
+    st.caption("A change by hand needs a reason: the change log is how the line's quality engineer traces it.")
 if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
-             disabled=proposed == current and not commissioning):
+             disabled=(proposed == current and not commissioning) or (not commissioning and not reason.strip())):
     try:
         from edge_runtime.manifest import save_thresholds
 
@@ -112,13 +118,15 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
                                                         inspector.frame_term_references is not None)
                             if commissioning else (None, None))
         backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect),
-                                 commissioned=record, score_baseline=baseline)
+                                 commissioned=record, score_baseline=baseline, reason=reason,
+                                 changed_by=changed_by.strip() or None)
     except Exception as exc:
         st.error(f"Could not save thresholds: {exc}")
     else:
         runtime.reload_inspectors()
         st.session_state.pop("tune_warn", None)
         st.session_state.pop("tune_defect", None)
+        st.session_state.pop("tune_reason", None)
         st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
             f" (backup: {backup})" if backup else "") + (
             "" if not commissioning else f", commissioned on {record['frames']} defect-free frames, " + (
