@@ -39,6 +39,7 @@ class KerasReference:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         import keras
 
+        from training.backbone import profile_backbone
         from training.classifier import build_classifier
         from training.keras_session import KerasSession
         from training.train_autoencoder import load_anomaly_model
@@ -46,7 +47,7 @@ class KerasReference:
         self.tf = tf
         self.config = profile_config(load_manifest(manifest_path), manifest_path, profile, "fp32")
         weights = ROOT / "models" / self.config.name / "keras"
-        _, self.full = build_classifier(len(self.config.class_names))
+        _, self.full = build_classifier(len(self.config.class_names), base=profile_backbone(weights))
         self.full.load_weights(weights / "classifier.weights.h5")
         self.classifier = keras.Model(self.full.input, self.full.outputs[0])
         self.anomaly = load_anomaly_model(weights, with_stem=False)

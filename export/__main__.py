@@ -37,9 +37,10 @@ def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.
     import keras
 
     from export.onnx_export import convert, max_abs_difference
+    from training.backbone import profile_backbone
     from training.classifier import build_classifier, head_model
 
-    base, full = build_classifier(n_classes)
+    base, full = build_classifier(n_classes, base=profile_backbone(weights))
     full.load_weights(weights / "classifier.weights.h5")
     head = head_model(base, full)
     head = keras.Model(head.input, head.outputs[:2])

@@ -12,11 +12,12 @@ PROFILE = "neu-steel"
 
 @pytest.fixture(scope="module")
 def keras_models(manifest):
+    from training.backbone import profile_backbone
     from training.classifier import build_classifier
 
     entry = manifest["profiles"][PROFILE]
     weights = ROOT / "models" / PROFILE / "keras"
-    base, full = build_classifier(len(entry["class_names"]))
+    base, full = build_classifier(len(entry["class_names"]), base=profile_backbone(weights))
     full.load_weights(weights / "classifier.weights.h5")
     return base, full
 

@@ -257,3 +257,24 @@ def test_memory_bank_reconstruction_error_is_the_distance_to_the_nearest_normal_
     points = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0], [0.05, 0.05]], np.float32)
     chosen = {tuple(v) for v in greedy_coreset(points, 3, seed=0)}
     assert {(10.0, 0.0), (0.0, 10.0)} <= chosen  # the far ones first: the coreset covers the spread
+
+
+@needs_tf
+def test_a_gate_on_a_pruned_backbone_saves_its_pruning_and_rebuilds_the_same_graph(tmp_path):
+    from training.backbone import PRUNING_FILE
+    from training.profiles import folder_profile
+    from training.train_autoencoder import gate_files, load_anomaly_model, train_autoencoder
+
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=12)
+    profile = replace(folder_profile("t", root, "good"), gate_epochs=1, backbone_keep_ratio=0.5, backbone_fit_frames=6)
+    config = train_autoencoder(profile, tmp_path / "out")
+    assert config["backbone"]["keep_ratio"] == 0.5 and config["backbone"]["expansion_widths"]["1"] == 48
+    assert PRUNING_FILE in gate_files(config) and (tmp_path / "out" / PRUNING_FILE).is_file()
+    import keras
+
+    extractor = load_anomaly_model(tmp_path / "out").get_layer("feature_extractor")
+    backbone, = [layer for layer in extractor.layers if isinstance(layer, keras.Model)]
+    assert backbone.get_layer("block_1_expand").filters == 48
+
+    config = train_autoencoder(replace(profile, backbone_keep_ratio=None), tmp_path / "out")
+    assert config["backbone"] is None and not (tmp_path / "out" / PRUNING_FILE).exists()  # no stale pruning left

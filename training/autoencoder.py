@@ -56,13 +56,14 @@ class AlignedUpsampling2(layers.Layer):
         return self._upsample_axis(self._upsample_axis(x, 1), 2)
 
 
-def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False, frame_tap: str | None = None) -> keras.Model:
+def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False, frame_tap: str | None = None,
+                      base: keras.Model | None = None) -> keras.Model:
     """Gray frame (N, H, W, 1) in [0, 1] -> multi-scale feature map at one stride, frozen.
 
     Further outputs, in this order: ``with_stem``, the backbone's ``STEM_OUTPUT`` (for the
     classifier head); ``frame_tap``, that layer averaged over the whole frame (N, 1, 1, C),
-    the input of the frame-level bottleneck."""
-    base = mobilenet_v2((None, None, 3))
+    the input of the frame-level bottleneck. ``base``: the backbone (default: the ImageNet MobileNetV2)."""
+    base = base or mobilenet_v2((None, None, 3))
     base.trainable = False
     image = keras.Input((None, None, 1), name="image")
     extras = ([STEM_OUTPUT] if with_stem else []) + ([frame_tap] if frame_tap else [])

@@ -15,6 +15,8 @@ from keras import layers
 
 # The last frozen layer both models share: the gate's graph outputs it, the classifier head starts from it.
 STEM_OUTPUT = "block_12_add"
+# Saved beside the gate's weights when the profile prunes the backbone (training.pruning).
+PRUNING_FILE = "backbone_pruning.npz"
 WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 SHARED_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / WEIGHTS_FILE
 
@@ -43,3 +45,14 @@ def gray_to_imagenet(x):
 def mobilenet_v2(input_shape: tuple) -> keras.Model:
     ensure_imagenet_weights()
     return keras.applications.MobileNetV2(input_shape=input_shape, include_top=False, weights="imagenet")
+
+
+def profile_backbone(weights_dir: Path | None = None) -> keras.Model:
+    """The MobileNetV2 a profile's models share: the ImageNet one, pruned (``training.pruning``) where the
+    gate's training saved a ``PRUNING_FILE`` in ``weights_dir``."""
+    base = mobilenet_v2((None, None, 3))
+    if weights_dir is not None and (weights_dir / PRUNING_FILE).is_file():
+        from training import pruning
+
+        base = pruning.pruned_backbone(base, pruning.load(weights_dir / PRUNING_FILE))
+    return base

@@ -27,9 +27,10 @@ FIRST_TUNED_BLOCK = 13
 FEATURE_LAYER = "out_relu"
 
 
-def build_classifier(num_classes: int, dropout: float = 0.2):
-    """Return (base, full_model). ``full_model``: gray image of any size -> [probabilities, feature map, logits]."""
-    base = mobilenet_v2((None, None, 3))
+def build_classifier(num_classes: int, dropout: float = 0.2, base: keras.Model | None = None):
+    """Return (base, full_model). ``full_model``: gray image of any size -> [probabilities, feature map, logits].
+    ``base``: the profile's backbone (``training.backbone.profile_backbone``; default the ImageNet one)."""
+    base = base or mobilenet_v2((None, None, 3))
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,12 +25,14 @@ from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import split_samples
 from edge_runtime.preprocess import PreprocessSpec, model_input
 from export import calibrate
+from export.onnx_export import convert
+from export.quantize import time_model
 from training import autoencoder as ae
 from training.data import box_free_crops, read_frames, stack_equal_shapes
 from training.keras_session import KerasSession
 from training.profiles import PROFILES
-from training.train_autoencoder import (fit_bottleneck, lends_normal_texture, normal_cell_mask, normal_vectors,
-                                        subsample)
+from training.train_autoencoder import (fit_bottleneck, fitted_backbone, lends_normal_texture, normal_cell_mask,
+                                        normal_vectors, subsample)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,6 +216,27 @@ def memory_variant(profile, frames, samples, taps, size: int, k: int, coreset: b
         ae.INPUT_MULTIPLE, 1.0
 
 
+def pruned_variant(profile, frames, samples, taps, hidden, epochs: int = 60):
+    """The recipe on a thinner backbone: MobileNetV2 blocks 1-12 with the profile's ``backbone_keep_ratio``
+    of their expansion channels, projections refitted by least squares on training frames
+    (``training.pruning``), as ``python -m training autoencoder`` does. Prints the 1-thread onnxruntime
+    time of its gate graph against the same bottleneck on the full backbone."""
+    base, _ = fitted_backbone(profile, frames)
+    extractor, vectors = normal_features(profile, frames, samples, taps, ae.feature_extractor(taps, base=base))
+    mean, projection, model, _ = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
+    gate = ae.anomaly_model(extractor, mean, projection, model)
+    full_gate = ae.anomaly_model(ae.feature_extractor(taps), mean, projection, model)
+    inputs = [model_input(frame, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin)[0][None, ..., None]
+              for frame in frames[:4]]
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = {}
+        for name, graph in (("pruned", gate), ("full", full_gate)):
+            convert(graph, (None, None, None, 1), ["error_map"], Path(tmp) / f"{name}.onnx")
+            timings[name] = time_model(Path(tmp) / f"{name}.onnx", inputs, 100)
+    print(f"gate graph, 1 thread, median ms: {json.dumps(timings)}", flush=True)
+    return gate, profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
 class _CallableModel:
     """The slice of the Keras model interface that ``KerasSession`` uses, over a plain function."""
     output_names = ["error_map"]
@@ -287,6 +311,10 @@ VARIANTS = {
         {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 10_000, 1, coreset=True)),
     "memory-bank reconstruction, block5add+12add, 3x3 neighbourhood mean, whitened, coreset 10000, k 1": (
         {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 10_000, 1, coreset=True, neighbourhood=3)),
+    "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 50%": (
+        {"backbone_keep_ratio": 0.5}, lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
+    "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 75%": (
+        {"backbone_keep_ratio": 0.75}, lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }

@@ -26,6 +26,8 @@ from tqdm import tqdm
 from edge_runtime.datasets import Box, DatasetError, Sample, split_samples
 from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
+from training import pruning
+from training.backbone import PRUNING_FILE, mobilenet_v2, profile_backbone
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
 
@@ -138,12 +140,33 @@ def fit_frame_branch(pooled: np.ndarray, profile: Profile, out_dir: Path) -> dic
             "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()}}
 
 
+def pruning_inputs(profile: Profile, frames: list[np.ndarray]) -> np.ndarray:
+    """Up to ``backbone_fit_frames`` training frames, padded as the gate pads them, as the backbone's
+    3-channel [-1, 1] input; of the most common padded size where frame sizes differ."""
+    groups = defaultdict(list)
+    for i in np.random.default_rng(profile.seed).permutation(len(frames)):
+        padded = model_input(frames[i], profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin)[0]
+        groups[padded.shape].append(padded)
+    chosen = np.stack(max(groups.values(), key=len)[: profile.backbone_fit_frames])
+    return np.repeat(chosen[..., None], 3, -1) * 2.0 - 1.0
+
+
+def fitted_backbone(profile: Profile, frames: list[np.ndarray]) -> tuple[keras.Model, dict | None]:
+    """(the profile's MobileNetV2, its pruned blocks or None): pruned and refitted on training frames
+    where ``backbone_keep_ratio`` says so (``training.pruning``), else the ImageNet one."""
+    base = mobilenet_v2((None, None, 3))
+    if profile.backbone_keep_ratio is None:
+        return base, None
+    blocks = pruning.prune_mobilenet_v2(base, pruning_inputs(profile, frames), profile.backbone_keep_ratio,
+                                        seed=profile.seed)
+    return pruning.pruned_backbone(base, blocks), blocks
+
+
 def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     keras.utils.set_random_seed(profile.seed)
     taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
     epochs = epochs or profile.gate_epochs
-    extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap)
-    shapes = extractor.compute_output_shape((1, 64, 64, 1))
+    shapes = ae.feature_extractor(taps, frame_tap=profile.frame_tap).compute_output_shape((1, 64, 64, 1))
     stride = 64 // (shapes[0] if profile.frame_tap else shapes)[1]
     if stride != profile.feature_stride:
         raise ValueError(f"profile {profile.name}: gate_taps {profile.gate_taps!r} give stride {stride}, "
@@ -155,6 +178,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
              if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
+    training_frames = frames
     if profile.normal_mirrors:
         extra_frames, extra_samples = mirrored(frames, kept)
         frames, kept = frames + extra_frames, kept + extra_samples
@@ -167,15 +191,21 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
                            f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
+    keras.utils.set_random_seed(profile.gate_seed)
+    base, pruned_blocks = fitted_backbone(profile, training_frames)
+    extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=base)
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
     _save_bottleneck(out_dir, "bottleneck", model, mean, projection)
+    (out_dir / PRUNING_FILE).unlink(missing_ok=True)  # the classifier and the export take its presence as the word
+    if pruned_blocks is not None:
+        pruning.save(out_dir / PRUNING_FILE, pruned_blocks)
     frame = fit_frame_branch(pooled, profile, out_dir) if profile.frame_tap else None
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
-        "taps": [list(t) for t in taps], "hidden": list(hidden), "epochs": epochs,
+        "taps": [list(t) for t in taps], "hidden": list(hidden), "epochs": epochs, "gate_seed": profile.gate_seed,
         "feature_stride": profile.feature_stride, "input_multiple": ae.INPUT_MULTIPLE, "pad_margin": profile.pad_margin,
         "normal_source": ("box-free cells of NEU-DET training images"
                           + (" and box-free crops as frames" if profile.standalone_crops else "") + " (proxy)")
@@ -186,6 +216,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
         "frame": frame,
+        "backbone": None if pruned_blocks is None else {
+            "keep_ratio": profile.backbone_keep_ratio, "fit_frames": profile.backbone_fit_frames,
+            "expansion_widths": {str(n): len(b.keep) for n, b in pruned_blocks.items()}},
     }
     (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
     log.info("%s autoencoder trained on %d vectors from %d images", profile.name, len(vectors), len(kept))
@@ -198,7 +231,7 @@ def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
     config = json.loads((out_dir / "autoencoder_config.json").read_text())
     frame_config = config.get("frame")
     extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem,
-                                     frame_config["tap"] if frame_config else None)
+                                     frame_config["tap"] if frame_config else None, profile_backbone(out_dir))
     mean, projection, model = _load_bottleneck(out_dir, "bottleneck", config["hidden"])
     frame = _load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
     return ae.anomaly_model(extractor, mean, projection, model, frame)
@@ -213,7 +246,7 @@ def bottleneck_files(name: str) -> tuple[str, str]:
 def gate_files(config: dict) -> list[str]:
     """Every file a trained gate (``autoencoder_config.json``) saved beside its config."""
     names = ["bottleneck"] + (["frame"] if config.get("frame") else [])
-    return [file for name in names for file in bottleneck_files(name)]
+    return [file for name in names for file in bottleneck_files(name)] + ([PRUNING_FILE] if config.get("backbone") else [])
 
 
 def _save_bottleneck(out_dir: Path, name: str, model: keras.Model, mean: np.ndarray, projection: np.ndarray) -> None:

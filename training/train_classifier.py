@@ -27,6 +27,7 @@ from edge_runtime.evaluation_plots import plot_confusion
 from edge_runtime.preprocess import model_input
 from training import classifier as clf
 from training.autoencoder import INPUT_MULTIPLE
+from training.backbone import profile_backbone
 from training.data import dihedral, read_frames, stack_equal_shapes
 from training.profiles import Profile
 from training.reports import plot_history
@@ -129,7 +130,7 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
         frames, kept = read_frames(items, spec)
         data[split] = (frames, np.array([names.index(s.label) for s in kept]), kept)
 
-    base, full = clf.build_classifier(len(names))
+    base, full = clf.build_classifier(len(names), base=profile_backbone(out_dir))  # the gate's, pruned or not
     stem = clf.stem_model(base)
     variants = tuple(range(8))
     x_train = _stem_features(stem, data["train"][0], profile, variants, "stem cache (train x8)")

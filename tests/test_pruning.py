@@ -1,0 +1,86 @@
+"""The pruned MobileNetV2 (training.pruning): refitted blocks, the Keras model built from them, the saved file."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import needs_tf, textured
+
+pytestmark = needs_tf
+
+
+@pytest.fixture(scope="module")
+def base():
+    from training.backbone import SHARED_WEIGHTS, mobilenet_v2
+
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"ImageNet MobileNetV2 weights not found at {SHARED_WEIGHTS} (../shared absent)")
+    return mobilenet_v2((None, None, 3))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    gray = np.stack([textured((96, 96), 90 + 20 * i, seed=i, spread=25.0) for i in range(6)]) / 255.0
+    return np.repeat(gray[..., None], 3, -1).astype(np.float32) * 2.0 - 1.0
+
+
+def _outputs(model, frames, names=("block_5_add", "block_12_add")):
+    import keras
+
+    return keras.Model(model.input, [model.get_layer(n).output for n in names]).predict(frames, verbose=0)
+
+
+def _relative_error(got, expected):
+    return float(np.linalg.norm(got - expected) / np.linalg.norm(expected))
+
+
+def test_keeping_every_channel_gives_back_the_imagenet_features(base, frames):
+    from training import pruning
+
+    blocks = pruning.prune_mobilenet_v2(base, frames, keep_ratio=1.0, rows_per_frame=256)
+    full = pruning.pruned_backbone(base, blocks)
+    for got, expected in zip(_outputs(full, frames), _outputs(base, frames)):
+        assert _relative_error(got, expected) < 0.05  # only the ridge term of the refit stands between them
+
+
+def test_a_pruned_backbone_keeps_names_and_block_widths_and_computes_what_the_fit_fitted(base, frames):
+    import tensorflow as tf
+
+    from training import pruning
+
+    blocks = pruning.prune_mobilenet_v2(base, frames, keep_ratio=0.5)
+    model = pruning.pruned_backbone(base, blocks)
+    for number, block in blocks.items():
+        full_width = base.get_layer(f"block_{number}_expand").filters
+        assert model.get_layer(f"block_{number}_expand").filters == len(block.keep) == int(np.ceil(full_width / 16) * 8)
+        assert len(block.keep) % 8 == 0 and len(set(block.keep)) == len(block.keep)
+    assert model.get_layer("block_12_add").output.shape[-1] == base.get_layer("block_12_add").output.shape[-1]
+    for got, expected in zip(model.get_layer("block_14_expand").get_weights(), base.get_layer("block_14_expand").get_weights()):
+        assert np.array_equal(got, expected)  # the classifier's top blocks are the ImageNet ones
+
+    import keras
+
+    stem = keras.Model(base.input, base.get_layer("expanded_conv_project_BN").output).predict(frames, verbose=0)
+    for number in pruning.PRUNABLE_BLOCKS:
+        pruned = blocks[number]
+        stem = pruning.block_output(pruning.folded_block(base, number), tf.constant(stem), pruned.keep,
+                                    pruned.project, pruned.project_bias).numpy()
+    keras_stem = _outputs(model, frames, ("block_12_add",))
+    assert np.abs(keras_stem - stem).max() <= 1e-4 * np.abs(stem).max()
+    assert _relative_error(keras_stem, _outputs(base, frames, ("block_12_add",))) < 0.6  # an approximation, not noise
+
+
+def test_the_saved_pruning_is_what_profile_backbone_builds(base, frames, tmp_path):
+    from training import pruning
+    from training.backbone import PRUNING_FILE, profile_backbone
+
+    blocks = pruning.prune_mobilenet_v2(base, frames, keep_ratio=0.5)
+    pruning.save(tmp_path / PRUNING_FILE, blocks)
+    loaded = pruning.load(tmp_path / PRUNING_FILE)
+    assert sorted(loaded) == sorted(blocks)
+    for number, block in blocks.items():
+        assert np.array_equal(loaded[number].keep, block.keep)
+        assert np.array_equal(loaded[number].project, block.project)
+    rebuilt = profile_backbone(tmp_path)
+    assert rebuilt.get_layer("block_3_expand").filters == len(blocks[3].keep)
+    assert np.allclose(_outputs(rebuilt, frames)[1], _outputs(pruning.pruned_backbone(base, blocks), frames)[1])
+    assert profile_backbone(tmp_path / "elsewhere").get_layer("block_3_expand").filters == 144  # no file: ImageNet

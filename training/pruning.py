@@ -1,0 +1,196 @@
+"""A thinner MobileNetV2 for the gate: expansion channels pruned, projections refitted on the line's texture.
+
+The gate runs MobileNetV2 blocks 0-12 on every frame; their inverted-residual blocks widen
+each block's input six times (the "expansion"), filter it depthwise and project it back.
+Most of the arithmetic is in those wide layers. Channel pruning with feature
+reconstruction (He, Zhang and Sun, "Channel pruning for accelerating very deep neural
+networks", ICCV 2017) keeps the expansion channels that carry most of a block's output on
+this product's own frames and refits the block's projection by least squares so that its
+output stays what the full network gives, block by block from the input, each fitted on
+the outputs of the blocks already pruned (so errors do not pile up unseen). No gradient
+training: a few linear solves over sampled feature cells.
+
+The block outputs keep their widths, so the gate's taps and the classifier's stem keep
+their meaning; the pruned network is an approximation of the ImageNet one, judged by the
+gate's own recall (``python -m training.gate_experiments``; docs/gate_design.md, "A pruned
+backbone").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+BN_EPSILON = 1e-3
+# Blocks the gate's taps reach (block_12_add is the deepest); block 0 has no expansion.
+PRUNABLE_BLOCKS = tuple(range(1, 13))
+
+
+@dataclass(frozen=True)
+class FoldedBlock:
+    """One inverted-residual block with its batch norms folded into the convolutions."""
+    expand: np.ndarray      # (C_in, E)
+    expand_bias: np.ndarray
+    depthwise: np.ndarray   # (3, 3, E, 1)
+    depthwise_bias: np.ndarray
+    project: np.ndarray     # (E, C_out)
+    project_bias: np.ndarray
+    stride: int
+    residual: bool
+
+
+def _bn_scale_shift(layer) -> tuple[np.ndarray, np.ndarray]:
+    gamma, beta, mean, variance = layer.get_weights()
+    scale = gamma / np.sqrt(variance + layer.epsilon)
+    return scale, beta - mean * scale
+
+
+def folded_block(base: keras.Model, block: int) -> FoldedBlock:
+    prefix = f"block_{block}_"
+    names = {layer.name for layer in base.layers}
+    s_e, t_e = _bn_scale_shift(base.get_layer(prefix + "expand_BN"))
+    s_d, t_d = _bn_scale_shift(base.get_layer(prefix + "depthwise_BN"))
+    s_p, t_p = _bn_scale_shift(base.get_layer(prefix + "project_BN"))
+    expand = base.get_layer(prefix + "expand").get_weights()[0][0, 0] * s_e
+    depthwise = base.get_layer(prefix + "depthwise").get_weights()[0] * s_d[None, None, :, None]
+    project = base.get_layer(prefix + "project").get_weights()[0][0, 0] * s_p
+    stride = base.get_layer(prefix + "depthwise").strides[0]
+    return FoldedBlock(expand, t_e, depthwise, t_d, project, t_p, stride, prefix + "add" in names)
+
+
+def expanded(block: FoldedBlock, x: tf.Tensor, keep: np.ndarray | None = None) -> tf.Tensor:
+    """The block's depthwise output (the projection's input), for the channels ``keep`` (default all)."""
+    keep = np.arange(block.expand.shape[1]) if keep is None else keep
+    h = tf.nn.relu6(tf.tensordot(x, block.expand[:, keep], 1) + block.expand_bias[keep])
+    if block.stride == 2:
+        h = tf.pad(h, [[0, 0], [0, 1], [0, 1], [0, 0]])  # Keras' correct_pad for an unknown input size
+    h = tf.nn.depthwise_conv2d(h, block.depthwise[:, :, keep], [1, block.stride, block.stride, 1],
+                               "VALID" if block.stride == 2 else "SAME")
+    return tf.nn.relu6(h + block.depthwise_bias[keep])
+
+
+def block_output(block: FoldedBlock, x: tf.Tensor, keep: np.ndarray | None = None, project: np.ndarray | None = None,
+                 bias: np.ndarray | None = None) -> tf.Tensor:
+    """The block's output, with ``keep``'s channels and a refitted ``project`` / ``bias`` where given."""
+    project = block.project if project is None else project
+    bias = block.project_bias if bias is None else bias
+    out = tf.tensordot(expanded(block, x, keep), project, 1) + bias
+    return out + x if block.residual else out
+
+
+def _ridge_fit(design: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, bias) of the least-squares map design -> targets, the weights (not the bias) shrunk by
+    ``ridge`` x trace(Gram matrix of [design, 1]) / channels."""
+    design = np.concatenate([design, np.ones((len(design), 1))], axis=1).astype(np.float64)
+    gram = design.T @ design
+    channels = design.shape[1] - 1
+    gram[np.arange(channels), np.arange(channels)] += ridge * np.trace(gram) / channels
+    solution = np.linalg.solve(gram, design.T @ targets.astype(np.float64))
+    return solution[:-1].astype(np.float32), solution[-1].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PrunedBlock:
+    keep: np.ndarray        # expansion channels kept
+    project: np.ndarray     # refitted (len(keep), C_out)
+    project_bias: np.ndarray
+
+
+def _batches(x: np.ndarray, size: int = 32):
+    for start in range(0, len(x), size):
+        yield start, tf.constant(x[start: start + size])
+
+
+def prune_block(block: FoldedBlock, inputs: np.ndarray, pruned_inputs: np.ndarray, width: int,
+                rows_per_frame: int, rng: np.random.Generator, ridge: float = 1e-4) -> tuple[PrunedBlock, np.ndarray, np.ndarray]:
+    """Keep ``width`` expansion channels and refit the projection so the pruned block, fed the pruned
+    network's own inputs, gives the full block's output. Returns (the pruned block, the full network's
+    outputs, the pruned network's outputs) for the next block."""
+    energy = np.zeros(block.expand.shape[1])
+    targets, full_out, cells = [], [], []
+    for start, batch in _batches(pruned_inputs):
+        h = expanded(block, batch).numpy()
+        energy += np.square(h).sum(axis=(0, 1, 2))
+        original = block_output(block, tf.constant(inputs[start: start + len(batch)])).numpy()
+        full_out.append(original)
+        target = original - batch.numpy() if block.residual else original
+        flat_h, flat_t = h.reshape(len(h), -1, h.shape[-1]), target.reshape(len(h), -1, target.shape[-1])
+        picks = rng.integers(0, flat_h.shape[1], (len(h), rows_per_frame))
+        cells.append(np.take_along_axis(flat_h, picks[..., None], 1).reshape(-1, h.shape[-1]))
+        targets.append(np.take_along_axis(flat_t, picks[..., None], 1).reshape(-1, target.shape[-1]))
+    importance = energy * np.square(block.project).sum(axis=1)
+    keep = np.sort(np.argsort(importance)[::-1][:width])
+    weights, bias = _ridge_fit(np.concatenate(cells)[:, keep], np.concatenate(targets), ridge)
+    pruned = PrunedBlock(keep, weights, bias)
+    pruned_out = [block_output(block, batch, keep, pruned.project, pruned.project_bias).numpy()
+                  for _, batch in _batches(pruned_inputs)]
+    return pruned, np.concatenate(full_out), np.concatenate(pruned_out)
+
+
+def prune_mobilenet_v2(base: keras.Model, inputs: np.ndarray, keep_ratio: float, rows_per_frame: int = 64,
+                       seed: int = 0) -> dict[int, PrunedBlock]:
+    """Blocks 1-12 with ``keep_ratio`` of their expansion channels (rounded up to a multiple of 8, the
+    vector width of onnxruntime's AVX2 convolutions), fitted on ``inputs`` (N, H, W, 3) in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    stem = keras.Model(base.input, base.get_layer("expanded_conv_project_BN").output)
+    full = np.concatenate([stem.predict(inputs[i: i + 32], verbose=0) for i in range(0, len(inputs), 32)])
+    pruned_inputs, pruned = full, {}
+    for number in PRUNABLE_BLOCKS:
+        block = folded_block(base, number)
+        width = min(block.expand.shape[1], int(np.ceil(block.expand.shape[1] * keep_ratio / 8) * 8))
+        pruned[number], full, pruned_inputs = prune_block(block, full, pruned_inputs, width, rows_per_frame, rng)
+    return pruned
+
+
+def _block_number(name: str) -> int | None:
+    parts = name.split("_")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "block" and parts[1].isdigit() else None
+
+
+def pruned_backbone(base: keras.Model, blocks: dict[int, PrunedBlock]) -> keras.Model:
+    """``base`` (the ImageNet MobileNetV2) with ``blocks`` pruned: same layer names, so taps, the stem
+    and the classifier's top blocks (13-16, unchanged) are found as in the full network. Each
+    refitted projection carries its bias in its batch norm, set to the identity plus that bias."""
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name.endswith("_expand") and _block_number(layer.name) in blocks:
+            config["filters"] = len(blocks[_block_number(layer.name)].keep)
+        return layer.__class__.from_config(config)
+
+    model = keras.models.clone_model(base, clone_function=clone)
+    for layer in model.layers[1:]:  # after the input layer, which the clone names anew
+        weights = base.get_layer(layer.name).get_weights()
+        pruned = blocks.get(_block_number(layer.name))
+        if pruned is None or not weights:
+            layer.set_weights(weights)
+            continue
+        suffix = layer.name.split("_", 2)[2]
+        if suffix == "expand":
+            weights = [weights[0][..., pruned.keep]]
+        elif suffix in ("expand_BN", "depthwise_BN"):
+            weights = [w[pruned.keep] for w in weights]
+        elif suffix == "depthwise":
+            weights = [weights[0][:, :, pruned.keep]]
+        elif suffix == "project":
+            weights = [pruned.project[None, None]]
+        elif suffix == "project_BN":
+            channels = len(pruned.project_bias)
+            weights = [np.full(channels, np.sqrt(1.0 + layer.epsilon), np.float32), pruned.project_bias,
+                       np.zeros(channels, np.float32), np.ones(channels, np.float32)]
+        layer.set_weights(weights)
+    return model
+
+
+def save(path, blocks: dict[int, PrunedBlock]) -> None:
+    np.savez(path, **{f"{key}_{number}": getattr(block, field) for number, block in blocks.items()
+                      for key, field in (("keep", "keep"), ("project", "project"), ("bias", "project_bias"))})
+
+
+def load(path) -> dict[int, PrunedBlock]:
+    with np.load(path) as data:
+        numbers = sorted(int(name.split("_")[1]) for name in data.files if name.startswith("keep_"))
+        return {n: PrunedBlock(data[f"keep_{n}"], data[f"project_{n}"], data[f"bias_{n}"]) for n in numbers}
