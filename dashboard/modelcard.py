@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dashboard.config import is_inside
-from edge_runtime.manifest import CHANGE_LOG_KEY, sha256_of
+from edge_runtime.manifest import changes_newest_first, sha256_of
 
 PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 
@@ -91,24 +91,10 @@ def find_section(entry: dict, manifest: dict, *names: str) -> Any:
     return None
 
 
-def threshold_origin(thresholds: dict) -> tuple[bool, str]:
-    """(commissioned on this line?, one line saying where the thresholds come from)."""
-    record = thresholds.get("commissioned")
-    if record:
-        return True, (f"Commissioned on {record.get('frames', '?')} defect-free frames of this line "
-                      f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
-                      f"at defect / warn), {thresholds.get('edited_at', 'date not recorded')}.")
-    if thresholds.get("edited_at"):
-        return False, (f"Edited by hand on {thresholds['edited_at']}; not commissioned on defect-free frames "
-                       "(`python -m edge_runtime calibrate`).")
-    return False, ("As shipped, set on the training data's normals; not commissioned on this line's defect-free "
-                   "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
-
-
 def threshold_changes(thresholds: dict) -> list[dict]:
     """The thresholds' change log (``edge_runtime.manifest.save_thresholds``), newest first, one row each."""
     rows = []
-    for change in reversed(thresholds.get(CHANGE_LOG_KEY) or []):
+    for change in changes_newest_first(thresholds):
         rows.append({"when": change.get("at"), "by": change.get("by"), "how": change.get("how"),
                      "warn": f"{_text(change.get('previous_warn'))} -> {_text(change.get('warn'))}",
                      "defect": f"{_text(change.get('previous_defect'))} -> {_text(change.get('defect'))}",

@@ -1,4 +1,5 @@
-"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, selftest, watch, record, history, prune."""
+"""``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, thresholds, selftest, watch, record,
+history, prune."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--by", default=None, help="who changes them (default: this account's user name)")
     calibrate.add_argument("--json", action="store_true", help="print one JSON object")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    thresholds = commands.add_parser("thresholds", help="the profile's thresholds, where they come from and every change")
+    thresholds.add_argument("--json", action="store_true", help="print one JSON object")
+    thresholds.set_defaults(func=cmd_thresholds)
 
     selftest = commands.add_parser("selftest", help="score the profile's golden frames and compare with the export")
     selftest.add_argument("--json", action="store_true", help="print one JSON object")
@@ -179,6 +184,37 @@ def cmd_evaluate(args) -> int:
                 print(f"{key:34s} {value}")
         print("confusion_matrix (rows = true):", *metrics.get("confusion_matrix", []), sep="\n  ")
     return 1 if metrics["errors"] else 0
+
+
+def cmd_thresholds(args) -> int:
+    """Read from the manifest only (no model is loaded): current thresholds, their origin, the change log."""
+    from .errors import ManifestError
+    from .manifest import changes_newest_first, load_manifest, threshold_origin
+
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    name = args.profile or manifest.get("default_profile") or next(iter(manifest["profiles"]))
+    if name not in manifest["profiles"]:
+        print(f"error: profile '{name}' is not in the manifest (has: {', '.join(manifest['profiles'])})", file=sys.stderr)
+        return 2
+    thresholds = manifest["profiles"][name]["thresholds"]
+    commissioned, origin = threshold_origin(thresholds)
+    changes = changes_newest_first(thresholds)
+    if args.json:
+        print(json.dumps({"profile": name, "warn": thresholds["warn"], "defect": thresholds["defect"],
+                          "commissioned": commissioned, "origin": origin, "changes": changes}))
+        return 0
+    print(f"{name}: warn {thresholds['warn']:.6g}, defect {thresholds['defect']:.6g}")
+    print(f"  {origin}")
+    print(f"  {len(changes)} change(s) since the export" + (", newest first:" if changes else ""))
+    for change in changes:
+        print(f"  {change.get('at')}  {change.get('by')}  {change.get('how')}: warn {change.get('previous_warn')} -> "
+              f"{change.get('warn')}, defect {change.get('previous_defect')} -> {change.get('defect')}; "
+              f"reason: {change.get('reason') or '(none given)'}; backup {change.get('backup')}")
+    return 0
 
 
 def cmd_calibrate(args) -> int:

@@ -242,6 +242,25 @@ def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, c
             "previous_warn": thresholds.get("warn"), "previous_defect": thresholds.get("defect"), "backup": backup}
 
 
+def threshold_origin(thresholds: dict) -> tuple[bool, str]:
+    """(commissioned on this line?, one line saying where the thresholds come from)."""
+    record = thresholds.get("commissioned")
+    if record:
+        return True, (f"Commissioned on {record.get('frames', '?')} defect-free frames of this line "
+                      f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
+                      f"at defect / warn), {thresholds.get('edited_at', 'date not recorded')}.")
+    if thresholds.get("edited_at"):
+        return False, (f"Edited by hand on {thresholds['edited_at']}; not commissioned on defect-free frames "
+                       "(`python -m edge_runtime calibrate`).")
+    return False, ("As shipped, set on the training data's normals; not commissioned on this line's defect-free "
+                   "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+
+
+def changes_newest_first(thresholds: dict) -> list[dict]:
+    """A profile's threshold change log (``save_thresholds``), newest first."""
+    return list(reversed(thresholds.get(CHANGE_LOG_KEY) or []))
+
+
 def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | None) -> None:
     entry["autoencoder"]["score"]["frame_term"].update(
         map_reference=frame_term.map_reference, frame_reference=frame_term.frame_reference,

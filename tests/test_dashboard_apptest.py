@@ -29,6 +29,7 @@ import dashboard_fakes as fakes  # noqa: E402
 from dashboard import config as dconfig  # noqa: E402
 from dashboard import history_logic, live, modelcard, render, runtime, tuning  # noqa: E402
 from dashboard.inspect_logic import inspect_items  # noqa: E402
+from edge_runtime.manifest import threshold_origin  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 REAL_LOAD_INSPECTOR = runtime.load_inspector  # before the fixtures swap in a fake
@@ -512,7 +513,7 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     assert thresholds["defect"] == pytest.approx(defect)
     record = thresholds["commissioned"]
     assert record["frames"] == 210 and record["sources"] == [str(good)] and record["false_alarm_rate"] <= 0.01
-    assert modelcard.threshold_origin(thresholds)[0]
+    assert threshold_origin(thresholds)[0]
     scores = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))["score"].to_numpy()
     expected = ScoreBaseline.from_scores(scores[scores < defect])
     baseline = ScoreBaseline.from_manifest(thresholds)
@@ -635,10 +636,10 @@ def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
 
 
 def test_threshold_origin_says_whether_the_line_was_commissioned():
-    assert modelcard.threshold_origin({"warn": 1, "defect": 2})[0] is False
-    edited = modelcard.threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00"})
+    assert threshold_origin({"warn": 1, "defect": 2})[0] is False
+    edited = threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00"})
     assert edited[0] is False and "Edited by hand" in edited[1]
-    done = modelcard.threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00",
+    done = threshold_origin({"warn": 1, "defect": 2, "edited_at": "2026-11-26T02:00:00",
                                        "commissioned": {"frames": 412, "false_alarm_rate": 0.01,
                                                         "warn_false_alarm_rate": 0.05}})
     assert done[0] is True and "412 defect-free frames" in done[1]

@@ -107,6 +107,25 @@ def test_every_threshold_change_is_logged_with_who_how_why_and_the_values_before
     assert len(json.loads(second.read_text())["profiles"]["p"]["thresholds"]["changes"]) == 1  # the log before it
 
 
+def test_the_thresholds_command_reads_the_change_log_without_loading_a_model(tmp_path, capsys):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"default_profile": "p", "profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
+    assert cli_main(["thresholds", "--manifest", str(path)]) == 0  # no model files exist here
+    assert "As shipped" in capsys.readouterr().out
+    save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, reason="line start", changed_by="A. E.")
+    save_thresholds(path, "p", 1.4, 2.5, reason="fewer false alarms on coil 4711", changed_by="J. Q.")
+    assert cli_main(["thresholds", "--manifest", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["profile"], report["warn"], report["defect"], report["commissioned"]) == ("p", 1.4, 2.5, False)
+    assert [c["reason"] for c in report["changes"]] == ["fewer false alarms on coil 4711", "line start"]  # newest first
+    assert cli_main(["thresholds", "--manifest", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "p: warn 1.4, defect 2.5" in text and "Edited by hand" in text and "2 change(s)" in text
+    assert text.index("J. Q.") < text.index("A. E.") and "warn 1.5 -> 1.4" in text
+    assert cli_main(["thresholds", "--manifest", str(path), "--profile", "other"]) == 2
+    assert "profile 'other' is not in the manifest" in capsys.readouterr().err
+
+
 def _write_frames(folder, seed: int, count: int, change=lambda frame: frame):
     folder.mkdir()
     for frame in SyntheticStripSource(0.0, seed=seed, count=count).frames(threading.Event()):

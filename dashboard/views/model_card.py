@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import modelcard, runtime
+from edge_runtime.manifest import CHANGE_LOG_KEY, threshold_origin
 
 config = runtime.get_config()
 st.title("Model card")
@@ -78,9 +79,9 @@ with left:
     thresholds = modelcard.find_section(entry, manifest, "thresholds")
     if thresholds:
         st.subheader("Thresholds (manifest)")
-        commissioned, origin = modelcard.threshold_origin(thresholds)
+        commissioned, origin = threshold_origin(thresholds)
         (st.success if commissioned else st.warning)(origin)
-        st.json({k: v for k, v in thresholds.items() if k != modelcard.CHANGE_LOG_KEY})
+        st.json({k: v for k, v in thresholds.items() if k != CHANGE_LOG_KEY})
         changes = modelcard.threshold_changes(thresholds)
         if changes:
             st.markdown(f"**Changes since the export** ({len(changes)}, newest first)")
