@@ -84,3 +84,13 @@ def test_the_saved_pruning_is_what_profile_backbone_builds(base, frames, tmp_pat
     assert rebuilt.get_layer("block_3_expand").filters == len(blocks[3].keep)
     assert np.allclose(_outputs(rebuilt, frames)[1], _outputs(pruning.pruned_backbone(base, blocks), frames)[1])
     assert profile_backbone(tmp_path / "elsewhere").get_layer("block_3_expand").filters == 144  # no file: ImageNet
+
+
+def test_least_squares_selection_keeps_the_channels_the_output_is_made_of():
+    from training.pruning import least_squares_selection
+
+    rng = np.random.default_rng(0)
+    cells = rng.normal(size=(2000, 12)) * np.linspace(3.0, 0.5, 12)  # the later channels are the weaker ones
+    cells[:, 1] = cells[:, 0] + 0.01 * rng.normal(size=2000)  # a strong copy of channel 0 adds nothing new
+    targets = cells[:, [0, 7, 10]] @ rng.normal(size=(3, 4)) + 0.5
+    assert list(least_squares_selection(cells, targets, 3, ridge=1e-6)) in ([0, 7, 10], [1, 7, 10])

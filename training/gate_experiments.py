@@ -313,6 +313,9 @@ VARIANTS = {
         {}, lambda p, f, s: memory_variant(p, f, s, ae.TAPS["block5+12"], 10_000, 1, coreset=True, neighbourhood=3)),
     "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 50%": (
         {"backbone_keep_ratio": 0.5}, lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
+    "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 50%, chosen by least squares": (
+        {"backbone_keep_ratio": 0.5, "backbone_selection": "least_squares"},
+        lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 75%": (
         {"backbone_keep_ratio": 0.75}, lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, stride 16, block6+12add, whitened": (

@@ -104,6 +104,8 @@ class Profile:
     # images, so it is not deployed (docs/gate_design.md, "A pruned backbone").
     backbone_keep_ratio: float | None = None
     backbone_fit_frames: int = 300
+    # How the kept channels are chosen (training.pruning.prune_block): "energy" or "least_squares".
+    backbone_selection: str = "energy"
     # Seed of the bottleneck's initial weights and batch order (``seed`` fixes the splits). One fit
     # of the same recipe varies by several points of validation recall from seed to seed, so a
     # profile may keep the best of a few on validation (the test split is only reported).

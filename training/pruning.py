@@ -84,10 +84,7 @@ def block_output(block: FoldedBlock, x: tf.Tensor, keep: np.ndarray | None = Non
 def _ridge_fit(design: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
     """(weights, bias) of the least-squares map design -> targets, the weights (not the bias) shrunk by
     ``ridge`` x trace(Gram matrix of [design, 1]) / channels."""
-    design = np.concatenate([design, np.ones((len(design), 1))], axis=1).astype(np.float64)
-    gram = design.T @ design
-    channels = design.shape[1] - 1
-    gram[np.arange(channels), np.arange(channels)] += ridge * np.trace(gram) / channels
+    design, gram = _ridge_gram(design, ridge)
     solution = np.linalg.solve(gram, design.T @ targets.astype(np.float64))
     return solution[:-1].astype(np.float32), solution[-1].astype(np.float32)
 
@@ -104,11 +101,40 @@ def _batches(x: np.ndarray, size: int = 32):
         yield start, tf.constant(x[start: start + size])
 
 
+def _ridge_gram(design: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """([design, 1] as float64, its Gram matrix with ``_ridge_fit``'s shrinkage on the channels)."""
+    design = np.concatenate([design, np.ones((len(design), 1))], axis=1).astype(np.float64)
+    gram = design.T @ design
+    channels = design.shape[1] - 1
+    gram[np.arange(channels), np.arange(channels)] += ridge * np.trace(gram) / channels
+    return design, gram
+
+
+def least_squares_selection(design: np.ndarray, targets: np.ndarray, width: int, ridge: float) -> np.ndarray:
+    """The ``width`` channels kept by backward elimination: again and again, drop the channel whose
+    removal raises the least-squares residual least (the deletion formula of linear regression,
+    beta_j^2 / [G^-1]_jj summed over the outputs), the others refitted each time."""
+    design, gram = _ridge_gram(design, ridge)
+    cross = design.T @ targets.astype(np.float64)
+    bias = design.shape[1] - 1
+    active = list(range(bias))
+    while len(active) > width:
+        rows = active + [bias]
+        inverse = np.linalg.inv(gram[np.ix_(rows, rows)])
+        beta = inverse @ cross[rows]
+        cost = np.square(beta[:-1]).sum(axis=1) / np.diag(inverse)[:-1]
+        active.pop(int(np.argmin(cost)))
+    return np.array(active)
+
+
 def prune_block(block: FoldedBlock, inputs: np.ndarray, pruned_inputs: np.ndarray, width: int,
-                rows_per_frame: int, rng: np.random.Generator, ridge: float = 1e-4) -> tuple[PrunedBlock, np.ndarray, np.ndarray]:
+                rows_per_frame: int, rng: np.random.Generator, ridge: float = 1e-4,
+                selection: str = "energy") -> tuple[PrunedBlock, np.ndarray, np.ndarray]:
     """Keep ``width`` expansion channels and refit the projection so the pruned block, fed the pruned
-    network's own inputs, gives the full block's output. Returns (the pruned block, the full network's
-    outputs, the pruned network's outputs) for the next block."""
+    network's own inputs, gives the full block's output. ``selection``: "energy" keeps the channels with
+    the most output energy (mean square times projection weights), "least_squares" the ones backward
+    elimination keeps. Returns (the pruned block, the full network's outputs, the pruned network's
+    outputs) for the next block."""
     energy = np.zeros(block.expand.shape[1])
     targets, full_out, cells = [], [], []
     for start, batch in _batches(pruned_inputs):
@@ -121,9 +147,12 @@ def prune_block(block: FoldedBlock, inputs: np.ndarray, pruned_inputs: np.ndarra
         picks = rng.integers(0, flat_h.shape[1], (len(h), rows_per_frame))
         cells.append(np.take_along_axis(flat_h, picks[..., None], 1).reshape(-1, h.shape[-1]))
         targets.append(np.take_along_axis(flat_t, picks[..., None], 1).reshape(-1, target.shape[-1]))
-    importance = energy * np.square(block.project).sum(axis=1)
-    keep = np.sort(np.argsort(importance)[::-1][:width])
-    weights, bias = _ridge_fit(np.concatenate(cells)[:, keep], np.concatenate(targets), ridge)
+    cells, targets = np.concatenate(cells), np.concatenate(targets)
+    if selection == "least_squares":
+        keep = least_squares_selection(cells, targets, width, ridge)
+    else:
+        keep = np.sort(np.argsort(energy * np.square(block.project).sum(axis=1))[::-1][:width])
+    weights, bias = _ridge_fit(cells[:, keep], targets, ridge)
     pruned = PrunedBlock(keep, weights, bias)
     pruned_out = [block_output(block, batch, keep, pruned.project, pruned.project_bias).numpy()
                   for _, batch in _batches(pruned_inputs)]
@@ -131,7 +160,7 @@ def prune_block(block: FoldedBlock, inputs: np.ndarray, pruned_inputs: np.ndarra
 
 
 def prune_mobilenet_v2(base: keras.Model, inputs: np.ndarray, keep_ratio: float, rows_per_frame: int = 64,
-                       seed: int = 0) -> dict[int, PrunedBlock]:
+                       seed: int = 0, selection: str = "energy") -> dict[int, PrunedBlock]:
     """Blocks 1-12 with ``keep_ratio`` of their expansion channels (rounded up to a multiple of 8, the
     vector width of onnxruntime's AVX2 convolutions), fitted on ``inputs`` (N, H, W, 3) in [-1, 1]."""
     rng = np.random.default_rng(seed)
@@ -141,7 +170,8 @@ def prune_mobilenet_v2(base: keras.Model, inputs: np.ndarray, keep_ratio: float,
     for number in PRUNABLE_BLOCKS:
         block = folded_block(base, number)
         width = min(block.expand.shape[1], int(np.ceil(block.expand.shape[1] * keep_ratio / 8) * 8))
-        pruned[number], full, pruned_inputs = prune_block(block, full, pruned_inputs, width, rows_per_frame, rng)
+        pruned[number], full, pruned_inputs = prune_block(block, full, pruned_inputs, width, rows_per_frame, rng,
+                                                          selection=selection)
     return pruned
 
 

@@ -158,7 +158,7 @@ def fitted_backbone(profile: Profile, frames: list[np.ndarray]) -> tuple[keras.M
     if profile.backbone_keep_ratio is None:
         return base, None
     blocks = pruning.prune_mobilenet_v2(base, pruning_inputs(profile, frames), profile.backbone_keep_ratio,
-                                        seed=profile.seed)
+                                        seed=profile.seed, selection=profile.backbone_selection)
     return pruning.pruned_backbone(base, blocks), blocks
 
 
@@ -218,6 +218,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "frame": frame,
         "backbone": None if pruned_blocks is None else {
             "keep_ratio": profile.backbone_keep_ratio, "fit_frames": profile.backbone_fit_frames,
+            "selection": profile.backbone_selection,
             "expansion_widths": {str(n): len(b.keep) for n, b in pruned_blocks.items()}},
     }
     (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
