@@ -105,7 +105,9 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
                 f"{profile.name}: anomaly scores, test split")
     val = calibrate.gate_metrics(val_scores, limits, profile.calibration_normals)
     calibration = {"split": "val", "normals": profile.calibration_normals, "n_normal": int(len(val_normals)),
-                   "gate_recall_warn": val["gate_recall_warn"], "image_auroc": val["image_auroc"]}
+                   "gate_recall_warn": val["gate_recall_warn"], "image_auroc": val["image_auroc"],
+                   "gate_recall_defect": val["gate_recall_defect"],
+                   "gate_recall_warn_per_class": val.get("gate_recall_warn_per_class")}
     log.info("%s gate on the validation split: recall at warn %.3f, image AUROC %.3f", profile.name,
              val["gate_recall_warn"], val["image_auroc"])
     return limits, calibrate.gate_metrics(test_scores, limits, profile.calibration_normals), calibration
