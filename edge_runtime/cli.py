@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(func=cmd_calibrate)
 
     thresholds = commands.add_parser("thresholds", help="the profile's thresholds, where they come from and every change")
+    thresholds.add_argument("--restore", type=Path, metavar="BACKUP",
+                            help="set the thresholds back to those of an earlier manifest (a backup), logged as a change")
+    thresholds.add_argument("--reason", default="", help="with --restore: why (kept in the change log)")
+    thresholds.add_argument("--by", default=None, help="with --restore: who (default: this account's user name)")
     thresholds.add_argument("--json", action="store_true", help="print one JSON object")
     thresholds.set_defaults(func=cmd_thresholds)
 
@@ -189,14 +193,20 @@ def cmd_evaluate(args) -> int:
 def cmd_thresholds(args) -> int:
     """Read from the manifest only (no model is loaded): current thresholds, their origin, the change log."""
     from .errors import ManifestError
-    from .manifest import changes_newest_first, load_manifest, threshold_origin
+    from .manifest import (changes_newest_first, default_manifest_path, load_manifest, restore_thresholds,
+                           threshold_origin)
 
     try:
         manifest = load_manifest(args.manifest)
-    except ManifestError as error:
+        name = args.profile or manifest.get("default_profile") or next(iter(manifest["profiles"]))
+        if args.restore is not None and name in manifest["profiles"]:
+            backup = restore_thresholds(args.manifest or default_manifest_path(), name, args.restore, args.reason,
+                                        args.by)
+            print(f"thresholds of {name} restored from {args.restore} (the manifest before: {backup})", file=sys.stderr)
+            manifest = load_manifest(args.manifest)
+    except (ManifestError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = args.profile or manifest.get("default_profile") or next(iter(manifest["profiles"]))
     if name not in manifest["profiles"]:
         print(f"error: profile '{name}' is not in the manifest (has: {', '.join(manifest['profiles'])})", file=sys.stderr)
         return 2

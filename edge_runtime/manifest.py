@@ -233,9 +233,10 @@ def _account() -> str:
 
 
 def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, commissioned: dict | None,
-                     reason: str, changed_by: str | None, backup: str) -> dict:
+                     reason: str, changed_by: str | None, backup: str, restored_from: str | None = None) -> dict:
     """One entry of the thresholds' change log: the values before and after, and who, how and why."""
-    how = (f"commissioned on {commissioned.get('frames', '?')} defect-free frames" if commissioned
+    how = (f"restored from {restored_from}" if restored_from
+           else f"commissioned on {commissioned.get('frames', '?')} defect-free frames" if commissioned
            else "set by hand")
     return {"at": stamp, "by": changed_by or _account(), "how": how, "reason": reason.strip(),
             "warn": warn, "defect": defect,
@@ -270,7 +271,8 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
-                    score_baseline: dict | None = None, reason: str = "", changed_by: str | None = None) -> Path:
+                    score_baseline: dict | None = None, reason: str = "", changed_by: str | None = None,
+                    restored_from: str | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
@@ -296,7 +298,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds = manifest["profiles"][profile]["thresholds"]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(
-        thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name))
+        thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name, restored_from))
     thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
     thresholds.pop("commissioned", None)
     if commissioned:
@@ -309,6 +311,28 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
     write_manifest(path, manifest)
     return backup
+
+
+def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reason: str = "",
+                       changed_by: str | None = None) -> Path:
+    """Set a profile's thresholds back to those of an earlier manifest (a backup ``save_thresholds`` kept),
+    with its commissioning record, drift baseline and frame-level references, as one more logged change.
+    Refuses an earlier manifest of other models: thresholds hold only for the graphs they were set on.
+    Returns the backup of the manifest as it was before the restore."""
+    current, old = load_manifest(path), load_manifest(earlier)
+    for name, manifest, source in ((profile, current, path), (profile, old, earlier)):
+        if name not in manifest["profiles"]:
+            raise ManifestError(f"profile '{name}' is not in {source}")
+    entry, old_entry = current["profiles"][profile], old["profiles"][profile]
+    for model in ("autoencoder", "classifier"):
+        if entry[model].get("sha256") != old_entry[model].get("sha256"):
+            raise ManifestError(f"{earlier} describes another {model} (its sha256 differs): its thresholds were not "
+                                "set on the models deployed now")
+    thresholds = old_entry["thresholds"]
+    term = _frame_term(old_entry["autoencoder"].get("score", {})) if entry["autoencoder"].get("score", {}).get(
+        "frame_term") else None
+    return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
+                           term, thresholds.get("score_baseline"), reason, changed_by, Path(earlier).name)
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

@@ -126,6 +126,45 @@ def test_the_thresholds_command_reads_the_change_log_without_loading_a_model(tmp
     assert "profile 'other' is not in the manifest" in capsys.readouterr().err
 
 
+def _minimal_manifest(path, warn=1.0, defect=2.0, gate_sha="a" * 64):
+    term = {"map_reference": 1.0, "frame_reference": 0.5, "weight": 2.0}
+    path.write_text(json.dumps({"default_profile": "p", "profiles": {"p": {
+        "autoencoder": {"sha256": gate_sha, "score": {"frame_term": term}}, "classifier": {"sha256": "b" * 64},
+        "thresholds": {"warn": warn, "defect": defect}}}}))
+    return path
+
+
+def test_thresholds_restored_from_a_backup_are_one_more_logged_change(tmp_path, capsys):
+    from edge_runtime.manifest import FrameTerm
+
+    path = _minimal_manifest(tmp_path / "m.json")
+    baseline = ScoreBaseline.from_scores(_normal_scores(300, seed=1)).to_dict()
+    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, score_baseline=baseline,
+                                   frame_term=FrameTerm(3.0, 0.7, 2.0), reason="line start")
+    trial = save_thresholds(path, "p", 1.2, 2.2, reason="trial")  # its backup holds the commissioned values
+    assert trial != commissioned
+    code = cli_main(["thresholds", "--manifest", str(path), "--restore", str(trial), "--reason", "trial over",
+                     "--by", "J. Q.", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and (report["warn"], report["defect"], report["commissioned"]) == (1.5, 2.5, True)
+    entry = json.loads(path.read_text())["profiles"]["p"]
+    assert entry["thresholds"]["score_baseline"] == baseline and entry["thresholds"]["commissioned"]["frames"] == 300
+    assert entry["autoencoder"]["score"]["frame_term"]["map_reference"] == 3.0  # the thresholds' units come back too
+    last = report["changes"][0]
+    assert (last["how"], last["reason"], last["by"]) == (f"restored from {trial.name}", "trial over", "J. Q.")
+    assert (last["previous_warn"], last["warn"]) == (1.2, 1.5) and len(report["changes"]) == 3
+
+
+def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
+    path = _minimal_manifest(tmp_path / "m.json")
+    other = _minimal_manifest(tmp_path / "other.json", 0.1, 0.2, gate_sha="c" * 64)
+    before = path.read_text()
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(other)]) == 2
+    assert "describes another autoencoder" in capsys.readouterr().err and path.read_text() == before
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "missing.bak")]) == 2
+    assert "not found" in capsys.readouterr().err and path.read_text() == before
+
+
 def _write_frames(folder, seed: int, count: int, change=lambda frame: frame):
     folder.mkdir()
     for frame in SyntheticStripSource(0.0, seed=seed, count=count).frames(threading.Event()):
