@@ -278,3 +278,17 @@ def test_a_gate_on_a_pruned_backbone_saves_its_pruning_and_rebuilds_the_same_gra
 
     config = train_autoencoder(replace(profile, backbone_keep_ratio=None), tmp_path / "out")
     assert config["backbone"] is None and not (tmp_path / "out" / PRUNING_FILE).exists()  # no stale pruning left
+
+
+def test_trial_settings_are_read_as_the_profile_fields_they_set():
+    from training.profiles import PROFILES, with_overrides
+
+    base = PROFILES["neu-steel"]
+    trial = with_overrides(base, ["backbone_keep_ratio=0.75", "gate_seed=2", "gate_hidden=[64, 16, 64]",
+                                  "backbone_selection=least_squares", "score_level_cap=null"])
+    assert (trial.backbone_keep_ratio, trial.gate_seed, trial.gate_hidden) == (0.75, 2, (64, 16, 64))
+    assert (trial.backbone_selection, trial.score_level_cap) == ("least_squares", None)
+    assert with_overrides(base, []) == base
+    for bad in ("gate_seed", "no_such_field=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            with_overrides(base, [bad])

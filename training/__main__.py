@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from edge_runtime.datasets import DatasetError
-from training.profiles import PROFILES, folder_profile
+from training.profiles import PROFILES, folder_profile, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --data: add the frame-level autoencoder to the gate (for defects that change a "
                              "whole frame's texture; see docs/gate_design.md)")
     parser.add_argument("--epochs", type=int, default=None, help="override the number of fine-tuning / AE epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a profile field for a trial, e.g. --set gate_seed=2 (see training/profiles.py)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the weights and plots here for a trial (default: models/<profile>/keras, "
+                             "the weights the export reads)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -39,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
                else PROFILES.get(args.profile))
     if profile is None:
         parser.error(f"unknown profile {args.profile!r}; give --data DIR for a new one")
-    weights_dir = ROOT / "models" / profile.name / "keras"
-    results_dir = ROOT / "results" / profile.name
+    try:
+        profile = with_overrides(profile, args.set)
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
+    weights_dir = args.out or ROOT / "models" / profile.name / "keras"
+    results_dir = args.out or ROOT / "results" / profile.name
     results_dir.mkdir(parents=True, exist_ok=True)
     (weights_dir / "profile.json").parent.mkdir(parents=True, exist_ok=True)
     (weights_dir / "profile.json").write_text(json.dumps(
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for report in weights_dir.glob("*.png"):
+    for report in weights_dir.glob("*.png") if results_dir != weights_dir else ():
         shutil.move(report, results_dir / report.name)
     return 0
 

@@ -7,7 +7,7 @@ folder of class sub-folders), trained with the same commands.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile, load_neu_det
@@ -164,6 +164,23 @@ def folder_profile(name: str, data_dir: Path, normal_class: str | None, frame_le
     tile = PROFILES["magnetic-tile"]
     return replace(profile, frame_tap=tile.frame_tap, frame_weight=tile.frame_weight, gate_taps=tile.gate_taps,
                    gate_hidden=tile.gate_hidden, gate_epochs=tile.gate_epochs, score_normalise=tile.score_normalise)
+
+
+def with_overrides(profile: Profile, assignments: list[str]) -> Profile:
+    """``profile`` with ``KEY=VALUE`` settings for a trial (``python -m training ... --set``): values are
+    read as JSON (numbers, true/false, null, lists), else as text; a list becomes a tuple where the
+    field holds one."""
+    changes = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or key not in {f.name for f in fields(Profile)}:
+            raise ValueError(f"--set {assignment!r}: expected KEY=VALUE with KEY a profile field")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        changes[key] = tuple(value) if isinstance(value, list) and isinstance(getattr(profile, key), tuple) else value
+    return replace(profile, **changes)
 
 
 def trained_profile(name: str, models_dir: Path = MODELS) -> Profile:

@@ -1,0 +1,59 @@
+"""``python -m training.gate_check [--profile P] [--set KEY=VALUE ...] [--weights DIR]``: a trained gate, checked.
+
+Scores a gate's Keras weights (``python -m training autoencoder``, by default the profile's own in
+``models/<profile>/keras``) with the profile's scoring, sets its thresholds on the validation split
+as the export does (``export.calibrate``) and prints one JSON object: recall at warn and at defect,
+overall and per class, and the image AUROC on the validation and the test split, and the share of
+test normals flagged. It converts nothing and writes nothing, so a trial gate (``--out`` of the
+training) can be compared with the deployed one, per class as well, before it is exported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.datasets import split_samples
+from export import calibrate
+from training.keras_session import KerasSession
+from training.profiles import PROFILES, with_overrides
+from training.train_autoencoder import load_anomaly_model
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTED = ("gate_recall_warn", "gate_recall_defect", "gate_recall_warn_per_class", "image_auroc")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.gate_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="scoring settings of a trial, as given to python -m training")
+    parser.add_argument("--weights", type=Path, default=None, help="default: models/<profile>/keras")
+    args = parser.parse_args(argv)
+    profile = with_overrides(PROFILES[args.profile], args.set)
+    weights = args.weights or ROOT / "models" / profile.name / "keras"
+    config = json.loads((weights / "autoencoder_config.json").read_text())
+    scorer = AnomalyScorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile.preprocess,
+                           config["feature_stride"], config["input_multiple"], profile.score_sigma,
+                           profile.ignore_border, config["pad_margin"], profile.score_normalise,
+                           profile.score_cell_centre, level_cap=profile.score_level_cap,
+                           level_power=profile.score_level_power)
+    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    scores = {split: calibrate.gate_scores(scorer, splits[split], profile.preprocess, profile.seed)
+              for split in ("val", "test")}
+    limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], profile.calibration_normals),
+                                  profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    report = {"weights": str(weights), "thresholds": {k: limits[k] for k in ("warn", "defect")}}
+    for split, split_scores in scores.items():
+        metrics = calibrate.gate_metrics(split_scores, limits, profile.calibration_normals)
+        report[split] = {key: metrics[key] for key in REPORTED if key in metrics}
+        report[split]["normals_flagged_warn"] = metrics["false_alarm_rate_warn"]
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
