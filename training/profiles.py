@@ -101,7 +101,8 @@ class Profile:
     # ``backbone_fit_frames`` training frames (training.pruning); the classifier shares the pruned
     # stem. None = the ImageNet backbone as it is. neu-steel, 2026-11-26: 0.5 makes the gate graph
     # 35% faster at the same validation recall overall, but crazing loses 7 of its 38 validation
-    # images, so it is not deployed (docs/gate_design.md, "A pruned backbone").
+    # images; 0.75 loses 4-7 of them too; so neither is deployed (docs/gate_design.md, "A pruned
+    # backbone").
     backbone_keep_ratio: float | None = None
     backbone_fit_frames: int = 300
     # How the kept channels are chosen (training.pruning.prune_block): "energy" or "least_squares".
