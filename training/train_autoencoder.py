@@ -162,15 +162,20 @@ def fitted_backbone(profile: Profile, frames: list[np.ndarray]) -> tuple[keras.M
     return pruning.pruned_backbone(base, blocks), blocks
 
 
-def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
-    keras.utils.set_random_seed(profile.seed)
-    taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
-    epochs = epochs or profile.gate_epochs
-    shapes = ae.feature_extractor(taps, frame_tap=profile.frame_tap).compute_output_shape((1, 64, 64, 1))
+def check_feature_stride(profile: Profile) -> None:
+    """Refuse, before any data is read, taps whose stride is not the profile's ``feature_stride``."""
+    extractor = ae.feature_extractor(ae.TAPS[profile.gate_taps], frame_tap=profile.frame_tap)
+    shapes = extractor.compute_output_shape((1, 64, 64, 1))
     stride = 64 // (shapes[0] if profile.frame_tap else shapes)[1]
     if stride != profile.feature_stride:
         raise ValueError(f"profile {profile.name}: gate_taps {profile.gate_taps!r} give stride {stride}, "
                          f"but feature_stride is {profile.feature_stride}")
+
+
+def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
+    taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
+    epochs = epochs or profile.gate_epochs
+    check_feature_stride(profile)
     samples = profile.load()
     uses_boxes = not any(s.is_normal for s in samples)
     if uses_boxes and not any(s.boxes for s in samples):
@@ -191,7 +196,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
                            f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
-    keras.utils.set_random_seed(profile.gate_seed)
+    keras.utils.set_random_seed(profile.gate_seed)  # the backbone's clone, the bottleneck's weights, its batches
     base, pruned_blocks = fitted_backbone(profile, training_frames)
     extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=base)
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
