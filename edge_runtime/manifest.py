@@ -320,9 +320,9 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     Refuses an earlier manifest of other models: thresholds hold only for the graphs they were set on.
     Returns the backup of the manifest as it was before the restore."""
     current, old = load_manifest(path), load_manifest(earlier)
-    for name, manifest, source in ((profile, current, path), (profile, old, earlier)):
-        if name not in manifest["profiles"]:
-            raise ManifestError(f"profile '{name}' is not in {source}")
+    for manifest, source in ((current, path), (old, earlier)):
+        if profile not in manifest["profiles"]:
+            raise ManifestError(f"profile '{profile}' is not in {source}")
     entry, old_entry = current["profiles"][profile], old["profiles"][profile]
     for model in ("autoencoder", "classifier"):
         if entry[model].get("sha256") != old_entry[model].get("sha256"):

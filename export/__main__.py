@@ -66,10 +66,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     outputs = [MAP_OUTPUT, STEM_OUTPUT] + ([FRAME_OUTPUT] if ae_config.get("frame") else [])
     convert(anomaly, (None, None, None, 1), outputs, out / "autoencoder.onnx")
     gate = session(out / "autoencoder.onnx")
-    scorer = AnomalyScorer(gate, spec, ae_config["feature_stride"], ae_config["input_multiple"], profile.score_sigma,
-                           profile.ignore_border, ae_config["pad_margin"], profile.score_normalise,
-                           profile.score_cell_centre, level_cap=profile.score_level_cap,
-                           level_power=profile.score_level_power)
+    scorer = calibrate.profile_scorer(gate, profile, ae_config)
     if ae_config.get("frame"):
         scorer = scorer.with_frame_term(calibrate.frame_term(scorer, val, spec, profile.frame_weight))
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
@@ -95,22 +92,19 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
     third item records the calibration and the validation figures recipes are chosen by."""
     from edge_runtime.evaluation_plots import plot_scores
 
-    val_scores = calibrate.gate_scores(scorer, splits["val"], profile.preprocess, profile.seed)
-    val_normals = calibrate.calibration_scores(val_scores, profile.calibration_normals)
-    limits = calibrate.thresholds(val_normals, profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    test_scores = calibrate.gate_scores(scorer, splits["test"], profile.preprocess, profile.seed)
+    result = calibrate.calibrate_on_splits(scorer, splits, profile)
+    limits, val = result.limits, result.val
     results.mkdir(parents=True, exist_ok=True)
-    plot_scores(calibrate.calibration_scores(test_scores, profile.calibration_normals), test_scores["defect_image"],
-                {k: limits[k] for k in ("warn", "defect")}, results / "gate_scores.png",
-                f"{profile.name}: anomaly scores, test split")
-    val = calibrate.gate_metrics(val_scores, limits, profile.calibration_normals)
-    calibration = {"split": "val", "normals": profile.calibration_normals, "n_normal": int(len(val_normals)),
+    plot_scores(calibrate.calibration_scores(result.test_scores, profile.calibration_normals),
+                result.test_scores["defect_image"], {k: limits[k] for k in ("warn", "defect")},
+                results / "gate_scores.png", f"{profile.name}: anomaly scores, test split")
+    calibration = {"split": "val", "normals": profile.calibration_normals, "n_normal": val["n_normal"],
                    "gate_recall_warn": val["gate_recall_warn"], "image_auroc": val["image_auroc"],
                    "gate_recall_defect": val["gate_recall_defect"],
                    "gate_recall_warn_per_class": val.get("gate_recall_warn_per_class")}
     log.info("%s gate on the validation split: recall at warn %.3f, image AUROC %.3f", profile.name,
              val["gate_recall_warn"], val["image_auroc"])
-    return limits, calibrate.gate_metrics(test_scores, limits, profile.calibration_normals), calibration
+    return limits, result.test, calibration
 
 
 def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],

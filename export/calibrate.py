@@ -19,6 +19,7 @@ measures that: the window divided by the level of the frame's box-free area only
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -86,6 +87,37 @@ def frame_term(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpe
         raise ValueError("a frame-level autoencoder needs defect-free images to set its references on")
     frames = (preprocess(sample.path, spec) for sample in tqdm(normals, desc="frame-term references", unit="img"))
     return frame_term_references(scorer, frames, weight)
+
+
+def profile_scorer(session, profile, gate_config: dict) -> AnomalyScorer:
+    """The runtime's scorer over a gate ``session`` (onnxruntime, or ``training.keras_session``), with a
+    training profile's scoring options and the geometry its gate was trained with (``gate_config``:
+    ``autoencoder_config.json``)."""
+    return AnomalyScorer(session, profile.preprocess, gate_config["feature_stride"], gate_config["input_multiple"],
+                         profile.score_sigma, profile.ignore_border, gate_config["pad_margin"],
+                         profile.score_normalise, profile.score_cell_centre, level_cap=profile.score_level_cap,
+                         level_power=profile.score_level_power)
+
+
+@dataclass(frozen=True)
+class SplitCalibration:
+    """Thresholds set on the validation split and the gate's figures on both splits."""
+    limits: dict
+    val_scores: dict
+    test_scores: dict
+    val: dict   # gate_metrics on the validation split
+    test: dict  # gate_metrics on the test split
+
+
+def calibrate_on_splits(scorer: AnomalyScorer, splits: dict, profile) -> SplitCalibration:
+    """The export's protocol: thresholds from the validation split's normals (the profile's
+    ``calibration_normals`` and false-alarm rates), gate metrics on the validation and test splits."""
+    scores = {split: gate_scores(scorer, splits[split], profile.preprocess, profile.seed) for split in ("val", "test")}
+    limits = thresholds(calibration_scores(scores["val"], profile.calibration_normals), profile.false_alarm_rate,
+                        profile.warn_false_alarm_rate)
+    return SplitCalibration(limits, scores["val"], scores["test"],
+                            gate_metrics(scores["val"], limits, profile.calibration_normals),
+                            gate_metrics(scores["test"], limits, profile.calibration_normals))
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

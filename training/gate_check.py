@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import split_samples
 from export import calibrate
 from training.keras_session import KerasSession
@@ -36,19 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     profile = with_overrides(PROFILES[args.profile], args.set)
     weights = args.weights or ROOT / "models" / profile.name / "keras"
     config = json.loads((weights / "autoencoder_config.json").read_text())
-    scorer = AnomalyScorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile.preprocess,
-                           config["feature_stride"], config["input_multiple"], profile.score_sigma,
-                           profile.ignore_border, config["pad_margin"], profile.score_normalise,
-                           profile.score_cell_centre, level_cap=profile.score_level_cap,
-                           level_power=profile.score_level_power)
-    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
-    scores = {split: calibrate.gate_scores(scorer, splits[split], profile.preprocess, profile.seed)
-              for split in ("val", "test")}
-    limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], profile.calibration_normals),
-                                  profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    report = {"weights": str(weights), "thresholds": {k: limits[k] for k in ("warn", "defect")}}
-    for split, split_scores in scores.items():
-        metrics = calibrate.gate_metrics(split_scores, limits, profile.calibration_normals)
+    scorer = calibrate.profile_scorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile, config)
+    result = calibrate.calibrate_on_splits(scorer, split_samples(profile.load(), profile.seed, profile.split_fractions),
+                                           profile)
+    report = {"weights": str(weights), "thresholds": {k: result.limits[k] for k in ("warn", "defect")}}
+    for split, metrics in (("val", result.val), ("test", result.test)):
         report[split] = {key: metrics[key] for key in REPORTED if key in metrics}
         report[split]["normals_flagged_warn"] = metrics["false_alarm_rate_warn"]
     print(json.dumps(report))

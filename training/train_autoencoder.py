@@ -151,10 +151,12 @@ def pruning_inputs(profile: Profile, frames: list[np.ndarray]) -> np.ndarray:
     return np.repeat(chosen[..., None], 3, -1) * 2.0 - 1.0
 
 
-def fitted_backbone(profile: Profile, frames: list[np.ndarray]) -> tuple[keras.Model, dict | None]:
-    """(the profile's MobileNetV2, its pruned blocks or None): pruned and refitted on training frames
-    where ``backbone_keep_ratio`` says so (``training.pruning``), else the ImageNet one."""
-    base = mobilenet_v2((None, None, 3))
+def fitted_backbone(profile: Profile, frames: list[np.ndarray],
+                    base: keras.Model | None = None) -> tuple[keras.Model, dict | None]:
+    """(the profile's MobileNetV2, its pruned blocks or None): ``base`` (default: a new ImageNet one)
+    pruned and refitted on training frames where ``backbone_keep_ratio`` says so (``training.pruning``),
+    else ``base`` itself."""
+    base = base or mobilenet_v2((None, None, 3))
     if profile.backbone_keep_ratio is None:
         return base, None
     blocks = pruning.prune_mobilenet_v2(base, pruning_inputs(profile, frames), profile.backbone_keep_ratio,
@@ -162,9 +164,9 @@ def fitted_backbone(profile: Profile, frames: list[np.ndarray]) -> tuple[keras.M
     return pruning.pruned_backbone(base, blocks), blocks
 
 
-def check_feature_stride(profile: Profile) -> None:
-    """Refuse, before any data is read, taps whose stride is not the profile's ``feature_stride``."""
-    extractor = ae.feature_extractor(ae.TAPS[profile.gate_taps], frame_tap=profile.frame_tap)
+def check_feature_stride(profile: Profile, base: keras.Model) -> None:
+    """Refuse, before any data is read, taps of ``base`` whose stride is not the profile's ``feature_stride``."""
+    extractor = ae.feature_extractor(ae.TAPS[profile.gate_taps], frame_tap=profile.frame_tap, base=base)
     shapes = extractor.compute_output_shape((1, 64, 64, 1))
     stride = 64 // (shapes[0] if profile.frame_tap else shapes)[1]
     if stride != profile.feature_stride:
@@ -175,7 +177,9 @@ def check_feature_stride(profile: Profile) -> None:
 def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None) -> dict:
     taps, hidden = ae.TAPS[profile.gate_taps], profile.gate_hidden
     epochs = epochs or profile.gate_epochs
-    check_feature_stride(profile)
+    keras.utils.set_random_seed(profile.gate_seed)  # the backbone's clone, the bottleneck's weights, its batches
+    imagenet = mobilenet_v2((None, None, 3))
+    check_feature_stride(profile, imagenet)
     samples = profile.load()
     uses_boxes = not any(s.is_normal for s in samples)
     if uses_boxes and not any(s.boxes for s in samples):
@@ -196,8 +200,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
                            f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
-    keras.utils.set_random_seed(profile.gate_seed)  # the backbone's clone, the bottleneck's weights, its batches
-    base, pruned_blocks = fitted_backbone(profile, training_frames)
+    base, pruned_blocks = fitted_backbone(profile, training_frames, imagenet)
     extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=base)
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
