@@ -71,32 +71,35 @@ def counts_over_time(df: pd.DataFrame, column: str, freq: str | None = None,
     return wide
 
 
-def drift_check(db: Path, manifest: Mapping, profile: str | None):
-    """(``edge_runtime.drift.DriftCheck`` of the profile's newest logged scores, its ``ScoreBaseline`` or
-    None); the check is the one ``python -m edge_runtime history`` prints."""
-    from edge_runtime.drift import ScoreBaseline, check_log
+def drift_check(db: Path, manifest: Mapping, profile: str | None, measure=None):
+    """(``edge_runtime.drift.DriftCheck`` of ``measure`` (default the score) on the profile's newest logged
+    frames, its ``Baseline`` or None); the check is the one ``python -m edge_runtime history`` prints."""
+    from edge_runtime.drift import SCORE, Baseline, check_log
     from edge_runtime.sinks import SqliteLog
 
+    measure = measure or SCORE
     name = profile or manifest.get("default_profile")
     thresholds = manifest["profiles"][name]["thresholds"]
     log = SqliteLog(db, create=False)
     try:
-        return check_log(log, name, thresholds), ScoreBaseline.from_manifest(thresholds)
+        return check_log(log, name, thresholds, measure=measure), Baseline.from_manifest(thresholds, measure)
     finally:
         log.close()
 
 
-def scores_over_time(df: pd.DataFrame, freq: str, baseline=None) -> pd.DataFrame:
-    """Median and 90th percentile of the scores of the frames the drift check counts (passed or warned on)
-    per time bucket, and the baseline's 10th, 50th and 90th percentiles beside them where the line was
-    commissioned."""
+def values_over_time(df: pd.DataFrame, freq: str, baseline=None, column: str = "score") -> pd.DataFrame:
+    """Median and 90th percentile of ``column`` over the frames the drift check counts (passed or warned
+    on) per time bucket, and the baseline's 10th, 50th and 90th percentiles beside them where the line
+    was commissioned."""
     from edge_runtime.drift import COUNTED_VERDICTS
 
-    inspected = df[df["verdict"].isin(COUNTED_VERDICTS)].dropna(subset=["score"]) if not df.empty else df
+    if df.empty or column not in df:
+        return pd.DataFrame()
+    inspected = df[df["verdict"].isin(COUNTED_VERDICTS)].dropna(subset=[column])
     if inspected.empty:
         return pd.DataFrame()
-    grouped = inspected.groupby(pd.Grouper(key="time", freq=freq))["score"]
-    wide = pd.DataFrame({"median score": grouped.median(), "90th percentile": grouped.quantile(0.9)}).dropna()
+    grouped = inspected.groupby(pd.Grouper(key="time", freq=freq))[column]
+    wide = pd.DataFrame({"median": grouped.median(), "90th percentile": grouped.quantile(0.9)}).dropna()
     if baseline is not None:
         for name, value in (("commissioning p10", baseline.p10), ("commissioning p50", baseline.p50),
                             ("commissioning p90", baseline.p90)):
@@ -138,7 +141,8 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
-                  "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "error", "overlay_path"]
+                  "defect_threshold", "defect_class", "confidence", "latency_ms", "neighbour_correlation", "profile",
+                  "error", "overlay_path"]
 
 
 def to_csv(df: pd.DataFrame) -> bytes:

@@ -52,7 +52,8 @@ def subsample(samples: Sequence, per_class: int | None, seed: int = 0) -> list:
 
 def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, int], None] | None = None,
                   batch: int = 16) -> pd.DataFrame:
-    """One row per image: path, label ('normal' for normal), is_normal, score (NaN + error if failed)."""
+    """One row per image: path, label ('normal' for normal), is_normal, score and neighbour correlation (NaN
+    + error if failed)."""
     from edge_runtime.commissioning import inspected
 
     rows = []
@@ -62,9 +63,10 @@ def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, in
         rows.append({
             "path": str(sample.path), "label": sample.label or "normal", "is_normal": sample.is_normal,
             "score": float(result.anomaly_score) if ok else math.nan,
+            "neighbour_correlation": float(result.neighbour_correlation) if ok else math.nan,
             "error": None if ok else str(result),
         })
-    return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", "error"])
+    return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", "neighbour_correlation", "error"])
 
 
 def _split(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -107,21 +109,26 @@ def threshold_for_false_alarm(df: pd.DataFrame, max_rate: float) -> float:
 
 
 def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: Path,
-                         frame_term_as_shipped: bool) -> tuple[dict, dict | None]:
+                         frame_term_as_shipped: bool) -> tuple[dict, dict[str, dict | None]]:
     """What saving thresholds set on a folder of defect-free frames records, as ``calibrate --write`` does:
-    where they came from (the ``commissioned`` entry the model card shows) and the drift check's baseline
-    over the frames under the defect threshold (None under the 200 frames it needs). The rates are the
-    shares of these frames the saved thresholds flag."""
-    from edge_runtime.commissioning import flagged_rates, score_baseline
+    where they came from (the ``commissioned`` entry the model card shows) and the drift checks' baselines
+    over the frames under the defect threshold, as ``save_thresholds``' keyword arguments
+    ``score_baseline`` and ``image_baseline`` (None under the 200 frames each needs). The rates are
+    the shares of these frames the saved thresholds flag."""
+    from edge_runtime.commissioning import flagged_rates, image_baseline, score_baseline
 
     normal = _split(df)[0]
+    valid = df.dropna(subset=["score"])
+    normal_frames = valid[valid["is_normal"]]
     flagged = flagged_rates(normal, warn, defect)
     record = {"frames": int(len(normal)), "false_alarm_rate": round(flagged["flagged_defect"], 4),
               "warn_false_alarm_rate": round(flagged["flagged_warn"], 4), "sources": [str(folder)],
               "set_with": "dashboard threshold tuning"}
     if frame_term_as_shipped:
         record["frame_term_references"] = "as shipped"
-    return record, score_baseline(normal, defect)
+    baselines = {"score_baseline": score_baseline(normal, defect),
+                 "image_baseline": image_baseline(normal_frames["neighbour_correlation"].to_numpy(float), normal, defect)}
+    return record, baselines
 
 
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:

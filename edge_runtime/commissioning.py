@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .anomaly import frame_term_references
-from .drift import ScoreBaseline
+from .drift import Baseline
 from .datasets import IMAGE_SUFFIXES, image_files, is_mask_beside_image, non_png_stems
 from .errors import InspectionError
 from .manifest import FrameTerm
@@ -31,10 +31,12 @@ class CommissioningError(ValueError):
 
 @dataclass(frozen=True)
 class GateScores:
-    """Anomaly scores of defect-free frames, and the frames that could not be inspected (path, reason)."""
+    """Anomaly scores of defect-free frames, the neighbour correlation of each (same order), and the frames
+    that could not be inspected (path, reason)."""
 
     scores: np.ndarray
     failed: tuple[tuple[str, str], ...]
+    correlations: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,14 @@ def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
                  progress: Callable[[int, int], None] | None = None) -> GateScores:
     """The deployed pipeline's anomaly score of each frame; frames that cannot be inspected are listed,
     not scored."""
-    scores, failed = [], []
+    scores, failed, correlations = [], [], []
     for path, result in inspected(inspector, paths, batch, progress):
         if isinstance(result, InspectionError):
             failed.append((str(path), str(result)))
         else:
             scores.append(result.anomaly_score)
-    return GateScores(np.array(scores, float), tuple(failed))
+            correlations.append(result.neighbour_correlation)
+    return GateScores(np.array(scores, float), tuple(failed), np.array(correlations, float))
 
 
 def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
@@ -127,8 +130,18 @@ def score_baseline(scores: np.ndarray, defect: float) -> dict | None:
     """The drift check's baseline (``edge_runtime.drift``) from the line's defect-free scores under the
     ``defect`` threshold: the check counts the frames the gate passes or warns on, so the baseline holds
     the same ones. None where they are too few for one (the thresholds are still written)."""
+    return _baseline(np.asarray(scores, float)[np.asarray(scores) < defect])
+
+
+def image_baseline(correlations: np.ndarray, scores: np.ndarray, defect: float) -> dict | None:
+    """The image drift check's baseline: the neighbour correlation of the same frames as ``score_baseline``
+    (``correlations`` and ``scores`` frame by frame, as ``score_frames`` gives them)."""
+    return _baseline(np.asarray(correlations, float)[np.asarray(scores) < defect])
+
+
+def _baseline(values: np.ndarray) -> dict | None:
     try:
-        return ScoreBaseline.from_scores(scores[scores < defect]).to_dict()
+        return Baseline.from_values(values).to_dict()
     except ValueError:
         return None
 

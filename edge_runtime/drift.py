@@ -1,10 +1,16 @@
-"""Score drift: does the line still score like the defect-free frames it was commissioned on?
+"""Drift: does the line still look and score like the defect-free frames it was commissioned on?
 
-A lamp that ages, a lens that gets dirty, a new strip grade or a changed exposure moves every
-anomaly score, slowly, long before anyone reads the thresholds again. Rising scores bring false
-alarms; falling scores can hide defects under the thresholds. So commissioning
-(``python -m edge_runtime calibrate --write``) records where the line's good frames scored (their
-10th, 50th and 90th percentiles), and the newest logged scores are held against that baseline.
+A lamp that ages, a lens that gets dirty or slips out of focus, a new strip grade or a changed
+exposure moves every frame, slowly, long before anyone reads the thresholds again. So commissioning
+(``python -m edge_runtime calibrate --write``) records where the line's good frames lay (their 10th,
+50th and 90th percentiles) on two measurements, and the newest logged frames are held against them:
+
+* the anomaly score (``SCORE``): rising scores bring false alarms; falling scores can hide defects
+  under the thresholds;
+* the neighbour correlation of the picture (``SMOOTHNESS``, ``preprocess.FrameQuality``), which the
+  models do not see: a lens out of focus, motion blur or heavy compression raise it, sensor noise or
+  in-camera sharpening lower it, exposure leaves it. It sees camera changes that move the scores
+  too little for the score check (``python -m export.drift_study``).
 
 The check counts shares, not means: of the newest frames, the share above the baseline's 90th
 percentile and the share below its 10th should each be about 10%. Twice that (20%) is drift. Only
@@ -26,11 +32,41 @@ DRIFT_SHARE = 0.20     # twice that is drift
 MIN_FRAMES = 200       # newest frames needed before the check says anything
 RECENT_FRAMES = 500    # newest frames the check looks at
 COUNTED_VERDICTS = ("ok", "warn")  # rejects are left out: real defects are not drift
+RECOMMISSION = "if the line has changed for good, re-commission it."
 
 
 @dataclass(frozen=True)
-class ScoreBaseline:
-    """Where a line's defect-free frames scored at commissioning (manifest ``thresholds.score_baseline``)."""
+class Measure:
+    """A per-frame measurement the drift check watches: its log column, its baseline's key among the
+    manifest's thresholds, and what a rise or a fall means to the operator."""
+
+    column: str
+    baseline_key: str
+    name: str          # in messages: "No {name} baseline"
+    reading: str       # "{share} {reading} above the commissioning frames' 90th percentile"
+    risen: str         # the message when too many frames lie above the baseline's p90 ...
+    fallen: str        # ... and below its p10; "{seen}" is replaced by the counts
+
+
+SCORE = Measure(
+    "score", "score_baseline", "score", "score",
+    "Scores have risen: {seen}. False alarms will rise. Check the lamp, the lens and the exposure; " + RECOMMISSION,
+    "Scores have fallen: {seen}. Defects can stay under the thresholds. Check focus, exposure and the camera's "
+    "settings; " + RECOMMISSION)
+SMOOTHNESS = Measure(
+    "neighbour_correlation", "image_baseline", "image", "have a neighbour correlation",
+    "Pictures are smoother than at commissioning: {seen}. Fine defects can blur away under the thresholds. Check "
+    "focus, dirt or condensation on the lens, motion blur (exposure time against line speed) and the camera's "
+    "compression; " + RECOMMISSION,
+    "Pictures are grainier than at commissioning: {seen}. Check the camera's gain, sensor noise, in-camera "
+    "sharpening and the lamp; " + RECOMMISSION)
+MEASURES = (SCORE, SMOOTHNESS)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Where a line's defect-free frames lay on one measurement at commissioning (manifest
+    ``thresholds.score_baseline`` / ``thresholds.image_baseline``)."""
 
     p10: float
     p50: float
@@ -39,18 +75,18 @@ class ScoreBaseline:
     measured_at: float  # unix time; frames logged before it are not compared with it
 
     @classmethod
-    def from_scores(cls, scores: Sequence[float], measured_at: float | None = None) -> "ScoreBaseline":
-        values = np.asarray(scores, float)
+    def from_values(cls, values: Sequence[float], measured_at: float | None = None) -> "Baseline":
+        values = np.asarray(values, float)
         if values.size < MIN_FRAMES:
-            raise ValueError(f"a score baseline needs at least {MIN_FRAMES} defect-free frames, got {values.size}")
+            raise ValueError(f"a drift baseline needs at least {MIN_FRAMES} defect-free frames, got {values.size}")
         p10, p50, p90 = np.percentile(values, [10, 50, 90])
         return cls(float(p10), float(p50), float(p90), int(values.size),
                    time.time() if measured_at is None else float(measured_at))
 
     @classmethod
-    def from_manifest(cls, thresholds: Mapping[str, Any]) -> "ScoreBaseline | None":
+    def from_manifest(cls, thresholds: Mapping[str, Any], measure: Measure = SCORE) -> "Baseline | None":
         """The baseline recorded with a profile's thresholds, or None where the line was not commissioned."""
-        entry = thresholds.get("score_baseline")
+        entry = thresholds.get(measure.baseline_key)
         return cls(**{name: entry[name] for name in ("p10", "p50", "p90", "frames", "measured_at")}) if entry else None
 
     def to_dict(self) -> dict[str, float | int]:
@@ -59,7 +95,7 @@ class ScoreBaseline:
 
 @dataclass(frozen=True)
 class DriftCheck:
-    """The newest scores against the baseline. ``status``: "ok", "high", "low", "too_few" or "no_baseline"."""
+    """The newest frames against the baseline. ``status``: "ok", "high", "low", "too_few" or "no_baseline"."""
 
     status: str
     frames: int
@@ -67,6 +103,7 @@ class DriftCheck:
     share_below_p10: float | None
     median: float | None
     message: str
+    measure: str = SCORE.column
 
     @property
     def drifted(self) -> bool:
@@ -76,38 +113,38 @@ class DriftCheck:
         return {**asdict(self), "drifted": self.drifted}
 
 
-def check_drift(recent_scores: Sequence[float], baseline: ScoreBaseline | None,
-                min_frames: int = MIN_FRAMES) -> DriftCheck:
-    """Hold the newest inspected frames' scores (logged since ``baseline.measured_at``) against it."""
-    scores = np.asarray(recent_scores, float)
-    median = float(np.median(scores)) if scores.size else None
+def check_drift(recent_values: Sequence[float], baseline: Baseline | None, min_frames: int = MIN_FRAMES,
+                measure: Measure = SCORE) -> DriftCheck:
+    """Hold the newest inspected frames' ``measure`` (logged since ``baseline.measured_at``) against it."""
+    values = np.asarray(recent_values, float)
+    median = float(np.median(values)) if values.size else None
     if baseline is None:
-        return DriftCheck("no_baseline", int(scores.size), None, None, median,
-                          "No score baseline: the thresholds were not commissioned on this line's frames "
-                          "(`python -m edge_runtime calibrate --write`), so drift cannot be checked.")
-    if scores.size < min_frames:
-        return DriftCheck("too_few", int(scores.size), None, None, median,
-                          f"{scores.size} frames passed or warned on since commissioning; the drift check needs "
-                          f"{min_frames}.")
-    above = float(np.mean(scores > baseline.p90))
-    below = float(np.mean(scores < baseline.p10))
-    seen = (f"of the newest {scores.size} frames passed or warned on, {above:.0%} score above the commissioning frames' 90th "
-            f"percentile ({baseline.p90:.4g}) and {below:.0%} below their 10th ({baseline.p10:.4g}); "
-            f"about {EXPECTED_SHARE:.0%} each is expected")
+        return DriftCheck("no_baseline", int(values.size), None, None, median,
+                          f"No {measure.name} baseline: the thresholds were not commissioned on this line's frames "
+                          "(`python -m edge_runtime calibrate --write`), so drift cannot be checked.", measure.column)
+    if values.size < min_frames:
+        return DriftCheck("too_few", int(values.size), None, None, median,
+                          f"{values.size} frames passed or warned on since commissioning; the drift check needs "
+                          f"{min_frames}.", measure.column)
+    above = float(np.mean(values > baseline.p90))
+    below = float(np.mean(values < baseline.p10))
+    seen = (f"of the newest {values.size} frames passed or warned on, {above:.0%} {measure.reading} above the "
+            f"commissioning frames' 90th percentile ({baseline.p90:.4g}) and {below:.0%} below their 10th "
+            f"({baseline.p10:.4g}); about {EXPECTED_SHARE:.0%} each is expected")
     if above >= DRIFT_SHARE and above >= below:
-        return DriftCheck("high", int(scores.size), above, below, median,
-                          f"Scores have risen: {seen}. False alarms will rise. Check the lamp, the lens and the "
-                          "exposure; if the line has changed for good, re-commission it.")
+        return DriftCheck("high", int(values.size), above, below, median, measure.risen.format(seen=seen),
+                          measure.column)
     if below >= DRIFT_SHARE:
-        return DriftCheck("low", int(scores.size), above, below, median,
-                          f"Scores have fallen: {seen}. Defects can stay under the thresholds. Check focus, "
-                          "exposure and the camera's settings; if the line has changed for good, re-commission it.")
-    return DriftCheck("ok", int(scores.size), above, below, median, f"No drift: {seen}.")
+        return DriftCheck("low", int(values.size), above, below, median, measure.fallen.format(seen=seen),
+                          measure.column)
+    return DriftCheck("ok", int(values.size), above, below, median, f"No drift: {seen}.", measure.column)
 
 
-def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int = RECENT_FRAMES) -> DriftCheck:
-    """``check_drift`` on the newest ``recent`` ok and warn frames of ``profile`` that ``log`` (an
-    ``edge_runtime.sinks.SqliteLog``) holds since the profile's baseline (manifest ``thresholds``) was set."""
-    baseline = ScoreBaseline.from_manifest(thresholds)
+def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int = RECENT_FRAMES,
+              measure: Measure = SCORE) -> DriftCheck:
+    """``check_drift`` on ``measure`` of the newest ``recent`` ok and warn frames of ``profile`` that ``log``
+    (an ``edge_runtime.sinks.SqliteLog``) holds since the profile's baseline (manifest ``thresholds``) was set."""
+    baseline = Baseline.from_manifest(thresholds, measure)
     since = baseline.measured_at if baseline else None
-    return check_drift(log.recent_scores(recent, since=since, profile=profile, verdicts=COUNTED_VERDICTS), baseline)
+    values = log.recent_values(measure.column, recent, since=since, profile=profile, verdicts=COUNTED_VERDICTS)
+    return check_drift(values, baseline, measure=measure)

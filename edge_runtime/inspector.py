@@ -19,7 +19,7 @@ from .anomaly import AnomalyScorer
 from .classifier import DefectClassifier, window_around_peak
 from .errors import InspectionError, ModelLoadError
 from .manifest import FrameTerm, ProfileConfig, default_manifest_path, load_manifest, profile_config
-from .preprocess import ImageSource, preprocess
+from .preprocess import ImageSource, preprocess_with_quality
 from .result import InspectionResult, Thresholds, Verdict
 
 
@@ -115,10 +115,10 @@ class Inspector:
     def _prepare(self, image: ImageSource) -> dict | InspectionError:
         start = time.perf_counter()
         try:
-            frame = preprocess(image, self.config.preprocess)
+            frame, quality = preprocess_with_quality(image, self.config.preprocess)
         except InspectionError as error:
             return error
-        return {"frame": frame, "start": start, "timings": {"preprocess": _ms(start)}}
+        return {"frame": frame, "quality": quality, "start": start, "timings": {"preprocess": _ms(start)}}
 
     def _gate(self, stages: list[dict]) -> None:
         """Autoencoder over each frame. One call per frame: batching it gave no measurable gain
@@ -170,4 +170,5 @@ class Inspector:
             region=stage.get("region"),
             source=source,
             frame_term=stage["gate"].frame_term,
+            neighbour_correlation=stage["quality"].neighbour_correlation,
         )

@@ -272,16 +272,17 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
                     score_baseline: dict | None = None, reason: str = "", changed_by: str | None = None,
-                    restored_from: str | None = None) -> Path:
+                    restored_from: str | None = None, *, image_baseline: dict | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
     (``edge_runtime.commissioning``); any earlier record is dropped with the old values.
     ``frame_term``: new references of the gate's frame-level term, set on the same frames (the
-    thresholds are in its units). ``score_baseline`` (``edge_runtime.drift.ScoreBaseline.to_dict()``):
+    thresholds are in its units). ``score_baseline`` (``edge_runtime.drift.Baseline.to_dict()``):
     where the line's defect-free frames scored, for the drift check. A new commissioning or new
     ``frame_term`` references replace an earlier baseline (dropped when none is given); thresholds moved
-    by hand keep it, since they leave the scores as they are.
+    by hand keep it, since they leave the scores as they are. ``image_baseline``: the same frames'
+    neighbour correlation, for the image drift check; a new commissioning replaces it, nothing else does.
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
@@ -303,10 +304,15 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds.pop("commissioned", None)
     if commissioned:
         thresholds["commissioned"] = commissioned
-    if score_baseline is not None or commissioned or frame_term is not None:
+    restored = restored_from is not None  # a restore sets back the earlier baselines, or none
+    if score_baseline is not None or commissioned or frame_term is not None or restored:
         thresholds.pop("score_baseline", None)
     if score_baseline is not None:
         thresholds["score_baseline"] = score_baseline
+    if image_baseline is not None or commissioned or restored:
+        thresholds.pop("image_baseline", None)
+    if image_baseline is not None:
+        thresholds["image_baseline"] = image_baseline
     if frame_term is not None:
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
     write_manifest(path, manifest)
@@ -316,7 +322,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
 def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reason: str = "",
                        changed_by: str | None = None) -> Path:
     """Set a profile's thresholds back to those of an earlier manifest (a backup ``save_thresholds`` kept),
-    with its commissioning record, drift baseline and frame-level references, as one more logged change.
+    with its commissioning record, drift baselines and frame-level references, as one more logged change.
     Refuses an earlier manifest of other models: thresholds hold only for the graphs they were set on.
     Returns the backup of the manifest as it was before the restore."""
     current, old = load_manifest(path), load_manifest(earlier)
@@ -332,7 +338,8 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     term = _frame_term(old_entry["autoencoder"].get("score", {})) if entry["autoencoder"].get("score", {}).get(
         "frame_term") else None
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
-                           term, thresholds.get("score_baseline"), reason, changed_by, Path(earlier).name)
+                           term, thresholds.get("score_baseline"), reason, changed_by, Path(earlier).name,
+                           image_baseline=thresholds.get("image_baseline"))
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

@@ -117,12 +117,30 @@ def load_image(source: ImageSource) -> np.ndarray:
     return image
 
 
+@dataclass(frozen=True)
+class FrameQuality:
+    """What the frame checks measured on a frame that passed them. ``neighbour_correlation`` also tells how
+    smooth the camera's picture is: a lens out of focus, motion blur or heavy compression raise it, sensor
+    noise or in-camera sharpening lower it, while exposure leaves it (``edge_runtime.drift`` watches it)."""
+
+    mean_grey: float
+    grey_spread: float
+    neighbour_correlation: float
+
+
 def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
               min_mean_grey: float = 0.0, max_pixels: int | None = None,
               min_neighbour_correlation: float | None = None) -> np.ndarray:
     """Validate a decoded frame and return it as float32 HxW grayscale in [0, 1] (``PreprocessSpec``
     says what ``min_side``, ``min_contrast``, ``min_mean_grey``, ``max_pixels`` and
     ``min_neighbour_correlation`` refuse)."""
+    return gray01_with_quality(image, min_side, min_contrast, min_mean_grey, max_pixels, min_neighbour_correlation)[0]
+
+
+def gray01_with_quality(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
+                        min_mean_grey: float = 0.0, max_pixels: int | None = None,
+                        min_neighbour_correlation: float | None = None) -> tuple[np.ndarray, FrameQuality]:
+    """``to_gray01``'s frame and what its checks measured on it."""
     if not isinstance(image, np.ndarray):
         raise InvalidImageError(f"expected a numpy array, got {type(image).__name__}")
     if image.dtype not in _DTYPE_MAX:
@@ -158,15 +176,14 @@ def to_gray01(image: np.ndarray, min_side: int = 32, min_contrast: float = 0.0,
             f"blank frame: grey levels spread {spread:.4f} (standard deviation), below the {min_contrast:g} a "
             f"surface shows; check the lens cap, the lamp and the exposure"
         )
-    if min_neighbour_correlation is not None:
-        correlation = neighbour_correlation(gray)
-        if correlation < min_neighbour_correlation:
-            raise FrameQualityError(
-                f"noise frame: neighbouring pixels correlate {correlation:.3f}, below the "
-                f"{min_neighbour_correlation:g} of an imaged surface; the camera delivers sensor noise, not a "
-                f"picture: check the lamp, the lens cap, the gain and the camera link"
-            )
-    return gray
+    correlation = neighbour_correlation(gray)
+    if min_neighbour_correlation is not None and correlation < min_neighbour_correlation:
+        raise FrameQualityError(
+            f"noise frame: neighbouring pixels correlate {correlation:.3f}, below the "
+            f"{min_neighbour_correlation:g} of an imaged surface; the camera delivers sensor noise, not a "
+            f"picture: check the lamp, the lens cap, the gain and the camera link"
+        )
+    return gray, FrameQuality(mean, spread, correlation)
 
 
 def _bit_depth_hint(image: np.ndarray) -> str:
@@ -325,5 +342,10 @@ def pad_for_anomaly(gray: np.ndarray, multiple: int, margin: int) -> tuple[np.nd
 
 def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
     """Decode and validate any supported source into a float32 HxW frame in [0, 1]."""
-    return to_gray01(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey, spec.max_pixels,
-                     spec.min_neighbour_correlation)
+    return preprocess_with_quality(source, spec)[0]
+
+
+def preprocess_with_quality(source: ImageSource, spec: PreprocessSpec) -> tuple[np.ndarray, FrameQuality]:
+    """``preprocess``'s frame and what the frame checks measured on it."""
+    return gray01_with_quality(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey,
+                               spec.max_pixels, spec.min_neighbour_correlation)

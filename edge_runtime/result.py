@@ -58,6 +58,8 @@ class InspectionResult:
     defect); for ``ok`` frames the classifier never runs. ``frame_term`` is the part of
     ``anomaly_score`` that a frame-level autoencoder adds to every cell of the map (the whole
     frame's texture, not a local peak); None where the profile's gate has none.
+    ``neighbour_correlation`` is how smooth the camera's picture was (``preprocess.FrameQuality``),
+    logged so that a lens going out of focus shows in the image drift check (``edge_runtime.drift``).
     """
 
     verdict: Verdict
@@ -74,6 +76,7 @@ class InspectionResult:
     region: Region | None = None
     source: str | None = None
     frame_term: float | None = None
+    neighbour_correlation: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anomaly_map", _frozen(self.anomaly_map))
@@ -98,6 +101,7 @@ class InspectionResult:
             "verdict": self.verdict.value,
             "anomaly_score": self.anomaly_score,
             "frame_term": self.frame_term,
+            "neighbour_correlation": self.neighbour_correlation,
             "threshold": self.thresholds.defect,
             "warn_threshold": self.thresholds.warn,
             "defect_class": self.defect_class,

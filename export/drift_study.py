@@ -3,8 +3,9 @@
 The line is commissioned on defect-free frames: their scores give the baseline, as ``python -m
 edge_runtime calibrate --write`` records it. Defect-free frames are then inspected as captured and
 through each change of the camera study (defocus, sensor noise, sharpening, JPEG) and two exposure
-gains, and ``edge_runtime.drift.check_drift`` judges each set's ok and warn frames, as ``history``
-judges a line's newest logged frames.
+gains, and ``edge_runtime.drift.check_drift`` judges each set's ok and warn frames on both measures
+(the anomaly score and the pictures' neighbour correlation), as ``history`` judges a line's newest
+logged frames.
 
 Frames: neu-steel has no defect-free frames of a line's size (NEU-DET is boxed), so the synthetic
 steel strip (as ``record synthetic:0`` saves it), commissioning and line frames drawn with different
@@ -23,7 +24,7 @@ import numpy as np
 
 from edge_runtime import Inspector
 from edge_runtime.capture.synthetic import SyntheticStripSource
-from edge_runtime.drift import COUNTED_VERDICTS, ScoreBaseline, check_drift
+from edge_runtime.drift import COUNTED_VERDICTS, MEASURES, Baseline, check_drift
 from edge_runtime.preprocess import preprocess
 from export.camera_study import CHANGES
 from export.study_cli import deployed_gate, study_parser, write_result
@@ -47,11 +48,17 @@ def defect_free_tiles(manifest, profile: str) -> list[np.ndarray]:
             for sample in gate.splits[split] if sample.is_normal]
 
 
-def counted_scores(inspector: Inspector, frames: list[np.ndarray], change) -> list[float]:
-    """Scores of the frames the gate passes or warns on, each frame changed and captured as 8-bit."""
+# The ``InspectionResult`` field that holds each measure's log column.
+RESULT_FIELDS = {"score": "anomaly_score", "neighbour_correlation": "neighbour_correlation"}
+
+
+def counted_values(inspector: Inspector, frames: list[np.ndarray], change) -> dict[str, list[float]]:
+    """Each measure (log column: values) of the frames the gate passes or warns on, each frame changed and
+    captured as 8-bit."""
     captured = [np.round(np.clip(change(frame), 0.0, 1.0) * 255.0).astype(np.uint8) for frame in frames]
-    results = inspector.inspect_batch(captured)
-    return [r.anomaly_score for r in results if not isinstance(r, Exception) and r.verdict.value in COUNTED_VERDICTS]
+    counted = [r for r in inspector.inspect_batch(captured)
+               if not isinstance(r, Exception) and r.verdict.value in COUNTED_VERDICTS]
+    return {column: [float(getattr(r, name)) for r in counted] for column, name in RESULT_FIELDS.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,16 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         commissioning = line = defect_free_tiles(args.manifest, args.profile)
         frames_from = f"the validation and test splits' {len(line)} defect-free tiles, for both"
-    baseline = ScoreBaseline.from_scores(counted_scores(inspector, commissioning, CHANGES["as captured"]))
+    at_commissioning = counted_values(inspector, commissioning, CHANGES["as captured"])
+    baselines = {m.column: Baseline.from_values(at_commissioning[m.column]) for m in MEASURES}
     rows = {}
     for name, change in STUDIED.items():
-        check = check_drift(counted_scores(inspector, line, change), baseline, min_frames=1)
-        rows[name] = {key: value for key, value in check.to_dict().items() if key != "message"}
+        values = counted_values(inspector, line, change)
+        rows[name] = {m.column: {key: value for key, value in check_drift(
+            values[m.column], baselines[m.column], min_frames=1, measure=m).to_dict().items() if key != "message"}
+            for m in MEASURES}
         print(name, rows[name], flush=True)
-    out = write_result(args.profile, "drift_study", {"frames": frames_from, "baseline": baseline.to_dict(), "changes": rows})
-    print(f"\n{out}\n\n| change | status | share above p90 | share below p10 | frames counted |\n|---|---|---|---|---|")
+    out = write_result(args.profile, "drift_study", {"frames": frames_from, "changes": rows,
+                                                     "baselines": {k: b.to_dict() for k, b in baselines.items()}})
+    print(f"\n{out}\n\n| change | " + " | ".join(f"{m.name} drift (share above p90 / below p10)" for m in MEASURES)
+          + " | frames counted |\n|---|" + "---|" * (len(MEASURES) + 1))
     for name, row in rows.items():
-        print(f"| {name} | {row['status']} | {row['share_above_p90']:.2f} | {row['share_below_p10']:.2f} | {row['frames']} |")
+        cells = [f"{row[m.column]['status']} ({row[m.column]['share_above_p90']:.2f} / "
+                 f"{row[m.column]['share_below_p10']:.2f})" for m in MEASURES]
+        print(f"| {name} | {' | '.join(cells)} | {row['score']['frames']} |")
     return 0
 
 

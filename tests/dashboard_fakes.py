@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.preprocess import preprocess, PreprocessSpec
+from edge_runtime.preprocess import PreprocessSpec, preprocess_with_quality
 from edge_runtime.result import InspectionResult, Region, Thresholds
 
 CLASSES = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]
@@ -31,7 +31,7 @@ class FakeInspector:
 
     def inspect(self, image, source=None, always_classify=False):
         self.calls += 1
-        frame = preprocess(image, PreprocessSpec(min_contrast=0.0))  # scores are grey levels: flat test frames
+        frame, quality = preprocess_with_quality(image, PreprocessSpec(min_contrast=0.0))  # scores: grey levels
         score = float(frame.mean())
         verdict = self.thresholds.verdict(score)
         h, w = frame.shape
@@ -47,7 +47,8 @@ class FakeInspector:
             )
         return InspectionResult(verdict=verdict, anomaly_score=score, thresholds=self.thresholds,
                                 anomaly_map=amap, frame=frame, profile=self.profile,
-                                timings_ms={"total": 1.0}, source=source, frame_term=self.frame_term, **extra)
+                                timings_ms={"total": 1.0}, source=source, frame_term=self.frame_term,
+                                neighbour_correlation=quality.neighbour_correlation, **extra)
 
     def inspect_batch(self, images, sources=None):
         from edge_runtime.errors import InspectionError

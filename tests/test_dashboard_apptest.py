@@ -386,27 +386,33 @@ def test_history_totals_count_the_whole_window_beyond_the_row_limit(env, monkeyp
     assert len(at.dataframe[0].value) <= 10
 
 
-def test_history_says_when_the_scores_have_drifted_from_commissioning(env):
-    from edge_runtime.drift import ScoreBaseline
+def test_history_says_when_the_scores_or_the_pictures_have_drifted_from_commissioning(env):
+    from edge_runtime.drift import Baseline
     from edge_runtime.sinks import Record, SqliteLog
 
     at = app("history")
     assert not at.exception  # no log and no manifest: the page says so, nothing else
     rng = np.random.default_rng(0)
-    baseline = ScoreBaseline.from_scores(rng.lognormal(0.5, 0.1, 300), measured_at=time.time() - 3600)
-    (env.tmp / "models.manifest.json").write_text(json.dumps({"default_profile": "neu-steel", "profiles": {"neu-steel": {
-        "thresholds": {"warn": 2.0, "defect": 3.0, "score_baseline": baseline.to_dict()}}}}))
+    baseline = Baseline.from_values(rng.lognormal(0.5, 0.1, 300), measured_at=time.time() - 3600)
     now = time.time()
-    risen = rng.lognormal(0.5, 0.1, 300) * 1.15  # a dirty lens: every frame scores higher
+    image = Baseline.from_values(rng.normal(0.90, 0.02, 300), measured_at=time.time() - 3600)
+    (env.tmp / "models.manifest.json").write_text(json.dumps({"default_profile": "neu-steel", "profiles": {"neu-steel": {
+        "thresholds": {"warn": 2.0, "defect": 3.0, "score_baseline": baseline.to_dict(),
+                       "image_baseline": image.to_dict()}}}}))
+    risen = rng.lognormal(0.5, 0.1, 300) * 1.15  # a dirty lens: every frame scores higher ...
+    smoother = rng.normal(0.95, 0.02, 300)  # ... and its pictures are smoother
     with SqliteLog(env.log_db) as log:
         log.write([Record(source="camera:0", frame_id=f"f{i}", verdict="ok", score=float(score), profile="neu-steel",
-                          captured_at=now - 300 + i) for i, score in enumerate(risen)])
+                          captured_at=now - 300 + i, neighbour_correlation=float(correlation))
+                   for i, (score, correlation) in enumerate(zip(risen, smoother))])
     at = app("history")
     assert not at.exception, at.exception
     assert any("Scores have risen" in w.value for w in at.warning)
+    assert any("Pictures are smoother than at commissioning" in w.value for w in at.warning)
     charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
-    assert len(charts) == 2  # frames per verdict, and the score trend beside the baseline (no classified frames)
+    assert len(charts) == 3  # frames per verdict, the score and the smoothness beside their baselines (no classes)
     assert any("Anomaly score of the `neu-steel` frames passed or warned on" in m.value for m in at.markdown)
+    assert any("Neighbour correlation (picture smoothness) of the `neu-steel`" in m.value for m in at.markdown)
 
 
 def test_history_helpers(env):
@@ -488,10 +494,11 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert thresholds["commissioned"]["false_alarm_rate"] == 0.125 and "score_baseline" not in thresholds
 
 
-def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseline(env):
+def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baselines(env):
     """Saved from defect-free frames, the thresholds count as commissioned on them (the model card says
-    so) and, from 200 frames on, their scores become the drift check's baseline, as ``calibrate --write``."""
-    from edge_runtime.drift import ScoreBaseline
+    so) and, from 200 frames on, their scores and picture smoothness become the drift checks' baselines, as
+    ``calibrate --write``."""
+    from edge_runtime.drift import SMOOTHNESS, Baseline
 
     manifest = _fake_manifest(env)
     good = env.val / "good"
@@ -508,18 +515,23 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     defect = at.number_input(key="tune_defect").value
     at.button(key="tune_save").click().run()
     assert not at.exception and errors(at) == []
-    assert any("commissioned on 210 defect-free frames, drift baseline recorded" in s.value for s in at.success)
+    assert any("commissioned on 210 defect-free frames, drift baselines recorded" in s.value for s in at.success)
     thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert thresholds["defect"] == pytest.approx(defect)
     record = thresholds["commissioned"]
     assert record["frames"] == 210 and record["sources"] == [str(good)] and record["false_alarm_rate"] <= 0.01
     assert threshold_origin(thresholds)[0]
     scores = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))["score"].to_numpy()
-    expected = ScoreBaseline.from_scores(scores[scores < defect])
-    baseline = ScoreBaseline.from_manifest(thresholds)
+    expected = Baseline.from_values(scores[scores < defect])
+    baseline = Baseline.from_manifest(thresholds)
     assert (baseline.p10, baseline.p50, baseline.p90, baseline.frames) == pytest.approx(
         (expected.p10, expected.p50, expected.p90, expected.frames))
     assert baseline.frames < 210  # the frames the new defect threshold flags are not in it, as calibrate leaves them out
+    samples = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))
+    image = Baseline.from_manifest(thresholds, SMOOTHNESS)  # the same frames' picture smoothness
+    expected = Baseline.from_values(samples["neighbour_correlation"].to_numpy()[scores < defect])
+    assert (image.p10, image.p50, image.p90, image.frames) == pytest.approx(
+        (expected.p10, expected.p50, expected.p90, baseline.frames))
 
 
 def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):

@@ -1,4 +1,4 @@
-"""Score drift: the newest logged scores against the baseline recorded at commissioning."""
+"""Drift: the newest logged scores and pictures against the baselines recorded at commissioning."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from edge_runtime import drift
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.cli import main as cli_main
-from edge_runtime.drift import ScoreBaseline, check_drift
+from edge_runtime.drift import SMOOTHNESS, Baseline, check_drift
 from edge_runtime.manifest import save_thresholds
 from edge_runtime.sinks import Record, SqliteLog
 from tests.conftest import editable_manifest, needs_models
@@ -25,17 +25,17 @@ def _normal_scores(n: int, seed: int, scale: float = 1.0) -> np.ndarray:
 
 def test_baseline_holds_the_percentiles_and_needs_enough_frames():
     scores = np.arange(1.0, 301.0)
-    baseline = ScoreBaseline.from_scores(scores, measured_at=5.0)
+    baseline = Baseline.from_values(scores, measured_at=5.0)
     assert (baseline.p10, baseline.p50, baseline.p90) == (pytest.approx(30.9), pytest.approx(150.5), pytest.approx(270.1))
     assert baseline.frames == 300 and baseline.measured_at == 5.0
-    assert ScoreBaseline.from_manifest({"score_baseline": baseline.to_dict()}) == baseline
-    assert ScoreBaseline.from_manifest({"warn": 1.0}) is None
+    assert Baseline.from_manifest({"score_baseline": baseline.to_dict()}) == baseline
+    assert Baseline.from_manifest({"warn": 1.0}) is None
     with pytest.raises(ValueError, match=f"at least {drift.MIN_FRAMES}"):
-        ScoreBaseline.from_scores(scores[:150])
+        Baseline.from_values(scores[:150])
 
 
 def test_unchanged_line_is_ok_and_a_shift_either_way_is_drift():
-    baseline = ScoreBaseline.from_scores(_normal_scores(400, seed=1))
+    baseline = Baseline.from_values(_normal_scores(400, seed=1))
     same = check_drift(_normal_scores(500, seed=2), baseline)
     assert same.status == "ok" and not same.drifted
     assert 0.05 < same.share_above_p90 < drift.DRIFT_SHARE and 0.05 < same.share_below_p10 < drift.DRIFT_SHARE
@@ -45,9 +45,46 @@ def test_unchanged_line_is_ok_and_a_shift_either_way_is_drift():
     assert fallen.status == "low" and fallen.drifted and "Defects can stay under the thresholds" in fallen.message
 
 
+def test_smoother_or_grainier_pictures_are_image_drift_with_their_own_advice():
+    correlations = np.random.default_rng(1).normal(0.90, 0.02, 400)
+    baseline = Baseline.from_values(correlations)
+    thresholds = {"score_baseline": {"p10": 1, "p50": 2, "p90": 3, "frames": 300, "measured_at": 0.0},
+                  "image_baseline": baseline.to_dict()}
+    assert Baseline.from_manifest(thresholds, SMOOTHNESS) == baseline
+    assert Baseline.from_manifest(thresholds).p90 == 3  # the score's, by default
+    same = check_drift(np.random.default_rng(2).normal(0.90, 0.02, 500), baseline, measure=SMOOTHNESS)
+    assert same.status == "ok" and same.measure == "neighbour_correlation"
+    smoother = check_drift(np.random.default_rng(3).normal(0.95, 0.02, 500), baseline, measure=SMOOTHNESS)
+    assert smoother.status == "high" and "Pictures are smoother" in smoother.message and "focus" in smoother.message
+    assert "have a neighbour correlation above" in smoother.message
+    grainier = check_drift(np.random.default_rng(4).normal(0.85, 0.02, 500), baseline, measure=SMOOTHNESS)
+    assert grainier.status == "low" and "Pictures are grainier" in grainier.message and "gain" in grainier.message
+    missing = check_drift(correlations, None, measure=SMOOTHNESS)
+    assert missing.status == "no_baseline" and missing.message.startswith("No image baseline")
+
+
+def test_the_log_keeps_each_frames_picture_smoothness_and_adds_the_column_to_an_older_log(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as old:  # a log written before the column existed
+        old.execute("CREATE TABLE inspections (id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at REAL NOT NULL, "
+                    "captured_at REAL, source TEXT NOT NULL, frame_id TEXT NOT NULL, verdict TEXT NOT NULL, score REAL, "
+                    "warn_threshold REAL, defect_threshold REAL, defect_class TEXT, confidence REAL, latency_ms REAL, "
+                    "profile TEXT, model_sha256 TEXT, error TEXT, overlay_path TEXT, frame_term REAL)")
+        old.execute("INSERT INTO inspections (recorded_at, source, frame_id, verdict, score, profile) "
+                    "VALUES (1.0, 's', 'old', 'ok', 1.5, 'p')")
+    with SqliteLog(db) as log:
+        log.write([Record(source="s", frame_id="new", verdict="ok", score=1.6, profile="p", neighbour_correlation=0.93)])
+        assert log.recent_values("neighbour_correlation", 10, profile="p") == [0.93]  # the old row has none
+        assert log.recent_values("score", 10, profile="p") == [1.6, 1.5]
+        with pytest.raises(ValueError, match="no per-frame measurement 'error'"):
+            log.recent_values("error", 10)
+
+
 def test_rejects_are_left_out_so_a_run_of_defects_is_not_drift(tmp_path):
     scores = _normal_scores(600, seed=1)
-    baseline = ScoreBaseline.from_scores(scores[:300], measured_at=time.time() - 60)
+    baseline = Baseline.from_values(scores[:300], measured_at=time.time() - 60)
     verdicts = ["defect" if i % 5 == 0 else "ok" for i in range(300)]  # 20% rejects, far above every threshold
     with SqliteLog(tmp_path / "i.db") as log:
         log.write([Record(source="s", frame_id=f"f{i}", verdict=verdict, profile="p",
@@ -59,7 +96,7 @@ def test_rejects_are_left_out_so_a_run_of_defects_is_not_drift(tmp_path):
 
 
 def test_no_baseline_or_too_few_frames_says_so_instead_of_judging():
-    baseline = ScoreBaseline.from_scores(_normal_scores(400, seed=1))
+    baseline = Baseline.from_values(_normal_scores(400, seed=1))
     assert check_drift(_normal_scores(500, seed=2), None).status == "no_baseline"
     few = check_drift(_normal_scores(drift.MIN_FRAMES - 1, seed=2, scale=2.0), baseline)
     assert few.status == "too_few" and not few.drifted and few.to_dict()["drifted"] is False
@@ -81,13 +118,29 @@ def test_log_gives_the_newest_inspected_scores_of_a_profile_since_a_time(tmp_pat
 def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commissioning_replaces(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
-    first = ScoreBaseline.from_scores(_normal_scores(300, seed=1)).to_dict()
+    first = Baseline.from_values(_normal_scores(300, seed=1)).to_dict()
     save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, score_baseline=first)
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
     save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the scores are the same, so is their baseline
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
     save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 120})  # too few frames for a new baseline
     assert "score_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
+
+
+def test_the_image_baseline_is_set_by_commissioning_only_and_restored_with_the_thresholds(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
+    image = Baseline.from_values(np.random.default_rng(1).normal(0.9, 0.02, 300)).to_dict()
+    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, image_baseline=image)
+    save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the pictures are the same
+    assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
+    hand = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 120})  # too few frames for a new baseline
+    assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
+    save_thresholds(path, "p", 1.5, 2.5, image_baseline=image, restored_from="x")  # as a restore passes it
+    assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
+    save_thresholds(path, "p", 1.0, 2.0, restored_from="shipped.bak")  # a restore of none drops the current one
+    assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
+    assert commissioned.is_file() and hand.is_file()
 
 
 def test_every_threshold_change_is_logged_with_who_how_why_and_the_values_before(tmp_path):
@@ -138,9 +191,10 @@ def test_thresholds_restored_from_a_backup_are_one_more_logged_change(tmp_path, 
     from edge_runtime.manifest import FrameTerm
 
     path = _minimal_manifest(tmp_path / "m.json")
-    baseline = ScoreBaseline.from_scores(_normal_scores(300, seed=1)).to_dict()
+    baseline = Baseline.from_values(_normal_scores(300, seed=1)).to_dict()
+    image = Baseline.from_values(np.random.default_rng(1).normal(0.9, 0.02, 300)).to_dict()
     commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, score_baseline=baseline,
-                                   frame_term=FrameTerm(3.0, 0.7, 2.0), reason="line start")
+                                   frame_term=FrameTerm(3.0, 0.7, 2.0), reason="line start", image_baseline=image)
     trial = save_thresholds(path, "p", 1.2, 2.2, reason="trial")  # its backup holds the commissioned values
     assert trial != commissioned
     code = cli_main(["thresholds", "--manifest", str(path), "--restore", str(trial), "--reason", "trial over",
@@ -149,6 +203,7 @@ def test_thresholds_restored_from_a_backup_are_one_more_logged_change(tmp_path, 
     assert code == 0 and (report["warn"], report["defect"], report["commissioned"]) == (1.5, 2.5, True)
     entry = json.loads(path.read_text())["profiles"]["p"]
     assert entry["thresholds"]["score_baseline"] == baseline and entry["thresholds"]["commissioned"]["frames"] == 300
+    assert entry["thresholds"]["image_baseline"] == image
     assert entry["autoencoder"]["score"]["frame_term"]["map_reference"] == 3.0  # the thresholds' units come back too
     last = report["changes"][0]
     assert (last["how"], last["reason"], last["by"]) == (f"restored from {trial.name}", "trial over", "J. Q.")
@@ -183,7 +238,9 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert drift.MIN_FRAMES <= baseline["frames"] < drift.MIN_FRAMES + 20  # the frames under the new defect threshold
     assert baseline["p10"] < baseline["p50"] < baseline["p90"] < thresholds["defect"]
-    assert json.loads(capsys.readouterr().out)["score_baseline"] == baseline
+    image = thresholds["image_baseline"]
+    assert image["frames"] == baseline["frames"] and 0.5 < image["p10"] < image["p50"] < image["p90"] < 1.0
+    assert json.loads(capsys.readouterr().out)["image_baseline"] == image
     db = tmp_path / "inspections.db"
     history = ["history", "--db", str(db), "--manifest", str(manifest), "--json"]
 
@@ -191,14 +248,18 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     assert cli_main(["watch", str(line), "--once", "--log", str(db), "--manifest", str(manifest)]) == 0
     capsys.readouterr()
     assert cli_main(history) == 0
-    assert json.loads(capsys.readouterr().out)["drift"]["status"] == "ok"
+    report = json.loads(capsys.readouterr().out)
+    assert report["drift"]["status"] == "ok" and report["image_drift"]["status"] == "ok"
 
     blurred = _write_frames(tmp_path / "blurred", seed=3, count=drift.RECENT_FRAMES - 200,
                             change=lambda frame: cv2.GaussianBlur(frame, (0, 0), 1.5))
     assert cli_main(["watch", str(blurred), "--once", "--log", str(db), "--manifest", str(manifest)]) == 0
     capsys.readouterr()
     assert cli_main(history) == 1
-    report = json.loads(capsys.readouterr().out)["drift"]
+    summary = json.loads(capsys.readouterr().out)
+    report, image = summary["drift"], summary["image_drift"]
     assert report["status"] == "low" and report["profile"] == "neu-steel" and report["share_below_p10"] > drift.DRIFT_SHARE
+    assert image["status"] == "high" and image["share_above_p90"] > drift.DRIFT_SHARE  # smoother pictures
     assert cli_main(history[:-1]) == 1
-    assert "score drift:  LOW: Scores have fallen" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "score drift:  LOW: Scores have fallen" in text and "image drift:  HIGH: Pictures are smoother" in text

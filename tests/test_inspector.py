@@ -32,6 +32,16 @@ def test_any_frame_size_gives_maps_in_frame_coordinates(inspector, shape):
         assert result.gradcam.shape == shape[:2]
 
 
+def test_each_result_carries_the_pictures_smoothness_for_the_image_drift_check(inspector):
+    from edge_runtime.preprocess import neighbour_correlation
+
+    frame = _texture((200, 200))
+    sharp, blurred = inspector.inspect(frame), inspector.inspect(cv2.GaussianBlur(frame, (0, 0), 1.5))
+    assert sharp.neighbour_correlation == pytest.approx(neighbour_correlation(frame / 255.0), abs=1e-6)
+    assert blurred.neighbour_correlation > sharp.neighbour_correlation
+    assert sharp.to_dict()["neighbour_correlation"] == sharp.neighbour_correlation
+
+
 def test_always_classify_gives_class_probabilities_and_frame_sized_gradcam(inspector):
     result = inspector.inspect(_texture((256, 1600)), always_classify=True)
     assert set(result.class_probabilities) == set(inspector.class_names)

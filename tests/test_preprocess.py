@@ -176,6 +176,18 @@ def test_neighbour_correlation_tells_an_imaged_surface_from_white_sensor_noise()
     assert neighbour_correlation(ramp) > 0.99  # a tall frame reads the same from its sampled rows
 
 
+def test_preprocessing_hands_on_what_the_frame_checks_measured():
+    from edge_runtime.preprocess import neighbour_correlation, preprocess_with_quality
+
+    frame = cv2.GaussianBlur(np.random.default_rng(0).integers(40, 220, (120, 160), dtype=np.uint8), (0, 0), 1.0)
+    gray, quality = preprocess_with_quality(frame, PreprocessSpec())
+    np.testing.assert_array_equal(gray, preprocess(frame, PreprocessSpec()))
+    assert quality.neighbour_correlation == neighbour_correlation(gray)
+    assert quality.mean_grey == pytest.approx(gray.mean(), abs=2e-3) and quality.grey_spread > 0.02
+    unchecked = preprocess_with_quality(frame, PreprocessSpec(min_neighbour_correlation=None))[1]
+    assert unchecked == quality  # measured whether or not the profile refuses noise
+
+
 def test_noise_frames_are_refused_by_the_limit_the_manifest_carries():
     from edge_runtime.preprocess import neighbour_correlation
 

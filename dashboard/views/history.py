@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import history_logic as hl
 from dashboard import runtime
+from edge_runtime.drift import SCORE, SMOOTHNESS
 from edge_runtime.errors import FrameQualityError
 
 config = runtime.get_config()
@@ -63,18 +64,21 @@ with right:
     else:
         st.bar_chart(by_class, height=260)
 
-st.subheader("Score drift")
-try:
-    manifest = runtime.read_manifest(config.manifest_path)
-    profile = runtime.current_profile() or manifest.get("default_profile")
-    drift, baseline = hl.drift_check(config.log_db, manifest, profile)
-except Exception as exc:
-    st.info(f"No drift check: the profile's thresholds could not be read ({exc}).")
-else:
+for measure, title, chart in ((SCORE, "Score drift", "Anomaly score"),
+                              (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)")):
+    st.subheader(title)
+    try:
+        manifest = runtime.read_manifest(config.manifest_path)
+        profile = runtime.current_profile() or manifest.get("default_profile")
+        drift, baseline = hl.drift_check(config.log_db, manifest, profile, measure)
+    except Exception as exc:
+        st.info(f"No drift check: the profile's thresholds could not be read ({exc}).")
+        continue
     {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
-    trend = hl.scores_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline)
+    trend = hl.values_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline,
+                                measure.column)
     if not trend.empty:
-        st.markdown(f"**Anomaly score of the `{profile}` frames passed or warned on** (per {freq})")
+        st.markdown(f"**{chart} of the `{profile}` frames passed or warned on** (per {freq})")
         st.line_chart(trend, height=240)
 
 st.subheader("Rejects and warnings")

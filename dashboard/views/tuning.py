@@ -102,7 +102,7 @@ if warn > defect:
 commissioning = layout == "defect-free frames"
 if commissioning:
     st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
-               "score as the baseline of the drift check on the History page.")
+               "score and how smooth their pictures are as the baselines of the drift checks on the History page.")
 who, why = st.columns([1, 2])
 changed_by = who.text_input("Changed by", key="tune_by", help="kept in the manifest's change log of the thresholds")
 reason = why.text_input("Reason for the change" + ("" if commissioning else " (required)"), key="tune_reason",
@@ -114,12 +114,12 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
     try:
         from edge_runtime.manifest import save_thresholds
 
-        record, baseline = (tuning.commissioning_record(scores, float(warn), float(defect), folder,
-                                                        inspector.frame_term_references is not None)
-                            if commissioning else (None, None))
+        record, baselines = (tuning.commissioning_record(scores, float(warn), float(defect), folder,
+                                                         inspector.frame_term_references is not None)
+                             if commissioning else (None, {}))
         backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect),
-                                 commissioned=record, score_baseline=baseline, reason=reason,
-                                 changed_by=changed_by.strip() or None)
+                                 commissioned=record, reason=reason, changed_by=changed_by.strip() or None,
+                                 **baselines)
     except Exception as exc:
         st.error(f"Could not save thresholds: {exc}")
     else:
@@ -130,7 +130,7 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
         st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
             f" (backup: {backup})" if backup else "") + (
             "" if not commissioning else f", commissioned on {record['frames']} defect-free frames, " + (
-                "drift baseline recorded" if baseline else "no drift baseline (it needs 200 frames)"))
+                "drift baselines recorded" if baselines["score_baseline"] else "no drift baseline (it needs 200 frames)"))
         st.rerun()
 if msg := st.session_state.pop("tune_saved", None):
     st.success(msg + ". The runtime reloaded the models with the new thresholds "

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..drift import check_log
+from ..drift import SCORE, SMOOTHNESS, Measure, check_log
 from ..errors import FrameQualityError
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
@@ -68,9 +68,9 @@ def register(subparsers: Any) -> None:
     register_record(subparsers)
 
     history = subparsers.add_parser("history", help="summarise the inspection log",
-                                    description="Counts per verdict and defect class, the last rejects, and the score drift since the "
-                                                "line was commissioned (exit 1 when the scores have drifted or a "
-                                                "reject hook failed).")
+                                    description="Counts per verdict and defect class, the last rejects, and the score and image "
+                                                "drift since the line was commissioned (exit 1 when the scores or the "
+                                                "pictures have drifted or a reject hook failed).")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
@@ -250,7 +250,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[str, Any] | None = None) -> dict[str, Any]:
+def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[str, Any] | None = None,
+                    image_drift: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "log": str(log.path),
         "since": since,
@@ -261,13 +262,15 @@ def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[st
         "unfired_rejects": log.unfired_rejects(since),
         "error_causes": log.errors_by_cause(since),
         "drift": drift,
+        "image_drift": image_drift,
     }
 
 
-def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None) -> dict[str, Any]:
-    """The drift check of the profile's newest logged scores against its commissioning baseline
-    (``edge_runtime.drift``), with the profile's name; status "unavailable" where the manifest cannot be
-    read (the counts are still worth printing)."""
+def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None,
+                  measure: Measure = SCORE) -> dict[str, Any]:
+    """The drift check of ``measure`` on the profile's newest logged frames against its commissioning
+    baseline (``edge_runtime.drift``), with the profile's name; status "unavailable" where the manifest
+    cannot be read (the counts are still worth printing)."""
     from ..errors import ManifestError
     from ..manifest import load_manifest
 
@@ -277,7 +280,7 @@ def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None) ->
         thresholds = document["profiles"][name]["thresholds"]
     except (ManifestError, KeyError) as exc:
         return {"status": "unavailable", "drifted": False, "message": f"no drift check: cannot read the profile: {exc}"}
-    return {"profile": name, **check_log(log, name, thresholds).to_dict()}
+    return {"profile": name, **check_log(log, name, thresholds, measure=measure).to_dict()}
 
 
 def _print_history(summary: dict[str, Any]) -> None:
@@ -289,10 +292,10 @@ def _print_history(summary: dict[str, Any]) -> None:
         quality = FrameQualityError.__name__
         print("errors:       " + "  ".join(f"{k} {v}" for k, v in summary["error_causes"].items())
               + (f"  ({quality}: {FrameQualityError.hint})" if quality in summary["error_causes"] else ""))
-    drift = summary.get("drift")
-    if drift:
-        status = drift["status"].upper() if drift["drifted"] else drift["status"]
-        print(f"score drift:  {status}: {drift['message']}")
+    for label, key in (("score drift: ", "drift"), ("image drift: ", "image_drift")):
+        if drift := summary.get(key):
+            status = drift["status"].upper() if drift["drifted"] else drift["status"]
+            print(f"{label} {status}: {drift['message']}")
     if summary["unfired_rejects"]:
         print(f"NOT FIRED:    {summary['unfired_rejects']} flagged frame(s) whose reject hook failed: they may still be "
               "on the line (their error reads \"reject hook failed\")")
@@ -343,12 +346,13 @@ def _print_retention_failure(exc: Exception) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     summary, failed = _on_log(args.db, lambda log: history_summary(
-        log, args.since, args.last, profile_drift(log, args.manifest, args.profile)))
+        log, args.since, args.last, profile_drift(log, args.manifest, args.profile),
+        profile_drift(log, args.manifest, args.profile, SMOOTHNESS)))
     if failed is not None:
         return failed
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
-    drifted = bool(summary["drift"] and summary["drift"]["drifted"])
+    drifted = any(summary[key] and summary[key]["drifted"] for key in ("drift", "image_drift"))
     return 1 if drifted or summary["unfired_rejects"] else 0

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import InspectionError
-from ..preprocess import PreprocessSpec, preprocess
+from ..preprocess import PreprocessSpec, preprocess_with_quality
 from ..result import InspectionResult, Region, Thresholds
 
 CLASSES = ["inclusion", "patch", "pits", "scratch"]
@@ -41,7 +41,7 @@ class FakeInspector:
         with self._lock:
             self.calls += 1
             self.sources.append(source)
-        gray = preprocess(image, self.spec)
+        gray, quality = preprocess_with_quality(image, self.spec)
         if self.delay_s:
             time.sleep(self.delay_s)  # stands in for model time (releases the GIL like onnxruntime)
         anomaly = np.abs(gray - cv2.blur(gray, (31, 31)))
@@ -55,7 +55,8 @@ class FakeInspector:
                          region=Region(max(0, int(x) - 16), max(0, int(y) - 16), 32, 32))
         total = (time.perf_counter() - start) * 1000.0
         return InspectionResult(verdict, score, self.thresholds, anomaly, gray, self.profile,
-                                {"total": total}, source=source, **extra)
+                                {"total": total}, source=source, neighbour_correlation=quality.neighbour_correlation,
+                                **extra)
 
     def inspect_batch(self, images: Sequence[Any], sources: Sequence[str | None] | None = None) -> list:
         sources = list(sources) if sources is not None else [None] * len(images)

@@ -41,6 +41,7 @@ class Record:
     error: str | None = None
     overlay_path: str | None = None
     frame_term: float | None = None  # the frame-level autoencoder's share of ``score``, where the gate has one
+    neighbour_correlation: float | None = None  # how smooth the picture was (``preprocess.FrameQuality``)
 
     @property
     def is_reject(self) -> bool:
@@ -71,5 +72,10 @@ def record_from_result(frame_source: str, frame_id: str, captured_at: float | No
         latency_ms=float(result.latency_ms),
         profile=result.profile,
         model_sha256=model_sha256,
-        frame_term=None if getattr(result, "frame_term", None) is None else float(result.frame_term),
+        frame_term=_optional_float(getattr(result, "frame_term", None)),
+        neighbour_correlation=_optional_float(getattr(result, "neighbour_correlation", None)),
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

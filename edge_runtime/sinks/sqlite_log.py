@@ -23,7 +23,7 @@ from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR,
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
     "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "model_sha256",
-    "error", "overlay_path", "frame_term",
+    "error", "overlay_path", "frame_term", "neighbour_correlation",
 )
 
 _SCHEMA = """
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     model_sha256 TEXT,              -- JSON {"autoencoder": ..., "classifier": ...}
     error TEXT,
     overlay_path TEXT,
-    frame_term REAL                 -- the frame-level autoencoder's share of score (NULL: none)
+    frame_term REAL,                -- the frame-level autoencoder's share of score (NULL: none)
+    neighbour_correlation REAL      -- how smooth the picture was: focus, noise (edge_runtime.drift)
 );
 CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
@@ -53,7 +54,9 @@ CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded
 
 # Columns added after the first schema: (name, type). A log written by an older version gets them
 # on opening (NULL in its old rows), so one file keeps its history across updates.
-_ADDED_COLUMNS = (("frame_term", "REAL"),)
+_ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"))
+# Per-frame measurements the drift checks read back (``SqliteLog.recent_values``).
+DRIFT_COLUMNS = ("score", "neighbour_correlation")
 
 # Rows deleted per transaction by ``SqliteLog.prune`` (about 60 ms each on the project machine).
 PRUNE_BATCH = 10_000
@@ -252,12 +255,20 @@ class SqliteLog:
                       verdicts: Sequence[str] = INSPECTED) -> list[float]:
         """Anomaly scores of the newest ``limit`` frames with one of ``verdicts`` (of ``profile``, where
         given), newest first."""
-        extra = f"verdict IN ({', '.join('?' for _ in verdicts)}) AND score IS NOT NULL"
+        return self.recent_values("score", limit, since, profile, verdicts)
+
+    def recent_values(self, column: str, limit: int, since: str | float | None = None, profile: str | None = None,
+                      verdicts: Sequence[str] = INSPECTED) -> list[float]:
+        """``column`` (one of ``DRIFT_COLUMNS``) of the newest ``limit`` frames with one of ``verdicts`` that
+        have it (of ``profile``, where given), newest first."""
+        if column not in DRIFT_COLUMNS:
+            raise ValueError(f"no per-frame measurement {column!r} in the log; expected one of {DRIFT_COLUMNS}")
+        extra = f"verdict IN ({', '.join('?' for _ in verdicts)}) AND {column} IS NOT NULL"
         extra += " AND profile = ?" if profile else ""
         where, params = _since_clause(since, extra)
         params = [*params, *verdicts, *([profile] if profile else []), int(limit)]
-        return [float(row[0]) for row in self._query(f"SELECT score FROM inspections {where} ORDER BY id DESC LIMIT ?",
-                                                     params)]
+        return [float(row[0]) for row in self._query(
+            f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
 
     def inspected_count(self, since: str | float | None = None) -> int:
         counts = self.counts_by_verdict(since)
