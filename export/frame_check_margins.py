@@ -7,9 +7,11 @@ refuse good strip. Reads every image of the profile's data set (all splits: the 
 fitted, only checked), with the limits of the manifest, and prints the darkest image's mean grey,
 the least textured image's grey-level spread, the least neighbour correlation, the same for 64x64
 crops (on a 34-pixel grid: NEU-DET's calibration unit, and the smallest frame a line might send),
-each against its limit, and how many of those crops the limits would refuse; and the neighbour
-correlation of white sensor noise (raw and after JPEG), which the noise limit is there to refuse.
-Writes results/<profile>/frame_check_margins.json.
+each against its limit, and how many of those crops the limits would refuse; the neighbour
+correlation of white sensor noise (raw and after JPEG), which the noise limit is there to refuse;
+and whether a per-frame limit could refuse a lens out of focus (the images through a Gaussian blur
+of sigma 1 pixel against the images as captured: how many sharp images a limit that refuses every
+blurred one would refuse too). Writes results/<profile>/frame_check_margins.json.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ CROP, STEP = 64, 34
 def margins(samples: list, spec: PreprocessSpec) -> dict:
     unchecked = PreprocessSpec(min_side=spec.min_side, min_neighbour_correlation=None)  # read every frame
     means, spreads, correlations, crop_means, crop_spreads, crop_correlations = [], [], [], [], [], []
+    blurred = []
     for sample in tqdm(samples, desc="frames", unit="img"):
         frame = preprocess(sample.path, unchecked)
         mean, spread = grey_levels(frame)
         means.append(mean)
         spreads.append(spread)
         correlations.append(neighbour_correlation(frame))
+        blurred.append(neighbour_correlation(_captured(cv2.GaussianBlur(frame, (0, 0), DEFOCUS_SIGMA))))
         for y in range(0, frame.shape[0] - CROP + 1, STEP):
             for x in range(0, frame.shape[1] - CROP + 1, STEP):
                 crop = frame[y: y + CROP, x: x + CROP]
@@ -54,7 +58,25 @@ def margins(samples: list, spec: PreprocessSpec) -> dict:
             "least_image_spread_over_limit": float(np.min(spreads)) / spec.min_contrast,
             "least_crop_spread": flattest, "min_contrast": spec.min_contrast,
             "least_spread_over_limit": flattest / spec.min_contrast,
-            **correlation_margins(correlations, crop_correlations, spec.min_neighbour_correlation)}
+            **correlation_margins(correlations, crop_correlations, spec.min_neighbour_correlation),
+            **defocus_overlap(correlations, blurred)}
+
+
+DEFOCUS_SIGMA = 1.0  # the camera study's lens out of focus
+
+
+def _captured(frame: np.ndarray) -> np.ndarray:
+    """The frame as an 8-bit camera would deliver it."""
+    return np.round(np.clip(frame, 0.0, 1.0) * 255.0) / 255.0
+
+
+def defocus_overlap(sharp: list[float], blurred: list[float]) -> dict:
+    """How far apart the images' neighbour correlation lies as captured and out of focus: a per-frame
+    limit that refuses every blurred image refuses the sharp images at or above the least blurred one."""
+    least_blurred = float(np.min(blurred))
+    return {"defocus_sigma": DEFOCUS_SIGMA, "most_image_correlation": float(np.max(sharp)),
+            "least_blurred_image_correlation": least_blurred,
+            "sharp_images_refused_by_a_defocus_limit": int(np.sum(np.array(sharp) >= least_blurred))}
 
 
 def correlation_margins(images: list[float], crops: list[float], limit: float | None) -> dict:
@@ -90,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
               f"least 64x64 crop {result['least_crop_correlation']:.3f} ({result['least_crop_correlation_over_limit']:.1f}x; "
               f"{result['crops_refused_noise']} crops would be refused); white noise "
               f"{result['white_noise_correlation']:.3f}, after JPEG {result['white_noise_jpeg_correlation']:.3f}")
+    print(f"defocus (blur sigma {result['defocus_sigma']:g}): least correlated blurred image "
+          f"{result['least_blurred_image_correlation']:.3f}, most correlated sharp image "
+          f"{result['most_image_correlation']:.3f}; a per-frame limit refusing every blurred image would refuse "
+          f"{result['sharp_images_refused_by_a_defocus_limit']} of the {result['images']} sharp ones")
     return 0
 
 

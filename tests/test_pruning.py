@@ -94,3 +94,23 @@ def test_least_squares_selection_keeps_the_channels_the_output_is_made_of():
     cells[:, 1] = cells[:, 0] + 0.01 * rng.normal(size=2000)  # a strong copy of channel 0 adds nothing new
     targets = cells[:, [0, 7, 10]] @ rng.normal(size=(3, 4)) + 0.5
     assert list(least_squares_selection(cells, targets, 3, ridge=1e-6)) in ([0, 7, 10], [1, 7, 10])
+
+
+def test_distillation_fits_the_pruned_blocks_to_the_full_ones_and_its_weights_are_saved(base, frames, tmp_path):
+    from training import pruning
+    from training.backbone import PRUNING_FILE, profile_backbone
+
+    blocks = pruning.prune_mobilenet_v2(base, frames, keep_ratio=0.5)
+    student = pruning.pruned_backbone(base, blocks)
+    loss = pruning.distil(base, student, frames, epochs=12, batch_size=3, crop=64)
+    assert len(loss) == 12 and loss[-1] < 0.7 * loss[0]  # its own objective: the blocks' outputs on the windows
+    for name in ("Conv1", "expanded_conv_depthwise", "block_14_expand"):
+        for got, expected in zip(student.get_layer(name).get_weights(), base.get_layer(name).get_weights()):
+            assert np.array_equal(got, expected)  # only blocks 1-12 move
+    tuned = pruning.tuned_weights(student)
+    assert set(tuned) and all(pruning._block_number(name) in pruning.PRUNABLE_BLOCKS for name in tuned)
+    pruning.save(tmp_path / PRUNING_FILE, blocks, tuned)
+    rebuilt = profile_backbone(tmp_path)
+    assert np.allclose(_outputs(rebuilt, frames)[1], _outputs(student, frames)[1], atol=1e-5)
+    pruning.save(tmp_path / "plain.npz", blocks)
+    assert pruning.load_tuned(tmp_path / "plain.npz") == {}  # a least-squares refit alone has none

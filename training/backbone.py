@@ -54,5 +54,6 @@ def profile_backbone(weights_dir: Path | None = None) -> keras.Model:
     if weights_dir is not None and (weights_dir / PRUNING_FILE).is_file():
         from training import pruning
 
-        base = pruning.pruned_backbone(base, pruning.load(weights_dir / PRUNING_FILE))
+        path = weights_dir / PRUNING_FILE
+        base = pruning.pruned_backbone(base, pruning.load(path), pruning.load_tuned(path))
     return base

@@ -221,7 +221,7 @@ def pruned_variant(profile, frames, samples, taps, hidden, epochs: int = 60):
     of their expansion channels, projections refitted by least squares on training frames
     (``training.pruning``), as ``python -m training autoencoder`` does. Prints the 1-thread onnxruntime
     time of its gate graph against the same bottleneck on the full backbone."""
-    base, _ = fitted_backbone(profile, frames)
+    base = fitted_backbone(profile, frames).model
     extractor, vectors = normal_features(profile, frames, samples, taps, ae.feature_extractor(taps, base=base))
     mean, projection, model, _ = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
     gate = ae.anomaly_model(extractor, mean, projection, model)

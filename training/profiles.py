@@ -107,6 +107,9 @@ class Profile:
     backbone_fit_frames: int = 300
     # How the kept channels are chosen (training.pruning.prune_block): "energy" or "least_squares".
     backbone_selection: str = "energy"
+    # Epochs of feature distillation of the pruned blocks towards the full network on the same frames
+    # (training.pruning.distil); 0: the least-squares refit alone.
+    backbone_distil_epochs: int = 0
     # Seed of the bottleneck's initial weights and batch order (``seed`` fixes the splits). One fit
     # of the same recipe varies by several points of validation recall from seed to seed, so a
     # profile may keep the best of a few on validation (the test split is only reported).

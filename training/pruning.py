@@ -14,6 +14,10 @@ The block outputs keep their widths, so the gate's taps and the classifier's ste
 their meaning; the pruned network is an approximation of the ImageNet one, judged by the
 gate's own recall (``python -m training.gate_experiments``; docs/gate_design.md, "A pruned
 backbone").
+
+``distil`` can then fine-tune every weight of the pruned blocks by gradient descent so that
+each block's output matches the full network's on the same frames (feature distillation, as
+in Romero et al., "FitNets", ICLR 2015): the least-squares refit only moves the projections.
 """
 
 from __future__ import annotations
@@ -180,10 +184,12 @@ def _block_number(name: str) -> int | None:
     return int(parts[1]) if len(parts) > 2 and parts[0] == "block" and parts[1].isdigit() else None
 
 
-def pruned_backbone(base: keras.Model, blocks: dict[int, PrunedBlock]) -> keras.Model:
+def pruned_backbone(base: keras.Model, blocks: dict[int, PrunedBlock],
+                    tuned: dict[str, list[np.ndarray]] | None = None) -> keras.Model:
     """``base`` (the ImageNet MobileNetV2) with ``blocks`` pruned: same layer names, so taps, the stem
     and the classifier's top blocks (13-16, unchanged) are found as in the full network. Each
-    refitted projection carries its bias in its batch norm, set to the identity plus that bias."""
+    refitted projection carries its bias in its batch norm, set to the identity plus that bias.
+    ``tuned``: the layers' weights after ``distil`` (``tuned_weights``), set over those."""
 
     def clone(layer):
         config = layer.get_config()
@@ -211,16 +217,83 @@ def pruned_backbone(base: keras.Model, blocks: dict[int, PrunedBlock]) -> keras.
             channels = len(pruned.project_bias)
             weights = [np.full(channels, np.sqrt(1.0 + layer.epsilon), np.float32), pruned.project_bias,
                        np.zeros(channels, np.float32), np.ones(channels, np.float32)]
-        layer.set_weights(weights)
+        layer.set_weights((tuned or {}).get(layer.name, weights))
     return model
 
 
-def save(path, blocks: dict[int, PrunedBlock]) -> None:
-    np.savez(path, **{f"{key}_{number}": getattr(block, field) for number, block in blocks.items()
-                      for key, field in (("keep", "keep"), ("project", "project"), ("bias", "project_bias"))})
+def _block_output_names(model: keras.Model) -> list[str]:
+    """Each prunable block's output layer: its residual add, or its projection's batch norm."""
+    names = {layer.name for layer in model.layers}
+    return [f"block_{n}_add" if f"block_{n}_add" in names else f"block_{n}_project_BN" for n in PRUNABLE_BLOCKS]
+
+
+def distil(base: keras.Model, student: keras.Model, inputs: np.ndarray, epochs: int, batch_size: int = 16,
+           learning_rate: float = 3e-4, crop: int = 128, seed: int = 0) -> list[float]:
+    """Fine-tune blocks 1-12 of ``student`` (``pruned_backbone(base, ...)``) so that each block's output
+    matches ``base``'s on ``inputs`` (N, H, W, 3) in [-1, 1]: the mean over the blocks of the squared
+    error per channel in units of the full network's variance of that channel. Each step sees random
+    ``crop`` x ``crop`` windows of a batch of frames, mirrored at random (both networks see the same
+    window, so no border is wrong; a third of the arithmetic of whole 240x240 frames). Batch norms stay
+    in inference mode (their statistics are the ImageNet ones, folded into the weights the gradient
+    moves). Returns the loss per epoch."""
+    names = _block_output_names(base)
+    teacher = keras.Model(base.input, [base.get_layer(n).output for n in names])
+    pupil = keras.Model(student.input, [student.get_layer(n).output for n in names])
+    for layer in student.layers:
+        layer.trainable = _block_number(layer.name) in PRUNABLE_BLOCKS
+    scales = [tf.constant(np.var(t, axis=(0, 1, 2)) + 1e-6) for t in teacher.predict(inputs[:32], verbose=0)]
+    weights = pupil.trainable_weights
+    optimizer = keras.optimizers.Adam(learning_rate)
+
+    @tf.function
+    def step(x):
+        targets = teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            outputs = pupil(x, training=False)
+            loss = tf.add_n([tf.reduce_mean(tf.square(o - t) / s) for o, t, s in zip(outputs, targets, scales)])
+            loss = loss / len(scales)
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    rng, history = np.random.default_rng(seed), []
+    for _ in range(epochs):
+        order, losses = rng.permutation(len(inputs)), []
+        for start in range(0, len(inputs) - batch_size + 1, batch_size):
+            y, x = (int(rng.integers(0, side - crop + 1)) for side in inputs.shape[1:3])
+            batch = inputs[order[start: start + batch_size], y: y + crop, x: x + crop]
+            if rng.random() < 0.5:
+                batch = batch[:, :, ::-1]
+            losses.append(float(step(tf.constant(np.ascontiguousarray(batch)))))
+        history.append(float(np.mean(losses)))
+    return history
+
+
+def tuned_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    """The weights of blocks 1-12's layers, by layer name (what ``distil`` moved)."""
+    return {layer.name: layer.get_weights() for layer in model.layers
+            if _block_number(layer.name) in PRUNABLE_BLOCKS and layer.get_weights()}
+
+
+def save(path, blocks: dict[int, PrunedBlock], tuned: dict[str, list[np.ndarray]] | None = None) -> None:
+    """The pruned blocks and, after ``distil``, their fine-tuned layers' weights, in one ``.npz``."""
+    arrays = {f"{key}_{number}": getattr(block, field) for number, block in blocks.items()
+              for key, field in (("keep", "keep"), ("project", "project"), ("bias", "project_bias"))}
+    arrays.update({f"tuned:{name}:{i}": w for name, weights in (tuned or {}).items() for i, w in enumerate(weights)})
+    np.savez(path, **arrays)
 
 
 def load(path) -> dict[int, PrunedBlock]:
     with np.load(path) as data:
         numbers = sorted(int(name.split("_")[1]) for name in data.files if name.startswith("keep_"))
         return {n: PrunedBlock(data[f"keep_{n}"], data[f"project_{n}"], data[f"bias_{n}"]) for n in numbers}
+
+
+def load_tuned(path) -> dict[str, list[np.ndarray]]:
+    """The fine-tuned layers' weights ``save`` stored (empty where the backbone was not distilled)."""
+    tuned: dict[str, list[tuple[int, np.ndarray]]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            if key.startswith("tuned:"):
+                _, name, index = key.split(":")
+                tuned.setdefault(name, []).append((int(index), data[key]))
+    return {name: [w for _, w in sorted(parts, key=lambda part: part[0])] for name, parts in tuned.items()}

@@ -3,8 +3,10 @@
 For each kept share of expansion channels and each channel selection (``training.pruning``), the
 backbone is pruned on the profile's training frames as ``python -m training autoencoder`` prunes it,
 and the relative error ||pruned - ImageNet|| / ||ImageNet|| of the gate's taps is measured on
-validation frames (padded as the gate pads them). Whether the gate still works is a separate
-question, answered by ``python -m training.gate_experiments``.
+validation frames (padded as the gate pads them). With ``--distil-epochs N`` each pruned backbone is
+then distilled for N epochs on the same training frames (``pruning.distil``) and measured again.
+Whether the gate still works is a separate question, answered by ``python -m training.gate_check``
+on a gate trained with the same settings.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=float, nargs="+", default=[0.5, 0.75])
     parser.add_argument("--selection", nargs="+", default=["energy", "least_squares"])
     parser.add_argument("--val-frames", type=int, default=60)
+    parser.add_argument("--distil-epochs", type=int, default=0, help="then distil each for this many epochs")
+    parser.add_argument("--distil-lr", type=float, default=3e-4, help="the distillation's Adam learning rate")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
@@ -49,10 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     for keep in args.keep:
         for selection in args.selection:
             blocks = pruning.prune_mobilenet_v2(base, train, keep, seed=profile.seed, selection=selection)
-            outputs = tap_outputs(pruning.pruned_backbone(base, blocks), val, taps)
-            errors = {tap: float(np.linalg.norm(o - r) / np.linalg.norm(r)) for tap, o, r in zip(taps, outputs, reference)}
-            rows.append({"keep_ratio": keep, "selection": selection, "relative_error": errors})
-            print(json.dumps(rows[-1]), flush=True)
+            model = pruning.pruned_backbone(base, blocks)
+            for epochs in sorted({0, args.distil_epochs}):
+                loss = pruning.distil(base, model, train, epochs, learning_rate=args.distil_lr,
+                                      seed=profile.seed) if epochs else None
+                errors = {tap: float(np.linalg.norm(o - r) / np.linalg.norm(r))
+                          for tap, o, r in zip(taps, tap_outputs(model, val, taps), reference)}
+                rows.append({"keep_ratio": keep, "selection": selection, "distil_epochs": epochs, "distil_lr": args.distil_lr,
+                             "distil_loss": loss, "relative_error": errors})
+                print(json.dumps(rows[-1]), flush=True)
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -151,17 +151,31 @@ def pruning_inputs(profile: Profile, frames: list[np.ndarray]) -> np.ndarray:
     return np.repeat(chosen[..., None], 3, -1) * 2.0 - 1.0
 
 
-def fitted_backbone(profile: Profile, frames: list[np.ndarray],
-                    base: keras.Model | None = None) -> tuple[keras.Model, dict | None]:
-    """(the profile's MobileNetV2, its pruned blocks or None): ``base`` (default: a new ImageNet one)
-    pruned and refitted on training frames where ``backbone_keep_ratio`` says so (``training.pruning``),
+@dataclass(frozen=True)
+class FittedBackbone:
+    """The profile's MobileNetV2, and how it was pruned (None: the ImageNet one as it is)."""
+
+    model: keras.Model
+    blocks: dict | None = None
+    tuned: dict | None = None  # the pruned blocks' weights after distillation (``pruning.distil``)
+    distil_loss: list[float] | None = None
+
+
+def fitted_backbone(profile: Profile, frames: list[np.ndarray], base: keras.Model | None = None) -> FittedBackbone:
+    """``base`` (default: a new ImageNet MobileNetV2) pruned and refitted on training frames where
+    ``backbone_keep_ratio`` says so, then distilled for ``backbone_distil_epochs`` (``training.pruning``),
     else ``base`` itself."""
     base = base or mobilenet_v2((None, None, 3))
     if profile.backbone_keep_ratio is None:
-        return base, None
-    blocks = pruning.prune_mobilenet_v2(base, pruning_inputs(profile, frames), profile.backbone_keep_ratio,
-                                        seed=profile.seed, selection=profile.backbone_selection)
-    return pruning.pruned_backbone(base, blocks), blocks
+        return FittedBackbone(base)
+    inputs = pruning_inputs(profile, frames)
+    blocks = pruning.prune_mobilenet_v2(base, inputs, profile.backbone_keep_ratio, seed=profile.seed,
+                                        selection=profile.backbone_selection)
+    model = pruning.pruned_backbone(base, blocks)
+    if not profile.backbone_distil_epochs:
+        return FittedBackbone(model, blocks)
+    loss = pruning.distil(base, model, inputs, profile.backbone_distil_epochs, seed=profile.seed)
+    return FittedBackbone(model, blocks, pruning.tuned_weights(model), loss)
 
 
 def check_feature_stride(profile: Profile, base: keras.Model) -> None:
@@ -200,8 +214,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
                            f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
-    base, pruned_blocks = fitted_backbone(profile, training_frames, imagenet)
-    extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=base)
+    backbone = fitted_backbone(profile, training_frames, imagenet)
+    pruned_blocks = backbone.blocks
+    extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=backbone.model)
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
     mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
@@ -209,7 +224,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     _save_bottleneck(out_dir, "bottleneck", model, mean, projection)
     (out_dir / PRUNING_FILE).unlink(missing_ok=True)  # the classifier and the export take its presence as the word
     if pruned_blocks is not None:
-        pruning.save(out_dir / PRUNING_FILE, pruned_blocks)
+        pruning.save(out_dir / PRUNING_FILE, pruned_blocks, backbone.tuned)
     frame = fit_frame_branch(pooled, profile, out_dir) if profile.frame_tap else None
     config = {
         "variant": "mobilenetv2-feature-reconstruction, " + ("PCA-whitened" if profile.whiten else "standardised"),
@@ -226,7 +241,8 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "frame": frame,
         "backbone": None if pruned_blocks is None else {
             "keep_ratio": profile.backbone_keep_ratio, "fit_frames": profile.backbone_fit_frames,
-            "selection": profile.backbone_selection,
+            "selection": profile.backbone_selection, "distil_epochs": profile.backbone_distil_epochs,
+            "distil_loss": backbone.distil_loss,
             "expansion_widths": {str(n): len(b.keep) for n, b in pruned_blocks.items()}},
     }
     (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
