@@ -110,6 +110,7 @@ class Profile:
     # Epochs of feature distillation of the pruned blocks towards the full network on the same frames
     # (training.pruning.distil); 0: the least-squares refit alone.
     backbone_distil_epochs: int = 0
+    backbone_distil_lr: float = 3e-4
     # Seed of the bottleneck's initial weights and batch order (``seed`` fixes the splits). One fit
     # of the same recipe varies by several points of validation recall from seed to seed, so a
     # profile may keep the best of a few on validation (the test split is only reported).

@@ -174,7 +174,8 @@ def fitted_backbone(profile: Profile, frames: list[np.ndarray], base: keras.Mode
     model = pruning.pruned_backbone(base, blocks)
     if not profile.backbone_distil_epochs:
         return FittedBackbone(model, blocks)
-    loss = pruning.distil(base, model, inputs, profile.backbone_distil_epochs, seed=profile.seed)
+    loss = pruning.distil(base, model, inputs, profile.backbone_distil_epochs,
+                          learning_rate=profile.backbone_distil_lr, seed=profile.seed)
     return FittedBackbone(model, blocks, pruning.tuned_weights(model), loss)
 
 
@@ -242,6 +243,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "backbone": None if pruned_blocks is None else {
             "keep_ratio": profile.backbone_keep_ratio, "fit_frames": profile.backbone_fit_frames,
             "selection": profile.backbone_selection, "distil_epochs": profile.backbone_distil_epochs,
+            "distil_lr": profile.backbone_distil_lr,
             "distil_loss": backbone.distil_loss,
             "expansion_widths": {str(n): len(b.keep) for n, b in pruned_blocks.items()}},
     }
