@@ -41,25 +41,32 @@ class Measure:
     manifest's thresholds, and what a rise or a fall means to the operator."""
 
     column: str
+    name: str          # "score" / "image": the check's name in reports
     baseline_key: str
-    name: str          # in messages: "No {name} baseline"
+    absent: str        # the message where the manifest holds no baseline for it
     reading: str       # "{share} {reading} above the commissioning frames' 90th percentile"
     risen: str         # the message when too many frames lie above the baseline's p90 ...
     fallen: str        # ... and below its p10; "{seen}" is replaced by the counts
 
 
+NOT_COMMISSIONED = ("the thresholds were not commissioned on this line's frames (`python -m edge_runtime calibrate "
+                    "--write`), so drift cannot be checked.")
 SCORE = Measure(
-    "score", "score_baseline", "score", "score",
-    "Scores have risen: {seen}. False alarms will rise. Check the lamp, the lens and the exposure; " + RECOMMISSION,
-    "Scores have fallen: {seen}. Defects can stay under the thresholds. Check focus, exposure and the camera's "
-    "settings; " + RECOMMISSION)
+    column="score", name="score", baseline_key="score_baseline",
+    absent="No score baseline: " + NOT_COMMISSIONED, reading="score",
+    risen="Scores have risen: {seen}. False alarms will rise. Check the lamp, the lens and the exposure; "
+          + RECOMMISSION,
+    fallen="Scores have fallen: {seen}. Defects can stay under the thresholds. Check focus, exposure and the "
+           "camera's settings; " + RECOMMISSION)
 SMOOTHNESS = Measure(
-    "neighbour_correlation", "image_baseline", "image", "have a neighbour correlation",
-    "Pictures are smoother than at commissioning: {seen}. Fine defects can blur away under the thresholds. Check "
-    "focus, dirt or condensation on the lens, motion blur (exposure time against line speed) and the camera's "
-    "compression; " + RECOMMISSION,
-    "Pictures are grainier than at commissioning: {seen}. Check the camera's gain, sensor noise, in-camera "
-    "sharpening and the lamp; " + RECOMMISSION)
+    column="neighbour_correlation", name="image", baseline_key="image_baseline",
+    absent="No image baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none).",
+    reading="have a neighbour correlation",
+    risen="Pictures are smoother than at commissioning: {seen}. Fine defects can blur away under the thresholds. "
+          "Check focus, dirt or condensation on the lens, motion blur (exposure time against line speed) and the "
+          "camera's compression; " + RECOMMISSION,
+    fallen="Pictures are grainier than at commissioning: {seen}. Check the camera's gain, sensor noise, in-camera "
+           "sharpening and the lamp; " + RECOMMISSION)
 MEASURES = (SCORE, SMOOTHNESS)
 
 
@@ -119,9 +126,7 @@ def check_drift(recent_values: Sequence[float], baseline: Baseline | None, min_f
     values = np.asarray(recent_values, float)
     median = float(np.median(values)) if values.size else None
     if baseline is None:
-        return DriftCheck("no_baseline", int(values.size), None, None, median,
-                          f"No {measure.name} baseline: the thresholds were not commissioned on this line's frames "
-                          "(`python -m edge_runtime calibrate --write`), so drift cannot be checked.", measure.column)
+        return DriftCheck("no_baseline", int(values.size), None, None, median, measure.absent, measure.column)
     if values.size < min_frames:
         return DriftCheck("too_few", int(values.size), None, None, median,
                           f"{values.size} frames passed or warned on since commissioning; the drift check needs "
