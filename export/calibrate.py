@@ -56,15 +56,22 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
         scores["defect_label"].append(sample.label)
         for box in sample.boxes:
             scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
-        corners = box_free_corners(anomaly_map.shape, sample.boxes, WINDOW, WINDOW_MARGIN) if sample.boxes else []
-        rng.shuffle(corners)
+        corners = calibration_windows(anomaly_map.shape, sample.boxes, rng)
         boxfree_level = boxfree_level_of(scorer, anomaly_map, sample.boxes, WINDOW_MARGIN) if corners else 1.0
-        for y, x in corners[:WINDOWS_PER_IMAGE]:
+        for y, x in corners:
             window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
             scores["normal"].append(window)
             scores["normal_boxfree_level"].append(window / boxfree_level)
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
+
+
+def calibration_windows(shape: tuple[int, int], boxes: tuple, rng: random.Random) -> list[tuple[int, int]]:
+    """Top-left corners of the box-free ``WINDOW`` x ``WINDOW`` windows the calibration cuts from one image:
+    ``WINDOWS_PER_IMAGE`` drawn by ``rng`` among those clear of every box by ``WINDOW_MARGIN``."""
+    corners = box_free_corners(shape, boxes, WINDOW, WINDOW_MARGIN) if boxes else []
+    rng.shuffle(corners)
+    return corners[:WINDOWS_PER_IMAGE]
 
 
 def boxfree_values(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> np.ndarray:
