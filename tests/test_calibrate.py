@@ -215,3 +215,20 @@ def test_operating_points_names_the_defect_images_under_the_warn_threshold():
     assert (out["count"], out["of"], out["per_class"]) == (3, 5, {"patches": 2, "scratches": 1})
     assert out["score_over_warn_quartiles"] == pytest.approx([0.7, 0.9, 0.925])
     assert missed(scores, warn=0.5)["score_over_warn_quartiles"] is None
+
+
+def test_crop_false_alarms_counts_the_crops_the_export_scores_per_source_class(samples):
+    from types import SimpleNamespace
+
+    from export import crop_false_alarms
+
+    gate = SimpleNamespace(profile=SimpleNamespace(seed=0), config=SimpleNamespace(preprocess=PreprocessSpec()),
+                           scorer=FrameIsTheMap())
+    counts, drawn = crop_false_alarms.flagged_crops(gate, samples, warn=0.3)
+    per_image = calibrate.WINDOWS_PER_IMAGE
+    assert counts == {"local": [0, per_image], "texture": [per_image, per_image]}  # unboxed texture is flagged
+    exported = calibrate.gate_scores(FrameIsTheMap(), samples, PreprocessSpec())["normal_crop"]
+    assert int(np.sum(exported >= 0.3)) == len(drawn) == per_image  # the same windows as the export's
+    sheet = crop_false_alarms.montage(drawn)
+    assert sheet.shape == (160, 160 * crop_false_alarms.MONTAGE_COLUMNS, 3)
+    assert (sheet[..., 1] == 255).any()  # the crop is drawn in green
