@@ -64,16 +64,18 @@ with right:
     else:
         st.bar_chart(by_class, height=260)
 
-for measure, title, chart in ((SCORE, "Score drift", "Anomaly score"),
-                              (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)")):
+DRIFT_SECTIONS = ((SCORE, "Score drift", "Anomaly score"),
+                  (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)"))
+try:
+    manifest = runtime.read_manifest(config.manifest_path)
+    profile = runtime.current_profile() or manifest.get("default_profile")
+    checks = [(*section, *hl.drift_check(config.log_db, manifest, profile, section[0])) for section in DRIFT_SECTIONS]
+except Exception as exc:
+    st.subheader("Drift")
+    st.info(f"No drift check: the profile's thresholds could not be read ({exc}).")
+    checks = []
+for measure, title, chart, drift, baseline in checks:
     st.subheader(title)
-    try:
-        manifest = runtime.read_manifest(config.manifest_path)
-        profile = runtime.current_profile() or manifest.get("default_profile")
-        drift, baseline = hl.drift_check(config.log_db, manifest, profile, measure)
-    except Exception as exc:
-        st.info(f"No drift check: the profile's thresholds could not be read ({exc}).")
-        continue
     {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
     trend = hl.values_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline,
                                 measure.column)
