@@ -177,6 +177,11 @@ def test_status_file_ending_in_prom_is_read_by_the_prometheus_parser(tmp_path):
     out.write({"captured": 12}, 0.0, "stopped")
     stopped = (tmp_path / "steel.prom").read_text()
     assert 'steel_inspect_up{source="camera:\\"0\\"",profile="neu-steel"} 0.0' in stopped
+    out.write({"captured": 12, "drift": {"score": {"status": "ok", "drifted": False},
+                                         "image": {"status": "high", "drifted": True}}}, 0.0)
+    drifted = {s.labels["check"]: s.value for family in text_string_to_metric_families((tmp_path / "steel.prom").read_text())
+               for s in family.samples if s.name == "steel_inspect_drifted"}
+    assert drifted == {"score": 0, "image": 1}
 
 
 def test_watch_refuses_a_status_file_it_cannot_write(cli, tmp_path, capsys):

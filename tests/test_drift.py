@@ -263,3 +263,60 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     assert cli_main(history[:-1]) == 1
     text = capsys.readouterr().out
     assert "score drift:  LOW: Scores have fallen" in text and "image drift:  HIGH: Pictures are smoother" in text
+
+    status = tmp_path / "line.prom"  # the next start of the line reads the same log: the monitoring hears of it
+    one = _write_frames(tmp_path / "one", seed=4, count=1)
+    assert cli_main(["watch", str(one), "--once", "--log", str(db), "--manifest", str(manifest),
+                     "--status-file", str(status)]) == 0
+    assert "[watch] image drift: HIGH: Pictures are smoother" in capsys.readouterr().err
+    assert 'check="image"} 1' in status.read_text() and 'check="score"} 1' in status.read_text()
+
+
+def _frames(count: int, correlation: float, seed: int, start: float) -> list:
+    rng = np.random.default_rng(seed)
+    return [Record(source="camera:0", frame_id=f"{seed}-{i}", verdict="ok", score=float(rng.lognormal(0.5, 0.1)),
+                   profile="p", captured_at=start + i, neighbour_correlation=float(rng.normal(correlation, 0.02)))
+            for i in range(count)]
+
+
+def test_watch_reports_a_check_when_it_turns_to_drift_and_when_it_clears(tmp_path):
+    from edge_runtime.capture.drift_watch import DriftWatch
+
+    rng = np.random.default_rng(0)
+    thresholds = {"score_baseline": Baseline.from_values(rng.lognormal(0.5, 0.1, 300), measured_at=0.0).to_dict(),
+                  "image_baseline": Baseline.from_values(rng.normal(0.90, 0.02, 300), measured_at=0.0).to_dict()}
+    reports: list[str] = []
+    with SqliteLog(tmp_path / "i.db") as log:
+        watch = DriftWatch(log, "p", thresholds, reports.append)
+        log.write(_frames(300, 0.90, seed=1, start=1.0))
+        watch.check()
+        assert reports == [] and watch.latest == {"score": {"status": "ok", "drifted": False},
+                                                  "image": {"status": "ok", "drifted": False}}
+        log.write(_frames(300, 0.95, seed=2, start=400.0))  # the lens slips out of focus
+        watch.check()
+        watch.check()  # still drifted: said once
+        assert len(reports) == 1 and reports[0].startswith("image drift: HIGH: Pictures are smoother")
+        assert watch.latest["image"] == {"status": "high", "drifted": True} and not watch.latest["score"]["drifted"]
+        log.write(_frames(drift.RECENT_FRAMES, 0.90, seed=3, start=800.0))  # refocused
+        checks = watch.check()
+        assert reports[1].startswith("image drift cleared: No drift") and checks["image"].status == "ok"
+
+
+def test_the_watching_thread_checks_at_once_survives_a_failure_and_stops_when_told(tmp_path):
+    from edge_runtime.capture.drift_watch import keep_checking
+
+    class Failing:
+        calls = 0
+
+        def check(self):
+            self.calls += 1
+            raise OSError("database is locked")
+
+    done, failures, watch = threading.Event(), [], Failing()
+    thread = threading.Thread(target=keep_checking, args=(watch, done, 0.01, failures.append))
+    thread.start()
+    time.sleep(0.1)
+    done.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and watch.calls >= 2 and len(failures) == watch.calls
+    assert isinstance(failures[0], OSError)

@@ -18,6 +18,7 @@ from ..sinks.retention import RetentionReport, keep_pruning, prune_log
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
+from .drift_watch import DRIFT_PERIOD_S, DriftWatch, keep_checking
 from .status import STATUS_PERIOD_S, StatusFile
 from .synthetic import SyntheticStripSource
 
@@ -140,8 +141,9 @@ def status_line(snap: dict[str, Any], queue_size: int, fps: float) -> str:
 
 
 def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int,
-                 status_file: StatusFile | None = None) -> None:
-    """The status line on stderr (every 0.5 s on a terminal, 10 s in a log) and the ``--status-file``."""
+                 status_file: StatusFile | None = None, drift: DriftWatch | None = None) -> None:
+    """The status line on stderr (every 0.5 s on a terminal, 10 s in a log) and the ``--status-file``
+    (with the drift checks' latest readings, where they run)."""
     tty = sys.stderr.isatty()
     line_period = 0.5 if tty else 10.0
     period = min(line_period, STATUS_PERIOD_S) if status_file else line_period
@@ -152,12 +154,32 @@ def _show_status(loop: InspectionLoop, done: threading.Event, queue_size: int,
         fps = (n - last_n) / max(now - last_t, 1e-9)
         last_t, last_n = now, n
         if status_file:
-            _write_status(status_file, snap, fps)
+            _write_status(status_file, _with_drift(snap, drift), fps)
         if now - last_line >= line_period - 1e-3:
             last_line = now
             line = status_line(snap, queue_size, fps)
             sys.stderr.write(f"\r{line}\033[K" if tty else line + "\n")
             sys.stderr.flush()
+
+
+def _with_drift(snap: dict[str, Any], drift: DriftWatch | None) -> dict[str, Any]:
+    return {**snap, "drift": drift.latest} if drift is not None else snap
+
+
+def _drift_watch(log: SqliteLog, inspector: Any) -> DriftWatch | None:
+    """The drift checks of the inspector's profile on ``log``, against the baselines in its manifest; None for
+    an inspector with no manifest behind it (the model-free stand-in)."""
+    from ..manifest import load_manifest
+
+    path = getattr(inspector, "manifest_path", None)
+    if path is None:
+        return None
+    thresholds = load_manifest(path)["profiles"][inspector.profile]["thresholds"]
+    return DriftWatch(log, inspector.profile, thresholds, lambda text: print(f"\n[watch] {text}", file=sys.stderr))
+
+
+def _print_drift_failure(exc: Exception) -> None:
+    print(f"\n[watch] drift check failed: {exc}", file=sys.stderr)
 
 
 def _write_status(status_file: StatusFile, snap: dict[str, Any], fps: float, state: str = "running") -> None:
@@ -222,7 +244,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
     loop = InspectionLoop(source, inspector, sinks, config)
     done = threading.Event()
-    status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file), daemon=True)
+    drift = _drift_watch(log, inspector)
+    status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file, drift),
+                              daemon=True)
     print(f"[watch] {source.name} -> {args.log} ({config.workers} workers, profile {getattr(inspector, 'profile', '?')}); "
           "Ctrl-C to stop", file=sys.stderr)
     status.start()
@@ -232,16 +256,22 @@ def cmd_watch(args: argparse.Namespace) -> int:
         pruning = threading.Thread(target=keep_pruning, daemon=True, args=(
             log, args.retain, overlay_dirs, done, _print_retention, _print_retention_failure))
         pruning.start()
+    checking = None
+    if drift is not None:
+        checking = threading.Thread(target=keep_checking, args=(drift, done, DRIFT_PERIOD_S, _print_drift_failure),
+                                    daemon=True)
+        checking.start()
     try:
         final = loop.run()
     finally:
         done.set()
         status.join()
-        if pruning is not None:
-            pruning.join()
+        for thread in (pruning, checking):
+            if thread is not None:
+                thread.join()
         log.close()
     if status_file:
-        _write_status(status_file, final, 0.0, "stopped")
+        _write_status(status_file, _with_drift(final, drift), 0.0, "stopped")
     print(file=sys.stderr)
     print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
     if final["last_source_error"] and config.on_source_error == "stop":

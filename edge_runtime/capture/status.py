@@ -8,7 +8,8 @@ replaced atomically (written beside it, then renamed), so a reader never sees ha
 A path ending in ``.prom`` gets the Prometheus text exposition format instead of JSON, for
 node_exporter's textfile collector: the counters as ``steel_inspect_*`` samples labelled with the
 source and profile, and the time of the last captured frame (``steel_inspect_last_capture_timestamp_seconds``)
-to alert on a camera that stopped.
+to alert on a camera that stopped, and each drift check's reading (``steel_inspect_drifted``, 1 while
+the check reads drift since commissioning; ``edge_runtime.capture.drift_watch``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def prometheus_text(status: dict[str, Any]) -> str:
     lines += ["# HELP steel_inspect_verdicts_total inspected frames per verdict",
               "# TYPE steel_inspect_verdicts_total counter"]
     lines += [f'steel_inspect_verdicts_total{{{labels},verdict="{_escaped(v)}"}} {n}' for v, n in sorted(verdicts.items())]
+    drift = status.get("drift") or {}
+    if drift:
+        lines += ["# HELP steel_inspect_drifted 1 while the drift check reads drift since commissioning (score, image)",
+                  "# TYPE steel_inspect_drifted gauge"]
+        lines += [f'steel_inspect_drifted{{{labels},check="{_escaped(name)}"}} {int(reading["drifted"])}'
+                  for name, reading in sorted(drift.items())]
     return "\n".join(lines) + "\n"
 
 
