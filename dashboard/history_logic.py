@@ -141,8 +141,8 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
-                  "defect_threshold", "defect_class", "confidence", "latency_ms", "neighbour_correlation", "profile",
-                  "error", "overlay_path"]
+                  "defect_threshold", "defect_class", "confidence", "latency_ms", "neighbour_correlation", "mean_grey",
+                  "profile", "error", "overlay_path"]
 
 
 def to_csv(df: pd.DataFrame) -> bytes:

@@ -52,10 +52,12 @@ def subsample(samples: Sequence, per_class: int | None, seed: int = 0) -> list:
 
 def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, int], None] | None = None,
                   batch: int = 16) -> pd.DataFrame:
-    """One row per image: path, label ('normal' for normal), is_normal, score and neighbour correlation (NaN
-    + error if failed)."""
+    """One row per image: path, label ('normal' for normal), is_normal, score and the other drift measures
+    (``edge_runtime.drift.MEASURES``; NaN + error if failed)."""
+    from edge_runtime.drift import MEASURES
     from edge_runtime.commissioning import inspected
 
+    measures = [m for m in MEASURES if m.column != "score"]
     rows = []
     results = inspected(inspector, [s.path for s in samples], batch, progress)
     for sample, (_, result) in zip(samples, results):
@@ -63,10 +65,10 @@ def score_samples(inspector: Any, samples: Sequence, progress: Callable[[int, in
         rows.append({
             "path": str(sample.path), "label": sample.label or "normal", "is_normal": sample.is_normal,
             "score": float(result.anomaly_score) if ok else math.nan,
-            "neighbour_correlation": float(result.neighbour_correlation) if ok else math.nan,
+            **{m.column: float(getattr(result, m.result_field)) if ok else math.nan for m in measures},
             "error": None if ok else str(result),
         })
-    return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", "neighbour_correlation", "error"])
+    return pd.DataFrame(rows, columns=["path", "label", "is_normal", "score", *(m.column for m in measures), "error"])
 
 
 def _split(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -112,10 +114,9 @@ def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: P
                          frame_term_as_shipped: bool) -> tuple[dict, dict[str, dict | None]]:
     """What saving thresholds set on a folder of defect-free frames records, as ``calibrate --write`` does:
     where they came from (the ``commissioned`` entry the model card shows) and the drift checks' baselines
-    over the frames under the defect threshold, as ``save_thresholds``' keyword arguments
-    ``score_baseline`` and ``image_baseline`` (None under the 200 frames each needs). The rates are
-    the shares of these frames the saved thresholds flag."""
-    from edge_runtime.commissioning import flagged_rates, image_baseline, score_baseline
+    over the frames under the defect threshold, as ``save_thresholds``' ``baselines`` (None under the 200
+    frames each needs). The rates are the shares of these frames the saved thresholds flag."""
+    from edge_runtime.commissioning import drift_baselines, flagged_rates
 
     normal = _split(df)[0]
     valid = df.dropna(subset=["score"])
@@ -126,9 +127,9 @@ def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: P
               "set_with": "dashboard threshold tuning"}
     if frame_term_as_shipped:
         record["frame_term_references"] = "as shipped"
-    baselines = {"score_baseline": score_baseline(normal, defect),
-                 "image_baseline": image_baseline(normal_frames["neighbour_correlation"].to_numpy(float), normal, defect)}
-    return record, baselines
+    measured = {column: normal_frames[column].to_numpy(float) for column in normal_frames.columns
+                if column not in ("path", "label", "is_normal", "error")}
+    return record, drift_baselines(measured, normal, defect)
 
 
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:

@@ -230,6 +230,7 @@ def cmd_thresholds(args) -> int:
 def cmd_calibrate(args) -> int:
     """Score defect-free frames with the deployed pipeline and propose (or save) thresholds."""
     from . import commissioning
+    from .drift import MEASURES
     from .manifest import save_thresholds
 
     try:
@@ -254,18 +255,16 @@ def cmd_calibrate(args) -> int:
         return 2
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
-    baseline = commissioning.score_baseline(line_scores, proposal["defect"])
-    image = commissioning.image_baseline(scored.correlations, line_scores, proposal["defect"])
+    baselines = commissioning.drift_baselines(scored.measured, line_scores, proposal["defect"])
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
-              "current": current, "proposed": proposal, "score_baseline": baseline, "image_baseline": image,
+              "current": current, "proposed": proposal, **baselines,
               "frame_term": _references(inspector.frame_term_references, frame_term), "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term, baseline, reason=args.reason, changed_by=args.by,
-                                     image_baseline=image)
+                                     record, frame_term, baselines, reason=args.reason, changed_by=args.by)
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2
@@ -282,10 +281,11 @@ def cmd_calibrate(args) -> int:
             print(f"  frame-level term references: map {frame_term.map_reference:.4g} (was "
                   f"{shipped.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} (was "
                   f"{shipped.frame_reference:.4g}); the proposed thresholds use them")
-        for name, entry in (("score", baseline), ("image (neighbour correlation)", image)):
-            print(f"  {name} drift baseline: 10th / 50th / 90th percentile {entry['p10']:.4g} / {entry['p50']:.4g} / "
-                  f"{entry['p90']:.4g}" if entry else f"  no {name} drift baseline: it needs 200 frames "
-                  "(python -m edge_runtime history checks the line against it)")
+        for measure in MEASURES:
+            entry = baselines[measure.baseline_key]
+            print(f"  {measure.name} drift baseline ({measure.column}): 10th / 50th / 90th percentile {entry['p10']:.4g} / "
+                  f"{entry['p50']:.4g} / {entry['p90']:.4g}" if entry else f"  no {measure.name} drift baseline: it needs "
+                  "200 frames (python -m edge_runtime history checks the line against it)")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0

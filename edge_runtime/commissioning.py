@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .anomaly import frame_term_references
-from .drift import Baseline
+from .drift import MEASURES, Baseline
 from .datasets import IMAGE_SUFFIXES, image_files, is_mask_beside_image, non_png_stems
 from .errors import InspectionError
 from .manifest import FrameTerm
@@ -31,12 +31,13 @@ class CommissioningError(ValueError):
 
 @dataclass(frozen=True)
 class GateScores:
-    """Anomaly scores of defect-free frames, the neighbour correlation of each (same order), and the frames
-    that could not be inspected (path, reason)."""
+    """Anomaly scores of defect-free frames, the frames that could not be inspected (path, reason), and
+    every drift measure of the scored frames (``edge_runtime.drift.MEASURES``: column -> values, same order
+    as ``scores``)."""
 
     scores: np.ndarray
     failed: tuple[tuple[str, str], ...]
-    correlations: np.ndarray
+    measured: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,14 @@ def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
                  progress: Callable[[int, int], None] | None = None) -> GateScores:
     """The deployed pipeline's anomaly score of each frame; frames that cannot be inspected are listed,
     not scored."""
-    scores, failed, correlations = [], [], []
+    results, failed = [], []
     for path, result in inspected(inspector, paths, batch, progress):
         if isinstance(result, InspectionError):
             failed.append((str(path), str(result)))
         else:
-            scores.append(result.anomaly_score)
-            correlations.append(result.neighbour_correlation)
-    return GateScores(np.array(scores, float), tuple(failed), np.array(correlations, float))
+            results.append(result)
+    measured = {m.column: np.array([getattr(r, m.result_field) for r in results], float) for m in MEASURES}
+    return GateScores(measured["score"], tuple(failed), measured)
 
 
 def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
@@ -126,17 +127,15 @@ def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_a
             **flagged_rates(scores, warn, defect)}
 
 
-def score_baseline(scores: np.ndarray, defect: float) -> dict | None:
-    """The drift check's baseline (``edge_runtime.drift``) from the line's defect-free scores under the
-    ``defect`` threshold: the check counts the frames the gate passes or warns on, so the baseline holds
-    the same ones. None where they are too few for one (the thresholds are still written)."""
-    return _baseline(np.asarray(scores, float)[np.asarray(scores) < defect])
-
-
-def image_baseline(correlations: np.ndarray, scores: np.ndarray, defect: float) -> dict | None:
-    """The image drift check's baseline: the neighbour correlation of the same frames as ``score_baseline``
-    (``correlations`` and ``scores`` frame by frame, as ``score_frames`` gives them)."""
-    return _baseline(np.asarray(correlations, float)[np.asarray(scores) < defect])
+def drift_baselines(measured: dict[str, np.ndarray], scores: np.ndarray, defect: float) -> dict[str, dict | None]:
+    """The drift checks' baselines (``edge_runtime.drift``; manifest key -> ``Baseline.to_dict()``) from the
+    line's defect-free frames under the ``defect`` threshold: the checks count the frames the gate passes or
+    warns on, so the baselines hold the same ones. ``measured``: each measure's values, frame by frame with
+    ``scores`` (the score's own values are ``scores``: after re-measured frame-term references they are not
+    ``measured["score"]``). None for a measure whose frames are too few (the thresholds are still written)."""
+    under = np.asarray(scores) < defect
+    values = {**measured, "score": scores}
+    return {m.baseline_key: _baseline(np.asarray(values[m.column], float)[under]) for m in MEASURES}
 
 
 def _baseline(values: np.ndarray) -> dict | None:

@@ -10,7 +10,10 @@ exposure moves every frame, slowly, long before anyone reads the thresholds agai
 * the neighbour correlation of the picture (``SMOOTHNESS``, ``preprocess.FrameQuality``), which the
   models do not see: a lens out of focus, motion blur or heavy compression raise it, sensor noise or
   in-camera sharpening lower it, exposure leaves it. It sees camera changes that move the scores
-  too little for the score check (``python -m export.drift_study``).
+  too little for the score check (``python -m export.drift_study``);
+* the picture's mean grey level (``BRIGHTNESS``): a lamp that ages or a diffuser that gets dirty
+  darkens every frame long before the dark-frame check refuses one, and the gates, which read
+  each frame relative to its own level, do not show it in their scores.
 
 The check counts shares, not means: of the newest frames, the share above the baseline's 90th
 percentile and the share below its 10th should each be about 10%. Twice that (20%) is drift. Only
@@ -40,8 +43,9 @@ class Measure:
     """A per-frame measurement the drift check watches: its log column, its baseline's key among the
     manifest's thresholds, and what a rise or a fall means to the operator."""
 
-    column: str
-    name: str          # "score" / "image": the check's name in reports
+    column: str        # the log's column
+    result_field: str  # the ``InspectionResult`` field that holds it
+    name: str          # "score" / "image" / "brightness": the check's name in reports
     baseline_key: str
     absent: str        # the message where the manifest holds no baseline for it
     reading: str       # "{share} {reading} above the commissioning frames' 90th percentile"
@@ -52,14 +56,14 @@ class Measure:
 NOT_COMMISSIONED = ("the thresholds were not commissioned on this line's frames (`python -m edge_runtime calibrate "
                     "--write`), so drift cannot be checked.")
 SCORE = Measure(
-    column="score", name="score", baseline_key="score_baseline",
+    column="score", result_field="anomaly_score", name="score", baseline_key="score_baseline",
     absent="No score baseline: " + NOT_COMMISSIONED, reading="score",
     risen="Scores have risen: {seen}. False alarms will rise. Check the lamp, the lens and the exposure; "
           + RECOMMISSION,
     fallen="Scores have fallen: {seen}. Defects can stay under the thresholds. Check focus, exposure and the "
            "camera's settings; " + RECOMMISSION)
 SMOOTHNESS = Measure(
-    column="neighbour_correlation", name="image", baseline_key="image_baseline",
+    column="neighbour_correlation", result_field="neighbour_correlation", name="image", baseline_key="image_baseline",
     absent="No image baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none).",
     reading="have a neighbour correlation",
     risen="Pictures are smoother than at commissioning: {seen}. Fine defects can blur away under the thresholds. "
@@ -67,13 +71,22 @@ SMOOTHNESS = Measure(
           "camera's compression; " + RECOMMISSION,
     fallen="Pictures are grainier than at commissioning: {seen}. Check the camera's gain, sensor noise, in-camera "
            "sharpening and the lamp; " + RECOMMISSION)
-MEASURES = (SCORE, SMOOTHNESS)
+BRIGHTNESS = Measure(
+    column="mean_grey", result_field="mean_grey", name="brightness", baseline_key="brightness_baseline",
+    absent="No brightness baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none).",
+    reading="have a mean grey level",
+    risen="Pictures are brighter than at commissioning: {seen}. Check the exposure time, the gain, the aperture "
+          "and whether stray light reaches the strip; " + RECOMMISSION,
+    fallen="Pictures are darker than at commissioning: {seen}. Check the lamp (ageing, a failed segment, dirt on "
+           "the diffuser or the lens), the exposure time and the aperture; " + RECOMMISSION)
+MEASURES = (SCORE, SMOOTHNESS, BRIGHTNESS)
+BASELINE_KEYS = tuple(measure.baseline_key for measure in MEASURES)
 
 
 @dataclass(frozen=True)
 class Baseline:
     """Where a line's defect-free frames lay on one measurement at commissioning (manifest
-    ``thresholds.score_baseline`` / ``thresholds.image_baseline``)."""
+    ``thresholds.<measure.baseline_key>``)."""
 
     p10: float
     p50: float

@@ -171,4 +171,5 @@ class Inspector:
             source=source,
             frame_term=stage["gate"].frame_term,
             neighbour_correlation=stage["quality"].neighbour_correlation,
+            mean_grey=stage["quality"].mean_grey,
         )

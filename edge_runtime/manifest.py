@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .drift import BASELINE_KEYS, SCORE
 from .errors import ManifestError, ModelIntegrityError
 from .preprocess import PreprocessSpec
 from .result import Thresholds
@@ -271,18 +272,18 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
-                    score_baseline: dict | None = None, reason: str = "", changed_by: str | None = None,
-                    restored_from: str | None = None, *, image_baseline: dict | None = None) -> Path:
+                    baselines: dict[str, dict | None] | None = None, reason: str = "", changed_by: str | None = None,
+                    restored_from: str | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
     (``edge_runtime.commissioning``); any earlier record is dropped with the old values.
     ``frame_term``: new references of the gate's frame-level term, set on the same frames (the
-    thresholds are in its units). ``score_baseline`` (``edge_runtime.drift.Baseline.to_dict()``):
-    where the line's defect-free frames scored, for the drift check. A new commissioning or new
-    ``frame_term`` references replace an earlier baseline (dropped when none is given); thresholds moved
-    by hand keep it, since they leave the scores as they are. ``image_baseline``: the same frames'
-    neighbour correlation, for the image drift check; a new commissioning replaces it, nothing else does.
+    thresholds are in its units). ``baselines``: the drift checks' baselines (manifest key, one of
+    ``edge_runtime.drift.BASELINE_KEYS``, -> ``Baseline.to_dict()`` or None): where the line's
+    defect-free frames lay. A new commissioning or a restore replaces all of them (a key given None, or
+    not given, is dropped); new ``frame_term`` references replace the score's, whose units they change;
+    thresholds moved by hand keep them, since they leave the frames as they are.
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
@@ -304,19 +305,24 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     thresholds.pop("commissioned", None)
     if commissioned:
         thresholds["commissioned"] = commissioned
-    restored = restored_from is not None  # a restore sets back the earlier baselines, or none
-    if score_baseline is not None or commissioned or frame_term is not None or restored:
-        thresholds.pop("score_baseline", None)
-    if score_baseline is not None:
-        thresholds["score_baseline"] = score_baseline
-    if image_baseline is not None or commissioned or restored:
-        thresholds.pop("image_baseline", None)
-    if image_baseline is not None:
-        thresholds["image_baseline"] = image_baseline
+    _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
+                   new_score_units=frame_term is not None)
     if frame_term is not None:
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
     write_manifest(path, manifest)
     return backup
+
+
+def _set_baselines(thresholds: dict, baselines: dict[str, dict | None], replace_all: bool,
+                   new_score_units: bool) -> None:
+    unknown = set(baselines) - set(BASELINE_KEYS)
+    if unknown:
+        raise ManifestError(f"unknown drift baseline(s) {sorted(unknown)}; expected among {list(BASELINE_KEYS)}")
+    for key in BASELINE_KEYS:
+        if replace_all or key in baselines or (new_score_units and key == SCORE.baseline_key):
+            thresholds.pop(key, None)
+        if baselines.get(key) is not None:
+            thresholds[key] = baselines[key]
 
 
 def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reason: str = "",
@@ -338,8 +344,8 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     term = _frame_term(old_entry["autoencoder"].get("score", {})) if entry["autoencoder"].get("score", {}).get(
         "frame_term") else None
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
-                           term, thresholds.get("score_baseline"), reason, changed_by, Path(earlier).name,
-                           image_baseline=thresholds.get("image_baseline"))
+                           term, {key: thresholds.get(key) for key in BASELINE_KEYS}, reason, changed_by,
+                           Path(earlier).name)
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

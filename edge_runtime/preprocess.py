@@ -121,7 +121,8 @@ def load_image(source: ImageSource) -> np.ndarray:
 class FrameQuality:
     """What the frame checks measured on a frame that passed them. ``neighbour_correlation`` also tells how
     smooth the camera's picture is: a lens out of focus, motion blur or heavy compression raise it, sensor
-    noise or in-camera sharpening lower it, while exposure leaves it (``edge_runtime.drift`` watches it)."""
+    noise or in-camera sharpening lower it, while exposure leaves it; ``mean_grey`` how bright it is
+    (``edge_runtime.drift`` watches both)."""
 
     mean_grey: float
     grey_spread: float

@@ -58,8 +58,9 @@ class InspectionResult:
     defect); for ``ok`` frames the classifier never runs. ``frame_term`` is the part of
     ``anomaly_score`` that a frame-level autoencoder adds to every cell of the map (the whole
     frame's texture, not a local peak); None where the profile's gate has none.
-    ``neighbour_correlation`` is how smooth the camera's picture was (``preprocess.FrameQuality``),
-    logged so that a lens going out of focus shows in the image drift check (``edge_runtime.drift``).
+    ``neighbour_correlation`` (how smooth the camera's picture was) and ``mean_grey`` (how bright) are
+    what the frame checks measured (``preprocess.FrameQuality``), logged so that a lens going out of
+    focus or an ageing lamp shows in the drift checks (``edge_runtime.drift``).
     """
 
     verdict: Verdict
@@ -77,6 +78,7 @@ class InspectionResult:
     source: str | None = None
     frame_term: float | None = None
     neighbour_correlation: float | None = None
+    mean_grey: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anomaly_map", _frozen(self.anomaly_map))
@@ -102,6 +104,7 @@ class InspectionResult:
             "anomaly_score": self.anomaly_score,
             "frame_term": self.frame_term,
             "neighbour_correlation": self.neighbour_correlation,
+            "mean_grey": self.mean_grey,
             "threshold": self.thresholds.defect,
             "warn_threshold": self.thresholds.warn,
             "defect_class": self.defect_class,

@@ -3,9 +3,9 @@
 The line is commissioned on defect-free frames: their scores give the baseline, as ``python -m
 edge_runtime calibrate --write`` records it. Defect-free frames are then inspected as captured and
 through each change of the camera study (defocus, sensor noise, sharpening, JPEG) and two exposure
-gains, and ``edge_runtime.drift.check_drift`` judges each set's ok and warn frames on both measures
-(the anomaly score and the pictures' neighbour correlation), as ``history`` judges a line's newest
-logged frames.
+gains, and ``edge_runtime.drift.check_drift`` judges each set's ok and warn frames on every measure
+(the anomaly score, the pictures' neighbour correlation and their mean grey level), as ``history``
+judges a line's newest logged frames.
 
 Frames: neu-steel has no defect-free frames of a line's size (NEU-DET is boxed), so the synthetic
 steel strip (as ``record synthetic:0`` saves it), commissioning and line frames drawn with different
@@ -48,17 +48,13 @@ def defect_free_tiles(manifest, profile: str) -> list[np.ndarray]:
             for sample in gate.splits[split] if sample.is_normal]
 
 
-# The ``InspectionResult`` field that holds each measure's log column.
-RESULT_FIELDS = {"score": "anomaly_score", "neighbour_correlation": "neighbour_correlation"}
-
-
 def counted_values(inspector: Inspector, frames: list[np.ndarray], change) -> dict[str, list[float]]:
     """Each measure (log column: values) of the frames the gate passes or warns on, each frame changed and
     captured as 8-bit."""
     captured = [np.round(np.clip(change(frame), 0.0, 1.0) * 255.0).astype(np.uint8) for frame in frames]
     counted = [r for r in inspector.inspect_batch(captured)
                if not isinstance(r, Exception) and r.verdict.value in COUNTED_VERDICTS]
-    return {column: [float(getattr(r, name)) for r in counted] for column, name in RESULT_FIELDS.items()}
+    return {m.column: [float(getattr(r, m.result_field)) for r in counted] for m in MEASURES}
 
 
 def main(argv: list[str] | None = None) -> int:

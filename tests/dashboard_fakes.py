@@ -48,7 +48,8 @@ class FakeInspector:
         return InspectionResult(verdict=verdict, anomaly_score=score, thresholds=self.thresholds,
                                 anomaly_map=amap, frame=frame, profile=self.profile,
                                 timings_ms={"total": 1.0}, source=source, frame_term=self.frame_term,
-                                neighbour_correlation=quality.neighbour_correlation, **extra)
+                                neighbour_correlation=quality.neighbour_correlation, mean_grey=quality.mean_grey,
+                                **extra)
 
     def inspect_batch(self, images, sources=None):
         from edge_runtime.errors import InspectionError

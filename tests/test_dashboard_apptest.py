@@ -411,6 +411,7 @@ def test_history_says_when_the_scores_or_the_pictures_have_drifted_from_commissi
     assert any("Pictures are smoother than at commissioning" in w.value for w in at.warning)
     charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     assert len(charts) == 3  # frames per verdict, the score and the smoothness beside their baselines (no classes)
+    assert any("No brightness baseline" in i.value for i in at.info)  # this manifest holds none for it
     assert any("Anomaly score of the `neu-steel` frames passed or warned on" in m.value for m in at.markdown)
     assert any("Neighbour correlation (picture smoothness) of the `neu-steel`" in m.value for m in at.markdown)
 
@@ -498,7 +499,7 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     """Saved from defect-free frames, the thresholds count as commissioned on them (the model card says
     so) and, from 200 frames on, their scores and picture smoothness become the drift checks' baselines, as
     ``calibrate --write``."""
-    from edge_runtime.drift import SMOOTHNESS, Baseline
+    from edge_runtime.drift import BRIGHTNESS, SMOOTHNESS, Baseline
 
     manifest = _fake_manifest(env)
     good = env.val / "good"
@@ -528,10 +529,11 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
         (expected.p10, expected.p50, expected.p90, expected.frames))
     assert baseline.frames < 210  # the frames the new defect threshold flags are not in it, as calibrate leaves them out
     samples = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))
-    image = Baseline.from_manifest(thresholds, SMOOTHNESS)  # the same frames' picture smoothness
-    expected = Baseline.from_values(samples["neighbour_correlation"].to_numpy()[scores < defect])
-    assert (image.p10, image.p50, image.p90, image.frames) == pytest.approx(
-        (expected.p10, expected.p50, expected.p90, baseline.frames))
+    for measure in (SMOOTHNESS, BRIGHTNESS):  # the same frames' picture smoothness and brightness
+        saved = Baseline.from_manifest(thresholds, measure)
+        expected = Baseline.from_values(samples[measure.column].to_numpy()[scores < defect])
+        assert (saved.p10, saved.p50, saved.p90, saved.frames) == pytest.approx(
+            (expected.p10, expected.p50, expected.p90, baseline.frames))
 
 
 def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):

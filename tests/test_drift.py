@@ -13,7 +13,7 @@ import pytest
 from edge_runtime import drift
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.cli import main as cli_main
-from edge_runtime.drift import SMOOTHNESS, Baseline, check_drift
+from edge_runtime.drift import BRIGHTNESS, SMOOTHNESS, Baseline, check_drift
 from edge_runtime.manifest import save_thresholds
 from edge_runtime.sinks import Record, SqliteLog
 from tests.conftest import editable_manifest, needs_models
@@ -61,6 +61,16 @@ def test_smoother_or_grainier_pictures_are_image_drift_with_their_own_advice():
     assert grainier.status == "low" and "Pictures are grainier" in grainier.message and "gain" in grainier.message
     missing = check_drift(correlations, None, measure=SMOOTHNESS)
     assert missing.status == "no_baseline" and missing.message.startswith("No image baseline")
+
+
+def test_darker_or_brighter_pictures_are_brightness_drift_pointing_at_the_lamp_or_the_exposure():
+    baseline = Baseline.from_values(np.random.default_rng(1).normal(0.40, 0.03, 400))
+    assert check_drift(np.random.default_rng(2).normal(0.40, 0.03, 500), baseline, measure=BRIGHTNESS).status == "ok"
+    darker = check_drift(np.random.default_rng(3).normal(0.32, 0.03, 500), baseline, measure=BRIGHTNESS)
+    assert darker.status == "low" and darker.message.startswith("Pictures are darker") and "lamp" in darker.message
+    brighter = check_drift(np.random.default_rng(4).normal(0.48, 0.03, 500), baseline, measure=BRIGHTNESS)
+    assert brighter.status == "high" and "exposure time" in brighter.message
+    assert check_drift([], None, measure=BRIGHTNESS).message.startswith("No brightness baseline")
 
 
 def test_the_log_keeps_each_frames_picture_smoothness_and_adds_the_column_to_an_older_log(tmp_path):
@@ -119,7 +129,7 @@ def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commiss
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
     first = Baseline.from_values(_normal_scores(300, seed=1)).to_dict()
-    save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, score_baseline=first)
+    save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, baselines={"score_baseline": first})
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
     save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the scores are the same, so is their baseline
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
@@ -127,20 +137,25 @@ def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commiss
     assert "score_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
 
 
-def test_the_image_baseline_is_set_by_commissioning_only_and_restored_with_the_thresholds(tmp_path):
+def test_the_picture_baselines_are_set_by_commissioning_only_and_restored_with_the_thresholds(tmp_path):
+    from edge_runtime.errors import ManifestError
+
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
     image = Baseline.from_values(np.random.default_rng(1).normal(0.9, 0.02, 300)).to_dict()
-    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, image_baseline=image)
+    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300},
+                                   baselines={"image_baseline": image})
     save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the pictures are the same
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
     hand = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 120})  # too few frames for a new baseline
     assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
-    save_thresholds(path, "p", 1.5, 2.5, image_baseline=image, restored_from="x")  # as a restore passes it
+    save_thresholds(path, "p", 1.5, 2.5, baselines={"image_baseline": image}, restored_from="x")  # as a restore does
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
     save_thresholds(path, "p", 1.0, 2.0, restored_from="shipped.bak")  # a restore of none drops the current one
     assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
     assert commissioned.is_file() and hand.is_file()
+    with pytest.raises(ManifestError, match="unknown drift baseline"):
+        save_thresholds(path, "p", 1.5, 2.5, baselines={"focus_baseline": image})
 
 
 def test_every_threshold_change_is_logged_with_who_how_why_and_the_values_before(tmp_path):
@@ -193,8 +208,8 @@ def test_thresholds_restored_from_a_backup_are_one_more_logged_change(tmp_path, 
     path = _minimal_manifest(tmp_path / "m.json")
     baseline = Baseline.from_values(_normal_scores(300, seed=1)).to_dict()
     image = Baseline.from_values(np.random.default_rng(1).normal(0.9, 0.02, 300)).to_dict()
-    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, score_baseline=baseline,
-                                   frame_term=FrameTerm(3.0, 0.7, 2.0), reason="line start", image_baseline=image)
+    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, frame_term=FrameTerm(3.0, 0.7, 2.0),
+                                   baselines={"score_baseline": baseline, "image_baseline": image}, reason="line start")
     trial = save_thresholds(path, "p", 1.2, 2.2, reason="trial")  # its backup holds the commissioned values
     assert trial != commissioned
     code = cli_main(["thresholds", "--manifest", str(path), "--restore", str(trial), "--reason", "trial over",
@@ -238,9 +253,11 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert drift.MIN_FRAMES <= baseline["frames"] < drift.MIN_FRAMES + 20  # the frames under the new defect threshold
     assert baseline["p10"] < baseline["p50"] < baseline["p90"] < thresholds["defect"]
-    image = thresholds["image_baseline"]
+    image, brightness = thresholds["image_baseline"], thresholds["brightness_baseline"]
     assert image["frames"] == baseline["frames"] and 0.5 < image["p10"] < image["p50"] < image["p90"] < 1.0
-    assert json.loads(capsys.readouterr().out)["image_baseline"] == image
+    assert brightness["frames"] == baseline["frames"] and 0.04 < brightness["p10"] < brightness["p90"] < 1.0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["image_baseline"], report["brightness_baseline"]) == (image, brightness)
     db = tmp_path / "inspections.db"
     history = ["history", "--db", str(db), "--manifest", str(manifest), "--json"]
 
@@ -260,6 +277,7 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     report, image = summary["drift"], summary["image_drift"]
     assert report["status"] == "low" and report["profile"] == "neu-steel" and report["share_below_p10"] > drift.DRIFT_SHARE
     assert image["status"] == "high" and image["share_above_p90"] > drift.DRIFT_SHARE  # smoother pictures
+    assert summary["brightness_drift"]["status"] == "ok"  # a blur leaves the lamp's light as it was
     assert cli_main(history[:-1]) == 1
     text = capsys.readouterr().out
     assert "score drift:  LOW: Scores have fallen" in text and "image drift:  HIGH: Pictures are smoother" in text
@@ -275,7 +293,8 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
 def _frames(count: int, correlation: float, seed: int, start: float) -> list:
     rng = np.random.default_rng(seed)
     return [Record(source="camera:0", frame_id=f"{seed}-{i}", verdict="ok", score=float(rng.lognormal(0.5, 0.1)),
-                   profile="p", captured_at=start + i, neighbour_correlation=float(rng.normal(correlation, 0.02)))
+                   profile="p", captured_at=start + i, neighbour_correlation=float(rng.normal(correlation, 0.02)),
+                   mean_grey=float(rng.normal(0.40, 0.03)))
             for i in range(count)]
 
 
@@ -284,14 +303,15 @@ def test_watch_reports_a_check_when_it_turns_to_drift_and_when_it_clears(tmp_pat
 
     rng = np.random.default_rng(0)
     thresholds = {"score_baseline": Baseline.from_values(rng.lognormal(0.5, 0.1, 300), measured_at=0.0).to_dict(),
-                  "image_baseline": Baseline.from_values(rng.normal(0.90, 0.02, 300), measured_at=0.0).to_dict()}
+                  "image_baseline": Baseline.from_values(rng.normal(0.90, 0.02, 300), measured_at=0.0).to_dict(),
+                  "brightness_baseline": Baseline.from_values(rng.normal(0.40, 0.03, 300), measured_at=0.0).to_dict()}
     reports: list[str] = []
     with SqliteLog(tmp_path / "i.db") as log:
         watch = DriftWatch(log, "p", thresholds, reports.append)
         log.write(_frames(300, 0.90, seed=1, start=1.0))
         watch.check()
-        assert reports == [] and watch.latest == {"score": {"status": "ok", "drifted": False},
-                                                  "image": {"status": "ok", "drifted": False}}
+        assert reports == [] and watch.latest == {name: {"status": "ok", "drifted": False}
+                                                  for name in ("score", "image", "brightness")}
         log.write(_frames(300, 0.95, seed=2, start=400.0))  # the lens slips out of focus
         watch.check()
         watch.check()  # still drifted: said once

@@ -40,6 +40,7 @@ def test_each_result_carries_the_pictures_smoothness_for_the_image_drift_check(i
     assert sharp.neighbour_correlation == pytest.approx(neighbour_correlation(frame / 255.0), abs=1e-6)
     assert blurred.neighbour_correlation > sharp.neighbour_correlation
     assert sharp.to_dict()["neighbour_correlation"] == sharp.neighbour_correlation
+    assert sharp.mean_grey == pytest.approx(frame.mean() / 255.0, abs=2e-3) == sharp.to_dict()["mean_grey"]
 
 
 def test_always_classify_gives_class_probabilities_and_frame_sized_gradcam(inspector):

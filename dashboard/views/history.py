@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import history_logic as hl
 from dashboard import runtime
-from edge_runtime.drift import SCORE, SMOOTHNESS
+from edge_runtime.drift import BRIGHTNESS, SCORE, SMOOTHNESS
 from edge_runtime.errors import FrameQualityError
 
 config = runtime.get_config()
@@ -65,7 +65,8 @@ with right:
         st.bar_chart(by_class, height=260)
 
 DRIFT_SECTIONS = ((SCORE, "Score drift", "Anomaly score"),
-                  (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)"))
+                  (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)"),
+                  (BRIGHTNESS, "Brightness drift", "Mean grey level"))
 try:
     manifest = runtime.read_manifest(config.manifest_path)
     profile = runtime.current_profile() or manifest.get("default_profile")

@@ -102,7 +102,8 @@ if warn > defect:
 commissioning = layout == "defect-free frames"
 if commissioning:
     st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
-               "score and how smooth their pictures are as the baselines of the drift checks on the History page.")
+               "score and how smooth and bright their pictures are as the baselines of the drift checks on the History "
+               "page.")
 who, why = st.columns([1, 2])
 changed_by = who.text_input("Changed by", key="tune_by", help="kept in the manifest's change log of the thresholds")
 reason = why.text_input("Reason for the change" + ("" if commissioning else " (required)"), key="tune_reason",
@@ -118,8 +119,8 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
                                                          inspector.frame_term_references is not None)
                              if commissioning else (None, {}))
         backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect),
-                                 commissioned=record, reason=reason, changed_by=changed_by.strip() or None,
-                                 **baselines)
+                                 commissioned=record, baselines=baselines, reason=reason,
+                                 changed_by=changed_by.strip() or None)
     except Exception as exc:
         st.error(f"Could not save thresholds: {exc}")
     else:

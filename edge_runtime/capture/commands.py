@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..drift import SCORE, SMOOTHNESS, Measure, check_log
+from ..drift import MEASURES, SCORE, Measure, check_log
 from ..errors import FrameQualityError
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
@@ -280,8 +280,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[str, Any] | None = None,
-                    image_drift: dict[str, Any] | None = None) -> dict[str, Any]:
+def drift_key(measure: Measure) -> str:
+    """A drift check's key in ``history``'s summary: "drift" for the score (its key before there were
+    others), "<name>_drift" for the rest."""
+    return "drift" if measure is SCORE else f"{measure.name}_drift"
+
+
+def history_summary(log: SqliteLog, since: str | None, last: int,
+                    drifts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Counts, rejects and errors of the log, with ``drifts`` (``drift_key`` -> ``profile_drift``) merged in."""
     return {
         "log": str(log.path),
         "since": since,
@@ -291,8 +298,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int, drift: dict[st
         "last_rejects": log.last_rejects(last, since),
         "unfired_rejects": log.unfired_rejects(since),
         "error_causes": log.errors_by_cause(since),
-        "drift": drift,
-        "image_drift": image_drift,
+        **(drifts or {}),
     }
 
 
@@ -322,10 +328,10 @@ def _print_history(summary: dict[str, Any]) -> None:
         quality = FrameQualityError.__name__
         print("errors:       " + "  ".join(f"{k} {v}" for k, v in summary["error_causes"].items())
               + (f"  ({quality}: {FrameQualityError.hint})" if quality in summary["error_causes"] else ""))
-    for label, key in (("score drift: ", "drift"), ("image drift: ", "image_drift")):
-        if drift := summary.get(key):
+    for measure in MEASURES:
+        if drift := summary.get(drift_key(measure)):
             status = drift["status"].upper() if drift["drifted"] else drift["status"]
-            print(f"{label} {status}: {drift['message']}")
+            print(f"{measure.name + ' drift:':13s} {status}: {drift['message']}")
     if summary["unfired_rejects"]:
         print(f"NOT FIRED:    {summary['unfired_rejects']} flagged frame(s) whose reject hook failed: they may still be "
               "on the line (their error reads \"reject hook failed\")")
@@ -375,14 +381,13 @@ def _print_retention_failure(exc: Exception) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    summary, failed = _on_log(args.db, lambda log: history_summary(
-        log, args.since, args.last, profile_drift(log, args.manifest, args.profile),
-        profile_drift(log, args.manifest, args.profile, SMOOTHNESS)))
+    summary, failed = _on_log(args.db, lambda log: history_summary(log, args.since, args.last, {
+        drift_key(measure): profile_drift(log, args.manifest, args.profile, measure) for measure in MEASURES}))
     if failed is not None:
         return failed
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
-    drifted = any(summary[key] and summary[key]["drifted"] for key in ("drift", "image_drift"))
+    drifted = any(summary[drift_key(measure)]["drifted"] for measure in MEASURES)
     return 1 if drifted or summary["unfired_rejects"] else 0

@@ -56,7 +56,7 @@ class FakeInspector:
         total = (time.perf_counter() - start) * 1000.0
         return InspectionResult(verdict, score, self.thresholds, anomaly, gray, self.profile,
                                 {"total": total}, source=source, neighbour_correlation=quality.neighbour_correlation,
-                                **extra)
+                                mean_grey=quality.mean_grey, **extra)
 
     def inspect_batch(self, images: Sequence[Any], sources: Sequence[str | None] | None = None) -> list:
         sources = list(sources) if sources is not None else [None] * len(images)

@@ -42,6 +42,7 @@ class Record:
     overlay_path: str | None = None
     frame_term: float | None = None  # the frame-level autoencoder's share of ``score``, where the gate has one
     neighbour_correlation: float | None = None  # how smooth the picture was (``preprocess.FrameQuality``)
+    mean_grey: float | None = None  # how bright the picture was, [0, 1]
 
     @property
     def is_reject(self) -> bool:
@@ -74,6 +75,7 @@ def record_from_result(frame_source: str, frame_id: str, captured_at: float | No
         model_sha256=model_sha256,
         frame_term=_optional_float(getattr(result, "frame_term", None)),
         neighbour_correlation=_optional_float(getattr(result, "neighbour_correlation", None)),
+        mean_grey=_optional_float(getattr(result, "mean_grey", None)),
     )
 
 

@@ -23,7 +23,7 @@ from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR,
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
     "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "model_sha256",
-    "error", "overlay_path", "frame_term", "neighbour_correlation",
+    "error", "overlay_path", "frame_term", "neighbour_correlation", "mean_grey",
 )
 
 _SCHEMA = """
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     error TEXT,
     overlay_path TEXT,
     frame_term REAL,                -- the frame-level autoencoder's share of score (NULL: none)
-    neighbour_correlation REAL      -- how smooth the picture was: focus, noise (edge_runtime.drift)
+    neighbour_correlation REAL,     -- how smooth the picture was: focus, noise (edge_runtime.drift)
+    mean_grey REAL                  -- how bright the picture was, [0, 1]: the lamp (edge_runtime.drift)
 );
 CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
@@ -54,9 +55,9 @@ CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded
 
 # Columns added after the first schema: (name, type). A log written by an older version gets them
 # on opening (NULL in its old rows), so one file keeps its history across updates.
-_ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"))
+_ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"), ("mean_grey", "REAL"))
 # Per-frame measurements the drift checks read back (``SqliteLog.recent_values``).
-DRIFT_COLUMNS = ("score", "neighbour_correlation")
+DRIFT_COLUMNS = ("score", "neighbour_correlation", "mean_grey")
 
 # Rows deleted per transaction by ``SqliteLog.prune`` (about 60 ms each on the project machine).
 PRUNE_BATCH = 10_000
