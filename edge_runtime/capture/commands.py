@@ -288,7 +288,7 @@ def drift_key(measure: Measure) -> str:
 
 def history_summary(log: SqliteLog, since: str | None, last: int,
                     drifts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Counts, rejects and errors of the log, with ``drifts`` (``drift_key`` -> ``profile_drift``) merged in."""
+    """Counts, rejects and errors of the log, with ``drifts`` (``profile_drifts``) merged in."""
     return {
         "log": str(log.path),
         "since": since,
@@ -302,11 +302,10 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
     }
 
 
-def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None,
-                  measure: Measure = SCORE) -> dict[str, Any]:
-    """The drift check of ``measure`` on the profile's newest logged frames against its commissioning
-    baseline (``edge_runtime.drift``), with the profile's name; status "unavailable" where the manifest
-    cannot be read (the counts are still worth printing)."""
+def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None) -> dict[str, dict[str, Any]]:
+    """Every drift check (``drift_key`` -> its reading) of the profile's newest logged frames against its
+    commissioning baselines (``edge_runtime.drift``), with the profile's name; status "unavailable" where
+    the manifest cannot be read (the counts are still worth printing)."""
     from ..errors import ManifestError
     from ..manifest import load_manifest
 
@@ -315,8 +314,10 @@ def profile_drift(log: SqliteLog, manifest: Path | None, profile: str | None,
         name = profile or document.get("default_profile")
         thresholds = document["profiles"][name]["thresholds"]
     except (ManifestError, KeyError) as exc:
-        return {"status": "unavailable", "drifted": False, "message": f"no drift check: cannot read the profile: {exc}"}
-    return {"profile": name, **check_log(log, name, thresholds, measure=measure).to_dict()}
+        unavailable = {"status": "unavailable", "drifted": False, "message": f"no drift check: cannot read the profile: {exc}"}
+        return {drift_key(measure): unavailable for measure in MEASURES}
+    return {drift_key(measure): {"profile": name, **check_log(log, name, thresholds, measure=measure).to_dict()}
+            for measure in MEASURES}
 
 
 def _print_history(summary: dict[str, Any]) -> None:
@@ -381,8 +382,8 @@ def _print_retention_failure(exc: Exception) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    summary, failed = _on_log(args.db, lambda log: history_summary(log, args.since, args.last, {
-        drift_key(measure): profile_drift(log, args.manifest, args.profile, measure) for measure in MEASURES}))
+    summary, failed = _on_log(args.db, lambda log: history_summary(
+        log, args.since, args.last, profile_drifts(log, args.manifest, args.profile)))
     if failed is not None:
         return failed
     if args.json:
