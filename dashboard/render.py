@@ -202,3 +202,9 @@ def frame_term_caption(score: float, frame_term: float) -> str:
     return (f"Whole-frame texture (frame-level autoencoder) {frame_term:.3g}, local peak {score - frame_term:.3g}: "
             "a high first part means the frame as a whole looks unlike the defect-free ones, so the map is lifted "
             "everywhere.")
+
+
+def picture_caption(mean_grey: float, neighbour_correlation: float) -> str:
+    """What the frame checks measured of the picture, which the History page's drift checks watch over time."""
+    return (f"Picture: mean grey {mean_grey:.3f}, neighbour correlation {neighbour_correlation:.3f} (the brightness "
+            "and image drift checks on the History page hold these against the line's commissioning frames).")

@@ -147,6 +147,9 @@ def test_inspect_names_the_frame_level_share_of_the_score_where_the_gate_has_one
     assert not at.exception
     shares = [c.value for c in at.caption if "Whole-frame texture" in c.value]
     assert len(shares) == 1 and "frame-level autoencoder) 0.05, local peak" in shares[0]
+    pictures = [c.value for c in at.caption if c.value.startswith("Picture: mean grey")]
+    mean = (120 * (64 * 64 - 16 * 16) + 135 * 16 * 16) / (64 * 64) / 255  # the PNG's flat field and square
+    assert len(pictures) == 1 and f"mean grey {mean:.3f}, neighbour correlation" in pictures[0]
 
 
 def test_inspect_opacity_slider_does_not_reinspect(env):

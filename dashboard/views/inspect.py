@@ -85,6 +85,8 @@ for n, item in enumerate(results[:MAX_DETAILS]):
                         f"defect ≥ {r.thresholds.defect:.4g}) · {r.latency_ms:.0f} ms")
             if r.frame_term is not None:
                 st.caption(render.frame_term_caption(r.anomaly_score, r.frame_term))
+            if r.mean_grey is not None and r.neighbour_correlation is not None:
+                st.caption(render.picture_caption(r.mean_grey, r.neighbour_correlation))
             st.vega_lite_chart(render.score_bar_spec(r.anomaly_score, r.thresholds.warn, r.thresholds.defect),
                                width="stretch", height=render.BAR_CHART_HEIGHT)
             probs = render.probabilities_table(r, inspector.class_names)
