@@ -117,18 +117,18 @@ def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: P
     over the frames under the defect threshold, as ``save_thresholds``' ``baselines`` (None under the 200
     frames each needs). The rates are the shares of these frames the saved thresholds flag."""
     from edge_runtime.commissioning import drift_baselines, flagged_rates
+    from edge_runtime.drift import MEASURES
 
-    normal = _split(df)[0]
     valid = df.dropna(subset=["score"])
     normal_frames = valid[valid["is_normal"]]
+    normal = normal_frames["score"].to_numpy(float)
     flagged = flagged_rates(normal, warn, defect)
     record = {"frames": int(len(normal)), "false_alarm_rate": round(flagged["flagged_defect"], 4),
               "warn_false_alarm_rate": round(flagged["flagged_warn"], 4), "sources": [str(folder)],
               "set_with": "dashboard threshold tuning"}
     if frame_term_as_shipped:
         record["frame_term_references"] = "as shipped"
-    measured = {column: normal_frames[column].to_numpy(float) for column in normal_frames.columns
-                if column not in ("path", "label", "is_normal", "error")}
+    measured = {m.column: normal_frames[m.column].to_numpy(float) for m in MEASURES}
     return record, drift_baselines(measured, normal, defect)
 
 

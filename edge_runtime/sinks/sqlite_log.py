@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from ..drift import MEASURES
 from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record
 
 COLUMNS = (
@@ -57,7 +58,7 @@ CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded
 # on opening (NULL in its old rows), so one file keeps its history across updates.
 _ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"), ("mean_grey", "REAL"))
 # Per-frame measurements the drift checks read back (``SqliteLog.recent_values``).
-DRIFT_COLUMNS = ("score", "neighbour_correlation", "mean_grey")
+DRIFT_COLUMNS = tuple(measure.column for measure in MEASURES)
 
 # Rows deleted per transaction by ``SqliteLog.prune`` (about 60 ms each on the project machine).
 PRUNE_BATCH = 10_000
