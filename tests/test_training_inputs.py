@@ -292,3 +292,70 @@ def test_trial_settings_are_read_as_the_profile_fields_they_set():
     for bad in ("gate_seed", "no_such_field=1"):
         with pytest.raises(ValueError, match="KEY=VALUE"):
             with_overrides(base, [bad])
+
+
+def test_a_painted_defect_changes_the_frame_only_around_its_mask_and_stays_in_range():
+    from training.synthetic_defects import KINDS, paint_defect
+
+    frame = np.random.default_rng(0).uniform(0.3, 0.6, (120, 160)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(4 * len(KINDS)):
+        defect = paint_defect(frame, (60, 80), rng)
+        assert defect.frame.shape == frame.shape and defect.frame.dtype == np.float32
+        assert 0.0 <= defect.frame.min() and defect.frame.max() <= 1.0
+        assert defect.mask.any() and defect.mask[55:66, 75:86].any()  # painted where it was asked
+        changed = np.abs(defect.frame - frame) > 1e-3
+        far = cv2.dilate(defect.mask.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
+        assert not (changed & far).any()  # nothing moves away from the paint
+
+
+def test_a_defect_is_only_centred_where_it_is_allowed():
+    from training.synthetic_defects import defect_centre
+
+    allowed = np.zeros((50, 50), bool)
+    allowed[40:, :10] = True
+    rng = np.random.default_rng(0)
+    centres = [defect_centre(allowed, rng) for _ in range(50)]
+    assert all(allowed[c] for c in centres)
+    assert defect_centre(np.zeros((5, 5), bool), rng) is None
+
+
+@needs_tf
+def test_painted_cells_are_those_with_paint_within_half_a_stride_of_their_centre():
+    from edge_runtime.preprocess import model_input
+    from training.train_autoencoder import cell_centres, painted_cell_mask
+
+    _, geometry = model_input(np.zeros((200, 200), np.float32), PreprocessSpec(), 16, 16)
+    grid = (geometry.padded_shape[0] // 8, geometry.padded_shape[1] // 8)
+    mask = np.zeros((200, 200), bool)
+    mask[100, 37] = True  # one painted pixel
+    cells = painted_cell_mask(mask, grid, geometry, 8)
+    rows, cols = cell_centres(grid, geometry, 8)
+    near_rows = (rows - 4 <= 100) & (100 < rows + 4)
+    near_cols = (cols - 4 <= 37) & (37 < cols + 4)
+    assert near_rows.sum() == 1 and near_cols.sum() == 1  # the cell whose square holds the pixel
+    assert np.array_equal(cells, near_rows[:, None] & near_cols[None, :])
+
+
+@needs_tf
+def test_a_denoising_gate_learns_painted_cells_as_the_clean_ones_and_records_how_many(tmp_path):
+    from training.profiles import folder_profile
+    from training.train_autoencoder import train_autoencoder
+
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=8)
+    profile = replace(folder_profile("t", root, "good"), gate_epochs=1, gate_hidden=(16, 4, 16),
+                      gate_synthetic_defects=2)
+    config = train_autoencoder(profile, tmp_path / "out")
+    assert config["synthetic_defects"] == 2 and config["n_synthetic_vectors"] > 0
+    assert config["n_vectors"] > 0
+
+
+def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():
+    from training.synthetic_defects import contact_sheet
+
+    frames = [np.full((40, 50), 0.5, np.float32) + np.random.default_rng(i).normal(0, 0.05, (40, 50)).astype(np.float32)
+              for i in range(4)]
+    sheet = contact_sheet(frames, [np.ones(f.shape, bool) for f in frames], strength=1.0, seed=0, columns=2)
+    assert sheet.shape == (80, 200, 3) and sheet.dtype == np.uint8
+    red = (sheet[..., 2] == 255) & (sheet[..., 0] == 0) & (sheet[..., 1] == 0)
+    assert red[:, 50:100].any() and not red[:, :50].any()  # the outline on the right copy only

@@ -97,6 +97,12 @@ class Profile:
     gate_epochs: int = 6
     # Normal feature vectors the bottleneck is fitted on (a random subset when there are more).
     gate_max_vectors: int = 150_000
+    # Painted copies of every training frame with a synthetic defect on its normal texture
+    # (training.synthetic_defects); the bottleneck learns to rebuild their cells as the clean frame's
+    # (denoising). 0 = normal cells only.
+    gate_synthetic_defects: int = 0
+    # Scales every painted defect's strength (1: 1.5-4 times the frame's grey spread for blobs and lines).
+    gate_synthetic_strength: float = 1.0
     # Share of MobileNetV2's expansion channels (blocks 1-12) kept, their projections refitted on
     # ``backbone_fit_frames`` training frames (training.pruning); the classifier shares the pruned
     # stem. None = the ImageNet backbone as it is. neu-steel, 2026-11-26: 0.5 makes the gate graph

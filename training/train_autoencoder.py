@@ -19,14 +19,16 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.datasets import Box, DatasetError, Sample, split_samples
+from edge_runtime.datasets import Box, DatasetError, Sample, box_free_mask, split_samples
 from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
 from training import pruning
+from training.synthetic_defects import defect_centre, paint_defect
 from training.backbone import PRUNING_FILE, mobilenet_v2, profile_backbone
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
@@ -96,6 +98,44 @@ def normal_vectors(extractor, frames, samples, profile: Profile, uses_boxes: boo
     return np.concatenate(vectors), np.array(pooled, np.float32)
 
 
+def painted_cell_mask(mask: np.ndarray, grid: tuple[int, int], geometry: FrameGeometry, stride: int) -> np.ndarray:
+    """Feature cells with a painted pixel (``mask``, frame pixels) in the stride-wide square around
+    their centre."""
+    painted = cv2.integral(mask.astype(np.uint8))
+    centres_y, centres_x = cell_centres(grid, geometry, stride)
+    y0, y1 = (np.clip(np.ceil(centres_y + d), 0, mask.shape[0]).astype(int) for d in (-stride / 2, stride / 2))
+    x0, x1 = (np.clip(np.ceil(centres_x + d), 0, mask.shape[1]).astype(int) for d in (-stride / 2, stride / 2))
+    counts = painted[np.ix_(y1, x1)] - painted[np.ix_(y0, x1)] - painted[np.ix_(y1, x0)] + painted[np.ix_(y0, x0)]
+    return counts > 0
+
+
+def synthetic_pairs(extractor, frames, samples, profile: Profile, uses_boxes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(cells of frames with a synthetic defect painted on normal texture, the same cells of the clean
+    frames): ``gate_synthetic_defects`` painted copies of every training frame
+    (``training.synthetic_defects``), only cells near the paint and on normal texture."""
+    rng = np.random.default_rng(profile.gate_seed)
+    inputs, targets = [], []
+    for frame, sample in tqdm(list(zip(frames, samples)), desc="synthetic defects", unit="frame"):
+        allowed = box_free_mask(frame.shape, sample.boxes, profile.box_margin) if uses_boxes else np.ones(frame.shape, bool)
+        painted = [paint_defect(frame, centre, rng, profile.gate_synthetic_strength)
+                   for _ in range(profile.gate_synthetic_defects)
+                   if (centre := defect_centre(allowed, rng)) is not None]
+        if not painted:
+            continue
+        padded = [model_input(f, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin) for f in
+                  [frame, *(p.frame for p in painted)]]
+        outputs = extractor.predict(np.stack([p for p, _ in padded])[..., None], verbose=0)
+        maps = outputs[0] if isinstance(outputs, list) else outputs
+        geometry, grid = padded[0][1], maps.shape[1:3]
+        keep = normal_cell_mask(sample, grid, geometry, profile.box_margin, profile.feature_stride) if uses_boxes \
+            else np.ones(grid, bool)
+        for fmap, defect in zip(maps[1:], painted):
+            cells = keep & painted_cell_mask(defect.mask, grid, geometry, profile.feature_stride)
+            inputs.append(fmap[cells])
+            targets.append(maps[0][cells])
+    return np.concatenate(inputs), np.concatenate(targets)
+
+
 def mirrored(frames: list[np.ndarray], samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample]]:
     """Each frame mirrored left-right and top-bottom, its boxes with it: the strip's texture in the
     orientations the line can show it (the classifier trains on such flips too)."""
@@ -116,15 +156,22 @@ def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
 
 
 def fit_bottleneck(vectors: np.ndarray, whiten: bool, hidden: tuple[int, ...], epochs: int, batch_size: int = 1024,
-                   name: str = "bottleneck"):
-    """Whitening statistics and the per-cell bottleneck fitted on normal feature vectors.
+                   name: str = "bottleneck", pairs: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0):
+    """Whitening statistics and the per-cell bottleneck fitted on normal feature vectors, each rebuilt
+    as itself; ``pairs`` (inputs, targets) are rebuilt as their target too (denoising), the
+    whitening stays that of the normal vectors.
 
     Returns (mean, projection, bottleneck model, Keras fit history)."""
     mean, projection = ae.whitening(vectors, full=whiten)
-    whitened = ae.normalise(vectors, mean, projection)[:, None, None, :]
-    model = ae.bottleneck(whitened.shape[-1], tuple(hidden), name)
+    inputs = targets = ae.normalise(vectors, mean, projection)
+    if pairs is not None:
+        order = np.random.default_rng(seed).permutation(len(vectors) + len(pairs[0]))  # validation_split takes the end
+        inputs = np.concatenate([inputs, ae.normalise(pairs[0], mean, projection)])[order]
+        targets = np.concatenate([targets, ae.normalise(pairs[1], mean, projection)])[order]
+    model = ae.bottleneck(inputs.shape[-1], tuple(hidden), name)
     model.compile(keras.optimizers.Adam(1e-3), "mse")
-    fit = model.fit(whitened, whitened, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2, shuffle=True)
+    fit = model.fit(inputs[:, None, None, :], targets[:, None, None, :], batch_size=batch_size, epochs=epochs,
+                    validation_split=0.1, verbose=2, shuffle=True)
     return mean, projection, model, fit
 
 
@@ -202,7 +249,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
              if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
-    training_frames = frames
+    training_frames, training_samples = frames, kept
     if profile.normal_mirrors:
         extra_frames, extra_samples = mirrored(frames, kept)
         frames, kept = frames + extra_frames, kept + extra_samples
@@ -220,7 +267,10 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=backbone.model)
     vectors, pooled = normal_vectors(extractor, frames, kept, profile, uses_boxes)
     vectors = subsample(vectors, profile.seed, profile.gate_max_vectors)
-    mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs)
+    pairs = synthetic_pairs(extractor, training_frames, training_samples, profile, uses_boxes) \
+        if profile.gate_synthetic_defects else None
+    mean, projection, model, fit = fit_bottleneck(vectors, profile.whiten, hidden, epochs, pairs=pairs,
+                                                  seed=profile.gate_seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     _save_bottleneck(out_dir, "bottleneck", model, mean, projection)
     (out_dir / PRUNING_FILE).unlink(missing_ok=True)  # the classifier and the export take its presence as the word
@@ -238,6 +288,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "box_margin": profile.box_margin if uses_boxes else None,
         "normal_texture_labels": list(profile.normal_texture_labels or []) or None,
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
+        "synthetic_defects": profile.gate_synthetic_defects,
+        "synthetic_strength": profile.gate_synthetic_strength,
+        "n_synthetic_vectors": 0 if pairs is None else int(len(pairs[0])),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
         "frame": frame,
         "backbone": None if pruned_blocks is None else {

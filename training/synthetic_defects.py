@@ -1,0 +1,153 @@
+"""Synthetic defects painted onto defect-free texture, for a denoising gate.
+
+``python -m training.synthetic_defects [--profile P] [--strength S] --out FILE.jpg`` draws a few, on
+training frames of the profile, as the gate's training paints them (the painted area outlined in red).
+
+The gate's bottleneck learns to rebuild normal feature cells. Trained on normal cells only, it
+also rebuilds much of what it has never seen, because a small per-cell bottleneck generalises.
+Shown cells of a frame with a defect painted in, and asked for the same cells of the clean
+frame, it learns to pull departures from the texture back onto it, so that a real defect leaves
+a larger error (the reconstructive half of DRAEM: Zavrtanik, Kristan and Skocaj, ICCV 2021).
+Everything here is made from the defect-free texture itself: the gate still sees no real defect.
+
+The kinds follow how steel-strip defects depart from their texture: a darker or brighter blob
+(patches, inclusions), a thin line (scratches), a piece of the texture from elsewhere turned
+and re-levelled (scale, a change of grain), and a grainy region (pitting, crazing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+KINDS = ("blob", "line", "patch", "grain")
+
+
+@dataclass(frozen=True)
+class PaintedDefect:
+    frame: np.ndarray  # the frame with the defect, [0, 1] grey
+    mask: np.ndarray  # bool, where the defect was painted
+
+
+def paint_defect(frame: np.ndarray, centre: tuple[int, int], rng: np.random.Generator,
+                 strength: float = 1.0) -> PaintedDefect:
+    """One synthetic defect of a random kind, centred on ``centre`` (row, column) of a [0, 1] grey frame.
+
+    Strengths are in units of the frame's own grey spread, so a defect stands out as much on a
+    dark, flat strip as on a bright, grainy one; ``strength`` scales them all."""
+    kind = KINDS[rng.integers(len(KINDS))]
+    spread = max(float(frame.std()), 1e-3) * strength
+    weight = _KIND_MASKS[kind](frame.shape, centre, rng)
+    if kind == "patch":
+        painted = _relevelled_patch(frame, rng, spread)
+    elif kind == "grain":
+        noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, frame.shape).astype(np.float32), (0, 0), rng.uniform(0.5, 1.5))
+        painted = frame + noise / max(float(noise.std()), 1e-6) * spread * rng.uniform(1.0, 2.5)
+    else:
+        painted = frame + _signed(rng) * spread * rng.uniform(1.5, 4.0)
+    out = np.clip(frame * (1.0 - weight) + painted * weight, 0.0, 1.0).astype(np.float32)
+    return PaintedDefect(out, weight > 0.25)
+
+
+def _signed(rng: np.random.Generator) -> float:
+    return 1.0 if rng.random() < 0.5 else -1.0
+
+
+def _soft(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), rng.uniform(0.7, 2.0))
+
+
+def _blob_mask(shape, centre, rng) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    axes = (int(rng.integers(3, max(4, shape[1] // 6))), int(rng.integers(3, max(4, shape[0] // 6))))
+    cv2.ellipse(mask, (centre[1], centre[0]), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    return _soft(mask, rng)
+
+
+def _line_mask(shape, centre, rng) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    angle = rng.uniform(0, np.pi)
+    half = rng.uniform(10, max(12, min(shape) / 2))
+    dy, dx = half * np.sin(angle), half * np.cos(angle)
+    start = (int(centre[1] - dx), int(centre[0] - dy))
+    end = (int(centre[1] + dx), int(centre[0] + dy))
+    cv2.line(mask, start, end, 1, int(rng.integers(1, 4)))
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.7)
+
+
+def _patch_mask(shape, centre, rng) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    half = int(rng.integers(6, max(7, min(shape) // 5)))
+    cv2.rectangle(mask, (centre[1] - half, centre[0] - half), (centre[1] + half, centre[0] + half), 1, -1)
+    return _soft(mask, rng)
+
+
+_KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask}
+
+
+def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    """The whole frame turned (90-degree steps, or a flip) and shifted, re-levelled about its mean:
+    under the patch's mask, a piece of the texture from elsewhere, in another orientation and tone."""
+    turned = np.rot90(frame, int(rng.integers(1, 4))) if frame.shape[0] == frame.shape[1] else frame[::-1, ::-1]
+    shifted = np.roll(turned, (int(rng.integers(frame.shape[0])), int(rng.integers(frame.shape[1]))), (0, 1))
+    mean = float(shifted.mean())
+    contrast = 1.0 + (rng.uniform(0.5, 2.0) - 1.0) * spread / max(float(frame.std()), 1e-3)
+    return mean + (shifted - mean) * contrast + _signed(rng) * rng.uniform(0.5, 2.0) * spread
+
+
+def defect_centre(allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
+    """A random (row, column) where ``allowed`` is True, or None where it is nowhere."""
+    rows, cols = np.nonzero(allowed)
+    if len(rows) == 0:
+        return None
+    i = int(rng.integers(len(rows)))
+    return int(rows[i]), int(cols[i])
+
+
+def contact_sheet(frames: list[np.ndarray], allowed: list[np.ndarray], strength: float, seed: int,
+                  columns: int = 4) -> np.ndarray:
+    """Each frame with one painted defect, its outline in red beside it (BGR, 8 bit)."""
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for frame, free in zip(frames, allowed):
+        centre = defect_centre(free, rng)
+        if centre is None:
+            continue
+        defect = paint_defect(frame, centre, rng, strength)
+        painted = cv2.cvtColor((defect.frame * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+        outline, _ = cv2.findContours(defect.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        tiles.append(np.concatenate([painted, cv2.drawContours(painted.copy(), outline, -1, (0, 0, 255), 1)], 1))
+    rows = [np.concatenate(tiles[i: i + columns], 1) for i in range(0, len(tiles) - columns + 1, columns)]
+    return np.concatenate(rows, 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edge_runtime.datasets import box_free_mask, split_samples
+    from training.data import read_frames
+    from training.profiles import PROFILES
+
+    parser = argparse.ArgumentParser(prog="python -m training.synthetic_defects", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
+    parser.add_argument("--strength", type=float, default=None, help="default: the profile's gate_synthetic_strength")
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    train = split_samples(profile.load(), profile.seed, profile.split_fractions)["train"]
+    chosen = [train[i] for i in np.random.default_rng(profile.seed).choice(len(train), args.frames, replace=False)]
+    frames, kept = read_frames(chosen, profile.preprocess)
+    allowed = [box_free_mask(f.shape, s.boxes, profile.box_margin) for f, s in zip(frames, kept)]
+    strength = profile.gate_synthetic_strength if args.strength is None else args.strength
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(args.out), contact_sheet(frames, allowed, strength, profile.gate_seed))
+    print(f"{args.out}: {len(frames)} training frames of {profile.name}, strength {strength:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
