@@ -148,8 +148,8 @@ FRAME_TAP = "block_13_expand_relu"
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=176,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", score_level_cap=2.5, score_level_power=1.1,
-                         calibration_normals="crops"),
+                         score_normalise="frame_mean", score_level_cap=2.5, score_level_power=1.25,
+                         calibration_normals="crops", gate_synthetic_defects=4, gate_synthetic_strength=0.4),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,
