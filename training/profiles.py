@@ -99,9 +99,12 @@ class Profile:
     gate_max_vectors: int = 150_000
     # Painted copies of every training frame with a synthetic defect on its normal texture
     # (training.synthetic_defects); the bottleneck learns to rebuild their cells as the clean frame's
-    # (denoising). 0 = normal cells only.
+    # (denoising). 0 = normal cells only. neu-steel, 2026-11-26: 4 copies at strength 0.4 flag 2-7
+    # more of the 228 validation images at warn than the same seed without, over three seeds, and
+    # fewer test crops (docs/gate_design.md, step 9).
     gate_synthetic_defects: int = 0
-    # Scales every painted defect's strength (1: 1.5-4 times the frame's grey spread for blobs and lines).
+    # Scales every painted defect's strength (1: 1.5-4 times the frame's grey spread for blobs and
+    # lines). Faint defects teach the bottleneck more than obvious ones, which it fails on anyway.
     gate_synthetic_strength: float = 1.0
     # Share of MobileNetV2's expansion channels (blocks 1-12) kept, their projections refitted on
     # ``backbone_fit_frames`` training frames (training.pruning); the classifier shares the pruned
