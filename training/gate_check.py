@@ -2,7 +2,8 @@
 
 Scores a gate's Keras weights (``python -m training autoencoder``, by default the profile's own in
 ``models/<profile>/keras``) with the profile's scoring, sets its thresholds on the validation split
-as the export does (``export.calibrate``) and prints one JSON object: recall at warn and at defect,
+as the export does (``export.calibrate``; with the frame-level term where the gate has one, its
+references from the validation split's defect-free images as the export sets them) and prints one JSON object: recall at warn and at defect,
 overall and per class, and the image AUROC on the validation and the test split, and the share of
 test normals flagged. It converts nothing and writes nothing, so a trial gate (``--out`` of the
 training) can be compared with the deployed one, per class as well, before it is exported.
@@ -36,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or ROOT / "models" / profile.name / "keras"
     config = json.loads((weights / "autoencoder_config.json").read_text())
     scorer = calibrate.profile_scorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile, config)
-    result = calibrate.calibrate_on_splits(scorer, split_samples(profile.load(), profile.seed, profile.split_fractions),
-                                           profile)
+    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    if config.get("frame"):  # the frame-level term, with its references set as the export sets them
+        scorer = scorer.with_frame_term(calibrate.frame_term(scorer, splits["val"], profile.preprocess,
+                                                             profile.frame_weight))
+    result = calibrate.calibrate_on_splits(scorer, splits, profile)
     report = {"weights": str(weights), "thresholds": {k: result.limits[k] for k in ("warn", "defect")}}
     for split, metrics in (("val", result.val), ("test", result.test)):
         report[split] = {key: metrics[key] for key in REPORTED if key in metrics}
