@@ -28,10 +28,10 @@ from edge_runtime.datasets import Box, DatasetError, Sample, box_free_mask, spli
 from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
 from training import pruning
-from training.synthetic_defects import defect_centre, paint_defect
 from training.backbone import PRUNING_FILE, mobilenet_v2, profile_backbone
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
+from training.synthetic_defects import defect_centre, paint_defect
 
 log = logging.getLogger(__name__)
 # The frame-level autoencoder learns from one vector per defect-free training frame: below this
@@ -133,6 +133,9 @@ def synthetic_pairs(extractor, frames, samples, profile: Profile, uses_boxes: bo
             cells = keep & painted_cell_mask(defect.mask, grid, geometry, profile.feature_stride)
             inputs.append(fmap[cells])
             targets.append(maps[0][cells])
+    if not inputs:
+        raise DatasetError(f"{profile.name}: no normal texture to paint synthetic defects on "
+                           f"(gate_synthetic_defects={profile.gate_synthetic_defects})")
     return np.concatenate(inputs), np.concatenate(targets)
 
 
