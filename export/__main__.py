@@ -55,7 +55,7 @@ def _export_classifier(weights: Path, out: Path, n_classes: int, stems: list[np.
     return {"kernel": kernel, "parity": dict(zip(["probabilities", "features"], map(float, parity)))}
 
 
-def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile, real,
+def _export_autoencoder(weights: Path, out: Path, ae_config: dict, profile, real,
                         val: list) -> tuple[AnomalyScorer, dict]:
     """Gate -> ONNX (backbone + autoencoder + error map, stem, frame-level error where trained); parity
     on random and real padded frames. A frame-level term gets its references from ``val``'s normals."""
@@ -66,9 +66,7 @@ def _export_autoencoder(weights: Path, out: Path, spec, ae_config: dict, profile
     outputs = [MAP_OUTPUT, STEM_OUTPUT] + ([FRAME_OUTPUT] if ae_config.get("frame") else [])
     convert(anomaly, (None, None, None, 1), outputs, out / "autoencoder.onnx")
     gate = session(out / "autoencoder.onnx")
-    scorer = calibrate.profile_scorer(gate, profile, ae_config)
-    if ae_config.get("frame"):
-        scorer = scorer.with_frame_term(calibrate.frame_term(scorer, val, spec, profile.frame_weight))
+    scorer = calibrate.exported_scorer(gate, profile, ae_config, val)
     random_frames = np.random.default_rng(0).random((2, 208, 256, 1), np.float32)
     parity = np.max([max_abs_difference(anomaly, out / "autoencoder.onnx", batch)
                      for batch in [random_frames] + [scorer.model_input(f)[0][..., None] for f in real]], axis=0)
@@ -129,7 +127,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
     real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
 
-    scorer, ae_parity = _export_autoencoder(weights, out, spec, ae_config, profile, real, splits["val"])
+    scorer, ae_parity = _export_autoencoder(weights, out, ae_config, profile, real, splits["val"])
     classifier = _export_classifier(weights, out, len(trained["class_names"]), [scorer.run(f).stem for f in real])
     log.info("parity: classifier %s, autoencoder %s", classifier["parity"], ae_parity)
     limits, gate, gate_calibration = _calibrate_gate(scorer, splits, profile, ROOT / "results" / name)

@@ -106,6 +106,15 @@ def profile_scorer(session, profile, gate_config: dict) -> AnomalyScorer:
                          level_power=profile.score_level_power)
 
 
+def exported_scorer(session, profile, gate_config: dict, val: list[Sample]) -> AnomalyScorer:
+    """``profile_scorer`` as the export sets a gate up: with its frame-level term, where the gate was
+    trained with one, the term's references set on ``val``'s defect-free images."""
+    scorer = profile_scorer(session, profile, gate_config)
+    if not gate_config.get("frame"):
+        return scorer
+    return scorer.with_frame_term(frame_term(scorer, val, profile.preprocess, profile.frame_weight))
+
+
 @dataclass(frozen=True)
 class SplitCalibration:
     """Thresholds set on the validation split and the gate's figures on both splits."""

@@ -36,11 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = with_overrides(PROFILES[args.profile], args.set)
     weights = args.weights or ROOT / "models" / profile.name / "keras"
     config = json.loads((weights / "autoencoder_config.json").read_text())
-    scorer = calibrate.profile_scorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile, config)
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
-    if config.get("frame"):  # the frame-level term, with its references set as the export sets them
-        scorer = scorer.with_frame_term(calibrate.frame_term(scorer, splits["val"], profile.preprocess,
-                                                             profile.frame_weight))
+    scorer = calibrate.exported_scorer(KerasSession(load_anomaly_model(weights, with_stem=False)), profile, config,
+                                       splits["val"])
     result = calibrate.calibrate_on_splits(scorer, splits, profile)
     report = {"weights": str(weights), "thresholds": {k: result.limits[k] for k in ("warn", "defect")}}
     for split, metrics in (("val", result.val), ("test", result.test)):
