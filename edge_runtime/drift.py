@@ -55,6 +55,13 @@ class Measure:
 
 NOT_COMMISSIONED = ("the thresholds were not commissioned on this line's frames (`python -m edge_runtime calibrate "
                     "--write`), so drift cannot be checked.")
+
+
+def _absent_since_2026_11_26(name: str) -> str:
+    """The missing-baseline message of a measure that commissioning records only since 2026-11-26."""
+    return f"No {name} baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none)."
+
+
 SCORE = Measure(
     column="score", result_field="anomaly_score", name="score", baseline_key="score_baseline",
     absent="No score baseline: " + NOT_COMMISSIONED, reading="score",
@@ -64,7 +71,7 @@ SCORE = Measure(
            "camera's settings; " + RECOMMISSION)
 SMOOTHNESS = Measure(
     column="neighbour_correlation", result_field="neighbour_correlation", name="image", baseline_key="image_baseline",
-    absent="No image baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none).",
+    absent=_absent_since_2026_11_26("image"),
     reading="have a neighbour correlation",
     risen="Pictures are smoother than at commissioning: {seen}. Fine defects can blur away under the thresholds. "
           "Check focus, dirt or condensation on the lens, motion blur (exposure time against line speed) and the "
@@ -73,7 +80,7 @@ SMOOTHNESS = Measure(
            "sharpening and the lamp; " + RECOMMISSION)
 BRIGHTNESS = Measure(
     column="mean_grey", result_field="mean_grey", name="brightness", baseline_key="brightness_baseline",
-    absent="No brightness baseline: " + NOT_COMMISSIONED[:-1] + " (a commissioning before 2026-11-26 recorded none).",
+    absent=_absent_since_2026_11_26("brightness"),
     reading="have a mean grey level",
     risen="Pictures are brighter than at commissioning: {seen}. Check the exposure time, the gain, the aperture "
           "and whether stray light reaches the strip; " + RECOMMISSION,
