@@ -244,6 +244,29 @@ def test_export_finds_a_new_line_as_training_recorded_it(tmp_path):
 
 
 @needs_tf
+def test_the_supervised_ceiling_learns_box_cells_against_box_free_cells_never_margin_cells():
+    """The gate study's ceiling labels a cell a defect when its centre lies in a box, normal when it
+    keeps the profile's margin from every box, and leaves out the cells between and on the padding."""
+    from edge_runtime.datasets import Box, Sample
+    from training.gate_experiments import labelled_cells
+    from training.profiles import PROFILES
+
+    class ColumnExtractor:  # feature = the cell's column index, at the gate's stride 8
+        def predict(self, batch, verbose=0):
+            n, height, width, _ = batch.shape
+            return np.broadcast_to(np.arange(width // 8, dtype=np.float32)[None, None, :, None],
+                                   (n, height // 8, width // 8, 1))
+
+    profile = PROFILES["neu-steel"]
+    sample = Sample(None, "patches", boxes=(Box(0, 0, 79, 199),))  # the left 80 px of a 200x200 frame
+    normal, boxed = labelled_cells(ColumnExtractor(), [np.zeros((200, 200), np.float32)], [sample], profile)
+    centre = lambda column: column * 8 + 4 - profile.pad_margin  # frame pixels, the frame is not resized
+    assert len(normal) and len(boxed)
+    assert all(0 <= centre(c) <= 79 for c in boxed[:, 0])
+    assert all(79 + profile.box_margin < centre(c) < 200 for c in normal[:, 0])
+
+
+@needs_tf
 def test_memory_bank_reconstruction_error_is_the_distance_to_the_nearest_normal_cell():
     """The gate study's memory-bank variant: a cell in memory rebuilds exactly; another one's error is
     its mean squared distance over channels to the nearest member, as the bottleneck's error map is."""

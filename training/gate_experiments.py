@@ -31,8 +31,8 @@ from training import autoencoder as ae
 from training.data import box_free_crops, read_frames, stack_equal_shapes
 from training.keras_session import KerasSession
 from training.profiles import PROFILES
-from training.train_autoencoder import (fit_bottleneck, fitted_backbone, lends_normal_texture, normal_cell_mask,
-                                        normal_vectors, subsample)
+from training.train_autoencoder import (fit_bottleneck, fitted_backbone, frame_cell_mask, lends_normal_texture,
+                                        normal_cell_mask, normal_vectors, subsample)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,6 +237,52 @@ def pruned_variant(profile, frames, samples, taps, hidden, epochs: int = 60):
     return gate, profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
+def labelled_cells(extractor, frames, samples, profile) -> tuple[np.ndarray, np.ndarray]:
+    """(box-free cells, as the bottleneck's normals are chosen; cells centred inside a box) of the
+    training frames."""
+    normal, boxed = [], []
+    inputs = [(*model_input(frame, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin), sample)
+              for frame, sample in zip(frames, samples)]
+    for start in range(0, len(inputs), 16):
+        chunk = inputs[start: start + 16]
+        maps = [m for batch in stack_equal_shapes([padded[None, :, :, None] for padded, _, _ in chunk])
+                for m in extractor.predict(batch, verbose=0)]
+        for fmap, (_, geometry, sample) in zip(maps, chunk):
+            inside = frame_cell_mask(fmap.shape[:2], geometry, profile.feature_stride)
+            normal.append(fmap[inside & normal_cell_mask(sample, fmap.shape[:2], geometry, profile.box_margin,
+                                                         profile.feature_stride)])
+            boxed.append(fmap[inside & ~normal_cell_mask(sample, fmap.shape[:2], geometry, 0,
+                                                         profile.feature_stride)])
+    return np.concatenate(normal), np.concatenate(boxed)
+
+
+def supervised_ceiling_variant(profile, frames, samples, taps, hidden: tuple[int, ...], per_class: int = 60_000):
+    """Not a gate: a measurement of what the gate's features and NEU's labels allow. A cell classifier
+    (an MLP, or logistic regression for ``hidden=()``) learns box cells against box-free cells of the
+    training frames, so it sees the defects the product's gate must never see; the map is its
+    probability that a cell is a defect, scored and calibrated exactly as a gate's map."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    extractor = ae.feature_extractor(taps)
+    normal, boxed = labelled_cells(extractor, frames, samples, profile)
+    print(f"{len(normal)} box-free and {len(boxed)} box cells", flush=True)
+    normal, boxed = subsample(normal, profile.seed, per_class), subsample(boxed, profile.seed, per_class)
+    mean, projection = ae.whitening(normal, full=profile.whiten)
+    cells = ae.normalise(np.concatenate([normal, boxed]), mean, projection)
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(boxed))]
+    classifier = (MLPClassifier(hidden, early_stopping=True, random_state=profile.seed, max_iter=100) if hidden
+                  else LogisticRegression(max_iter=1000))
+    classifier.fit(cells, labels)
+
+    def defect_probability(image) -> np.ndarray:
+        fmap = np.asarray(extractor(image, training=False))
+        cells = ae.normalise(fmap.reshape(-1, fmap.shape[-1]), mean, projection)
+        return classifier.predict_proba(cells)[:, 1].reshape(*fmap.shape[:3], 1).astype(np.float32)
+
+    return _CallableModel(defect_probability), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
 class _CallableModel:
     """The slice of the Keras model interface that ``KerasSession`` uses, over a plain function."""
     output_names = ["error_map"]
@@ -318,6 +364,10 @@ VARIANTS = {
         lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
     "feature AE, block5add+12add, whitened, 60 epochs, backbone expansions pruned to 75%": (
         {"backbone_keep_ratio": 0.75}, lambda p, f, s: pruned_variant(p, f, s, ae.TAPS["block5+12"], (96, 24, 96))),
+    "supervised ceiling (sees the boxed defects; not a gate), block5add+12add, whitened, cell MLP 64": (
+        {"score_normalise": "none"}, lambda p, f, s: supervised_ceiling_variant(p, f, s, ae.TAPS["block5+12"], (64,))),
+    "supervised ceiling (sees the boxed defects; not a gate), block5add+12add, whitened, cell logistic regression": (
+        {"score_normalise": "none"}, lambda p, f, s: supervised_ceiling_variant(p, f, s, ae.TAPS["block5+12"], ())),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }
@@ -343,25 +393,25 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants or VARIANTS:
         keras.utils.set_random_seed(profile.seed)
         overrides, build = VARIANTS[name]
-        variant_profile = replace(profile, **overrides)
-        lends = [i for i, s in enumerate(samples) if s.is_normal or lends_normal_texture(s, variant_profile)]
-        model, stride, multiple, sigma = build(variant_profile, [frames[i] for i in lends], [samples[i] for i in lends])
+        variant = replace(profile, **overrides)
+        lends = [i for i, s in enumerate(samples) if s.is_normal or lends_normal_texture(s, variant)]
+        model, stride, multiple, sigma = build(variant, [frames[i] for i in lends], [samples[i] for i in lends])
         for smoothing in (sigma, 2 * sigma):
-            scorer = AnomalyScorer(KerasSession(model), variant_profile.preprocess, stride, multiple, smoothing,
-                                   profile.ignore_border, profile.pad_margin, profile.score_normalise,
-                                   profile.score_cell_centre, level_cap=profile.score_level_cap,
-                                   level_power=profile.score_level_power)
-            val = calibrate.gate_scores(scorer, splits["val"], profile.preprocess)
-            limits = calibrate.thresholds(calibrate.calibration_scores(val, profile.calibration_normals),
-                                          profile.false_alarm_rate, profile.warn_false_alarm_rate)
-            score = "" if profile.score_normalise == "none" else f", {profile.score_normalise} score"
-            score += "" if profile.score_cell_centre == "middle" else f", {profile.score_cell_centre} cell centre"
-            score += "" if profile.calibration_normals == "in_context" else f", calibrated on {profile.calibration_normals}"
+            scorer = AnomalyScorer(KerasSession(model), variant.preprocess, stride, multiple, smoothing,
+                                   variant.ignore_border, variant.pad_margin, variant.score_normalise,
+                                   variant.score_cell_centre, level_cap=variant.score_level_cap,
+                                   level_power=variant.score_level_power)
+            val = calibrate.gate_scores(scorer, splits["val"], variant.preprocess)
+            limits = calibrate.thresholds(calibrate.calibration_scores(val, variant.calibration_normals),
+                                          variant.false_alarm_rate, variant.warn_false_alarm_rate)
+            score = "" if variant.score_normalise == "none" else f", {variant.score_normalise} score"
+            score += "" if variant.score_cell_centre == "middle" else f", {variant.score_cell_centre} cell centre"
+            score += "" if variant.calibration_normals == "in_context" else f", calibrated on {variant.calibration_normals}"
             row = f"{name}, sigma {smoothing:g} cells{score}"
             rows[row] = calibrate.gate_metrics(
-                calibrate.gate_scores(scorer, splits["test"], profile.preprocess), limits,
-                profile.calibration_normals)
-            val_metrics = calibrate.gate_metrics(val, limits, profile.calibration_normals)
+                calibrate.gate_scores(scorer, splits["test"], variant.preprocess), limits,
+                variant.calibration_normals)
+            val_metrics = calibrate.gate_metrics(val, limits, variant.calibration_normals)
             rows[row].update(val_gate_recall_warn=val_metrics["gate_recall_warn"],
                              val_image_auroc=val_metrics["image_auroc"])
             print(row, json.dumps(rows[row]), flush=True)
