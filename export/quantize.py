@@ -12,8 +12,18 @@ Then it measures what int8 costs: the test split goes through the whole pipeline
 ``edge_runtime.evaluate`` (the code behind ``python -m edge_runtime evaluate``) at fp32
 and at int8. The int8 entries are recorded next to the fp32 ones and the profile's
 ``precision`` is set to ``int8`` only when the classifier accuracy drops by at most
-``--max-loss-pp`` points (and, for the autoencoder, when it is faster and keeps the gate's
-verdicts); otherwise the int8 files are not offered and precision stays fp32.
+``--max-loss-pp`` points and the int8 head names the fp32 head's class on at least
+``--min-class-agreement`` of the frames both classify (and, for the autoencoder, when it is
+faster and keeps the gate's verdicts); otherwise the int8 files are not offered and precision
+stays fp32.
+
+Weights are quantised to 7 bits by default (``reduce_range``). A CPU without VNNI (AVX2 only) sums
+pairs of 8-bit products in 16 bits and saturates with full-range weights, one with VNNI does not,
+so the same int8 model gives different class probabilities on the two (0.11 on a golden frame,
+enough to fail the self-test); with 7-bit weights no pair can saturate and both compute the same
+integer sums, so the model, its accuracy and its golden frames hold on any x86 line PC
+(onnxruntime's guidance for CPUs without VNNI). ``--full-range`` keeps 8-bit weights for a fleet
+known to have VNNI.
 
 Run it again after every ``python -m export`` (which rewrites the profile's entry).
 """
@@ -104,7 +114,7 @@ def autoencoder_inputs(frames, config) -> list[np.ndarray]:
 
 def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_types: tuple[str, ...] | None,
                    exclude_op_types: tuple[str, ...], method: CalibrationMethod, activation: QuantType,
-                   exclude_names: tuple[str, ...] = ()) -> Path:
+                   exclude_names: tuple[str, ...] = (), reduce_range: bool = True) -> Path:
     """Pre-process (shape inference + fusions), then static QDQ per-channel quantisation."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
@@ -115,7 +125,7 @@ def quantize_model(source: Path, target: Path, inputs: list[np.ndarray], op_type
         name = model.graph.input[0].name
         quantize_static(
             str(prepared), str(target), FrameReader(name, inputs), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types) if op_types else None, per_channel=True,
+            op_types_to_quantize=list(op_types) if op_types else None, per_channel=True, reduce_range=reduce_range,
             activation_type=activation, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
             calibrate_method=method,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
@@ -159,6 +169,16 @@ def _agreement(fp32_rows: list, int8_rows: list, field: str) -> float:
     return float(np.mean(same))
 
 
+def _classified_agreement(fp32_rows: list, int8_rows: list) -> float:
+    """Share of the frames both precisions classify on which they name the same class: how faithful a
+    copy of the fp32 head the int8 one is where it matters (the overall agreement counts every
+    unflagged frame as agreeing)."""
+    same = [a.defect_class == b.defect_class for (_, a), (_, b) in zip(fp32_rows, int8_rows)
+            if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)
+            and a.defect_class is not None and b.defect_class is not None]
+    return float(np.mean(same)) if same else 1.0
+
+
 def quantize_profile(args) -> dict:
     from export.manifest_writer import model_entry
 
@@ -184,11 +204,12 @@ def quantize_profile(args) -> dict:
     report: dict = {"calibration": {"split": "train", "images": len(frames), "method": method.name,
                                     "float_nodes_matching": list(args.exclude),
                                     "activation_type": activation.name, "weight_type": "QInt8",
+                                    "weight_bits": 8 if args.full_range else 7,
                                     "format": "QDQ", "per_channel": True}}
 
     clf_in = classifier_inputs(frames, config)
     clf_int8 = quantize_model(config.classifier.path, out / "classifier.int8.onnx", clf_in, None,
-                              CLASSIFIER_FLOAT_OPS, method, activation, tuple(args.exclude))
+                              CLASSIFIER_FLOAT_OPS, method, activation, tuple(args.exclude), not args.full_range)
     report["classifier_ms"] = {"fp32": time_model(config.classifier.path, clf_in),
                                "int8": time_model(clf_int8, clf_in)}
     report["classifier_speedup"] = report["classifier_ms"]["fp32"] / report["classifier_ms"]["int8"]
@@ -199,7 +220,7 @@ def quantize_profile(args) -> dict:
     if args.autoencoder:
         ae_in = autoencoder_inputs(frames, config)
         ae_int8 = quantize_model(config.autoencoder.path, out / "autoencoder.int8.onnx", ae_in,
-                                 AUTOENCODER_INT8_OPS, (), method, activation)
+                                 AUTOENCODER_INT8_OPS, (), method, activation, reduce_range=not args.full_range)
         report["autoencoder_ms"] = {"fp32": time_model(config.autoencoder.path, ae_in, 20),
                                     "int8": time_model(ae_int8, ae_in, 20)}
         report["autoencoder_speedup"] = report["autoencoder_ms"]["fp32"] / report["autoencoder_ms"]["int8"]
@@ -225,13 +246,16 @@ def quantize_profile(args) -> dict:
     loss_pp = 100.0 * (fp32["classifier_accuracy"] - int8["classifier_accuracy"])
     report.update(accuracy_loss_pp=loss_pp, class_agreement=_agreement(fp32_rows, int8_rows, "defect_class"),
                   verdict_agreement=_agreement(fp32_rows, int8_rows, "verdict"), max_loss_pp=args.max_loss_pp)
-    offered = loss_pp <= args.max_loss_pp
+    classified = _classified_agreement(fp32_rows, int8_rows)
+    report.update(classified_class_agreement=classified, min_class_agreement=args.min_class_agreement)
+    offered = loss_pp <= args.max_loss_pp and classified >= args.min_class_agreement
     report["offered"] = offered
     if offered:
         entry["precision"] = "int8"
     else:
-        log.warning("int8 loses %.2f pp classifier accuracy (> %.2f): not offered, precision stays fp32",
-                    loss_pp, args.max_loss_pp)
+        log.warning("int8 not offered, precision stays fp32: it loses %.2f pp classifier accuracy (at most %.2f "
+                    "allowed) and names fp32's class on %.1f%% of the frames both classify (at least %.1f%% needed)",
+                    loss_pp, args.max_loss_pp, 100 * classified, 100 * args.min_class_agreement)
         for key in ("autoencoder", "classifier"):
             entry[key].pop("int8", None)
             (out / f"{key}.int8.onnx").unlink(missing_ok=True)
@@ -249,11 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--activation-type", choices=["QUInt8", "QInt8"], default="QUInt8")
     parser.add_argument("--exclude", action="append", default=[], metavar="SUBSTRING",
                         help="keep classifier nodes whose name contains SUBSTRING in float (repeatable)")
+    parser.add_argument("--full-range", action="store_true",
+                        help="8-bit weights: faithful only on CPUs with VNNI (default: 7-bit, the same on every x86 CPU)")
     parser.add_argument("--autoencoder", action="store_true", help="also quantise the autoencoder backbone")
     parser.add_argument("--split", default="test", help="split the accuracy loss is measured on (default test: the "
                         "acceptance rule the int8 issue states)")
     parser.add_argument("--max-loss-pp", type=float, default=0.5,
                         help="largest classifier accuracy loss (percentage points) int8 may cost")
+    parser.add_argument("--min-class-agreement", type=float, default=0.95,
+                        help="smallest share of the classified frames on which int8 must name fp32's class: a "
+                        "small test split can hide a head that is no longer a copy of fp32 (default 0.95)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     report = quantize_profile(args)

@@ -39,8 +39,26 @@ def test_int8_manifest_entry_is_complete():
     assert [o["name"] for o in int8["outputs"]] == ["probabilities", "features"]
     report = entry["metrics"]["int8"]
     assert report["accuracy_loss_pp"] <= report["max_loss_pp"] == 0.5
+    assert report["classified_class_agreement"] >= report["min_class_agreement"] == 0.95
+    assert report["calibration"]["weight_bits"] == 7  # computes the same with and without VNNI (export.quantize)
     assert report["offered"] is True
     assert entry["precision"] in ("fp32", "int8")  # offered; which one runs is the profile's choice
+
+
+def test_int8_weights_are_7_bit_so_no_cpu_saturates_their_sums():
+    """A CPU without VNNI adds pairs of uint8 x int8 products in a saturating int16 (onnxruntime's AVX2
+    kernels); with |weight| <= 64 a pair stays under 2 * 255 * 64 = 32,640 < 32,767, so every x86 CPU
+    computes the same integer sums and the golden frames hold on any line PC."""
+    import onnx
+    from onnx import numpy_helper
+
+    entry = json.loads(MANIFEST.read_text())["profiles"][PROFILE]
+    if "int8" not in entry["classifier"]:
+        pytest.skip("no int8 classifier offered")
+    model = onnx.load(str(MANIFEST.parent / entry["classifier"]["int8"]["path"]))
+    weights = [numpy_helper.to_array(t).astype(int) for t in model.graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    assert weights and max(int(np.abs(w).max()) for w in weights) <= 64
 
 
 def test_int8_classifier_agrees_with_fp32_on_real_images(pair):
@@ -56,3 +74,16 @@ def test_int8_classifier_agrees_with_fp32_on_real_images(pair):
         assert sum(y.class_probabilities.values()) == pytest.approx(1.0, abs=1e-3)
         if x.defect_class == y.defect_class:  # Grad-CAM from the dequantised features points to the same area
             assert np.corrcoef(x.gradcam.ravel(), y.gradcam.ravel())[0, 1] > 0.5
+
+
+def test_class_agreement_counts_only_the_frames_both_precisions_classify():
+    from types import SimpleNamespace
+
+    from edge_runtime.errors import InspectionError
+    from export.quantize import _classified_agreement
+
+    row = lambda cls: (None, SimpleNamespace(defect_class=cls))
+    fp32 = [row(None), row(None), row("scratches"), row("patches"), (None, InspectionError("unreadable"))]
+    int8 = [row(None), row(None), row("scratches"), row("inclusion"), row("patches")]
+    assert _classified_agreement(fp32, int8) == 0.5  # unflagged frames and errors do not count as agreeing
+    assert _classified_agreement(fp32[:2], int8[:2]) == 1.0
