@@ -80,7 +80,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--chunk", type=int, default=16, help="bare inspect_batch chunk size")
-    p.add_argument("--loop-batch", type=int, default=1, help="loop worker batch size")
+    p.add_argument("--loop-batch", type=int, default=8, help="loop worker batch size (default: watch's --batch)")
     p.add_argument("--queue", type=int, default=16)
     p.add_argument("--no-log", action="store_true", help="loop without the SQLite sink")
     p.add_argument("--defect-rate", type=float, default=0.1)

@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--defect-rate", type=float, default=0.1)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--queue", type=int, default=16)
+    p.add_argument("--batch", type=int, default=8, help="worker batch size (default: watch's --batch)")
     p.add_argument("--drop-oldest", action="store_true")
     p.add_argument("--fps", type=float, help="pace the source (default: as fast as possible, back-pressure)")
     p.add_argument("--seed", type=int, default=0)
@@ -84,7 +85,8 @@ def main() -> int:
     source = CountingSynthetic(args.defect_rate, seed=args.seed, count=args.frames,
                                corrupt_rate=args.corrupt_rate, encoding="png", fps=args.fps)
     log = SqliteLog(db_path)
-    config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest)
+    config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
+                        batch_size=args.batch)
     rss_start, crashes, started = rss_mb(), 0, time.perf_counter()
     try:
         snap = InspectionLoop(source, inspector, [log], config).run()
@@ -96,7 +98,8 @@ def main() -> int:
           "verdicts": log.counts_by_verdict(), "classes": log.counts_by_class()}
     log.close()
     summary = {"inspector": kind, "profile": getattr(inspector, "profile", None), "frames": args.frames,
-               "corrupt_injected": source.corrupt, "workers": args.workers, "wall_s": round(wall, 2),
+               "corrupt_injected": source.corrupt, "workers": args.workers, "batch": args.batch,
+               "wall_s": round(wall, 2),
                "frames_per_s": round(args.frames / wall, 1), "crashes": crashes,
                "rss_mb_start": rss_start, "rss_mb_end": rss_mb(), "loop": snap, "db": db}
     summary["problems"] = check(summary, source, args.frames)

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--log", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     watch.add_argument("--workers", type=int, default=2, help="inspection threads (default: %(default)s)")
     watch.add_argument("--queue", type=int, default=16, help="frame queue size (default: %(default)s)")
+    watch.add_argument("--batch", type=int, default=8,
+                       help="most queued frames a worker inspects in one call; it never waits for more, so a "
+                       "frame is not held back when the line is slow (default: %(default)s)")
     watch.add_argument("--drop-oldest", action="store_true",
                        help="when the queue is full drop the oldest frame (counted and logged) instead of waiting")
     watch.add_argument("--duration", type=float, metavar="S", help="stop capturing after S seconds")
@@ -240,7 +243,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sinks: list[Any] = [*rejects, log] + ([JsonlSink()] if args.jsonl else [])  # the hook first: lowest latency
     config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
-                        max_frames=args.max_frames, duration_s=args.duration, on_source_error=args.on_source_error,
+                        batch_size=args.batch, max_frames=args.max_frames, duration_s=args.duration,
+                        on_source_error=args.on_source_error,
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
     loop = InspectionLoop(source, inspector, sinks, config)
     done = threading.Event()
