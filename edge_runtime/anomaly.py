@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InspectionError, ManifestError
-from .manifest import CELL_CENTRES, NORMALISATIONS, FrameTerm
+from .manifest import CELL_CENTRES, NORMALISATIONS, VIEWS, FrameTerm
 from .preprocess import FrameGeometry, PreprocessSpec, model_input
 
 # The gate graph's output names (export/__main__.py writes them, the manifest lists them).
@@ -73,16 +73,23 @@ class AnomalyScorer:
     becomes map / map_reference + weight * frame_error / frame_reference over the scored area (see
     ``FrameTerm``). The score stays the map's maximum, the peak stays where the cells put it,
     and a defect that changes the whole frame's texture lifts the whole map.
+
+    ``views=3``: the graph also runs on the padded frame's left-right and top-bottom mirror images,
+    their error cells are mirrored back and the three are averaged before anything else. The
+    backbone's features are not mirror-symmetric, so the views err differently on normal texture
+    and the average is steadier; it costs three runs of the graph (the stem stays the frame's own).
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
                  normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None,
-                 level_cap: float | None = None, level_power: float = 1.0) -> None:
+                 level_cap: float | None = None, level_power: float = 1.0, views: int = 1) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
             raise ValueError(f"unknown map cell centre {cell_centre!r}; expected one of {CELL_CENTRES}")
+        if views not in VIEWS:
+            raise ValueError(f"unsupported number of views {views!r}; expected one of {VIEWS}")
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
@@ -97,13 +104,14 @@ class AnomalyScorer:
         self._cell_centre = cell_centre
         self._level_cap = level_cap
         self._level_power = level_power
+        self._views = views
 
     @classmethod
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
                    config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
-                   config.frame_term, config.score_level_cap, config.score_level_power)
+                   config.frame_term, config.score_level_cap, config.score_level_power, config.score_views)
 
     @property
     def frame_term(self) -> FrameTerm | None:
@@ -137,10 +145,23 @@ class AnomalyScorer:
         return GateCells(cells[..., 0] if cells.ndim == 4 else cells, outputs.get(STEM_OUTPUT),
                          None if frame_errors is None else frame_errors.reshape(len(frames)))
 
+    def run_views(self, batch: np.ndarray) -> GateCells:
+        """``run_model`` over one padded frame (1 x H x W), with the error cells and the frame-level error
+        averaged over the scorer's ``views``; the stem is the frame's own."""
+        raw = self.run_model(batch)
+        if self._views == 1:
+            return raw
+        left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1]))
+        top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1]))
+        cells = (raw.cells + left_right.cells[:, :, ::-1] + top_bottom.cells[:, ::-1]) / 3.0
+        errors = None if raw.frame_errors is None \
+            else (raw.frame_errors + left_right.frame_errors + top_bottom.frame_errors) / 3.0
+        return GateCells(cells.astype(np.float32), raw.stem, errors)
+
     def run(self, frame: np.ndarray) -> GateOutput:
         """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
         batch, geometry = self.model_input(frame)
-        raw = self.run_model(batch)
+        raw = self.run_views(batch)
         anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
         return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
                           self.frame_share(raw.frame_error(0)))
@@ -200,7 +221,7 @@ def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], w
     map_scores, frame_errors = [], []
     for frame in frames:
         batch, geometry = scorer.model_input(frame)
-        raw = scorer.run_model(batch)
+        raw = scorer.run_views(batch)
         if raw.frame_errors is None:
             raise ManifestError(f"the anomaly model has no '{FRAME_OUTPUT}' output to set frame-term references on")
         map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))

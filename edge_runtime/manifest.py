@@ -111,6 +111,7 @@ class ProfileConfig:
     frame_term: FrameTerm | None = None  # the gate's frame-level autoencoder, where it has one
     score_level_cap: float | None = None  # most a normalised map is divided by (see anomaly.AnomalyScorer)
     score_level_power: float = 1.0  # the normalising level is raised to it (see anomaly.AnomalyScorer)
+    score_views: int = 1  # 3: the error cells averaged over the frame and its two mirror images
 
 
 def _frame_term(score: dict) -> FrameTerm | None:
@@ -136,6 +137,13 @@ def _level_power(score: dict, profile: str) -> float:
     return power
 
 
+def _views(score: dict, profile: str) -> int:
+    views = score.get("views", 1)
+    if views not in VIEWS:
+        raise ManifestError(f"profile '{profile}': score views must be one of {VIEWS}, not {views!r}")
+    return int(views)
+
+
 def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
     if value not in allowed:
         raise ManifestError(f"profile '{profile}': score {what} {value!r} is not one of {allowed}")
@@ -151,6 +159,8 @@ PRECISIONS = ("fp32", "int8")
 NORMALISATIONS = ("none", "frame_mean", "frame_median")
 # Where each error-map cell is placed in the frame (see preprocess.FrameGeometry.to_frame).
 CELL_CENTRES = ("middle", "receptive")
+# How many views of a frame the gate scores: 1, the frame; 3, also its left-right and top-bottom mirror images.
+VIEWS = (1, 3)
 
 
 def _precision_files(entry: dict, precision: str, name: str) -> tuple[dict, dict]:
@@ -203,6 +213,7 @@ def profile_config(
             frame_term=_frame_term(anomaly["score"]),
             score_level_cap=_level_cap(anomaly["score"], name),
             score_level_power=_level_power(anomaly["score"], name),
+            score_views=_views(anomaly["score"], name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

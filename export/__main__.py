@@ -25,7 +25,7 @@ from edge_runtime.manifest import MANIFEST_NAME
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.manifest_writer import model_entry, update_manifest, versions
-from training.profiles import trained_profile
+from training.profiles import trained_profile, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export")
@@ -152,7 +152,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
                       "level_cap": profile.score_level_cap, "level_power": profile.score_level_power,
-                      **_frame_term_entry(scorer, ae_config)},
+                      "views": profile.score_views, **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },
@@ -185,8 +185,9 @@ def _apply_scoring(entry: dict, profile) -> bool:
     score = entry["autoencoder"]["score"]
     chosen = {"sigma_cells": profile.score_sigma, "normalise": profile.score_normalise,
               "cell_centre": profile.score_cell_centre, "level_cap": profile.score_level_cap,
-              "level_power": profile.score_level_power}
-    changed = any(score.get(key, 1.0 if key == "level_power" else None) != value for key, value in chosen.items())
+              "level_power": profile.score_level_power, "views": profile.score_views}
+    defaults = {"level_power": 1.0, "views": 1}
+    changed = any(score.get(key, defaults.get(key)) != value for key, value in chosen.items())
     if changed and score.get("frame_term"):
         raise SystemExit(f"{profile.name}: the scoring changed and its frame-level term's references were measured "
                          f"under the old one; export it again (python -m export --profile {profile.name})")
@@ -195,7 +196,8 @@ def _apply_scoring(entry: dict, profile) -> bool:
     return changed
 
 
-def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None) -> dict:
+def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None,
+                        overrides: tuple[str, ...] = ()) -> dict:
     """Thresholds and gate metrics set again on the deployed graph, as ``export_profile`` sets them,
     without converting anything: the model files, their hashes and the int8 entries stay. For a change
     of the calibration rule, of the profile's false-alarm rates or of its scoring options (written into
@@ -213,7 +215,7 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
         raise SystemExit(f"{name}: its thresholds or frame-term references were commissioned on a line's own frames; "
                          f"--thresholds-only would mix them with the validation split's. Re-export the profile "
                          f"(python -m export --profile {name}) or commission it again.")
-    if _apply_scoring(entry, trained_profile(name)) and entry.pop("golden", None):
+    if _apply_scoring(entry, with_overrides(trained_profile(name), list(overrides))) and entry.pop("golden", None):
         log.warning("%s: the scoring changed, so the golden frames were dropped (python -m export.golden --profile %s)",
                     name, name)
     write_manifest(manifest_path, manifest)
@@ -232,11 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
     parser.add_argument("--thresholds-only", action="store_true",
                         help="only set the thresholds and gate metrics again on the deployed models (no conversion)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --thresholds-only: a scoring option of the profile set otherwise for this "
+                        "calibration, e.g. score_views=3 (the manifest keeps it until the next export)")
     args = parser.parse_args(argv)
+    if args.set and not args.thresholds_only:
+        parser.error("--set goes with --thresholds-only (a full export takes the profile as training recorded it)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     names = args.profile or sorted(p.parent.parent.name for p in (ROOT / "models").glob("*/keras/profile.json"))
     for name in names:
-        entry = (recalibrate_profile if args.thresholds_only else export_profile)(name, args.manifest)
+        entry = recalibrate_profile(name, args.manifest, overrides=tuple(args.set)) if args.thresholds_only \
+            else export_profile(name, args.manifest)
         print(json.dumps({"profile": name, "thresholds": entry["thresholds"], "metrics": entry["metrics"]["gate_test"],
                           "classifier_onnx_test_accuracy": entry["metrics"]["classifier"]["onnx_test_accuracy"]}))
     return 0

@@ -103,7 +103,7 @@ def profile_scorer(session, profile, gate_config: dict) -> AnomalyScorer:
     return AnomalyScorer(session, profile.preprocess, gate_config["feature_stride"], gate_config["input_multiple"],
                          profile.score_sigma, profile.ignore_border, gate_config["pad_margin"],
                          profile.score_normalise, profile.score_cell_centre, level_cap=profile.score_level_cap,
-                         level_power=profile.score_level_power)
+                         level_power=profile.score_level_power, views=profile.score_views)
 
 
 def exported_scorer(session, profile, gate_config: dict, val: list[Sample]) -> AnomalyScorer:

@@ -242,3 +242,48 @@ def test_the_inspector_scores_as_its_manifest_says():
     assert inspector.inspect(frame).frame_term is None
     assert inspector.scorer.frame_term is None and tile.scorer.frame_term == tile.config.frame_term
     assert tile.config.frame_term.map_reference > 0 and tile.config.frame_term.frame_reference > 0
+
+
+class ImageCellsSession(CellsSession):
+    """Error cells = the input's mean over each 8x8 block, optionally plus a fixed pattern that does
+    not mirror with the input (as a real backbone's features do not)."""
+
+    def __init__(self, fixed: np.ndarray | None = None) -> None:
+        super().__init__(np.zeros((1, 1), np.float32))
+        self.fixed, self.calls = fixed, 0
+
+    def run(self, _outputs, feeds):
+        self.calls += 1
+        image = feeds["image"][..., 0]
+        batch, height, width = image.shape
+        cells = image.reshape(batch, height // 8, 8, width // 8, 8).mean(axis=(2, 4))
+        if self.fixed is not None:
+            cells = cells + self.fixed
+        return [cells[..., None].astype(np.float32)]
+
+
+def test_three_views_mirror_each_views_cells_back_before_averaging():
+    frame = np.random.default_rng(0).random((64, 48), np.float32)
+    session = ImageCellsSession()
+    one = AnomalyScorer(session, PreprocessSpec(), 8, 16, 0.0).anomaly_map(frame)
+    three = AnomalyScorer(session, PreprocessSpec(), 8, 16, 0.0, views=3).anomaly_map(frame)
+    assert session.calls == 4
+    np.testing.assert_allclose(three, one, rtol=1e-5)  # cells that mirror with the frame: the views agree
+    column = np.tile(np.arange(6, dtype=np.float32), (8, 1))  # a pattern fixed to the sensor, not the frame
+    fixed = AnomalyScorer(ImageCellsSession(column), PreprocessSpec(), 8, 16, 0.0, views=3)
+    batch, _ = fixed.model_input(frame)
+    plain = AnomalyScorer(ImageCellsSession(), PreprocessSpec(), 8, 16, 0.0).run_model(batch).cells
+    np.testing.assert_allclose(fixed.run_views(batch).cells, plain + (2 * column + column[:, ::-1]) / 3, rtol=1e-5)
+
+
+def test_views_other_than_one_or_three_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="views"):
+        AnomalyScorer(ImageCellsSession(), PreprocessSpec(), 8, 16, 0.0, views=2)
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["views"] = 2
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="views must be one of"):
+        Inspector.from_manifest(path, "neu-steel")

@@ -232,3 +232,13 @@ def test_crop_false_alarms_counts_the_crops_the_export_scores_per_source_class(s
     sheet = crop_false_alarms.montage(drawn)
     assert sheet.shape == (160, 160 * crop_false_alarms.MONTAGE_COLUMNS, 3)
     assert (sheet[..., 1] == 255).any()  # the crop is drawn in green
+
+
+def test_the_views_cascade_takes_the_three_view_score_only_from_the_band_up():
+    from export.views_study import cascade
+
+    one = {key: np.array([1.0, 2.0, 3.0]) for key in ("normal", "normal_crop", "defect_image")}
+    three = {key: np.array([9.0, 1.5, 2.5]) for key in ("normal", "normal_crop", "defect_image")}
+    mixed = cascade(one, three, band=2.0)
+    for key in one:  # below the band the one-view score stands, even where three views would read higher
+        np.testing.assert_array_equal(mixed[key], [1.0, 1.5, 2.5])

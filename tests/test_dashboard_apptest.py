@@ -642,6 +642,12 @@ def test_score_description_names_the_level_cap_and_power_of_a_normalised_map():
     assert "power" not in plain and "at most" not in plain
 
 
+def test_score_description_names_the_mirror_views_where_the_gate_scores_three():
+    three = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "views": 3}}})
+    assert "averaged over the frame and its two mirror images" in three
+    assert "mirror" not in modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "views": 1}}})
+
+
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
     plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "ignore_border": 0.1}}})
     assert "maximum of the anomaly map" in plain and "outer 10%" in plain and "frame-level" not in plain

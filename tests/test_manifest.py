@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.manifest import sha256_of
-from tests.conftest import ROOT, needs_models
+from tests.conftest import ROOT, needs_models, needs_tf
 
 pytestmark = needs_models
 
@@ -175,3 +175,20 @@ def test_thresholds_only_refuses_a_profile_commissioned_on_a_line(tmp_path):
     path.write_text(json.dumps(manifest))
     with pytest.raises(SystemExit, match="commissioned on a line"):
         recalibrate_profile("neu-steel", path, tmp_path / "results")
+
+
+@needs_tf
+def test_a_scoring_option_set_for_a_recalibration_goes_into_the_manifest_entry():
+    """``python -m export --thresholds-only --set score_views=3``: the option is written into the
+    entry's score before the thresholds are set on it; set back, it is written back."""
+    from export.__main__ import _apply_scoring, main
+    from training.profiles import PROFILES, with_overrides
+
+    entry = json.loads((ROOT / "models.manifest.json").read_text())["profiles"]["neu-steel"]
+    assert entry["autoencoder"]["score"].get("views", 1) == 1
+    assert _apply_scoring(entry, with_overrides(PROFILES["neu-steel"], ["score_views=3"]))
+    assert entry["autoencoder"]["score"]["views"] == 3
+    assert not _apply_scoring(entry, with_overrides(PROFILES["neu-steel"], ["score_views=3"]))
+    assert _apply_scoring(entry, PROFILES["neu-steel"]) and entry["autoencoder"]["score"]["views"] == 1
+    with pytest.raises(SystemExit):  # a full export takes the profile as training recorded it
+        main(["--profile", "neu-steel", "--set", "score_views=3"])

@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             scorer = AnomalyScorer(KerasSession(model), variant.preprocess, stride, multiple, smoothing,
                                    variant.ignore_border, variant.pad_margin, variant.score_normalise,
                                    variant.score_cell_centre, level_cap=variant.score_level_cap,
-                                   level_power=variant.score_level_power)
+                                   level_power=variant.score_level_power, views=variant.score_views)
             val = calibrate.gate_scores(scorer, splits["val"], variant.preprocess)
             limits = calibrate.thresholds(calibrate.calibration_scores(val, variant.calibration_normals),
                                           variant.false_alarm_rate, variant.warn_false_alarm_rate)

@@ -83,6 +83,9 @@ class Profile:
     # The normalising level is raised to this power (edge_runtime.anomaly.AnomalyScorer); chosen by
     # ``python -m export.level_power_study`` on the validation split.
     score_level_power: float = 1.0
+    # Views the gate scores (edge_runtime.anomaly.AnomalyScorer): 1, or 3 with the two mirror images
+    # (three runs of the gate graph; docs/gate_design.md, "Mirror views").
+    score_views: int = 1
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True

@@ -1,0 +1,93 @@
+"""``python -m export.views_study --profile P``: what scoring mirror views gains, and what a cascade keeps.
+
+The deployed gate scored with one view (the frame) and with three (``AnomalyScorer(views=3)``: also
+its left-right and top-bottom mirror images, their error cells averaged), each calibrated as
+``python -m export`` calibrates: thresholds on the validation split's calibration normals, recall
+on both splits. Then a cascade, simulated on the same scores: a frame gets its three-view score
+only where its one-view score reaches a band (a quantile of the validation calibration normals'
+one-view scores), else its one-view score, and the thresholds are set again on those mixed scores.
+``slow_share`` is the share of calibration normals that would run the two extra views.
+Writes results/<profile>/views_study.json and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.inspector import session
+from export import calibrate
+from export.score_options import MemoSession
+from export.study_cli import deployed_gate, study_parser, write_result
+
+BAND_QUANTILES = (0.5, 0.7, 0.8, 0.9)
+SPLITS = ("val", "test")
+
+
+def view_scores(gate, views: int) -> dict:
+    """{split: ``calibrate.gate_scores``} of the deployed gate scoring ``views`` views."""
+    scorer = AnomalyScorer.for_profile(MemoSession(session(gate.config.autoencoder.verify())),
+                                       replace(gate.config, score_views=views))
+    if gate.config.frame_term is not None:  # references measured under this scoring, as the export does
+        scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
+                                                             gate.config.preprocess, gate.config.frame_term.weight))
+    return {split: calibrate.gate_scores(scorer, gate.splits[split], gate.config.preprocess, gate.profile.seed)
+            for split in SPLITS}
+
+
+def cascade(one: dict, three: dict, band: float) -> dict:
+    """Per frame: the three-view score where the one-view score reaches ``band``, else the one-view one."""
+    return {key: np.where(one[key] >= band, three[key], one[key]) for key in ("normal", "normal_crop", "defect_image")}
+
+
+def reading(scores: dict, calibration: str, profile) -> dict:
+    """Thresholds on the validation calibration normals; recall and normals flagged on both splits."""
+    limits = calibrate.thresholds(calibrate.calibration_scores(scores["val"], calibration), profile.false_alarm_rate,
+                                  profile.warn_false_alarm_rate)
+    out = {"thresholds": {level: limits[level] for level in ("warn", "defect")}}
+    for split in SPLITS:
+        images, normals = scores[split]["defect_image"], calibrate.calibration_scores(scores[split], calibration)
+        out[split] = {f"{what}_{level}": float(np.mean(values >= limits[level]))
+                      for level in ("warn", "defect")
+                      for what, values in (("gate_recall", images), ("normals_flagged", normals))}
+    return out
+
+
+def study(manifest_path, profile_name: str) -> dict:
+    gate = deployed_gate(manifest_path, profile_name)
+    calibration = gate.profile.calibration_normals
+    one, three = view_scores(gate, 1), view_scores(gate, 3)
+    rows = {"1 view": reading(one, calibration, gate.profile), "3 views": reading(three, calibration, gate.profile)}
+    for quantile in BAND_QUANTILES:
+        band = float(np.quantile(calibrate.calibration_scores(one["val"], calibration), quantile))
+        mixed = {split: cascade(one[split], three[split], band) for split in SPLITS}
+        rows[f"cascade from the {quantile:.0%} quantile"] = {
+            **reading(mixed, calibration, gate.profile), "band": band,
+            "slow_share": {split: float(np.mean(calibrate.calibration_scores(one[split], calibration) >= band))
+                           for split in SPLITS}}
+    return {"calibration_normals": calibration, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = study_parser("python -m export.views_study", __doc__).parse_args(argv)
+    result = study(args.manifest, args.profile)
+    out = write_result(args.profile, "views_study", result)
+    print(f"\n{out}\n")
+    print("| scoring | val recall @warn / @defect | test recall @warn / @defect | test normals flagged @warn | "
+          "normals running 3 views (val / test) |")
+    print("|---|---|---|---|---|")
+    for name, row in result["rows"].items():
+        val, test = row["val"], row["test"]
+        slow = row.get("slow_share")
+        share = "-" if slow is None else f"{slow['val']:.2f} / {slow['test']:.2f}"
+        print(f"| {name} | {val['gate_recall_warn']:.3f} / {val['gate_recall_defect']:.3f} | "
+              f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | "
+              f"{test['normals_flagged_warn']:.3f} | {share} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
