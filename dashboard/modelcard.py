@@ -112,7 +112,10 @@ def score_description(entry: dict) -> str | None:
         return None
     parts = [f"Gaussian smoothing {score.get('sigma_cells', '?')} map cells"]
     if score.get("views", 1) == 3:
-        parts.insert(0, "error cells averaged over the frame and its two mirror images")
+        views = "error cells averaged over the frame and its two mirror images"
+        if score.get("views_from") is not None:
+            views += f" where the frame alone scores {_text(score['views_from'])} or more"
+        parts.insert(0, views)
     if score.get("ignore_border"):
         parts.append(f"outer {float(score['ignore_border']):.0%} of the frame left out")
     if score.get("normalise", "none") != "none":

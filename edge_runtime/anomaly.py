@@ -39,6 +39,7 @@ class GateOutput:
     stem: np.ndarray | None  # h x w x C backbone features over the padded frame (classifier input)
     geometry: FrameGeometry
     frame_term: float | None = None  # the frame-level autoencoder's share of the score (added to every cell)
+    views: int = 1  # how many views of the frame were scored (3: with its mirror images)
 
 
 class AnomalyScorer:
@@ -78,18 +79,21 @@ class AnomalyScorer:
     their error cells are mirrored back and the three are averaged before anything else. The
     backbone's features are not mirror-symmetric, so the views err differently on normal texture
     and the average is steadier; it costs three runs of the graph (the stem stays the frame's own).
+    ``views_from``: the mirror views run only on a frame whose one-view score reaches it (a cascade:
+    most normal frames are scored once); the score is then the three-view one, else the one-view one.
+    None: on every frame. Not combined with a frame-level term (not measured).
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
                  normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None,
-                 level_cap: float | None = None, level_power: float = 1.0, views: int = 1) -> None:
+                 level_cap: float | None = None, level_power: float = 1.0, views: int = 1,
+                 views_from: float | None = None) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
             raise ValueError(f"unknown map cell centre {cell_centre!r}; expected one of {CELL_CENTRES}")
-        if views not in VIEWS:
-            raise ValueError(f"unsupported number of views {views!r}; expected one of {VIEWS}")
+        self._views, self._views_from = _valid_views(views), views_from
         self._session = session
         self._input = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
@@ -104,18 +108,22 @@ class AnomalyScorer:
         self._cell_centre = cell_centre
         self._level_cap = level_cap
         self._level_power = level_power
-        self._views = views
 
     @classmethod
     def for_profile(cls, session, config) -> "AnomalyScorer":
         """The scorer a manifest profile (``manifest.ProfileConfig``) describes, around any session."""
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
                    config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
-                   config.frame_term, config.score_level_cap, config.score_level_power, config.score_views)
+                   config.frame_term, config.score_level_cap, config.score_level_power, config.score_views,
+                   config.score_views_from)
 
     @property
     def frame_term(self) -> FrameTerm | None:
         return self._frame_term
+
+    @property
+    def views_from(self) -> float | None:
+        return self._views_from
 
     def with_frame_term(self, frame_term: FrameTerm | None) -> "AnomalyScorer":
         """The same scorer (session and scoring) with another frame-level term."""
@@ -123,10 +131,19 @@ class AnomalyScorer:
         twin._frame_term = self._checked(frame_term)
         return twin
 
+    def with_views(self, views: int, views_from: float | None = None) -> "AnomalyScorer":
+        """The same scorer scoring ``views`` views (from ``views_from``, see the class docstring)."""
+        twin = copy.copy(self)
+        twin._views, twin._views_from = _valid_views(views), views_from
+        twin._checked(twin._frame_term)
+        return twin
+
     def _checked(self, frame_term: FrameTerm | None) -> FrameTerm | None:
         if frame_term is not None and FRAME_OUTPUT not in self._outputs:
             raise ManifestError(f"the profile adds a frame-level term, but the anomaly model has no "
                                 f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
+        if frame_term is not None and self._views != 1:
+            raise ManifestError("mirror views and a frame-level term together are not supported (not measured)")
         return frame_term
 
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
@@ -145,26 +162,24 @@ class AnomalyScorer:
         return GateCells(cells[..., 0] if cells.ndim == 4 else cells, outputs.get(STEM_OUTPUT),
                          None if frame_errors is None else frame_errors.reshape(len(frames)))
 
-    def run_views(self, batch: np.ndarray) -> GateCells:
-        """``run_model`` over one padded frame (1 x H x W), with the error cells and the frame-level error
-        averaged over the scorer's ``views``; the stem is the frame's own."""
-        raw = self.run_model(batch)
-        if self._views == 1:
-            return raw
-        left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1]))
-        top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1]))
-        cells = (raw.cells + left_right.cells[:, :, ::-1] + top_bottom.cells[:, ::-1]) / 3.0
-        errors = None if raw.frame_errors is None \
-            else (raw.frame_errors + left_right.frame_errors + top_bottom.frame_errors) / 3.0
-        return GateCells(cells.astype(np.float32), raw.stem, errors)
-
     def run(self, frame: np.ndarray) -> GateOutput:
         """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
         batch, geometry = self.model_input(frame)
-        raw = self.run_views(batch)
+        raw = self.run_model(batch)
         anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+        views = 1
+        if self._views == 3 and (self._views_from is None or anomaly_map.max() >= self._views_from):
+            raw, views = self._with_mirror_views(batch, raw), 3
+            anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
         return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
-                          self.frame_share(raw.frame_error(0)))
+                          self.frame_share(raw.frame_error(0)), views)
+
+    def _with_mirror_views(self, batch: np.ndarray, raw: GateCells) -> GateCells:
+        """``raw`` (the graph's outputs for one padded frame) with its error cells averaged with those of
+        the frame's left-right and top-bottom mirror images, mirrored back; the stem stays the frame's."""
+        left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1])).cells[:, :, ::-1]
+        top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1])).cells[:, ::-1]
+        return GateCells(((raw.cells + left_right + top_bottom) / 3.0).astype(np.float32), raw.stem, raw.frame_errors)
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
@@ -214,6 +229,12 @@ class AnomalyScorer:
         return max(level, 1e-12) ** self._level_power
 
 
+def _valid_views(views: int) -> int:
+    if views not in VIEWS:
+        raise ValueError(f"unsupported number of views {views!r}; expected one of {VIEWS}")
+    return views
+
+
 def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], weight: float) -> FrameTerm:
     """A frame-level term (``FrameTerm``) whose references are the median map score and the median
     frame-level error over defect-free ``frames`` ([0, 1] gray), ``scorer`` scoring without the term.
@@ -221,7 +242,7 @@ def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], w
     map_scores, frame_errors = [], []
     for frame in frames:
         batch, geometry = scorer.model_input(frame)
-        raw = scorer.run_views(batch)
+        raw = scorer.run_model(batch)
         if raw.frame_errors is None:
             raise ManifestError(f"the anomaly model has no '{FRAME_OUTPUT}' output to set frame-term references on")
         map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))

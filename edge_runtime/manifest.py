@@ -112,6 +112,7 @@ class ProfileConfig:
     score_level_cap: float | None = None  # most a normalised map is divided by (see anomaly.AnomalyScorer)
     score_level_power: float = 1.0  # the normalising level is raised to it (see anomaly.AnomalyScorer)
     score_views: int = 1  # 3: the error cells averaged over the frame and its two mirror images
+    score_views_from: float | None = None  # one-view score from which the mirror views run (None: always)
 
 
 def _frame_term(score: dict) -> FrameTerm | None:
@@ -142,6 +143,15 @@ def _views(score: dict, profile: str) -> int:
     if views not in VIEWS:
         raise ManifestError(f"profile '{profile}': score views must be one of {VIEWS}, not {views!r}")
     return int(views)
+
+
+def _views_from(score: dict, profile: str) -> float | None:
+    start = score.get("views_from")
+    if start is None:
+        return None
+    if not 0.0 <= float(start) < float("inf"):
+        raise ManifestError(f"profile '{profile}': score views_from must be a non-negative number, not {start!r}")
+    return float(start)
 
 
 def _choice(value: str, allowed: tuple[str, ...], what: str, profile: str) -> str:
@@ -214,6 +224,7 @@ def profile_config(
             score_level_cap=_level_cap(anomaly["score"], name),
             score_level_power=_level_power(anomaly["score"], name),
             score_views=_views(anomaly["score"], name),
+            score_views_from=_views_from(anomaly["score"], name),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

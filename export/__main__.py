@@ -73,6 +73,14 @@ def _export_autoencoder(weights: Path, out: Path, ae_config: dict, profile, real
     return scorer, dict(zip(outputs, map(float, parity)))
 
 
+def _views_entry(scorer: AnomalyScorer, profile) -> dict:
+    """The manifest's ``score.views`` (and, for a cascade, the band the mirror views run from); nothing
+    for one view, which a manifest without the key means."""
+    if profile.score_views == 1:
+        return {}
+    return {"views": profile.score_views, "views_band": profile.score_views_band, "views_from": scorer.views_from}
+
+
 def _frame_term_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
     """The manifest's ``score.frame_term`` (and how the frame branch was built), where the gate has one."""
     if not ae_config.get("frame"):
@@ -152,7 +160,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
                       "level_cap": profile.score_level_cap, "level_power": profile.score_level_power,
-                      "views": profile.score_views, **_frame_term_entry(scorer, ae_config)},
+                      **_views_entry(scorer, profile), **_frame_term_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },
@@ -185,14 +193,19 @@ def _apply_scoring(entry: dict, profile) -> bool:
     score = entry["autoencoder"]["score"]
     chosen = {"sigma_cells": profile.score_sigma, "normalise": profile.score_normalise,
               "cell_centre": profile.score_cell_centre, "level_cap": profile.score_level_cap,
-              "level_power": profile.score_level_power, "views": profile.score_views}
+              "level_power": profile.score_level_power}
+    views = {"views": profile.score_views, "views_band": profile.score_views_band}
     defaults = {"level_power": 1.0, "views": 1}
-    changed = any(score.get(key, defaults.get(key)) != value for key, value in chosen.items())
+    changed = any(score.get(key, defaults.get(key)) != value for key, value in {**chosen, **views}.items())
     if changed and score.get("frame_term"):
         raise SystemExit(f"{profile.name}: the scoring changed and its frame-level term's references were measured "
                          f"under the old one; export it again (python -m export --profile {profile.name})")
     if changed:
         score.update(chosen)
+        for key in ("views", "views_band", "views_from"):  # views_from is measured by the recalibration
+            score.pop(key, None)
+        if profile.score_views != 1:
+            score.update(views)
     return changed
 
 
@@ -203,7 +216,8 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
     of the calibration rule, of the profile's false-alarm rates or of its scoring options (written into
     the manifest first; a changed scoring drops the golden frames, whose scores it changes). A profile
     commissioned on a line (thresholds or frame-term references) is refused: the two would not fit
-    together."""
+    together. The calibration plots go to ``results`` (default: ``results/<profile>`` beside the manifest,
+    so a trial on a copy of the manifest leaves the repository's plots alone)."""
     from edge_runtime.manifest import load_manifest, write_manifest
     from export.study_cli import deployed_gate
 
@@ -215,13 +229,19 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
         raise SystemExit(f"{name}: its thresholds or frame-term references were commissioned on a line's own frames; "
                          f"--thresholds-only would mix them with the validation split's. Re-export the profile "
                          f"(python -m export --profile {name}) or commission it again.")
-    if _apply_scoring(entry, with_overrides(trained_profile(name), list(overrides))) and entry.pop("golden", None):
+    profile = with_overrides(trained_profile(name), list(overrides))
+    if _apply_scoring(entry, profile) and entry.pop("golden", None):
         log.warning("%s: the scoring changed, so the golden frames were dropped (python -m export.golden --profile %s)",
                     name, name)
     write_manifest(manifest_path, manifest)
     gate = deployed_gate(manifest_path, name)
-    limits, gate_test, calibration = _calibrate_gate(gate.scorer, gate.splits, gate.profile,
-                                                     results or ROOT / "results" / name)
+    scorer = calibrate.with_views_band(gate.scorer, profile, gate.splits["val"])  # the band is measured again
+    score = entry["autoencoder"]["score"]
+    for key in ("views_band", "views_from"):
+        score.pop(key, None)
+    score.update(_views_entry(scorer, profile))
+    limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,
+                                                     results or manifest_path.resolve().parent / "results" / name)
     entry["thresholds"] = limits
     entry["metrics"].update(gate_test=gate_test, gate_calibration=calibration)
     write_manifest(manifest_path, manifest)

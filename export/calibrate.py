@@ -108,11 +108,23 @@ def profile_scorer(session, profile, gate_config: dict) -> AnomalyScorer:
 
 def exported_scorer(session, profile, gate_config: dict, val: list[Sample]) -> AnomalyScorer:
     """``profile_scorer`` as the export sets a gate up: with its frame-level term, where the gate was
-    trained with one, the term's references set on ``val``'s defect-free images."""
+    trained with one, the term's references set on ``val``'s defect-free images; with the band from
+    which the mirror views run, where the profile scores three views from a band."""
     scorer = profile_scorer(session, profile, gate_config)
-    if not gate_config.get("frame"):
-        return scorer
-    return scorer.with_frame_term(frame_term(scorer, val, profile.preprocess, profile.frame_weight))
+    if gate_config.get("frame"):
+        scorer = scorer.with_frame_term(frame_term(scorer, val, profile.preprocess, profile.frame_weight))
+    return with_views_band(scorer, profile, val)
+
+
+def with_views_band(scorer: AnomalyScorer, profile, val: list[Sample]) -> AnomalyScorer:
+    """``scorer`` with its mirror views running from the profile's ``score_views_band`` quantile of the
+    one-view scores of ``val``'s calibration normals (unchanged where the profile scores one view, or
+    three on every frame)."""
+    if profile.score_views == 1 or profile.score_views_band is None:
+        return scorer.with_views(profile.score_views)
+    one_view = calibration_scores(gate_scores(scorer.with_views(1), val, profile.preprocess, profile.seed),
+                                  profile.calibration_normals)
+    return scorer.with_views(3, float(np.quantile(one_view, profile.score_views_band)))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ SPLITS = ("val", "test")
 def view_scores(gate, views: int) -> dict:
     """{split: ``calibrate.gate_scores``} of the deployed gate scoring ``views`` views."""
     scorer = AnomalyScorer.for_profile(MemoSession(session(gate.config.autoencoder.verify())),
-                                       replace(gate.config, score_views=views))
+                                       replace(gate.config, score_views=views, score_views_from=None))
     if gate.config.frame_term is not None:  # references measured under this scoring, as the export does
         scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
                                                              gate.config.preprocess, gate.config.frame_term.weight))

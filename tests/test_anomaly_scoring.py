@@ -271,9 +271,22 @@ def test_three_views_mirror_each_views_cells_back_before_averaging():
     np.testing.assert_allclose(three, one, rtol=1e-5)  # cells that mirror with the frame: the views agree
     column = np.tile(np.arange(6, dtype=np.float32), (8, 1))  # a pattern fixed to the sensor, not the frame
     fixed = AnomalyScorer(ImageCellsSession(column), PreprocessSpec(), 8, 16, 0.0, views=3)
-    batch, _ = fixed.model_input(frame)
-    plain = AnomalyScorer(ImageCellsSession(), PreprocessSpec(), 8, 16, 0.0).run_model(batch).cells
-    np.testing.assert_allclose(fixed.run_views(batch).cells, plain + (2 * column + column[:, ::-1]) / 3, rtol=1e-5)
+    plain = AnomalyScorer(ImageCellsSession(), PreprocessSpec(), 8, 16, 0.0).anomaly_map(frame)
+    pattern = AnomalyScorer(CellsSession((2 * column + column[:, ::-1]) / 3), PreprocessSpec(), 8, 16, 0.0)
+    np.testing.assert_allclose(fixed.anomaly_map(frame), plain + pattern.anomaly_map(frame), rtol=1e-5, atol=1e-6)
+
+
+def test_with_a_cascade_only_frames_that_reach_the_band_are_scored_in_three_views():
+    frame = np.random.default_rng(1).random((64, 48), np.float32)
+    column = np.tile(np.arange(6, dtype=np.float32), (8, 1))
+    one = AnomalyScorer(ImageCellsSession(column), PreprocessSpec(), 8, 16, 0.0).run(frame)
+    three = AnomalyScorer(ImageCellsSession(column), PreprocessSpec(), 8, 16, 0.0, views=3).run(frame)
+    assert (one.views, three.views) == (1, 3) and three.score != pytest.approx(one.score)
+    for band, expected in ((one.score, three), (one.score + 1e-3, one)):
+        session = ImageCellsSession(column)
+        cascade = AnomalyScorer(session, PreprocessSpec(), 8, 16, 0.0, views=3, views_from=band).run(frame)
+        assert cascade.views == expected.views and cascade.score == pytest.approx(expected.score)
+        assert session.calls == expected.views  # the mirror views run only from the band up
 
 
 def test_views_other_than_one_or_three_are_refused(tmp_path):

@@ -646,6 +646,8 @@ def test_score_description_names_the_mirror_views_where_the_gate_scores_three():
     three = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "views": 3}}})
     assert "averaged over the frame and its two mirror images" in three
     assert "mirror" not in modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "views": 1}}})
+    cascade = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "views": 3, "views_from": 1.9}}})
+    assert "mirror images where the frame alone scores 1.9 or more" in cascade
 
 
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():

@@ -86,6 +86,9 @@ class Profile:
     # Views the gate scores (edge_runtime.anomaly.AnomalyScorer): 1, or 3 with the two mirror images
     # (three runs of the gate graph; docs/gate_design.md, "Mirror views").
     score_views: int = 1
+    # With 3 views: the quantile of the validation calibration normals' one-view scores from which a
+    # frame gets the mirror views (the manifest's ``views_from``); None = every frame.
+    score_views_band: float | None = None
     # Gate features: PCA-whitened (True) or per-channel standardised (False); chosen by
     # measurement per profile (results/gate_experiments.json).
     whiten: bool = True
