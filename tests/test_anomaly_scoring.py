@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,15 +73,22 @@ def test_a_level_cap_keeps_a_raised_frame_from_dividing_its_deviation_away(norma
     assert capped == pytest.approx(10 * score(1.0, None), rel=1e-5)
 
 
-def test_a_non_positive_level_cap_in_the_manifest_is_refused(tmp_path):
+def _manifest_with_score(folder: Path, **score) -> Path:
+    """A copy of the committed manifest with neu-steel's ``autoencoder.score`` entries set (the text
+    "inf" written as JSON's Infinity)."""
     from tests.conftest import editable_manifest
 
-    path = editable_manifest(tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = editable_manifest(folder)
     manifest = json.loads(path.read_text())
-    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["level_cap"] = 0
-    path.write_text(json.dumps(manifest))
+    manifest["profiles"]["neu-steel"]["autoencoder"]["score"].update(score)
+    path.write_text(json.dumps(manifest).replace('"inf"', "Infinity"))
+    return path
+
+
+def test_a_non_positive_level_cap_in_the_manifest_is_refused(tmp_path):
     with pytest.raises(ManifestError, match="level_cap must be positive"):
-        Inspector.from_manifest(path, "neu-steel")
+        Inspector.from_manifest(_manifest_with_score(tmp_path, level_cap=0), "neu-steel")
 
 
 @pytest.mark.parametrize("power", [0.5, 1.5])
@@ -102,14 +110,8 @@ def test_a_level_power_divides_by_the_capped_level_raised_to_it(power):
 
 @pytest.mark.parametrize("power", [0, -1, "inf", None])
 def test_a_level_power_that_is_not_a_positive_number_is_refused(tmp_path, power):
-    from tests.conftest import editable_manifest
-
-    path = editable_manifest(tmp_path)
-    manifest = json.loads(path.read_text())
-    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["level_power"] = power
-    path.write_text(json.dumps(manifest).replace('"inf"', "Infinity"))
     with pytest.raises(ManifestError, match="level_power must be a positive number|malformed"):
-        Inspector.from_manifest(path, "neu-steel")
+        Inspector.from_manifest(_manifest_with_score(tmp_path, level_power=power), "neu-steel")
 
 
 def test_level_power_study_protects_every_class_then_picks_by_validation_recall():
@@ -289,14 +291,10 @@ def test_with_a_cascade_only_frames_that_reach_the_band_are_scored_in_three_view
         assert session.calls == expected.views  # the mirror views run only from the band up
 
 
-def test_views_other_than_one_or_three_are_refused(tmp_path):
+def test_views_other_than_one_or_three_and_a_negative_band_are_refused(tmp_path):
     with pytest.raises(ValueError, match="views"):
         AnomalyScorer(ImageCellsSession(), PreprocessSpec(), 8, 16, 0.0, views=2)
-    from tests.conftest import editable_manifest
-
-    path = editable_manifest(tmp_path)
-    manifest = json.loads(path.read_text())
-    manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["views"] = 2
-    path.write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="views must be one of"):
-        Inspector.from_manifest(path, "neu-steel")
+        Inspector.from_manifest(_manifest_with_score(tmp_path / "a", views=2), "neu-steel")
+    with pytest.raises(ManifestError, match="views_from must be a non-negative number"):
+        Inspector.from_manifest(_manifest_with_score(tmp_path / "b", views=3, views_from=-1.0), "neu-steel")
