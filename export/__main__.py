@@ -236,10 +236,8 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
     write_manifest(manifest_path, manifest)
     gate = deployed_gate(manifest_path, name)
     scorer = calibrate.with_views_band(gate.scorer, profile, gate.splits["val"])  # the band is measured again
-    score = entry["autoencoder"]["score"]
-    for key in ("views_band", "views_from"):
-        score.pop(key, None)
-    score.update(_views_entry(scorer, profile))
+    if scorer.views_from is not None:
+        entry["autoencoder"]["score"]["views_from"] = scorer.views_from
     limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,
                                                      results or manifest_path.resolve().parent / "results" / name)
     entry["thresholds"] = limits
