@@ -246,8 +246,11 @@ def cmd_calibrate(args) -> int:
         proposal = commissioning.propose_thresholds(scored.scores, args.false_alarm_rate, args.warn_false_alarm_rate)
         line_scores = scored.scores
         frame_term = commissioning.remeasured_frame_term(inspector, paths)
-        if frame_term is not None:  # the thresholds are in the units of the re-measured references
-            line_scores = commissioning.score_frames(inspector.with_frame_term(frame_term), paths).scores
+        views_from = commissioning.remeasured_views_from(inspector, paths)
+        rescoring = inspector.with_frame_term(frame_term) if frame_term is not None \
+            else inspector.with_views(3, views_from) if views_from is not None else None
+        if rescoring is not None:  # the thresholds are in the units of the re-measured references or band
+            line_scores = commissioning.score_frames(rescoring, paths).scores
             proposal = commissioning.propose_thresholds(line_scores, args.false_alarm_rate,
                                                         args.warn_false_alarm_rate)
     except (InspectionError, commissioning.CommissioningError) as error:
@@ -258,13 +261,17 @@ def cmd_calibrate(args) -> int:
     baselines = commissioning.drift_baselines(scored.measured, line_scores, proposal["defect"])
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
               "current": current, "proposed": proposal, **baselines,
-              "frame_term": _references(inspector.frame_term_references, frame_term), "written": None}
+              "frame_term": _references(inspector.frame_term_references, frame_term),
+              "views_from": None if views_from is None else {"current": inspector.scorer.views_from,
+                                                             "proposed": views_from},
+              "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
                   "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term, baselines, reason=args.reason, changed_by=args.by)
+                                     record, frame_term, baselines, reason=args.reason, changed_by=args.by,
+                                     views_from=views_from)
         except OSError as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2
@@ -281,6 +288,9 @@ def cmd_calibrate(args) -> int:
             print(f"  frame-level term references: map {frame_term.map_reference:.4g} (was "
                   f"{shipped.map_reference:.4g}), frame error {frame_term.frame_reference:.4g} (was "
                   f"{shipped.frame_reference:.4g}); the proposed thresholds use them")
+        if views_from is not None:
+            print(f"  mirror views from a one-view score of {views_from:.4g} (was {inspector.scorer.views_from}); "
+                  f"the proposed thresholds use it")
         for measure in MEASURES:
             entry = baselines[measure.baseline_key]
             print(f"  {measure.name} drift baseline ({measure.column}): 10th / 50th / 90th percentile {entry['p10']:.4g} / "

@@ -164,6 +164,20 @@ def remeasured_frame_term(inspector, paths: Sequence[Path]) -> FrameTerm | None:
     return frame_term_references(plain, _readable_frames(paths, inspector.config.preprocess), term.weight)
 
 
+def remeasured_views_from(inspector, paths: Sequence[Path]) -> float | None:
+    """For a gate that runs its mirror views from a band (manifest ``score.views_band``, a quantile of
+    defect-free one-view scores), the band set again on the line's own frames; None otherwise. Whole
+    frames of a line score otherwise than the crops the export set it on, and the band decides how
+    many frames pay for three views."""
+    quantile = inspector.config.raw["autoencoder"]["score"].get("views_band")
+    if inspector.config.score_views != 3 or quantile is None:
+        return None
+    one_view = score_frames(inspector.with_views(1), paths).scores
+    if not len(one_view):
+        raise CommissioningError("no frame could be scored to set the mirror views' band on")
+    return float(np.quantile(one_view, quantile))
+
+
 def _readable_frames(paths: Sequence[Path], spec) -> Iterator[np.ndarray]:
     for path in paths:
         try:

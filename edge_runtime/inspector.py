@@ -79,6 +79,13 @@ class Inspector:
         twin.scorer = self.scorer.with_frame_term(frame_term)
         return twin
 
+    def with_views(self, views: int, views_from: float | None = None) -> "Inspector":
+        """The same inspector scoring ``views`` views of each frame (``AnomalyScorer.with_views``), such as
+        one view to set a three-view gate's band on a line's own frames."""
+        twin = copy.copy(self)
+        twin.scorer = self.scorer.with_views(views, views_from)
+        return twin
+
     def inspect(self, image: ImageSource, source: str | None = None, always_classify: bool = False) -> InspectionResult:
         """Inspect one frame. Raises an ``InspectionError`` subclass for anything that cannot be inspected.
 

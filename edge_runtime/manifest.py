@@ -295,7 +295,7 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
                     baselines: dict[str, dict | None] | None = None, reason: str = "", changed_by: str | None = None,
-                    restored_from: str | None = None) -> Path:
+                    restored_from: str | None = None, views_from: float | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
@@ -305,7 +305,9 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     ``edge_runtime.drift.BASELINE_KEYS``, -> ``Baseline.to_dict()`` or None): where the line's
     defect-free frames lay. A new commissioning or a restore replaces all of them (a key given None, or
     not given, is dropped); new ``frame_term`` references replace the score's, whose units they change;
-    thresholds moved by hand keep them, since they leave the frames as they are.
+    thresholds moved by hand keep them, since they leave the frames as they are. ``views_from``: the
+    one-view score from which a three-view gate runs its mirror views, set again on the same frames
+    (it changes which frames get three-view scores, so it too replaces the score baseline).
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
@@ -316,8 +318,11 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     manifest = load_manifest(path)
     if profile not in manifest["profiles"]:
         raise ManifestError(f"profile '{profile}' is not in {path}")
-    if frame_term is not None and not manifest["profiles"][profile]["autoencoder"]["score"].get("frame_term"):
+    score = manifest["profiles"][profile]["autoencoder"]["score"]
+    if frame_term is not None and not score.get("frame_term"):
         raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
+    if views_from is not None and score.get("views", 1) != 3:
+        raise ManifestError(f"profile '{profile}' scores one view: it has no band for mirror views to set")
     backup = _backup(path)
     thresholds = manifest["profiles"][profile]["thresholds"]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -328,9 +333,11 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     if commissioned:
         thresholds["commissioned"] = commissioned
     _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
-                   new_score_units=frame_term is not None)
+                   new_score_units=frame_term is not None or views_from is not None)
     if frame_term is not None:
         _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
+    if views_from is not None:
+        score["views_from"] = float(views_from)
     write_manifest(path, manifest)
     return backup
 
@@ -362,12 +369,13 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
         if entry[model].get("sha256") != old_entry[model].get("sha256"):
             raise ManifestError(f"{earlier} describes another {model} (its sha256 differs): its thresholds were not "
                                 "set on the models deployed now")
-    thresholds = old_entry["thresholds"]
-    term = _frame_term(old_entry["autoencoder"].get("score", {})) if entry["autoencoder"].get("score", {}).get(
-        "frame_term") else None
+    thresholds, score, old_score = old_entry["thresholds"], entry["autoencoder"].get("score", {}), \
+        old_entry["autoencoder"].get("score", {})
+    term = _frame_term(old_score) if score.get("frame_term") else None
+    views_from = old_score.get("views_from") if score.get("views", 1) == 3 else None
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
                            term, {key: thresholds.get(key) for key in BASELINE_KEYS}, reason, changed_by,
-                           Path(earlier).name)
+                           Path(earlier).name, views_from)
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

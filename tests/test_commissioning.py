@@ -163,3 +163,43 @@ def test_commissioning_on_the_validation_tiles_re_measures_the_references_the_ex
     # takes the lowest threshold that flags at most the rate (threshold_for_false_alarm).
     assert report["proposed"]["warn"] == pytest.approx(entry["thresholds"]["warn"], rel=0.01)
     assert report["proposed"]["flagged_warn"] <= 0.05
+
+
+@needs_models
+def test_commissioning_a_three_view_gate_sets_its_band_on_the_line_and_a_restore_brings_it_back(tmp_path, capsys):
+    """A gate that runs its mirror views from a band (``score.views_band``, a quantile of defect-free
+    one-view scores) gets the band set again on the line's frames, the thresholds on the scores it
+    gives; restoring the backup brings the exported band back with the exported thresholds."""
+    from edge_runtime import Inspector
+
+    manifest_path = editable_manifest(tmp_path)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["profiles"]["neu-steel"]["autoencoder"]["score"].update(views=3, views_band=0.8, views_from=1.9)
+    manifest_path.write_text(json.dumps(manifest))
+    frames = tmp_path / "good_strip"
+    assert cli_main(["record", "synthetic:0", "--out", str(frames), "--frames", "120", "--every", "3"]) == 0
+    capsys.readouterr()
+    assert cli_main(["calibrate", str(frames), "--manifest", str(manifest_path), "--write", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    inspector = Inspector.from_manifest(manifest_path)
+    paths = sorted(frames.glob("*.png"))
+    one_view = commissioning.score_frames(inspector.with_views(1), paths).scores
+    assert report["views_from"] == {"current": 1.9, "proposed": pytest.approx(float(np.quantile(one_view, 0.8)))}
+    assert inspector.scorer.views_from == pytest.approx(report["views_from"]["proposed"])
+    line_scores = commissioning.score_frames(inspector, paths).scores
+    assert np.mean(line_scores >= inspector.thresholds.warn) <= 0.05
+    assert cli_main(["thresholds", "--manifest", str(manifest_path), "--restore", report["written"]["backup"]]) == 0
+    restored = Inspector.from_manifest(manifest_path)
+    assert restored.scorer.views_from == 1.9
+    assert restored.thresholds.warn == manifest["profiles"]["neu-steel"]["thresholds"]["warn"]
+
+
+def test_a_band_for_mirror_views_is_refused_for_a_gate_that_scores_one_view(tmp_path):
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import save_thresholds
+
+    manifest_path = editable_manifest(tmp_path)
+    before = manifest_path.read_text()
+    with pytest.raises(ManifestError, match="scores one view"):
+        save_thresholds(manifest_path, "neu-steel", 2.0, 3.0, views_from=1.5)
+    assert manifest_path.read_text() == before
