@@ -318,7 +318,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     manifest = load_manifest(path)
     if profile not in manifest["profiles"]:
         raise ManifestError(f"profile '{profile}' is not in {path}")
-    score = manifest["profiles"][profile]["autoencoder"]["score"]
+    score = manifest["profiles"][profile].get("autoencoder", {}).get("score", {})
     if frame_term is not None and not score.get("frame_term"):
         raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
     if views_from is not None and score.get("views", 1) != 3:
