@@ -79,9 +79,10 @@ class AnomalyScorer:
     their error cells are mirrored back and the three are averaged before anything else. The
     backbone's features are not mirror-symmetric, so the views err differently on normal texture
     and the average is steadier; it costs three runs of the graph (the stem stays the frame's own).
+    With a frame-level term, its error is averaged over the three views as well.
     ``views_from``: the mirror views run only on a frame whose one-view score reaches it (a cascade:
     most normal frames are scored once); the score is then the three-view one, else the one-view one.
-    None: on every frame. Not combined with a frame-level term (not measured).
+    None: on every frame. Not combined with a frame-level term.
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
@@ -142,8 +143,9 @@ class AnomalyScorer:
         if frame_term is not None and FRAME_OUTPUT not in self._outputs:
             raise ManifestError(f"the profile adds a frame-level term, but the anomaly model has no "
                                 f"'{FRAME_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
-        if frame_term is not None and self._views != 1:
-            raise ManifestError("mirror views and a frame-level term together are not supported (not measured)")
+        if frame_term is not None and self._views_from is not None:
+            raise ManifestError("mirror views from a band and a frame-level term together are not supported: the "
+                                "band would be set on scores that include the term it is measured with")
         return frame_term
 
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
@@ -174,12 +176,21 @@ class AnomalyScorer:
         return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
                           self.frame_share(raw.frame_error(0)), views)
 
+    def viewed_cells(self, batch: np.ndarray) -> GateCells:
+        """``run_model`` over one padded frame (1 x H x W) in the scorer's views, on every frame (no band)."""
+        raw = self.run_model(batch)
+        return raw if self._views == 1 else self._with_mirror_views(batch, raw)
+
     def _with_mirror_views(self, batch: np.ndarray, raw: GateCells) -> GateCells:
-        """``raw`` (the graph's outputs for one padded frame) with its error cells averaged with those of
-        the frame's left-right and top-bottom mirror images, mirrored back; the stem stays the frame's."""
-        left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1])).cells[:, :, ::-1]
-        top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1])).cells[:, ::-1]
-        return GateCells(((raw.cells + left_right + top_bottom) / 3.0).astype(np.float32), raw.stem, raw.frame_errors)
+        """``raw`` (the graph's outputs for one padded frame) with its error cells, and its frame-level error
+        where it has one, averaged with those of the frame's left-right and top-bottom mirror images
+        (cells mirrored back); the stem stays the frame's."""
+        left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1]))
+        top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1]))
+        cells = (raw.cells + left_right.cells[:, :, ::-1] + top_bottom.cells[:, ::-1]) / 3.0
+        errors = None if raw.frame_errors is None \
+            else (raw.frame_errors + left_right.frame_errors + top_bottom.frame_errors) / 3.0
+        return GateCells(cells.astype(np.float32), raw.stem, errors)
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
@@ -242,7 +253,7 @@ def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], w
     map_scores, frame_errors = [], []
     for frame in frames:
         batch, geometry = scorer.model_input(frame)
-        raw = scorer.run_model(batch)
+        raw = scorer.viewed_cells(batch)
         if raw.frame_errors is None:
             raise ManifestError(f"the anomaly model has no '{FRAME_OUTPUT}' output to set frame-term references on")
         map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))

@@ -298,3 +298,17 @@ def test_views_other_than_one_or_three_and_a_negative_band_are_refused(tmp_path)
         Inspector.from_manifest(_manifest_with_score(tmp_path / "a", views=2), "neu-steel")
     with pytest.raises(ManifestError, match="views_from must be a non-negative number"):
         Inspector.from_manifest(_manifest_with_score(tmp_path / "b", views=3, views_from=-1.0), "neu-steel")
+
+
+def test_three_views_with_a_frame_level_term_average_its_error_and_refuse_a_band():
+    term = FrameTerm(1.0, 0.5, 2.0)
+    frame = np.zeros((64, 64), np.float32)
+    one = AnomalyScorer(CellsSession(_cells(), frame_error=0.5), PreprocessSpec(), 8, 16, 0.0, frame_term=term)
+    three = AnomalyScorer(CellsSession(_cells(), frame_error=0.5), PreprocessSpec(), 8, 16, 0.0, frame_term=term,
+                          views=3)
+    assert three.run(frame).frame_term == pytest.approx(one.run(frame).frame_term)  # the same error in every view
+    with pytest.raises(ManifestError, match="band"):
+        AnomalyScorer(CellsSession(_cells(), frame_error=0.5), PreprocessSpec(), 8, 16, 0.0, frame_term=term,
+                      views=3, views_from=1.0)
+    with pytest.raises(ManifestError, match="band"):
+        three.with_views(3, 1.0)
