@@ -81,13 +81,21 @@ def scoring_sweep(manifest_path, profile_name: str, option: str, values) -> tupl
     shared = MemoSession(session(gate.config.autoencoder.verify()))
     readings = {}
     for value in values:
-        scorer = AnomalyScorer.for_profile(shared, replace(gate.config, **{option: value}))
-        if gate.config.frame_term is not None:  # its map reference depends on the scoring: measured again, as the export does
-            scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
-                                                                 gate.config.preprocess, gate.config.frame_term.weight))
+        scorer = rescored(gate, shared, **{option: value})
         readings[value] = calibrated_scoring(gate, scorer)
         print(f"{option} {value}: validation recall at warn {readings[value]['val']['gate_recall_warn']:.3f}", flush=True)
     return gate, readings
+
+
+def rescored(gate, shared, **options) -> AnomalyScorer:
+    """The deployed gate over ``shared`` (its session, e.g. a ``MemoSession``) with the scoring ``options``
+    (``ProfileConfig`` fields) set, the rest as deployed; a frame-level term's references depend on the
+    scoring, so they are measured again on the validation split, as the export measures them."""
+    scorer = AnomalyScorer.for_profile(shared, replace(gate.config, **options))
+    if gate.config.frame_term is None:
+        return scorer
+    return scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
+                                                       gate.config.preprocess, gate.config.frame_term.weight))
 
 
 def calibrated_scoring(gate, scorer: AnomalyScorer) -> dict:

@@ -15,13 +15,12 @@ Writes results/<profile>/views_study.json and a Markdown table.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import numpy as np
 
-from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.inspector import session
 from export import calibrate
+from export.level_cap_study import rescored
 from export.score_options import MemoSession
 from export.study_cli import deployed_gate, study_parser, write_result
 
@@ -29,13 +28,9 @@ BAND_QUANTILES = (0.5, 0.7, 0.8, 0.9)
 SPLITS = ("val", "test")
 
 
-def view_scores(gate, views: int) -> dict:
-    """{split: ``calibrate.gate_scores``} of the deployed gate scoring ``views`` views."""
-    scorer = AnomalyScorer.for_profile(MemoSession(session(gate.config.autoencoder.verify())),
-                                       replace(gate.config, score_views=views, score_views_from=None))
-    if gate.config.frame_term is not None:  # references measured under this scoring, as the export does
-        scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
-                                                             gate.config.preprocess, gate.config.frame_term.weight))
+def view_scores(gate, shared, views: int) -> dict:
+    """{split: ``calibrate.gate_scores``} of the deployed gate scoring ``views`` views on every frame."""
+    scorer = rescored(gate, shared, score_views=views, score_views_from=None)
     return {split: calibrate.gate_scores(scorer, gate.splits[split], gate.config.preprocess, gate.profile.seed)
             for split in SPLITS}
 
@@ -73,7 +68,8 @@ def at_recall(scores: dict, calibration: str, recall: float) -> dict:
 def study(manifest_path, profile_name: str) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
     calibration = gate.profile.calibration_normals
-    one, three = view_scores(gate, 1), view_scores(gate, 3)
+    shared = MemoSession(session(gate.config.autoencoder.verify()))  # the frame's own view runs once for both
+    one, three = view_scores(gate, shared, 1), view_scores(gate, shared, 3)
     rows = {"1 view": reading(one, calibration, gate.profile), "3 views": reading(three, calibration, gate.profile)}
     for quantile in BAND_QUANTILES:
         band = float(np.quantile(calibrate.calibration_scores(one["val"], calibration), quantile))
