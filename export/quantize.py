@@ -162,20 +162,23 @@ def evaluate_precision(manifest_path: Path, profile: str, precision: str, split:
     return metrics, rows
 
 
+def _both_inspected(fp32_rows: list, int8_rows: list) -> list[tuple]:
+    """(fp32 result, int8 result) of each frame both precisions inspected without an error."""
+    return [(a, b) for (_, a), (_, b) in zip(fp32_rows, int8_rows)
+            if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)]
+
+
 def _agreement(fp32_rows: list, int8_rows: list, field: str) -> float:
     """Share of frames inspected by both precisions on which ``field`` of the result agrees."""
-    same = [getattr(a, field) == getattr(b, field) for (_, a), (_, b) in zip(fp32_rows, int8_rows)
-            if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)]
-    return float(np.mean(same))
+    return float(np.mean([getattr(a, field) == getattr(b, field) for a, b in _both_inspected(fp32_rows, int8_rows)]))
 
 
 def _classified_agreement(fp32_rows: list, int8_rows: list) -> float:
     """Share of the frames both precisions classify on which they name the same class: how faithful a
     copy of the fp32 head the int8 one is where it matters (the overall agreement counts every
     unflagged frame as agreeing)."""
-    same = [a.defect_class == b.defect_class for (_, a), (_, b) in zip(fp32_rows, int8_rows)
-            if not isinstance(a, InspectionError) and not isinstance(b, InspectionError)
-            and a.defect_class is not None and b.defect_class is not None]
+    same = [a.defect_class == b.defect_class for a, b in _both_inspected(fp32_rows, int8_rows)
+            if a.defect_class is not None and b.defect_class is not None]
     return float(np.mean(same)) if same else 1.0
 
 
