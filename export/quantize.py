@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude", action="append", default=[], metavar="SUBSTRING",
                         help="keep classifier nodes whose name contains SUBSTRING in float (repeatable)")
     parser.add_argument("--full-range", action="store_true",
-                        help="8-bit weights: faithful only on CPUs with VNNI (default: 7-bit, the same on every x86 CPU)")
+                        help="8-bit weights: faithful only on CPUs with VNNI (default: 7-bit, the same on every "
+                        "x86 CPU)")
     parser.add_argument("--autoencoder", action="store_true", help="also quantise the autoencoder backbone")
     parser.add_argument("--split", default="test", help="split the accuracy loss is measured on (default test: the "
                         "acceptance rule the int8 issue states)")
