@@ -184,8 +184,11 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(metrics))
     else:
         for key, value in metrics.items():
-            if key not in ("errors", "confusion_matrix"):
+            if key not in ("errors", "confusion_matrix", "gate_recall_by_class"):
                 print(f"{key:34s} {value}")
+        for label, entry in metrics.get("gate_recall_by_class", {}).items():
+            print(f"gate recall {label:22s} {entry['flagged']:.3f} flagged, {entry['at_defect']:.3f} at defect "
+                  f"({entry['n']} images)")
         print("confusion_matrix (rows = true):", *metrics.get("confusion_matrix", []), sep="\n  ")
     return 1 if metrics["errors"] else 0
 

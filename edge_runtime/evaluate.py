@@ -86,6 +86,7 @@ def _metrics(rows: list, names: list[str]) -> dict:
     if defects:
         metrics["gate_recall"] = float(np.mean([flagged(r) for _, r in defects]))
         metrics["gate_recall_defect_threshold"] = float(np.mean([r.verdict is Verdict.DEFECT for _, r in defects]))
+        metrics["gate_recall_by_class"] = _recall_by_class(defects)
     if normals:
         metrics["false_alarm_rate"] = float(np.mean([flagged(r) for _, r in normals]))
         metrics["false_alarm_rate_defect_threshold"] = float(np.mean([r.verdict is Verdict.DEFECT for _, r in normals]))
@@ -106,6 +107,20 @@ def _metrics(rows: list, names: list[str]) -> dict:
                 np.mean([peak_inside_boxes(r.anomaly_map, c.sample.boxes, tolerance) for c, r in boxed]))
     metrics.update(_pixel_auroc(done))
     return metrics
+
+
+def _recall_by_class(defects: list) -> dict:
+    """Per true label: images, share flagged (warn or defect) and share at defect, so a line sees which
+    kind of defect slips past the gate, not only the average."""
+    by_label: dict[str, list[InspectionResult]] = {}
+    for case, result in defects:
+        by_label.setdefault(case.sample.label, []).append(result)
+    return {
+        label: {"n": len(results),
+                "flagged": float(np.mean([r.verdict is not Verdict.OK for r in results])),
+                "at_defect": float(np.mean([r.verdict is Verdict.DEFECT for r in results]))}
+        for label, results in sorted(by_label.items())
+    }
 
 
 def _pixel_auroc(done: list) -> dict:
