@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Fresh machine -> the whole test suite: Debian's headless Chromium for the browser test (Playwright
-# drives /usr/bin/chromium; its own browser download is impossible offline), the Python deps (runtime,
-# train, dashboard, dev). Training code copies the ImageNet weights from ../shared/weights into the
-# Keras cache when it first needs them (training/backbone.py).
+# drives /usr/bin/chromium; its own browser download is impossible offline), Debian's qemu-user for
+# the cross-CPU test (the models and the self-test on an emulated AVX2 CPU without VNNI), the Python
+# deps (runtime, train, dashboard, dev). Training code copies the ImageNet weights from ../shared/weights
+# into the Keras cache when it first needs them (training/backbone.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null 2>&1; then
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v qemu-x86_64 >/dev/null 2>&1 || missing="$missing qemu-user"
+if [ -n "$missing" ]; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q >/dev/null
-  $sudo apt-get install -y -q chromium >/dev/null
+  $sudo apt-get install -y -q $missing >/dev/null
 fi
 bash scripts/setup.sh "train,dashboard,dev"
 .venv/bin/python -m pytest -q -rs "$@"
