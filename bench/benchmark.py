@@ -44,7 +44,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.frames import DEFECT_RATE, FRAME_SIDE, mixed_stream, pick_frames, profile_images
-from bench.report import markdown, targets
+from bench.report import markdown, stream, targets
 from bench.stats import summary
 from bench.throughput import throughput
 from bench.tuning import head_input, tuning
@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         report["tuning"] = tuning(inspector, to_gray01(defect["array"]), max(5, args.iterations // 4))
     report["peak_rss_mb_benchmark_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    report["stream_ms"] = stream(report)
     report["targets"] = targets(report)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -110,6 +110,24 @@ def test_summary_percentiles_are_ordered():
     assert s["min"] <= s["p50"] <= s["p90"] <= s["p99"] and s["n"] == 100
 
 
+def test_stream_mixes_the_end_to_end_p50s_at_the_defect_rate():
+    from bench.report import stream, targets
+
+    report = {"defect_rate": 0.05, "throughput": [{"fps": 100.0}],
+              "end_to_end_ms": {"normal": {"p50": 4.0}, "defective": {"p50": 10.0}}}
+    assert stream(report) is None  # no Keras reference, nothing to compare
+    report["keras"] = {"end_to_end_ms": {"normal": {"p50": 40.0}, "defective": {"p50": 200.0}}}
+    mixed = stream(report)
+    assert mixed["onnx"] == pytest.approx(0.95 * 4 + 0.05 * 10)
+    assert mixed["keras_gated"] == pytest.approx(0.95 * 40 + 0.05 * 200)
+    assert mixed["keras_every_frame"] == 200.0
+    report["stream_ms"] = mixed
+    rows = {t["target"]: t for t in targets(report)}
+    assert rows["ONNX end to end >= 20x faster than Keras"]["met"] is False  # 10x on the normal frame
+    information = [t for t in rows.values() if "stream" in t["target"]]
+    assert len(information) == 1 and information[0]["met"] is None  # read beside the target, never counted as met
+
+
 def test_mac_count_matches_hand_arithmetic(tiny_manifest):
     from bench.flops import count_macs
 
