@@ -5,6 +5,7 @@ from typing import Protocol, Sequence
 from .callback import CallbackSink
 from .jsonl import JsonlSink
 from .record import Record
+from .reviews import Review
 from .sqlite_log import SqliteLog, parse_since
 
 
@@ -16,4 +17,4 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["CallbackSink", "JsonlSink", "Record", "Sink", "SqliteLog", "parse_since"]
+__all__ = ["CallbackSink", "JsonlSink", "Record", "Review", "Sink", "SqliteLog", "parse_since"]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..drift import MEASURES
 from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record
+from .reviews import Review
 
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
@@ -52,6 +53,16 @@ CREATE TABLE IF NOT EXISTS inspections (
 CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
 CREATE INDEX IF NOT EXISTS inspections_verdict ON inspections (verdict, recorded_at);
+CREATE TABLE IF NOT EXISTS reviews (    -- operators' readings of inspected records (sinks.reviews), append-only
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    inspection_id INTEGER NOT NULL REFERENCES inspections (id) ON DELETE CASCADE,
+    reviewed_at REAL NOT NULL,
+    reviewer TEXT NOT NULL,
+    shows TEXT NOT NULL CHECK (shows IN ('defect', 'good')),
+    defect_class TEXT,              -- the class the reviewer names (NULL: none named)
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS reviews_inspection ON reviews (inspection_id, id);
 """
 
 # Columns added after the first schema: (name, type). A log written by an older version gets them
@@ -109,6 +120,7 @@ class SqliteLog:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA foreign_keys=ON")  # a pruned record takes its reviews with it
         with self._conn:
             self._conn.executescript(_SCHEMA)
             self._add_missing_columns()
@@ -128,6 +140,23 @@ class SqliteLog:
             self._conn.executemany(
                 f"INSERT INTO inspections ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows
             )
+
+    def add_review(self, review: Review) -> int:
+        """Append an operator's review of an inspected record; returns the review's id. A record that
+        does not exist, or whose frame was never inspected (error, dropped, source error), is refused."""
+        with self._lock, self._conn:
+            found = self._conn.execute("SELECT verdict FROM inspections WHERE id = ?", (review.inspection_id,)).fetchone()
+            if found is None:
+                raise ValueError(f"no record {review.inspection_id} in {self.path}")
+            if found[0] not in INSPECTED:
+                raise ValueError(f"record {review.inspection_id} is '{found[0]}': no frame was inspected, so there is "
+                                 "no verdict to review")
+            cursor = self._conn.execute(
+                "INSERT INTO reviews (inspection_id, reviewed_at, reviewer, shows, defect_class, note) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (review.inspection_id, review.reviewed_at, review.reviewer.strip(), review.shows,
+                 review.defect_class or None, review.note or None))
+            return int(cursor.lastrowid)
 
     def prune(self, before: float, dry_run: bool = False, batch: int = PRUNE_BATCH,
               after_batch: Callable[[int], None] | None = None) -> PruneResult:
@@ -271,6 +300,21 @@ class SqliteLog:
         params = [*params, *verdicts, *([profile] if profile else []), int(limit)]
         return [float(row[0]) for row in self._query(
             f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
+
+    def latest_reviews(self, since: str | float | None = None) -> list[dict[str, Any]]:
+        """The newest review of each reviewed record (of records written since ``since``), with the record's
+        verdict and class: inspection_id, source, frame_id, verdict, predicted_class, shows, reviewed_class,
+        reviewer, reviewed_at, note, reviews (how many the record has). Newest record first."""
+        where, params = _since_clause(since)
+        where = where.replace("recorded_at", "i.recorded_at")
+        rows = self._query(
+            "SELECT i.id AS inspection_id, i.source, i.frame_id, i.verdict, i.defect_class AS predicted_class, "
+            "r.shows, r.defect_class AS reviewed_class, r.reviewer, r.reviewed_at, r.note, "
+            "(SELECT COUNT(*) FROM reviews WHERE inspection_id = i.id) AS reviews "
+            "FROM reviews r JOIN inspections i ON i.id = r.inspection_id "
+            "AND r.id = (SELECT MAX(id) FROM reviews WHERE inspection_id = i.id) "
+            f"{where} ORDER BY i.id DESC", params)
+        return [dict(row) for row in rows]
 
     def inspected_count(self, since: str | float | None = None) -> int:
         counts = self.counts_by_verdict(since)
