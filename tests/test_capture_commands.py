@@ -120,6 +120,44 @@ def test_history_names_what_kept_frames_from_being_inspected(cli, tmp_path, caps
     assert json.loads(capsys.readouterr().out)["error_causes"] == {"FrameQualityError": 3, "ImageDecodeError": 1}
 
 
+def test_review_a_reject_from_history_and_see_it_summed_up(cli, tmp_path, capsys):
+    db = str(tmp_path / "i.db")
+    cli("watch", "synthetic:0.5", "--log", db, "--max-frames", "30")
+    capsys.readouterr()
+    assert cli("history", "--db", db, "--last", "2") == 0
+    numbers = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  #")]
+    assert len(numbers) == 2
+    with SqliteLog(db, create=False) as log:
+        passed = log.rows(verdicts=("ok",), limit=1)[0]["id"]
+    assert cli("review", "--db", db, numbers[0], "--shows", "good", "--by", "anna", "--note", "water drop") == 0
+    assert "shows good, by anna" in capsys.readouterr().out
+    assert cli("review", "--db", db, numbers[1].lstrip("#"), "--shows", "defect", "--by", "anna") == 0
+    assert cli("review", "--db", db, str(passed), "--shows", "defect", "--by", "ben") == 0
+    capsys.readouterr()
+    assert cli("history", "--db", db) == 0
+    assert ("reviews:      2 flagged frame(s) reviewed: 1 defect(s) confirmed, 1 false alarm(s) (50% of flags "
+            "confirmed); 1 passed frame(s) reviewed: 1 missed defect(s)") in capsys.readouterr().out
+    assert cli("review", "--db", db, "--list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [row["inspection_id"] for row in listed] == sorted((row["inspection_id"] for row in listed), reverse=True)
+    assert {row["note"] for row in listed} == {"water drop", None} and len(listed) == 3
+
+
+def test_review_errors(cli, tmp_path, capsys):
+    db = str(tmp_path / "i.db")
+    assert cli("review", "--db", db, "1", "--shows", "good", "--by", "anna") == commands.EXIT_USAGE
+    assert "no inspection log" in capsys.readouterr().err
+    cli("watch", "synthetic:0.5", "--log", db, "--max-frames", "3")
+    capsys.readouterr()
+    assert cli("review", "--db", db, "1", "--shows", "good") == commands.EXIT_USAGE  # who looked?
+    assert "--by" in capsys.readouterr().err
+    assert cli("review", "--db", db, "999", "--shows", "good", "--by", "anna") == commands.EXIT_USAGE
+    assert "no record 999" in capsys.readouterr().err
+    assert cli("review", "--db", db, "1", "--shows", "good", "--class", "patches", "--by", "anna") == commands.EXIT_USAGE
+    assert "only goes with a frame that shows a defect" in capsys.readouterr().err
+    assert cli("review", "--db", db, "--list", "1") == commands.EXIT_USAGE
+
+
 def test_history_errors(cli, tmp_path, capsys):
     assert cli("history", "--db", str(tmp_path / "none.db")) == commands.EXIT_USAGE
     assert "no inspection log" in capsys.readouterr().err

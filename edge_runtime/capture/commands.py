@@ -15,8 +15,10 @@ from ..errors import FrameQualityError
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, keep_pruning, prune_log
+from ..sinks.reviews import review_summary, summary_line
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
+from .review import register_review
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
 from .drift_watch import DRIFT_PERIOD_S, DriftWatch, keep_checking
 from .status import STATUS_PERIOD_S, StatusFile
@@ -70,6 +72,7 @@ def register(subparsers: Any) -> None:
     watch.set_defaults(func=cmd_watch)
 
     register_record(subparsers)
+    register_review(subparsers)
 
     history = subparsers.add_parser("history", help="summarise the inspection log",
                                     description="Counts per verdict and defect class, the last rejects, and the score and image "
@@ -302,6 +305,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
         "last_rejects": log.last_rejects(last, since),
         "unfired_rejects": log.unfired_rejects(since),
         "error_causes": log.errors_by_cause(since),
+        "reviews": review_summary(log.latest_reviews(since)),
         **(drifts or {}),
     }
 
@@ -340,11 +344,12 @@ def _print_history(summary: dict[str, Any]) -> None:
     if summary["unfired_rejects"]:
         print(f"NOT FIRED:    {summary['unfired_rejects']} flagged frame(s) whose reject hook failed: they may still be "
               "on the line (their error reads \"reject hook failed\")")
-    print(f"last rejects ({len(summary['last_rejects'])}):")
+    print(f"reviews:      {summary_line(summary['reviews'])}")
+    print(f"last rejects ({len(summary['last_rejects'])}; to review #N: `review --db LOG N --shows defect|good --by NAME`):")
     for row in summary["last_rejects"]:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["captured_at"] or row["recorded_at"]))
         confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
-        print(f"  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
+        print(f"  #{row['id']}  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
               f" (defect >= {row['defect_threshold']:.4f})  {row['defect_class'] or '-'} {confidence}"
               + (f"  {row['overlay_path']}" if row["overlay_path"] else "")
               + (f"  ({row['error']})" if row["error"] else ""))

@@ -1,0 +1,98 @@
+"""``python -m edge_runtime review``: say what a logged frame really showed (``sinks.reviews``).
+
+    python -m edge_runtime review --db inspections.db 17 --shows good --by "A. Novak" --note "oil stain"
+    python -m edge_runtime review --db inspections.db 18 --shows defect --class scratches --by "A. Novak"
+    python -m edge_runtime review --db inspections.db --list --since 8h
+
+The record numbers are those ``history`` prints beside the last rejects (``#17``) and the dashboard's
+History table shows. ``history`` sums the reviews up: how many flags were confirmed, how many were false
+alarms, whether the classifier named the class the reviewer did, and the passed frames found defective.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..sinks import Review, SqliteLog
+from ..sinks.reviews import SHOWS
+
+EXIT_USAGE = 2
+
+
+def register_review(subparsers: Any) -> None:
+    review = subparsers.add_parser("review", help="record what a logged frame really showed (operator review)",
+                                   description=__doc__.splitlines()[0])
+    review.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
+    review.add_argument("record", type=_record_number, nargs="?",
+                        help="the record's number (history's #N, the dashboard's id)")
+    review.add_argument("--shows", choices=SHOWS, help="what the frame shows: a defect, or good strip")
+    review.add_argument("--class", dest="defect_class", default=None,
+                        help="with --shows defect: the defect's class, where you know it")
+    review.add_argument("--by", default=None, help="who looked at the frame (kept in the log)")
+    review.add_argument("--note", default=None, help="a remark kept with the review")
+    review.add_argument("--list", action="store_true", help="list the newest review of each reviewed record instead")
+    review.add_argument("--since", help="with --list: only records since 30m, 12h, 7d, an ISO date/time or unix seconds")
+    review.add_argument("--json", action="store_true", help="print JSON")
+    review.set_defaults(func=cmd_review)
+
+
+def _record_number(text: str) -> int:
+    try:
+        return int(text.lstrip("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a record number (history prints them as #17)") from None
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    if args.list == (args.record is not None):
+        print("error: give a record number to review, or --list", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        log = SqliteLog(args.db, create=False)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _list(log, args) if args.list else _add(log, args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        log.close()
+
+
+def _add(log: SqliteLog, args: argparse.Namespace) -> int:
+    if args.shows is None or not args.by:
+        raise ValueError("a review needs --shows (defect or good) and --by (who looked at the frame)")
+    review = Review(args.record, args.shows, args.by, args.defect_class, args.note)
+    review_id = log.add_review(review)
+    latest = next(row for row in log.latest_reviews() if row["inspection_id"] == args.record)
+    if args.json:
+        print(json.dumps({"review_id": review_id, **latest}))
+    else:
+        print(f"review {review_id} of record #{args.record} ({_verdict(latest)}): shows {review.shows}"
+              + (f" ({review.defect_class})" if review.defect_class else "") + f", by {review.reviewer}"
+              + (f"; record reviewed {latest['reviews']} times, the newest counts" if latest["reviews"] > 1 else ""))
+    return 0
+
+
+def _list(log: SqliteLog, args: argparse.Namespace) -> int:
+    rows = log.latest_reviews(args.since)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["reviewed_at"]))
+        print(f"#{row['inspection_id']}  {row['source']}  {row['frame_id']}  {_verdict(row)}  ->  shows {row['shows']}"
+              + (f" ({row['reviewed_class']})" if row["reviewed_class"] else "")
+              + f"  by {row['reviewer']} {stamp}" + (f"  \"{row['note']}\"" if row["note"] else ""))
+    print(f"{len(rows)} reviewed record(s)")
+    return 0
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    return row["verdict"] + (f" {row['predicted_class']}" if row["predicted_class"] else "")
