@@ -22,6 +22,7 @@ class History(NamedTuple):
     counts: dict[str, int]  # records per verdict over the whole window
     unfired_rejects: int  # records whose reject hook failed, over the whole window
     error_causes: dict[str, int]  # frames not inspected and source outages per cause, over the whole window
+    reviews: dict  # operators' reviews of the window's records, summed up (edge_runtime.sinks.reviews)
 
 
 def load_history(db: Path, since: str | None = None, limit: int | None = None) -> History:
@@ -30,17 +31,56 @@ def load_history(db: Path, since: str | None = None, limit: int | None = None) -
     counts them; empty where there is no log."""
     from edge_runtime.sinks import SqliteLog
 
+    from edge_runtime.sinks.reviews import review_summary
+
     if not Path(db).is_file():
-        return History(pd.DataFrame(), {}, 0, {})
+        return History(pd.DataFrame(), {}, 0, {}, review_summary([]))
     with SqliteLog(db, create=False) as log:
         rows = log.rows(since=since, limit=limit or ROW_LIMIT)
-        history = History(pd.DataFrame(rows), log.counts_by_verdict(since), log.unfired_rejects(since),
-                          log.errors_by_cause(since))
+        latest = log.latest_reviews(since)
+        history = History(_with_reviews(pd.DataFrame(rows), latest), log.counts_by_verdict(since),
+                          log.unfired_rejects(since), log.errors_by_cause(since), review_summary(latest))
     df = history.rows
     if not df.empty:
         stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
         df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
     return history
+
+
+REVIEW_COLUMNS = {"shows": "reviewed_as", "reviewed_class": "reviewed_class", "reviewer": "reviewed_by"}
+
+
+def _with_reviews(df: pd.DataFrame, latest: Sequence[Mapping]) -> pd.DataFrame:
+    """The log rows with the newest review of each (``REVIEW_COLUMNS``; empty where none)."""
+    if df.empty:
+        return df
+    by_id = {row["inspection_id"]: row for row in latest}
+    for column, name in REVIEW_COLUMNS.items():
+        df[name] = df["id"].map(lambda i: by_id[i][column] if i in by_id else None)
+    return df
+
+
+def text_or_none(value) -> str | None:
+    """A table cell as text: None for a missing value (None or NaN) or an empty string."""
+    return value if isinstance(value, str) and value else None
+
+
+def profile_classes(manifest: Mapping | None, profile: str | None) -> list[str]:
+    """The class names of a profile (default: the manifest's default), to offer a reviewer; none where the
+    manifest or the profile cannot be read."""
+    try:
+        name = profile if isinstance(profile, str) and profile else manifest.get("default_profile")
+        return list(manifest["profiles"][name]["class_names"])
+    except (KeyError, TypeError, AttributeError):
+        return []
+
+
+def save_review(db: Path, review) -> int:
+    """Append an operator's review (``edge_runtime.sinks.Review``) to the log; ValueError says why one is refused."""
+    from edge_runtime.sinks import SqliteLog
+
+    with SqliteLog(db, create=False) as log:
+        return log.add_review(review)
 
 
 def bucket_for(df: pd.DataFrame) -> str:
@@ -141,8 +181,8 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
 
 
 EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
-                  "defect_threshold", "defect_class", "confidence", "latency_ms", "neighbour_correlation", "mean_grey",
-                  "profile", "error", "overlay_path"]
+                  "defect_threshold", "defect_class", "confidence", "reviewed_as", "reviewed_class", "reviewed_by",
+                  "latency_ms", "neighbour_correlation", "mean_grey", "profile", "error", "overlay_path"]
 
 
 def to_csv(df: pd.DataFrame) -> bytes:

@@ -419,6 +419,38 @@ def test_history_says_when_the_scores_or_the_pictures_have_drifted_from_commissi
     assert any("Neighbour correlation (picture smoothness) of the `neu-steel`" in m.value for m in at.markdown)
 
 
+def test_history_review_a_frame_and_see_the_summary(env):
+    from edge_runtime.sinks import SqliteLog
+
+    _fill_log(env.log_db)
+    with SqliteLog(env.log_db, create=False) as log:
+        ids = {row["frame_id"]: row["id"] for row in log.rows()}
+    at = app("history")
+    assert any("no frames reviewed by an operator" in c.value for c in at.caption)
+    at.number_input(key="review_id").set_value(ids["f4"]).run()  # an error record: nothing to review
+    assert any("no frame was inspected" in i.value for i in at.info)
+    at.number_input(key="review_id").set_value(ids["f57"]).run()  # a reject with its overlay file: shown to review
+    assert [image.proto.imgs[0].caption for image in at.get("image")][-1] == f"overlay of record {ids['f57']}"
+    at.number_input(key="review_id").set_value(ids["f2"]).run()  # a reject, classified scratches, no overlay file
+    assert any("No overlay stored for this record" in c.value for c in at.caption)
+    assert "scratches" in at.selectbox(key="review_class").options
+    at.radio(key="review_shows").set_value("good strip").run()
+    at.button(key="review_save").click().run()
+    assert any("reviewer" in e.value for e in at.error)  # nobody named: not saved
+    at.text_input(key="review_by").set_value("anna").run()
+    at.text_input(key="review_note").set_value("water drop").run()
+    at.button(key="review_save").click().run()
+    assert not at.exception and any("record" in s.value and "shows good, by anna" in s.value for s in at.success)
+    at = app("history")
+    assert any("1 flagged frame(s) reviewed: 0 defect(s) confirmed, 1 false alarm(s)" in c.value for c in at.caption)
+    with SqliteLog(env.log_db, create=False) as log:
+        [review] = log.latest_reviews()
+    assert (review["frame_id"], review["shows"], review["reviewer"], review["note"]) == ("f2", "good", "anna", "water drop")
+    rows = history_logic.load_history(env.log_db).rows
+    assert rows.loc[rows["id"] == ids["f2"], "reviewed_as"].item() == "good"
+    assert "reviewed_as" in history_logic.to_csv(rows).decode().splitlines()[0]
+
+
 def test_history_helpers(env):
     _fill_log(env.log_db)
     df = history_logic.load_history(env.log_db)[0]

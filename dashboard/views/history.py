@@ -6,6 +6,9 @@ from dashboard import history_logic as hl
 from dashboard import runtime
 from edge_runtime.drift import BRIGHTNESS, SCORE, SMOOTHNESS
 from edge_runtime.errors import FrameQualityError
+from edge_runtime.sinks import Review
+from edge_runtime.sinks.record import INSPECTED
+from edge_runtime.sinks.reviews import summary_line
 
 config = runtime.get_config()
 st.title("History")
@@ -29,6 +32,9 @@ m[0].metric("Frames", s["frames"])
 m[1].metric("Inspected", s["inspected"])
 m[2].metric("Rejects", s["rejects"])
 m[3].metric("Reject rate", f"{s['reject_rate']:.1%}")
+
+st.caption("Operator reviews in this window: " + summary_line(history.reviews)
+           + " (review a frame at the bottom of the page, or with `python -m edge_runtime review`).")
 
 if history.unfired_rejects:
     unfired = hl.unfired_rejects(df)
@@ -67,6 +73,7 @@ with right:
 DRIFT_SECTIONS = ((SCORE, "Score drift", "Anomaly score"),
                   (SMOOTHNESS, "Image drift", "Neighbour correlation (picture smoothness)"),
                   (BRIGHTNESS, "Brightness drift", "Mean grey level"))
+manifest = None
 try:
     manifest = runtime.read_manifest(config.manifest_path)
     profile = runtime.current_profile() or manifest.get("default_profile")
@@ -113,3 +120,44 @@ for i, (_, row) in enumerate(gallery.iterrows()):
         cols[i % 4].image(str(path), caption=caption, width="stretch")
     elif not picked.empty:
         st.caption(f"No overlay image stored for frame {row['frame_id']} ({caption}).")
+
+st.subheader("Review a frame")
+st.caption("Say what a logged frame really showed. The log keeps every review with its author; the newest one of "
+           "a record counts in the summary above. Flagged frames found good are false alarms, passed frames found "
+           "defective are misses.")
+selected = int(picked.iloc[0]["id"]) if len(picked) == 1 else None
+record_id = selected if selected is not None else st.number_input(
+    "Record id (or select a row in the table)", min_value=1, value=None, step=1, key="review_id")
+record = df[df["id"] == record_id] if record_id is not None else df.head(0)
+if record_id is not None and record.empty:
+    st.warning(f"Record {record_id} is not in this time window.")
+elif not record.empty and record.iloc[0]["verdict"] not in INSPECTED:
+    st.info(f"Record {record_id} is '{record.iloc[0]['verdict']}': no frame was inspected, so there is nothing to review.")
+elif not record.empty:
+    row = record.iloc[0]
+    predicted, reviewed = hl.text_or_none(row.get("defect_class")), hl.text_or_none(row.get("reviewed_as"))
+    st.markdown(f"Record **{record_id}**: `{row['frame_id']}` of `{row['source']}`, verdict **{row['verdict']}**"
+                + (f", classified **{predicted}**" if predicted else "")
+                + (f"; last reviewed as {reviewed} by {row['reviewed_by']}" if reviewed else ""))
+    overlay = hl.overlay_file(hl.text_or_none(row.get("overlay_path")), roots)
+    if overlay is not None:
+        st.image(str(overlay), caption=f"overlay of record {record_id}", width=480)
+    else:
+        st.caption("No overlay stored for this record (the log keeps overlays of flagged frames only): look at "
+                   "the strip itself, or at the camera's own recording.")
+    r1, r2 = st.columns(2)
+    shows = r1.radio("The frame shows", ["a defect", "good strip"], horizontal=True, key="review_shows")
+    known = sorted(set(df["defect_class"].dropna()) | set(hl.profile_classes(manifest, hl.text_or_none(row.get("profile")))))
+    named = r2.selectbox("Its class", ["(not named)", *known], key="review_class", disabled=shows != "a defect")
+    by = r1.text_input("Reviewed by", key="review_by")
+    note = r2.text_input("Note (optional)", key="review_note")
+    if st.button("Save review", key="review_save", type="primary"):
+        try:
+            review = Review(int(record_id), "defect" if shows == "a defect" else "good", by,
+                            named if shows == "a defect" and named != "(not named)" else None, note or None)
+            review_id = hl.save_review(config.log_db, review)
+        except ValueError as exc:
+            st.error(f"Not saved: {exc}")
+        else:
+            st.success(f"Review {review_id} saved: record {record_id} shows {review.shows}"
+                       + (f" ({review.defect_class})" if review.defect_class else "") + f", by {review.reviewer}.")
