@@ -5,6 +5,7 @@ import json
 import threading
 
 import cv2
+import numpy as np
 import pytest
 
 from edge_runtime.capture import commands
@@ -141,6 +142,40 @@ def test_review_a_reject_from_history_and_see_it_summed_up(cli, tmp_path, capsys
     listed = json.loads(capsys.readouterr().out)
     assert [row["inspection_id"] for row in listed] == sorted((row["inspection_id"] for row in listed), reverse=True)
     assert {row["note"] for row in listed} == {"water drop", None} and len(listed) == 3
+
+
+def test_saved_frames_reviewed_and_exported_as_class_folders(cli, tmp_path, capsys):
+    """watch --save-frames keeps the flagged frames as captured (and a sample of passed ones); the reviewed ones
+    export into the class-folder layout that training and calibrate read, what they show deciding the folder."""
+    from edge_runtime.datasets import load_class_folders
+
+    db, frames, out = str(tmp_path / "i.db"), tmp_path / "frames", tmp_path / "reviewed"
+    assert cli("watch", "synthetic:0.3", "--log", db, "--max-frames", "40", "--save-frames", str(frames),
+               "--sample-passed", "5") == 0
+    assert json.loads(capsys.readouterr().out)["frame_save_errors"] == 0
+    with SqliteLog(db, create=False) as log:
+        rows = log.rows()
+    flagged = [r for r in rows if r["verdict"] in ("warn", "defect")]
+    passed = [r for r in rows if r["verdict"] == "ok"]
+    assert flagged and all(r["frame_path"] for r in flagged)
+    assert sum(bool(r["frame_path"]) for r in passed) == len(passed) // 5
+    saved = cv2.imread(flagged[0]["frame_path"], cv2.IMREAD_UNCHANGED)
+    assert saved is not None and saved.dtype == np.uint8 and saved.ndim == 2  # the synthetic strip as captured
+    sampled = next(r for r in passed if r["frame_path"])
+    for row, shows, extra in ((flagged[0], "good", []), (flagged[1], "defect", ["--class", "Rolled-in scale"]),
+                              (flagged[2], "defect", []), (sampled, "defect", ["--class", "../../etc"])):
+        assert cli("review", "--db", db, str(row["id"]), "--shows", shows, "--by", "anna", *extra) == 0
+    without_frame = next(r for r in passed if not r["frame_path"])
+    assert cli("review", "--db", db, str(without_frame["id"]), "--shows", "good", "--by", "anna") == 0
+    capsys.readouterr()
+    assert cli("review", "--db", db, "--export", str(out), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"copied": 4, "without_frame": 1, "missing": 0,
+                      "folders": {"good": 1, "Rolled-in_scale": 1, "unnamed_defect": 1, "etc": 1}}
+    assert sorted(p.relative_to(out).parts[0] for p in out.rglob("*.png")) == sorted(report["folders"])
+    assert {s.label for s in load_class_folders(out, "good", min_classes=1)} == {None, "Rolled-in_scale", "unnamed_defect", "etc"}
+    assert cli("watch", "synthetic", "--log", db, "--max-frames", "2", "--sample-passed", "5") == commands.EXIT_USAGE
+    assert "--save-frames" in capsys.readouterr().err
 
 
 def test_review_errors(cli, tmp_path, capsys):

@@ -285,6 +285,7 @@ def _fill_log(db: Path, n: int = 60) -> None:
 
     for frame_id in ("f3", "f57"):  # an ok frame's overlay and the newest reject's
         cv2.imwrite(str(overlay_dir / f"{frame_id}.png"), np.full((40, 40, 3), 128, np.uint8))
+    cv2.imwrite(str(overlay_dir / "f57_frame.png"), np.full((40, 40), 90, np.uint8))  # the reject as captured
     now = time.time()
     records = []
     for i in range(n):
@@ -294,6 +295,7 @@ def _fill_log(db: Path, n: int = 60) -> None:
             captured_at=now - 3600 + i * 30, score=0.1 * (i % 9),
             defect_class={"warn": "patches", "defect": "scratches"}.get(verdict),
             overlay_path=str(overlay_dir / f"f{i}.png") if i == 3 or verdict == "defect" else None,
+            frame_path=str(overlay_dir / "f57_frame.png") if i == 57 else None,
             error="decode failed" if verdict == "error" else None))
     records[52] = dataclasses.replace(records[52], overlay_path="/etc/passwd")  # a tampered row (a recent reject): never shown
     with SqliteLog(db) as log:
@@ -429,10 +431,11 @@ def test_history_review_a_frame_and_see_the_summary(env):
     assert any("no frames reviewed by an operator" in c.value for c in at.caption)
     at.number_input(key="review_id").set_value(ids["f4"]).run()  # an error record: nothing to review
     assert any("no frame was inspected" in i.value for i in at.info)
-    at.number_input(key="review_id").set_value(ids["f57"]).run()  # a reject with its overlay file: shown to review
-    assert [image.proto.imgs[0].caption for image in at.get("image")][-1] == f"overlay of record {ids['f57']}"
+    at.number_input(key="review_id").set_value(ids["f57"]).run()  # a reject with its overlay and frame: shown
+    assert [image.proto.imgs[0].caption for image in at.get("image")][-2:] == [
+        f"overlay of record {ids['f57']}", f"record {ids['f57']} as captured"]
     at.number_input(key="review_id").set_value(ids["f2"]).run()  # a reject, classified scratches, no overlay file
-    assert any("No overlay stored for this record" in c.value for c in at.caption)
+    assert any("No overlay or frame stored for this record" in c.value for c in at.caption)
     assert "scratches" in at.selectbox(key="review_class").options
     at.radio(key="review_shows").set_value("good strip").run()
     at.button(key="review_save").click().run()

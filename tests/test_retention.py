@@ -41,8 +41,15 @@ def _log_with_old_and_new(tmp_path):
             overlay.write_bytes(b"keep me")
         if i == 4:
             overlay = overlays / "gone.png"
+        frame = None
+        if i in (0, 1):  # saved frames (watch --save-frames) go with their records
+            frame = overlays / f"old{i}_frame.png"
+            frame.write_bytes(b"png")
+        if i == 3:
+            frame = elsewhere / "precious_frame.png"
+            frame.write_bytes(b"keep me")
         records.append(Record("camera:0", f"f{i}", "defect" if overlay else "ok", recorded_at=old + i,
-                              overlay_path=str(overlay) if overlay else None))
+                              overlay_path=str(overlay) if overlay else None, frame_path=str(frame) if frame else None))
     (overlays / "new.png").write_bytes(b"png")
     records += [Record("camera:0", f"n{i}", "ok", recorded_at=now - i, overlay_path=str(overlays / "new.png") if i == 0 else None)
                 for i in range(5)]
@@ -64,12 +71,14 @@ def test_prune_deletes_old_records_and_their_overlays_only(tmp_path):
         report = prune_log(log, "30d", [overlays])
         assert report.to_dict() | {"before": 0} == {
             "before": 0, "deleted_records": 11, "kept_in_folder": 2, "deleted_overlays": 3, "overlays_outside": 1,
-            "overlays_missing": 1, "dry_run": False}
+            "overlays_missing": 1, "dry_run": False, "deleted_frames": 2, "frames_outside": 1, "frames_missing": 0}
         assert log.count() == 7 and {r["frame_id"] for r in log.rows()} == {"n0", "n1", "n2", "n3", "n4", "a.png", "b.png"}
         # The watched folder's files still in it keep their records: the watcher does not inspect them again.
         assert set(FolderWatcher(folder, log.processed_ids(str(folder.resolve()))).seen) == {"a.png", "b.png"}
     assert not any((overlays / f"old{i}.png").exists() for i in range(3))
+    assert not any((overlays / f"old{i}_frame.png").exists() for i in range(2))
     assert (overlays / "new.png").is_file() and (elsewhere / "precious.png").read_bytes() == b"keep me"
+    assert (elsewhere / "precious_frame.png").read_bytes() == b"keep me"
 
 
 def test_prune_frees_the_log_between_batches_for_other_writers(tmp_path):

@@ -139,12 +139,15 @@ elif not record.empty:
     st.markdown(f"Record **{record_id}**: `{row['frame_id']}` of `{row['source']}`, verdict **{row['verdict']}**"
                 + (f", classified **{predicted}**" if predicted else "")
                 + (f"; last reviewed as {reviewed} by {row['reviewed_by']}" if reviewed else ""))
-    overlay = hl.overlay_file(hl.text_or_none(row.get("overlay_path")), roots)
-    if overlay is not None:
-        st.image(str(overlay), caption=f"overlay of record {record_id}", width=480)
-    else:
-        st.caption("No overlay stored for this record (the log keeps overlays of flagged frames only): look at "
-                   "the strip itself, or at the camera's own recording.")
+    pictures = [(path, caption) for path, caption in (
+        (hl.overlay_file(hl.text_or_none(row.get("overlay_path")), roots), f"overlay of record {record_id}"),
+        (hl.overlay_file(hl.text_or_none(row.get("frame_path")), roots), f"record {record_id} as captured"))
+        if path is not None]
+    for column, (path, caption) in zip(st.columns(2), pictures):
+        column.image(str(path), caption=caption, width="stretch")
+    if not pictures:
+        st.caption("No overlay or frame stored for this record (`watch --save-overlays` and `--save-frames` keep "
+                   "those of flagged frames): look at the strip itself, or at the camera's own recording.")
     r1, r2 = st.columns(2)
     shows = r1.radio("The frame shows", ["a defect", "good strip"], horizontal=True, key="review_shows")
     known = sorted(set(df["defect_class"].dropna()) | set(hl.profile_classes(manifest, hl.text_or_none(row.get("profile")))))

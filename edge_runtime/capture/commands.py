@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
     watch.add_argument("--duration", type=float, metavar="S", help="stop capturing after S seconds")
     watch.add_argument("--max-frames", type=int, metavar="N", help="stop after N captured frames")
     watch.add_argument("--save-overlays", metavar="DIR", help="write heat-map overlay PNGs of warn/defect frames")
+    watch.add_argument("--save-frames", metavar="DIR",
+                       help="write the warn/defect frames as captured (lossless PNG), for operator review and for "
+                            "retraining or commissioning on reviewed frames (review --export)")
+    watch.add_argument("--sample-passed", type=int, metavar="N",
+                       help="with --save-frames: also every N-th passed frame, a sample to spot-check for misses")
     watch.add_argument("--jsonl", action="store_true", help="also print one JSON line per record on stdout")
     watch.add_argument("--once", action="store_true", help="folder: inspect what is there, then exit")
     watch.add_argument("--on-source-error", choices=("stop", "retry"), default="stop",
@@ -93,7 +98,8 @@ def register(subparsers: Any) -> None:
     prune.add_argument("--older-than", required=True, metavar="AGE",
                        help="delete records written before this: 30d, 12h, an ISO date/time or unix seconds")
     prune.add_argument("--overlays", type=Path, action="append", default=[], metavar="DIR",
-                       help="folder whose overlay images may be deleted (repeatable; default: the log's folder)")
+                       help="folder whose overlay images and saved frames may be deleted (repeatable; default: the "
+                            "log's folder)")
     prune.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     prune.add_argument("--json", action="store_true", help="print the report as JSON")
     prune.set_defaults(func=cmd_prune)
@@ -223,6 +229,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --retain: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.sample_passed is not None and (args.sample_passed < 1 or not args.save_frames):
+        print("error: --sample-passed N needs N >= 1 and --save-frames DIR to save the sample in", file=sys.stderr)
+        return EXIT_USAGE
     try:
         rejects = reject_sinks(args)
     except ValueError as exc:
@@ -248,7 +257,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
                         batch_size=args.batch, max_frames=args.max_frames, duration_s=args.duration,
                         on_source_error=args.on_source_error,
-                        overlay_dir=Path(args.save_overlays) if args.save_overlays else None)
+                        overlay_dir=Path(args.save_overlays) if args.save_overlays else None,
+                        frame_dir=Path(args.save_frames) if args.save_frames else None, passed_every=args.sample_passed)
     loop = InspectionLoop(source, inspector, sinks, config)
     done = threading.Event()
     drift = _drift_watch(log, inspector)
@@ -259,9 +269,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     status.start()
     pruning = None
     if args.retain:
-        overlay_dirs = [Path(args.log).parent] + ([Path(args.save_overlays)] if args.save_overlays else [])
+        image_dirs = [Path(args.log).parent] + [Path(d) for d in (args.save_overlays, args.save_frames) if d]
         pruning = threading.Thread(target=keep_pruning, daemon=True, args=(
-            log, args.retain, overlay_dirs, done, _print_retention, _print_retention_failure))
+            log, args.retain, image_dirs, done, _print_retention, _print_retention_failure))
         pruning.start()
     checking = None
     if drift is not None:

@@ -12,6 +12,7 @@ end of a finite source stop the same way as the first signal.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import signal
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..sinks.record import DROPPED, ERROR, REJECT_HOOK_FAILED, SOURCE_ERROR, Record, record_from_result
-from .overlay_writer import save_overlay
+from .overlay_writer import save_frame, save_overlay
 from .sources import Frame, FrameSource
 from .stats import LoopStats
 
@@ -43,6 +44,9 @@ class LoopConfig:
     hung_grace_s: float = 10.0         # after that, frames still inside inspect() are recorded as errors
     overlay_dir: Path | None = None
     overlay_verdicts: tuple[str, ...] = ("warn", "defect")
+    frame_dir: Path | None = None      # the frames as captured, PNG, for review and retraining
+    frame_verdicts: tuple[str, ...] = ("warn", "defect")
+    passed_every: int | None = None    # also every N-th passed frame, a systematic sample to spot-check
 
 
 def _report_sink_error(sink: Any, exc: BaseException) -> None:
@@ -56,6 +60,7 @@ class InspectionLoop:
         self.config = config or LoopConfig()
         self.on_sink_error = on_sink_error
         self.stats = LoopStats()
+        self._passed = itertools.count(1)  # passed frames seen, for ``passed_every`` (next() is atomic in CPython)
         self._frames: queue.Queue[Frame | None] = queue.Queue(maxsize=max(1, self.config.queue_size))
         self._out: queue.Queue[Record | None] = queue.Queue()
         self._stop = threading.Event()      # stop capturing
@@ -296,7 +301,24 @@ class InspectionLoop:
             except Exception as exc:  # full disk etc.: keep the verdict, note the failure
                 self.stats.add("overlay_errors")
                 record = replace(record, error=f"overlay not saved: {type(exc).__name__}: {exc}")
+        if self._keeps_frame(record.verdict):
+            try:
+                record = replace(record, frame_path=str(save_frame(frame.data, self.config.frame_dir, frame.frame_id,
+                                                                   record.verdict)))
+            except Exception as exc:
+                self.stats.add("frame_save_errors")
+                note = f"frame not saved: {type(exc).__name__}: {exc}"
+                record = replace(record, error=f"{record.error}; {note}" if record.error else note)
         return record
+
+    def _keeps_frame(self, verdict: str) -> bool:
+        """Whether the captured frame of a record with ``verdict`` is saved: every flagged one, and every
+        ``passed_every``-th passed one (counted over the run)."""
+        if self.config.frame_dir is None:
+            return False
+        if verdict in self.config.frame_verdicts:
+            return True
+        return verdict == "ok" and bool(self.config.passed_every) and next(self._passed) % self.config.passed_every == 0
 
     # -- records -------------------------------------------------------------------
     def _error(self, frame: Frame, text: str) -> Record:

@@ -1,4 +1,5 @@
-"""Saves heat-map overlay PNGs next to the log; a failure raises ``OSError`` for the caller to record."""
+"""Saves heat-map overlays and captured frames as PNG next to the log; a failure raises ``OSError`` for the
+caller to record."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from ..overlay import anomaly_overlay
 
@@ -20,14 +22,28 @@ def save_overlay(result: Any, directory: Path, frame_id: str) -> Path:
 
     Same colour scale as the CLI and dashboard (defect threshold = mid colour), so an ok
     frame does not look as hot as a defect in the History page."""
-    ok, png = cv2.imencode(".png", anomaly_overlay(result))
+    verdict = getattr(result.verdict, "value", result.verdict)
+    return _write_png(anomaly_overlay(result), directory, f"{_UNSAFE.sub('_', frame_id)[-80:]}_{verdict}")
+
+
+def save_frame(data: bytes | np.ndarray, directory: Path, frame_id: str, verdict: str) -> Path:
+    """Write the frame as the camera gave it (8 or 16 bit, grey or colour) as lossless PNG: what a reviewer
+    judges and what a retraining or a commissioning on reviewed frames reads (``review --export``). An
+    encoded file (a watched folder's) is decoded first, so every saved frame is a PNG of its pixels."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise OSError("the frame's file could not be decoded to save it")
+    return _write_png(data, directory, f"{_UNSAFE.sub('_', frame_id)[-80:]}_{verdict}_frame")
+
+
+def _write_png(image: Any, directory: Path, stem: str) -> Path:
+    ok, png = cv2.imencode(".png", image)
     if not ok:
-        raise OSError("PNG encoding of the overlay failed")
+        raise OSError(f"PNG encoding of {stem} failed")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    verdict = getattr(result.verdict, "value", result.verdict)
-    name = f"{int(time.time() * 1000)}_{_UNSAFE.sub('_', frame_id)[-80:]}_{verdict}.png"
-    path = directory / name
+    path = directory / f"{int(time.time() * 1000)}_{stem}.png"
     tmp = path.with_suffix(".tmp")
     try:
         tmp.write_bytes(png.tobytes())

@@ -3,6 +3,7 @@
     python -m edge_runtime review --db inspections.db 17 --shows good --by "A. Novak" --note "oil stain"
     python -m edge_runtime review --db inspections.db 18 --shows defect --class scratches --by "A. Novak"
     python -m edge_runtime review --db inspections.db --list --since 8h
+    python -m edge_runtime review --db inspections.db --export reviewed/   # reviewed/good/, reviewed/<class>/
 
 The record numbers are those ``history`` prints beside the last rejects (``#17``) and the dashboard's
 History table shows. ``history`` sums the reviews up: how many flags were confirmed, how many were false
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 from ..sinks import Review, SqliteLog
 from ..sinks.reviews import SHOWS
@@ -35,7 +39,11 @@ def register_review(subparsers: Any) -> None:
     review.add_argument("--by", default=None, help="who looked at the frame (kept in the log)")
     review.add_argument("--note", default=None, help="a remark kept with the review")
     review.add_argument("--list", action="store_true", help="list the newest review of each reviewed record instead")
-    review.add_argument("--since", help="with --list: only records since 30m, 12h, 7d, an ISO date/time or unix seconds")
+    review.add_argument("--export", type=Path, metavar="DIR",
+                        help="copy the saved frames (watch --save-frames) of the reviewed records into DIR/good/ and "
+                             "DIR/<class>/, the class-folder layout training and calibrate read")
+    review.add_argument("--since", help="with --list or --export: only records since 30m, 12h, 7d, an ISO date/time "
+                                        "or unix seconds")
     review.add_argument("--json", action="store_true", help="print JSON")
     review.set_defaults(func=cmd_review)
 
@@ -48,8 +56,8 @@ def _record_number(text: str) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    if args.list == (args.record is not None):
-        print("error: give a record number to review, or --list", file=sys.stderr)
+    if sum((args.record is not None, args.list, args.export is not None)) != 1:
+        print("error: give a record number to review, or --list, or --export DIR", file=sys.stderr)
         return EXIT_USAGE
     try:
         log = SqliteLog(args.db, create=False)
@@ -57,6 +65,8 @@ def cmd_review(args: argparse.Namespace) -> int:
         print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if args.export is not None:
+            return _export(log, args)
         return _list(log, args) if args.list else _add(log, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -92,6 +102,48 @@ def _list(log: SqliteLog, args: argparse.Namespace) -> int:
               + f"  by {row['reviewer']} {stamp}" + (f"  \"{row['note']}\"" if row["note"] else ""))
     print(f"{len(rows)} reviewed record(s)")
     return 0
+
+
+def _export(log: SqliteLog, args: argparse.Namespace) -> int:
+    report = export_reviewed(log.latest_reviews(args.since), args.export, log.path.parent)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        folders = ", ".join(f"{name}/ {count}" for name, count in sorted(report["folders"].items())) or "none"
+        print(f"{args.export}: {report['copied']} reviewed frame(s) copied ({folders}); {report['without_frame']} "
+              f"reviewed record(s) without a saved frame (watch --save-frames keeps them), {report['missing']} whose "
+              "frame file is gone")
+    return 0
+
+
+def export_reviewed(rows: Iterable[dict[str, Any]], out: Path, base: Path) -> dict[str, Any]:
+    """Copy the saved frame of each reviewed record (``SqliteLog.latest_reviews``) into ``out``/``good``/ for
+    good strip, ``out``/<the reviewer's class>/ for a defect (``unnamed_defect``/ where none was named): the
+    layout ``python -m training all --data out --normal-class good`` trains on and ``calibrate out/good``
+    commissions on. A relative frame path is read against ``base`` (the log's folder). File names start with
+    the record number, so a frame exported twice is one file."""
+    report: dict[str, Any] = {"copied": 0, "without_frame": 0, "missing": 0, "folders": {}}
+    for row in rows:
+        if not row["frame_path"]:
+            report["without_frame"] += 1
+            continue
+        source = Path(row["frame_path"]) if Path(row["frame_path"]).is_absolute() else base / row["frame_path"]
+        if not source.is_file():
+            report["missing"] += 1
+            continue
+        folder = "good" if row["shows"] == "good" else _folder_name(row["reviewed_class"] or "unnamed_defect")
+        target = Path(out) / folder / f"{row['inspection_id']}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        report["copied"] += 1
+        report["folders"][folder] = report["folders"].get(folder, 0) + 1
+    return report
+
+
+def _folder_name(label: str) -> str:
+    """A reviewer's class as a folder name: letters, digits, '.', '_' and '-' only, never '..' or empty."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label.strip()).strip("._") or "unnamed_defect"
+    return name
 
 
 def _verdict(row: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ class LoopStats:
         self._lock = threading.Lock()
         self.started_at = time.time()
         self.captured = self.inspected = self.errored = self.dropped = 0
-        self.source_errors = self.sink_errors = self.overlay_errors = 0
+        self.source_errors = self.sink_errors = self.overlay_errors = self.frame_save_errors = 0
         self.verdicts: Counter[str] = Counter()
         self.last_source_error: str | None = None
         self._latency_ms: deque[float] = deque(maxlen=window)
@@ -74,6 +74,7 @@ class LoopStats:
                 "last_source_error": self.last_source_error,
                 "sink_errors": self.sink_errors,
                 "overlay_errors": self.overlay_errors,
+                "frame_save_errors": self.frame_save_errors,
                 "frames_per_s": round(done / elapsed, 2),
                 "latency_ms": percentiles(self._latency_ms),
                 "end_to_end_ms": percentiles(self._e2e_ms),

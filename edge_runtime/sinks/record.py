@@ -40,6 +40,7 @@ class Record:
     model_sha256: Mapping[str, str] | None = None
     error: str | None = None
     overlay_path: str | None = None
+    frame_path: str | None = None  # the frame as captured, saved for review and retraining (``watch --save-frames``)
     frame_term: float | None = None  # the frame-level autoencoder's share of ``score``, where the gate has one
     neighbour_correlation: float | None = None  # how smooth the picture was (``preprocess.FrameQuality``)
     mean_grey: float | None = None  # how bright the picture was, [0, 1]

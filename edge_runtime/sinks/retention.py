@@ -1,4 +1,4 @@
-"""Retention: keep the line PC's disk from filling with old records and overlay images.
+"""Retention: keep the line PC's disk from filling with old records, overlay images and saved frames.
 
 A line inspecting 10 frames/s writes about 860,000 log rows a day and, at 5% flagged frames, some
 43,000 overlay images. ``python -m edge_runtime prune`` (or ``watch --retain``) deletes the records
@@ -25,9 +25,12 @@ class RetentionReport:
     deleted_records: int
     kept_in_folder: int  # records of files still in a watched folder, kept so they are not inspected again
     deleted_overlays: int
-    overlays_outside: int  # overlay paths outside the overlay folders: left alone
+    overlays_outside: int  # overlay paths outside the image folders: left alone
     overlays_missing: int
     dry_run: bool
+    deleted_frames: int = 0  # saved frames (watch --save-frames)
+    frames_outside: int = 0
+    frames_missing: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,25 +38,32 @@ class RetentionReport:
     def line(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         return (f"{verb} {self.deleted_records} records written before "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.before))} and {self.deleted_overlays} "
-                f"overlay images; kept {self.kept_in_folder} records of files still in watched folders; "
-                f"{self.overlays_outside} overlay paths outside the overlay folders left alone, "
-                f"{self.overlays_missing} already gone")
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.before))}, {self.deleted_overlays} "
+                f"overlay images and {self.deleted_frames} saved frames; kept {self.kept_in_folder} records of files "
+                f"still in watched folders; {self.overlays_outside + self.frames_outside} image paths outside the "
+                f"image folders left alone, {self.overlays_missing + self.frames_missing} already gone")
 
 
-def prune_log(log: SqliteLog, older_than: str | float, overlay_dirs: Sequence[Path], dry_run: bool = False,
+def prune_log(log: SqliteLog, older_than: str | float, image_dirs: Sequence[Path], dry_run: bool = False,
               now: float | None = None) -> RetentionReport:
     """Delete the records written before ``older_than`` ("30d", "12h", an ISO date or unix seconds) and
-    their overlay images inside ``overlay_dirs`` (a relative overlay path is read against the log's folder)."""
+    their overlay images and saved frames inside ``image_dirs`` (a relative path is read against the log's
+    folder)."""
     before = parse_since(older_than, now)
     if before is None:
         raise ValueError("name how old a record must be to go: e.g. 30d")
     pruned = log.prune(before, dry_run)
-    roots = [Path(d).resolve() for d in overlay_dirs]
+    roots = [Path(d).resolve() for d in image_dirs]
+    overlays = _delete_inside(pruned.overlay_paths, roots, log.path.parent, dry_run)
+    frames = _delete_inside(pruned.frame_paths, roots, log.path.parent, dry_run)
+    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, *overlays, dry_run, *frames)
+
+
+def _delete_inside(paths: Sequence[str], roots: Sequence[Path], base: Path, dry_run: bool) -> tuple[int, int, int]:
+    """Delete the files among ``paths`` that lie inside one of ``roots``: (deleted, outside, missing)."""
     deleted = outside = missing = 0
-    for text in pruned.overlay_paths:
-        path = Path(text) if Path(text).is_absolute() else log.path.parent / text
-        path = path.resolve()
+    for text in paths:
+        path = (Path(text) if Path(text).is_absolute() else base / text).resolve()
         if not any(path.is_relative_to(root) for root in roots):
             outside += 1
         elif not path.is_file():
@@ -62,10 +72,10 @@ def prune_log(log: SqliteLog, older_than: str | float, overlay_dirs: Sequence[Pa
             if not dry_run:
                 path.unlink()
             deleted += 1
-    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, deleted, outside, missing, dry_run)
+    return deleted, outside, missing
 
 
-def keep_pruning(log: SqliteLog, older_than: str, overlay_dirs: Sequence[Path], stop: threading.Event,
+def keep_pruning(log: SqliteLog, older_than: str, image_dirs: Sequence[Path], stop: threading.Event,
                  on_report: Callable[[RetentionReport], None], on_failure: Callable[[Exception], None],
                  period_s: float = 3600.0) -> None:
     """Prune at once and then every ``period_s`` until ``stop`` is set (``watch --retain``, the dashboard's
@@ -73,7 +83,7 @@ def keep_pruning(log: SqliteLog, older_than: str, overlay_dirs: Sequence[Path], 
     the inspection."""
     while True:
         try:
-            on_report(prune_log(log, older_than, overlay_dirs))
+            on_report(prune_log(log, older_than, image_dirs))
         except (OSError, ValueError, sqlite3.Error) as exc:
             on_failure(exc)
         if stop.wait(period_s):

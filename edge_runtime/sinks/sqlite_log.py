@@ -25,7 +25,7 @@ from .reviews import Review
 COLUMNS = (
     "recorded_at", "captured_at", "source", "frame_id", "verdict", "score", "warn_threshold",
     "defect_threshold", "defect_class", "confidence", "latency_ms", "profile", "model_sha256",
-    "error", "overlay_path", "frame_term", "neighbour_correlation", "mean_grey",
+    "error", "overlay_path", "frame_term", "neighbour_correlation", "mean_grey", "frame_path",
 )
 
 _SCHEMA = """
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     overlay_path TEXT,
     frame_term REAL,                -- the frame-level autoencoder's share of score (NULL: none)
     neighbour_correlation REAL,     -- how smooth the picture was: focus, noise (edge_runtime.drift)
-    mean_grey REAL                  -- how bright the picture was, [0, 1]: the lamp (edge_runtime.drift)
+    mean_grey REAL,                 -- how bright the picture was, [0, 1]: the lamp (edge_runtime.drift)
+    frame_path TEXT                 -- the frame as captured, PNG (watch --save-frames), for review and retraining
 );
 CREATE INDEX IF NOT EXISTS inspections_frame ON inspections (source, frame_id);
 CREATE INDEX IF NOT EXISTS inspections_time ON inspections (recorded_at);
@@ -67,7 +68,8 @@ CREATE INDEX IF NOT EXISTS reviews_inspection ON reviews (inspection_id, id);
 
 # Columns added after the first schema: (name, type). A log written by an older version gets them
 # on opening (NULL in its old rows), so one file keeps its history across updates.
-_ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"), ("mean_grey", "REAL"))
+_ADDED_COLUMNS = (("frame_term", "REAL"), ("neighbour_correlation", "REAL"), ("mean_grey", "REAL"),
+                  ("frame_path", "TEXT"))
 # Per-frame measurements the drift checks read back (``SqliteLog.recent_values``).
 DRIFT_COLUMNS = tuple(measure.column for measure in MEASURES)
 
@@ -99,11 +101,12 @@ def parse_since(value: str | float | None, now: float | None = None) -> float | 
 @dataclass(frozen=True)
 class PruneResult:
     """What ``SqliteLog.prune`` deleted: records, records kept for files still in a watched folder, and the
-    overlay files the deleted records pointed at."""
+    overlay and saved frame files the deleted records pointed at."""
 
     deleted: int
     kept_in_folder: int
     overlay_paths: tuple[str, ...]
+    frame_paths: tuple[str, ...] = ()
 
 
 class SqliteLog:
@@ -177,19 +180,19 @@ class SqliteLog:
         kept = self._mark_kept_in_folder(before)
         where = "WHERE recorded_at < ? AND id NOT IN (SELECT id FROM kept_ids)"
         if dry_run:
-            rows = self._query(f"SELECT overlay_path FROM inspections {where}", (before,))
-            return PruneResult(len(rows), kept, tuple(r[0] for r in rows if r[0] is not None))
-        deleted, overlays = 0, []
+            rows = self._query(f"SELECT overlay_path, frame_path FROM inspections {where}", (before,))
+            return PruneResult(len(rows), kept, *_files(rows))
+        deleted, files = 0, []
         while True:
             with self._lock, self._conn:
                 rows = self._conn.execute(f"DELETE FROM inspections WHERE id IN (SELECT id FROM inspections {where} "
-                                          "LIMIT ?) RETURNING overlay_path", (before, batch)).fetchall()
+                                          "LIMIT ?) RETURNING overlay_path, frame_path", (before, batch)).fetchall()
             deleted += len(rows)
-            overlays.extend(row[0] for row in rows if row[0] is not None)
+            files.extend(rows)
             if rows and after_batch is not None:
                 after_batch(deleted)
             if len(rows) < batch:
-                return PruneResult(deleted, kept, tuple(overlays))
+                return PruneResult(deleted, kept, *_files(files))
 
     def _mark_kept_in_folder(self, before: float) -> int:
         """Fill the connection's temporary ``kept_ids`` with the old records of files still in their watched
@@ -303,12 +306,12 @@ class SqliteLog:
 
     def latest_reviews(self, since: str | float | None = None) -> list[dict[str, Any]]:
         """The newest review of each reviewed record (of records written since ``since``), with the record's
-        verdict and class: inspection_id, source, frame_id, verdict, predicted_class, shows, reviewed_class,
-        reviewer, reviewed_at, note, reviews (how many the record has). Newest record first."""
+        verdict and class: inspection_id, source, frame_id, frame_path, verdict, predicted_class, shows,
+        reviewed_class, reviewer, reviewed_at, note, reviews (how many the record has). Newest record first."""
         where, params = _since_clause(since)
         where = where.replace("recorded_at", "i.recorded_at")
         rows = self._query(
-            "SELECT i.id AS inspection_id, i.source, i.frame_id, i.verdict, i.defect_class AS predicted_class, "
+            "SELECT i.id AS inspection_id, i.source, i.frame_id, i.frame_path, i.verdict, i.defect_class AS predicted_class, "
             "r.shows, r.defect_class AS reviewed_class, r.reviewer, r.reviewed_at, r.note, "
             "(SELECT COUNT(*) FROM reviews WHERE inspection_id = i.id) AS reviews "
             "FROM reviews r JOIN inspections i ON i.id = r.inspection_id "
@@ -330,6 +333,11 @@ def _since_clause(since: str | float | None, extra: str | None = None) -> tuple[
     if extra:
         clauses.append(extra)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _files(rows: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(overlay paths, frame paths) of (overlay_path, frame_path) rows, the missing ones left out."""
+    return tuple(r[0] for r in rows if r[0] is not None), tuple(r[1] for r in rows if r[1] is not None)
 
 
 def _row(record: Record) -> tuple[Any, ...]:
