@@ -6,15 +6,16 @@
 # into the Keras cache when it first needs them (training/backbone.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=""
-command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
-command -v qemu-x86_64 >/dev/null 2>&1 || missing="$missing qemu-user"
-if [ -n "$missing" ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q >/dev/null
-  $sudo apt-get install -y -q $missing >/dev/null
-fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+updated=""
+apt_install() {  # apt_install PACKAGE: the package lists are fetched once
+  if [ -z "$updated" ]; then $sudo apt-get update -q >/dev/null; updated=1; fi
+  $sudo apt-get install -y -q "$1" >/dev/null
+}
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+# The cross-CPU test skips, saying why, where qemu-user cannot be installed (not an x86 Debian, say).
+command -v qemu-x86_64 >/dev/null 2>&1 || apt_install qemu-user || echo "warning: qemu-user not installed" >&2
 bash scripts/setup.sh "train,dashboard,dev"
 .venv/bin/python -m pytest -q -rs "$@"
