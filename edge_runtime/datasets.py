@@ -89,15 +89,18 @@ def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     """NEU-DET: ``images/<class>_<n>.jpg`` with ``annotations/<class>_<n>.xml`` (boxes optional).
 
     Also the layouts NEU-DET is distributed in: upper-case ``IMAGES`` / ``ANNOTATIONS``, and
-    images or annotations in sub-folders (per class, or per split). ``min_classes``: defect
-    classes the folder must hold (training needs two; an evaluation of held-out images of one
-    class, or of normal images only, needs none)."""
+    images or annotations in sub-folders (per class, or per split); and NEU-CLS's, a folder of
+    the images themselves (``Cr_1.bmp``, ``crazing_1.jpg``), with their ``.xml`` files beside
+    them where there are boxes. ``min_classes``: defect classes the folder must hold (training
+    needs two; an evaluation of held-out images of one class, or of normal images only, needs none)."""
     root = Path(root)
     images = _child_folder(root, "images")
     if images is None:
-        raise DatasetError(f"{root} is not a NEU-DET folder: {root / 'images'} is missing")
-    annotations = _child_folder(root, "annotations")
-    xml_by_stem = {p.stem: p for p in sorted(annotations.rglob("*.xml"))} if annotations else {}
+        if not root.is_dir() or not image_files(root):
+            raise DatasetError(f"{root} is not a NEU-DET folder: neither {root / 'images'} nor images in it")
+        images = root
+    annotations = _child_folder(root, "annotations") or images
+    xml_by_stem = {p.stem: p for p in sorted(annotations.rglob("*.xml"))}
     samples = []
     for path in image_files(images, recursive=True):
         xml = xml_by_stem.get(path.stem)

@@ -2,7 +2,7 @@ import shutil
 
 import pytest
 
-from edge_runtime.datasets import DatasetError, load_class_folders, load_neu_det, split_samples
+from edge_runtime.datasets import Box, DatasetError, load_class_folders, load_neu_det, split_samples
 from tests.conftest import NEU, make_class_folders, needs_neu
 
 
@@ -72,6 +72,25 @@ def test_neu_reader_accepts_neu_cls_style_names_without_annotations(tmp_path):
         cv2.imwrite(str(tmp_path / "images" / name), np.zeros((200, 200), np.uint8))
     labels = {s.path.name: s.label for s in load_neu_det(tmp_path)}
     assert labels == {"Cr_1.bmp": "crazing", "Sc_7.bmp": "scratches", "pitted_surface_3.jpg": "pitted_surface"}
+
+
+def test_neu_reader_accepts_a_flat_folder_of_images_with_their_boxes_beside_them(tmp_path):
+    """NEU-CLS is distributed as the images themselves; held-out NEU images may come that way too."""
+    import cv2
+    import numpy as np
+
+    for name in ("Cr_1.bmp", "scratches_7.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((200, 200), np.uint8))
+    (tmp_path / "scratches_7.xml").write_text(
+        "<annotation><object><name>scratches</name><bndbox><xmin>10</xmin><ymin>20</ymin><xmax>30</xmax>"
+        "<ymax>190</ymax></bndbox></object></annotation>")
+    samples = {s.path.name: s for s in load_neu_det(tmp_path)}
+    assert {name: s.label for name, s in samples.items()} == {"Cr_1.bmp": "crazing", "scratches_7.jpg": "scratches"}
+    assert samples["scratches_7.jpg"].boxes == (Box(10, 20, 30, 190),) and samples["Cr_1.bmp"].boxes == ()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="neither .*images nor images in it"):
+        load_neu_det(empty)
 
 
 def test_evaluation_matches_label_spellings_to_the_model_classes(tmp_path):
