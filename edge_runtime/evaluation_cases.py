@@ -61,12 +61,16 @@ def box_free_crop_cases(samples: list[Sample], size: int, seed: int = 0) -> list
 
 
 def match_class_names(samples: list[Sample], class_names: list[str]) -> list[Sample]:
-    """Spell a data set's labels as the model does: 'Crazing', 'crazing' and 'Cr' are one class."""
+    """Spell a data set's labels as the model does: 'Crazing', 'crazing' and 'Cr' are one class, as are
+    'MT_Crack' and 'crack'."""
     by_key = {name.lower(): name for name in class_names}
     by_key.update({alias: name for alias, name in NEU_ALIASES.items() if name in class_names})
 
     def canonical(label: str | None) -> str | None:
-        return label if label is None else by_key.get(label.lower(), label)
+        if label is None:
+            return None
+        key = label.lower()
+        return by_key.get(key, by_key.get(key.removeprefix("mt_"), label))  # MT_Crack: the tile set's folder name
 
     return [replace(s, label=canonical(s.label)) for s in samples]
 

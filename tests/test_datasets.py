@@ -100,6 +100,9 @@ def test_evaluation_matches_label_spellings_to_the_model_classes(tmp_path):
                                  normal_class="good")
     labels = sorted(str(s.label) for s in match_class_names(samples, ["crazing", "scratches"]))
     assert labels == ["None", "crazing", "other", "scratches"]
+    tiles = load_class_folders(make_class_folders(tmp_path / "tiles", ["MT_Crack", "MT_Free", "MT_Other"], n=1),
+                               normal_class="MT_Free")
+    assert sorted(str(s.label) for s in match_class_names(tiles, ["blowhole", "crack"])) == ["MT_Other", "None", "crack"]
 
 
 @needs_neu
