@@ -149,7 +149,7 @@ class LiveSession:
 
     def __init__(self, source: Any, inspector: Any, log_db: Path | None = None, overlay_dir: Path | None = None,
                  workers: int = 1, queue_size: int = 8, retain: str | None = None,
-                 retain_period_s: float = 3600.0, reject_sink: Any | None = None) -> None:
+                 retain_period_s: float = 3600.0, reject_sink: Any | None = None, frame_dir: Path | None = None) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 
         self.tap = TapInspector(inspector)
@@ -164,7 +164,7 @@ class LiveSession:
             self._log = SqliteLog(log_db, synchronous="NORMAL")
             sinks.append(self._log)
         config = LoopConfig(workers=workers, queue_size=queue_size, drop_oldest=True,
-                            overlay_dir=overlay_dir, drain_timeout_s=5.0, hung_grace_s=5.0)
+                            overlay_dir=overlay_dir, frame_dir=frame_dir, drain_timeout_s=5.0, hung_grace_s=5.0)
         self.loop = InspectionLoop(source, self.tap, sinks, config, on_sink_error=self._sink_error)
         self.error: str | None = None
         self.final: dict | None = None
@@ -172,11 +172,11 @@ class LiveSession:
         self.retain = retain if self._log is not None else None
         self.retention: str | None = None  # what the latest prune did, or why it failed
         self._stop_pruning = threading.Event()
-        overlay_dirs = [Path(log_db).parent] + ([Path(overlay_dir)] if overlay_dir else []) if log_db else []
-        self._pruning = self._pruning_thread(overlay_dirs, retain_period_s)
+        image_dirs = [Path(log_db).parent] + [Path(d) for d in (overlay_dir, frame_dir) if d] if log_db else []
+        self._pruning = self._pruning_thread(image_dirs, retain_period_s)
         self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
 
-    def _pruning_thread(self, overlay_dirs: list[Path], period_s: float) -> threading.Thread | None:
+    def _pruning_thread(self, image_dirs: list[Path], period_s: float) -> threading.Thread | None:
         """Retention while the line runs (``python -m dashboard --retain AGE``), as ``watch --retain`` does."""
         if self.retain is None:
             return None
@@ -189,7 +189,7 @@ class LiveSession:
             self.retention = f"{time.strftime('%H:%M:%S')}: retention failed: {exc}"
 
         return threading.Thread(target=keep_pruning, name="dashboard-retention", daemon=True, args=(
-            self._log, self.retain, overlay_dirs, self._stop_pruning, report, failed, period_s))
+            self._log, self.retain, image_dirs, self._stop_pruning, report, failed, period_s))
 
     def _sink_error(self, sink: Any, exc: BaseException) -> None:
         self.error = f"{type(sink).__name__} failed to write records: {exc}"

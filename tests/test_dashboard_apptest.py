@@ -741,6 +741,7 @@ def test_live_synthetic_start_stop(env):
     assert at.segmented_control(key="live_kind").value == "synthetic"
     assert any("Start" in i.value for i in at.info)
     at.slider(key="live_fps").set_value(20).run()
+    at.checkbox(key="live_save_frames").check().run()
     at.button(key="live_start").click().run()
     try:
         assert not at.exception and errors(at) == []
@@ -749,7 +750,8 @@ def test_live_synthetic_start_stop(env):
             time.sleep(1.0)
             at.run()
             metrics = {m.label: m.value for m in at.metric}
-            if metrics and int(metrics["OK"]) + int(metrics["Warn"]) + int(metrics["Defect"]) >= 5 and at.image:
+            flagged_so_far = int(metrics["Warn"]) + int(metrics["Defect"]) if metrics else 0
+            if metrics and int(metrics["OK"]) + flagged_so_far >= 5 and flagged_so_far and at.image:
                 break
         assert metrics and float(metrics["Frames/s"]) > 0
         assert verdicts(at) and at.image
@@ -757,8 +759,12 @@ def test_live_synthetic_start_stop(env):
         at.button(key="live_stop").click().run()
     assert not at.exception
     assert any("stopped" in c.value for c in at.caption)
-    # the live loop wrote the SQLite log the History page reads
-    assert history_logic.load_history(env.log_db)[0]["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
+    # the live loop wrote the SQLite log the History page reads, with the flagged frames kept as asked
+    rows = history_logic.load_history(env.log_db)[0]
+    assert rows["verdict"].isin(["ok", "warn", "defect"]).sum() >= 5
+    flagged = rows[rows["verdict"].isin(["warn", "defect"])]
+    assert len(flagged) and flagged["frame_path"].map(lambda p: isinstance(p, str) and Path(p).is_file()).all()
+    assert rows.loc[rows["verdict"] == "ok", "frame_path"].isna().all()
 
 
 def test_live_line_started_with_retain_deletes_old_records_and_their_overlays(env, monkeypatch):

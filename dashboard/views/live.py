@@ -42,6 +42,10 @@ else:
     else:
         spec.relative = c2.text_input("Video file (relative to the folder)", key="live_video", disabled=running)
 
+keep_frames = st.checkbox("Keep the flagged frames as captured, for review on the History page",
+                          key="live_save_frames", disabled=running,
+                          help="Saved as lossless PNG beside the log (frames/), as `watch --save-frames` does; "
+                               "deleted with their records by the retention.")
 b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start", type="primary", disabled=running, key="live_start", icon=":material/play_arrow:"):
     try:
@@ -49,8 +53,9 @@ if b1.button("Start", type="primary", disabled=running, key="live_start", icon="
         source = live.build_source(spec, config.live_roots, config.log_db)
         overlays = config.log_db.parent / "overlays"
         rejects = live.reject_output(config)
+        frames = config.log_db.parent / "frames" if keep_frames else None
         reg.start(lambda: live.LiveSession(source, inspector, config.log_db, overlays, retain=config.retain,
-                                           reject_sink=rejects))
+                                           reject_sink=rejects, frame_dir=frames))
         st.rerun()
     except Exception as exc:
         st.error(f"Could not start the line: {exc}")
