@@ -45,6 +45,8 @@ def test_reviews_are_appended_and_the_newest_counts(log):
     assert (latest["b"]["shows"], latest["b"]["reviewer"], latest["b"]["reviews"]) == ("good", "ben", 2)
     assert latest["b"]["note"] == "oil stain, wiped off" and latest["b"]["predicted_class"] == "patches"
     assert latest["b"]["verdict"] == "warn"
+    assert [row["frame_id"] for row in log.latest_reviews(record=ids["b"])] == ["b"]
+    assert log.latest_reviews(record=ids["a"]) == []  # a record nobody reviewed
 
 
 def test_a_record_without_an_inspected_frame_cannot_be_reviewed(log):

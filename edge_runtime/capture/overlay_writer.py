@@ -17,13 +17,19 @@ from ..overlay import anomaly_overlay
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def file_safe(text: str) -> str:
+    """``text`` as part of a file or folder name: runs of anything but letters, digits, '.', '_' and '-' become
+    one '_', so a frame id or a reviewer's class never names a path elsewhere."""
+    return _UNSAFE.sub("_", text)
+
+
 def save_overlay(result: Any, directory: Path, frame_id: str) -> Path:
     """Write the anomaly overlay as PNG (atomically: temp file then rename).
 
     Same colour scale as the CLI and dashboard (defect threshold = mid colour), so an ok
     frame does not look as hot as a defect in the History page."""
     verdict = getattr(result.verdict, "value", result.verdict)
-    return _write_png(anomaly_overlay(result), directory, f"{_UNSAFE.sub('_', frame_id)[-80:]}_{verdict}")
+    return _write_png(anomaly_overlay(result), directory, f"{file_safe(frame_id)[-80:]}_{verdict}")
 
 
 def save_frame(data: bytes | np.ndarray, directory: Path, frame_id: str, verdict: str) -> Path:
@@ -34,7 +40,7 @@ def save_frame(data: bytes | np.ndarray, directory: Path, frame_id: str, verdict
         data = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if data is None:
             raise OSError("the frame's file could not be decoded to save it")
-    return _write_png(data, directory, f"{_UNSAFE.sub('_', frame_id)[-80:]}_{verdict}_frame")
+    return _write_png(data, directory, f"{file_safe(frame_id)[-80:]}_{verdict}_frame")
 
 
 def _write_png(image: Any, directory: Path, stem: str) -> Path:

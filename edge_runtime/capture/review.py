@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any, Iterable
 
 from ..sinks import Review, SqliteLog
 from ..sinks.reviews import SHOWS
+from .overlay_writer import file_safe
 
 EXIT_USAGE = 2
 
@@ -80,7 +80,7 @@ def _add(log: SqliteLog, args: argparse.Namespace) -> int:
         raise ValueError("a review needs --shows (defect or good) and --by (who looked at the frame)")
     review = Review(args.record, args.shows, args.by, args.defect_class, args.note)
     review_id = log.add_review(review)
-    latest = next(row for row in log.latest_reviews() if row["inspection_id"] == args.record)
+    [latest] = log.latest_reviews(record=args.record)
     if args.json:
         print(json.dumps({"review_id": review_id, **latest}))
     else:
@@ -141,9 +141,8 @@ def export_reviewed(rows: Iterable[dict[str, Any]], out: Path, base: Path) -> di
 
 
 def _folder_name(label: str) -> str:
-    """A reviewer's class as a folder name: letters, digits, '.', '_' and '-' only, never '..' or empty."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label.strip()).strip("._") or "unnamed_defect"
-    return name
+    """A reviewer's class as a folder name (``file_safe``), never '..' or empty."""
+    return file_safe(label.strip()).strip("._") or "unnamed_defect"
 
 
 def _verdict(row: dict[str, Any]) -> str:

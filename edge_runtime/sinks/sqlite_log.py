@@ -304,12 +304,14 @@ class SqliteLog:
         return [float(row[0]) for row in self._query(
             f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
 
-    def latest_reviews(self, since: str | float | None = None) -> list[dict[str, Any]]:
-        """The newest review of each reviewed record (of records written since ``since``), with the record's
-        verdict and class: inspection_id, source, frame_id, frame_path, verdict, predicted_class, shows,
-        reviewed_class, reviewer, reviewed_at, note, reviews (how many the record has). Newest record first."""
-        where, params = _since_clause(since)
+    def latest_reviews(self, since: str | float | None = None, record: int | None = None) -> list[dict[str, Any]]:
+        """The newest review of each reviewed record (of records written since ``since``; of the one record
+        ``record`` where given), with the record's verdict and class: inspection_id, source, frame_id,
+        frame_path, verdict, predicted_class, shows, reviewed_class, reviewer, reviewed_at, note, reviews (how
+        many the record has). Newest record first."""
+        where, params = _since_clause(since, None if record is None else "i.id = ?")
         where = where.replace("recorded_at", "i.recorded_at")
+        params += [] if record is None else [record]
         rows = self._query(
             "SELECT i.id AS inspection_id, i.source, i.frame_id, i.frame_path, i.verdict, i.defect_class AS predicted_class, "
             "r.shows, r.defect_class AS reviewed_class, r.reviewer, r.reviewed_at, r.note, "
