@@ -207,6 +207,33 @@ def test_overlays_saved_for_flagged_frames(tmp_path):
     assert len(list((tmp_path / "ov").iterdir())) == len(flagged)
 
 
+def test_frames_saved_as_captured_and_a_failed_save_keeps_the_record(tmp_path):
+    """16-bit frames stay 16-bit, encoded files are saved as their pixels, and a save that fails (a file where
+    the folder should be) notes it in the record without losing the verdict."""
+    import cv2
+    import numpy as np
+
+    from edge_runtime.capture.overlay_writer import save_frame
+
+    deep = np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) * 13
+    saved = cv2.imread(str(save_frame(deep, tmp_path / "f", "cam/0001", "warn")), cv2.IMREAD_UNCHANGED)
+    assert saved.dtype == np.uint16 and np.array_equal(saved, deep)
+    ok, jpeg = cv2.imencode(".jpg", (deep >> 8).astype(np.uint8))
+    from_file = cv2.imread(str(save_frame(jpeg.tobytes(), tmp_path / "f", "a.jpg", "defect")), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(from_file, cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED))
+    with pytest.raises(OSError, match="could not be decoded"):
+        save_frame(b"not an image", tmp_path / "f", "b.jpg", "warn")
+
+    not_a_dir = tmp_path / "full-disk"
+    not_a_dir.write_text("a file where the frame folder should be")
+    sink = ListSink()
+    snap = InspectionLoop(SyntheticStripSource(0.5, seed=3, count=30), FakeInspector(), [sink],
+                          LoopConfig(workers=2, frame_dir=not_a_dir)).run(handle_signals=False)
+    flagged = [r for r in sink.records if r.verdict in ("warn", "defect")]
+    assert flagged and snap["frame_save_errors"] == len(flagged) and snap["errored"] == 0
+    assert all(r.error.startswith("frame not saved") and r.frame_path is None for r in flagged)
+
+
 def test_stop_without_drain_records_queued_frames_as_dropped():
     inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
     loop = InspectionLoop(source, inspector, [sink], LoopConfig(workers=1, queue_size=5))
