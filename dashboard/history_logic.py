@@ -69,8 +69,7 @@ def profile_classes(manifest: Mapping | None, profile: str | None) -> list[str]:
     """The class names of a profile (default: the manifest's default), to offer a reviewer; none where the
     manifest or the profile cannot be read."""
     try:
-        name = profile if isinstance(profile, str) and profile else manifest.get("default_profile")
-        return list(manifest["profiles"][name]["class_names"])
+        return list(manifest["profiles"][profile or manifest.get("default_profile")]["class_names"])
     except (KeyError, TypeError, AttributeError):
         return []
 

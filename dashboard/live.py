@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from dashboard.config import UnsafePathError, safe_join
 from edge_runtime.sinks.record import INSPECTED
+from edge_runtime.sinks.retention import image_folders
 
 SOURCE_KINDS = ("synthetic", "folder", "video", "camera")
 
@@ -172,8 +173,8 @@ class LiveSession:
         self.retain = retain if self._log is not None else None
         self.retention: str | None = None  # what the latest prune did, or why it failed
         self._stop_pruning = threading.Event()
-        image_dirs = [Path(log_db).parent] + [Path(d) for d in (overlay_dir, frame_dir) if d] if log_db else []
-        self._pruning = self._pruning_thread(image_dirs, retain_period_s)
+        self._pruning = self._pruning_thread(image_folders(log_db, overlay_dir, frame_dir) if log_db else [],
+                                             retain_period_s)
         self._thread = threading.Thread(target=self._run, name="dashboard-live", daemon=True)
 
     def _pruning_thread(self, image_dirs: list[Path], period_s: float) -> threading.Thread | None:

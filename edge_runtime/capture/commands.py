@@ -14,7 +14,7 @@ from ..drift import MEASURES, SCORE, Measure, check_log
 from ..errors import FrameQualityError
 from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
-from ..sinks.retention import RetentionReport, keep_pruning, prune_log
+from ..sinks.retention import RetentionReport, image_folders, keep_pruning, prune_log
 from ..sinks.reviews import review_summary, summary_line
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
@@ -269,9 +269,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     status.start()
     pruning = None
     if args.retain:
-        image_dirs = [Path(args.log).parent] + [Path(d) for d in (args.save_overlays, args.save_frames) if d]
         pruning = threading.Thread(target=keep_pruning, daemon=True, args=(
-            log, args.retain, image_dirs, done, _print_retention, _print_retention_failure))
+            log, args.retain, image_folders(args.log, args.save_overlays, args.save_frames), done, _print_retention,
+            _print_retention_failure))
         pruning.start()
     checking = None
     if drift is not None:

@@ -59,20 +59,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     if sum((args.record is not None, args.list, args.export is not None)) != 1:
         print("error: give a record number to review, or --list, or --export DIR", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        log = SqliteLog(args.db, create=False)
-    except FileNotFoundError as exc:
-        print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        if args.export is not None:
-            return _export(log, args)
-        return _list(log, args) if args.list else _add(log, args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        log.close()
+    from .commands import _on_log
+
+    command = _export if args.export is not None else _list if args.list else _add
+    status, failed = _on_log(args.db, lambda log: command(log, args))
+    return failed if failed is not None else status
 
 
 def _add(log: SqliteLog, args: argparse.Namespace) -> int:

@@ -44,6 +44,12 @@ class RetentionReport:
                 f"image folders left alone, {self.overlays_missing + self.frames_missing} already gone")
 
 
+def image_folders(log_path: Path, *folders: Path | str | None) -> list[Path]:
+    """The folders whose images a prune of the log at ``log_path`` may delete: the log's own and the
+    overlay and frame folders given (None: not used)."""
+    return [Path(log_path).parent, *(Path(folder) for folder in folders if folder)]
+
+
 def prune_log(log: SqliteLog, older_than: str | float, image_dirs: Sequence[Path], dry_run: bool = False,
               now: float | None = None) -> RetentionReport:
     """Delete the records written before ``older_than`` ("30d", "12h", an ISO date or unix seconds) and

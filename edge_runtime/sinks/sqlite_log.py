@@ -309,8 +309,7 @@ class SqliteLog:
         ``record`` where given), with the record's verdict and class: inspection_id, source, frame_id,
         frame_path, verdict, predicted_class, shows, reviewed_class, reviewer, reviewed_at, note, reviews (how
         many the record has). Newest record first."""
-        where, params = _since_clause(since, None if record is None else "i.id = ?")
-        where = where.replace("recorded_at", "i.recorded_at")
+        where, params = _since_clause(since, None if record is None else "i.id = ?", column="i.recorded_at")
         params += [] if record is None else [record]
         rows = self._query(
             "SELECT i.id AS inspection_id, i.source, i.frame_id, i.frame_path, i.verdict, i.defect_class AS predicted_class, "
@@ -326,11 +325,12 @@ class SqliteLog:
         return sum(counts.get(v, 0) for v in INSPECTED)
 
 
-def _since_clause(since: str | float | None, extra: str | None = None) -> tuple[str, list[Any]]:
+def _since_clause(since: str | float | None, extra: str | None = None,
+                  column: str = "recorded_at") -> tuple[str, list[Any]]:
     clauses, params = [], []
     start = parse_since(since)
     if start is not None:
-        clauses.append("recorded_at >= ?")
+        clauses.append(f"{column} >= ?")
         params.append(start)
     if extra:
         clauses.append(extra)
