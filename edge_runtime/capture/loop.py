@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..sinks.record import DROPPED, ERROR, REJECT_HOOK_FAILED, SOURCE_ERROR, Record, record_from_result
+from ..sinks.record import DROPPED, ERROR, FLAGGED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record, record_from_result
 from .overlay_writer import save_frame, save_overlay
 from .sources import Frame, FrameSource
 from .stats import LoopStats
@@ -43,9 +43,9 @@ class LoopConfig:
     drain_timeout_s: float = 30.0      # after a stop request; then the rest is recorded as dropped
     hung_grace_s: float = 10.0         # after that, frames still inside inspect() are recorded as errors
     overlay_dir: Path | None = None
-    overlay_verdicts: tuple[str, ...] = ("warn", "defect")
+    overlay_verdicts: tuple[str, ...] = FLAGGED
     frame_dir: Path | None = None      # the frames as captured, PNG, for review and retraining
-    frame_verdicts: tuple[str, ...] = ("warn", "defect")
+    frame_verdicts: tuple[str, ...] = FLAGGED
     passed_every: int | None = None    # also every N-th passed frame, a systematic sample to spot-check
 
 

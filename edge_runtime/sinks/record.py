@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 INSPECTED = ("ok", "warn", "defect")
+FLAGGED = ("warn", "defect")  # the inspected verdicts the gate raised
 ERROR = "error"
 DROPPED = "dropped"
 SOURCE_ERROR = "source_error"

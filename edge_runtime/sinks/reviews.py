@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from .record import FLAGGED
+
 SHOWS = ("defect", "good")
-FLAGGED = ("warn", "defect")
 
 
 @dataclass(frozen=True)
