@@ -37,13 +37,12 @@ class EmulatorMissing(RuntimeError):
     """qemu-user is not installed (Debian: ``apt-get install qemu-user``)."""
 
 
-def model_inputs(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fixed uniform [0, 1) float32 inputs for every input of the model, dynamic sizes from ``DYNAMIC_SIZES``."""
-    import onnxruntime as ort
-
+def model_inputs(session, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fixed uniform [0, 1) float32 inputs for every input of an onnxruntime session's model, dynamic sizes
+    from ``DYNAMIC_SIZES``."""
     rng = np.random.default_rng(seed)
     inputs = {}
-    for spec in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs():
+    for spec in session.get_inputs():
         sizes = iter(DYNAMIC_SIZES)
         shape = [dim if isinstance(dim, int) else next(sizes, DYNAMIC_SIZES[-1]) for dim in spec.shape]
         inputs[spec.name] = rng.random(shape, dtype=np.float32)
@@ -51,14 +50,13 @@ def model_inputs(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def model_outputs(path: Path) -> dict[str, np.ndarray]:
-    """Every output of the model on ``model_inputs``, on this CPU, one intra-op thread."""
-    import onnxruntime as ort
+    """Every output of the model on ``model_inputs``, on this CPU, in a session as the runtime opens one
+    (``edge_runtime.inspector.session``: one intra-op thread)."""
+    from edge_runtime.inspector import session as runtime_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = runtime_session(Path(path))
     names = [output.name for output in session.get_outputs()]
-    return dict(zip(names, session.run(None, model_inputs(path))))
+    return dict(zip(names, session.run(None, model_inputs(session))))
 
 
 def emulated_outputs(path: Path, cpu: str) -> dict[str, np.ndarray]:
