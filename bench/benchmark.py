@@ -98,7 +98,7 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         padded, geometry = scorer.model_input(frame)
         raw = scorer.run_model(padded)
         t3 = PC()
-        anomaly_map = scorer.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+        anomaly_map = scorer.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
         inspector.thresholds.verdict(float(anomaly_map.max()))
         t4 = PC()
         window = window_around_peak(GateOutput(anomaly_map, float(anomaly_map.max()), raw.stem[0], geometry),

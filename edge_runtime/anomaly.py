@@ -11,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import InspectionError, ManifestError
-from .manifest import CELL_CENTRES, NORMALISATIONS, VIEWS, FrameTerm
+from .manifest import CELL_CENTRES, NORMALISATIONS, VIEWS, FrameTerm, ResidualDetector
 from .preprocess import FrameGeometry, PreprocessSpec, model_input
 
 # The gate graph's output names (export/__main__.py writes them, the manifest lists them).
-MAP_OUTPUT, STEM_OUTPUT, FRAME_OUTPUT = "error_map", "stem", "frame_error"
+MAP_OUTPUT, STEM_OUTPUT, FRAME_OUTPUT, RESIDUAL_OUTPUT = "error_map", "stem", "frame_error", "residual_map"
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,13 @@ class GateCells:
     cells: np.ndarray  # N x h x w error cells at the feature stride
     stem: np.ndarray | None  # N x h' x w' x C backbone features (classifier input), where the graph has them
     frame_errors: np.ndarray | None  # N frame-level reconstruction errors, where the graph has that branch
+    residual: np.ndarray | None = None  # N x h x w residual-detector cells, where the graph has that output
 
     def frame_error(self, index: int) -> float | None:
         return None if self.frame_errors is None else float(self.frame_errors[index])
+
+    def residual_cells(self, index: int) -> np.ndarray | None:
+        return None if self.residual is None else self.residual[index]
 
 
 @dataclass(frozen=True)
@@ -83,13 +87,20 @@ class AnomalyScorer:
     ``views_from``: the mirror views run only on a frame whose one-view score reaches it (a cascade:
     most normal frames are scored once); the score is then the three-view one, else the one-view one.
     None: on every frame. Not combined with a frame-level term.
+
+    ``residual_detector``: for a graph with a residual detector (output ``residual_map``: per cell,
+    the probability that the bottleneck's residual is a defect's, see ``ResidualDetector``), its
+    map is smoothed and placed like the error map, scaled into the gate map's units, and each pixel
+    of the map is the larger of the two. The reconstruction error finds what the bottleneck cannot
+    rebuild; the detector reads *how* a cell departs from its reconstruction, which catches faint
+    departures a plain squared error averages away (docs/gate_design.md, step 10).
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,
                  input_multiple: int, sigma: float, ignore_border: float = 0.0, pad_margin: int = 0,
                  normalise: str = "none", cell_centre: str = "middle", frame_term: FrameTerm | None = None,
                  level_cap: float | None = None, level_power: float = 1.0, views: int = 1,
-                 views_from: float | None = None) -> None:
+                 views_from: float | None = None, residual_detector: ResidualDetector | None = None) -> None:
         if normalise not in NORMALISATIONS:
             raise ValueError(f"unknown anomaly-map normalisation {normalise!r}; expected one of {NORMALISATIONS}")
         if cell_centre not in CELL_CENTRES:
@@ -99,6 +110,7 @@ class AnomalyScorer:
         self._input = session.get_inputs()[0].name
         self._outputs = [output.name for output in session.get_outputs()]
         self._frame_term = self._checked(frame_term)
+        self._residual_detector = self._checked_detector(residual_detector)
         self._spec = spec
         self._stride = feature_stride
         self._multiple = input_multiple
@@ -116,7 +128,7 @@ class AnomalyScorer:
         return cls(session, config.preprocess, config.feature_stride, config.input_multiple, config.score_sigma,
                    config.ignore_border, config.pad_margin, config.score_normalise, config.score_cell_centre,
                    config.frame_term, config.score_level_cap, config.score_level_power, config.score_views,
-                   config.score_views_from)
+                   config.score_views_from, config.residual_detector)
 
     @property
     def frame_term(self) -> FrameTerm | None:
@@ -126,10 +138,20 @@ class AnomalyScorer:
     def views_from(self) -> float | None:
         return self._views_from
 
+    @property
+    def residual_detector(self) -> ResidualDetector | None:
+        return self._residual_detector
+
     def with_frame_term(self, frame_term: FrameTerm | None) -> "AnomalyScorer":
         """The same scorer (session and scoring) with another frame-level term."""
         twin = copy.copy(self)
         twin._frame_term = self._checked(frame_term)
+        return twin
+
+    def with_residual_detector(self, detector: ResidualDetector | None) -> "AnomalyScorer":
+        """The same scorer with another residual detector (None: the error map alone)."""
+        twin = copy.copy(self)
+        twin._residual_detector = self._checked_detector(detector)
         return twin
 
     def with_views(self, views: int, views_from: float | None = None) -> "AnomalyScorer":
@@ -148,6 +170,12 @@ class AnomalyScorer:
                                 "band would be set on scores that include the term it is measured with")
         return frame_term
 
+    def _checked_detector(self, detector: ResidualDetector | None) -> ResidualDetector | None:
+        if detector is not None and RESIDUAL_OUTPUT not in self._outputs:
+            raise ManifestError(f"the profile scores a residual detector, but the anomaly model has no "
+                                f"'{RESIDUAL_OUTPUT}' output (outputs: {', '.join(self._outputs)})")
+        return detector
+
     def model_input(self, frame: np.ndarray) -> tuple[np.ndarray, FrameGeometry]:
         """(1xHxW padded batch, geometry) for a [0, 1] gray frame."""
         padded, geometry = model_input(frame, self._spec, self._multiple, self._pad_margin)
@@ -159,20 +187,21 @@ class AnomalyScorer:
         The stem (output ``stem``) is the frozen backbone features the classifier head
         continues from, so a flagged frame does not run the backbone twice."""
         outputs = dict(zip(self._outputs, self._session.run(None, {self._input: frames[:, :, :, None]})))
-        cells = outputs[MAP_OUTPUT]
+        cells, residual = outputs[MAP_OUTPUT], outputs.get(RESIDUAL_OUTPUT)
         frame_errors = outputs.get(FRAME_OUTPUT)
         return GateCells(cells[..., 0] if cells.ndim == 4 else cells, outputs.get(STEM_OUTPUT),
-                         None if frame_errors is None else frame_errors.reshape(len(frames)))
+                         None if frame_errors is None else frame_errors.reshape(len(frames)),
+                         None if residual is None else residual.reshape(residual.shape[:3]))
 
     def run(self, frame: np.ndarray) -> GateOutput:
         """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
         batch, geometry = self.model_input(frame)
         raw = self.run_model(batch)
-        anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+        anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
         views = 1
         if self._views == 3 and (self._views_from is None or anomaly_map.max() >= self._views_from):
             raw, views = self._with_mirror_views(batch, raw), 3
-            anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+            anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
         return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
                           self.frame_share(raw.frame_error(0)), views)
 
@@ -187,29 +216,52 @@ class AnomalyScorer:
         (cells mirrored back); the stem stays the frame's."""
         left_right = self.run_model(np.ascontiguousarray(batch[:, :, ::-1]))
         top_bottom = self.run_model(np.ascontiguousarray(batch[:, ::-1]))
-        cells = (raw.cells + left_right.cells[:, :, ::-1] + top_bottom.cells[:, ::-1]) / 3.0
+        cells = _mean_of_views(raw.cells, left_right.cells, top_bottom.cells)
         errors = None if raw.frame_errors is None \
             else (raw.frame_errors + left_right.frame_errors + top_bottom.frame_errors) / 3.0
-        return GateCells(cells.astype(np.float32), raw.stem, errors)
+        residual = None if raw.residual is None \
+            else _mean_of_views(raw.residual, left_right.residual, top_bottom.residual)
+        return GateCells(cells, raw.stem, errors, residual)
 
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         """float32 HxW map in frame coordinates for a [0, 1] gray frame."""
         return self.run(frame).anomaly_map
 
-    def map_from_cells(self, cells: np.ndarray, geometry: FrameGeometry, frame_error: float | None = None) -> np.ndarray:
+    def map_from_cells(self, cells: np.ndarray, geometry: FrameGeometry, frame_error: float | None = None,
+                       residual: np.ndarray | None = None) -> np.ndarray:
         """Smooth the stride-level error cells and bring them back to frame coordinates; add the frame
-        term where the profile has one (``frame_error``: the graph's ``frame_error`` for this frame)."""
+        term where the profile has one (``frame_error``: the graph's ``frame_error`` for this frame); take
+        the larger of that and the scaled residual-detector map where the profile has one (``residual``:
+        the graph's ``residual_map`` cells for this frame)."""
+        area = self.scored_area(geometry.frame_shape)
+        scored = self._placed(cells, geometry, self._sigma)[area]
+        anomaly_map = np.zeros(geometry.frame_shape, np.float32)
+        anomaly_map[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
+        if self._residual_detector is not None:
+            if residual is None:
+                raise InspectionError("the profile scores a residual detector, but no residual cells were given")
+            detector = self._residual_detector
+            anomaly_map[area] = np.maximum(anomaly_map[area],
+                                           detector.scale * self._placed(residual, geometry, detector.sigma)[area])
+        return anomaly_map
+
+    def residual_map_from_cells(self, residual: np.ndarray, geometry: FrameGeometry, sigma: float) -> np.ndarray:
+        """The residual detector's own map (``residual``: its cells for one frame), smoothed over ``sigma``
+        cells and placed like the error map, unscaled; zero outside the scored area. What the export sets the
+        detector's scale on."""
+        area = self.scored_area(geometry.frame_shape)
+        detector_map = np.zeros(geometry.frame_shape, np.float32)
+        detector_map[area] = self._placed(residual, geometry, sigma)[area]
+        return detector_map
+
+    def _placed(self, cells: np.ndarray, geometry: FrameGeometry, sigma: float) -> np.ndarray:
+        """Stride-level cells smoothed over ``sigma`` cells and brought back to frame coordinates."""
         if cells.shape[0] * self._stride != geometry.padded_shape[0]:
             raise InspectionError(f"the anomaly model's map ({cells.shape[0]} rows) does not match the manifest's "
                                   f"feature_stride {self._stride} for a {geometry.padded_shape[0]}-row input")
-        if self._sigma > 0:
-            cells = cv2.GaussianBlur(cells, (0, 0), self._sigma)
-        valid = geometry.to_frame(cells, self._stride, centre=self._cell_centre)
-        area = self.scored_area(geometry.frame_shape)
-        scored = valid[area]
-        anomaly_map = np.zeros(geometry.frame_shape, np.float32)
-        anomaly_map[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
-        return anomaly_map
+        if sigma > 0:
+            cells = cv2.GaussianBlur(cells, (0, 0), sigma)
+        return geometry.to_frame(cells, self._stride, centre=self._cell_centre)
 
     def frame_share(self, frame_error: float | None) -> float | None:
         """What the frame-level term adds to every scored cell, in score units (None without one)."""
@@ -240,6 +292,11 @@ class AnomalyScorer:
         return max(level, 1e-12) ** self._level_power
 
 
+def _mean_of_views(frame: np.ndarray, left_right: np.ndarray, top_bottom: np.ndarray) -> np.ndarray:
+    """N x h x w cells of a frame and of its two mirror images, the mirrors' cells mirrored back, averaged."""
+    return ((frame + left_right[:, :, ::-1] + top_bottom[:, ::-1]) / 3.0).astype(np.float32)
+
+
 def _valid_views(views: int) -> int:
     if views not in VIEWS:
         raise ValueError(f"unsupported number of views {views!r}; expected one of {VIEWS}")
@@ -256,7 +313,7 @@ def frame_term_references(scorer: AnomalyScorer, frames: Iterable[np.ndarray], w
         raw = scorer.viewed_cells(batch)
         if raw.frame_errors is None:
             raise ManifestError(f"the anomaly model has no '{FRAME_OUTPUT}' output to set frame-term references on")
-        map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry).max()))
+        map_scores.append(float(scorer.map_from_cells(raw.cells[0], geometry, residual=raw.residual_cells(0)).max()))
         frame_errors.append(raw.frame_error(0))
     if not map_scores:
         raise ValueError("no defect-free frames to set the frame-term references on")

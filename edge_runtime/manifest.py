@@ -88,6 +88,25 @@ class FrameTerm:
 
 
 @dataclass(frozen=True)
+class ResidualDetector:
+    """How a gate's residual detector joins its map (``anomaly.AnomalyScorer``).
+
+    The detector is a small per-cell network that reads the bottleneck's residual (each whitened
+    cell minus its reconstruction) and gives the probability that it is a defect's, having learned
+    from synthetic defects painted on defect-free texture. Its map is smoothed over ``sigma`` cells,
+    multiplied by ``scale`` (the gate map's warn-rate quantile on the validation normals over the
+    detector's own), and the gate's map at each pixel is the larger of the two."""
+
+    sigma: float
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not (self.sigma >= 0 and self.scale > 0):
+            raise ValueError(f"residual detector sigma must be non-negative and scale positive, not {self.sigma!r} "
+                             f"and {self.scale!r}")
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """The parts of one manifest profile the runtime needs."""
 
@@ -113,6 +132,14 @@ class ProfileConfig:
     score_level_power: float = 1.0  # the normalising level is raised to it (see anomaly.AnomalyScorer)
     score_views: int = 1  # 3: the error cells averaged over the frame and its two mirror images
     score_views_from: float | None = None  # one-view score from which the mirror views run (None: always)
+    residual_detector: ResidualDetector | None = None  # the gate's residual detector, where it has one
+
+
+def _residual_detector(score: dict) -> ResidualDetector | None:
+    detector = score.get("residual_detector")
+    if detector is None:
+        return None
+    return ResidualDetector(float(detector["sigma_cells"]), float(detector["scale"]))
 
 
 def _frame_term(score: dict) -> FrameTerm | None:
@@ -225,6 +252,7 @@ def profile_config(
             score_level_power=_level_power(anomaly["score"], name),
             score_views=_views(anomaly["score"], name),
             score_views_from=_views_from(anomaly["score"], name),
+            residual_detector=_residual_detector(anomaly["score"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error

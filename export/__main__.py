@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.anomaly import FRAME_OUTPUT, MAP_OUTPUT, STEM_OUTPUT, AnomalyScorer
+from edge_runtime.anomaly import FRAME_OUTPUT, MAP_OUTPUT, RESIDUAL_OUTPUT, STEM_OUTPUT, AnomalyScorer
 from edge_runtime.classifier import DefectClassifier, window_around_peak
 from edge_runtime.datasets import split_samples
 from edge_runtime.inspector import session
@@ -63,7 +63,8 @@ def _export_autoencoder(weights: Path, out: Path, ae_config: dict, profile, real
     from training.train_autoencoder import load_anomaly_model
 
     anomaly = load_anomaly_model(weights)
-    outputs = [MAP_OUTPUT, STEM_OUTPUT] + ([FRAME_OUTPUT] if ae_config.get("frame") else [])
+    outputs = [MAP_OUTPUT, STEM_OUTPUT] + ([FRAME_OUTPUT] if ae_config.get("frame") else []) \
+        + ([RESIDUAL_OUTPUT] if ae_config.get("residual_detector") else [])
     convert(anomaly, (None, None, None, 1), outputs, out / "autoencoder.onnx")
     gate = session(out / "autoencoder.onnx")
     scorer = calibrate.exported_scorer(gate, profile, ae_config, val)
@@ -91,6 +92,18 @@ def _frame_term_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
                            "references_from": "median over the validation split's defect-free images",
                            "tap": frame["tap"], "hidden": frame["hidden"], "epochs": frame["epochs"],
                            "n_train_frames": frame["n_vectors"]}}
+
+
+def _residual_detector_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
+    """The manifest's ``score.residual_detector`` (and how the detector was trained), where the gate has one."""
+    if not ae_config.get("residual_detector"):
+        return {}
+    detector, trained = scorer.residual_detector, ae_config["residual_detector"]
+    return {"residual_detector": {
+        "output": RESIDUAL_OUTPUT, "sigma_cells": detector.sigma, "scale": detector.scale,
+        "scale_from": "warn-rate thresholds of the error map and of the detector's map on the validation split's "
+                      "calibration normals",
+        **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")}}}
 
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, dict]:
@@ -160,7 +173,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "score": {"reduce": "max", "sigma_cells": profile.score_sigma, "ignore_border": profile.ignore_border,
                       "normalise": profile.score_normalise, "cell_centre": profile.score_cell_centre,
                       "level_cap": profile.score_level_cap, "level_power": profile.score_level_power,
-                      **_views_entry(scorer, profile), **_frame_term_entry(scorer, ae_config)},
+                      **_views_entry(scorer, profile), **_frame_term_entry(scorer, ae_config),
+                      **_residual_detector_entry(scorer, ae_config)},
             "parity_max_abs_diff": ae_parity,
             "keras_weights": [model_entry(weights / f, ROOT) for f in gate_files(ae_config)],
         },

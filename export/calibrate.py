@@ -27,7 +27,7 @@ from tqdm import tqdm
 from edge_runtime.anomaly import AnomalyScorer, frame_term_references
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
-from edge_runtime.manifest import FrameTerm
+from edge_runtime.manifest import FrameTerm, ResidualDetector
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import PreprocessSpec, preprocess
 
@@ -113,7 +113,40 @@ def exported_scorer(session, profile, gate_config: dict, val: list[Sample]) -> A
     scorer = profile_scorer(session, profile, gate_config)
     if gate_config.get("frame"):
         scorer = scorer.with_frame_term(frame_term(scorer, val, profile.preprocess, profile.frame_weight))
+    if gate_config.get("residual_detector"):
+        scorer = scorer.with_residual_detector(residual_detector(scorer, profile, val))
     return with_views_band(scorer, profile, val)
+
+
+class _DetectorMap:
+    """What ``gate_scores`` reads of a scorer, over its residual detector's own map (unscaled)."""
+
+    def __init__(self, scorer: AnomalyScorer, sigma: float) -> None:
+        self._scorer, self._sigma = scorer, sigma
+
+    def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
+        batch, geometry = self._scorer.model_input(frame)
+        raw = self._scorer.viewed_cells(batch)
+        return self._scorer.residual_map_from_cells(raw.residual_cells(0), geometry, self._sigma)
+
+    def scored_area(self, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
+        return self._scorer.scored_area(frame_shape)
+
+    def normalising_level(self, values: np.ndarray) -> float:
+        return 1.0
+
+
+def residual_detector(scorer: AnomalyScorer, profile, val: list[Sample]) -> ResidualDetector:
+    """The gate's residual detector, its scale set on ``val``'s calibration normals: the threshold that
+    flags the profile's warn rate of them on the error map (``scorer`` without a detector) over the one
+    that flags the same rate on the detector's map. Scaled so, a pixel over the warn threshold on either
+    map alone is over it on their maximum, and the two count alike."""
+    plain = scorer.with_residual_detector(None)
+    levels = [threshold_for_false_alarm(calibration_scores(gate_scores(source, val, profile.preprocess, profile.seed),
+                                                           profile.calibration_normals),
+                                        profile.warn_false_alarm_rate)
+              for source in (plain, _DetectorMap(plain, profile.residual_sigma))]
+    return ResidualDetector(profile.residual_sigma, levels[0] / levels[1])
 
 
 def with_views_band(scorer: AnomalyScorer, profile, val: list[Sample]) -> AnomalyScorer:

@@ -6,7 +6,8 @@ Gaussian smoothing (sigma, in map cells), the normalisation of the map
 the frame (``FrameGeometry.to_frame``: the middle of its stride, or where the backbone
 centres it) and, for a gate with a frame-level autoencoder, the weight of its term
 (``FrameTerm``; references recomputed for each scoring on the validation normals, as
-``python -m export`` does). Each option is calibrated on the
+``python -m export`` does) and, for a gate with a residual detector, its scale (set again for each
+scoring, as the export sets it). Each option is calibrated on the
 validation split exactly as ``python -m export`` calibrates (1% / 5% false alarms, on the
 profile's ``calibration_normals``) and chosen by its validation recall; the test split is
 reported beside it, not used to choose.
@@ -65,6 +66,8 @@ def compare(manifest_path: Path, profile: str, calibration: str | None = None) -
         plain = AnomalyScorer(shared, config.preprocess, config.feature_stride, config.input_multiple, sigma,
                               config.ignore_border, config.pad_margin, normalise, centre,
                               level_cap=config.score_level_cap, level_power=config.score_level_power)
+        if config.residual_detector:  # its scale is set against this scoring of the error map
+            plain = plain.with_residual_detector(calibrate.residual_detector(plain, training_profile, splits["val"]))
         references = calibrate.frame_term(plain, splits["val"], config.preprocess, 1.0) if config.frame_term else None
         for weight in weights:
             scorer = plain if weight is None else plain.with_frame_term(replace(references, weight=weight))

@@ -9,7 +9,7 @@ import pytest
 
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.errors import ManifestError
-from edge_runtime.manifest import FrameTerm
+from edge_runtime.manifest import FrameTerm, ResidualDetector
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
 from tests.conftest import ROOT, needs_models, textured
@@ -202,6 +202,64 @@ def test_frame_term_needs_the_graphs_frame_output_and_positive_references():
     for references in ((0.0, 1.0), (1.0, -1.0), (1.0, 1.0, 0.0)):
         with pytest.raises(ValueError, match="must be positive"):
             FrameTerm(*references)
+
+
+class ResidualCellsSession(CellsSession):
+    """Fixed error cells and fixed residual-detector cells (outputs ``error_map`` and ``residual_map``)."""
+
+    def __init__(self, cells: np.ndarray, residual: np.ndarray) -> None:
+        super().__init__(cells)
+        self.residual = residual
+
+    def get_outputs(self):
+        return [type("Output", (), {"name": name}) for name in ("residual_map", "error_map")]
+
+    def run(self, _outputs, feeds):
+        batch = feeds["image"].shape[0]
+        cells, residual = (np.broadcast_to(c, (batch, *c.shape))[..., None].astype(np.float32)
+                           for c in (self.cells, self.residual))
+        return [residual, cells]
+
+
+def test_the_residual_detector_s_scaled_map_and_the_error_map_join_by_their_maximum():
+    frame = np.zeros((64, 64), np.float32)
+    residual = np.zeros((8, 8), np.float32)
+    residual[5:7, 1:3] = 0.9  # a departure the error map does not see (its cells there are 0.5, as everywhere)
+    detector = ResidualDetector(sigma=0.0, scale=5.0)
+    scorer = AnomalyScorer(ResidualCellsSession(_cells(), residual), PreprocessSpec(), 8, 16, 0.0, 0.125, 0, "none",
+                           residual_detector=detector)
+    plain = _scorer(_cells(), "none", ignore_border=0.125).anomaly_map(frame)
+    combined = scorer.run(frame)
+    detector_map = scorer.residual_map_from_cells(residual, scorer.model_input(frame)[1], 0.0)
+    assert detector_map.max() == pytest.approx(0.9) and np.all(detector_map[:8] == 0)
+    np.testing.assert_allclose(combined.anomaly_map, np.maximum(plain, 5.0 * detector_map), rtol=1e-6)
+    assert plain.max() <= 4.0 and combined.score == pytest.approx(4.5)  # the detector's 0.9 x 5 beats the error map
+    assert np.unravel_index(combined.anomaly_map.argmax(), frame.shape)[0] // 8 in (5, 6)
+    assert np.all(combined.anomaly_map[:8] == 0)  # the ignored band stays out of the score
+    np.testing.assert_allclose(scorer.with_residual_detector(None).anomaly_map(frame), plain)
+    assert scorer.residual_detector == detector
+
+
+def test_the_residual_detector_needs_the_graphs_output_and_a_positive_scale():
+    with pytest.raises(ManifestError, match="no 'residual_map' output"):
+        AnomalyScorer(CellsSession(_cells()), PreprocessSpec(), 8, 16, 0.0,
+                      residual_detector=ResidualDetector(1.0, 1.0))
+    with pytest.raises(ManifestError, match="no 'residual_map' output"):
+        _scorer(_cells(), "none").with_residual_detector(ResidualDetector(1.0, 1.0))
+    for sigma, scale in ((1.0, 0.0), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="residual detector sigma"):
+            ResidualDetector(sigma, scale)
+
+
+def test_three_views_average_the_residual_detector_s_cells_as_well():
+    frame = np.zeros((64, 48), np.float32)
+    column = np.tile(np.arange(6, dtype=np.float32), (8, 1)) / 10  # fixed to the sensor: does not mirror
+    session = ResidualCellsSession(np.zeros((8, 6), np.float32), column)
+    scorer = AnomalyScorer(session, PreprocessSpec(), 8, 16, 0.0, views=3,
+                           residual_detector=ResidualDetector(0.0, 1.0))
+    averaged = AnomalyScorer(ResidualCellsSession(np.zeros((8, 6), np.float32), (2 * column + column[:, ::-1]) / 3),
+                             PreprocessSpec(), 8, 16, 0.0, residual_detector=ResidualDetector(0.0, 1.0))
+    np.testing.assert_allclose(scorer.anomaly_map(frame), averaged.anomaly_map(frame), rtol=1e-5, atol=1e-7)
 
 
 def test_unknown_normalisation_is_refused():

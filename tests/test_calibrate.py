@@ -242,3 +242,47 @@ def test_the_views_cascade_takes_the_three_view_score_only_from_the_band_up():
     mixed = cascade(one, three, band=2.0)
     for key in one:  # below the band the one-view score stands, even where three views would read higher
         np.testing.assert_array_equal(mixed[key], [1.0, 1.5, 2.5])
+
+
+class BlockSession:
+    """A gate graph stand-in with a residual detector: ``error_map`` is each 8x8 block's mean of the
+    padded image, ``residual_map`` three times its square, or nothing (``zero_errors``)."""
+
+    def __init__(self, zero_errors: bool = False) -> None:
+        self.zero_errors = zero_errors
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "image"})]
+
+    def get_outputs(self):
+        return [type("Output", (), {"name": name}) for name in ("error_map", "residual_map")]
+
+    def run(self, _outputs, feeds):
+        image = feeds["image"][..., 0]
+        batch, height, width = image.shape
+        cells = image.reshape(batch, height // 8, 8, width // 8, 8).mean(axis=(2, 4))[..., None].astype(np.float32)
+        return [np.zeros_like(cells) if self.zero_errors else cells, 3 * cells ** 2]
+
+
+def test_the_residual_detector_is_scaled_so_that_either_map_alone_flags_the_warn_rate_alike(tmp_path):
+    from types import SimpleNamespace
+
+    from edge_runtime.anomaly import AnomalyScorer
+    from edge_runtime.commissioning import threshold_for_false_alarm
+    from tests.conftest import textured
+
+    box, samples = Box(10, 10, 60, 60), []
+    for i, level in enumerate((40, 90, 140, 200)):
+        image = textured((200, 200), level, seed=i, spread=30.0)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image)
+        samples.append(Sample(tmp_path / f"{i}.png", "defect", (box,)))
+    profile = SimpleNamespace(preprocess=PreprocessSpec(), seed=0, calibration_normals="crops",
+                              warn_false_alarm_rate=0.25, residual_sigma=0.0)
+    scorer = AnomalyScorer(BlockSession(), PreprocessSpec(), 8, 16, 0.0)
+    detector = calibrate.residual_detector(scorer, profile, samples)
+    detector_only = AnomalyScorer(BlockSession(zero_errors=True), PreprocessSpec(), 8, 16, 0.0,
+                                  residual_detector=detector)
+    warn = [threshold_for_false_alarm(calibrate.gate_scores(s, samples, PreprocessSpec())["normal_crop"], 0.25)
+            for s in (scorer, detector_only)]
+    assert detector.sigma == 0.0 and detector.scale != pytest.approx(1.0, abs=0.05)
+    assert warn[1] == pytest.approx(warn[0], rel=1e-5)  # scaled, the detector's map flags the same crops as the error map

@@ -64,7 +64,8 @@ def test_gate_stem_then_head_equals_the_keras_classifier_on_the_frame(keras_mode
 
 @pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
 def test_autoencoder_outputs_match_keras(profile, neu_frames):
-    """Error map, stem and (magnetic tile) the frame-level error of the exported gate, by output name."""
+    """Error map, stem, (magnetic tile) the frame-level error and (neu-steel) the residual detector's map of the
+    exported gate, by output name."""
     from edge_runtime import Inspector
     from training.train_autoencoder import load_anomaly_model
 
@@ -78,7 +79,9 @@ def test_autoencoder_outputs_match_keras(profile, neu_frames):
         pairs = [(keras_outputs["error_map"][..., 0], onnx.cells), (keras_outputs["stem"], onnx.stem)]
         if "frame_error" in keras_outputs:
             pairs.append((keras_outputs["frame_error"].reshape(-1), onnx.frame_errors))
-        assert len(pairs) == (3 if profile == "magnetic-tile" else 2)
+        if "residual_map" in keras_outputs:
+            pairs.append((keras_outputs["residual_map"][..., 0], onnx.residual))
+        assert len(pairs) == 3
         for expected, got in pairs:
             assert np.abs(expected - got).max() <= 1e-4 * max(1.0, np.abs(expected).max())
 

@@ -44,9 +44,8 @@ def test_profile_entry_is_complete(manifest, profile):
     assert [o["name"] for o in clf["outputs"]][:2] == ["probabilities", "features"]
     assert clf["outputs"][0]["shape"][-1] == len(entry["class_names"])
     # The classifier head continues from the gate's stem: its input is the gate's second output.
-    frame_term = ae["score"].get("frame_term")
-    frame_output = [frame_term["output"]] if frame_term else []
-    assert [o["name"] for o in ae["outputs"]] == ["error_map", ae["stem_output"], *frame_output]
+    extra_outputs = [ae["score"][part]["output"] for part in ("frame_term", "residual_detector") if ae["score"].get(part)]
+    assert [o["name"] for o in ae["outputs"]] == ["error_map", ae["stem_output"], *extra_outputs]
     assert clf["inputs"][0]["shape"][-1] == ae["outputs"][1]["shape"][-1]
     assert all(ae["parity_max_abs_diff"][o["name"]] <= 1e-3 for o in ae["outputs"])
     assert clf["parity_max_abs_diff"]["probabilities"] <= 1e-4
@@ -62,6 +61,18 @@ def test_the_magnetic_tile_gate_has_a_frame_level_term_and_neu_none(manifest):
     assert {"frame_bottleneck.weights.h5", "frame_whitening.npz"} <= {
         item["path"].rsplit("/", 1)[-1] for item in tile["keras_weights"]}
     assert "frame_term" not in manifest["profiles"]["neu-steel"]["autoencoder"]["score"]
+
+
+def test_the_neu_gate_has_a_residual_detector_and_the_tile_none(manifest):
+    """neu-steel's gate joins a residual detector to its error map (docs/gate_design.md, step 10): its
+    map is an output of the same graph, its scale was set on the validation crops, and its weights and
+    how it was trained travel with the gate."""
+    neu = manifest["profiles"]["neu-steel"]["autoencoder"]
+    detector = neu["score"]["residual_detector"]
+    assert detector["output"] == "residual_map" and detector["scale"] > 0 and detector["sigma_cells"] >= 0
+    assert detector["hidden"] and 0 < detector["strength"] and detector["n_painted_cells"] > 0
+    assert "residual_detector.weights.h5" in {item["path"].rsplit("/", 1)[-1] for item in neu["keras_weights"]}
+    assert "residual_detector" not in manifest["profiles"]["magnetic-tile"]["autoencoder"]["score"]
 
 
 def test_committed_onnx_models_pass_the_checker(manifest):

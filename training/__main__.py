@@ -1,4 +1,7 @@
-"""``python -m training {classifier,autoencoder,all} --profile NAME``: train a profile's models.
+"""``python -m training {classifier,autoencoder,residual-detector,all} --profile NAME``: train a profile's models.
+
+``autoencoder`` trains the gate, and its residual detector where the profile has one;
+``residual-detector`` trains the detector alone, on the gate already trained.
 
 Keras weights go to ``models/<profile>/keras/`` (the reference the ONNX parity tests
 compare against) with the training histories (JSON); plots go to ``results/<profile>/``. Then run
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["classifier", "autoencoder", "all"])
+    parser.add_argument("step", choices=["classifier", "autoencoder", "residual-detector", "all"])
     parser.add_argument("--profile", default="neu-steel", help=f"one of {', '.join(PROFILES)} or a new name with --data")
     parser.add_argument("--data", type=Path, help="folder of class sub-folders (a new product line)")
     parser.add_argument("--normal-class", help="with --data: the defect-free sub-folder")
@@ -61,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
 
             kwargs = {"epochs": args.epochs} if args.epochs else {}
             train_autoencoder(profile, weights_dir, **kwargs)
+        if args.step == "residual-detector":
+            from training.train_residual_detector import train_residual_detector
+
+            if not profile.residual_hidden:
+                parser.error(f"profile {profile.name} has no residual detector (residual_hidden is empty; "
+                             f"--set residual_hidden=[64] for a trial)")
+            train_residual_detector(profile, weights_dir)
         if args.step in ("classifier", "all"):
             from training.train_classifier import train_classifier
 

@@ -110,6 +110,17 @@ def bottleneck(channels: int, hidden: tuple[int, ...], name: str = "bottleneck")
     return keras.Model(vector, layers.Dense(channels, name=f"{prefix}ae_out")(x), name=name)
 
 
+def residual_detector(channels: int, hidden: tuple[int, ...]) -> keras.Model:
+    """Per-location classifier of the bottleneck's residual (whitened cell minus its reconstruction):
+    the probability that the residual is a defect's (1x1 convolutions, like the bottleneck)."""
+    residual = keras.Input((None, None, channels), name="residual")
+    x = residual
+    for i, width in enumerate(hidden):
+        x = layers.Dense(width, activation="relu", name=f"detector_{i}")(x)
+    return keras.Model(residual, layers.Dense(1, activation="sigmoid", name="detector_out")(x),
+                       name="residual_detector")
+
+
 class SquaredError(layers.Layer):
     """Mean over channels of (input - reconstruction)^2, keeping a channel axis of 1."""
 
@@ -129,22 +140,27 @@ def _whitened(features, mean: np.ndarray, projection: np.ndarray, name: str):
 
 
 def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model,
-                  frame: tuple[np.ndarray, np.ndarray, keras.Model] | None = None) -> keras.Model:
+                  frame: tuple[np.ndarray, np.ndarray, keras.Model] | None = None,
+                  detector: keras.Model | None = None) -> keras.Model:
     """The exported graph: image -> error map at the gate's stride (N, H/s, W/s, 1); then the stem
     (N, H/16, W/16, C) when the extractor has one; then, when ``frame`` = (mean, projection,
     bottleneck) of the frame-level autoencoder is given, its reconstruction error (N, 1, 1, 1)
-    (the extractor must then pool its ``frame_tap``)."""
+    (the extractor must then pool its ``frame_tap``); then, when a residual ``detector`` is given,
+    its map (N, H/s, W/s, 1)."""
     image = keras.Input((None, None, 1), name="image")
     tapped = extractor(image)
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
     whitened = _whitened(tapped[0], mean, projection, "whiten")
-    outputs = [SquaredError(name="error_map")([whitened, ae(whitened)])]
+    reconstruction = ae(whitened)
+    outputs = [SquaredError(name="error_map")([whitened, reconstruction])]
     if len(tapped) == 2 + (frame is not None):
         outputs.append(layers.Identity(name="stem")(tapped[1]))
     if frame is not None:
         frame_mean, frame_projection, frame_ae = frame
         pooled = _whitened(tapped[-1], frame_mean, frame_projection, "frame_whiten")
         outputs.append(SquaredError(name="frame_error")([pooled, frame_ae(pooled)]))
+    if detector is not None:
+        outputs.append(layers.Identity(name="residual_map")(detector(layers.Subtract()([whitened, reconstruction]))))
     return keras.Model(image, outputs if len(outputs) > 1 else outputs[0], name="anomaly")
 
 

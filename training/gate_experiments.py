@@ -283,6 +283,45 @@ def supervised_ceiling_variant(profile, frames, samples, taps, hidden: tuple[int
     return _CallableModel(defect_probability), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
 
 
+def synthetic_discriminator_variant(profile, frames, samples, taps, hidden: tuple[int, ...], strength: float,
+                                    copies: int = 4, per_class: int = 60_000):
+    """A learned norm of the deployed bottleneck's residual (DRAEM's discriminative half, per cell): a
+    cell MLP learns the residual (whitened cell minus its reconstruction) of cells with a synthetic
+    defect painted on box-free texture (``training.synthetic_defects``) against that of box-free cells.
+    Only defect-free texture and paint are seen, no real defect; the map is the MLP's probability
+    that a cell's residual is a painted one."""
+    from sklearn.neural_network import MLPClassifier
+
+    from training.train_autoencoder import load_bottleneck, synthetic_pairs
+
+    weights = ROOT / "models" / profile.name / "keras"
+    extractor = ae.feature_extractor(taps)
+    mean, projection, bottleneck = load_bottleneck(weights, "bottleneck", json.loads(
+        (weights / "autoencoder_config.json").read_text())["hidden"])
+
+    def residual(cells: np.ndarray) -> np.ndarray:
+        whitened = ae.normalise(cells, mean, projection).astype(np.float32)
+        rebuilt = np.asarray(bottleneck(whitened[:, None, None, :], training=False))[:, 0, 0, :]
+        return whitened - rebuilt
+
+    uses_boxes = not any(s.is_normal for s in samples)
+    normal = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed, per_class)
+    painted_profile = replace(profile, gate_synthetic_strength=strength, gate_synthetic_defects=copies)
+    painted = subsample(synthetic_pairs(extractor, frames, samples, painted_profile, uses_boxes)[0], profile.seed,
+                        per_class)
+    print(f"{len(normal)} box-free and {len(painted)} painted cells", flush=True)
+    classifier = MLPClassifier(hidden, early_stopping=True, random_state=profile.seed, max_iter=100)
+    classifier.fit(np.concatenate([residual(normal), residual(painted)]), np.r_[np.zeros(len(normal)),
+                                                                                np.ones(len(painted))])
+
+    def painted_probability(image) -> np.ndarray:
+        fmap = np.asarray(extractor(image, training=False))
+        cells = residual(fmap.reshape(-1, fmap.shape[-1]))
+        return classifier.predict_proba(cells)[:, 1].reshape(*fmap.shape[:3], 1).astype(np.float32)
+
+    return _CallableModel(painted_probability), profile.feature_stride, ae.INPUT_MULTIPLE, 1.0
+
+
 class _CallableModel:
     """The slice of the Keras model interface that ``KerasSession`` uses, over a plain function."""
     output_names = ["error_map"]
@@ -368,6 +407,12 @@ VARIANTS = {
         {"score_normalise": "none"}, lambda p, f, s: supervised_ceiling_variant(p, f, s, ae.TAPS["block5+12"], (64,))),
     "supervised ceiling (sees the boxed defects; not a gate), block5add+12add, whitened, cell logistic regression": (
         {"score_normalise": "none"}, lambda p, f, s: supervised_ceiling_variant(p, f, s, ae.TAPS["block5+12"], ())),
+    "residual discriminator on synthetic defects, deployed bottleneck, cell MLP 64, strength 0.4": (
+        {"score_normalise": "none"},
+        lambda p, f, s: synthetic_discriminator_variant(p, f, s, ae.TAPS["block5+12"], (64,), 0.4)),
+    "residual discriminator on synthetic defects, deployed bottleneck, cell MLP 64, strength 1": (
+        {"score_normalise": "none"},
+        lambda p, f, s: synthetic_discriminator_variant(p, f, s, ae.TAPS["block5+12"], (64,), 1.0)),
     "feature AE, stride 16, block6+12add, whitened": (
         {"feature_stride": 16}, _features((("block_6_expand_relu", "pool2"), ("block_12_add", "same")), (192, 48, 192))),
 }

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # The frame-level autoencoder learns from one vector per defect-free training frame: below this
 # its whitening and its 10% validation hold-out mean nothing.
 MIN_FRAME_LEVEL_FRAMES = 20
+RESIDUAL_DETECTOR_FILE = "residual_detector.weights.h5"
 
 
 def lends_normal_texture(sample: Sample, profile: Profile) -> bool:
@@ -304,7 +305,12 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
             "expansion_widths": {str(n): len(b.keep) for n, b in pruned_blocks.items()}},
     }
     (out_dir / "autoencoder_config.json").write_text(json.dumps(config, indent=1))
+    (out_dir / RESIDUAL_DETECTOR_FILE).unlink(missing_ok=True)  # it read the previous bottleneck's residuals
     log.info("%s autoencoder trained on %d vectors from %d images", profile.name, len(vectors), len(kept))
+    if profile.residual_hidden:
+        from training.train_residual_detector import train_residual_detector
+
+        config["residual_detector"] = train_residual_detector(profile, out_dir)
     return config
 
 
@@ -315,9 +321,19 @@ def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
     frame_config = config.get("frame")
     extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), with_stem,
                                      frame_config["tap"] if frame_config else None, profile_backbone(out_dir))
-    mean, projection, model = _load_bottleneck(out_dir, "bottleneck", config["hidden"])
-    frame = _load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
-    return ae.anomaly_model(extractor, mean, projection, model, frame)
+    mean, projection, model = load_bottleneck(out_dir, "bottleneck", config["hidden"])
+    frame = load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
+    return ae.anomaly_model(extractor, mean, projection, model, frame, load_residual_detector(out_dir, config))
+
+
+def load_residual_detector(out_dir: Path, config: dict) -> keras.Model | None:
+    """The residual detector ``python -m training residual-detector`` saved, where the gate has one."""
+    detector_config = config.get("residual_detector")
+    if not detector_config:
+        return None
+    detector = ae.residual_detector(detector_config["channels"], tuple(detector_config["hidden"]))
+    detector.load_weights(out_dir / RESIDUAL_DETECTOR_FILE)
+    return detector
 
 
 def bottleneck_files(name: str) -> tuple[str, str]:
@@ -329,7 +345,8 @@ def bottleneck_files(name: str) -> tuple[str, str]:
 def gate_files(config: dict) -> list[str]:
     """Every file a trained gate (``autoencoder_config.json``) saved beside its config."""
     names = ["bottleneck"] + (["frame"] if config.get("frame") else [])
-    return [file for name in names for file in bottleneck_files(name)] + ([PRUNING_FILE] if config.get("backbone") else [])
+    return ([file for name in names for file in bottleneck_files(name)] + ([PRUNING_FILE] if config.get("backbone") else [])
+            + ([RESIDUAL_DETECTOR_FILE] if config.get("residual_detector") else []))
 
 
 def _save_bottleneck(out_dir: Path, name: str, model: keras.Model, mean: np.ndarray, projection: np.ndarray) -> None:
@@ -338,7 +355,7 @@ def _save_bottleneck(out_dir: Path, name: str, model: keras.Model, mean: np.ndar
     np.savez(out_dir / whitening, mean=mean, projection=projection)
 
 
-def _load_bottleneck(out_dir: Path, name: str, hidden: list[int]) -> tuple[np.ndarray, np.ndarray, keras.Model]:
+def load_bottleneck(out_dir: Path, name: str, hidden: list[int]) -> tuple[np.ndarray, np.ndarray, keras.Model]:
     """(mean, projection, bottleneck) as ``_save_bottleneck`` saved them."""
     weights, whitening_file = bottleneck_files(name)
     whitening = np.load(out_dir / whitening_file)

@@ -1,0 +1,82 @@
+"""Train a gate's residual detector on synthetic defects painted on defect-free texture.
+
+Reads top to bottom: the trained gate (backbone, whitening, bottleneck) -> normal feature cells of
+the training frames, as the bottleneck learnt them -> the same frames with synthetic defects
+painted on their normal texture (``training.synthetic_defects``), the cells under the paint ->
+each cell's residual (whitened cell minus the bottleneck's reconstruction) -> a small per-cell
+network learns painted residuals against normal ones -> saved beside the gate, recorded in its
+``autoencoder_config.json``.
+
+Why: the squared reconstruction error weighs every direction of the residual alike, so a faint
+defect that moves a few feature directions the normal texture never moves scores like ordinary
+texture noise spread over many. The detector learns which residuals a departure from the texture
+leaves (the discriminative half of DRAEM: Zavrtanik, Kristan and Skocaj, ICCV 2021, here on the
+feature residual). It sees no real defect: only defect-free texture and paint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from edge_runtime.datasets import split_samples
+from training import autoencoder as ae
+from training.backbone import profile_backbone
+from training.data import read_frames
+from training.profiles import Profile
+from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_texture, load_bottleneck,
+                                        normal_vectors, subsample, synthetic_pairs)
+
+log = logging.getLogger(__name__)
+
+
+def residuals(cells: np.ndarray, mean: np.ndarray, projection: np.ndarray, bottleneck: keras.Model) -> np.ndarray:
+    """Each feature cell whitened, minus the bottleneck's reconstruction of it."""
+    whitened = ae.normalise(cells, mean, projection).astype(np.float32)[:, None, None, :]
+    return (whitened - bottleneck.predict(whitened, batch_size=4096, verbose=0))[:, 0, 0, :]
+
+
+def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
+    """Fit the detector of ``profile`` on the gate saved in ``out_dir``; returns its config entry."""
+    config_path = out_dir / "autoencoder_config.json"
+    config = json.loads(config_path.read_text())
+    keras.utils.set_random_seed(profile.residual_seed)
+    extractor = ae.feature_extractor(tuple(tuple(t) for t in config["taps"]), base=profile_backbone(out_dir))
+    mean, projection, bottleneck = load_bottleneck(out_dir, "bottleneck", config["hidden"])
+    samples = profile.load()
+    uses_boxes = not any(s.is_normal for s in samples)
+    train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
+             if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
+    frames, kept = read_frames(train, profile.preprocess)
+
+    limit = profile.residual_max_vectors
+    normal = subsample(normal_vectors(extractor, frames, kept, profile, uses_boxes)[0], profile.seed, limit)
+    painting = replace(profile, gate_synthetic_defects=profile.residual_copies,
+                       gate_synthetic_strength=profile.residual_strength, gate_seed=profile.residual_seed)
+    painted = subsample(synthetic_pairs(extractor, frames, kept, painting, uses_boxes)[0], profile.seed, limit)
+    inputs = np.concatenate([residuals(normal, mean, projection, bottleneck),
+                             residuals(painted, mean, projection, bottleneck)])
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(painted))].astype(np.float32)
+    order = np.random.default_rng(profile.residual_seed).permutation(len(labels))  # validation_split takes the end
+
+    detector = ae.residual_detector(inputs.shape[-1], profile.residual_hidden)
+    detector.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
+    fit = detector.fit(inputs[order][:, None, None, :], labels[order][:, None, None, None], batch_size=256,
+                       epochs=profile.residual_epochs, validation_split=0.1, verbose=2, shuffle=True,
+                       callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
+    detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
+    entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
+             "strength": profile.residual_strength, "copies": profile.residual_copies, "seed": profile.residual_seed,
+             "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "epochs_run": len(fit.history["loss"]),
+             "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()}}
+    config["residual_detector"] = entry
+    config_path.write_text(json.dumps(config, indent=1))
+    log.info("%s residual detector: %d normal and %d painted cells, validation accuracy %.3f", profile.name,
+             len(normal), len(painted), max(fit.history["val_accuracy"]))
+    return entry
