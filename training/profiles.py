@@ -174,7 +174,7 @@ PROFILES = {
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
                          score_normalise="frame_mean", score_level_cap=2.5, score_level_power=1.25,
                          calibration_normals="crops", gate_synthetic_defects=4, gate_synthetic_strength=0.4,
-                         residual_hidden=(64,), residual_seed=1),
+                         residual_hidden=(64,), residual_seed=1, residual_sigma=4.0),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,
