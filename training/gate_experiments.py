@@ -293,6 +293,7 @@ def synthetic_discriminator_variant(profile, frames, samples, taps, hidden: tupl
     from sklearn.neural_network import MLPClassifier
 
     from training.train_autoencoder import load_bottleneck, synthetic_pairs
+    from training.train_residual_detector import residuals
 
     weights = ROOT / "models" / profile.name / "keras"
     extractor = ae.feature_extractor(taps)
@@ -300,9 +301,7 @@ def synthetic_discriminator_variant(profile, frames, samples, taps, hidden: tupl
         (weights / "autoencoder_config.json").read_text())["hidden"])
 
     def residual(cells: np.ndarray) -> np.ndarray:
-        whitened = ae.normalise(cells, mean, projection).astype(np.float32)
-        rebuilt = np.asarray(bottleneck(whitened[:, None, None, :], training=False))[:, 0, 0, :]
-        return whitened - rebuilt
+        return residuals(cells, mean, projection, bottleneck)
 
     uses_boxes = not any(s.is_normal for s in samples)
     normal = subsample(normal_vectors(extractor, frames, samples, profile, uses_boxes)[0], profile.seed, per_class)

@@ -148,7 +148,8 @@ class Profile:
     # ``residual_strength``) against those of normal cells; its map, smoothed over
     # ``residual_sigma`` cells, joins the error map by a pixel-wise maximum. () = none. neu-steel,
     # 2026-11-27: validation recall at warn 0.917-0.943 over three seeds against 0.882 without it; the
-    # best seed on validation is deployed (docs/gate_design.md, step 10).
+    # best seed on validation is deployed, its map smoothed over 4 cells (sigma 1-5 compared on
+    # validation; docs/gate_design.md, step 10).
     residual_hidden: tuple[int, ...] = ()
     residual_strength: float = 0.4
     residual_copies: int = 4
