@@ -196,14 +196,31 @@ class AnomalyScorer:
     def run(self, frame: np.ndarray) -> GateOutput:
         """Anomaly map, score and backbone stem of one [0, 1] gray frame."""
         batch, geometry = self.model_input(frame)
-        raw = self.run_model(batch)
-        anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
-        views = 1
-        if self._views == 3 and (self._views_from is None or anomaly_map.max() >= self._views_from):
-            raw, views = self._with_mirror_views(batch, raw), 3
-            anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
+        raw, anomaly_map, views = self._scored_cells(batch, geometry)
         return GateOutput(anomaly_map, float(anomaly_map.max()), None if raw.stem is None else raw.stem[0], geometry,
                           self.frame_share(raw.frame_error(0)), views)
+
+    def map_parts(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the error map, the residual detector's scaled map or None) of one [0, 1] gray frame, in the views
+        ``run`` scores it in: the two maps whose pixel-wise maximum is ``run``'s map, for readings that treat
+        them apart (the error map is divided by a level, the detector's map never is)."""
+        batch, geometry = self.model_input(frame)
+        raw, _, _ = self._scored_cells(batch, geometry)
+        error = self.with_residual_detector(None).map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+        if self._residual_detector is None:
+            return error, None
+        detector = self._residual_detector
+        return error, detector.scale * self.residual_map_from_cells(raw.residual_cells(0), geometry, detector.sigma)
+
+    def _scored_cells(self, batch: np.ndarray, geometry: FrameGeometry) -> tuple[GateCells, np.ndarray, int]:
+        """(the graph's outputs for one padded frame in the views it is scored in, its map, how many views):
+        three views where the scorer has them, from the band up where it has one."""
+        raw = self.run_model(batch)
+        anomaly_map = self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
+        if self._views == 3 and (self._views_from is None or anomaly_map.max() >= self._views_from):
+            raw = self._with_mirror_views(batch, raw)
+            return raw, self.map_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0)), 3
+        return raw, anomaly_map, 1
 
     def viewed_cells(self, batch: np.ndarray) -> GateCells:
         """``run_model`` over one padded frame (1 x H x W) in the scorer's views, on every frame (no band)."""

@@ -37,7 +37,7 @@ from edge_runtime.datasets import Sample, box_free_corners
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import preprocess
-from export.calibrate import WINDOW_MARGIN, boxfree_values
+from export.calibrate import WINDOW_MARGIN, boxfree_values, map_at_boxfree_level
 from export.study_cli import deployed_gate, study_parser, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,12 +66,13 @@ def crop_readings(scorer: AnomalyScorer, frame: np.ndarray, sample: Sample, side
     return readings
 
 
-def boxfree_area_score(scorer: AnomalyScorer, anomaly_map: np.ndarray, sample: Sample, margin: int) -> float | None:
+def boxfree_area_score(scorer: AnomalyScorer, frame: np.ndarray, anomaly_map: np.ndarray, sample: Sample,
+                       margin: int) -> float | None:
     """Maximum of the map over the box-free scored area, at that area's own level (None: under 64x64 px)."""
-    free = boxfree_values(scorer, anomaly_map, sample.boxes, margin)
-    if free.size < MIN_AREA:
+    if boxfree_values(scorer, anomaly_map, sample.boxes, margin).size < MIN_AREA:
         return None
-    return float(free.max() / scorer.normalising_level(free))
+    at_level = map_at_boxfree_level(scorer, frame, anomaly_map, sample.boxes, margin)
+    return float(boxfree_values(scorer, at_level, sample.boxes, margin).max())
 
 
 def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int,
@@ -90,7 +91,7 @@ def split_readings(scorer: AnomalyScorer, samples: list[Sample], spec, seed: int
             if side == CROP_SIDES[-1] and largest is not None:
                 largest.extend((c, sample, frame) for c in crops)
         for margin in AREA_MARGINS:
-            score = boxfree_area_score(scorer, gate.anomaly_map, sample, margin)
+            score = boxfree_area_score(scorer, frame, gate.anomaly_map, sample, margin)
             if score is not None:
                 readings[f"area_margin_{margin}"].append(score)
     return {k: np.array(v) for k, v in readings.items()}

@@ -57,11 +57,11 @@ def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSp
         for box in sample.boxes:
             scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
         corners = calibration_windows(anomaly_map.shape, sample.boxes, rng)
-        boxfree_level = boxfree_level_of(scorer, anomaly_map, sample.boxes, WINDOW_MARGIN) if corners else 1.0
+        at_boxfree_level = map_at_boxfree_level(scorer, frame, anomaly_map, sample.boxes, WINDOW_MARGIN) \
+            if corners else anomaly_map
         for y, x in corners:
-            window = float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max())
-            scores["normal"].append(window)
-            scores["normal_boxfree_level"].append(window / boxfree_level)
+            scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+            scores["normal_boxfree_level"].append(float(at_boxfree_level[y: y + WINDOW, x: x + WINDOW].max()))
             scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
     return {k: np.array(v) for k, v in scores.items()}
 
@@ -84,6 +84,17 @@ def boxfree_level_of(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tupl
     """The normalising level of the (already normalised) map over the frame's box-free scored area:
     dividing by it rescales the map as if the frame held no defect (1 for an unnormalised score)."""
     return scorer.normalising_level(boxfree_values(scorer, anomaly_map, boxes, margin))
+
+
+def map_at_boxfree_level(scorer: AnomalyScorer, frame: np.ndarray, anomaly_map: np.ndarray, boxes: tuple,
+                         margin: int) -> np.ndarray:
+    """``anomaly_map`` (the map of ``frame``) as if the frame held no defect: divided by the normalising level
+    of its box-free scored area. A residual detector's scaled map is never divided by a level, so where the
+    scorer has one the error map is rescaled alone and joined with it again (``AnomalyScorer.map_parts``)."""
+    if scorer.residual_detector is None:
+        return anomaly_map / boxfree_level_of(scorer, anomaly_map, boxes, margin)
+    error, detector = scorer.map_parts(frame)
+    return np.maximum(error / boxfree_level_of(scorer, error, boxes, margin), detector)
 
 
 def frame_term(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, weight: float) -> FrameTerm:
@@ -120,6 +131,8 @@ def exported_scorer(session, profile, gate_config: dict, val: list[Sample]) -> A
 
 class _DetectorMap:
     """What ``gate_scores`` reads of a scorer, over its residual detector's own map (unscaled)."""
+
+    residual_detector = None  # the map it gives is the only one
 
     def __init__(self, scorer: AnomalyScorer, sigma: float) -> None:
         self._scorer, self._sigma = scorer, sigma

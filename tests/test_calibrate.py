@@ -18,6 +18,8 @@ from export import calibrate
 
 
 class FrameIsTheMap:
+    residual_detector = None
+
     def anomaly_map(self, frame: np.ndarray) -> np.ndarray:
         return frame.astype(np.float32)
 
@@ -136,11 +138,11 @@ def test_area_study_scores_the_box_free_area_as_if_the_frame_held_no_defect():
     box = Box(150, 0, 199, 119)
     sample = Sample(Path("x.png"), "defect", (box,))
     scorer = FrameOverItsMean()
-    score = area_study.boxfree_area_score(scorer, scorer.anomaly_map(frame), sample, margin=8)
+    score = area_study.boxfree_area_score(scorer, frame, scorer.anomaly_map(frame), sample, margin=8)
     free = box_free_mask_of(sample)
     assert score == pytest.approx(frame[free].max() / frame[free].mean(), rel=1e-5)  # the box neither counts nor lowers it
     big = Sample(Path("y.png"), "defect", (Box(0, 0, 199, 185),))  # leaves 6 rows: under 64x64 = 4096 px
-    assert area_study.boxfree_area_score(scorer, scorer.anomaly_map(frame), big, margin=8) is None
+    assert area_study.boxfree_area_score(scorer, frame, scorer.anomaly_map(frame), big, margin=8) is None
 
 
 def test_area_study_recalibrates_the_warn_threshold_on_each_reading():
@@ -286,3 +288,28 @@ def test_the_residual_detector_is_scaled_so_that_either_map_alone_flags_the_warn
             for s in (scorer, detector_only)]
     assert detector.sigma == 0.0 and detector.scale != pytest.approx(1.0, abs=0.05)
     assert warn[1] == pytest.approx(warn[0], rel=1e-5)  # scaled, the detector's map flags the same crops as the error map
+
+
+def test_at_its_box_free_level_only_the_error_map_is_rescaled_not_the_residual_detector_s():
+    """The runtime divides the error map by the frame's level and never the detector's map, so the reading
+    'as if the frame held no defect' rescales the error map alone."""
+    from edge_runtime.anomaly import AnomalyScorer
+    from edge_runtime.manifest import ResidualDetector
+    from tests.conftest import textured
+
+    frame = textured((64, 64), 120, seed=3, spread=20.0) / 255.0
+    frame[:24, :24] = 0.95  # the defect, in its box: it raises the frame's level
+    boxes = (Box(0, 0, 23, 23),)
+    plain = AnomalyScorer(BlockSession(), PreprocessSpec(), 8, 16, 0.0, normalise="frame_mean")
+    scorer = AnomalyScorer(BlockSession(), PreprocessSpec(), 8, 16, 0.0, normalise="frame_mean",
+                           residual_detector=ResidualDetector(0.0, 2.0))
+    error, detector = scorer.map_parts(frame)
+    np.testing.assert_allclose(np.maximum(error, detector), scorer.anomaly_map(frame), rtol=1e-6)
+    np.testing.assert_allclose(error, plain.anomaly_map(frame), rtol=1e-6)
+    rescaled = calibrate.map_at_boxfree_level(scorer, frame, scorer.anomaly_map(frame), boxes, 8)
+    level = calibrate.boxfree_level_of(plain, error, boxes, 8)
+    assert level < 1.0  # the box-free area is quieter than the frame, whose level its defect raised
+    np.testing.assert_allclose(rescaled, np.maximum(error / level, detector), rtol=1e-6)
+    combined = scorer.anomaly_map(frame)  # dividing the joined map would divide the detector's part as well
+    assert not np.allclose(rescaled, combined / calibrate.boxfree_level_of(scorer, combined, boxes, 8), rtol=1e-3)
+    np.testing.assert_allclose(calibrate.map_at_boxfree_level(plain, frame, error, boxes, 8), error / level, rtol=1e-6)
