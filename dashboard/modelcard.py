@@ -132,6 +132,12 @@ def score_description(entry: dict) -> str | None:
                  f"typical value on defect-free frames, weighted {_text(term.get('weight', 1.0))}; the map itself is "
                  f"first put in units of its typical peak. Defects that change the whole frame's texture lift "
                  f"the whole map.")
+    detector = score.get("residual_detector")
+    if isinstance(detector, dict):
+        text += (f" A residual detector, trained on synthetic defects painted on defect-free texture, reads how "
+                 f"each cell departs from its reconstruction; its map (smoothed {_text(detector.get('sigma_cells'))} "
+                 f"cells, times {_text(detector.get('scale'))}) joins the error map by the larger of the two at "
+                 f"each pixel.")
     return text
 
 

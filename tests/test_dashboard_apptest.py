@@ -685,6 +685,13 @@ def test_score_description_names_the_mirror_views_where_the_gate_scores_three():
     assert "mirror images where the frame alone scores 1.9 or more" in cascade
 
 
+def test_score_description_names_the_residual_detector_where_the_gate_has_one():
+    text = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.2063}}}})
+    assert "residual detector" in text and "smoothed 4 cells, times 5.206" in text and "larger of the two" in text
+    assert "residual" not in modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0}}})
+
+
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
     plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "ignore_border": 0.1}}})
     assert "maximum of the anomaly map" in plain and "outer 10%" in plain and "frame-level" not in plain
