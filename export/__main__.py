@@ -226,7 +226,8 @@ def _apply_scoring(entry: dict, profile) -> bool:
 def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = None,
                         overrides: tuple[str, ...] = ()) -> dict:
     """Thresholds and gate metrics set again on the deployed graph, as ``export_profile`` sets them,
-    without converting anything: the model files, their hashes and the int8 entries stay. For a change
+    without converting anything (the residual detector's scale too, where the gate has one): the model files,
+    their hashes and the int8 entries stay. For a change
     of the calibration rule, of the profile's false-alarm rates or of its scoring options (written into
     the manifest first; a changed scoring drops the golden frames, whose scores it changes). A profile
     commissioned on a line (thresholds or frame-term references) is refused: the two would not fit
@@ -249,7 +250,12 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
                     name, name)
     write_manifest(manifest_path, manifest)
     gate = deployed_gate(manifest_path, name)
-    scorer = calibrate.with_views_band(gate.scorer, profile, gate.splits["val"])  # the band is measured again
+    scorer = gate.scorer
+    if scorer.residual_detector is not None:  # its scale is set against the scoring, as the export sets it
+        detector = calibrate.residual_detector(scorer, profile, gate.splits["val"])
+        scorer = scorer.with_residual_detector(detector)
+        entry["autoencoder"]["score"]["residual_detector"].update(sigma_cells=detector.sigma, scale=detector.scale)
+    scorer = calibrate.with_views_band(scorer, profile, gate.splits["val"])  # the band is measured again
     if scorer.views_from is not None:
         entry["autoencoder"]["score"]["views_from"] = scorer.views_from
     limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,

@@ -104,21 +104,28 @@ def test_reexport_names_the_int8_models_and_commissioned_thresholds_it_drops(tmp
 
 
 @pytest.mark.slow
-def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_models_alone(tmp_path):
+@pytest.mark.parametrize("profile", ["magnetic-tile", "neu-steel"])
+def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_models_alone(tmp_path, profile):
     """``python -m export --thresholds-only``: the same thresholds and gate metrics the manifest holds,
-    from the deployed graph, with every model entry (files, hashes, int8) untouched."""
+    from the deployed graph, with every model entry (files, hashes, int8) untouched; neu-steel's residual
+    detector gets its scale set again as the export set it."""
     from export.__main__ import recalibrate_profile
-    from tests.conftest import MAGNETIC_TILE, editable_manifest
+    from tests.conftest import MAGNETIC_TILE, NEU, editable_manifest
 
-    if not MAGNETIC_TILE.is_dir():
-        pytest.skip(f"magnetic-tile data not found at {MAGNETIC_TILE} (../shared absent)")
+    data = MAGNETIC_TILE if profile == "magnetic-tile" else NEU
+    if not data.is_dir():
+        pytest.skip(f"{profile} data not found at {data} (../shared absent)")
     path = editable_manifest(tmp_path)
-    committed = json.loads(path.read_text())["profiles"]["magnetic-tile"]
+    committed = json.loads(path.read_text())["profiles"][profile]
     edited = json.loads(path.read_text())
-    edited["profiles"]["magnetic-tile"]["thresholds"].update(warn=0.0, defect=0.0)
+    edited["profiles"][profile]["thresholds"].update(warn=0.0, defect=0.0)
+    detector = edited["profiles"][profile]["autoencoder"]["score"].get("residual_detector")
+    if detector:
+        detector["scale"] = 1.0
     path.write_text(json.dumps(edited))
-    recalibrate_profile("magnetic-tile", path, tmp_path / "results")
-    after = json.loads(path.read_text())["profiles"]["magnetic-tile"]
+    recalibrate_profile(profile, path, tmp_path / "results")
+    after = json.loads(path.read_text())["profiles"][profile]
+    assert bool(detector) == (profile == "neu-steel")
     for key in ("warn", "defect"):
         assert after["thresholds"][key] == pytest.approx(committed["thresholds"][key], rel=1e-6)
     assert after["metrics"]["gate_test"]["gate_recall_warn"] == committed["metrics"]["gate_test"]["gate_recall_warn"]
