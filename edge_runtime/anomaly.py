@@ -206,11 +206,7 @@ class AnomalyScorer:
         them apart (the error map is divided by a level, the detector's map never is)."""
         batch, geometry = self.model_input(frame)
         raw, _, _ = self._scored_cells(batch, geometry)
-        error = self.with_residual_detector(None).map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
-        if self._residual_detector is None:
-            return error, None
-        detector = self._residual_detector
-        return error, detector.scale * self.residual_map_from_cells(raw.residual_cells(0), geometry, detector.sigma)
+        return self._maps_from_cells(raw.cells[0], geometry, raw.frame_error(0), raw.residual_cells(0))
 
     def _scored_cells(self, batch: np.ndarray, geometry: FrameGeometry) -> tuple[GateCells, np.ndarray, int]:
         """(the graph's outputs for one padded frame in the views it is scored in, its map, how many views):
@@ -250,17 +246,23 @@ class AnomalyScorer:
         term where the profile has one (``frame_error``: the graph's ``frame_error`` for this frame); take
         the larger of that and the scaled residual-detector map where the profile has one (``residual``:
         the graph's ``residual_map`` cells for this frame)."""
+        error, detector = self._maps_from_cells(cells, geometry, frame_error, residual)
+        return error if detector is None else np.maximum(error, detector)
+
+    def _maps_from_cells(self, cells: np.ndarray, geometry: FrameGeometry, frame_error: float | None,
+                         residual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the error map, the residual detector's scaled map or None) that ``map_from_cells`` joins; both zero
+        outside the scored area."""
         area = self.scored_area(geometry.frame_shape)
         scored = self._placed(cells, geometry, self._sigma)[area]
-        anomaly_map = np.zeros(geometry.frame_shape, np.float32)
-        anomaly_map[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
-        if self._residual_detector is not None:
-            if residual is None:
-                raise InspectionError("the profile scores a residual detector, but no residual cells were given")
-            detector = self._residual_detector
-            anomaly_map[area] = np.maximum(anomaly_map[area],
-                                           detector.scale * self._placed(residual, geometry, detector.sigma)[area])
-        return anomaly_map
+        error = np.zeros(geometry.frame_shape, np.float32)
+        error[area] = self._with_frame_term(scored / self.normalising_level(scored), frame_error)
+        detector = self._residual_detector
+        if detector is None:
+            return error, None
+        if residual is None:
+            raise InspectionError("the profile scores a residual detector, but no residual cells were given")
+        return error, detector.scale * self.residual_map_from_cells(residual, geometry, detector.sigma)
 
     def residual_map_from_cells(self, residual: np.ndarray, geometry: FrameGeometry, sigma: float) -> np.ndarray:
         """The residual detector's own map (``residual``: its cells for one frame), smoothed over ``sigma``
