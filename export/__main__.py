@@ -103,6 +103,7 @@ def _residual_detector_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
         "output": RESIDUAL_OUTPUT, "sigma_cells": detector.sigma, "scale": detector.scale,
         "scale_from": "warn-rate thresholds of the error map and of the detector's map on the validation split's "
                       "calibration normals",
+        "members": trained.get("members", 1), "input": trained.get("input", "residual"),
         **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")}}}
 
 

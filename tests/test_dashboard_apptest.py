@@ -689,7 +689,11 @@ def test_score_description_names_the_residual_detector_where_the_gate_has_one():
     text = modelcard.score_description({"autoencoder": {"score": {
         "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.2063}}}})
     assert "residual detector" in text and "smoothed 4 cells, times 5.206" in text and "larger of the two" in text
+    assert "beside the cell itself" not in text
     assert "residual" not in modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0}}})
+    reading_the_cell = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.0, "input": "residual+cell"}}}})
+    assert "departs from its reconstruction, beside the cell itself;" in reading_the_cell
 
 
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():

@@ -373,6 +373,43 @@ def test_a_denoising_gate_learns_painted_cells_as_the_clean_ones_and_records_how
     assert config["n_vectors"] > 0
 
 
+@needs_tf
+def test_detector_members_fitted_apart_are_joined_into_one_graph_averaging_their_probabilities():
+    from training.train_residual_detector import _joined
+    from training import autoencoder as ae
+
+    members = []
+    for seed in (0, 1):
+        member = ae.residual_detector(6, (4,))
+        rng = np.random.default_rng(seed)
+        member.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in member.get_weights()])
+        members.append((member, {}))
+    residual = np.random.default_rng(2).normal(size=(1, 3, 5, 6)).astype(np.float32)
+    expected = np.mean([m(residual).numpy() for m, _ in members], axis=0)
+    joined = _joined(members, 6, (4,))
+    np.testing.assert_allclose(joined(residual).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(members[0][0](residual).numpy(), members[1][0](residual).numpy())  # two different fits
+
+
+@needs_tf
+def test_a_detector_reading_the_cell_beside_its_residual_is_trained_recorded_and_built_into_the_graph(tmp_path):
+    from training.profiles import folder_profile
+    from training.train_autoencoder import load_anomaly_model, train_autoencoder
+
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=8)
+    profile = replace(folder_profile("t", root, "good"), gate_epochs=1, gate_hidden=(16, 4, 16), residual_hidden=(8,),
+                      residual_members=2, residual_input="residual+cell", residual_epochs=1, residual_max_vectors=500)
+    config = train_autoencoder(profile, tmp_path / "out")
+    detector = config["residual_detector"]
+    assert (detector["members"], detector["input"], len(detector["epochs_run"])) == (2, "residual+cell", 2)
+    graph = load_anomaly_model(tmp_path / "out", with_stem=False)
+    whitened_channels = graph.get_layer("whiten").output.shape[-1]
+    assert graph.get_layer("residual_detector").inputs[0].shape[-1] == detector["channels"] == 2 * whitened_channels
+    error_map, residual_map = graph(np.random.default_rng(0).random((1, 96, 96, 1), np.float32))
+    assert residual_map.shape == error_map.shape
+    assert 0.0 <= float(np.min(residual_map)) and float(np.max(residual_map)) <= 1.0
+
+
 def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():
     from training.synthetic_defects import contact_sheet
 

@@ -110,15 +110,24 @@ def bottleneck(channels: int, hidden: tuple[int, ...], name: str = "bottleneck")
     return keras.Model(vector, layers.Dense(channels, name=f"{prefix}ae_out")(x), name=name)
 
 
-def residual_detector(channels: int, hidden: tuple[int, ...]) -> keras.Model:
+def residual_detector(channels: int, hidden: tuple[int, ...], members: int = 1) -> keras.Model:
     """Per-location classifier of the bottleneck's residual (whitened cell minus its reconstruction):
-    the probability that the residual is a defect's (1x1 convolutions, like the bottleneck)."""
+    the probability that the residual is a defect's (1x1 convolutions, like the bottleneck).
+
+    With several ``members``, that many such networks, fitted apart, side by side in one graph, and
+    their probabilities averaged: one fit's map varies from seed to seed (docs/gate_design.md, step 11)."""
     residual = keras.Input((None, None, channels), name="residual")
+    if members == 1:
+        return keras.Model(residual, _detector_member(residual, hidden, ""), name="residual_detector")
+    probabilities = [_detector_member(residual, hidden, f"m{m}_") for m in range(members)]
+    return keras.Model(residual, layers.Average(name="detector_mean")(probabilities), name="residual_detector")
+
+
+def _detector_member(residual, hidden: tuple[int, ...], prefix: str):
     x = residual
     for i, width in enumerate(hidden):
-        x = layers.Dense(width, activation="relu", name=f"detector_{i}")(x)
-    return keras.Model(residual, layers.Dense(1, activation="sigmoid", name="detector_out")(x),
-                       name="residual_detector")
+        x = layers.Dense(width, activation="relu", name=f"{prefix}detector_{i}")(x)
+    return layers.Dense(1, activation="sigmoid", name=f"{prefix}detector_out")(x)
 
 
 class SquaredError(layers.Layer):
@@ -141,12 +150,13 @@ def _whitened(features, mean: np.ndarray, projection: np.ndarray, name: str):
 
 def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarray, ae: keras.Model,
                   frame: tuple[np.ndarray, np.ndarray, keras.Model] | None = None,
-                  detector: keras.Model | None = None) -> keras.Model:
+                  detector: keras.Model | None = None, detector_input: str = "residual") -> keras.Model:
     """The exported graph: image -> error map at the gate's stride (N, H/s, W/s, 1); then the stem
     (N, H/16, W/16, C) when the extractor has one; then, when ``frame`` = (mean, projection,
     bottleneck) of the frame-level autoencoder is given, its reconstruction error (N, 1, 1, 1)
     (the extractor must then pool its ``frame_tap``); then, when a residual ``detector`` is given,
-    its map (N, H/s, W/s, 1)."""
+    its map (N, H/s, W/s, 1), read from what ``detector_input`` names: "residual", "residual+cell"
+    (the whitened cell after it) or "cell" (the whitened cell alone)."""
     image = keras.Input((None, None, 1), name="image")
     tapped = extractor(image)
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
@@ -160,8 +170,16 @@ def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarr
         pooled = _whitened(tapped[-1], frame_mean, frame_projection, "frame_whiten")
         outputs.append(SquaredError(name="frame_error")([pooled, frame_ae(pooled)]))
     if detector is not None:
-        outputs.append(layers.Identity(name="residual_map")(detector(layers.Subtract()([whitened, reconstruction]))))
+        outputs.append(layers.Identity(name="residual_map")(detector(_detector_reads(whitened, reconstruction,
+                                                                                     detector_input))))
     return keras.Model(image, outputs if len(outputs) > 1 else outputs[0], name="anomaly")
+
+
+def _detector_reads(whitened, reconstruction, reads: str):
+    if reads == "cell":
+        return whitened
+    residual = layers.Subtract()([whitened, reconstruction])
+    return layers.Concatenate()([residual, whitened]) if reads == "residual+cell" else residual
 
 
 def pixel_autoencoder() -> keras.Model:

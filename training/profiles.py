@@ -147,9 +147,9 @@ class Profile:
     # residuals of ``residual_copies`` painted copies of each training frame (synthetic defects at
     # ``residual_strength``) against those of normal cells; its map, smoothed over
     # ``residual_sigma`` cells, joins the error map by a pixel-wise maximum. () = none. neu-steel,
-    # 2026-11-27: validation recall at warn 0.917-0.943 over three seeds against 0.882 without it; the
-    # best seed on validation is deployed, its map smoothed over 4 cells (sigma 1-5 compared on
-    # validation; docs/gate_design.md, step 10).
+    # 2026-11-27: validation recall at warn 0.917-0.943 over three seeds against 0.882 without it
+    # (docs/gate_design.md, step 10); 0.952-0.961 when it also reads the whitened cell (step 11), the
+    # seed best on validation deployed, its map smoothed over 4 cells (sigma 3-5 compared on validation).
     residual_hidden: tuple[int, ...] = ()
     residual_strength: float = 0.4
     residual_copies: int = 4
@@ -158,6 +158,12 @@ class Profile:
     residual_max_vectors: int = 60_000
     # Seed of the detector's painting, initial weights and batch order (the bottleneck keeps ``gate_seed``).
     residual_seed: int = 0
+    # Detectors fitted on the same painted cells from seeds residual_seed, residual_seed + 1, ...;
+    # the map averages their probabilities.
+    residual_members: int = 1
+    # What the detector reads: "residual" (whitened cell minus its reconstruction), "residual+cell"
+    # (the whitened cell beside it) or "cell" (the whitened cell alone, a trial).
+    residual_input: str = "residual"
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
@@ -175,7 +181,7 @@ PROFILES = {
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
                          score_normalise="frame_mean", score_level_cap=2.5, score_level_power=1.25,
                          calibration_normals="crops", gate_synthetic_defects=4, gate_synthetic_strength=0.4,
-                         residual_hidden=(64,), residual_seed=1, residual_sigma=4.0),
+                         residual_hidden=(64,), residual_input="residual+cell", residual_sigma=4.0),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
         ignore_border=0.1,

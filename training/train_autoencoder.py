@@ -323,7 +323,8 @@ def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
                                      frame_config["tap"] if frame_config else None, profile_backbone(out_dir))
     mean, projection, model = load_bottleneck(out_dir, "bottleneck", config["hidden"])
     frame = load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
-    return ae.anomaly_model(extractor, mean, projection, model, frame, load_residual_detector(out_dir, config))
+    return ae.anomaly_model(extractor, mean, projection, model, frame, load_residual_detector(out_dir, config),
+                            config.get("residual_detector", {}).get("input", "residual"))
 
 
 def load_residual_detector(out_dir: Path, config: dict) -> keras.Model | None:
@@ -331,7 +332,8 @@ def load_residual_detector(out_dir: Path, config: dict) -> keras.Model | None:
     detector_config = config.get("residual_detector")
     if not detector_config:
         return None
-    detector = ae.residual_detector(detector_config["channels"], tuple(detector_config["hidden"]))
+    detector = ae.residual_detector(detector_config["channels"], tuple(detector_config["hidden"]),
+                                    detector_config.get("members", 1))
     detector.load_weights(out_dir / RESIDUAL_DETECTOR_FILE)
     return detector
 

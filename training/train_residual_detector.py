@@ -35,10 +35,15 @@ from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_tex
 log = logging.getLogger(__name__)
 
 
-def residuals(cells: np.ndarray, mean: np.ndarray, projection: np.ndarray, bottleneck: keras.Model) -> np.ndarray:
-    """Each feature cell whitened, minus the bottleneck's reconstruction of it."""
+def residuals(cells: np.ndarray, mean: np.ndarray, projection: np.ndarray, bottleneck: keras.Model,
+              reads: str = "residual") -> np.ndarray:
+    """What the detector ``reads`` of each feature cell: "residual", the whitened cell minus the
+    bottleneck's reconstruction of it; "residual+cell", the whitened cell after it; "cell", the whitened
+    cell alone (a trial: a painted-texture classifier that ignores the bottleneck)."""
     whitened = ae.normalise(cells, mean, projection).astype(np.float32)[:, None, None, :]
-    return (whitened - bottleneck.predict(whitened, batch_size=4096, verbose=0))[:, 0, 0, :]
+    residual = (whitened - bottleneck.predict(whitened, batch_size=4096, verbose=0))[:, 0, 0, :]
+    return {"residual": residual, "cell": whitened[:, 0, 0, :],
+            "residual+cell": np.concatenate([residual, whitened[:, 0, 0, :]], axis=1)}[reads]
 
 
 def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
@@ -59,24 +64,44 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     painting = replace(profile, gate_synthetic_defects=profile.residual_copies,
                        gate_synthetic_strength=profile.residual_strength, gate_seed=profile.residual_seed)
     painted = subsample(synthetic_pairs(extractor, frames, kept, painting, uses_boxes)[0], profile.seed, limit)
-    inputs = np.concatenate([residuals(normal, mean, projection, bottleneck),
-                             residuals(painted, mean, projection, bottleneck)])
+    inputs = np.concatenate([residuals(normal, mean, projection, bottleneck, profile.residual_input),
+                             residuals(painted, mean, projection, bottleneck, profile.residual_input)])
     labels = np.r_[np.zeros(len(normal)), np.ones(len(painted))].astype(np.float32)
-    order = np.random.default_rng(profile.residual_seed).permutation(len(labels))  # validation_split takes the end
 
+    members = [_fit_member(inputs, labels, profile, profile.residual_seed + m) for m in range(profile.residual_members)]
+    detector = _joined(members, inputs.shape[-1], profile.residual_hidden)
+    detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
+    entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
+             "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength, "copies": profile.residual_copies,
+             "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "epochs_run": [len(history["loss"]) for _, history in members],
+             "history": [history for _, history in members]}
+    config["residual_detector"] = entry
+    config_path.write_text(json.dumps(config, indent=1))
+    log.info("%s residual detector: %d normal and %d painted cells, %d member(s), validation accuracy %s",
+             profile.name, len(normal), len(painted), len(members),
+             " ".join(f"{max(history['val_accuracy']):.3f}" for _, history in members))
+    return entry
+
+
+def _fit_member(inputs: np.ndarray, labels: np.ndarray, profile: Profile, seed: int) -> tuple[keras.Model, dict]:
+    """One detector fitted from ``seed`` (initial weights, batch order); (model, its history)."""
+    keras.utils.set_random_seed(seed)
+    order = np.random.default_rng(seed).permutation(len(labels))  # validation_split takes the end
     detector = ae.residual_detector(inputs.shape[-1], profile.residual_hidden)
     detector.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     fit = detector.fit(inputs[order][:, None, None, :], labels[order][:, None, None, None], batch_size=256,
                        epochs=profile.residual_epochs, validation_split=0.1, verbose=2, shuffle=True,
                        callbacks=[keras.callbacks.EarlyStopping(patience=5, restore_best_weights=True)])
-    detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
-    entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
-             "strength": profile.residual_strength, "copies": profile.residual_copies, "seed": profile.residual_seed,
-             "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
-             "epochs_run": len(fit.history["loss"]),
-             "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()}}
-    config["residual_detector"] = entry
-    config_path.write_text(json.dumps(config, indent=1))
-    log.info("%s residual detector: %d normal and %d painted cells, validation accuracy %.3f", profile.name,
-             len(normal), len(painted), max(fit.history["val_accuracy"]))
-    return entry
+    return detector, {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+
+
+def _joined(members: list[tuple[keras.Model, dict]], channels: int, hidden: tuple[int, ...]) -> keras.Model:
+    """The fitted members as one detector averaging their probabilities (``ae.residual_detector``)."""
+    if len(members) == 1:
+        return members[0][0]
+    joined = ae.residual_detector(channels, hidden, len(members))
+    for m, (member, _) in enumerate(members):
+        for layer in member.layers[1:]:
+            joined.get_layer(f"m{m}_{layer.name}").set_weights(layer.get_weights())
+    return joined
