@@ -410,6 +410,17 @@ def test_a_detector_reading_the_cell_beside_its_residual_is_trained_recorded_and
     assert 0.0 <= float(np.min(residual_map)) and float(np.max(residual_map)) <= 1.0
 
 
+@needs_tf
+@pytest.mark.parametrize("setting", [{"residual_input": "residuals"}, {"residual_members": 0}])
+def test_a_detector_setting_that_cannot_be_built_stops_before_any_data_is_read(tmp_path, setting):
+    from training.profiles import folder_profile
+    from training.train_residual_detector import train_residual_detector
+
+    profile = replace(folder_profile("t", tmp_path / "no-such-folder", "good"), residual_hidden=(8,), **setting)
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        train_residual_detector(profile, tmp_path / "out")
+
+
 def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():
     from training.synthetic_defects import contact_sheet
 

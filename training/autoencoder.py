@@ -110,6 +110,10 @@ def bottleneck(channels: int, hidden: tuple[int, ...], name: str = "bottleneck")
     return keras.Model(vector, layers.Dense(channels, name=f"{prefix}ae_out")(x), name=name)
 
 
+# What a residual detector may read of each cell (``anomaly_model``'s ``detector_input``).
+DETECTOR_INPUTS = ("residual", "residual+cell", "cell")
+
+
 def residual_detector(channels: int, hidden: tuple[int, ...], members: int = 1) -> keras.Model:
     """Per-location classifier of the bottleneck's residual (whitened cell minus its reconstruction):
     the probability that the residual is a defect's (1x1 convolutions, like the bottleneck).

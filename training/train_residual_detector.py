@@ -48,6 +48,10 @@ def residuals(cells: np.ndarray, mean: np.ndarray, projection: np.ndarray, bottl
 
 def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     """Fit the detector of ``profile`` on the gate saved in ``out_dir``; returns its config entry."""
+    if profile.residual_input not in ae.DETECTOR_INPUTS:
+        raise ValueError(f"residual_input {profile.residual_input!r} is not one of {', '.join(ae.DETECTOR_INPUTS)}")
+    if profile.residual_members < 1:
+        raise ValueError(f"residual_members must be at least 1, not {profile.residual_members}")
     config_path = out_dir / "autoencoder_config.json"
     config = json.loads(config_path.read_text())
     keras.utils.set_random_seed(profile.residual_seed)
@@ -72,8 +76,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     detector = _joined(members, inputs.shape[-1], profile.residual_hidden)
     detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
     entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
-             "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength, "copies": profile.residual_copies,
-             "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength,
+             "copies": profile.residual_copies, "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
              "epochs_run": [len(history["loss"]) for _, history in members],
              "history": [history for _, history in members]}
     config["residual_detector"] = entry
