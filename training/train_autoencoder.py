@@ -324,7 +324,7 @@ def load_anomaly_model(out_dir: Path, with_stem: bool = True) -> keras.Model:
     mean, projection, model = load_bottleneck(out_dir, "bottleneck", config["hidden"])
     frame = load_bottleneck(out_dir, "frame", frame_config["hidden"]) if frame_config else None
     return ae.anomaly_model(extractor, mean, projection, model, frame, load_residual_detector(out_dir, config),
-                            config.get("residual_detector", {}).get("input", "residual"))
+                            (config.get("residual_detector") or {}).get("input", "residual"))
 
 
 def load_residual_detector(out_dir: Path, config: dict) -> keras.Model | None:

@@ -41,9 +41,10 @@ def residuals(cells: np.ndarray, mean: np.ndarray, projection: np.ndarray, bottl
     bottleneck's reconstruction of it; "residual+cell", the whitened cell after it; "cell", the whitened
     cell alone (a trial: a painted-texture classifier that ignores the bottleneck)."""
     whitened = ae.normalise(cells, mean, projection).astype(np.float32)[:, None, None, :]
+    if reads == "cell":
+        return whitened[:, 0, 0, :]
     residual = (whitened - bottleneck.predict(whitened, batch_size=4096, verbose=0))[:, 0, 0, :]
-    return {"residual": residual, "cell": whitened[:, 0, 0, :],
-            "residual+cell": np.concatenate([residual, whitened[:, 0, 0, :]], axis=1)}[reads]
+    return np.concatenate([residual, whitened[:, 0, 0, :]], axis=1) if reads == "residual+cell" else residual
 
 
 def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
