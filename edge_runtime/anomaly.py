@@ -89,11 +89,12 @@ class AnomalyScorer:
     None: on every frame. Not combined with a frame-level term.
 
     ``residual_detector``: for a graph with a residual detector (output ``residual_map``: per cell,
-    the probability that the bottleneck's residual is a defect's, see ``ResidualDetector``), its
+    the probability that the bottleneck's residual, read with its cell where the detector was trained
+    so, is a defect's, see ``ResidualDetector``), its
     map is smoothed and placed like the error map, scaled into the gate map's units, and each pixel
     of the map is the larger of the two. The reconstruction error finds what the bottleneck cannot
     rebuild; the detector reads *how* a cell departs from its reconstruction, which catches faint
-    departures a plain squared error averages away (docs/gate_design.md, step 10).
+    departures a plain squared error averages away (docs/gate_design.md, steps 10 and 11).
     """
 
     def __init__(self, session: ort.InferenceSession, spec: PreprocessSpec, feature_stride: int,

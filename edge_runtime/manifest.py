@@ -92,10 +92,12 @@ class ResidualDetector:
     """How a gate's residual detector joins its map (``anomaly.AnomalyScorer``).
 
     The detector is a small per-cell network that reads the bottleneck's residual (each whitened
-    cell minus its reconstruction) and gives the probability that it is a defect's, having learned
-    from synthetic defects painted on defect-free texture. Its map is smoothed over ``sigma`` cells,
-    multiplied by ``scale`` (the gate map's warn-rate quantile on the validation normals over the
-    detector's own), and the gate's map at each pixel is the larger of the two."""
+    cell minus its reconstruction; neu-steel's also reads the whitened cell beside it) and gives the
+    probability that it is a defect's, having learned from synthetic defects painted on defect-free
+    texture. What it reads is inside the graph: the runtime only places and scales its output. Its
+    map is smoothed over ``sigma`` cells, multiplied by ``scale`` (the gate map's warn-rate quantile
+    on the validation normals over the detector's own), and the gate's map at each pixel is the
+    larger of the two."""
 
     sigma: float
     scale: float

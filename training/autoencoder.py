@@ -115,8 +115,10 @@ DETECTOR_INPUTS = ("residual", "residual+cell", "cell")
 
 
 def residual_detector(channels: int, hidden: tuple[int, ...], members: int = 1) -> keras.Model:
-    """Per-location classifier of the bottleneck's residual (whitened cell minus its reconstruction):
-    the probability that the residual is a defect's (1x1 convolutions, like the bottleneck).
+    """Per-location classifier of the bottleneck's residual (whitened cell minus its reconstruction,
+    with the whitened cell beside it where ``anomaly_model``'s ``detector_input`` says so): the
+    probability that the cell holds a defect (1x1 convolutions, like the bottleneck); ``channels`` is
+    what it reads.
 
     With several ``members``, that many such networks, fitted apart, side by side in one graph, and
     their probabilities averaged: one fit's map varies from seed to seed (docs/gate_design.md, step 11)."""
