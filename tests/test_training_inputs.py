@@ -318,18 +318,27 @@ def test_trial_settings_are_read_as_the_profile_fields_they_set():
 
 
 def test_a_painted_defect_changes_the_frame_only_around_its_mask_and_stays_in_range():
-    from training.synthetic_defects import KINDS, paint_defect
+    from training.synthetic_defects import ALL_KINDS, paint_defect
 
     frame = np.random.default_rng(0).uniform(0.3, 0.6, (120, 160)).astype(np.float32)
     rng = np.random.default_rng(1)
-    for _ in range(4 * len(KINDS)):
-        defect = paint_defect(frame, (60, 80), rng)
+    for kind in [kind for kind in ALL_KINDS for _ in range(4)]:
+        defect = paint_defect(frame, (60, 80), rng, kinds=(kind,))
         assert defect.frame.shape == frame.shape and defect.frame.dtype == np.float32
         assert 0.0 <= defect.frame.min() and defect.frame.max() <= 1.0
         assert defect.mask.any() and defect.mask[55:66, 75:86].any()  # painted where it was asked
         changed = np.abs(defect.frame - frame) > 1e-3
         far = cv2.dilate(defect.mask.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
         assert not (changed & far).any()  # nothing moves away from the paint
+
+
+def test_an_unknown_kind_of_painted_defect_is_refused_by_name():
+    from training.synthetic_defects import paint_defect
+
+    frame = np.full((40, 40), 0.5, np.float32)
+    for kinds in ((), ("blob", "smudge")):
+        with pytest.raises(ValueError, match="synthetic defect kinds"):
+            paint_defect(frame, (20, 20), np.random.default_rng(0), kinds=kinds)
 
 
 def test_a_defect_is_only_centred_where_it_is_allowed():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge_runtime.datasets import Sample, load_class_folders, load_magnetic_tile, load_neu_det
 from edge_runtime.preprocess import PreprocessSpec
+from training.synthetic_defects import KINDS
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -112,6 +113,8 @@ class Profile:
     # Scales every painted defect's strength (1: 1.5-4 times the frame's grey spread for blobs and
     # lines). Faint defects teach the bottleneck more than obvious ones, which it fails on anyway.
     gate_synthetic_strength: float = 1.0
+    # Which kinds of synthetic defect are painted (training.synthetic_defects.ALL_KINDS).
+    gate_synthetic_kinds: tuple[str, ...] = KINDS
     # Share of MobileNetV2's expansion channels (blocks 1-12) kept, their projections refitted on
     # ``backbone_fit_frames`` training frames (training.pruning); the classifier shares the pruned
     # stem. None = the ImageNet backbone as it is. neu-steel, 2026-11-26: 0.5 makes the gate graph
@@ -164,6 +167,8 @@ class Profile:
     # What the detector reads: "residual" (whitened cell minus its reconstruction), "residual+cell"
     # (the whitened cell beside it) or "cell" (the whitened cell alone, a trial).
     residual_input: str = "residual"
+    # Which kinds of synthetic defect the detector's painted cells carry (training.synthetic_defects).
+    residual_kinds: tuple[str, ...] = KINDS
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":

@@ -1,6 +1,6 @@
 """Synthetic defects painted onto defect-free texture, for a denoising gate.
 
-``python -m training.synthetic_defects [--profile P] [--strength S] --out FILE.jpg`` draws a few, on
+``python -m training.synthetic_defects [--profile P] [--strength S] [--kinds K,...] --out FILE.jpg`` draws a few, on
 training frames of the profile, as the gate's training paints them (the painted area outlined in red).
 
 The gate's bottleneck learns to rebuild normal feature cells. Trained on normal cells only, it
@@ -12,7 +12,11 @@ Everything here is made from the defect-free texture itself: the gate still sees
 
 The kinds follow how steel-strip defects depart from their texture: a darker or brighter blob
 (patches, inclusions), a thin line (scratches), a piece of the texture from elsewhere turned
-and re-levelled (scale, a change of grain), and a grainy region (pitting, crazing).
+and re-levelled (scale, a change of grain), and a grainy region (pitting, crazing). Two more
+kinds may be asked for (``paint_defect(kinds=ALL_KINDS)``): a long streak of one to three
+parallel lines, mostly along an image axis as rolling marks run (long scratches), and the frame's
+texture zoomed and turned under an irregular mask (DRAEM's foreign texture, here the frame's own
+at another scale).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import cv2
 import numpy as np
 
 KINDS = ("blob", "line", "patch", "grain")
+ALL_KINDS = KINDS + ("streak", "texture")
 
 
 @dataclass(frozen=True)
@@ -35,16 +40,22 @@ class PaintedDefect:
 
 
 def paint_defect(frame: np.ndarray, centre: tuple[int, int], rng: np.random.Generator,
-                 strength: float = 1.0) -> PaintedDefect:
-    """One synthetic defect of a random kind, centred on ``centre`` (row, column) of a [0, 1] grey frame.
+                 strength: float = 1.0, kinds: tuple[str, ...] = KINDS) -> PaintedDefect:
+    """One synthetic defect of a random kind of ``kinds``, centred on ``centre`` (row, column) of a
+    [0, 1] grey frame.
 
     Strengths are in units of the frame's own grey spread, so a defect stands out as much on a
     dark, flat strip as on a bright, grainy one; ``strength`` scales them all."""
-    kind = KINDS[rng.integers(len(KINDS))]
+    unknown = set(kinds) - set(ALL_KINDS)
+    if not kinds or unknown:
+        raise ValueError(f"synthetic defect kinds {kinds!r}: expected some of {', '.join(ALL_KINDS)}")
+    kind = kinds[rng.integers(len(kinds))]
     spread = max(float(frame.std()), 1e-3) * strength
     weight = _KIND_MASKS[kind](frame.shape, centre, rng)
     if kind == "patch":
         painted = _relevelled_patch(frame, rng, spread)
+    elif kind == "texture":
+        painted = _zoomed_texture(frame, rng, spread)
     elif kind == "grain":
         noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, frame.shape).astype(np.float32), (0, 0), rng.uniform(0.5, 1.5))
         painted = frame + noise / max(float(noise.std()), 1e-6) * spread * rng.uniform(1.0, 2.5)
@@ -87,7 +98,38 @@ def _patch_mask(shape, centre, rng) -> np.ndarray:
     return _soft(mask, rng)
 
 
-_KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask}
+def _streak_mask(shape, centre, rng) -> np.ndarray:
+    """One to three parallel lines through ``centre``, long, most often along an image axis, their
+    strength varying along their length."""
+    mask = np.zeros(shape, np.float32)
+    angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < 0.7 else rng.uniform(0, np.pi)
+    half = rng.uniform(0.3, 1.0) * max(shape)
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    offset = 0.0
+    for _ in range(int(rng.integers(1, 4))):
+        mid = np.array([centre[1], centre[0]]) + across * offset
+        start, end = (mid - along * half).astype(int), (mid + along * half).astype(int)
+        line = np.zeros(shape, np.uint8)
+        cv2.line(line, tuple(int(v) for v in start), tuple(int(v) for v in end), 1, int(rng.integers(1, 6)))
+        mask = np.maximum(mask, line * rng.uniform(0.5, 1.0))
+        offset += _signed(rng) * rng.uniform(3, 15)
+    variation = cv2.GaussianBlur(rng.uniform(0.4, 1.0, shape).astype(np.float32), (0, 0), 6.0)
+    return cv2.GaussianBlur(mask * variation / variation.max(), (0, 0), 0.7)
+
+
+def _irregular_mask(shape, centre, rng) -> np.ndarray:
+    """Smooth noise thresholded inside a soft disc around ``centre`` (DRAEM's Perlin-noise masks),
+    always covering the centre itself."""
+    noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, shape).astype(np.float32), (0, 0), rng.uniform(2.0, 6.0))
+    region = np.zeros(shape, np.uint8)
+    cv2.circle(region, (centre[1], centre[0]), int(rng.integers(8, max(9, min(shape) // 4))), 1, -1)
+    mask = ((noise > np.quantile(noise, rng.uniform(0.3, 0.6))) & (region > 0)).astype(np.uint8)
+    cv2.circle(mask, (centre[1], centre[0]), 3, 1, -1)
+    return _soft(mask, rng)
+
+
+_KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask,
+               "streak": _streak_mask, "texture": _irregular_mask}
 
 
 def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
@@ -100,6 +142,17 @@ def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float
     return mean + (shifted - mean) * contrast + _signed(rng) * rng.uniform(0.5, 2.0) * spread
 
 
+def _zoomed_texture(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
+    """The whole frame zoomed (0.5-2x), turned by any angle and re-levelled: the strip's own texture
+    at another grain size and orientation."""
+    height, width = frame.shape
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(0, 360)), float(rng.uniform(0.5, 2.0)))
+    zoomed = cv2.warpAffine(frame, turn, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    mean = float(zoomed.mean())
+    contrast = 1.0 + (rng.uniform(0.5, 2.0) - 1.0) * spread / max(float(frame.std()), 1e-3)
+    return mean + (zoomed - mean) * contrast + _signed(rng) * rng.uniform(0.5, 2.0) * spread
+
+
 def defect_centre(allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, int] | None:
     """A random (row, column) where ``allowed`` is True, or None where it is nowhere."""
     rows, cols = np.nonzero(allowed)
@@ -110,7 +163,7 @@ def defect_centre(allowed: np.ndarray, rng: np.random.Generator) -> tuple[int, i
 
 
 def contact_sheet(frames: list[np.ndarray], allowed: list[np.ndarray], strength: float, seed: int,
-                  columns: int = 4) -> np.ndarray:
+                  kinds: tuple[str, ...] = KINDS, columns: int = 4) -> np.ndarray:
     """Each frame with one painted defect, its outline in red beside it (BGR, 8 bit)."""
     rng = np.random.default_rng(seed)
     tiles = []
@@ -118,7 +171,7 @@ def contact_sheet(frames: list[np.ndarray], allowed: list[np.ndarray], strength:
         centre = defect_centre(free, rng)
         if centre is None:
             continue
-        defect = paint_defect(frame, centre, rng, strength)
+        defect = paint_defect(frame, centre, rng, strength, kinds)
         painted = cv2.cvtColor((defect.frame * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
         outline, _ = cv2.findContours(defect.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         tiles.append(np.concatenate([painted, cv2.drawContours(painted.copy(), outline, -1, (0, 0, 255), 1)], 1))
@@ -134,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.synthetic_defects", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
     parser.add_argument("--strength", type=float, default=None, help="default: the profile's gate_synthetic_strength")
+    parser.add_argument("--kinds", default=None, help="comma-separated, some of " + ", ".join(ALL_KINDS)
+                        + "; default: the kinds the profile's residual detector is trained on")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -143,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     frames, kept = read_frames(chosen, profile.preprocess)
     allowed = [box_free_mask(f.shape, s.boxes, profile.box_margin) for f, s in zip(frames, kept)]
     strength = profile.gate_synthetic_strength if args.strength is None else args.strength
+    kinds = profile.residual_kinds if args.kinds is None else tuple(args.kinds.split(","))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), contact_sheet(frames, allowed, strength, profile.gate_seed))
-    print(f"{args.out}: {len(frames)} training frames of {profile.name}, strength {strength:g}")
+    cv2.imwrite(str(args.out), contact_sheet(frames, allowed, strength, profile.gate_seed, kinds))
+    print(f"{args.out}: {len(frames)} training frames of {profile.name}, strength {strength:g}, kinds {', '.join(kinds)}")
     return 0
 
 

@@ -118,7 +118,7 @@ def synthetic_pairs(extractor, frames, samples, profile: Profile, uses_boxes: bo
     inputs, targets = [], []
     for frame, sample in tqdm(list(zip(frames, samples)), desc="synthetic defects", unit="frame"):
         allowed = box_free_mask(frame.shape, sample.boxes, profile.box_margin) if uses_boxes else np.ones(frame.shape, bool)
-        painted = [paint_defect(frame, centre, rng, profile.gate_synthetic_strength)
+        painted = [paint_defect(frame, centre, rng, profile.gate_synthetic_strength, profile.gate_synthetic_kinds)
                    for _ in range(profile.gate_synthetic_defects)
                    if (centre := defect_centre(allowed, rng)) is not None]
         if not painted:
@@ -294,6 +294,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "n_train_images": len(kept), "n_vectors": int(len(vectors)),
         "synthetic_defects": profile.gate_synthetic_defects,
         "synthetic_strength": profile.gate_synthetic_strength,
+        "synthetic_kinds": list(profile.gate_synthetic_kinds),
         "n_synthetic_vectors": 0 if pairs is None else int(len(pairs[0])),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
         "frame": frame,

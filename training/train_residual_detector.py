@@ -29,6 +29,7 @@ from training import autoencoder as ae
 from training.backbone import profile_backbone
 from training.data import read_frames
 from training.profiles import Profile
+from training.synthetic_defects import ALL_KINDS
 from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_texture, load_bottleneck,
                                         normal_vectors, subsample, synthetic_pairs)
 
@@ -53,6 +54,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
         raise ValueError(f"residual_input {profile.residual_input!r} is not one of {', '.join(ae.DETECTOR_INPUTS)}")
     if profile.residual_members < 1:
         raise ValueError(f"residual_members must be at least 1, not {profile.residual_members}")
+    if not profile.residual_kinds or set(profile.residual_kinds) - set(ALL_KINDS):
+        raise ValueError(f"residual_kinds {profile.residual_kinds!r}: expected some of {', '.join(ALL_KINDS)}")
     config_path = out_dir / "autoencoder_config.json"
     config = json.loads(config_path.read_text())
     keras.utils.set_random_seed(profile.residual_seed)
@@ -67,7 +70,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     limit = profile.residual_max_vectors
     normal = subsample(normal_vectors(extractor, frames, kept, profile, uses_boxes)[0], profile.seed, limit)
     painting = replace(profile, gate_synthetic_defects=profile.residual_copies,
-                       gate_synthetic_strength=profile.residual_strength, gate_seed=profile.residual_seed)
+                       gate_synthetic_strength=profile.residual_strength, gate_seed=profile.residual_seed,
+                       gate_synthetic_kinds=profile.residual_kinds)
     painted = subsample(synthetic_pairs(extractor, frames, kept, painting, uses_boxes)[0], profile.seed, limit)
     inputs = np.concatenate([residuals(normal, mean, projection, bottleneck, profile.residual_input),
                              residuals(painted, mean, projection, bottleneck, profile.residual_input)])
@@ -78,7 +82,7 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
     entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
              "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength,
-             "copies": profile.residual_copies, "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
              "epochs_run": [len(history["loss"]) for _, history in members],
              "history": [history for _, history in members]}
     config["residual_detector"] = entry
