@@ -135,7 +135,8 @@ def score_description(entry: dict) -> str | None:
     detector = score.get("residual_detector")
     if isinstance(detector, dict):
         beside = ", beside the cell itself" if detector.get("input") == "residual+cell" else ""
-        text += (f" A residual detector, trained on synthetic defects painted on defect-free texture, reads how "
+        kinds = f" ({', '.join(detector['kinds'])})" if detector.get("kinds") else ""
+        text += (f" A residual detector, trained on synthetic defects{kinds} painted on defect-free texture, reads how "
                  f"each cell departs from its reconstruction{beside}; its map "
                  f"(smoothed {_text(detector.get('sigma_cells'))} "
                  f"cells, times {_text(detector.get('scale'))}) joins the error map by the larger of the two at "

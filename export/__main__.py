@@ -26,6 +26,7 @@ from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.manifest_writer import model_entry, update_manifest, versions
 from training.profiles import trained_profile, with_overrides
+from training.synthetic_defects import KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("export")
@@ -104,6 +105,7 @@ def _residual_detector_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
         "scale_from": "warn-rate thresholds of the error map and of the detector's map on the validation split's "
                       "calibration normals",
         "members": trained.get("members", 1), "input": trained.get("input", "residual"),
+        "kinds": trained.get("kinds", list(KINDS)),
         **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")}}}
 
 

@@ -694,6 +694,10 @@ def test_score_description_names_the_residual_detector_where_the_gate_has_one():
     reading_the_cell = modelcard.score_description({"autoencoder": {"score": {
         "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.0, "input": "residual+cell"}}}})
     assert "departs from its reconstruction, beside the cell itself;" in reading_the_cell
+    assert "synthetic defects painted" in reading_the_cell  # an entry that does not record its kinds
+    with_kinds = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 4.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.0, "kinds": ["blob", "streak"]}}}})
+    assert "synthetic defects (blob, streak) painted on defect-free texture" in with_kinds
 
 
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():

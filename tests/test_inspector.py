@@ -148,6 +148,21 @@ def test_a_frame_of_something_else_than_strip_is_not_ok(inspector, name):
     assert inspector.inspect(not_steel_frames()[name]).verdict is not Verdict.OK
 
 
+def test_clean_synthetic_strip_passes_the_default_gate_and_its_defects_do_not(inspector):
+    """The synthetic strip (rolling-direction streaks and grain, a texture the gate never trained on) is
+    what demos, soak runs and the benchmark feed the runtime: its clean frames must pass and its painted
+    defects be flagged. A gate that learnt "streaky texture is a defect" fails the first half
+    (docs/gate_design.md, step 12)."""
+    from edge_runtime.capture.synthetic import DEFECT_KINDS, synthetic_frame
+
+    def verdicts(defect):
+        return [inspector.inspect(synthetic_frame(np.random.default_rng([seed, 5]), defect)).verdict for seed in range(12)]
+
+    assert sum(v is not Verdict.OK for v in verdicts(None)) <= 1
+    for kind in DEFECT_KINDS:
+        assert sum(v is not Verdict.OK for v in verdicts(kind)) >= 10, kind
+
+
 def test_the_least_textured_real_frames_are_not_blank(inspector):
     texture = _texture((200, 200), 7).astype(np.float32)
     faint = np.round((texture - texture.mean()) * (0.004 * 255 / texture.std()) + 110).astype(np.uint8)

@@ -206,6 +206,19 @@ def test_mirrored_frames_carry_their_boxes_with_the_pixels():
         assert mirror[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].all() and mirror.sum() == frame.sum()
 
 
+def test_turned_frames_carry_their_boxes_with_the_pixels():
+    from edge_runtime.datasets import Box, Sample
+    from training.train_autoencoder import turned
+
+    frame = np.zeros((40, 60), np.float32)
+    frame[5:10, 2:12] = 1.0  # the boxed defect
+    sample = Sample(None, "patches", boxes=(Box(2, 5, 11, 9),))
+    (turn,), (turned_sample,) = turned([frame], [sample])
+    (box,) = turned_sample.boxes
+    assert turn.shape == (60, 40) and turn.flags.c_contiguous
+    assert turn[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].all() and turn.sum() == frame.sum()
+
+
 @needs_tf
 def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centred_on():
     from training.autoencoder import AlignedUpsampling2

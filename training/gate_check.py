@@ -4,8 +4,9 @@ Scores a gate's Keras weights (``python -m training autoencoder``, by default th
 ``models/<profile>/keras``) with the profile's scoring, sets its thresholds on the validation split
 as the export does (``export.calibrate``; with the frame-level term where the gate has one, its
 references from the validation split's defect-free images as the export sets them) and prints one JSON object: recall at warn and at defect,
-overall and per class, and the image AUROC on the validation and the test split, and the share of
-test normals flagged. It converts nothing and writes nothing, so a trial gate (``--out`` of the
+overall and per class, and the image AUROC on the validation and the test split, the share of
+test normals flagged, and the share of the synthetic strip's clean and defective frames flagged (a
+texture no gate is trained on: a clean one should pass). It converts nothing and writes nothing, so a trial gate (``--out`` of the
 training) can be compared with the deployed one, per class as well, before it is exported.
 """
 
@@ -16,7 +17,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.capture.synthetic import DEFECT_KINDS, synthetic_frame
 from edge_runtime.datasets import split_samples
+from edge_runtime.preprocess import PreprocessSpec, preprocess
 from export import calibrate
 from training.keras_session import KerasSession
 from training.profiles import PROFILES, with_overrides
@@ -44,8 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     for split, metrics in (("val", result.val), ("test", result.test)):
         report[split] = {key: metrics[key] for key in REPORTED if key in metrics}
         report[split]["normals_flagged_warn"] = metrics["false_alarm_rate_warn"]
+    report["synthetic_strip"] = synthetic_strip_flagged(scorer, profile.preprocess, result.limits["warn"])
     print(json.dumps(report))
     return 0
+
+
+def synthetic_strip_flagged(scorer: AnomalyScorer, spec: PreprocessSpec, warn: float, frames: int = 24) -> dict:
+    """Shares of the synthetic strip's frames (``edge_runtime.capture.synthetic``: rolled-steel-like streaks
+    and grain) flagged at ``warn``: clean ones, and ones with each of its painted defects."""
+    def flagged(defect: str | None) -> float:
+        scores = [scorer.anomaly_map(preprocess(synthetic_frame(np.random.default_rng([seed, 7]), defect), spec)).max()
+                  for seed in range(frames)]
+        return float(np.mean(np.array(scores) >= warn))
+    return {"clean_flagged_warn": flagged(None), **{f"{kind}_flagged_warn": flagged(kind) for kind in DEFECT_KINDS}}
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 KINDS = ("blob", "line", "patch", "grain")
-ALL_KINDS = KINDS + ("streak", "texture")
+ALL_KINDS = KINDS + ("streak", "texture", "streak_any", "long_line")
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,20 @@ def _patch_mask(shape, centre, rng) -> np.ndarray:
     return _soft(mask, rng)
 
 
-def _streak_mask(shape, centre, rng) -> np.ndarray:
-    """One to three parallel lines through ``centre``, long, most often along an image axis, their
-    strength varying along their length."""
+def _streak_mask(shape, centre, rng, along_axis: float = 0.7, lines: int = 3, width: int = 5) -> np.ndarray:
+    """One to ``lines`` parallel lines through ``centre``, long, 1 to ``width`` px wide, along an image axis
+    (within about 3 degrees) with probability ``along_axis`` and at any angle otherwise, their strength
+    varying along their length."""
     mask = np.zeros(shape, np.float32)
-    angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < 0.7 else rng.uniform(0, np.pi)
+    angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < along_axis else rng.uniform(0, np.pi)
     half = rng.uniform(0.3, 1.0) * max(shape)
     along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
     offset = 0.0
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, lines + 1))):
         mid = np.array([centre[1], centre[0]]) + across * offset
         start, end = (mid - along * half).astype(int), (mid + along * half).astype(int)
         line = np.zeros(shape, np.uint8)
-        cv2.line(line, tuple(int(v) for v in start), tuple(int(v) for v in end), 1, int(rng.integers(1, 6)))
+        cv2.line(line, tuple(int(v) for v in start), tuple(int(v) for v in end), 1, int(rng.integers(1, width + 1)))
         mask = np.maximum(mask, line * rng.uniform(0.5, 1.0))
         offset += _signed(rng) * rng.uniform(3, 15)
     variation = cv2.GaussianBlur(rng.uniform(0.4, 1.0, shape).astype(np.float32), (0, 0), 6.0)
@@ -129,7 +131,9 @@ def _irregular_mask(shape, centre, rng) -> np.ndarray:
 
 
 _KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask,
-               "streak": _streak_mask, "texture": _irregular_mask}
+               "streak": _streak_mask, "texture": _irregular_mask,
+               "streak_any": partial(_streak_mask, along_axis=0.0),
+               "long_line": partial(_streak_mask, along_axis=0.0, lines=1, width=3)}
 
 
 def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:

@@ -153,6 +153,18 @@ def mirrored(frames: list[np.ndarray], samples: list[Sample]) -> tuple[list[np.n
     return out_frames, out_samples
 
 
+def turned(frames: list[np.ndarray], samples: list[Sample]) -> tuple[list[np.ndarray], list[Sample]]:
+    """Each frame turned a quarter (``np.rot90``), its boxes with it: the strip's texture as a camera
+    mounted across the rolling direction shows it."""
+    out_frames, out_samples = [], []
+    for frame, sample in zip(frames, samples):
+        width = frame.shape[1]
+        boxes = tuple(Box(b.ymin, width - 1 - b.xmax, b.ymax, width - 1 - b.xmin) for b in sample.boxes)
+        out_frames.append(np.ascontiguousarray(np.rot90(frame)))
+        out_samples.append(replace(sample, boxes=boxes))
+    return out_frames, out_samples
+
+
 def subsample(vectors: np.ndarray, seed: int, limit: int) -> np.ndarray:
     if len(vectors) <= limit:
         return vectors

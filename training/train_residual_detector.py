@@ -31,7 +31,7 @@ from training.data import read_frames
 from training.profiles import Profile
 from training.synthetic_defects import ALL_KINDS
 from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_texture, load_bottleneck,
-                                        normal_vectors, subsample, synthetic_pairs)
+                                        normal_vectors, subsample, synthetic_pairs, turned)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     train = [s for s in split_samples(samples, profile.seed, profile.split_fractions)["train"]
              if (uses_boxes and lends_normal_texture(s, profile)) or s.is_normal]
     frames, kept = read_frames(train, profile.preprocess)
+    if profile.residual_turns:
+        extra_frames, extra_samples = turned(frames, kept)
+        frames, kept = frames + extra_frames, kept + extra_samples
 
     limit = profile.residual_max_vectors
     normal = subsample(normal_vectors(extractor, frames, kept, profile, uses_boxes)[0], profile.seed, limit)
@@ -82,7 +85,7 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
     entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
              "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength,
-             "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "turns": profile.residual_turns, "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
              "epochs_run": [len(history["loss"]) for _, history in members],
              "history": [history for _, history in members]}
     config["residual_detector"] = entry
