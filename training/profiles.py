@@ -169,8 +169,8 @@ class Profile:
     residual_input: str = "residual"
     # Which kinds of synthetic defect the detector's painted cells carry (training.synthetic_defects).
     # neu-steel, 2026-11-27: adding long streaks gives validation recall at warn 0.978-0.982 over
-    # three seeds against 0.952-0.961 without; the zoomed texture ties (0.952-0.978); both, 0.965-0.978
-    # (docs/gate_design.md, step 12).
+    # three seeds against 0.952-0.961 without, but flags every clean frame of the synthetic strip, so
+    # it is not deployed; the zoomed texture and a single long line tie (docs/gate_design.md, step 12).
     residual_kinds: tuple[str, ...] = KINDS
     # The detector's training frames also enter turned a quarter (normal and painted cells alike): the
     # strip's texture along either image axis, as cameras are mounted either way.

@@ -12,11 +12,12 @@ Everything here is made from the defect-free texture itself: the gate still sees
 
 The kinds follow how steel-strip defects depart from their texture: a darker or brighter blob
 (patches, inclusions), a thin line (scratches), a piece of the texture from elsewhere turned
-and re-levelled (scale, a change of grain), and a grainy region (pitting, crazing). Two more
-kinds may be asked for (``paint_defect(kinds=ALL_KINDS)``): a long streak of one to three
-parallel lines, mostly along an image axis as rolling marks run (long scratches), and the frame's
-texture zoomed and turned under an irregular mask (DRAEM's foreign texture, here the frame's own
-at another scale).
+and re-levelled (scale, a change of grain), and a grainy region (pitting, crazing). More kinds
+may be asked for (``paint_defect(kinds=...)``, ``ALL_KINDS``): a long streak of one to three
+parallel lines, mostly along an image axis as rolling marks run (``streak``; at any angle,
+``streak_any``; one thin line, ``long_line``), and the frame's texture zoomed and turned under an
+irregular mask (``texture``: DRAEM's foreign texture, here the frame's own at another scale).
+Measured on neu-steel and not deployed (docs/gate_design.md, step 12).
 """
 
 from __future__ import annotations
