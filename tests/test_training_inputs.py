@@ -433,7 +433,8 @@ def test_a_detector_reading_the_cell_beside_its_residual_is_trained_recorded_and
 
 
 @needs_tf
-@pytest.mark.parametrize("setting", [{"residual_input": "residuals"}, {"residual_members": 0}])
+@pytest.mark.parametrize("setting", [{"residual_input": "residuals"}, {"residual_members": 0},
+                                     {"residual_kinds": ("blob", "smudge")}])
 def test_a_detector_setting_that_cannot_be_built_stops_before_any_data_is_read(tmp_path, setting):
     from training.profiles import folder_profile
     from training.train_residual_detector import train_residual_detector

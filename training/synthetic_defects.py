@@ -48,9 +48,7 @@ def paint_defect(frame: np.ndarray, centre: tuple[int, int], rng: np.random.Gene
 
     Strengths are in units of the frame's own grey spread, so a defect stands out as much on a
     dark, flat strip as on a bright, grainy one; ``strength`` scales them all."""
-    unknown = set(kinds) - set(ALL_KINDS)
-    if not kinds or unknown:
-        raise ValueError(f"synthetic defect kinds {kinds!r}: expected some of {', '.join(ALL_KINDS)}")
+    check_kinds(kinds)
     kind = kinds[rng.integers(len(kinds))]
     spread = max(float(frame.std()), 1e-3) * strength
     weight = _KIND_MASKS[kind](frame.shape, centre, rng)
@@ -65,6 +63,12 @@ def paint_defect(frame: np.ndarray, centre: tuple[int, int], rng: np.random.Gene
         painted = frame + _signed(rng) * spread * rng.uniform(1.5, 4.0)
     out = np.clip(frame * (1.0 - weight) + painted * weight, 0.0, 1.0).astype(np.float32)
     return PaintedDefect(out, weight > 0.25)
+
+
+def check_kinds(kinds: tuple[str, ...], setting: str = "synthetic defect kinds") -> None:
+    """Raise ValueError, naming ``setting``, unless ``kinds`` names one or more of ``ALL_KINDS``."""
+    if not kinds or set(kinds) - set(ALL_KINDS):
+        raise ValueError(f"{setting} {kinds!r}: expected some of {', '.join(ALL_KINDS)}")
 
 
 def _signed(rng: np.random.Generator) -> float:

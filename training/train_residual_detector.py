@@ -29,7 +29,7 @@ from training import autoencoder as ae
 from training.backbone import profile_backbone
 from training.data import read_frames
 from training.profiles import Profile
-from training.synthetic_defects import ALL_KINDS
+from training.synthetic_defects import check_kinds
 from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_texture, load_bottleneck,
                                         normal_vectors, subsample, synthetic_pairs, turned)
 
@@ -54,8 +54,7 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
         raise ValueError(f"residual_input {profile.residual_input!r} is not one of {', '.join(ae.DETECTOR_INPUTS)}")
     if profile.residual_members < 1:
         raise ValueError(f"residual_members must be at least 1, not {profile.residual_members}")
-    if not profile.residual_kinds or set(profile.residual_kinds) - set(ALL_KINDS):
-        raise ValueError(f"residual_kinds {profile.residual_kinds!r}: expected some of {', '.join(ALL_KINDS)}")
+    check_kinds(profile.residual_kinds, "residual_kinds")
     config_path = out_dir / "autoencoder_config.json"
     config = json.loads(config_path.read_text())
     keras.utils.set_random_seed(profile.residual_seed)
