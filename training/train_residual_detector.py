@@ -84,7 +84,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
     detector.save_weights(out_dir / RESIDUAL_DETECTOR_FILE)
     entry = {"channels": int(inputs.shape[-1]), "hidden": list(profile.residual_hidden),
              "members": len(members), "input": profile.residual_input, "strength": profile.residual_strength,
-             "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "turns": profile.residual_turns, "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
+             "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "turns": profile.residual_turns,
+             "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
              "epochs_run": [len(history["loss"]) for _, history in members],
              "history": [history for _, history in members]}
     config["residual_detector"] = entry
