@@ -106,7 +106,8 @@ def _residual_detector_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
                       "calibration normals",
         "members": trained.get("members", 1), "input": trained.get("input", "residual"),
         "kinds": trained.get("kinds", list(KINDS)),
-        **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")}}}
+        **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")},
+        **{key: trained[key] for key in ("turns", "surface_copies", "surface_amplitude") if trained.get(key)}}}
 
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, dict]:

@@ -89,13 +89,18 @@ def scoring_sweep(manifest_path, profile_name: str, option: str, values) -> tupl
 
 def rescored(gate, shared, **options) -> AnomalyScorer:
     """The deployed gate over ``shared`` (its session, e.g. a ``MemoSession``) with the scoring ``options``
-    (``ProfileConfig`` fields) set, the rest as deployed; a frame-level term's references depend on the
-    scoring, so they are measured again on the validation split, as the export measures them."""
+    (``ProfileConfig`` fields) set, the rest as deployed. What the export sets on the validation split from
+    the scoring is set again there: a frame-level term's references, and the residual detector's scale (the
+    error map's warn threshold over the detector map's, which moves with the error map's scoring)."""
     scorer = AnomalyScorer.for_profile(shared, replace(gate.config, **options))
-    if gate.config.frame_term is None:
-        return scorer
-    return scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), gate.splits["val"],
-                                                       gate.config.preprocess, gate.config.frame_term.weight))
+    val = gate.splits["val"]
+    if gate.config.frame_term is not None:
+        scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), val,
+                                                             gate.config.preprocess, gate.config.frame_term.weight))
+    if gate.config.residual_detector is not None:
+        profile = replace(gate.profile, residual_sigma=gate.config.residual_detector.sigma)
+        scorer = scorer.with_residual_detector(calibrate.residual_detector(scorer, profile, val))
+    return scorer
 
 
 def calibrated_scoring(gate, scorer: AnomalyScorer) -> dict:

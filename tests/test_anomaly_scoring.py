@@ -12,7 +12,7 @@ from edge_runtime.errors import ManifestError
 from edge_runtime.manifest import FrameTerm, ResidualDetector
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
-from tests.conftest import ROOT, needs_models, textured
+from tests.conftest import MANIFEST, ROOT, needs_models, needs_neu, textured
 
 
 class CellsSession:
@@ -130,6 +130,25 @@ def test_level_power_study_protects_every_class_then_picks_by_validation_recall(
     assert chosen_power(rows, sizes) == 1.25
     rows = {"1": row(1.0, 0.80, 0.30, (0.80, 0.80)), "0.75": row(0.75, 0.81, 0.31, (0.81, 0.81))}
     assert chosen_power(rows, sizes) == 1.0  # a tie at warn and at defect keeps the scoring as it was
+
+
+@needs_neu
+@needs_models
+def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
+    """A study that changes the error map's scoring (``export.level_cap_study.rescored``) sets the residual
+    detector's scale again on the validation split: with the deployed scoring it is the manifest's scale,
+    with another level power another one."""
+    from export.level_cap_study import rescored
+    from export.score_options import MemoSession
+    from export.study_cli import deployed_gate
+    from edge_runtime.inspector import session
+
+    gate = deployed_gate(MANIFEST, "neu-steel")
+    shared = MemoSession(session(gate.config.autoencoder.verify()))
+    deployed = gate.config.residual_detector
+    assert rescored(gate, shared).residual_detector.scale == pytest.approx(deployed.scale, rel=1e-6)
+    other = rescored(gate, shared, score_level_power=2.0).residual_detector
+    assert other.sigma == deployed.sigma and abs(other.scale - deployed.scale) > 0.01 * deployed.scale
 
 
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():

@@ -210,3 +210,21 @@ def test_a_scoring_option_set_for_a_recalibration_goes_into_the_manifest_entry()
     assert _apply_scoring(entry, PROFILES["neu-steel"]) and "views" not in entry["autoencoder"]["score"]
     with pytest.raises(SystemExit):  # a full export takes the profile as training recorded it
         main(["--profile", "neu-steel", "--set", "score_views=3"])
+
+
+def test_the_manifest_says_how_the_residual_detector_was_trained_and_names_only_what_was_used():
+    from types import SimpleNamespace
+
+    from edge_runtime.manifest import ResidualDetector
+    from export.__main__ import _residual_detector_entry
+
+    scorer = SimpleNamespace(residual_detector=ResidualDetector(4.0, 6.3))
+    trained = {"hidden": [64], "strength": 0.4, "copies": 4, "seed": 2, "n_normal_cells": 10, "n_painted_cells": 10,
+               "input": "residual+cell", "kinds": ["blob", "streak"], "turns": False, "surface_copies": 0}
+    entry = _residual_detector_entry(scorer, {"residual_detector": trained})["residual_detector"]
+    assert (entry["kinds"], entry["seed"], entry["scale"]) == (["blob", "streak"], 2, 6.3)
+    assert "turns" not in entry and "surface_copies" not in entry
+    marked = {**trained, "surface_copies": 1, "surface_amplitude": [0.25, 1.0]}
+    entry = _residual_detector_entry(scorer, {"residual_detector": marked})["residual_detector"]
+    assert (entry["surface_copies"], entry["surface_amplitude"]) == (1, [0.25, 1.0])
+    assert _residual_detector_entry(scorer, {}) == {}

@@ -434,7 +434,7 @@ def test_a_detector_reading_the_cell_beside_its_residual_is_trained_recorded_and
 
 @needs_tf
 @pytest.mark.parametrize("setting", [{"residual_input": "residuals"}, {"residual_members": 0},
-                                     {"residual_kinds": ("blob", "smudge")}])
+                                     {"residual_kinds": ("blob", "smudge")}, {"residual_surface_copies": -1}])
 def test_a_detector_setting_that_cannot_be_built_stops_before_any_data_is_read(tmp_path, setting):
     from training.profiles import folder_profile
     from training.train_residual_detector import train_residual_detector
@@ -442,6 +442,53 @@ def test_a_detector_setting_that_cannot_be_built_stops_before_any_data_is_read(t
     profile = replace(folder_profile("t", tmp_path / "no-such-folder", "good"), residual_hidden=(8,), **setting)
     with pytest.raises(ValueError, match=next(iter(setting))):
         train_residual_detector(profile, tmp_path / "out")
+
+
+def _grainy(seed: int, spread: float = 0.05) -> np.ndarray:
+    return (0.5 + np.random.default_rng(seed).normal(0, spread, (60, 80))).astype(np.float32)
+
+
+def test_rolling_marks_run_along_one_image_axis_over_the_whole_frame():
+    from training.surface_marks import rolling_marks
+
+    axes = set()
+    for seed in range(8):
+        frame = _grainy(seed)
+        marks = rolling_marks(frame, np.random.default_rng(seed)) - frame
+        assert marks.shape == frame.shape and marks.dtype == np.float32
+        along_rows = np.abs(np.diff(marks, axis=1)).mean() < np.abs(np.diff(marks, axis=0)).mean()
+        smooth, rough = (np.diff(marks, axis=1), np.diff(marks, axis=0)) if along_rows else \
+            (np.diff(marks, axis=0), np.diff(marks, axis=1))
+        assert np.abs(smooth).mean() < 0.3 * np.abs(rough).mean()  # a line changes slowly along itself
+        quarters = [marks[:30, :40], marks[:30, 40:], marks[30:, :40], marks[30:, 40:]]
+        assert min(q.std() for q in quarters) > 0.2 * marks.std()  # over the whole frame, not a spot
+        axes.add(along_rows)
+    assert axes == {True, False}
+
+
+def test_rolling_marks_are_as_strong_as_the_frame_is_grainy_and_stay_in_range():
+    from training.surface_marks import rolling_marks
+
+    fine, coarse = _grainy(0, 0.02), _grainy(0, 0.08)
+    fine_marks = rolling_marks(fine, np.random.default_rng(3)) - fine
+    coarse_marks = rolling_marks(coarse, np.random.default_rng(3)) - coarse
+    assert coarse_marks.std() == pytest.approx(4 * fine_marks.std(), rel=0.05)
+    bright = rolling_marks(np.full((60, 80), 0.99, np.float32) + _grainy(1, 0.05) - 0.5, np.random.default_rng(1))
+    assert 0.0 <= bright.min() and bright.max() <= 1.0
+
+
+def test_marked_copies_keep_their_samples_and_refuse_a_negative_count():
+    from edge_runtime.datasets import Box, Sample
+    from training.surface_marks import marked_copies
+
+    frames = [_grainy(0), _grainy(1)]
+    samples = [Sample(None, "patches", boxes=(Box(2, 5, 11, 9),)), Sample(None, "scratches")]
+    marked = marked_copies(frames, samples, copies=2, seed=0)
+    assert len(marked.frames) == 4 and marked.samples == samples + samples
+    assert not any(np.array_equal(m, f) for m, f in zip(marked.frames, frames + frames))
+    assert marked_copies(frames, samples, copies=0, seed=0).frames == []
+    with pytest.raises(ValueError, match="copies"):
+        marked_copies(frames, samples, copies=-1, seed=0)
 
 
 def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():

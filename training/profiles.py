@@ -113,7 +113,9 @@ class Profile:
     # Scales every painted defect's strength (1: 1.5-4 times the frame's grey spread for blobs and
     # lines). Faint defects teach the bottleneck more than obvious ones, which it fails on anyway.
     gate_synthetic_strength: float = 1.0
-    # Which kinds of synthetic defect are painted (training.synthetic_defects.ALL_KINDS).
+    # Which kinds of synthetic defect are painted (training.synthetic_defects.ALL_KINDS). neu-steel,
+    # 2026-11-27: adding long streaks keeps the synthetic strip clean but ties with the four over three
+    # seeds (docs/gate_design.md, step 13).
     gate_synthetic_kinds: tuple[str, ...] = KINDS
     # Share of MobileNetV2's expansion channels (blocks 1-12) kept, their projections refitted on
     # ``backbone_fit_frames`` training frames (training.pruning); the classifier shares the pruned
@@ -175,6 +177,13 @@ class Profile:
     # The detector's training frames also enter turned a quarter (normal and painted cells alike): the
     # strip's texture along either image axis, as cameras are mounted either way.
     residual_turns: bool = False
+    # Copies of each of the detector's training frames with rolling marks over the whole frame
+    # (training.surface_marks): normal cells of a marked surface, and painted defects on it. A trial
+    # setting: with streaks among the detector's kinds it keeps their gain, but the synthetic strip's
+    # clean frames are still all flagged (docs/gate_design.md, step 13).
+    residual_surface_copies: int = 0
+    # Their strength, a range in units of the frame's own grey spread.
+    residual_surface_amplitude: tuple[float, float] = (0.25, 1.0)
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":
