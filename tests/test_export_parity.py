@@ -152,5 +152,7 @@ def test_gate_check_of_the_keras_gate_gives_the_exported_thresholds_and_figures(
     assert report["val"]["gate_recall_warn"] == pytest.approx(recorded["gate_recall_warn"])
     if recorded.get("gate_recall_warn_per_class"):  # recorded by exports since the eighth session
         assert report["val"]["gate_recall_warn_per_class"] == pytest.approx(recorded["gate_recall_warn_per_class"])
-    assert report["val"]["image_auroc"] == pytest.approx(recorded["image_auroc"])
+    # Keras and onnxruntime may order a few near-equal scores the other way: one of the ~90,000 image-crop
+    # pairs moves the AUROC by about 1e-5
+    assert report["val"]["image_auroc"] == pytest.approx(recorded["image_auroc"], abs=5e-5)
     assert report["test"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_test"]["gate_recall_warn"])

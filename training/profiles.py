@@ -199,7 +199,7 @@ FRAME_TAP = "block_13_expand_relu"
 PROFILES = {
     "neu-steel": Profile("neu-steel", "neu-det", SHARED_DATA / "neu-det", PreprocessSpec(), region_side=176,
                          gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
-                         score_normalise="frame_mean", score_level_cap=2.5, score_level_power=1.25,
+                         score_normalise="frame_mean", score_level_cap=2.0, score_level_power=1.4,
                          calibration_normals="crops", gate_synthetic_defects=4, gate_synthetic_strength=0.4,
                          residual_hidden=(64,), residual_input="residual+cell", residual_sigma=4.0),
     "magnetic-tile": Profile(
