@@ -151,6 +151,16 @@ def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
     assert other.sigma == deployed.sigma and abs(other.scale - deployed.scale) > 0.01 * deployed.scale
 
 
+def test_the_pooling_study_reads_the_mean_of_the_hottest_pixels():
+    from export.pooling_study import top_mean
+
+    anomaly_map = np.zeros((10, 10), np.float32)
+    anomaly_map[0, :4] = (4.0, 3.0, 2.0, 1.0)
+    assert top_mean(anomaly_map, 1) == 4.0  # the deployed maximum
+    assert top_mean(anomaly_map, 2) == 3.5 and top_mean(anomaly_map, 8) == pytest.approx(10.0 / 8)
+    assert top_mean(anomaly_map, 1000) == pytest.approx(0.1)  # more pixels than the map has: its mean
+
+
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():
     frame = np.zeros((64, 64), np.float32)
     low = _scorer(_cells(1.0), "frame_mean").anomaly_map(frame).max()
