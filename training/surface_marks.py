@@ -31,7 +31,8 @@ class MarkedFrames:
     samples: list[Sample]  # the source frames' samples: the marks move no box
 
 
-def rolling_marks(frame: np.ndarray, rng: np.random.Generator, amplitude: tuple[float, float] = (0.25, 1.0)) -> np.ndarray:
+def rolling_marks(frame: np.ndarray, rng: np.random.Generator,
+                  amplitude: tuple[float, float] = (0.25, 1.0)) -> np.ndarray:
     """``frame`` ([0, 1] grey) with fine parallel marks over the whole of it along one image axis (either,
     at random), their amplitude ``amplitude`` (a range) times the frame's grey spread."""
     along_rows = rng.random() < 0.5
