@@ -1,7 +1,7 @@
 """``python -m export.camera_study --profile P``: does re-commissioning absorb a change of camera?
 
 The exposure study scales grey levels. A lens out of focus, a noisier sensor, in-camera
-sharpening or a JPEG-streaming camera change the texture itself, which is what the gate
+sharpening, a JPEG-streaming camera, motion blur or a camera of lower resolution change the texture itself, which is what the gate
 models. Each change is applied to every validation and test frame as captured (before the
 runtime's preprocessing), and the test split is measured three ways:
 
@@ -51,12 +51,28 @@ def jpeg_stream(frame: np.ndarray) -> np.ndarray:
     return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
 
 
+def motion_blur(frame: np.ndarray) -> np.ndarray:
+    """A line camera's exposure too long for the strip speed: each pixel averaged over 5 px along the rows."""
+    return cv2.blur(frame, (5, 1))
+
+
+def resampled(frame: np.ndarray) -> np.ndarray:
+    """A camera of lower resolution over the same field of view: down to 0.7x and back."""
+    height, width = frame.shape
+    small = cv2.resize(frame, (round(width * 0.7), round(height * 0.7)), interpolation=cv2.INTER_AREA)
+    return np.clip(cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+
+
+# The first four changes are the kinds a residual detector may be trained to ignore
+# (training.camera_changes, random strengths around these); the last two are held out of that training.
 CHANGES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "as captured": lambda frame: frame,
     "defocus (Gaussian blur, sigma 1 px)": defocus,
     "sensor noise (Gaussian, sigma 0.02)": sensor_noise,
     "in-camera sharpening (unsharp mask 0.6, sigma 2 px)": sharpening,
     "JPEG stream (quality 50)": jpeg_stream,
+    "motion blur (5 px along the rows)": motion_blur,
+    "lower resolution (0.7x and back)": resampled,
 }
 
 

@@ -204,8 +204,29 @@ def test_camera_changes_are_deterministic_gray_frames_that_change_the_texture():
         assert 0.0 <= seen.min() and seen.max() <= 1.0, name
         assert np.array_equal(change(texture), seen), name  # the noise too is the same on every run
         assert np.array_equal(seen, texture) == (name == "as captured"), name
+        assert abs(float(seen.mean()) - float(texture.mean())) < 0.01, name  # the texture changes, not the exposure
     blur = CHANGES["defocus (Gaussian blur, sigma 1 px)"]
     assert np.allclose(ChangedFrames(FrameIsTheMap(), blur).anomaly_map(texture), blur(texture))
+
+
+def test_the_drift_study_commissions_on_defect_free_images_whole_and_on_box_free_windows_of_boxed_ones():
+    import random
+
+    from edge_runtime.datasets import Box, Sample
+    from export.calibrate import WINDOW, WINDOW_MARGIN
+    from export.drift_study import defect_free_views
+
+    frame = np.random.default_rng(0).uniform(0.0, 1.0, (200, 200)).astype(np.float32)
+    assert [v is frame for v in defect_free_views(frame, Sample(None, None), random.Random(0))] == [True]
+    box = Box(0, 0, 120, 200)  # the left 120 columns are defect
+    views = defect_free_views(frame, Sample(None, "patches", boxes=(box,)), random.Random(0))
+    assert len(views) == 3 and all(v.shape == (WINDOW, WINDOW) for v in views)
+    for view in views:  # each window is a piece of the frame clear of the box by the margin
+        hits = [(y, x) for y in range(200 - WINDOW + 1) for x in range(120 + WINDOW_MARGIN, 200 - WINDOW + 1)
+                if np.array_equal(frame[y: y + WINDOW, x: x + WINDOW], view)]
+        assert len(hits) == 1
+    assert defect_free_views(frame, Sample(None, "patches", boxes=(Box(0, 0, 200, 200),)), random.Random(0)) == []
+    assert defect_free_views(frame, Sample(None, "crack"), random.Random(0)) == []  # a mask, no boxes: nothing
 
 
 def test_operating_points_names_the_defect_images_under_the_warn_threshold():

@@ -434,7 +434,8 @@ def test_a_detector_reading_the_cell_beside_its_residual_is_trained_recorded_and
 
 @needs_tf
 @pytest.mark.parametrize("setting", [{"residual_input": "residuals"}, {"residual_members": 0},
-                                     {"residual_kinds": ("blob", "smudge")}, {"residual_surface_copies": -1}])
+                                     {"residual_kinds": ("blob", "smudge")}, {"residual_surface_copies": -1},
+                                     {"residual_camera_copies": -1}])
 def test_a_detector_setting_that_cannot_be_built_stops_before_any_data_is_read(tmp_path, setting):
     from training.profiles import folder_profile
     from training.train_residual_detector import train_residual_detector
@@ -489,6 +490,39 @@ def test_marked_copies_keep_their_samples_and_refuse_a_negative_count():
     assert marked_copies(frames, samples, copies=0, seed=0).frames == []
     with pytest.raises(ValueError, match="copies"):
         marked_copies(frames, samples, copies=-1, seed=0)
+
+
+def test_camera_changes_draw_every_kind_keep_the_frame_in_range_and_keep_its_grey_level():
+    from training.camera_changes import camera_change
+
+    frame = _grainy(0)
+    rng = np.random.default_rng(0)
+    changed = [camera_change(frame, rng) for _ in range(40)]
+    for seen in changed:
+        assert seen.shape == frame.shape and seen.dtype == np.float32
+        assert 0.0 <= seen.min() and seen.max() <= 1.0
+        assert not np.array_equal(seen, frame)
+        assert abs(float(seen.mean()) - float(frame.mean())) < 0.01  # the texture's rendering changes, not the lamp
+    grain = [float(np.abs(np.diff(seen, axis=1)).mean()) for seen in changed]
+    original = float(np.abs(np.diff(frame, axis=1)).mean())
+    assert min(grain) < 0.7 * original and max(grain) > 1.2 * original  # softer (defocus) and grainier frames
+
+
+def test_changed_copies_keep_their_samples_repeat_with_the_seed_and_refuse_a_negative_count():
+    from edge_runtime.datasets import Box, Sample
+    from training.camera_changes import changed_copies
+
+    frames = [_grainy(0), _grainy(1)]
+    samples = [Sample(None, "patches", boxes=(Box(2, 5, 11, 9),)), Sample(None, "scratches")]
+    changed = changed_copies(frames, samples, copies=3, seed=0)
+    assert len(changed.frames) == 6 and changed.samples == samples * 3
+    again = changed_copies(frames, samples, copies=3, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(changed.frames, again.frames))
+    other = changed_copies(frames, samples, copies=3, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(changed.frames, other.frames))
+    assert changed_copies(frames, samples, copies=0, seed=0).frames == []
+    with pytest.raises(ValueError, match="copies"):
+        changed_copies(frames, samples, copies=-1, seed=0)
 
 
 def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():

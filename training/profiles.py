@@ -184,6 +184,10 @@ class Profile:
     residual_surface_copies: int = 0
     # Their strength, a range in units of the frame's own grey spread.
     residual_surface_amplitude: tuple[float, float] = (0.25, 1.0)
+    # Copies of each of the detector's training frames as another camera would deliver them
+    # (training.camera_changes: defocus, sensor noise, sharpening or JPEG, random strength): normal
+    # cells of the same steel, and painted defects on it.
+    residual_camera_copies: int = 0
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":

@@ -29,6 +29,7 @@ from training import autoencoder as ae
 from training.backbone import profile_backbone
 from training.data import read_frames
 from training.profiles import Profile
+from training.camera_changes import changed_copies
 from training.surface_marks import marked_copies
 from training.synthetic_defects import check_kinds
 from training.train_autoencoder import (RESIDUAL_DETECTOR_FILE, lends_normal_texture, load_bottleneck,
@@ -57,6 +58,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
         raise ValueError(f"residual_members must be at least 1, not {profile.residual_members}")
     if profile.residual_surface_copies < 0:
         raise ValueError(f"residual_surface_copies must be 0 or more, not {profile.residual_surface_copies}")
+    if profile.residual_camera_copies < 0:
+        raise ValueError(f"residual_camera_copies must be 0 or more, not {profile.residual_camera_copies}")
     check_kinds(profile.residual_kinds, "residual_kinds")
     config_path = out_dir / "autoencoder_config.json"
     config = json.loads(config_path.read_text())
@@ -73,7 +76,8 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
         frames, kept = frames + extra_frames, kept + extra_samples
     marked = marked_copies(frames, kept, profile.residual_surface_copies, profile.residual_seed,
                            tuple(profile.residual_surface_amplitude))
-    frames, kept = frames + marked.frames, kept + marked.samples
+    changed = changed_copies(frames, kept, profile.residual_camera_copies, profile.residual_seed)
+    frames, kept = frames + marked.frames + changed.frames, kept + marked.samples + changed.samples
 
     limit = profile.residual_max_vectors
     normal = subsample(normal_vectors(extractor, frames, kept, profile, uses_boxes)[0], profile.seed, limit)
@@ -93,6 +97,7 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
              "copies": profile.residual_copies, "kinds": list(profile.residual_kinds), "turns": profile.residual_turns,
              "surface_copies": profile.residual_surface_copies,
              "surface_amplitude": list(profile.residual_surface_amplitude),
+             "camera_copies": profile.residual_camera_copies,
              "seed": profile.residual_seed, "n_normal_cells": int(len(normal)), "n_painted_cells": int(len(painted)),
              "epochs_run": [len(history["loss"]) for _, history in members],
              "history": [history for _, history in members]}
