@@ -107,7 +107,8 @@ def _residual_detector_entry(scorer: AnomalyScorer, ae_config: dict) -> dict:
         "members": trained.get("members", 1), "input": trained.get("input", "residual"),
         "kinds": trained.get("kinds", list(KINDS)),
         **{key: trained[key] for key in ("hidden", "strength", "copies", "seed", "n_normal_cells", "n_painted_cells")},
-        **{key: trained[key] for key in ("turns", "surface_copies", "surface_amplitude") if trained.get(key)}}}
+        **{key: trained[key] for key in ("turns", "surface_copies", "camera_copies") if trained.get(key)},
+        **({"surface_amplitude": trained["surface_amplitude"]} if trained.get("surface_copies") else {})}}
 
 
 def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path) -> tuple[dict, dict, dict]:

@@ -220,11 +220,14 @@ def test_the_manifest_says_how_the_residual_detector_was_trained_and_names_only_
 
     scorer = SimpleNamespace(residual_detector=ResidualDetector(4.0, 6.3))
     trained = {"hidden": [64], "strength": 0.4, "copies": 4, "seed": 2, "n_normal_cells": 10, "n_painted_cells": 10,
-               "input": "residual+cell", "kinds": ["blob", "streak"], "turns": False, "surface_copies": 0}
+               "input": "residual+cell", "kinds": ["blob", "streak"], "turns": False, "surface_copies": 0,
+               "surface_amplitude": [0.25, 1.0], "camera_copies": 0}
     entry = _residual_detector_entry(scorer, {"residual_detector": trained})["residual_detector"]
     assert (entry["kinds"], entry["seed"], entry["scale"]) == (["blob", "streak"], 2, 6.3)
-    assert "turns" not in entry and "surface_copies" not in entry
+    assert not {"turns", "surface_copies", "surface_amplitude", "camera_copies"} & set(entry)
     marked = {**trained, "surface_copies": 1, "surface_amplitude": [0.25, 1.0]}
     entry = _residual_detector_entry(scorer, {"residual_detector": marked})["residual_detector"]
     assert (entry["surface_copies"], entry["surface_amplitude"]) == (1, [0.25, 1.0])
+    camera = {**trained, "camera_copies": 1}
+    assert _residual_detector_entry(scorer, {"residual_detector": camera})["residual_detector"]["camera_copies"] == 1
     assert _residual_detector_entry(scorer, {}) == {}
