@@ -492,18 +492,21 @@ def test_marked_copies_keep_their_samples_and_refuse_a_negative_count():
         marked_copies(frames, samples, copies=-1, seed=0)
 
 
-def test_camera_changes_draw_every_kind_keep_the_frame_in_range_and_keep_its_grey_level():
+def test_camera_changes_soften_or_roughen_the_texture_keep_its_grey_level_and_repeat_on_every_frame():
     from training.camera_changes import camera_change
 
     frame = _grainy(0)
     rng = np.random.default_rng(0)
-    changed = [camera_change(frame, rng) for _ in range(40)]
-    for seen in changed:
+    changes = [camera_change(rng) for _ in range(40)]
+    grain = []
+    for change in changes:
+        seen = change(frame)
         assert seen.shape == frame.shape and seen.dtype == np.float32
         assert 0.0 <= seen.min() and seen.max() <= 1.0
         assert not np.array_equal(seen, frame)
         assert abs(float(seen.mean()) - float(frame.mean())) < 0.01  # the texture's rendering changes, not the lamp
-    grain = [float(np.abs(np.diff(seen, axis=1)).mean()) for seen in changed]
+        assert np.array_equal(change(frame), seen)  # the same camera for a frame and its painted copies
+        grain.append(float(np.abs(np.diff(seen, axis=1)).mean()))
     original = float(np.abs(np.diff(frame, axis=1)).mean())
     assert min(grain) < 0.7 * original and max(grain) > 1.2 * original  # softer (defocus) and grainier frames
 
@@ -516,6 +519,7 @@ def test_changed_copies_keep_their_samples_repeat_with_the_seed_and_refuse_a_neg
     samples = [Sample(None, "patches", boxes=(Box(2, 5, 11, 9),)), Sample(None, "scratches")]
     changed = changed_copies(frames, samples, copies=3, seed=0)
     assert len(changed.frames) == 6 and changed.samples == samples * 3
+    assert all(s is f for s, f in zip(changed.sources, frames * 3))
     again = changed_copies(frames, samples, copies=3, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(changed.frames, again.frames))
     other = changed_copies(frames, samples, copies=3, seed=1)
@@ -523,6 +527,30 @@ def test_changed_copies_keep_their_samples_repeat_with_the_seed_and_refuse_a_neg
     assert changed_copies(frames, samples, copies=0, seed=0).frames == []
     with pytest.raises(ValueError, match="copies"):
         changed_copies(frames, samples, copies=-1, seed=0)
+
+
+class _BlockMeans:
+    """A stand-in feature extractor: each stride-8 cell's mean grey, one channel."""
+
+    def predict(self, batch, verbose=0):
+        n, height, width, _ = batch.shape
+        return batch.reshape(n, height // 8, 8, width // 8, 8).mean(axis=(2, 4))[..., None]
+
+
+@needs_tf
+def test_painted_pairs_are_seen_through_the_frame_s_camera_change_after_the_paint(tmp_path):
+    from edge_runtime.datasets import Sample
+    from training.profiles import folder_profile
+    from training.train_autoencoder import synthetic_pairs
+
+    profile = replace(folder_profile("t", tmp_path, "good"), gate_synthetic_defects=3, gate_synthetic_strength=1.0)
+    frames, samples = [_grainy(0), _grainy(1)], [Sample(None, None), Sample(None, None)]
+    plain_inputs, plain_targets = synthetic_pairs(_BlockMeans(), frames, samples, profile, uses_boxes=False)
+    assert len(plain_inputs) and not np.allclose(plain_inputs, plain_targets)  # the paint moves the cells under it
+    flat = [lambda frame: np.full_like(frame, 0.25)] * 2  # a "camera" that sees only grey: the paint is gone too
+    inputs, targets = synthetic_pairs(_BlockMeans(), frames, samples, profile, uses_boxes=False, changes=flat)
+    assert len(inputs) == len(plain_inputs)  # the same paint, the same cells
+    assert np.allclose(inputs, 0.25) and np.allclose(targets, 0.25)
 
 
 def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():

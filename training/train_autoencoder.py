@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import keras
@@ -110,20 +111,24 @@ def painted_cell_mask(mask: np.ndarray, grid: tuple[int, int], geometry: FrameGe
     return counts > 0
 
 
-def synthetic_pairs(extractor, frames, samples, profile: Profile, uses_boxes: bool) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pairs(extractor, frames, samples, profile: Profile, uses_boxes: bool,
+                    changes: list[Callable[[np.ndarray], np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(cells of frames with a synthetic defect painted on normal texture, the same cells of the clean
     frames): ``gate_synthetic_defects`` painted copies of every training frame
-    (``training.synthetic_defects``), only cells near the paint and on normal texture."""
+    (``training.synthetic_defects``), only cells near the paint and on normal texture. ``changes``
+    (one per frame): each frame and its painted copies are then seen through its change
+    (``training.camera_changes``)."""
     rng = np.random.default_rng(profile.gate_seed)
     inputs, targets = [], []
-    for frame, sample in tqdm(list(zip(frames, samples)), desc="synthetic defects", unit="frame"):
+    changes = changes if changes is not None else [lambda frame: frame] * len(frames)
+    for frame, sample, change in tqdm(list(zip(frames, samples, changes)), desc="synthetic defects", unit="frame"):
         allowed = box_free_mask(frame.shape, sample.boxes, profile.box_margin) if uses_boxes else np.ones(frame.shape, bool)
         painted = [paint_defect(frame, centre, rng, profile.gate_synthetic_strength, profile.gate_synthetic_kinds)
                    for _ in range(profile.gate_synthetic_defects)
                    if (centre := defect_centre(allowed, rng)) is not None]
         if not painted:
             continue
-        padded = [model_input(f, profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin) for f in
+        padded = [model_input(change(f), profile.preprocess, ae.INPUT_MULTIPLE, profile.pad_margin) for f in
                   [frame, *(p.frame for p in painted)]]
         outputs = extractor.predict(np.stack([p for p, _ in padded])[..., None], verbose=0)
         maps = outputs[0] if isinstance(outputs, list) else outputs

@@ -76,15 +76,21 @@ def train_residual_detector(profile: Profile, out_dir: Path) -> dict:
         frames, kept = frames + extra_frames, kept + extra_samples
     marked = marked_copies(frames, kept, profile.residual_surface_copies, profile.residual_seed,
                            tuple(profile.residual_surface_amplitude))
-    changed = changed_copies(frames, kept, profile.residual_camera_copies, profile.residual_seed)
-    frames, kept = frames + marked.frames + changed.frames, kept + marked.samples + changed.samples
+    frames, kept = frames + marked.frames, kept + marked.samples
+    camera = changed_copies(frames, kept, profile.residual_camera_copies, profile.residual_seed)
 
     limit = profile.residual_max_vectors
-    normal = subsample(normal_vectors(extractor, frames, kept, profile, uses_boxes)[0], profile.seed, limit)
+    normal = subsample(normal_vectors(extractor, frames + camera.frames, kept + camera.samples, profile, uses_boxes)[0],
+                       profile.seed, limit)
     painting = replace(profile, gate_synthetic_defects=profile.residual_copies,
                        gate_synthetic_strength=profile.residual_strength, gate_seed=profile.residual_seed,
                        gate_synthetic_kinds=profile.residual_kinds)
-    painted = subsample(synthetic_pairs(extractor, frames, kept, painting, uses_boxes)[0], profile.seed, limit)
+    painted = [synthetic_pairs(extractor, frames, kept, painting, uses_boxes)[0]]
+    if camera.sources:  # painted first, then seen through the copy's camera; other paint than the plain frames'
+        painted.append(synthetic_pairs(extractor, camera.sources, camera.samples,
+                                       replace(painting, gate_seed=painting.gate_seed + 1), uses_boxes,
+                                       changes=camera.changes)[0])
+    painted = subsample(np.concatenate(painted), profile.seed, limit)
     inputs = np.concatenate([residuals(normal, mean, projection, bottleneck, profile.residual_input),
                              residuals(painted, mean, projection, bottleneck, profile.residual_input)])
     labels = np.r_[np.zeros(len(normal)), np.ones(len(painted))].astype(np.float32)
