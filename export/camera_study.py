@@ -1,9 +1,10 @@
 """``python -m export.camera_study --profile P``: does re-commissioning absorb a change of camera?
 
 The exposure study scales grey levels. A lens out of focus, a noisier sensor, in-camera
-sharpening, a JPEG-streaming camera, motion blur or a camera of lower resolution change the texture itself, which is what the gate
-models. Each change is applied to every validation and test frame as captured (before the
-runtime's preprocessing), and the test split is measured three ways:
+sharpening, a JPEG-streaming camera, motion blur or a camera of lower resolution change the
+texture itself, which is what the gate models. Each change is applied to every validation and
+test frame as captured (before the runtime's preprocessing), and the test split is measured three
+ways:
 
 * at the deployed thresholds;
 * re-commissioned: thresholds set again on the validation split's calibration normals seen

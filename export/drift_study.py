@@ -17,8 +17,8 @@ windows as the calibration cuts them; only those the gate passes or warns on cou
 random halves of the images, one to commission on and one as the line. For NEU-DET that is real
 steel beside every defect class: a far less uniform line than a real one, so a harder test of both
 the false drift alarms and the changes seen. (Until the seventeenth session it took the whole images,
-defects and all; the gate now flags so many of them that fewer than the 200 a baseline needs pass.) Writes results/<profile>/drift_study.json (drift_study_halves.json)
-and a Markdown table.
+defects and all; the gate now flags so many of them that fewer than the 200 a baseline needs pass.)
+Writes results/<profile>/drift_study.json (drift_study_halves.json) and a Markdown table.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ Change = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class ChangedFrames:
+class CameraCopies:
     sources: list[np.ndarray]  # the frames as captured, one per copy
     samples: list[Sample]  # their samples: no change moves a box
     changes: list[Change]  # the change each copy is seen through
@@ -68,10 +68,10 @@ def _in_range(frame: np.ndarray) -> np.ndarray:
     return np.clip(frame, 0.0, 1.0).astype(np.float32)
 
 
-def changed_copies(frames: list[np.ndarray], samples: list[Sample], copies: int, seed: int) -> ChangedFrames:
+def changed_copies(frames: list[np.ndarray], samples: list[Sample], copies: int, seed: int) -> CameraCopies:
     """``copies`` changed versions of each frame (``camera_change``), in order, with their samples."""
     if copies < 0:
         raise ValueError(f"copies must be 0 or more, not {copies}")
     rng = np.random.default_rng([seed, 13])
     changes = [camera_change(rng) for _ in range(copies * len(frames))]
-    return ChangedFrames(list(frames) * copies, list(samples) * copies, changes)
+    return CameraCopies(list(frames) * copies, list(samples) * copies, changes)
