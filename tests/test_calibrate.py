@@ -229,6 +229,20 @@ def test_the_drift_study_commissions_on_defect_free_images_whole_and_on_box_free
     assert defect_free_views(frame, Sample(None, "crack"), random.Random(0)) == []  # a mask, no boxes: nothing
 
 
+def test_gate_check_reads_the_validation_normals_through_every_camera_change(samples):
+    from types import SimpleNamespace
+
+    from export.camera_study import CHANGES
+    from training.gate_check import camera_normals_flagged
+
+    profile = SimpleNamespace(preprocess=PreprocessSpec(), seed=0, calibration_normals="crops")
+    # The map is the frame: the local image's box-free crops read 0, the texture image's 0.5 through every change.
+    flagged = camera_normals_flagged(FrameIsTheMap(), samples, profile, warn=0.4)
+    assert list(flagged) == [name for name in CHANGES if name != "as captured"]
+    assert set(flagged.values()) == {0.5}
+    assert set(camera_normals_flagged(FrameIsTheMap(), samples, profile, warn=0.6).values()) == {0.0}
+
+
 def test_operating_points_names_the_defect_images_under_the_warn_threshold():
     from export.operating_points import missed
 
