@@ -348,3 +348,41 @@ def test_at_its_box_free_level_only_the_error_map_is_rescaled_not_the_residual_d
     combined = scorer.anomaly_map(frame)  # dividing the joined map would divide the detector's part as well
     assert not np.allclose(rescaled, combined / calibrate.boxfree_level_of(scorer, combined, boxes, 8), rtol=1e-3)
     np.testing.assert_allclose(calibrate.map_at_boxfree_level(plain, frame, error, boxes, 8), error / level, rtol=1e-6)
+
+
+def test_the_strip_study_takes_the_synthetic_strip_apart_as_its_variants_say():
+    from edge_runtime.capture.synthetic import synthetic_frame
+    from export.strip_study import VARIANTS, variant_frame
+
+    assert np.array_equal(variant_frame(3), synthetic_frame(np.random.default_rng([3, 5]), None))  # the demo strip
+
+    def along_and_across(frame):  # mean step along the rows and across them
+        grey = frame.astype(np.float32)
+        return np.abs(np.diff(grey, axis=1)).mean(), np.abs(np.diff(grey, axis=0)).mean()
+
+    streaks, grain, mottled = (variant_frame(0, **VARIANTS[name]) for name in (
+        "streaks only (no grain)", "grain only (no streaks)", "mottling without a direction (50 x 50 noise points)"))
+    along, across = along_and_across(streaks)
+    assert along < 0.25 * across  # lines along the rows
+    along, across = along_and_across(grain)
+    assert 0.8 < along / across < 1.25  # no direction
+    along, across = along_and_across(mottled)
+    assert 0.8 < along / across < 1.25  # no direction either, unlike the streaks
+
+
+def test_the_strip_study_reads_each_map_apart_against_the_warn_threshold():
+    from types import SimpleNamespace
+
+    from export.strip_study import VARIANTS, study
+
+    class Maps:  # the error map reads the frame's grey level, the detector's map a constant 0.5
+        def map_parts(self, frame):
+            return frame, np.full_like(frame, 0.5)
+
+    result = study(SimpleNamespace(scorer=Maps(), thresholds=SimpleNamespace(warn=0.55)), frames=3)
+    assert list(result["variants"]) == list(VARIANTS) and result["frames"] == 3
+    for row in result["variants"].values():
+        assert row["detector_map_median"] == 0.5 and 0.5 < row["error_map_median"] <= 1.0
+        assert row["flagged_warn"] == 1.0  # every frame holds grey levels over 0.55 * 255
+    assert study(SimpleNamespace(scorer=Maps(), thresholds=SimpleNamespace(warn=2.0)), frames=2)["variants"][
+        "grain only (no streaks)"]["flagged_warn"] == 0.0

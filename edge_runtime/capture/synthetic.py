@@ -20,11 +20,16 @@ from .sources import Frame, FrameSource
 DEFECT_KINDS = ("scratch", "patch", "inclusion", "pits")
 
 
-def steel_texture(rng: np.random.Generator, size: int = 200) -> np.ndarray:
-    """Clean rolled-steel-like float32 texture in gray levels (not clipped)."""
-    streaks = cv2.resize(rng.normal(0, 1, (size // 4, 6)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+def steel_texture(rng: np.random.Generator, size: int = 200, streak_amplitude: float = 9.0,
+                  grain_amplitude: float = 6.0, streak_rows: int | None = None, streak_knots: int = 6) -> np.ndarray:
+    """Clean rolled-steel-like float32 texture in gray levels (not clipped): streaks along the rows (noise
+    on ``streak_rows`` rows, default a quarter of ``size``, and ``streak_knots`` points along them, smoothly
+    resized) plus fine grain. The parameters take the texture apart for ``export.strip_study``."""
+    rows = size // 4 if streak_rows is None else streak_rows
+    streaks = cv2.resize(rng.normal(0, 1, (rows, streak_knots)).astype(np.float32), (size, size),
+                         interpolation=cv2.INTER_CUBIC)
     grain = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 0.8)
-    return rng.uniform(110, 150) + 9 * streaks + 6 * grain
+    return rng.uniform(110, 150) + streak_amplitude * streaks + grain_amplitude * grain
 
 
 def _scratch(img: np.ndarray, rng: np.random.Generator) -> None:
