@@ -74,6 +74,11 @@ def calibration_windows(shape: tuple[int, int], boxes: tuple, rng: random.Random
     return corners[:WINDOWS_PER_IMAGE]
 
 
+def calibration_crops(frame: np.ndarray, boxes: tuple, rng: random.Random) -> list[np.ndarray]:
+    """The box-free ``WINDOW`` x ``WINDOW`` crops of ``frame`` the calibration cuts (``calibration_windows``)."""
+    return [frame[y: y + WINDOW, x: x + WINDOW] for y, x in calibration_windows(frame.shape, boxes, rng)]
+
+
 def boxfree_values(scorer: AnomalyScorer, anomaly_map: np.ndarray, boxes: tuple, margin: int) -> np.ndarray:
     """The map over the frame's box-free scored area (``margin`` pixels from every box), flattened."""
     area = scorer.scored_area(anomaly_map.shape)

@@ -74,10 +74,7 @@ def dataset_halves(manifest, profile: str, seed: int = 0) -> tuple[list[np.ndarr
 def defect_free_views(frame: np.ndarray, sample: Sample, rng: random.Random) -> list[np.ndarray]:
     """``frame`` itself where ``sample`` is defect-free, else its box-free calibration windows (none where it
     has no boxes)."""
-    if sample.is_normal:
-        return [frame]
-    size = calibrate.WINDOW
-    return [frame[y: y + size, x: x + size] for y, x in calibrate.calibration_windows(frame.shape, sample.boxes, rng)]
+    return [frame] if sample.is_normal else calibrate.calibration_crops(frame, sample.boxes, rng)
 
 
 def counted_values(inspector: Inspector, frames: list[np.ndarray], change) -> dict[str, list[float]]:

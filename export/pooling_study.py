@@ -44,8 +44,7 @@ def split_maps(gate, split: str) -> dict:
             continue
         images.append(scorer.anomaly_map(frame))
         labels.append(sample.label)
-        for y, x in calibrate.calibration_windows(frame.shape, sample.boxes, rng):
-            crops.append(scorer.anomaly_map(frame[y: y + calibrate.WINDOW, x: x + calibrate.WINDOW]))
+        crops += [scorer.anomaly_map(crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
     return {"images": images, "labels": np.array(labels), "crops": crops}
 
 
