@@ -17,6 +17,7 @@ Writes results/<profile>/camera_study.json and a Markdown table to stdout.
 
 from __future__ import annotations
 
+import random
 import sys
 import zlib
 from pathlib import Path
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.exposure_study import ChangedFrames
 from export.study_cli import deployed_gate, study_parser, write_result
@@ -112,12 +114,33 @@ def references_by_split(scorer: AnomalyScorer, splits: dict, spec) -> dict:
     return {name: {"map_reference": t.map_reference, "frame_reference": t.frame_reference} for name, t in terms.items()}
 
 
+def maps_flagged(scorer: AnomalyScorer, change, samples: list, spec, profile, warn: float) -> dict:
+    """For a gate with a residual detector: the shares of the test normals (the profile's calibration
+    normals: box-free crops, or defect-free images) whose error map alone and whose detector's map alone
+    reach ``warn`` through ``change``. Which of the two maps a camera change moves."""
+    rng = random.Random(profile.seed)
+    maxima = []
+    for sample in samples:
+        frame = change(preprocess(sample.path, spec))
+        if profile.calibration_normals == "crops":
+            normals = calibrate.calibration_crops(frame, sample.boxes, rng) if not sample.is_normal else []
+        else:
+            normals = [frame] if sample.is_normal else []
+        maxima += [tuple(float(m.max()) for m in scorer.map_parts(normal)) for normal in normals]
+    error, detector = np.array(maxima).T
+    return {"error_map": float(np.mean(error >= warn)), "detector_map": float(np.mean(detector >= warn))}
+
+
 def study(manifest_path: Path, profile_name: str) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
     result = {"calibration_normals": gate.profile.calibration_normals,
               "changes": {name: change_metrics(gate.scorer, change, gate.splits, gate.config.preprocess, gate.profile,
                                                gate.entry["thresholds"])
                           for name, change in CHANGES.items()}}
+    if gate.scorer.residual_detector is not None:
+        result["test_normals_flagged_by_each_map"] = {
+            name: maps_flagged(gate.scorer, change, gate.splits["test"], gate.config.preprocess, gate.profile,
+                               gate.entry["thresholds"]["warn"]) for name, change in CHANGES.items()}
     if gate.scorer.frame_term is not None:
         result["frame_term_references_by_split"] = references_by_split(gate.scorer, gate.splits, gate.config.preprocess)
     return result
@@ -139,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, rows in result["changes"].items():
         print(f"| {name} | {_cell(rows['deployed_thresholds'])} | {_cell(rows['recommissioned'])} | "
               f"{_cell(rows.get('recommissioned_with_references'))} |")
+    if "test_normals_flagged_by_each_map" in result:
+        print("\n| change | test normals over warn: error map alone / detector's map alone |\n|---|---|")
+        for name, row in result["test_normals_flagged_by_each_map"].items():
+            print(f"| {name} | {row['error_map']:.3f} / {row['detector_map']:.3f} |")
     for split, refs in result.get("frame_term_references_by_split", {}).items():
         print(f"\nframe-term references on the {split} split's defect-free frames: map {refs['map_reference']:.3f}, "
               f"frame error {refs['frame_reference']:.3f}", end="")

@@ -386,3 +386,21 @@ def test_the_strip_study_reads_each_map_apart_against_the_warn_threshold():
         assert row["flagged_warn"] == 1.0  # every frame holds grey levels over 0.55 * 255
     assert study(SimpleNamespace(scorer=Maps(), thresholds=SimpleNamespace(warn=2.0)), frames=2)["variants"][
         "grain only (no streaks)"]["flagged_warn"] == 0.0
+
+
+def test_the_camera_study_reads_which_map_a_change_moves(samples):
+    from types import SimpleNamespace
+
+    from export.camera_study import maps_flagged
+
+    class Maps:  # the error map is the frame, the detector's map the frame's mean, doubled
+        def map_parts(self, frame):
+            return frame, np.full_like(frame, 2 * frame.mean())
+
+    profile = SimpleNamespace(seed=0, calibration_normals="crops")
+    # Box-free crops read 0 (local image) and 0.5 (texture image): the error map flags the texture one at 0.6
+    # only through a change that brightens it; the detector's map (1.0 there) flags it as captured.
+    as_captured = maps_flagged(Maps(), lambda f: f, samples, PreprocessSpec(), profile, warn=0.6)
+    assert as_captured == {"error_map": 0.0, "detector_map": 0.5}
+    brighter = maps_flagged(Maps(), lambda f: np.clip(f * 1.5, 0, 1), samples, PreprocessSpec(), profile, warn=0.6)
+    assert brighter == {"error_map": 0.5, "detector_map": 0.5}
