@@ -190,6 +190,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
             "head": model_entry(out / "classifier_head.npz", ROOT),
             "region_side": profile.region_side,
             "stem_window": None if stem_window is None else list(stem_window),
+            **({"camera_copies": trained["camera_copies"]} if trained.get("camera_copies") else {}),
             "parity_max_abs_diff": classifier["parity"],
             "keras_weights": [model_entry(weights / "classifier.weights.h5", ROOT)],
         },

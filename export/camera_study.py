@@ -12,6 +12,10 @@ ways:
 * for a gate with a frame-level term, re-commissioned with the term's references re-measured on
   those normals too (``export.calibrate.frame_term``, what ``calibrate`` does for such a gate).
 
+The classifier is measured through the same changes: its accuracy on the test split's defect
+images, each classified whatever the gate says (as ``evaluate`` measures it), with the
+profile's deployed precision. Thresholds do not enter it, so commissioning cannot restore it.
+
 Writes results/<profile>/camera_study.json and a Markdown table to stdout.
 """
 
@@ -27,6 +31,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.anomaly import AnomalyScorer
+from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.exposure_study import ChangedFrames
@@ -131,6 +136,20 @@ def maps_flagged(scorer: AnomalyScorer, change, samples: list, spec, profile, wa
     return {"error_map": float(np.mean(error >= warn)), "detector_map": float(np.mean(detector >= warn))}
 
 
+def classifier_accuracy(inspector: Inspector, change, samples: list, spec, batch: int = 32) -> float:
+    """Share of the defect images of ``samples`` whose class the classifier names through ``change``
+    (frames handed to the runtime as 16-bit images, as a camera would deliver them; a frame the
+    runtime refuses counts as a miss)."""
+    defects = [s for s in samples if not s.is_normal]
+    named = 0
+    for start in range(0, len(defects), batch):
+        chunk = defects[start: start + batch]
+        frames = [np.round(change(preprocess(s.path, spec)) * 65535.0).astype(np.uint16) for s in chunk]
+        results = inspector.inspect_batch(frames, always_classify=True)
+        named += sum(getattr(r, "defect_class", None) == s.label for r, s in zip(results, chunk))
+    return named / len(defects)
+
+
 def study(manifest_path: Path, profile_name: str) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
     result = {"calibration_normals": gate.profile.calibration_normals,
@@ -141,6 +160,10 @@ def study(manifest_path: Path, profile_name: str) -> dict:
         result["test_normals_flagged_by_each_map"] = {
             name: maps_flagged(gate.scorer, change, gate.splits["test"], gate.config.preprocess, gate.profile,
                                gate.entry["thresholds"]["warn"]) for name, change in CHANGES.items()}
+    inspector = Inspector.from_manifest(manifest_path, profile_name)
+    result["classifier_test_accuracy"] = {"precision": inspector.precision, **{
+        name: classifier_accuracy(inspector, change, gate.splits["test"], gate.config.preprocess)
+        for name, change in CHANGES.items()}}
     if gate.scorer.frame_term is not None:
         result["frame_term_references_by_split"] = references_by_split(gate.scorer, gate.splits, gate.config.preprocess)
     return result
@@ -166,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| change | test normals over warn: error map alone / detector's map alone |\n|---|---|")
         for name, row in result["test_normals_flagged_by_each_map"].items():
             print(f"| {name} | {row['error_map']:.3f} / {row['detector_map']:.3f} |")
+    accuracy = result["classifier_test_accuracy"]
+    print(f"\n| change | classifier accuracy, test defect images ({accuracy['precision']} head) |\n|---|---|")
+    for name, value in accuracy.items():
+        if name != "precision":
+            print(f"| {name} | {value:.3f} |")
     for split, refs in result.get("frame_term_references_by_split", {}).items():
         print(f"\nframe-term references on the {split} split's defect-free frames: map {refs['map_reference']:.3f}, "
               f"frame error {refs['frame_reference']:.3f}", end="")

@@ -404,3 +404,23 @@ def test_the_camera_study_reads_which_map_a_change_moves(samples):
     assert as_captured == {"error_map": 0.0, "detector_map": 0.5}
     brighter = maps_flagged(Maps(), lambda f: np.clip(f * 1.5, 0, 1), samples, PreprocessSpec(), profile, warn=0.6)
     assert brighter == {"error_map": 0.5, "detector_map": 0.5}
+
+
+def test_the_camera_study_reads_the_classifier_through_a_change_and_counts_a_refused_frame_as_a_miss(samples):
+    from types import SimpleNamespace
+
+    from edge_runtime.errors import InspectionError
+    from export.camera_study import classifier_accuracy
+
+    class NamesByBrightness:  # "texture" for a frame brighter than 0.2 on average, else "local"; refuses black
+        def inspect_batch(self, frames, always_classify=False):
+            assert always_classify and all(f.dtype == np.uint16 for f in frames)
+            means = [f.mean() / 65535.0 for f in frames]
+            return [InspectionError("black") if m == 0 else SimpleNamespace(defect_class="texture" if m > 0.2 else "local")
+                    for m in means]
+
+    as_captured = classifier_accuracy(NamesByBrightness(), lambda f: f, samples, PreprocessSpec())
+    assert as_captured == 1.0  # local: mean 0.07; texture: 0.53
+    brighter = classifier_accuracy(NamesByBrightness(), lambda f: np.clip(f + 0.2, 0, 1), samples, PreprocessSpec())
+    assert brighter == 0.5  # local now reads as texture
+    assert classifier_accuracy(NamesByBrightness(), lambda f: f * 0.0, samples, PreprocessSpec()) == 0.0

@@ -529,6 +529,24 @@ def test_changed_copies_keep_their_samples_repeat_with_the_seed_and_refuse_a_neg
         changed_copies(frames, samples, copies=-1, seed=0)
 
 
+@needs_tf
+def test_the_classifier_trains_on_its_frames_then_camera_copies_of_them_with_their_labels():
+    from edge_runtime.datasets import Sample
+    from training.train_classifier import with_camera_copies
+
+    frames = [_grainy(0), _grainy(1)]
+    split = (frames, np.array([3, 5]), [Sample(None, "patches"), Sample(None, "scratches")])
+    plain, labels = with_camera_copies(split, 0, seed=0)
+    assert labels.tolist() == [3, 5] and all(a is b for a, b in zip(plain, frames))
+    copied, labels = with_camera_copies(split, 2, seed=0)
+    assert labels.tolist() == [3, 5, 3, 5, 3, 5] and len(copied) == 6
+    assert all(a is b for a, b in zip(copied[:2], frames))
+    for copy, frame in zip(copied[2:], frames * 2):
+        assert copy.shape == frame.shape and copy.dtype == np.float32 and not np.array_equal(copy, frame)
+    other, _ = with_camera_copies(split, 2, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(copied[2:], other[2:]))
+
+
 class _BlockMeans:
     """A stand-in feature extractor: each stride-8 cell's mean grey, one channel."""
 

@@ -28,6 +28,7 @@ from edge_runtime.preprocess import model_input
 from training import classifier as clf
 from training.autoencoder import INPUT_MULTIPLE
 from training.backbone import profile_backbone
+from training.camera_changes import changed_copies
 from training.data import dihedral, read_frames, stack_equal_shapes
 from training.profiles import Profile
 from training.reports import plot_history
@@ -66,6 +67,14 @@ def stem_window(stem: np.ndarray, window: tuple[int, int] | None, rng: np.random
     spare_y, spare_x = stem.shape[0] - height, stem.shape[1] - width
     row, col = (rng.integers(0, spare_y + 1), rng.integers(0, spare_x + 1)) if rng else (spare_y // 2, spare_x // 2)
     return stem[row: row + height, col: col + width]
+
+
+def with_camera_copies(split: tuple, copies: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """A split's frames and labels, then ``copies`` copies of them, each copy seen through one camera change
+    drawn at random (``training.camera_changes``)."""
+    frames, labels, kept = split
+    camera = changed_copies(frames, kept, copies, seed)
+    return list(frames) + camera.frames, np.concatenate([labels] * (1 + copies))
 
 
 class ShapeBatches(keras.utils.PyDataset):
@@ -133,10 +142,12 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     base, full = clf.build_classifier(len(names), base=profile_backbone(out_dir))  # the gate's, pruned or not
     stem = clf.stem_model(base)
     variants = tuple(range(8))
-    x_train = _stem_features(stem, data["train"][0], profile, variants, "stem cache (train x8)")
-    y_train = np.repeat(data["train"][1], len(variants))
-    x_val = _stem_features(stem, data["val"][0], profile, (0,), "stem cache (val)")
-    y_val = data["val"][1]
+    copies = profile.classifier_camera_copies
+    train_frames, y_train = with_camera_copies(data["train"], copies, profile.seed)
+    x_train = _stem_features(stem, train_frames, profile, variants, f"stem cache (train x{len(variants)})")
+    y_train = np.repeat(y_train, len(variants))
+    val_frames, y_val = with_camera_copies(data["val"], copies, profile.seed + 1)  # chosen for what it is trained for
+    x_val = _stem_features(stem, val_frames, profile, (0,), "stem cache (val)")
 
     window = window_cells(stem, profile) if profile.head_window_training else None
     head = clf.head_model(base, full)
@@ -145,7 +156,7 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     train_batches = ShapeBatches(x_train, y_train, weights, 64, True, profile.seed, window)
     val_batches = ShapeBatches(x_val, y_val, None, 64, False, profile.seed, window)
     history = {}
-    for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, 1e-4, True)}.items():
+    for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, profile.classifier_tune_rate, True)}.items():
         clf.set_top_trainable(base, tune)
         top.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
@@ -171,7 +182,7 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     out_dir.mkdir(parents=True, exist_ok=True)
     full.save_weights(out_dir / "classifier.weights.h5")
     (out_dir / "classifier_history.json").write_text(json.dumps(history, indent=1))
-    result = {"class_names": names, "metrics": metrics, "splits": {k: [s.path.name for s in v[2]] for k, v in data.items()}}
+    result = {"class_names": names, "camera_copies": profile.classifier_camera_copies, "metrics": metrics, "splits": {k: [s.path.name for s in v[2]] for k, v in data.items()}}
     (out_dir / "classifier_result.json").write_text(json.dumps(result, indent=1))
     plot_history(history, out_dir / "classifier_history.png", f"{profile.name} classifier")
     plot_confusion(confusion, names, out_dir / "classifier_confusion.png", f"{profile.name} test split")
