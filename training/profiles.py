@@ -226,6 +226,7 @@ PROFILES = {
         frame_weight=2.0,
         score_normalise="frame_median",
         gate_taps="block5+12", gate_hidden=(96, 24, 96), gate_epochs=60,
+        classifier_camera_copies=1, classifier_tune_rate=3e-5,
     ),
 }
 
