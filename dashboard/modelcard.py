@@ -136,12 +136,34 @@ def score_description(entry: dict) -> str | None:
     if isinstance(detector, dict):
         beside = ", beside the cell itself" if detector.get("input") == "residual+cell" else ""
         kinds = f" ({', '.join(detector['kinds'])})" if detector.get("kinds") else ""
-        text += (f" A residual detector, trained on synthetic defects{kinds} painted on defect-free texture, reads how "
-                 f"each cell departs from its reconstruction{beside}; its map "
+        camera = f", also{_camera_copies(detector)}," if detector.get("camera_copies") else ","
+        text += (f" A residual detector, trained on synthetic defects{kinds} painted on defect-free texture{camera} "
+                 f"reads how each cell departs from its reconstruction{beside}; its map "
                  f"(smoothed {_text(detector.get('sigma_cells'))} "
                  f"cells, times {_text(detector.get('scale'))}) joins the error map by the larger of the two at "
                  f"each pixel.")
     return text
+
+
+def classifier_description(entry: dict) -> str | None:
+    """One paragraph on what the classifier sees and what its training made it tolerate, from the manifest."""
+    classifier = entry.get("classifier")
+    if not isinstance(classifier, dict):
+        return None
+    window = classifier.get("stem_window")
+    sees = (f"a window of {window[0]}x{window[1]} stem cells ({_text(classifier.get('region_side'))} px) around the "
+            f"anomaly peak" if window else "the whole frame")
+    text = (f"A MobileNetV2 head ({entry.get('precision', 'fp32')}) continues from the gate's backbone and sees "
+            f"{sees}; Grad-CAM shows where it looked.")
+    if classifier.get("camera_copies"):
+        text += f" It was trained on its frames and{_camera_copies(classifier)}."
+    return text
+
+
+def _camera_copies(entry: dict) -> str:
+    copies = int(entry["camera_copies"])
+    return (f" on {copies} cop{'y' if copies == 1 else 'ies'} of each training frame seen through another camera "
+            f"(a random defocus, sensor noise, sharpening or JPEG change)")
 
 
 def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> list[Path]:

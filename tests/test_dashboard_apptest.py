@@ -700,6 +700,22 @@ def test_score_description_names_the_residual_detector_where_the_gate_has_one():
     assert "synthetic defects (blob, streak) painted on defect-free texture" in with_kinds
 
 
+def test_the_model_card_says_what_the_models_were_trained_to_tolerate():
+    detector = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.0, "camera_copies": 2}}}})
+    assert "texture, also on 2 copies of each training frame seen through another camera (a random defocus" in detector
+    plain = modelcard.score_description({"autoencoder": {"score": {
+        "sigma_cells": 1.0, "residual_detector": {"sigma_cells": 4.0, "scale": 5.0}}}})
+    assert "painted on defect-free texture, reads how" in plain and "camera" not in plain
+    windowed = modelcard.classifier_description({"precision": "int8", "classifier": {
+        "stem_window": [13, 13], "region_side": 176, "camera_copies": 1}})
+    assert "(int8)" in windowed and "13x13 stem cells (176 px) around the anomaly peak" in windowed
+    assert "on 1 copy of each training frame seen through another camera" in windowed
+    whole = modelcard.classifier_description({"classifier": {"stem_window": None}})
+    assert "(fp32)" in whole and "sees the whole frame" in whole and "camera" not in whole
+    assert modelcard.classifier_description({}) is None
+
+
 def test_score_description_names_the_frame_level_term_where_the_gate_has_one():
     plain = modelcard.score_description({"autoencoder": {"score": {"sigma_cells": 1.0, "ignore_border": 0.1}}})
     assert "maximum of the anomaly map" in plain and "outer 10%" in plain and "frame-level" not in plain

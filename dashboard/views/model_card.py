@@ -90,6 +90,10 @@ with left:
     if scoring:
         st.subheader("How the score is computed")
         st.markdown(scoring)
+    naming = modelcard.classifier_description(entry)
+    if naming:
+        st.subheader("How a defect is named")
+        st.markdown(naming)
 with right:
     st.subheader("Preprocessing")
     st.json(modelcard.find_section(entry, manifest, "preprocess", "preprocessing") or {})
