@@ -1,6 +1,7 @@
 """Train the MobileNetV2 defect classifier of a profile (Keras transfer learning).
 
-Reads top to bottom: load + split -> frames prepared exactly as the gate prepares them ->
+Reads top to bottom: load + split -> frames prepared exactly as the gate prepares them, with
+``classifier_camera_copies`` copies of each seen through another camera (``training.camera_changes``) ->
 cache the frozen stem over 8 dihedral variants -> train the head -> fine-tune blocks
 13-16 (each stage keeps its best-validation weights) -> evaluate on the test split ->
 save weights, history, confusion matrix.
@@ -146,7 +147,8 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     train_frames, y_train = with_camera_copies(data["train"], copies, profile.seed)
     x_train = _stem_features(stem, train_frames, profile, variants, f"stem cache (train x{len(variants)})")
     y_train = np.repeat(y_train, len(variants))
-    val_frames, y_val = with_camera_copies(data["val"], copies, profile.seed + 1)  # chosen for what it is trained for
+    # The best epoch is kept on the validation frames as captured and through other changes than training's.
+    val_frames, y_val = with_camera_copies(data["val"], copies, profile.seed + 1)
     x_val = _stem_features(stem, val_frames, profile, (0,), "stem cache (val)")
 
     window = window_cells(stem, profile) if profile.head_window_training else None
@@ -156,7 +158,8 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     train_batches = ShapeBatches(x_train, y_train, weights, 64, True, profile.seed, window)
     val_batches = ShapeBatches(x_val, y_val, None, 64, False, profile.seed, window)
     history = {}
-    for stage, (epochs, lr, tune) in {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, profile.classifier_tune_rate, True)}.items():
+    stages = {"head": (head_epochs, 1e-3, False), "fine_tune": (tune_epochs, profile.classifier_tune_rate, True)}
+    for stage, (epochs, lr, tune) in stages.items():
         clf.set_top_trainable(base, tune)
         top.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
@@ -182,7 +185,8 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
     out_dir.mkdir(parents=True, exist_ok=True)
     full.save_weights(out_dir / "classifier.weights.h5")
     (out_dir / "classifier_history.json").write_text(json.dumps(history, indent=1))
-    result = {"class_names": names, "camera_copies": profile.classifier_camera_copies, "metrics": metrics, "splits": {k: [s.path.name for s in v[2]] for k, v in data.items()}}
+    result = {"class_names": names, "camera_copies": profile.classifier_camera_copies, "metrics": metrics,
+              "splits": {k: [s.path.name for s in v[2]] for k, v in data.items()}}
     (out_dir / "classifier_result.json").write_text(json.dumps(result, indent=1))
     plot_history(history, out_dir / "classifier_history.png", f"{profile.name} classifier")
     plot_confusion(confusion, names, out_dir / "classifier_confusion.png", f"{profile.name} test split")
