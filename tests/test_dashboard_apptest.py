@@ -630,7 +630,7 @@ def _fake_manifest(env) -> Path:
             "neu-steel": {
                 "autoencoder": {"path": "models/ae.onnx", "sha256": sha(models / "ae.onnx"), "feature_stride": 8,
                                 "score": {"sigma_cells": 1.0, "normalise": "frame_mean"}},
-                "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64,
+                "classifier": {"path": "models/clf.onnx", "sha256": "0" * 64, "camera_copies": 1,
                                "head": {"path": "models/head.npz", "sha256": sha(models / "head.npz")}},
                 "class_names": fakes.CLASSES,
                 "preprocessing": {"interpolation": "area"},
@@ -667,6 +667,8 @@ def test_model_card_marks_verified_and_failed(env):
     assert at.selectbox(key="profile").options == ["neu-steel", "magnetic-tile"]
     assert any("not commissioned" in w.value for w in at.warning)
     assert any("maximum of the anomaly map" in m.value and "its own mean" in m.value for m in at.markdown)
+    assert "How a defect is named" in [h.value for h in at.subheader]
+    assert any("MobileNetV2 head" in m.value and "seen through another camera" in m.value for m in at.markdown)
 
 
 def test_score_description_names_the_level_cap_and_power_of_a_normalised_map():
