@@ -87,18 +87,20 @@ def scoring_sweep(manifest_path, profile_name: str, option: str, values) -> tupl
     return gate, readings
 
 
-def rescored(gate, shared, **options) -> AnomalyScorer:
+def rescored(gate, shared, residual_sigma: float | None = None, **options) -> AnomalyScorer:
     """The deployed gate over ``shared`` (its session, e.g. a ``MemoSession``) with the scoring ``options``
     (``ProfileConfig`` fields) set, the rest as deployed. What the export sets on the validation split from
     the scoring is set again there: a frame-level term's references, and the residual detector's scale (the
-    error map's warn threshold over the detector map's, which moves with the error map's scoring)."""
+    error map's warn threshold over the detector map's, which moves with the error map's scoring), its map
+    smoothed over ``residual_sigma`` cells (None: as deployed)."""
     scorer = AnomalyScorer.for_profile(shared, replace(gate.config, **options))
     val = gate.splits["val"]
     if gate.config.frame_term is not None:
         scorer = scorer.with_frame_term(calibrate.frame_term(scorer.with_frame_term(None), val,
                                                              gate.config.preprocess, gate.config.frame_term.weight))
     if gate.config.residual_detector is not None:
-        profile = replace(gate.profile, residual_sigma=gate.config.residual_detector.sigma)
+        sigma = gate.config.residual_detector.sigma if residual_sigma is None else residual_sigma
+        profile = replace(gate.profile, residual_sigma=sigma)
         scorer = scorer.with_residual_detector(calibrate.residual_detector(scorer, profile, val))
     return scorer
 
