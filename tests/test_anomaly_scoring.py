@@ -132,6 +132,29 @@ def test_level_power_study_protects_every_class_then_picks_by_validation_recall(
     assert chosen_power(rows, sizes) == 1.0  # a tie at warn and at defect keeps the scoring as it was
 
 
+def test_joint_scoring_study_keeps_the_deployed_scoring_unless_a_safe_one_gains_more_than_a_tie():
+    from export.joint_scoring_study import Scoring, chosen_scoring
+
+    def row(power, cap, sigma, warn, defect, per_class):
+        return Scoring(power, cap, sigma).name, {
+            "level_power": power, "level_cap": cap, "detector_sigma": sigma,
+            "val": {"gate_recall_warn": warn, "gate_recall_defect": defect,
+                    "gate_recall_warn_per_class": dict(zip("ab", per_class))}}
+
+    sizes = {"a": 50, "b": 50}
+    deployed, deployed_row = row(1.4, 2.0, 4.0, 0.90, 0.70, (0.90, 0.90))
+    rows = dict([(deployed, deployed_row), row(1.5, 2.0, 4.0, 0.93, 0.80, (0.96, 0.90))])
+    assert chosen_scoring(rows, deployed, sizes) == deployed  # 3 more images at warn is a tie
+    rows = dict([(deployed, deployed_row), row(1.5, 2.0, 4.0, 0.94, 0.72, (0.98, 0.90)),
+                 row(1.75, 2.0, 5.0, 0.95, 0.80, (1.00, 0.90)), row(2.0, None, 4.0, 0.99, 0.90, (1.00, 0.98))])
+    rows[Scoring(2.0, None, 4.0).name]["val"]["gate_recall_warn_per_class"] = {"a": 1.0, "b": 0.82}
+    # 2.0 gains most but costs class b 4 images; 1.5 and 1.75 tie at warn, 1.75 rejects 4 more at once
+    assert chosen_scoring(rows, deployed, sizes) == Scoring(1.75, 2.0, 5.0).name
+    rows[Scoring(1.75, 2.0, 5.0).name]["val"]["gate_recall_defect"] = 0.74
+    # now a tie at defect too: the fewest options changed from the deployed scoring
+    assert chosen_scoring(rows, deployed, sizes) == Scoring(1.5, 2.0, 4.0).name
+
+
 @needs_neu
 @needs_models
 def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
