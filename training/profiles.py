@@ -198,6 +198,11 @@ class Profile:
     # copies cut the validation crops flagged through those changes from 18-27% to 7-8% over three seeds,
     # for a tie in validation recall (docs/gate_design.md, step 15).
     residual_camera_copies: int = 0
+    # Copies of each of the bottleneck's (and the frame-level autoencoder's) normal training frames as
+    # another camera would deliver them (training.camera_changes): their cells and pooled features are
+    # normal too, so the gate models the steel, not one camera's rendering of it. A trial setting
+    # (docs/gate_design.md, magnetic tile, "Camera copies for the tile's gate").
+    gate_camera_copies: int = 0
 
     def load(self) -> list[Sample]:
         if self.dataset == "neu-det":

@@ -30,6 +30,7 @@ from edge_runtime.preprocess import FrameGeometry, model_input
 from training import autoencoder as ae
 from training import pruning
 from training.backbone import PRUNING_FILE, mobilenet_v2, profile_backbone
+from training.camera_changes import changed_copies
 from training.data import box_free_crops, read_frames
 from training.profiles import Profile
 from training.synthetic_defects import defect_centre, paint_defect
@@ -283,6 +284,9 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
     if profile.frame_tap and normal_frames < MIN_FRAME_LEVEL_FRAMES:
         raise DatasetError(f"{profile.name}: {normal_frames} normal training frames are too few for the "
                            f"frame-level autoencoder (it needs {MIN_FRAME_LEVEL_FRAMES} at least; one vector per frame)")
+    if profile.gate_camera_copies:
+        camera = changed_copies(frames, kept, profile.gate_camera_copies, profile.gate_seed)
+        frames, kept = frames + camera.frames, kept + camera.samples
     backbone = fitted_backbone(profile, training_frames, imagenet)
     pruned_blocks = backbone.blocks
     extractor = ae.feature_extractor(taps, frame_tap=profile.frame_tap, base=backbone.model)
@@ -312,6 +316,7 @@ def train_autoencoder(profile: Profile, out_dir: Path, epochs: int | None = None
         "synthetic_defects": profile.gate_synthetic_defects,
         "synthetic_strength": profile.gate_synthetic_strength,
         "synthetic_kinds": list(profile.gate_synthetic_kinds),
+        "camera_copies": profile.gate_camera_copies,
         "n_synthetic_vectors": 0 if pairs is None else int(len(pairs[0])),
         "history": {k: [float(v) for v in vals] for k, vals in fit.history.items()},
         "frame": frame,
