@@ -12,7 +12,7 @@ from edge_runtime.errors import ManifestError
 from edge_runtime.manifest import FrameTerm, ResidualDetector
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import PreprocessSpec
-from tests.conftest import MANIFEST, ROOT, needs_models, needs_neu, textured
+from tests.conftest import MANIFEST, ROOT, needs_models, needs_neu, needs_tile, textured
 
 
 class CellsSession:
@@ -172,6 +172,24 @@ def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
     assert rescored(gate, shared).residual_detector.scale == pytest.approx(deployed.scale, rel=1e-6)
     other = rescored(gate, shared, score_level_power=2.0).residual_detector
     assert other.sigma == deployed.sigma and abs(other.scale - deployed.scale) > 0.01 * deployed.scale
+
+
+@needs_tile
+@needs_models
+def test_a_scoring_sweep_at_the_deployed_value_gives_the_export_s_figures(tmp_path, monkeypatch):
+    """``python -m export.scoring_sweep`` calibrates each value as the export does: at the tile's deployed
+    edge band it reproduces the thresholds and validation figures the export wrote into the manifest, and a
+    band of another width gives other ones."""
+    from export import scoring_sweep, study_cli
+
+    monkeypatch.setattr(study_cli, "ROOT", tmp_path)
+    assert scoring_sweep.main(["--profile", "magnetic-tile", "--manifest", str(MANIFEST), "--option", "ignore_border",
+                               "0.1", "0"]) == 0
+    rows = json.loads((tmp_path / "results" / "magnetic-tile" / "scoring_sweep_ignore_border.json").read_text())["rows"]
+    entry = json.loads(MANIFEST.read_text())["profiles"]["magnetic-tile"]
+    assert rows["0.1"]["thresholds"]["warn"] == pytest.approx(entry["thresholds"]["warn"], rel=1e-5)
+    assert rows["0.1"]["val"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_calibration"]["gate_recall_warn"])
+    assert rows["0"]["thresholds"]["warn"] != pytest.approx(rows["0.1"]["thresholds"]["warn"], rel=1e-3)
 
 
 @needs_neu
