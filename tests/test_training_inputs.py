@@ -68,6 +68,21 @@ def test_a_new_line_with_the_frame_level_autoencoder_trains_and_builds_a_graph_w
 
 
 @needs_tf
+def test_camera_copies_of_the_gates_normal_frames_enter_its_cells_and_its_frame_level_vectors(tmp_path):
+    from edge_runtime.datasets import split_samples
+    from training.profiles import folder_profile
+    from training.train_autoencoder import train_autoencoder
+
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=30)
+    profile = replace(folder_profile("t", root, "good", frame_level=True), frame_epochs=1, gate_epochs=1,
+                      gate_camera_copies=1)
+    normals = [s for s in split_samples(profile.load(), profile.seed, profile.split_fractions)["train"] if s.is_normal]
+    config = train_autoencoder(profile, tmp_path / "out")
+    assert config["camera_copies"] == 1
+    assert config["n_train_images"] == config["frame"]["n_vectors"] == 2 * len(normals)
+
+
+@needs_tf
 def test_the_frame_level_autoencoder_refuses_too_few_normal_frames(tmp_path):
     from training.profiles import folder_profile
     from training.train_autoencoder import train_autoencoder
