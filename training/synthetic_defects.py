@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 KINDS = ("blob", "line", "patch", "grain")
-ALL_KINDS = KINDS + ("streak", "texture", "streak_any", "long_line")
+ALL_KINDS = KINDS + ("streak", "texture", "streak_any", "long_line", "pits")
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,22 @@ def _irregular_mask(shape, centre, rng) -> np.ndarray:
     return _soft(mask, rng)
 
 
+def _pits_mask(shape, centre, rng) -> np.ndarray:
+    """Small pits, 1-3 px across, scattered at a random density (0.3-3% of the pixels) over a disc around
+    ``centre`` up to half the frame across: pitting, which covers large areas in a fine pattern."""
+    region = np.zeros(shape, np.uint8)
+    cv2.circle(region, (centre[1], centre[0]), int(rng.integers(12, max(13, min(shape) // 2))), 1, -1)
+    pits = ((rng.random(shape) < rng.uniform(0.003, 0.03)) & (region > 0)).astype(np.uint8)
+    pits[centre] = 1
+    if rng.random() < 0.5:
+        pits = cv2.dilate(pits, np.ones((2, 2), np.uint8))
+    return np.minimum(cv2.GaussianBlur(pits.astype(np.float32), (0, 0), rng.uniform(0.5, 0.9)) * 2.0, 1.0)
+
+
 _KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask,
                "streak": _streak_mask, "texture": _irregular_mask,
                "streak_any": partial(_streak_mask, along_axis=0.0),
-               "long_line": partial(_streak_mask, along_axis=0.0, lines=1, width=3)}
+               "long_line": partial(_streak_mask, along_axis=0.0, lines=1, width=3), "pits": _pits_mask}
 
 
 def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
