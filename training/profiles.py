@@ -181,6 +181,8 @@ class Profile:
     # neu-steel, 2026-11-27: adding long streaks gives validation recall at warn 0.978-0.982 over
     # three seeds against 0.952-0.961 without, but flags every clean frame of the synthetic strip, so
     # it is not deployed; the zoomed texture and a single long line tie (docs/gate_design.md, step 12).
+    # Fine pits over a large area ("pits") raise it to 0.982-0.991 and pass the strip: deployed on
+    # neu-steel in the nineteenth session (step 17).
     residual_kinds: tuple[str, ...] = KINDS
     # The detector's training frames also enter turned a quarter (normal and painted cells alike): the
     # strip's texture along either image axis, as cameras are mounted either way.
@@ -221,7 +223,8 @@ PROFILES = {
                          score_normalise="frame_mean", score_level_cap=2.0, score_level_power=1.4,
                          calibration_normals="crops", gate_synthetic_defects=4, gate_synthetic_strength=0.4,
                          residual_hidden=(64,), residual_input="residual+cell", residual_sigma=4.0,
-                         residual_camera_copies=2, residual_seed=2, classifier_camera_copies=1,
+                         residual_kinds=("blob", "line", "patch", "grain", "pits"),
+                         residual_camera_copies=2, residual_seed=1, classifier_camera_copies=1,
                          classifier_tune_rate=3e-5),
     "magnetic-tile": Profile(
         "magnetic-tile", "magnetic-tile", SHARED_DATA / "magnetic-tile", PreprocessSpec(anomaly_size=(256, 256), exposure_median=0.43),
