@@ -56,8 +56,10 @@ def study(inspector: Inspector, frames: int = FRAMES) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.strip_study", __doc__).parse_args(argv)
-    result = study(Inspector.from_manifest(args.manifest, args.profile))
+    parser = study_parser("python -m export.strip_study", __doc__)
+    parser.add_argument("--frames", type=int, default=FRAMES, help=f"frames per variant (default {FRAMES})")
+    args = parser.parse_args(argv)
+    result = study(Inspector.from_manifest(args.manifest, args.profile), args.frames)
     out = write_result(args.profile, "strip_study", result)
     print(f"{out}\n\nwarn threshold {result['warn']:.3f}\n\n| strip variant | error map (median maximum) | "
           f"detector's map (median maximum) | frames flagged at warn |\n|---|---|---|---|")
