@@ -100,12 +100,13 @@ def chosen_scoring(rows: dict, deployed: str, class_sizes: dict[str, int]) -> st
     at_warn = [name for name in gainers if images[name]["gate_recall_warn"] >= best_warn - TIE_IMAGES - 1e-9]
     best_defect = max(images[name]["gate_recall_defect"] for name in at_warn)
     at_defect = [name for name in at_warn if images[name]["gate_recall_defect"] >= best_defect - TIE_IMAGES - 1e-9]
-    scoring = {name: Scoring(rows[name]["level_power"], rows[name]["level_cap"], rows[name]["detector_sigma"])
-               for name in at_defect}
-    reference = scoring.get(deployed) or Scoring(rows[deployed]["level_power"], rows[deployed]["level_cap"],
-                                                 rows[deployed]["detector_sigma"])
-    return min(at_defect, key=lambda name: (scoring[name].changes_from(reference),
-                                            abs(scoring[name].level_power - reference.level_power)))
+    reference = _scoring(rows[deployed])
+    return min(at_defect, key=lambda name: (_scoring(rows[name]).changes_from(reference),
+                                            abs(rows[name]["level_power"] - reference.level_power)))
+
+
+def _scoring(row: dict) -> Scoring:
+    return Scoring(row["level_power"], row["level_cap"], row["detector_sigma"])
 
 
 def main(argv: list[str] | None = None) -> int:
