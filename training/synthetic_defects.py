@@ -17,7 +17,12 @@ may be asked for (``paint_defect(kinds=...)``, ``ALL_KINDS``): a long streak of 
 parallel lines, mostly along an image axis as rolling marks run (``streak``; at any angle,
 ``streak_any``; one thin line, ``long_line``), and the frame's texture zoomed and turned under an
 irregular mask (``texture``: DRAEM's foreign texture, here the frame's own at another scale).
-Measured on neu-steel and not deployed (docs/gate_design.md, step 12).
+Measured on neu-steel and not deployed (docs/gate_design.md, step 12). Fine pits over a large area
+(``pits``) are deployed on neu-steel (step 17). ``scratches`` are the bright, sharp, high-contrast lines
+a scratch leaves where it lays bare metal: several in parallel, long, broken, painted much brighter than
+any other kind (NEU's training scratches reach 8-13 grey spreads of their box-free steel at the 99th
+percentile inside their boxes, against 2-3 for every other class), so that a detector can tell them
+from low-contrast rolling marks (step 18).
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ import cv2
 import numpy as np
 
 KINDS = ("blob", "line", "patch", "grain")
-ALL_KINDS = KINDS + ("streak", "texture", "streak_any", "long_line", "pits")
+ALL_KINDS = KINDS + ("streak", "texture", "streak_any", "long_line", "pits", "scratches")
+# How much brighter or darker than the texture a kind is painted, in grey spreads at strength 1,
+# and the chance that it is brighter.
+_CONTRAST = {"scratches": ((10.0, 30.0), 0.9)}
+_DEFAULT_CONTRAST = ((1.5, 4.0), 0.5)
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,8 @@ def paint_defect(frame: np.ndarray, centre: tuple[int, int], rng: np.random.Gene
         noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, frame.shape).astype(np.float32), (0, 0), rng.uniform(0.5, 1.5))
         painted = frame + noise / max(float(noise.std()), 1e-6) * spread * rng.uniform(1.0, 2.5)
     else:
-        painted = frame + _signed(rng) * spread * rng.uniform(1.5, 4.0)
+        (low, high), bright = _CONTRAST.get(kind, _DEFAULT_CONTRAST)
+        painted = frame + (1.0 if rng.random() < bright else -1.0) * spread * rng.uniform(low, high)
     out = np.clip(frame * (1.0 - weight) + painted * weight, 0.0, 1.0).astype(np.float32)
     return PaintedDefect(out, weight > 0.25)
 
@@ -147,10 +157,34 @@ def _pits_mask(shape, centre, rng) -> np.ndarray:
     return np.minimum(cv2.GaussianBlur(pits.astype(np.float32), (0, 0), rng.uniform(0.5, 0.9)) * 2.0, 1.0)
 
 
+def _scratches_mask(shape, centre, rng) -> np.ndarray:
+    """One to six parallel lines, 1-3 px wide and sharp-edged, 4-40 px apart, each 50-100% of the frame's
+    side long, side by side, all but the first broken into one to four pieces, their strength varying along them, along an image axis (within about 3 degrees) eight
+    times in ten and at any angle otherwise; the first runs through ``centre``."""
+    mask = np.zeros(shape, np.float32)
+    angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < 0.8 else rng.uniform(0, np.pi)
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    offset, side = 0.0, _signed(rng)
+    for _ in range(int(rng.integers(1, 7))):
+        half = rng.uniform(0.25, 0.5) * max(shape)
+        mid = np.array([centre[1], centre[0]]) + across * offset + along * rng.uniform(-0.5, 0.5) * half * (offset != 0)
+        cuts = np.sort(rng.uniform(-half, half, 2 * int(rng.integers(0, 4)) * (offset != 0)))
+        ends = np.concatenate([[-half], cuts, [half]]).reshape(-1, 2)
+        line = np.zeros(shape, np.uint8)
+        for a, b in ends:
+            start, end = (mid + along * a).astype(int), (mid + along * b).astype(int)
+            cv2.line(line, tuple(int(v) for v in start), tuple(int(v) for v in end), 1, int(rng.integers(1, 4)))
+        mask = np.maximum(mask, line * rng.uniform(0.6, 1.0))
+        offset += side * rng.uniform(4, 40)
+    variation = cv2.GaussianBlur(rng.uniform(0.3, 1.0, shape).astype(np.float32), (0, 0), 4.0)
+    return cv2.GaussianBlur(mask * variation / variation.max(), (0, 0), 0.5)
+
+
 _KIND_MASKS = {"blob": _blob_mask, "line": _line_mask, "patch": _patch_mask, "grain": _blob_mask,
                "streak": _streak_mask, "texture": _irregular_mask,
                "streak_any": partial(_streak_mask, along_axis=0.0),
-               "long_line": partial(_streak_mask, along_axis=0.0, lines=1, width=3), "pits": _pits_mask}
+               "long_line": partial(_streak_mask, along_axis=0.0, lines=1, width=3), "pits": _pits_mask,
+               "scratches": _scratches_mask}
 
 
 def _relevelled_patch(frame: np.ndarray, rng: np.random.Generator, spread: float) -> np.ndarray:
