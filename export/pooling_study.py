@@ -5,8 +5,9 @@ to cover an area before it counts in full, which a lone hot pixel of texture noi
 pixel count, not a share of the frame, so a 64x64 calibration crop and a whole frame are read alike. For
 each ``k``: the deployed map (error map and detector, as the runtime joins them), thresholds set on the
 validation split's calibration normals as ``python -m export`` sets them, recall at warn and at defect
-and the misses per class on both splits, the test normals flagged. A measurement only: the runtime
-scores the maximum (docs/gate_design.md, step 14).
+and the misses per class on both splits, the test normals flagged, and the share of the synthetic
+strip's clean frames flagged at warn (whole clean frames, which the crops are not; ``--strip-frames``).
+A measurement only: the runtime scores the maximum (docs/gate_design.md, steps 14 and 18).
 Writes results/<profile>/pooling_study.json and a Markdown table.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
+from export.strip_study import variant_frame
 from export.study_cli import deployed_gate, study_parser, write_result
 
 TOP_PIXELS = (1, 64, 256, 512, 1024, 2048)  # 1: the maximum, as deployed
@@ -48,6 +50,11 @@ def split_maps(gate, split: str) -> dict:
     return {"images": images, "labels": np.array(labels), "crops": crops}
 
 
+def strip_maps(gate, frames: int) -> list[np.ndarray]:
+    """The deployed maps of the synthetic strip's first ``frames`` clean frames (those of strip_study)."""
+    return [gate.scorer.anomaly_map(variant_frame(seed).astype(np.float32) / 255.0) for seed in range(frames)]
+
+
 def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:
     """Thresholds on the validation crops (``rates``: defect, warn) and the figures of both splits."""
     def scores(key: str, split: str) -> np.ndarray:
@@ -63,25 +70,29 @@ def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:
                       "gate_recall_defect": float(np.mean(images >= defect)),
                       "missed_warn_per_class": missed,
                       "normals_flagged_warn": float(np.mean(scores("crops", split) >= warn))}
+    strip = [top_mean(m, k) >= warn for m in maps["strip"]]
+    row["strip_clean_flagged_warn"] = float(np.mean(strip)) if strip else None
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.pooling_study", __doc__).parse_args(argv)
+    parser = study_parser("python -m export.pooling_study", __doc__)
+    parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
+    args = parser.parse_args(argv)
     gate = deployed_gate(args.manifest, args.profile)
-    maps = {split: split_maps(gate, split) for split in ("val", "test")}
+    maps = {split: split_maps(gate, split) for split in ("val", "test")} | {"strip": strip_maps(gate, args.strip_frames)}
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [pooled_row(maps, k, rates) for k in TOP_PIXELS]
     out = write_result(args.profile, "pooling_study", {"rows": rows})
     print(f"{out}\n\n| score | val recall @warn / @defect | test recall @warn / @defect | test normals flagged @warn "
-          f"| test misses at warn per class |\n|---|---|---|---|---|")
+          f"| clean strip flagged @warn | test misses at warn per class |\n|---|---|---|---|---|---|")
     for row in rows:
         name = "maximum (deployed)" if row["top_pixels"] == 1 else f"mean of the top {row['top_pixels']} px"
         val, test = row["val"], row["test"]
         missed = ", ".join(f"{label} {count}" for label, count in test["missed_warn_per_class"].items())
         print(f"| {name} | {val['gate_recall_warn']:.3f} / {val['gate_recall_defect']:.3f} | "
               f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | "
-              f"{test['normals_flagged_warn']:.3f} | {missed} |")
+              f"{test['normals_flagged_warn']:.3f} | {row['strip_clean_flagged_warn'] or 0:.3f} | {missed} |")
     return 0
 
 
