@@ -248,7 +248,7 @@ class AnomalyScorer:
         the larger of that and the scaled residual-detector map where the profile has one (``residual``:
         the graph's ``residual_map`` cells for this frame)."""
         error, detector = self._maps_from_cells(cells, geometry, frame_error, residual)
-        return error if detector is None else np.maximum(error, detector)
+        return error if detector is None else join_maps(error, detector)
 
     def _maps_from_cells(self, cells: np.ndarray, geometry: FrameGeometry, frame_error: float | None,
                          residual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -310,6 +310,17 @@ class AnomalyScorer:
         if self._level_cap is not None:
             level = min(level, self._level_cap)
         return max(level, 1e-12) ** self._level_power
+
+
+def join_maps(error: np.ndarray, detector: np.ndarray, power: float | None = None) -> np.ndarray:
+    """The gate's map from its two maps, pixel by pixel: their maximum (``power`` None, deployed), or their
+    power mean ((e^p + d^p) / 2)^(1/p), which counts a pixel high on both more than one high on either
+    alone (measured in ``export.map_join_study``, docs/gate_design.md, step 19)."""
+    if power is None:
+        return np.maximum(error, detector)
+    error, detector = (np.maximum(m, 0.0).astype(np.float64) for m in (error, detector))
+    joined = (error ** power + detector ** power) / 2.0
+    return np.power(joined, 1.0 / power).astype(np.float32)
 
 
 def _mean_of_views(frame: np.ndarray, left_right: np.ndarray, top_bottom: np.ndarray) -> np.ndarray:

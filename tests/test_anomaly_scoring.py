@@ -222,6 +222,20 @@ def test_the_pooling_study_reads_the_mean_of_the_hottest_pixels():
     assert top_mean(anomaly_map, 1000) == pytest.approx(0.1)  # more pixels than the map has: its mean
 
 
+def test_the_two_maps_join_by_their_maximum_or_a_power_mean():
+    from edge_runtime.anomaly import join_maps
+
+    error = np.array([[3.0, 1.0], [2.0, 0.0]], np.float32)
+    detector = np.array([[1.0, 1.0], [2.0, 4.0]], np.float32)
+    np.testing.assert_array_equal(join_maps(error, detector), np.maximum(error, detector))  # deployed
+    np.testing.assert_allclose(join_maps(error, detector, 1.0), (error + detector) / 2)
+    np.testing.assert_allclose(join_maps(error, detector, 2.0)[0, 0], np.sqrt(5.0), rtol=1e-6)
+    assert join_maps(error, detector, 4.0).dtype == np.float32
+    np.testing.assert_allclose(join_maps(error, detector, 2.0)[1, 0], 2.0, rtol=1e-6)  # equal maps: that value
+    high = join_maps(error, detector, 64.0)
+    assert np.all(high <= np.maximum(error, detector) + 1e-6) and np.allclose(high, np.maximum(error, detector), rtol=0.02)
+
+
 def test_frame_mean_score_ignores_a_global_change_of_the_error_level():
     frame = np.zeros((64, 64), np.float32)
     low = _scorer(_cells(1.0), "frame_mean").anomaly_map(frame).max()

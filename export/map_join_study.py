@@ -1,0 +1,99 @@
+"""``python -m export.map_join_study --profile neu-steel``: the error map and the detector's map, joined otherwise.
+
+The gate's map is the pixel-wise maximum of its error map and its residual detector's scaled map
+(``edge_runtime.anomaly.join_maps``). A power mean of the two, ((e^p + d^p) / 2)^(1/p), also counts a pixel
+that is high on both. For each join (the maximum and ``POWERS``): thresholds set on the validation split's
+calibration crops as ``python -m export`` sets them (the detector's scale as deployed), recall at warn and at
+defect with the misses per class on both splits, the test crops flagged, the validation crops flagged at
+warn through each of the four camera changes a detector is trained to ignore (``export.camera_study``), and
+the first ``--strip-frames`` clean frames of the synthetic strip flagged at warn. Each frame's two maps are
+computed once and joined every way. The rule that reads it: docs/gate_design.md, step 19.
+Writes results/<profile>/map_join_study.json and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import numpy as np
+
+from edge_runtime.anomaly import join_maps
+from edge_runtime.commissioning import threshold_for_false_alarm
+from edge_runtime.preprocess import preprocess
+from export import calibrate
+from export.camera_study import CHANGES
+from export.strip_study import variant_frame
+from export.study_cli import deployed_gate, study_parser, write_result
+
+POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
+TRAINED_CHANGES = tuple(CHANGES)[1:5]  # the four a detector's camera copies cover
+
+
+def split_parts(gate, split: str, change=lambda frame: frame) -> dict:
+    """The two maps of a split's defect images (with labels) and of its calibration crops, every frame
+    seen through ``change``."""
+    scorer, spec = gate.scorer, gate.config.preprocess
+    rng = random.Random(gate.profile.seed)
+    images, labels, crops = [], [], []
+    for sample in gate.splits[split]:
+        frame = change(preprocess(sample.path, spec))
+        if not sample.is_normal:
+            images.append(scorer.map_parts(frame))
+            labels.append(sample.label)
+        crops += [scorer.map_parts(crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
+    return {"images": images, "labels": np.array(labels), "crops": crops}
+
+
+def scores(parts: list, power: float | None) -> np.ndarray:
+    return np.array([float(join_maps(error, detector, power).max()) for error, detector in parts])
+
+
+def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> dict:
+    """Thresholds on the validation crops (``rates``: defect, warn) and the figures of ``parts``."""
+    defect, warn = (threshold_for_false_alarm(scores(parts["val"]["crops"], power), rate) for rate in rates)
+    row = {"power": power, "thresholds": {"warn": warn, "defect": defect}}
+    for split in ("val", "test"):
+        images, labels = scores(parts[split]["images"], power), parts[split]["labels"]
+        row[split] = {"gate_recall_warn": float(np.mean(images >= warn)),
+                      "gate_recall_defect": float(np.mean(images >= defect)),
+                      "flagged_warn": int(np.sum(images >= warn)), "flagged_defect": int(np.sum(images >= defect)),
+                      "missed_warn_per_class": {label: int(np.sum(images[labels == label] < warn))
+                                                for label in sorted(set(labels))},
+                      "normals_flagged_warn": float(np.mean(scores(parts[split]["crops"], power) >= warn))}
+    row["val_crops_flagged_warn_through_camera_changes"] = {
+        name: float(np.mean(scores(parts[name]["crops"], power) >= warn)) for name in TRAINED_CHANGES}
+    row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))
+    row["strip_clean_flagged_warn"] = float(np.mean(scores(parts["strip"], power) >= warn))
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = study_parser("python -m export.map_join_study", __doc__)
+    parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
+    args = parser.parse_args(argv)
+    gate = deployed_gate(args.manifest, args.profile)
+    if gate.scorer.residual_detector is None:
+        parser.error(f"profile {args.profile} has no residual detector: its map is the error map alone")
+    parts = {split: split_parts(gate, split) for split in ("val", "test")}
+    parts |= {name: split_parts(gate, "val", CHANGES[name]) for name in TRAINED_CHANGES}
+    parts["strip"] = [gate.scorer.map_parts(variant_frame(seed).astype(np.float32) / 255.0)
+                      for seed in range(args.strip_frames)]
+    rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
+    rows = [join_row(parts, power, rates) for power in POWERS]
+    out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})
+    print(f"{out}\n\n| join | val flagged @warn / @defect (of {len(parts['val']['images'])}) | test recall @warn / "
+          f"@defect | test crops @warn | val camera | clean strip @warn | val misses @warn |\n"
+          f"|---|---|---|---|---|---|---|")
+    for row in rows:
+        name = "maximum (deployed)" if row["power"] is None else f"power mean, p = {row['power']:g}"
+        val, test = row["val"], row["test"]
+        missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
+        print(f"| {name} | {val['flagged_warn']} / {val['flagged_defect']} | {test['gate_recall_warn']:.3f} / "
+              f"{test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | {row['val_camera_mean']:.3f} | "
+              f"{row['strip_clean_flagged_warn']:.3f} | {missed or '-'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
