@@ -24,7 +24,7 @@ from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.camera_study import CHANGES
 from export.strip_study import variant_frame
-from export.study_cli import deployed_gate, study_parser, write_result
+from export.study_cli import deployed_gate, split_figures, study_parser, write_result
 
 POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
 TRAINED_CHANGES = tuple(CHANGES)[1:5]  # the four a detector's camera copies cover
@@ -54,13 +54,8 @@ def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> di
     defect, warn = (threshold_for_false_alarm(scores(parts["val"]["crops"], power), rate) for rate in rates)
     row = {"power": power, "thresholds": {"warn": warn, "defect": defect}}
     for split in ("val", "test"):
-        images, labels = scores(parts[split]["images"], power), parts[split]["labels"]
-        row[split] = {"gate_recall_warn": float(np.mean(images >= warn)),
-                      "gate_recall_defect": float(np.mean(images >= defect)),
-                      "flagged_warn": int(np.sum(images >= warn)), "flagged_defect": int(np.sum(images >= defect)),
-                      "missed_warn_per_class": {label: int(np.sum(images[labels == label] < warn))
-                                                for label in sorted(set(labels))},
-                      "normals_flagged_warn": float(np.mean(scores(parts[split]["crops"], power) >= warn))}
+        row[split] = split_figures(scores(parts[split]["images"], power), parts[split]["labels"],
+                                   scores(parts[split]["crops"], power), warn, defect)
     row["val_crops_flagged_warn_through_camera_changes"] = {
         name: float(np.mean(scores(parts[name]["crops"], power) >= warn)) for name in TRAINED_CHANGES}
     row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))

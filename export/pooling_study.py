@@ -22,7 +22,7 @@ from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.strip_study import variant_frame
-from export.study_cli import deployed_gate, study_parser, write_result
+from export.study_cli import deployed_gate, split_figures, study_parser, write_result
 
 TOP_PIXELS = (1, 64, 256, 512, 1024, 2048)  # 1: the maximum, as deployed
 
@@ -64,12 +64,7 @@ def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:
     defect, warn = (threshold_for_false_alarm(normals, rate) for rate in rates)
     row = {"top_pixels": k, "thresholds": {"warn": warn, "defect": defect}}
     for split in ("val", "test"):
-        images, labels = scores("images", split), maps[split]["labels"]
-        missed = {label: int(np.sum(images[labels == label] < warn)) for label in sorted(set(labels))}
-        row[split] = {"gate_recall_warn": float(np.mean(images >= warn)),
-                      "gate_recall_defect": float(np.mean(images >= defect)),
-                      "missed_warn_per_class": missed,
-                      "normals_flagged_warn": float(np.mean(scores("crops", split) >= warn))}
+        row[split] = split_figures(scores("images", split), maps[split]["labels"], scores("crops", split), warn, defect)
     strip = [top_mean(m, k) >= warn for m in maps["strip"]]
     row["strip_clean_flagged_warn"] = float(np.mean(strip)) if strip else None
     return row

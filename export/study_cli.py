@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.datasets import Sample
 from edge_runtime.evaluation_cases import select_split
@@ -30,6 +32,16 @@ def write_result(profile: str, name: str, data: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1) + "\n")
     return out
+
+
+def split_figures(images: np.ndarray, labels: np.ndarray, crops: np.ndarray, warn: float, defect: float) -> dict:
+    """One split's figures from its scores (``images``: its defect images', labelled by ``labels``; ``crops``:
+    its calibration normals'): recall and images flagged at warn and at defect, the misses at warn per class,
+    the normals flagged at warn."""
+    return {"gate_recall_warn": float(np.mean(images >= warn)), "gate_recall_defect": float(np.mean(images >= defect)),
+            "flagged_warn": int(np.sum(images >= warn)), "flagged_defect": int(np.sum(images >= defect)),
+            "missed_warn_per_class": {label: int(np.sum(images[labels == label] < warn)) for label in sorted(set(labels))},
+            "normals_flagged_warn": float(np.mean(crops >= warn))}
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,25 @@ def test_a_scoring_sweep_at_the_deployed_value_gives_the_export_s_figures(tmp_pa
 
 @needs_neu
 @needs_models
+def test_the_map_join_study_at_the_maximum_gives_the_export_s_figures(tmp_path, monkeypatch):
+    """``python -m export.map_join_study`` calibrates each join as the export does: its maximum row is the
+    deployed gate (the manifest's thresholds and validation recall), and a power mean sets other thresholds."""
+    from export import map_join_study, study_cli
+
+    monkeypatch.setattr(study_cli, "ROOT", tmp_path)
+    assert map_join_study.main(["--profile", "neu-steel", "--manifest", str(MANIFEST), "--strip-frames", "12"]) == 0
+    rows = json.loads((tmp_path / "results" / "neu-steel" / "map_join_study.json").read_text())["rows"]
+    entry = json.loads(MANIFEST.read_text())["profiles"]["neu-steel"]
+    maximum, mean = rows[0], rows[-1]
+    assert maximum["power"] is None and mean["power"] == 1.0
+    for level in ("warn", "defect"):
+        assert maximum["thresholds"][level] == pytest.approx(entry["thresholds"][level], rel=1e-5)
+    assert maximum["val"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_calibration"]["gate_recall_warn"])
+    assert mean["thresholds"]["warn"] < maximum["thresholds"]["warn"]  # the mean of two maps never exceeds their maximum
+
+
+@needs_neu
+@needs_models
 def test_the_shipped_neu_gate_reads_another_camera_s_rendering_of_defect_free_steel_as_steel():
     """At the shipped warn threshold, a 1 px defocus or a JPEG stream at quality 50 flagged 32% and 45% of
     the validation crops with the gate of step 14, whose residual detector read the texture as this camera
