@@ -32,6 +32,9 @@ class Profile:
     # Labels whose images lend their box-free area as normal texture (None = every label).
     # Texture-wide defects (NEU crazing, pitted surface) cover the whole strip image and are
     # boxed only in part: their box-free area is the defect texture itself, not clean steel.
+    # Also read by the residual detector. neu-steel, 2026-11-27: its detector without the scratch
+    # images' box-free steel flags every test scratch, but also every clean synthetic strip frame
+    # (docs/gate_design.md, step 20), so every label lends.
     normal_texture_labels: tuple[str, ...] | None = None
     # Box-free crops (of these sizes, so many per image) as training frames of their own, beside
     # the box-free cells of whole images. Off since 2026-11-26: with thresholds set on such crops,
@@ -182,7 +185,8 @@ class Profile:
     # three seeds against 0.952-0.961 without, but flags every clean frame of the synthetic strip, so
     # it is not deployed; the zoomed texture and a single long line tie (docs/gate_design.md, step 12).
     # Fine pits over a large area ("pits") raise it to 0.982-0.991 and pass the strip: deployed on
-    # neu-steel in the nineteenth session (step 17).
+    # neu-steel in the nineteenth session (step 17). Bright scratches ("scratches") tie on validation
+    # (step 18): not deployed.
     residual_kinds: tuple[str, ...] = KINDS
     # The detector's training frames also enter turned a quarter (normal and painted cells alike): the
     # strip's texture along either image axis, as cameras are mounted either way.
