@@ -20,9 +20,9 @@ irregular mask (``texture``: DRAEM's foreign texture, here the frame's own at an
 Measured on neu-steel and not deployed (docs/gate_design.md, step 12). Fine pits over a large area
 (``pits``) are deployed on neu-steel (step 17). ``scratches`` are the bright, sharp, high-contrast lines
 a scratch leaves where it lays bare metal: several in parallel, long, broken, painted much brighter than
-any other kind (NEU's training scratches reach 8-13 grey spreads of their box-free steel at the 99th
-percentile inside their boxes, against 2-3 for every other class), so that a detector can tell them
-from low-contrast rolling marks (step 18).
+any other kind (over NEU's training split, the 99th percentile inside a scratch image's boxes lies 7.6-12.6
+grey spreads of its box-free steel above that steel's median, quartiles; at most 3.7 for any other class),
+so that a detector can tell them from low-contrast rolling marks. Measured, not deployed (step 18).
 """
 
 from __future__ import annotations
@@ -158,9 +158,10 @@ def _pits_mask(shape, centre, rng) -> np.ndarray:
 
 
 def _scratches_mask(shape, centre, rng) -> np.ndarray:
-    """One to six parallel lines, 1-3 px wide and sharp-edged, 4-40 px apart, each 50-100% of the frame's
-    side long, side by side, all but the first broken into one to four pieces, their strength varying along them, along an image axis (within about 3 degrees) eight
-    times in ten and at any angle otherwise; the first runs through ``centre``."""
+    """One to six parallel lines side by side, 4-40 px apart, 1-3 px wide and sharp-edged, each 50-100% of
+    the frame's side long, their strength varying along them; the first runs through ``centre``, the others
+    are broken into one to four pieces. Along an image axis (within about 3 degrees) eight times in ten,
+    at any angle otherwise."""
     mask = np.zeros(shape, np.float32)
     angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0.0, 0.05) if rng.random() < 0.8 else rng.uniform(0, np.pi)
     along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
