@@ -360,6 +360,17 @@ def test_a_painted_defect_changes_the_frame_only_around_its_mask_and_stays_in_ra
         assert not (changed & far).any()  # nothing moves away from the paint
 
 
+def test_a_defect_s_contrast_is_read_in_spreads_of_the_box_free_steel():
+    from edge_runtime.datasets import Box
+    from training.defect_contrast import contrast
+
+    frame = np.random.default_rng(0).normal(0.5, 0.02, (100, 100)).astype(np.float32)
+    frame[40:60, 48:52] = 0.9  # a bright line, 20 spreads above the steel
+    bright, dark = contrast(frame, (Box(40, 30, 60, 70),))
+    assert 15 < bright < 25 and dark < 3
+    assert contrast(frame, (Box(0, 0, 99, 99),)) is None  # no steel left outside the box
+
+
 def test_an_unknown_kind_of_painted_defect_is_refused_by_name():
     from training.synthetic_defects import paint_defect
 

@@ -22,7 +22,8 @@ Measured on neu-steel and not deployed (docs/gate_design.md, step 12). Fine pits
 a scratch leaves where it lays bare metal: several in parallel, long, broken, painted much brighter than
 any other kind (over NEU's training split, the 99th percentile inside a scratch image's boxes lies 7.6-12.6
 grey spreads of its box-free steel above that steel's median, quartiles; at most 3.7 for any other class),
-so that a detector can tell them from low-contrast rolling marks. Measured, not deployed (step 18).
+so that a detector can tell them from low-contrast rolling marks (``python -m training.defect_contrast``).
+Measured, not deployed (step 18).
 """
 
 from __future__ import annotations
