@@ -23,7 +23,7 @@ from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.camera_study import CHANGES
-from export.strip_study import variant_frame
+from export.strip_study import clean_frames
 from export.study_cli import deployed_gate, split_figures, study_parser, write_result
 
 POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"profile {args.profile} has no residual detector: its map is the error map alone")
     parts = {split: split_parts(gate, split) for split in ("val", "test")}
     parts |= {name: split_parts(gate, "val", CHANGES[name]) for name in TRAINED_CHANGES}
-    parts["strip"] = [gate.scorer.map_parts(variant_frame(seed).astype(np.float32) / 255.0)
-                      for seed in range(args.strip_frames)]
+    parts["strip"] = [gate.scorer.map_parts(frame) for frame in clean_frames(args.strip_frames)]
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [join_row(parts, power, rates) for power in POWERS]
     out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})

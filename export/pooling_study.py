@@ -21,7 +21,7 @@ import numpy as np
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.strip_study import variant_frame
+from export.strip_study import clean_frames
 from export.study_cli import deployed_gate, split_figures, study_parser, write_result
 
 TOP_PIXELS = (1, 64, 256, 512, 1024, 2048)  # 1: the maximum, as deployed
@@ -52,7 +52,7 @@ def split_maps(gate, split: str) -> dict:
 
 def strip_maps(gate, frames: int) -> list[np.ndarray]:
     """The deployed maps of the synthetic strip's first ``frames`` clean frames (those of strip_study)."""
-    return [gate.scorer.anomaly_map(variant_frame(seed).astype(np.float32) / 255.0) for seed in range(frames)]
+    return [gate.scorer.anomaly_map(frame) for frame in clean_frames(frames)]
 
 
 def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:

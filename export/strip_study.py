@@ -38,6 +38,11 @@ def variant_frame(seed: int, **texture) -> np.ndarray:
     return np.clip(steel_texture(np.random.default_rng([seed, 5]), **texture), 0, 255).astype(np.uint8)
 
 
+def clean_frames(count: int) -> list[np.ndarray]:
+    """The first ``count`` clean strip frames as generated, [0, 1] grey: the clean frames other studies score."""
+    return [variant_frame(seed).astype(np.float32) / 255.0 for seed in range(count)]
+
+
 def map_maxima(inspector: Inspector, frame: np.ndarray) -> tuple[float, float | None]:
     """(the error map's maximum, the detector's scaled map's maximum or None) of one 8-bit frame."""
     error, detector = inspector.scorer.map_parts(frame.astype(np.float32) / 255.0)
