@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_runtime.capture.synthetic import steel_texture
 from edge_runtime.inspector import Inspector
+from edge_runtime.preprocess import to_gray01
 from export.study_cli import study_parser, write_result
 
 FRAMES = 12
@@ -40,12 +41,12 @@ def variant_frame(seed: int, **texture) -> np.ndarray:
 
 def clean_frames(count: int) -> list[np.ndarray]:
     """The first ``count`` clean strip frames as generated, [0, 1] grey: the clean frames other studies score."""
-    return [variant_frame(seed).astype(np.float32) / 255.0 for seed in range(count)]
+    return [to_gray01(variant_frame(seed)) for seed in range(count)]
 
 
 def map_maxima(inspector: Inspector, frame: np.ndarray) -> tuple[float, float | None]:
     """(the error map's maximum, the detector's scaled map's maximum or None) of one 8-bit frame."""
-    error, detector = inspector.scorer.map_parts(frame.astype(np.float32) / 255.0)
+    error, detector = inspector.scorer.map_parts(to_gray01(frame))
     return float(error.max()), None if detector is None else float(detector.max())
 
 
