@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.backbone import STEM_OUTPUT, gray_to_imagenet, mobilenet_v2
+from training.backbone import STEM_OUTPUT, gray_backbone, gray_centred, mobilenet_v2
 
 INPUT_MULTIPLE = 16
 # Named gate feature sets: (layer, how to bring it to the gate's stride) per tap.
@@ -68,7 +68,9 @@ def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False, frame_tap: str
     image = keras.Input((None, None, 1), name="image")
     extras = ([STEM_OUTPUT] if with_stem else []) + ([frame_tap] if frame_tap else [])
     names = [name for name, _ in taps] + extras
-    tapped = keras.Model(base.input, [base.get_layer(name).output for name in names])(gray_to_imagenet(image))
+    base = gray_backbone(base)
+    base.trainable = False
+    tapped = keras.Model(base.input, [base.get_layer(name).output for name in names])(gray_centred(image))
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
     extra_outputs = tapped[len(taps):]
     if frame_tap:
@@ -136,6 +138,28 @@ def _detector_member(residual, hidden: tuple[int, ...], prefix: str):
     return layers.Dense(1, activation="sigmoid", name=f"{prefix}detector_out")(x)
 
 
+def pointwise(model: keras.Model) -> keras.Model:
+    """``model`` (Dense layers on the last axis of feature maps) with every Dense written as the 1x1
+    convolution it is, with the same weights. tf2onnx writes a Dense on a 4-D tensor as a Tensordot, with
+    reshapes and shape arithmetic around a MatMul; a Conv instead joins onnxruntime's blocked-layout
+    convolutions (measured in ``docs/results.md``, "Runtime speed"). The saved weights stay Dense's."""
+
+    def clone(layer):
+        if not isinstance(layer, layers.Dense):
+            return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        return layers.Conv2D(config["units"], 1, activation=config["activation"], use_bias=config["use_bias"],
+                             name=layer.name, trainable=False)
+
+    converted = keras.models.clone_model(model, clone_function=clone)
+    for layer in (layer for layer in converted.layers if layer.weights):
+        weights = model.get_layer(layer.name).get_weights()
+        if isinstance(layer, layers.Conv2D):
+            weights = [weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]]
+        layer.set_weights(weights)
+    return converted
+
+
 class SquaredError(layers.Layer):
     """Mean over channels of (input - reconstruction)^2, keeping a channel axis of 1."""
 
@@ -145,11 +169,11 @@ class SquaredError(layers.Layer):
 
 
 def _whitened(features, mean: np.ndarray, projection: np.ndarray, name: str):
-    """``normalise`` as a layer: a fixed Dense (PCA whitening) or Rescaling (standardisation)."""
+    """``normalise`` as a layer: a fixed 1x1 convolution (PCA whitening) or Rescaling (standardisation)."""
     if projection.ndim == 2:
-        whiten = layers.Dense(projection.shape[0], name=name, trainable=False)
+        whiten = layers.Conv2D(projection.shape[0], 1, name=name, trainable=False)
         whitened = whiten(features)
-        whiten.set_weights([projection, -mean @ projection])
+        whiten.set_weights([projection[None, None], -mean @ projection])
         return whitened
     return layers.Rescaling(projection, offset=-mean * projection, name=name)(features)
 
@@ -167,17 +191,17 @@ def anomaly_model(extractor: keras.Model, mean: np.ndarray, projection: np.ndarr
     tapped = extractor(image)
     tapped = list(tapped) if isinstance(tapped, (list, tuple)) else [tapped]
     whitened = _whitened(tapped[0], mean, projection, "whiten")
-    reconstruction = ae(whitened)
+    reconstruction = pointwise(ae)(whitened)
     outputs = [SquaredError(name="error_map")([whitened, reconstruction])]
     if len(tapped) == 2 + (frame is not None):
         outputs.append(layers.Identity(name="stem")(tapped[1]))
     if frame is not None:
         frame_mean, frame_projection, frame_ae = frame
         pooled = _whitened(tapped[-1], frame_mean, frame_projection, "frame_whiten")
-        outputs.append(SquaredError(name="frame_error")([pooled, frame_ae(pooled)]))
+        outputs.append(SquaredError(name="frame_error")([pooled, pointwise(frame_ae)(pooled)]))
     if detector is not None:
-        outputs.append(layers.Identity(name="residual_map")(detector(_detector_reads(whitened, reconstruction,
-                                                                                     detector_input))))
+        outputs.append(layers.Identity(name="residual_map")(pointwise(detector)(
+            _detector_reads(whitened, reconstruction, detector_input))))
     return keras.Model(image, outputs if len(outputs) > 1 else outputs[0], name="anomaly")
 
 
