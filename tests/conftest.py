@@ -25,6 +25,18 @@ needs_tf = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session")
+def base():
+    """The ImageNet MobileNetV2 (3-channel input) both models start from; needs TensorFlow and ../shared."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow not installed (install the [train] extra)")
+    from training.backbone import SHARED_WEIGHTS, mobilenet_v2
+
+    if not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"ImageNet MobileNetV2 weights not found at {SHARED_WEIGHTS} (../shared absent)")
+    return mobilenet_v2((None, None, 3))
+
+
 def textured(shape: tuple[int, ...], level: int = 120, seed: int = 0, spread: float = 3.0):
     """A uint8 frame of fine random texture around grey ``level`` (``spread`` grey levels of standard
     deviation): something the runtime inspects. A flat frame is refused as blank

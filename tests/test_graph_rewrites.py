@@ -12,15 +12,6 @@ from tests.conftest import MANIFEST, ROOT, needs_models, needs_tf, textured
 
 
 @pytest.fixture(scope="module")
-def base():
-    from training.backbone import SHARED_WEIGHTS, mobilenet_v2
-
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"ImageNet MobileNetV2 weights not found at {SHARED_WEIGHTS} (../shared absent)")
-    return mobilenet_v2((None, None, 3))
-
-
-@pytest.fixture(scope="module")
 def gray_frames():
     # 97 rows: an odd size, so TensorFlow's "same" padding pads the first convolution on both sides
     frames = [textured((97, 112), 60 + 40 * i, seed=i, spread=30.0) / 255.0 for i in range(3)]

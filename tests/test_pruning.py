@@ -9,15 +9,6 @@ pytestmark = needs_tf
 
 
 @pytest.fixture(scope="module")
-def base():
-    from training.backbone import SHARED_WEIGHTS, mobilenet_v2
-
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"ImageNet MobileNetV2 weights not found at {SHARED_WEIGHTS} (../shared absent)")
-    return mobilenet_v2((None, None, 3))
-
-
-@pytest.fixture(scope="module")
 def frames():
     gray = np.stack([textured((96, 96), 90 + 20 * i, seed=i, spread=25.0) for i in range(6)]) / 255.0
     return np.repeat(gray[..., None], 3, -1).astype(np.float32) * 2.0 - 1.0
