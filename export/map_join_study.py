@@ -24,7 +24,7 @@ from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.camera_study import CHANGES
 from export.strip_study import clean_frames
-from export.study_cli import deployed_gate, split_figures, study_parser, write_result
+from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
 
 POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
 TRAINED_CHANGES = tuple(CHANGES)[1:5]  # the four a detector's camera copies cover
@@ -59,7 +59,7 @@ def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> di
     row["val_crops_flagged_warn_through_camera_changes"] = {
         name: float(np.mean(scores(parts[name]["crops"], power) >= warn)) for name in TRAINED_CHANGES}
     row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))
-    row["strip_clean_flagged_warn"] = float(np.mean(scores(parts["strip"], power) >= warn))
+    row["strip_clean_flagged_warn"] = share_at_or_over(scores(parts["strip"], power), warn)
     return row
 
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
         print(f"| {name} | {val['flagged_warn']} / {val['flagged_defect']} | {test['gate_recall_warn']:.3f} / "
               f"{test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | {row['val_camera_mean']:.3f} | "
-              f"{row['strip_clean_flagged_warn']:.3f} | {missed or '-'} |")
+              f"{share_text(row['strip_clean_flagged_warn'])} | {missed or '-'} |")
     return 0
 
 

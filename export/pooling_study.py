@@ -22,7 +22,7 @@ from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.strip_study import clean_frames
-from export.study_cli import deployed_gate, split_figures, study_parser, write_result
+from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
 
 TOP_PIXELS = (1, 64, 256, 512, 1024, 2048)  # 1: the maximum, as deployed
 
@@ -65,8 +65,7 @@ def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:
     row = {"top_pixels": k, "thresholds": {"warn": warn, "defect": defect}}
     for split in ("val", "test"):
         row[split] = split_figures(scores("images", split), maps[split]["labels"], scores("crops", split), warn, defect)
-    strip = [top_mean(m, k) >= warn for m in maps["strip"]]
-    row["strip_clean_flagged_warn"] = float(np.mean(strip)) if strip else None
+    row["strip_clean_flagged_warn"] = share_at_or_over(np.array([top_mean(m, k) for m in maps["strip"]]), warn)
     return row
 
 
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         missed = ", ".join(f"{label} {count}" for label, count in test["missed_warn_per_class"].items())
         print(f"| {name} | {val['gate_recall_warn']:.3f} / {val['gate_recall_defect']:.3f} | "
               f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | "
-              f"{test['normals_flagged_warn']:.3f} | {row['strip_clean_flagged_warn'] or 0:.3f} | {missed} |")
+              f"{test['normals_flagged_warn']:.3f} | {share_text(row['strip_clean_flagged_warn'])} | {missed} |")
     return 0
 
 

@@ -44,6 +44,15 @@ def split_figures(images: np.ndarray, labels: np.ndarray, crops: np.ndarray, war
             "normals_flagged_warn": float(np.mean(crops >= warn))}
 
 
+def share_at_or_over(scores: np.ndarray, threshold: float) -> float | None:
+    """The share of ``scores`` at or over ``threshold``; None for no scores (a study run without those frames)."""
+    return float(np.mean(scores >= threshold)) if len(scores) else None
+
+
+def share_text(share: float | None) -> str:
+    return "-" if share is None else f"{share:.3f}"
+
+
 @dataclass(frozen=True)
 class DeployedGate:
     """What a measurement of a deployed profile starts from."""

@@ -241,6 +241,14 @@ def test_the_pooling_study_reads_the_mean_of_the_hottest_pixels():
     assert top_mean(anomaly_map, 1000) == pytest.approx(0.1)  # more pixels than the map has: its mean
 
 
+def test_a_study_run_without_strip_frames_reports_no_share_rather_than_zero():
+    from export.study_cli import share_at_or_over, share_text
+
+    assert share_at_or_over(np.array([1.0, 2.0, 3.0, 4.0]), 3.0) == 0.5
+    assert share_at_or_over(np.array([]), 3.0) is None
+    assert share_text(None) == "-" and share_text(0.0) == "0.000"
+
+
 def test_the_two_maps_join_by_their_maximum_or_a_power_mean():
     from edge_runtime.anomaly import join_maps
 
