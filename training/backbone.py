@@ -45,8 +45,8 @@ def gray_to_imagenet(x):
 
 class GrayCentred(layers.Layer):
     """Gray [0, 1] NHWC1 -> [-0.5, 0.5], the input of ``gray_backbone``. The half is a 1x1x1x1 tensor, not
-    a scalar: onnxruntime 1.32 subtracts a scalar from an N x H x W x 1 tensor about fifty times slower
-    (docs/results.md, "The same gate in less time")."""
+    a scalar: onnxruntime 1.32 subtracts a scalar from an N x H x W x 1 tensor element by element, many times
+    slower (docs/results.md, "The same gate in less time")."""
 
     def call(self, x):
         return x - np.full((1, 1, 1, 1), 0.5, np.float32)
