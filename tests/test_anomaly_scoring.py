@@ -211,6 +211,41 @@ def test_the_map_join_study_at_the_maximum_gives_the_export_s_figures(tmp_path, 
     assert mean["thresholds"]["warn"] < maximum["thresholds"]["warn"]  # the mean of two maps never exceeds their maximum
 
 
+def test_line_smoothing_keeps_a_line_s_height_where_isotropic_smoothing_spreads_it():
+    from export.line_smoothing_study import line_kernel, line_smoothed
+
+    for degrees in (0.0, 45.0, 90.0, 135.0):
+        assert line_kernel(4.0, 1.0, degrees).sum() == pytest.approx(1.0, rel=1e-5)
+    assert np.allclose(line_kernel(2.0, 2.0, 0.0), line_kernel(2.0, 2.0, 45.0), atol=1e-6)  # round: no direction
+    cells = np.zeros((30, 30), np.float32)
+    cells[15, :] = 1.0  # a line one cell wide along the rows
+    along = line_smoothed(cells, 4.0, 1.0)[15, 15]
+    round_ = line_smoothed(cells, 4.0, 4.0)[15, 15]
+    assert along == pytest.approx(1.0 / np.sqrt(2 * np.pi), rel=0.02)  # only the across sigma of 1 cell spreads it
+    assert round_ == pytest.approx(along / 4.0, rel=0.02)
+    assert line_smoothed(cells.T, 4.0, 1.0)[15, 15] == pytest.approx(along, rel=1e-5)  # the same along the columns
+
+
+@needs_neu
+@needs_models
+def test_the_line_smoothing_study_s_isotropic_row_is_the_deployed_gate(tmp_path, monkeypatch):
+    """``python -m export.line_smoothing_study`` sets each variant's detector scale and thresholds as the export
+    does: its isotropic row gives the manifest's scale, thresholds and validation recall."""
+    from export import line_smoothing_study, study_cli
+
+    monkeypatch.setattr(study_cli, "ROOT", tmp_path)
+    assert line_smoothing_study.main(["--profile", "neu-steel", "--manifest", str(MANIFEST), "--strip-frames", "0"]) == 0
+    rows = json.loads((tmp_path / "results" / "neu-steel" / "line_smoothing_study.json").read_text())["rows"]
+    entry = json.loads(MANIFEST.read_text())["profiles"]["neu-steel"]
+    deployed = rows[0]
+    assert deployed["along_across"] is None and deployed["strip_clean_flagged_warn"] is None
+    assert deployed["scale"] == pytest.approx(entry["autoencoder"]["score"]["residual_detector"]["scale"], rel=1e-5)
+    for level in ("warn", "defect"):
+        assert deployed["thresholds"][level] == pytest.approx(entry["thresholds"][level], rel=1e-5)
+    assert deployed["val"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_calibration"]["gate_recall_warn"])
+    assert all(row["scale"] != pytest.approx(deployed["scale"], rel=1e-3) for row in rows[1:])
+
+
 @needs_neu
 @needs_models
 def test_the_shipped_neu_gate_reads_another_camera_s_rendering_of_defect_free_steel_as_steel():

@@ -1,0 +1,132 @@
+"""``python -m export.line_smoothing_study --profile neu-steel``: the detector's map smoothed along lines.
+
+The deployed gate smooths its residual detector's cells with an isotropic Gaussian (``sigma`` in the
+manifest). Each variant here smooths them with an anisotropic Gaussian (sigma along, sigma across, in cells)
+in four directions and keeps the largest of the four at each cell, then places the map as the runtime does;
+the error map stays as deployed. Per variant: the detector's scale and the thresholds set on the validation
+split's calibration crops as ``python -m export`` sets them (the isotropic row reproduces the manifest), recall
+at warn and at defect with the misses per class on both splits, the test crops flagged, the validation crops
+flagged at warn through the four camera changes a detector is trained to ignore, and the first
+``--strip-frames`` clean frames of the synthetic strip flagged at warn. The rule that reads it:
+docs/gate_design.md, step 21. Writes results/<profile>/line_smoothing_study.json and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+
+import cv2
+import numpy as np
+
+from edge_runtime.commissioning import threshold_for_false_alarm
+from edge_runtime.preprocess import preprocess
+from export import calibrate
+from export.camera_study import CHANGES
+from export.map_join_study import TRAINED_CHANGES
+from export.strip_study import clean_frames
+from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
+
+VARIANTS = (None, (4.0, 1.0), (4.0, 2.0), (8.0, 1.0), (8.0, 2.0))  # None: the deployed isotropic smoothing
+DIRECTIONS_DEG = (0.0, 45.0, 90.0, 135.0)
+
+
+def line_kernel(along: float, across: float, degrees: float) -> np.ndarray:
+    """A normalised anisotropic Gaussian: ``along`` cells of sigma in the direction ``degrees``, ``across``
+    cells across it."""
+    radius = math.ceil(3.0 * max(along, across))
+    y, x = np.mgrid[-radius: radius + 1, -radius: radius + 1].astype(np.float64)
+    angle = math.radians(degrees)
+    u = x * math.cos(angle) + y * math.sin(angle)
+    v = -x * math.sin(angle) + y * math.cos(angle)
+    kernel = np.exp(-0.5 * (u / along) ** 2 - 0.5 * (v / across) ** 2)
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def line_smoothed(cells: np.ndarray, along: float, across: float) -> np.ndarray:
+    """The cells smoothed along each of ``DIRECTIONS_DEG``, the largest of the four at each cell (borders
+    mirrored as the deployed ``cv2.GaussianBlur`` mirrors them)."""
+    cells = np.ascontiguousarray(cells, dtype=np.float32)
+    return np.max([cv2.filter2D(cells, -1, line_kernel(along, across, d), borderType=cv2.BORDER_REFLECT_101)
+                   for d in DIRECTIONS_DEG], axis=0)
+
+
+def frame_parts(scorer, frame: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(the deployed error map, the detector's unscaled map per variant) of one [0, 1] gray frame."""
+    error, _ = scorer.map_parts(frame)
+    batch, geometry = scorer.model_input(frame)
+    cells = scorer.viewed_cells(batch).residual_cells(0)
+    sigma = scorer.residual_detector.sigma
+    detector = {variant: scorer.residual_map_from_cells(cells, geometry, sigma) if variant is None
+                else scorer.residual_map_from_cells(line_smoothed(cells, *variant), geometry, 0.0)
+                for variant in VARIANTS}
+    return error, detector
+
+
+def split_parts(gate, split: str, change=lambda frame: frame) -> dict:
+    """The parts of a split's defect images (with labels) and of its calibration crops, every frame seen
+    through ``change``."""
+    rng = random.Random(gate.profile.seed)
+    images, labels, crops = [], [], []
+    for sample in gate.splits[split]:
+        frame = change(preprocess(sample.path, gate.config.preprocess))
+        if not sample.is_normal:
+            images.append(frame_parts(gate.scorer, frame))
+            labels.append(sample.label)
+        crops += [frame_parts(gate.scorer, crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
+    return {"images": images, "labels": np.array(labels), "crops": crops}
+
+
+def scores(parts: list, variant, scale: float) -> np.ndarray:
+    return np.array([float(max(error.max(), scale * detector[variant].max())) for error, detector in parts])
+
+
+def variant_row(parts: dict, variant, rates: tuple[float, float]) -> dict:
+    """The detector's scale and the thresholds on the validation crops (``rates``: defect, warn), as the
+    export sets them, and the figures of ``parts``."""
+    crops = parts["val"]["crops"]
+    error_level = threshold_for_false_alarm(np.array([float(e.max()) for e, _ in crops]), rates[1])
+    detector_level = threshold_for_false_alarm(np.array([float(d[variant].max()) for _, d in crops]), rates[1])
+    scale = error_level / detector_level
+    defect, warn = (threshold_for_false_alarm(scores(crops, variant, scale), rate) for rate in rates)
+    row = {"along_across": variant, "scale": scale, "thresholds": {"warn": warn, "defect": defect}}
+    for split in ("val", "test"):
+        row[split] = split_figures(scores(parts[split]["images"], variant, scale), parts[split]["labels"],
+                                   scores(parts[split]["crops"], variant, scale), warn, defect)
+    row["val_crops_flagged_warn_through_camera_changes"] = {
+        name: float(np.mean(scores(parts[name]["crops"], variant, scale) >= warn)) for name in TRAINED_CHANGES}
+    row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))
+    row["strip_clean_flagged_warn"] = share_at_or_over(scores(parts["strip"], variant, scale), warn)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = study_parser("python -m export.line_smoothing_study", __doc__)
+    parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
+    args = parser.parse_args(argv)
+    gate = deployed_gate(args.manifest, args.profile)
+    if gate.scorer.residual_detector is None:
+        parser.error(f"profile {args.profile} has no residual detector to smooth")
+    parts = {split: split_parts(gate, split) for split in ("val", "test")}
+    parts |= {name: split_parts(gate, "val", CHANGES[name]) for name in TRAINED_CHANGES}
+    parts["strip"] = [frame_parts(gate.scorer, frame) for frame in clean_frames(args.strip_frames)]
+    rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
+    rows = [variant_row(parts, variant, rates) for variant in VARIANTS]
+    out = write_result(args.profile, "line_smoothing_study", {"strip_frames": args.strip_frames, "rows": rows})
+    print(f"{out}\n\n| detector smoothing | scale | val flagged @warn / @defect (of {len(parts['val']['images'])}) | "
+          f"test recall @warn / @defect | test crops @warn | val camera | clean strip @warn | val misses @warn |\n"
+          f"|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        name = ("isotropic (deployed)" if row["along_across"] is None
+                else "along {:g}, across {:g}".format(*row["along_across"]))
+        val, test = row["val"], row["test"]
+        missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
+        print(f"| {name} | {row['scale']:.3f} | {val['flagged_warn']} / {val['flagged_defect']} | "
+              f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | "
+              f"{row['val_camera_mean']:.3f} | {share_text(row['strip_clean_flagged_warn'])} | {missed or '-'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
