@@ -62,6 +62,22 @@ def test_pointwise_convolutions_compute_the_dense_layers(members):
         np.testing.assert_allclose(np.asarray(converted(maps)), np.asarray(model(maps)), rtol=1e-5, atol=1e-5)
 
 
+@needs_tf
+def test_pointwise_leaves_other_layers_as_they_were():
+    import keras
+
+    from training.autoencoder import pointwise
+
+    x = keras.Input((None, None, 8))
+    model = keras.Model(x, keras.layers.Dense(4, name="dense")(keras.layers.Conv2D(6, 3, padding="same", name="conv")(x)))
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+    maps = rng.normal(size=(1, 6, 6, 8)).astype(np.float32)
+    converted = pointwise(model)
+    assert converted.get_layer("conv").kernel.shape == (3, 3, 8, 6)
+    np.testing.assert_allclose(np.asarray(converted(maps)), np.asarray(model(maps)), rtol=1e-5, atol=1e-5)
+
+
 @needs_models
 def test_compare_graphs_times_each_graph_and_reports_no_difference_between_identical_ones():
     import json

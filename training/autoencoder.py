@@ -153,8 +153,9 @@ def pointwise(model: keras.Model) -> keras.Model:
 
     converted = keras.models.clone_model(model, clone_function=clone)
     for layer in (layer for layer in converted.layers if layer.weights):
-        weights = model.get_layer(layer.name).get_weights()
-        if isinstance(layer, layers.Conv2D):
+        source = model.get_layer(layer.name)
+        weights = source.get_weights()
+        if isinstance(source, layers.Dense):
             weights = [weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]]
         layer.set_weights(weights)
     return converted
