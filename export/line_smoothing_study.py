@@ -14,19 +14,14 @@ docs/gate_design.md, step 21. Writes results/<profile>/line_smoothing_study.json
 from __future__ import annotations
 
 import math
-import random
 import sys
 
 import cv2
 import numpy as np
 
 from edge_runtime.commissioning import threshold_for_false_alarm
-from edge_runtime.preprocess import preprocess
-from export import calibrate
-from export.camera_study import CHANGES
-from export.map_join_study import TRAINED_CHANGES
-from export.strip_study import clean_frames
-from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
+from export.map_join_study import study_figures, study_parts
+from export.study_cli import deployed_gate, share_text, study_parser, write_result
 
 VARIANTS = (None, (4.0, 1.0), (4.0, 2.0), (8.0, 1.0), (8.0, 2.0))  # None: the deployed isotropic smoothing
 DIRECTIONS_DEG = (0.0, 45.0, 90.0, 135.0)
@@ -64,20 +59,6 @@ def frame_parts(scorer, frame: np.ndarray) -> tuple[np.ndarray, dict]:
     return error, detector
 
 
-def split_parts(gate, split: str, change=lambda frame: frame) -> dict:
-    """The parts of a split's defect images (with labels) and of its calibration crops, every frame seen
-    through ``change``."""
-    rng = random.Random(gate.profile.seed)
-    images, labels, crops = [], [], []
-    for sample in gate.splits[split]:
-        frame = change(preprocess(sample.path, gate.config.preprocess))
-        if not sample.is_normal:
-            images.append(frame_parts(gate.scorer, frame))
-            labels.append(sample.label)
-        crops += [frame_parts(gate.scorer, crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
-    return {"images": images, "labels": np.array(labels), "crops": crops}
-
-
 def scores(parts: list, variant, scale: float) -> np.ndarray:
     return np.array([float(max(error.max(), scale * detector[variant].max())) for error, detector in parts])
 
@@ -89,16 +70,8 @@ def variant_row(parts: dict, variant, rates: tuple[float, float]) -> dict:
     error_level = threshold_for_false_alarm(np.array([float(e.max()) for e, _ in crops]), rates[1])
     detector_level = threshold_for_false_alarm(np.array([float(d[variant].max()) for _, d in crops]), rates[1])
     scale = error_level / detector_level
-    defect, warn = (threshold_for_false_alarm(scores(crops, variant, scale), rate) for rate in rates)
-    row = {"along_across": variant, "scale": scale, "thresholds": {"warn": warn, "defect": defect}}
-    for split in ("val", "test"):
-        row[split] = split_figures(scores(parts[split]["images"], variant, scale), parts[split]["labels"],
-                                   scores(parts[split]["crops"], variant, scale), warn, defect)
-    row["val_crops_flagged_warn_through_camera_changes"] = {
-        name: float(np.mean(scores(parts[name]["crops"], variant, scale) >= warn)) for name in TRAINED_CHANGES}
-    row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))
-    row["strip_clean_flagged_warn"] = share_at_or_over(scores(parts["strip"], variant, scale), warn)
-    return row
+    return {"along_across": variant, "scale": scale,
+            **study_figures(parts, lambda some: scores(some, variant, scale), rates)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = deployed_gate(args.manifest, args.profile)
     if gate.scorer.residual_detector is None:
         parser.error(f"profile {args.profile} has no residual detector to smooth")
-    parts = {split: split_parts(gate, split) for split in ("val", "test")}
-    parts |= {name: split_parts(gate, "val", CHANGES[name]) for name in TRAINED_CHANGES}
-    parts["strip"] = [frame_parts(gate.scorer, frame) for frame in clean_frames(args.strip_frames)]
+    parts = study_parts(gate, args.strip_frames, lambda frame: frame_parts(gate.scorer, frame))
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [variant_row(parts, variant, rates) for variant in VARIANTS]
     out = write_result(args.profile, "line_smoothing_study", {"strip_frames": args.strip_frames, "rows": rows})

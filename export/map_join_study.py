@@ -30,37 +30,51 @@ POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
 TRAINED_CHANGES = tuple(CHANGES)[1:5]  # the four a detector's camera copies cover
 
 
-def split_parts(gate, split: str, change=lambda frame: frame) -> dict:
-    """The two maps of a split's defect images (with labels) and of its calibration crops, every frame
+def split_parts(gate, split: str, read, change=lambda frame: frame) -> dict:
+    """What ``read`` gives of a split's defect images (with labels) and of its calibration crops, every frame
     seen through ``change``."""
-    scorer, spec = gate.scorer, gate.config.preprocess
     rng = random.Random(gate.profile.seed)
     images, labels, crops = [], [], []
     for sample in gate.splits[split]:
-        frame = change(preprocess(sample.path, spec))
+        frame = change(preprocess(sample.path, gate.config.preprocess))
         if not sample.is_normal:
-            images.append(scorer.map_parts(frame))
+            images.append(read(frame))
             labels.append(sample.label)
-        crops += [scorer.map_parts(crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
+        crops += [read(crop) for crop in calibrate.calibration_crops(frame, sample.boxes, rng)]
     return {"images": images, "labels": np.array(labels), "crops": crops}
+
+
+def study_parts(gate, strip_frames: int, read) -> dict:
+    """What ``read`` (one [0, 1] gray frame -> anything) gives of the frames a map study reads: both splits
+    (``split_parts``), the validation split through each of the four trained camera changes, and the first
+    ``strip_frames`` clean frames of the synthetic strip ("strip")."""
+    parts = {split: split_parts(gate, split, read) for split in ("val", "test")}
+    parts |= {name: split_parts(gate, "val", read, CHANGES[name]) for name in TRAINED_CHANGES}
+    return parts | {"strip": [read(frame) for frame in clean_frames(strip_frames)]}
 
 
 def scores(parts: list, power: float | None) -> np.ndarray:
     return np.array([float(join_maps(error, detector, power).max()) for error, detector in parts])
 
 
-def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> dict:
-    """Thresholds on the validation crops (``rates``: defect, warn) and the figures of ``parts``."""
-    defect, warn = (threshold_for_false_alarm(scores(parts["val"]["crops"], power), rate) for rate in rates)
-    row = {"power": power, "thresholds": {"warn": warn, "defect": defect}}
+def study_figures(parts: dict, score, rates: tuple[float, float]) -> dict:
+    """Thresholds on the validation crops (``rates``: defect, warn) and, at them, the figures of ``parts``
+    (``study_parts``): both splits', the validation crops' through each camera change and the clean strip
+    frames'. ``score``: a list of parts -> their scores."""
+    defect, warn = (threshold_for_false_alarm(score(parts["val"]["crops"]), rate) for rate in rates)
+    row = {"thresholds": {"warn": warn, "defect": defect}}
     for split in ("val", "test"):
-        row[split] = split_figures(scores(parts[split]["images"], power), parts[split]["labels"],
-                                   scores(parts[split]["crops"], power), warn, defect)
+        row[split] = split_figures(score(parts[split]["images"]), parts[split]["labels"], score(parts[split]["crops"]),
+                                   warn, defect)
     row["val_crops_flagged_warn_through_camera_changes"] = {
-        name: float(np.mean(scores(parts[name]["crops"], power) >= warn)) for name in TRAINED_CHANGES}
+        name: float(np.mean(score(parts[name]["crops"]) >= warn)) for name in TRAINED_CHANGES}
     row["val_camera_mean"] = float(np.mean(list(row["val_crops_flagged_warn_through_camera_changes"].values())))
-    row["strip_clean_flagged_warn"] = share_at_or_over(scores(parts["strip"], power), warn)
+    row["strip_clean_flagged_warn"] = share_at_or_over(score(parts["strip"]), warn)
     return row
+
+
+def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> dict:
+    return {"power": power, **study_figures(parts, lambda some: scores(some, power), rates)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = deployed_gate(args.manifest, args.profile)
     if gate.scorer.residual_detector is None:
         parser.error(f"profile {args.profile} has no residual detector: its map is the error map alone")
-    parts = {split: split_parts(gate, split) for split in ("val", "test")}
-    parts |= {name: split_parts(gate, "val", CHANGES[name]) for name in TRAINED_CHANGES}
-    parts["strip"] = [gate.scorer.map_parts(frame) for frame in clean_frames(args.strip_frames)]
+    parts = study_parts(gate, args.strip_frames, gate.scorer.map_parts)
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [join_row(parts, power, rates) for power in POWERS]
     out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})
