@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from edge_runtime.commissioning import threshold_for_false_alarm
-from export.map_join_study import study_figures, study_parts
-from export.study_cli import deployed_gate, share_text, study_parser, write_result
+from export.map_join_study import figures_cells, figures_header, study_figures, study_parts
+from export.study_cli import deployed_gate, study_parser, write_result
 
 VARIANTS = (None, (4.0, 1.0), (4.0, 2.0), (8.0, 1.0), (8.0, 2.0))  # None: the deployed isotropic smoothing
 DIRECTIONS_DEG = (0.0, 45.0, 90.0, 135.0)
@@ -85,17 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [variant_row(parts, variant, rates) for variant in VARIANTS]
     out = write_result(args.profile, "line_smoothing_study", {"strip_frames": args.strip_frames, "rows": rows})
-    print(f"{out}\n\n| detector smoothing | scale | val flagged @warn / @defect (of {len(parts['val']['images'])}) | "
-          f"test recall @warn / @defect | test crops @warn | val camera | clean strip @warn | val misses @warn |\n"
+    print(f"{out}\n\n| detector smoothing | scale | {figures_header(len(parts['val']['images']))} |\n"
           f"|---|---|---|---|---|---|---|---|")
     for row in rows:
         name = ("isotropic (deployed)" if row["along_across"] is None
                 else "along {:g}, across {:g}".format(*row["along_across"]))
-        val, test = row["val"], row["test"]
-        missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
-        print(f"| {name} | {row['scale']:.3f} | {val['flagged_warn']} / {val['flagged_defect']} | "
-              f"{test['gate_recall_warn']:.3f} / {test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | "
-              f"{row['val_camera_mean']:.3f} | {share_text(row['strip_clean_flagged_warn'])} | {missed or '-'} |")
+        print(f"| {name} | {row['scale']:.3f} | {figures_cells(row)} |")
     return 0
 
 

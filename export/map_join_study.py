@@ -73,6 +73,21 @@ def study_figures(parts: dict, score, rates: tuple[float, float]) -> dict:
     return row
 
 
+def figures_header(n_val: int) -> str:
+    """The Markdown header cells of ``figures_cells``."""
+    return (f"val flagged @warn / @defect (of {n_val}) | test recall @warn / @defect | test crops @warn | val camera | "
+            "clean strip @warn | val misses @warn")
+
+
+def figures_cells(row: dict) -> str:
+    """A ``study_figures`` row as Markdown table cells."""
+    val, test = row["val"], row["test"]
+    missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
+    return (f"{val['flagged_warn']} / {val['flagged_defect']} | {test['gate_recall_warn']:.3f} / "
+            f"{test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | {row['val_camera_mean']:.3f} | "
+            f"{share_text(row['strip_clean_flagged_warn'])} | {missed or '-'}")
+
+
 def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> dict:
     return {"power": power, **study_figures(parts, lambda some: scores(some, power), rates)}
 
@@ -88,16 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
     rows = [join_row(parts, power, rates) for power in POWERS]
     out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})
-    print(f"{out}\n\n| join | val flagged @warn / @defect (of {len(parts['val']['images'])}) | test recall @warn / "
-          f"@defect | test crops @warn | val camera | clean strip @warn | val misses @warn |\n"
-          f"|---|---|---|---|---|---|---|")
+    print(f"{out}\n\n| join | {figures_header(len(parts['val']['images']))} |\n|---|---|---|---|---|---|---|")
     for row in rows:
         name = "maximum (deployed)" if row["power"] is None else f"power mean, p = {row['power']:g}"
-        val, test = row["val"], row["test"]
-        missed = ", ".join(f"{label} {n}" for label, n in val["missed_warn_per_class"].items() if n)
-        print(f"| {name} | {val['flagged_warn']} / {val['flagged_defect']} | {test['gate_recall_warn']:.3f} / "
-              f"{test['gate_recall_defect']:.3f} | {test['normals_flagged_warn']:.3f} | {row['val_camera_mean']:.3f} | "
-              f"{share_text(row['strip_clean_flagged_warn'])} | {missed or '-'} |")
+        print(f"| {name} | {figures_cells(row)} |")
     return 0
 
 
