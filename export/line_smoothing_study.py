@@ -13,6 +13,7 @@ docs/gate_design.md, step 21. Writes results/<profile>/line_smoothing_study.json
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -20,8 +21,8 @@ import cv2
 import numpy as np
 
 from edge_runtime.commissioning import threshold_for_false_alarm
-from export.map_join_study import figures_cells, figures_header, study_figures, study_parts
-from export.study_cli import deployed_gate, study_parser, write_result
+from export.map_join_study import detector_study, figures_cells, figures_header, study_figures
+from export.study_cli import write_result
 
 VARIANTS = (None, (4.0, 1.0), (4.0, 2.0), (8.0, 1.0), (8.0, 2.0))  # None: the deployed isotropic smoothing
 DIRECTIONS_DEG = (0.0, 45.0, 90.0, 135.0)
@@ -75,14 +76,8 @@ def variant_row(parts: dict, variant, rates: tuple[float, float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.line_smoothing_study", __doc__)
-    parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
-    args = parser.parse_args(argv)
-    gate = deployed_gate(args.manifest, args.profile)
-    if gate.scorer.residual_detector is None:
-        parser.error(f"profile {args.profile} has no residual detector to smooth")
-    parts = study_parts(gate, args.strip_frames, lambda frame: frame_parts(gate.scorer, frame))
-    rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
+    args, rates, parts = detector_study("python -m export.line_smoothing_study", __doc__, argv,
+                                        lambda gate: functools.partial(frame_parts, gate.scorer))
     rows = [variant_row(parts, variant, rates) for variant in VARIANTS]
     out = write_result(args.profile, "line_smoothing_study", {"strip_frames": args.strip_frames, "rows": rows})
     print(f"{out}\n\n| detector smoothing | scale | {figures_header(len(parts['val']['images']))} |\n"

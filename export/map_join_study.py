@@ -92,15 +92,23 @@ def join_row(parts: dict, power: float | None, rates: tuple[float, float]) -> di
     return {"power": power, **study_figures(parts, lambda some: scores(some, power), rates)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.map_join_study", __doc__)
+def detector_study(prog: str, doc: str, argv: list[str] | None, reader):
+    """(arguments, rates, ``study_parts``) of a study of a deployed gate's residual detector: ``--profile``,
+    ``--manifest`` and ``--strip-frames``; the profile's (defect, warn) false-alarm rates; the parts
+    ``reader(gate)`` (-> one [0, 1] gray frame -> anything) reads."""
+    parser = study_parser(prog, doc)
     parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
     args = parser.parse_args(argv)
     gate = deployed_gate(args.manifest, args.profile)
     if gate.scorer.residual_detector is None:
         parser.error(f"profile {args.profile} has no residual detector: its map is the error map alone")
-    parts = study_parts(gate, args.strip_frames, gate.scorer.map_parts)
     rates = (gate.profile.false_alarm_rate, gate.profile.warn_false_alarm_rate)
+    return args, rates, study_parts(gate, args.strip_frames, reader(gate))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rates, parts = detector_study("python -m export.map_join_study", __doc__, argv,
+                                        lambda gate: gate.scorer.map_parts)
     rows = [join_row(parts, power, rates) for power in POWERS]
     out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})
     print(f"{out}\n\n| join | {figures_header(len(parts['val']['images']))} |\n|---|---|---|---|---|---|---|")
