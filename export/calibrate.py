@@ -40,30 +40,47 @@ CALIBRATION_NORMALS = {"in_context": "normal", "crops": "normal_crop"}
 BOXED_NORMALS = {"window": "normal", "window_boxfree_level": "normal_boxfree_level", "crop": "normal_crop"}
 
 
+SCORE_KEYS = ("normal", "normal_crop", "normal_boxfree_level", "defect_region", "defect_image", "defect_label")
+
+
 def gate_scores(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0) -> dict:
     """normal / normal_crop / normal_boxfree_level / defect_region / defect_image / defect_label arrays
     for one split."""
+    return joined_scores(gate_scores_by_sample(scorer, samples, spec, seed))
+
+
+def gate_scores_by_sample(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, seed: int = 0) -> list[dict]:
+    """``gate_scores``, one dict of lists per sample (what its frame, boxes and box-free windows gave), in
+    the samples' order: for measurements that resample images with their windows."""
     rng = random.Random(seed)
-    scores = {"normal": [], "normal_crop": [], "normal_boxfree_level": [], "defect_region": [], "defect_image": [],
-              "defect_label": []}
-    for sample in tqdm(samples, desc="gate scores", unit="img"):
-        frame = preprocess(sample.path, spec)
-        anomaly_map = scorer.anomaly_map(frame)
-        if sample.is_normal:
-            scores["normal"].append(float(anomaly_map.max()))
-            continue
-        scores["defect_image"].append(float(anomaly_map.max()))
-        scores["defect_label"].append(sample.label)
-        for box in sample.boxes:
-            scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
-        corners = calibration_windows(anomaly_map.shape, sample.boxes, rng)
-        at_boxfree_level = map_at_boxfree_level(scorer, frame, anomaly_map, sample.boxes, WINDOW_MARGIN) \
-            if corners else anomaly_map
-        for y, x in corners:
-            scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
-            scores["normal_boxfree_level"].append(float(at_boxfree_level[y: y + WINDOW, x: x + WINDOW].max()))
-            scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
-    return {k: np.array(v) for k, v in scores.items()}
+    return [sample_scores(scorer, sample, preprocess(sample.path, spec), rng)
+            for sample in tqdm(samples, desc="gate scores", unit="img")]
+
+
+def joined_scores(per_sample: list[dict]) -> dict:
+    """The per-sample score lists of ``gate_scores_by_sample`` joined into ``gate_scores``' arrays."""
+    return {k: np.array([v for scores in per_sample for v in scores[k]]) for k in SCORE_KEYS}
+
+
+def sample_scores(scorer: AnomalyScorer, sample: Sample, frame: np.ndarray, rng: random.Random) -> dict:
+    """What one sample adds to ``gate_scores`` (lists under its keys); ``rng`` draws its box-free windows."""
+    scores = {k: [] for k in SCORE_KEYS}
+    anomaly_map = scorer.anomaly_map(frame)
+    if sample.is_normal:
+        scores["normal"].append(float(anomaly_map.max()))
+        return scores
+    scores["defect_image"].append(float(anomaly_map.max()))
+    scores["defect_label"].append(sample.label)
+    for box in sample.boxes:
+        scores["defect_region"].append(float(anomaly_map[box.ymin: box.ymax + 1, box.xmin: box.xmax + 1].max()))
+    corners = calibration_windows(anomaly_map.shape, sample.boxes, rng)
+    at_boxfree_level = map_at_boxfree_level(scorer, frame, anomaly_map, sample.boxes, WINDOW_MARGIN) \
+        if corners else anomaly_map
+    for y, x in corners:
+        scores["normal"].append(float(anomaly_map[y: y + WINDOW, x: x + WINDOW].max()))
+        scores["normal_boxfree_level"].append(float(at_boxfree_level[y: y + WINDOW, x: x + WINDOW].max()))
+        scores["normal_crop"].append(float(scorer.anomaly_map(frame[y: y + WINDOW, x: x + WINDOW]).max()))
+    return scores
 
 
 def calibration_windows(shape: tuple[int, int], boxes: tuple, rng: random.Random) -> list[tuple[int, int]]:

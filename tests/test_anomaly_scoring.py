@@ -211,6 +211,24 @@ def test_the_map_join_study_at_the_maximum_gives_the_export_s_figures(tmp_path, 
     assert mean["thresholds"]["warn"] < maximum["thresholds"]["warn"]  # the mean of two maps never exceeds their maximum
 
 
+@needs_neu
+@needs_models
+def test_the_gate_intervals_recalibrate_the_deployed_thresholds_and_bracket_the_test_figures():
+    """``python -m export.gate_intervals`` scores the splits as the export does: from the validation split it
+    sets the manifest's thresholds again, and its test figures are the manifest's, inside their intervals."""
+    from export.gate_intervals import study
+
+    result = study(MANIFEST, "neu-steel", rounds=100)
+    entry = json.loads(MANIFEST.read_text())["profiles"]["neu-steel"]
+    for level in ("warn", "defect"):
+        assert result["thresholds_recalibrated"][level] == pytest.approx(entry["thresholds"][level], rel=1e-5)
+    assert result["test"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_test"]["gate_recall_warn"])
+    assert result["test"]["normals_flagged_warn"] == pytest.approx(entry["metrics"]["gate_test"]["false_alarm_rate_warn"])
+    for key, value in result["test"].items():
+        low, high = result["intervals"][key]["whole_protocol"]
+        assert low <= value <= high
+
+
 def test_line_smoothing_keeps_a_line_s_height_where_isotropic_smoothing_spreads_it():
     from export.line_smoothing_study import line_kernel, line_smoothed
 

@@ -112,6 +112,41 @@ def test_thresholds_come_from_the_profile_s_calibration_normals():
         calibrate.calibration_scores(_scores(normal_crop=np.array([])), "crops")
 
 
+def test_scores_by_sample_keep_each_image_s_windows_with_it_and_join_to_gate_scores(samples):
+    per_sample = calibrate.gate_scores_by_sample(FrameIsTheMap(), samples, PreprocessSpec())
+    assert [len(s["normal_crop"]) for s in per_sample] == [calibrate.WINDOWS_PER_IMAGE] * 2
+    assert set(np.round(per_sample[1]["normal"], 3)) == {round(128 / 255, 3)}  # the texture image's own steel
+    joined, whole = calibrate.joined_scores(per_sample), calibrate.gate_scores(FrameIsTheMap(), samples, PreprocessSpec())
+    for key in calibrate.SCORE_KEYS:
+        np.testing.assert_array_equal(joined[key], whole[key])
+
+
+def test_gate_intervals_draw_whole_images_and_bracket_the_measured_figures():
+    from types import SimpleNamespace
+
+    from export.gate_intervals import bootstrap, drawn, headline, wilson
+
+    def image(score, crops):
+        return {"defect_image": [score], "defect_label": ["a"], "normal_crop": list(crops), "normal": list(crops),
+                "normal_boxfree_level": list(crops), "defect_region": []}
+
+    rng = np.random.default_rng(0)
+    val = [image(0.5 + 0.5 * rng.random(), rng.random(3) * 0.6) for _ in range(40)]
+    test = [image(0.4 + 0.6 * rng.random(), rng.random(3) * 0.6) for _ in range(40)]
+    draw = drawn(test, np.random.default_rng(1))
+    assert len(draw["defect_image"]) == 40 and len(draw["normal_crop"]) == 120  # an image's three windows go with it
+    limits = {"warn": 0.55, "defect": 0.58}
+    measured = headline(calibrate.joined_scores(test), limits, "crops")
+    assert measured["gate_recall_warn"] == np.mean(calibrate.joined_scores(test)["defect_image"] >= 0.55)
+    profile = SimpleNamespace(seed=0, calibration_normals="crops", false_alarm_rate=0.01, warn_false_alarm_rate=0.05)
+    ranges = bootstrap(val, test, limits, profile, rounds=200)
+    for key, value in measured.items():
+        low, high = ranges[key]["thresholds_as_deployed"]
+        assert low <= value <= high and low < high
+    low, high = wilson(calibrate.joined_scores(test), 0.55)
+    assert low < measured["gate_recall_warn"] < high
+
+
 def test_a_defect_in_the_frame_lowers_normalised_window_scores_and_the_box_free_level_undoes_it(samples):
     """The bias that made NEU calibrate on crops: with a frame-mean score, the bright box
     raises the frame's mean, so the dark box-free windows score lower than in a clean frame."""

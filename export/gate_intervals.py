@@ -1,0 +1,109 @@
+"""``python -m export.gate_intervals --profile neu-steel``: how sure the gate's headline figures are.
+
+The export sets the thresholds on the validation split's calibration normals and reads the gate on the
+test split (``python -m export``, ``metrics.gate_test`` in the manifest). Both splits are samples, so each
+figure carries the noise of both. Here, 95% intervals from a bootstrap over images (an image's box-free
+windows go with it: they share its steel and its lighting, so they are not independent draws):
+
+* *whole protocol*: each round draws the validation images with replacement, sets the thresholds on their
+  calibration normals as the export does, draws the test images with replacement and reads the test
+  figures at those thresholds;
+* *thresholds as deployed*: the manifest's thresholds held, only the test images drawn;
+* for the recalls, also the Wilson interval of the proportion (``scipy.stats.binomtest``), which counts
+  the test images alone.
+
+Figures: recall at warn and at defect, the share of the calibration normals flagged at warn, the image
+AUROC against them. Writes results/<profile>/gate_intervals.json and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+from scipy.stats import binomtest
+
+from export.calibrate import (calibration_scores, gate_scores_by_sample, joined_scores, separation_auroc,
+                              thresholds)
+from export.study_cli import deployed_gate, study_parser, write_result
+
+FIGURES = ("gate_recall_warn", "gate_recall_defect", "normals_flagged_warn", "image_auroc")
+
+
+def headline(scores: dict, limits: dict, calibration_normals: str) -> dict:
+    """The four figures of one split's scores (``calibrate.gate_scores``) at ``limits``."""
+    normals, images = calibration_scores(scores, calibration_normals), scores["defect_image"]
+    return {"gate_recall_warn": float(np.mean(images >= limits["warn"])),
+            "gate_recall_defect": float(np.mean(images >= limits["defect"])),
+            "normals_flagged_warn": float(np.mean(normals >= limits["warn"])),
+            "image_auroc": separation_auroc(normals, images)}
+
+
+def drawn(per_sample: list[dict], rng: np.random.Generator) -> dict:
+    """One bootstrap draw of a split: its samples drawn with replacement, each with all its scores."""
+    return joined_scores([per_sample[i] for i in rng.integers(len(per_sample), size=len(per_sample))])
+
+
+def interval(values: list[float]) -> list[float]:
+    return [float(v) for v in np.percentile(values, [2.5, 97.5])]
+
+
+def bootstrap(val: list[dict], test: list[dict], deployed: dict, profile, rounds: int) -> dict:
+    """Per figure, the 95% intervals of the whole protocol and of the test draw at the deployed thresholds."""
+    rng = np.random.default_rng(profile.seed)
+    whole, fixed = {k: [] for k in FIGURES}, {k: [] for k in FIGURES}
+    for _ in range(rounds):
+        limits = thresholds(calibration_scores(drawn(val, rng), profile.calibration_normals),
+                            profile.false_alarm_rate, profile.warn_false_alarm_rate)
+        test_draw = drawn(test, rng)
+        for figures, at in ((whole, limits), (fixed, deployed)):
+            for key, value in headline(test_draw, at, profile.calibration_normals).items():
+                figures[key].append(value)
+    return {key: {"whole_protocol": interval(whole[key]), "thresholds_as_deployed": interval(fixed[key])}
+            for key in FIGURES}
+
+
+def wilson(scores: dict, threshold: float) -> list[float]:
+    images = scores["defect_image"]
+    low, high = binomtest(int(np.sum(images >= threshold)), len(images)).proportion_ci(0.95, method="wilson")
+    return [float(low), float(high)]
+
+
+def study(manifest_path, profile_name: str, rounds: int) -> dict:
+    gate = deployed_gate(manifest_path, profile_name)
+    spec, profile = gate.config.preprocess, gate.profile
+    val, test = (gate_scores_by_sample(gate.scorer, gate.splits[split], spec, profile.seed) for split in ("val", "test"))
+    deployed = {level: gate.entry["thresholds"][level] for level in ("warn", "defect")}
+    recalibrated = thresholds(calibration_scores(joined_scores(val), profile.calibration_normals),
+                              profile.false_alarm_rate, profile.warn_false_alarm_rate)
+    test_scores = joined_scores(test)
+    return {"rounds": rounds, "calibration_normals": profile.calibration_normals,
+            "n_test_images": int(len(test_scores["defect_image"])),
+            "n_test_normals": int(len(calibration_scores(test_scores, profile.calibration_normals))),
+            "thresholds_deployed": deployed,
+            "thresholds_recalibrated": {level: recalibrated[level] for level in ("warn", "defect")},
+            "test": headline(test_scores, deployed, profile.calibration_normals),
+            "intervals": bootstrap(val, test, deployed, profile, rounds),
+            "wilson": {"gate_recall_warn": wilson(test_scores, deployed["warn"]),
+                       "gate_recall_defect": wilson(test_scores, deployed["defect"])}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = study_parser("python -m export.gate_intervals", __doc__)
+    parser.add_argument("--rounds", type=int, default=2000, help="bootstrap rounds (default 2000)")
+    args = parser.parse_args(argv)
+    result = study(args.manifest, args.profile, args.rounds)
+    out = write_result(args.profile, "gate_intervals", result)
+    span = lambda pair: f"{pair[0]:.3f}-{pair[1]:.3f}" if pair else "-"  # noqa: E731
+    print(f"{out}\n\ntest split: {result['n_test_images']} defect images, {result['n_test_normals']} calibration "
+          f"normals ({result['calibration_normals']})\n\n| figure (test split) | measured | 95% interval, whole protocol "
+          "| 95% interval, thresholds as deployed | Wilson (test images) |\n|---|---|---|---|---|")
+    for key in FIGURES:
+        ranges = result["intervals"][key]
+        print(f"| {key} | {result['test'][key]:.3f} | {span(ranges['whole_protocol'])} | "
+              f"{span(ranges['thresholds_as_deployed'])} | {span(result['wilson'].get(key))} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
