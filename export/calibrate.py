@@ -237,6 +237,16 @@ def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_al
     }
 
 
+def headline_metrics(normal: np.ndarray, images: np.ndarray, limits: dict) -> dict:
+    """False alarms on the ``normal`` scores and recall on the defect ``images`` at the warn and defect
+    ``limits``, and the image AUROC between the two."""
+    return {"false_alarm_rate_warn": float(np.mean(normal >= limits["warn"])),
+            "false_alarm_rate_defect": float(np.mean(normal >= limits["defect"])),
+            "gate_recall_warn": float(np.mean(images >= limits["warn"])),
+            "gate_recall_defect": float(np.mean(images >= limits["defect"])),
+            "image_auroc": separation_auroc(normal, images)}
+
+
 def gate_metrics(scores: dict, limits: dict, calibration_normals: str = "in_context") -> dict:
     """Recall and false alarms at the thresholds; false alarms and AUROC against the calibration normals,
     and on a boxed data set against every reading of its normals (``BOXED_NORMALS``)."""
@@ -245,14 +255,10 @@ def gate_metrics(scores: dict, limits: dict, calibration_normals: str = "in_cont
     metrics = {
         "calibration_normals": calibration_normals,
         "n_normal": int(len(normal)), "n_defect_images": int(len(images)),
-        "false_alarm_rate_warn": float(np.mean(normal >= limits["warn"])),
-        "false_alarm_rate_defect": float(np.mean(normal >= limits["defect"])),
-        "gate_recall_warn": float(np.mean(images >= limits["warn"])),
-        "gate_recall_defect": float(np.mean(images >= limits["defect"])),
+        **headline_metrics(normal, images, limits),
         "gate_recall_warn_per_class": {
             label: float(np.mean(images[labels == label] >= limits["warn"])) for label in sorted(set(labels))
         },
-        "image_auroc": separation_auroc(normal, images),
         "image_auroc_per_class": {label: separation_auroc(normal, images[labels == label])
                                   for label in sorted(set(labels))},
     }

@@ -23,20 +23,17 @@ import sys
 import numpy as np
 from scipy.stats import binomtest
 
-from export.calibrate import (calibration_scores, gate_scores_by_sample, joined_scores, separation_auroc,
-                              thresholds)
+from export.calibrate import calibration_scores, gate_scores_by_sample, headline_metrics, joined_scores, thresholds
 from export.study_cli import deployed_gate, study_parser, write_result
 
-FIGURES = ("gate_recall_warn", "gate_recall_defect", "normals_flagged_warn", "image_auroc")
+FIGURES = ("gate_recall_warn", "gate_recall_defect", "false_alarm_rate_warn", "image_auroc")
 
 
 def headline(scores: dict, limits: dict, calibration_normals: str) -> dict:
-    """The four figures of one split's scores (``calibrate.gate_scores``) at ``limits``."""
-    normals, images = calibration_scores(scores, calibration_normals), scores["defect_image"]
-    return {"gate_recall_warn": float(np.mean(images >= limits["warn"])),
-            "gate_recall_defect": float(np.mean(images >= limits["defect"])),
-            "normals_flagged_warn": float(np.mean(normals >= limits["warn"])),
-            "image_auroc": separation_auroc(normals, images)}
+    """The figures of one split's scores (``calibrate.gate_scores``) at ``limits``, as the export reads them
+    (``false_alarm_rate_warn``: the calibration normals flagged at warn)."""
+    figures = headline_metrics(calibration_scores(scores, calibration_normals), scores["defect_image"], limits)
+    return {key: figures[key] for key in FIGURES}
 
 
 def drawn(per_sample: list[dict], rng: np.random.Generator) -> dict:

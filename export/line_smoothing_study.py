@@ -49,10 +49,12 @@ def line_smoothed(cells: np.ndarray, along: float, across: float) -> np.ndarray:
 
 
 def frame_parts(scorer, frame: np.ndarray) -> tuple[np.ndarray, dict]:
-    """(the deployed error map, the detector's unscaled map per variant) of one [0, 1] gray frame."""
-    error, _ = scorer.map_parts(frame)
+    """(the deployed error map, the detector's unscaled map per variant) of one [0, 1] gray frame, from one run
+    of the gate graph."""
     batch, geometry = scorer.model_input(frame)
-    cells = scorer.viewed_cells(batch).residual_cells(0)
+    raw = scorer.viewed_cells(batch)
+    error = scorer.with_residual_detector(None).map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+    cells = raw.residual_cells(0)
     sigma = scorer.residual_detector.sigma
     detector = {variant: scorer.residual_map_from_cells(cells, geometry, sigma) if variant is None
                 else scorer.residual_map_from_cells(line_smoothed(cells, *variant), geometry, 0.0)

@@ -223,7 +223,7 @@ def test_the_gate_intervals_recalibrate_the_deployed_thresholds_and_bracket_the_
     for level in ("warn", "defect"):
         assert result["thresholds_recalibrated"][level] == pytest.approx(entry["thresholds"][level], rel=1e-5)
     assert result["test"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_test"]["gate_recall_warn"])
-    assert result["test"]["normals_flagged_warn"] == pytest.approx(entry["metrics"]["gate_test"]["false_alarm_rate_warn"])
+    assert result["test"]["false_alarm_rate_warn"] == pytest.approx(entry["metrics"]["gate_test"]["false_alarm_rate_warn"])
     for key, value in result["test"].items():
         low, high = result["intervals"][key]["whole_protocol"]
         assert low <= value <= high
