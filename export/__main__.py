@@ -24,6 +24,7 @@ from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME
 from edge_runtime.preprocess import preprocess
 from export import calibrate
+from export.gate_intervals import intervals
 from export.manifest_writer import model_entry, update_manifest, versions
 from training.profiles import trained_profile, with_overrides
 from training.synthetic_defects import KINDS
@@ -128,7 +129,8 @@ def _calibrate_gate(scorer: AnomalyScorer, splits: dict, profile, results: Path)
                    "gate_recall_warn_per_class": val.get("gate_recall_warn_per_class")}
     log.info("%s gate on the validation split: recall at warn %.3f, image AUROC %.3f", profile.name,
              val["gate_recall_warn"], val["image_auroc"])
-    return limits, result.test, calibration
+    test = {**result.test, "intervals_95": intervals(result.by_sample["val"], result.by_sample["test"], limits, profile)}
+    return limits, test, calibration
 
 
 def _onnx_test_accuracy(out: Path, scorer: AnomalyScorer, kernel: np.ndarray, spec, names: list[str],

@@ -203,17 +203,20 @@ class SplitCalibration:
     test_scores: dict
     val: dict   # gate_metrics on the validation split
     test: dict  # gate_metrics on the test split
+    by_sample: dict  # split -> gate_scores_by_sample, for measurements that resample images
 
 
 def calibrate_on_splits(scorer: AnomalyScorer, splits: dict, profile) -> SplitCalibration:
     """The export's protocol: thresholds from the validation split's normals (the profile's
     ``calibration_normals`` and false-alarm rates), gate metrics on the validation and test splits."""
-    scores = {split: gate_scores(scorer, splits[split], profile.preprocess, profile.seed) for split in ("val", "test")}
+    by_sample = {split: gate_scores_by_sample(scorer, splits[split], profile.preprocess, profile.seed)
+                 for split in ("val", "test")}
+    scores = {split: joined_scores(per_sample) for split, per_sample in by_sample.items()}
     limits = thresholds(calibration_scores(scores["val"], profile.calibration_normals), profile.false_alarm_rate,
                         profile.warn_false_alarm_rate)
     return SplitCalibration(limits, scores["val"], scores["test"],
                             gate_metrics(scores["val"], limits, profile.calibration_normals),
-                            gate_metrics(scores["test"], limits, profile.calibration_normals))
+                            gate_metrics(scores["test"], limits, profile.calibration_normals), by_sample)
 
 
 def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:

@@ -66,6 +66,16 @@ def wilson(scores: dict, threshold: float) -> list[float]:
     return [float(low), float(high)]
 
 
+def intervals(val: list[dict], test: list[dict], limits: dict, profile, rounds: int = 2000) -> dict:
+    """The 95% intervals of the test figures at ``limits`` (the thresholds set on ``val``), as the export
+    records them in the manifest (``metrics.gate_test.intervals_95``): per figure the bootstrap's two readings,
+    and the Wilson intervals of the recalls. ``val`` / ``test``: ``calibrate.gate_scores_by_sample``."""
+    test_scores = joined_scores(test)
+    return {"rounds": rounds, "bootstrap": bootstrap(val, test, limits, profile, rounds),
+            "wilson": {"gate_recall_warn": wilson(test_scores, limits["warn"]),
+                       "gate_recall_defect": wilson(test_scores, limits["defect"])}}
+
+
 def study(manifest_path, profile_name: str, rounds: int) -> dict:
     gate = deployed_gate(manifest_path, profile_name)
     spec, profile = gate.config.preprocess, gate.profile
@@ -74,15 +84,13 @@ def study(manifest_path, profile_name: str, rounds: int) -> dict:
     recalibrated = thresholds(calibration_scores(joined_scores(val), profile.calibration_normals),
                               profile.false_alarm_rate, profile.warn_false_alarm_rate)
     test_scores = joined_scores(test)
-    return {"rounds": rounds, "calibration_normals": profile.calibration_normals,
+    return {"calibration_normals": profile.calibration_normals,
             "n_test_images": int(len(test_scores["defect_image"])),
             "n_test_normals": int(len(calibration_scores(test_scores, profile.calibration_normals))),
             "thresholds_deployed": deployed,
             "thresholds_recalibrated": {level: recalibrated[level] for level in ("warn", "defect")},
             "test": headline(test_scores, deployed, profile.calibration_normals),
-            "intervals": bootstrap(val, test, deployed, profile, rounds),
-            "wilson": {"gate_recall_warn": wilson(test_scores, deployed["warn"]),
-                       "gate_recall_defect": wilson(test_scores, deployed["defect"])}}
+            **intervals(val, test, deployed, profile, rounds)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
           f"normals ({result['calibration_normals']})\n\n| figure (test split) | measured | 95% interval, whole protocol "
           "| 95% interval, thresholds as deployed | Wilson (test images) |\n|---|---|---|---|---|")
     for key in FIGURES:
-        ranges = result["intervals"][key]
+        ranges = result["bootstrap"][key]
         print(f"| {key} | {result['test'][key]:.3f} | {span(ranges['whole_protocol'])} | "
               f"{span(ranges['thresholds_as_deployed'])} | {span(result['wilson'].get(key))} |")
     return 0

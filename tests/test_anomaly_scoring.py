@@ -225,7 +225,7 @@ def test_the_gate_intervals_recalibrate_the_deployed_thresholds_and_bracket_the_
     assert result["test"]["gate_recall_warn"] == pytest.approx(entry["metrics"]["gate_test"]["gate_recall_warn"])
     assert result["test"]["false_alarm_rate_warn"] == pytest.approx(entry["metrics"]["gate_test"]["false_alarm_rate_warn"])
     for key, value in result["test"].items():
-        low, high = result["intervals"][key]["whole_protocol"]
+        low, high = result["bootstrap"][key]["whole_protocol"]
         assert low <= value <= high
 
 

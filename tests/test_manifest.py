@@ -129,6 +129,11 @@ def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_mode
     for key in ("warn", "defect"):
         assert after["thresholds"][key] == pytest.approx(committed["thresholds"][key], rel=1e-6)
     assert after["metrics"]["gate_test"]["gate_recall_warn"] == committed["metrics"]["gate_test"]["gate_recall_warn"]
+    intervals = after["metrics"]["gate_test"]["intervals_95"]
+    assert intervals == committed["metrics"]["gate_test"]["intervals_95"]  # seeded: the same draws every time
+    for figure, readings in intervals["bootstrap"].items():
+        for low, high in readings.values():
+            assert low <= after["metrics"]["gate_test"][figure] <= high, figure
     assert {k: after[k] for k in ("autoencoder", "classifier")} == {k: committed[k] for k in ("autoencoder", "classifier")}
     assert (tmp_path / "results" / "gate_scores.png").is_file()
 
