@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.stats import summary
+from bench.tuning import model_ms
 from edge_runtime.inspector import session
 
 
@@ -27,19 +27,11 @@ def compare(paths: list[Path], side: int, rounds: int, runs_per_round: int) -> l
     the largest difference of each output from the first graph's on a seeded random frame."""
     sessions = [session(path) for path in paths]
     frame = np.random.default_rng(0).random((1, side, side, 1), dtype=np.float32)
-    feeds = [{s.get_inputs()[0].name: frame} for s in sessions]
-    outputs = [s.run(None, feed) for s, feed in zip(sessions, feeds)]
+    outputs = [s.run(None, {s.get_inputs()[0].name: frame}) for s in sessions]
     medians: list[list[float]] = [[] for _ in sessions]
     for _ in range(rounds):
-        for s, feed, times in zip(sessions, feeds, medians):
-            for _ in range(3):
-                s.run(None, feed)
-            runs = []
-            for _ in range(runs_per_round):
-                start = time.perf_counter()
-                s.run(None, feed)
-                runs.append((time.perf_counter() - start) * 1000.0)
-            times.append(float(np.median(runs)))
+        for s, times in zip(sessions, medians):
+            times.append(model_ms(s, frame, runs_per_round))
     names = [o.name for o in sessions[0].get_outputs()]
     return [{"path": str(path), "ms": summary(times),
              "max_abs_diff_vs_first": None if i == 0 else

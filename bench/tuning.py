@@ -31,7 +31,8 @@ def _session(path: Path, intra: int, level, spinning: bool | None = None) -> ort
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _model_ms(sess: ort.InferenceSession, x: np.ndarray, runs: int) -> float:
+def model_ms(sess: ort.InferenceSession, x: np.ndarray, runs: int) -> float:
+    """The median of ``runs`` timed runs of ``sess`` on ``x`` (ms), after three warm-up runs."""
     name = sess.get_inputs()[0].name
     for _ in range(3):
         sess.run(None, {name: x})
@@ -80,21 +81,21 @@ def tuning(inspector: Inspector, frame: np.ndarray, runs: int) -> dict:
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     out: dict = {}
     for name, (path, x) in models.items():
-        row = {f"opt_{k}_intra1": _model_ms(_session(path, 1, lvl), x, runs) for k, lvl in levels.items()}
-        row["opt_all_intra2_spin"] = _model_ms(_session(path, 2, levels["all"], True), x, runs)
-        row["opt_all_intra2_nospin"] = _model_ms(_session(path, 2, levels["all"], False), x, runs)
+        row = {f"opt_{k}_intra1": model_ms(_session(path, 1, lvl), x, runs) for k, lvl in levels.items()}
+        row["opt_all_intra2_spin"] = model_ms(_session(path, 2, levels["all"], True), x, runs)
+        row["opt_all_intra2_nospin"] = model_ms(_session(path, 2, levels["all"], False), x, runs)
         nchw = nchw_variant(path)
         if nchw is not None:
             options = ort.SessionOptions()
             options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
             sess = ort.InferenceSession(nchw, options, providers=["CPUExecutionProvider"])
-            row["opt_all_intra1_nchw_input"] = _model_ms(sess, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), runs)
+            row["opt_all_intra1_nchw_input"] = model_ms(sess, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), runs)
         batch = 8 if name == "classifier" else 4
-        row[f"opt_all_intra1_batch{batch}_per_frame"] = _model_ms(
+        row[f"opt_all_intra1_batch{batch}_per_frame"] = model_ms(
             _session(path, 1, levels["all"]), np.repeat(x, batch, 0), max(3, runs // 2)) / batch
         int8 = config[name].get("int8")
         if int8:
-            row["int8_opt_all_intra1"] = _model_ms(_session(root / int8["path"], 1, levels["all"]), x, runs)
+            row["int8_opt_all_intra1"] = model_ms(_session(root / int8["path"], 1, levels["all"]), x, runs)
             row["int8_speedup"] = row["opt_all_intra1"] / row["int8_opt_all_intra1"]
         out[name] = row
     return out
