@@ -23,7 +23,7 @@ import sys
 import numpy as np
 from scipy.stats import binomtest
 
-from export.calibrate import calibration_scores, gate_scores_by_sample, headline_metrics, joined_scores, thresholds
+from export.calibrate import calibrate_on_splits, calibration_scores, headline_metrics, joined_scores, thresholds
 from export.study_cli import deployed_gate, study_parser, write_result
 
 FIGURES = ("gate_recall_warn", "gate_recall_defect", "false_alarm_rate_warn", "image_auroc")
@@ -77,20 +77,19 @@ def intervals(val: list[dict], test: list[dict], limits: dict, profile, rounds: 
 
 
 def study(manifest_path, profile_name: str, rounds: int) -> dict:
+    """The deployed gate scored by the export's protocol (``calibrate.calibrate_on_splits``), its test figures
+    read at the manifest's thresholds, and their intervals."""
     gate = deployed_gate(manifest_path, profile_name)
-    spec, profile = gate.config.preprocess, gate.profile
-    val, test = (gate_scores_by_sample(gate.scorer, gate.splits[split], spec, profile.seed) for split in ("val", "test"))
+    profile = gate.profile
+    calibration = calibrate_on_splits(gate.scorer, gate.splits, profile)
     deployed = {level: gate.entry["thresholds"][level] for level in ("warn", "defect")}
-    recalibrated = thresholds(calibration_scores(joined_scores(val), profile.calibration_normals),
-                              profile.false_alarm_rate, profile.warn_false_alarm_rate)
-    test_scores = joined_scores(test)
     return {"calibration_normals": profile.calibration_normals,
-            "n_test_images": int(len(test_scores["defect_image"])),
-            "n_test_normals": int(len(calibration_scores(test_scores, profile.calibration_normals))),
+            "n_test_images": int(calibration.test["n_defect_images"]),
+            "n_test_normals": int(calibration.test["n_normal"]),
             "thresholds_deployed": deployed,
-            "thresholds_recalibrated": {level: recalibrated[level] for level in ("warn", "defect")},
-            "test": headline(test_scores, deployed, profile.calibration_normals),
-            **intervals(val, test, deployed, profile, rounds)}
+            "thresholds_recalibrated": {level: calibration.limits[level] for level in ("warn", "defect")},
+            "test": headline(calibration.test_scores, deployed, profile.calibration_normals),
+            **intervals(calibration.by_sample["val"], calibration.by_sample["test"], deployed, profile, rounds)}
 
 
 def main(argv: list[str] | None = None) -> int:
