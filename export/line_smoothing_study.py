@@ -48,12 +48,12 @@ def line_smoothed(cells: np.ndarray, along: float, across: float) -> np.ndarray:
                    for d in DIRECTIONS_DEG], axis=0)
 
 
-def frame_parts(scorer, frame: np.ndarray) -> tuple[np.ndarray, dict]:
+def frame_parts(scorer, error_scorer, frame: np.ndarray) -> tuple[np.ndarray, dict]:
     """(the deployed error map, the detector's unscaled map per variant) of one [0, 1] gray frame, from one run
-    of the gate graph."""
+    of the gate graph. ``error_scorer``: ``scorer`` without its detector, which scores the error map alone."""
     batch, geometry = scorer.model_input(frame)
     raw = scorer.viewed_cells(batch)
-    error = scorer.with_residual_detector(None).map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
+    error = error_scorer.map_from_cells(raw.cells[0], geometry, raw.frame_error(0))
     cells = raw.residual_cells(0)
     sigma = scorer.residual_detector.sigma
     detector = {variant: scorer.residual_map_from_cells(cells, geometry, sigma) if variant is None
@@ -79,7 +79,8 @@ def variant_row(parts: dict, variant, rates: tuple[float, float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args, rates, parts = detector_study("python -m export.line_smoothing_study", __doc__, argv,
-                                        lambda gate: functools.partial(frame_parts, gate.scorer))
+                                        lambda gate: functools.partial(frame_parts, gate.scorer,
+                                                                          gate.scorer.with_residual_detector(None)))
     rows = [variant_row(parts, variant, rates) for variant in VARIANTS]
     out = write_result(args.profile, "line_smoothing_study", {"strip_frames": args.strip_frames, "rows": rows})
     print(f"{out}\n\n| detector smoothing | scale | {figures_header(len(parts['val']['images']))} |\n"

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from training.backbone import STEM_OUTPUT, gray_backbone, gray_centred, mobilenet_v2
+from training.backbone import STEM_OUTPUT, fresh_copy, gray_backbone, gray_centred, mobilenet_v2, rebuilt
 
 INPUT_MULTIPLE = 16
 # Named gate feature sets: (layer, how to bring it to the gate's stride) per tap.
@@ -64,7 +64,6 @@ def feature_extractor(taps=DEFAULT_TAPS, with_stem: bool = False, frame_tap: str
     classifier head); ``frame_tap``, that layer averaged over the whole frame (N, 1, 1, C),
     the input of the frame-level bottleneck. ``base``: the backbone (default: the ImageNet MobileNetV2)."""
     base = base or mobilenet_v2((None, None, 3))
-    base.trainable = False
     image = keras.Input((None, None, 1), name="image")
     extras = ([STEM_OUTPUT] if with_stem else []) + ([frame_tap] if frame_tap else [])
     names = [name for name, _ in taps] + extras
@@ -146,19 +145,18 @@ def pointwise(model: keras.Model) -> keras.Model:
 
     def clone(layer):
         if not isinstance(layer, layers.Dense):
-            return layer.__class__.from_config(layer.get_config())
+            return fresh_copy(layer)
         config = layer.get_config()
         return layers.Conv2D(config["units"], 1, activation=config["activation"], use_bias=config["use_bias"],
                              name=layer.name, trainable=False)
 
-    converted = keras.models.clone_model(model, clone_function=clone)
-    for layer in (layer for layer in converted.layers if layer.weights):
-        source = model.get_layer(layer.name)
-        weights = source.get_weights()
+    def weights(source: layers.Layer, _) -> list[np.ndarray]:
+        values = source.get_weights()
         if isinstance(source, layers.Dense):
-            weights = [weights[0].reshape(1, 1, *weights[0].shape), *weights[1:]]
-        layer.set_weights(weights)
-    return converted
+            return [values[0].reshape(1, 1, *values[0].shape), *values[1:]]
+        return values
+
+    return rebuilt(model, clone, weights)
 
 
 class SquaredError(layers.Layer):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -65,14 +66,32 @@ def gray_backbone(base: keras.Model) -> keras.Model:
     first = base.layers[1]
     if not isinstance(first, layers.Conv2D) or first.get_weights()[0].shape[2] != 3:
         raise ValueError(f"{base.name}'s first layer is {first.name}, not a 3-channel convolution")
-    model = keras.models.clone_model(base, input_tensors=keras.Input((None, None, 1), name="gray"),
-                                     clone_function=lambda layer: layer.__class__.from_config(layer.get_config()))
-    for layer in model.layers[1:]:  # after the input layer
-        weights = base.get_layer(layer.name).get_weights()
-        if layer.name == first.name:
-            weights = [2.0 * weights[0].sum(axis=2, keepdims=True), *weights[1:]]
-        layer.set_weights(weights)
-    return model
+
+    def weights(source: layers.Layer, _) -> list[np.ndarray]:
+        values = source.get_weights()
+        if source.name == first.name:
+            return [2.0 * values[0].sum(axis=2, keepdims=True), *values[1:]]
+        return values
+
+    return rebuilt(base, fresh_copy, weights, input_tensors=keras.Input((None, None, 1), name="gray"))
+
+
+def fresh_copy(layer: layers.Layer) -> layers.Layer:
+    """A new layer of ``layer``'s class and configuration: ``rebuilt``'s ``clone_layer`` for a layer kept as it is."""
+    return layer.__class__.from_config(layer.get_config())
+
+
+def rebuilt(model: keras.Model, clone_layer: Callable[[layers.Layer], layers.Layer],
+            weights: Callable[[layers.Layer, layers.Layer], list[np.ndarray]], input_tensors=None) -> keras.Model:
+    """``model`` cloned layer by layer through ``clone_layer``; each clone that has weights gets
+    ``weights(source, clone)``, ``source`` being the layer of ``model`` with the clone's name. The graph rewrites (``gray_backbone``,
+    ``training.autoencoder.pointwise``) and the pruned backbone (``training.pruning``) are all this:
+    the same graph with some layers changed and their weights carried over, changed where they must be."""
+    clone = keras.models.clone_model(model, input_tensors=input_tensors, clone_function=clone_layer)
+    for layer in clone.layers:
+        if layer.weights:  # the input layer, which the clone may name anew, has none
+            layer.set_weights(weights(model.get_layer(layer.name), layer))
+    return clone
 
 
 def mobilenet_v2(input_shape: tuple) -> keras.Model:

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.backbone import rebuilt
+
 BN_EPSILON = 1e-3
 # Blocks the gate's taps reach (block_12_add is the deepest); block 0 has no expansion.
 PRUNABLE_BLOCKS = tuple(range(1, 13))
@@ -197,28 +199,27 @@ def pruned_backbone(base: keras.Model, blocks: dict[int, PrunedBlock],
             config["filters"] = len(blocks[_block_number(layer.name)].keep)
         return layer.__class__.from_config(config)
 
-    model = keras.models.clone_model(base, clone_function=clone)
-    for layer in model.layers[1:]:  # after the input layer, which the clone names anew
-        weights = base.get_layer(layer.name).get_weights()
+    def weights(source: keras.layers.Layer, layer: keras.layers.Layer) -> list[np.ndarray]:
+        values = source.get_weights()
         pruned = blocks.get(_block_number(layer.name))
-        if pruned is None or not weights:
-            layer.set_weights(weights)
-            continue
+        if pruned is None:
+            return values
         suffix = layer.name.split("_", 2)[2]
         if suffix == "expand":
-            weights = [weights[0][..., pruned.keep]]
+            values = [values[0][..., pruned.keep]]
         elif suffix in ("expand_BN", "depthwise_BN"):
-            weights = [w[pruned.keep] for w in weights]
+            values = [w[pruned.keep] for w in values]
         elif suffix == "depthwise":
-            weights = [weights[0][:, :, pruned.keep]]
+            values = [values[0][:, :, pruned.keep]]
         elif suffix == "project":
-            weights = [pruned.project[None, None]]
+            values = [pruned.project[None, None]]
         elif suffix == "project_BN":
             channels = len(pruned.project_bias)
-            weights = [np.full(channels, np.sqrt(1.0 + layer.epsilon), np.float32), pruned.project_bias,
-                       np.zeros(channels, np.float32), np.ones(channels, np.float32)]
-        layer.set_weights((tuned or {}).get(layer.name, weights))
-    return model
+            values = [np.full(channels, np.sqrt(1.0 + layer.epsilon), np.float32), pruned.project_bias,
+                      np.zeros(channels, np.float32), np.ones(channels, np.float32)]
+        return (tuned or {}).get(layer.name, values)
+
+    return rebuilt(base, clone, weights)
 
 
 def _block_output_names(model: keras.Model) -> list[str]:
