@@ -61,18 +61,18 @@ class AnomalyScorer:
     from coil to coil) and leaves local departures; a defect that covers most of the frame
     raises its own baseline and scores lower. ``"frame_median"`` divides by the median
     instead, which such a defect moves only once it covers half the frame. Chosen per
-    profile on the validation split (``python -m export.score_options``).
+    profile on the validation split (``python -m studies.score_options``).
 
     ``level_cap``: the most a normalised map is divided by. A frame whose own error level is beyond
     anything normal steel shows (a foreign object over much of the frame, a frame that is not strip)
     would otherwise divide its own deviation away and read as ordinary; capped, its peak keeps
     counting. Set above the levels of normal frames, it leaves their scores as they were
-    (``python -m export.level_cap_study``).
+    (``python -m studies.level_cap_study``).
 
     ``level_power``: the (capped) level is raised to this power before it divides the map. 1 reads
     "times this frame's typical error"; above 1 a frame whose whole texture is off (a higher level)
     is held back further against one whose peak stands out from a well-rebuilt texture. Chosen on
-    the validation split (``python -m export.level_power_study``).
+    the validation split (``python -m studies.level_power_study``).
 
     ``frame_term``: for a graph with a frame-level autoencoder (output ``frame_error``), the map
     becomes map / map_reference + weight * frame_error / frame_reference over the scored area (see
@@ -315,7 +315,7 @@ class AnomalyScorer:
 def join_maps(error: np.ndarray, detector: np.ndarray, power: float | None = None) -> np.ndarray:
     """The gate's map from its two maps, pixel by pixel: their maximum (``power`` None, deployed), or their
     power mean ((e^p + d^p) / 2)^(1/p), which counts a pixel high on both more than one high on either
-    alone (measured in ``export.map_join_study``, docs/gate_design.md, step 19)."""
+    alone (measured in ``studies.map_join_study``, docs/gate_design.md, step 19)."""
     if power is None:
         return np.maximum(error, detector)
     error, detector = (np.maximum(m, 0.0).astype(np.float64) for m in (error, detector))

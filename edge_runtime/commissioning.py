@@ -2,7 +2,7 @@
 
 The thresholds shipped with a profile come from its training data. Where that data has no
 defect-free frames of the line's size (NEU-DET: small box-free crops only), a threshold set
-for 5% false alarms on crops flags far more whole frames (``python -m export.area_study``).
+for 5% false alarms on crops flags far more whole frames (``python -m studies.area_study``).
 And a new camera, lens or lighting moves every score. So a line is commissioned on its own
 frames: record a few hundred frames of good strip, score them with the deployed gate, and
 put each threshold at the score quantile that gives the wanted false-alarm rate.
@@ -155,7 +155,7 @@ def remeasured_frame_term(inspector, paths: Sequence[Path]) -> FrameTerm | None:
     (None for a gate without one). Its two parts are in units of their typical value on normal
     frames; a new camera moves both, and not by the same factor, so the balance the weight was
     chosen for holds only when both are measured on the line's frames
-    (``python -m export.camera_study``). Frames that cannot be read are skipped; ``score_frames``
+    (``python -m studies.camera_study``). Frames that cannot be read are skipped; ``score_frames``
     names them."""
     term = inspector.frame_term_references
     if term is None:

@@ -10,7 +10,7 @@ exposure moves every frame, slowly, long before anyone reads the thresholds agai
 * the neighbour correlation of the picture (``SMOOTHNESS``, ``preprocess.FrameQuality``), which the
   models do not see: a lens out of focus, motion blur or heavy compression raise it, sensor noise or
   in-camera sharpening lower it, exposure leaves it. It sees camera changes that move the scores
-  too little for the score check (``python -m export.drift_study``);
+  too little for the score check (``python -m studies.drift_study``);
 * the picture's mean grey level (``BRIGHTNESS``): a lamp that ages or a diffuser that gets dirty
   darkens every frame long before the dark-frame check refuses one, and the gates, which read
   each frame relative to its own level, do not show it in their scores.

@@ -41,7 +41,7 @@ class PreprocessSpec:
     # under-exposed. It is refused, never scored: the gate's normalised score reads a texture-free
     # frame as ordinary (about 1). Real steel is smoother than one might think: the least textured
     # 64x64 crop of NEU-DET spreads 0.0049 (whole images 0.023, magnetic tiles 0.037; python -m
-    # export.frame_check_margins), about as much as a capped sensor's dark noise, which the dark
+    # studies.frame_check_margins), about as much as a capped sensor's dark noise, which the dark
     # check below refuses instead.
     min_contrast: float = 0.002
     # A frame darker than this on average (0.04 is about 10 8-bit grey levels) is not lit: a lens
@@ -61,7 +61,7 @@ class PreprocessSpec:
     # normalised score reads it as ordinary steel. Any imaged surface correlates strongly, because the
     # optics spread each point over neighbouring pixels: NEU-DET's least correlated image 0.71, 64x64
     # crop 0.36; magnetic tiles 0.73 and 0.37; white noise about 0, also after JPEG (python -m
-    # export.frame_check_margins). Slightly blurred noise (0.59) passes. None: no check.
+    # studies.frame_check_margins). Slightly blurred noise (0.59) passes. None: no check.
     min_neighbour_correlation: float | None = 0.2
     color: str = "gray"
     value_range: tuple[float, float] = (0.0, 1.0)
@@ -288,7 +288,7 @@ class FrameGeometry:
         middle of the cell's stride (stride/2 - 0.5). ``"receptive"``: c = stride - 1, where
         MobileNetV2's stride-2 convolutions (padding only after an even input, as
         TensorFlow's "same" does) centre what a cell sees. Which one scores better is
-        measured per profile (``python -m export.score_options``). ``stride`` defaults to
+        measured per profile (``python -m studies.score_options``). ``stride`` defaults to
         padded size / map size; ``origin`` is where the map starts in padded pixels."""
         stride = stride or self.padded_shape[0] // cells.shape[0]
         offset = cell_centre_offset(stride, centre)

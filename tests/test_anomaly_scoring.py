@@ -115,7 +115,7 @@ def test_a_level_power_that_is_not_a_positive_number_is_refused(tmp_path, power)
 
 
 def test_level_power_study_protects_every_class_then_picks_by_validation_recall():
-    from export.level_power_study import chosen_power
+    from studies.level_power_study import chosen_power
 
     def row(power, warn, defect, per_class):
         return {"level_power": power, "val": {"gate_recall_warn": warn, "gate_recall_defect": defect,
@@ -133,7 +133,7 @@ def test_level_power_study_protects_every_class_then_picks_by_validation_recall(
 
 
 def test_joint_scoring_study_keeps_the_deployed_scoring_unless_a_safe_one_gains_more_than_a_tie():
-    from export.joint_scoring_study import Scoring, chosen_scoring
+    from studies.joint_scoring_study import Scoring, chosen_scoring
 
     def row(power, cap, sigma, warn, defect, per_class):
         return Scoring(power, cap, sigma).name, {
@@ -158,11 +158,11 @@ def test_joint_scoring_study_keeps_the_deployed_scoring_unless_a_safe_one_gains_
 @needs_neu
 @needs_models
 def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
-    """A study that changes the error map's scoring (``export.level_cap_study.rescored``) sets the residual
+    """A study that changes the error map's scoring (``studies.level_cap_study.rescored``) sets the residual
     detector's scale again on the validation split: with the deployed scoring it is the manifest's scale,
     with another level power another one."""
-    from export.level_cap_study import rescored
-    from export.score_options import MemoSession
+    from studies.level_cap_study import rescored
+    from studies.score_options import MemoSession
     from export.study_cli import deployed_gate
     from edge_runtime.inspector import session
 
@@ -177,10 +177,11 @@ def test_a_scoring_sweep_sets_the_detectors_scale_again_as_the_export_does():
 @needs_tile
 @needs_models
 def test_a_scoring_sweep_at_the_deployed_value_gives_the_export_s_figures(tmp_path, monkeypatch):
-    """``python -m export.scoring_sweep`` calibrates each value as the export does: at the tile's deployed
+    """``python -m studies.scoring_sweep`` calibrates each value as the export does: at the tile's deployed
     edge band it reproduces the thresholds and validation figures the export wrote into the manifest, and a
     band of another width gives other ones."""
-    from export import scoring_sweep, study_cli
+    from export import study_cli
+    from studies import scoring_sweep
 
     monkeypatch.setattr(study_cli, "ROOT", tmp_path)
     assert scoring_sweep.main(["--profile", "magnetic-tile", "--manifest", str(MANIFEST), "--option", "ignore_border",
@@ -195,9 +196,10 @@ def test_a_scoring_sweep_at_the_deployed_value_gives_the_export_s_figures(tmp_pa
 @needs_neu
 @needs_models
 def test_the_map_join_study_at_the_maximum_gives_the_export_s_figures(tmp_path, monkeypatch):
-    """``python -m export.map_join_study`` calibrates each join as the export does: its maximum row is the
+    """``python -m studies.map_join_study`` calibrates each join as the export does: its maximum row is the
     deployed gate (the manifest's thresholds and validation recall), and a power mean sets other thresholds."""
-    from export import map_join_study, study_cli
+    from export import study_cli
+    from studies import map_join_study
 
     monkeypatch.setattr(study_cli, "ROOT", tmp_path)
     assert map_join_study.main(["--profile", "neu-steel", "--manifest", str(MANIFEST), "--strip-frames", "12"]) == 0
@@ -230,7 +232,7 @@ def test_the_gate_intervals_recalibrate_the_deployed_thresholds_and_bracket_the_
 
 
 def test_line_smoothing_keeps_a_line_s_height_where_isotropic_smoothing_spreads_it():
-    from export.line_smoothing_study import line_kernel, line_smoothed
+    from studies.line_smoothing_study import line_kernel, line_smoothed
 
     for degrees in (0.0, 45.0, 90.0, 135.0):
         assert line_kernel(4.0, 1.0, degrees).sum() == pytest.approx(1.0, rel=1e-5)
@@ -247,9 +249,10 @@ def test_line_smoothing_keeps_a_line_s_height_where_isotropic_smoothing_spreads_
 @needs_neu
 @needs_models
 def test_the_line_smoothing_study_s_isotropic_row_is_the_deployed_gate(tmp_path, monkeypatch):
-    """``python -m export.line_smoothing_study`` sets each variant's detector scale and thresholds as the export
+    """``python -m studies.line_smoothing_study`` sets each variant's detector scale and thresholds as the export
     does: its isotropic row gives the manifest's scale, thresholds and validation recall."""
-    from export import line_smoothing_study, study_cli
+    from export import study_cli
+    from studies import line_smoothing_study
 
     monkeypatch.setattr(study_cli, "ROOT", tmp_path)
     assert line_smoothing_study.main(["--profile", "neu-steel", "--manifest", str(MANIFEST), "--strip-frames", "0"]) == 0
@@ -272,8 +275,8 @@ def test_the_shipped_neu_gate_reads_another_camera_s_rendering_of_defect_free_st
     renders it; trained on camera copies of its frames (docs/gate_design.md, step 15): 9% and 10%, against
     4.8% as captured. The bound leaves room for a retrained detector, not for the fragility."""
     from export.calibrate import gate_scores
-    from export.camera_study import CHANGES
-    from export.exposure_study import ChangedFrames
+    from studies.camera_study import CHANGES
+    from studies.exposure_study import ChangedFrames
     from export.study_cli import deployed_gate
 
     gate = deployed_gate(MANIFEST, "neu-steel")
@@ -285,7 +288,7 @@ def test_the_shipped_neu_gate_reads_another_camera_s_rendering_of_defect_free_st
 
 
 def test_the_pooling_study_reads_the_mean_of_the_hottest_pixels():
-    from export.pooling_study import top_mean
+    from studies.pooling_study import top_mean
 
     anomaly_map = np.zeros((10, 10), np.float32)
     anomaly_map[0, :4] = (4.0, 3.0, 2.0, 1.0)

@@ -166,7 +166,7 @@ def box_free_mask_of(sample: Sample) -> np.ndarray:
 
 
 def test_area_study_scores_the_box_free_area_as_if_the_frame_held_no_defect():
-    from export import area_study
+    from studies import area_study
 
     frame = np.tile(np.linspace(0.2, 0.6, 200, dtype=np.float32), (200, 1))  # brighter to the right
     frame[0:120, 150:200] = 1.0  # the defect, in its box
@@ -181,7 +181,7 @@ def test_area_study_scores_the_box_free_area_as_if_the_frame_held_no_defect():
 
 
 def test_area_study_recalibrates_the_warn_threshold_on_each_reading():
-    from export import area_study
+    from studies import area_study
 
     readings = {
         "val": {"defect_image": np.array([5.0]), "crop_64": np.arange(100.0), "crop_128": np.array([])},
@@ -195,7 +195,7 @@ def test_area_study_recalibrates_the_warn_threshold_on_each_reading():
 
 
 def test_area_study_gallery_shows_the_highest_scoring_crops_first(tmp_path):
-    from export import area_study
+    from studies import area_study
 
     frame = np.zeros((200, 200), np.float32)
     sample = Sample(Path("crazing_1.jpg"), "crazing", (Box(150, 0, 199, 60),))
@@ -209,7 +209,7 @@ def test_area_study_gallery_shows_the_highest_scoring_crops_first(tmp_path):
 
 
 def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thresholds(samples):
-    from export.exposure_study import GainScorer, gain_metrics, median_grey_levels
+    from studies.exposure_study import GainScorer, gain_metrics, median_grey_levels
 
     frame = np.full((8, 8), 0.6, np.float32)
     assert np.allclose(GainScorer(FrameIsTheMap(), 1.5).anomaly_map(frame), 0.9)
@@ -229,8 +229,8 @@ def test_exposure_study_sees_each_frame_and_crop_at_the_gain_and_keeps_the_thres
 
 
 def test_camera_changes_are_deterministic_gray_frames_that_change_the_texture():
-    from export.camera_study import CHANGES
-    from export.exposure_study import ChangedFrames
+    from studies.camera_study import CHANGES
+    from studies.exposure_study import ChangedFrames
 
     texture = np.random.default_rng(0).uniform(0.2, 0.8, (64, 80)).astype(np.float32)
     for name, change in CHANGES.items():
@@ -249,7 +249,7 @@ def test_the_drift_study_commissions_on_defect_free_images_whole_and_on_box_free
 
     from edge_runtime.datasets import Box, Sample
     from export.calibrate import WINDOW, WINDOW_MARGIN
-    from export.drift_study import defect_free_views
+    from studies.drift_study import defect_free_views
 
     frame = np.random.default_rng(0).uniform(0.0, 1.0, (200, 200)).astype(np.float32)
     assert [v is frame for v in defect_free_views(frame, Sample(None, None), random.Random(0))] == [True]
@@ -267,8 +267,8 @@ def test_the_drift_study_commissions_on_defect_free_images_whole_and_on_box_free
 def test_gate_check_reads_the_validation_normals_through_every_camera_change(samples):
     from types import SimpleNamespace
 
-    from export.camera_study import CHANGES
-    from training.gate_check import camera_normals_flagged
+    from studies.camera_study import CHANGES
+    from studies.gate_check import camera_normals_flagged
 
     profile = SimpleNamespace(preprocess=PreprocessSpec(), seed=0, calibration_normals="crops")
     # The map is the frame: the local image's box-free crops read 0, the texture image's 0.5 through every change.
@@ -279,7 +279,7 @@ def test_gate_check_reads_the_validation_normals_through_every_camera_change(sam
 
 
 def test_operating_points_names_the_defect_images_under_the_warn_threshold():
-    from export.operating_points import missed
+    from studies.operating_points import missed
 
     scores = {"defect_image": np.array([1.0, 1.8, 2.5, 1.9, 3.0]),
               "defect_label": ["patches", "patches", "patches", "scratches", "scratches"]}
@@ -292,7 +292,7 @@ def test_operating_points_names_the_defect_images_under_the_warn_threshold():
 def test_crop_false_alarms_counts_the_crops_the_export_scores_per_source_class(samples):
     from types import SimpleNamespace
 
-    from export import crop_false_alarms
+    from studies import crop_false_alarms
 
     gate = SimpleNamespace(profile=SimpleNamespace(seed=0), config=SimpleNamespace(preprocess=PreprocessSpec()),
                            scorer=FrameIsTheMap())
@@ -307,7 +307,7 @@ def test_crop_false_alarms_counts_the_crops_the_export_scores_per_source_class(s
 
 
 def test_the_views_cascade_takes_the_three_view_score_only_from_the_band_up():
-    from export.views_study import cascade
+    from studies.views_study import cascade
 
     one = {key: np.array([1.0, 2.0, 3.0]) for key in ("normal", "normal_crop", "defect_image")}
     three = {key: np.array([9.0, 1.5, 2.5]) for key in ("normal", "normal_crop", "defect_image")}
@@ -387,7 +387,7 @@ def test_at_its_box_free_level_only_the_error_map_is_rescaled_not_the_residual_d
 
 def test_the_strip_study_takes_the_synthetic_strip_apart_as_its_variants_say():
     from edge_runtime.capture.synthetic import synthetic_frame
-    from export.strip_study import VARIANTS, variant_frame
+    from studies.strip_study import VARIANTS, variant_frame
 
     assert np.array_equal(variant_frame(3), synthetic_frame(np.random.default_rng([3, 5]), None))  # the demo strip
 
@@ -408,7 +408,7 @@ def test_the_strip_study_takes_the_synthetic_strip_apart_as_its_variants_say():
 def test_the_strip_study_reads_each_map_apart_against_the_warn_threshold():
     from types import SimpleNamespace
 
-    from export.strip_study import VARIANTS, study
+    from studies.strip_study import VARIANTS, study
 
     class Maps:  # the error map reads the frame's grey level, the detector's map a constant 0.5
         def map_parts(self, frame):
@@ -426,7 +426,7 @@ def test_the_strip_study_reads_each_map_apart_against_the_warn_threshold():
 def test_the_camera_study_reads_which_map_a_change_moves(samples):
     from types import SimpleNamespace
 
-    from export.camera_study import maps_flagged
+    from studies.camera_study import maps_flagged
 
     class Maps:  # the error map is the frame, the detector's map the frame's mean, doubled
         def map_parts(self, frame):
@@ -445,7 +445,7 @@ def test_the_camera_study_reads_the_classifier_through_a_change_and_counts_a_ref
     from types import SimpleNamespace
 
     from edge_runtime.errors import InspectionError
-    from export.camera_study import classifier_accuracy
+    from studies.camera_study import classifier_accuracy
 
     class NamesByBrightness:  # "texture" for a frame brighter than 0.2 on average, else "local"; refuses black
         def inspect_batch(self, frames, always_classify=False):

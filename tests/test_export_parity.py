@@ -138,10 +138,10 @@ def test_training_and_runtime_preprocessing_are_the_same(runtime, neu_images):
 
 @pytest.mark.parametrize("profile", [PROFILE, "magnetic-tile"])  # the tile's gate has a frame-level term
 def test_gate_check_of_the_keras_gate_gives_the_exported_thresholds_and_figures(manifest, capsys, profile):
-    """``python -m training.gate_check`` (a trial gate, checked before export) calibrates as the export did."""
+    """``python -m studies.gate_check`` (a trial gate, checked before export) calibrates as the export did."""
     import json
 
-    from training import gate_check
+    from studies import gate_check
 
     assert gate_check.main(["--profile", profile]) == 0
     report = json.loads(capsys.readouterr().out)

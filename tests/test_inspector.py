@@ -142,8 +142,8 @@ def test_sensor_noise_is_refused_whatever_its_brightness(noise, profile):
 @pytest.mark.parametrize("name", ["checkerboard", "paint blobs", "printed label"])
 def test_a_frame_of_something_else_than_strip_is_not_ok(inspector, name):
     """neu-steel divides its map by the frame's own error level, at most ``level_cap``: a frame whose
-    whole level is raised cannot divide its deviation away (``python -m export.level_cap_study``)."""
-    from export.level_cap_study import not_steel_frames
+    whole level is raised cannot divide its deviation away (``python -m studies.level_cap_study``)."""
+    from studies.level_cap_study import not_steel_frames
 
     assert inspector.inspect(not_steel_frames()[name]).verdict is not Verdict.OK
 
@@ -260,7 +260,7 @@ def test_the_shipped_neu_classifier_names_defects_seen_through_another_camera():
     a 1 px defocus (crazing and rolled-in scale read as pitted surface: a sharpness cue, not the defect's
     form) and 77.6% through a camera of lower resolution; trained on camera copies of its frames
     (docs/results.md, "Classifier"), 99.1% and 100%. Lower resolution is a change no training copy has."""
-    from export.camera_study import CHANGES, classifier_accuracy
+    from studies.camera_study import CHANGES, classifier_accuracy
     from export.study_cli import deployed_gate
 
     gate = deployed_gate(MANIFEST, "neu-steel")

@@ -206,7 +206,7 @@ def test_noise_frames_are_refused_by_the_limit_the_manifest_carries():
 
 @needs_neu
 def test_no_neu_image_is_refused_as_noise():
-    """Real steel is far from the noise limit (``python -m export.frame_check_margins`` gives the margins)."""
+    """Real steel is far from the noise limit (``python -m studies.frame_check_margins`` gives the margins)."""
     spec = PreprocessSpec()
     for path in sorted((NEU / "images").glob("*.jpg"))[::5]:
         preprocess(path, spec)  # raises on a refused frame

@@ -3,7 +3,7 @@
 Why: the residual detector reads the whitened feature cell beside its residual (docs/gate_design.md,
 step 11), so it knows the texture as this camera renders it. Unlike the error map, its map is not
 divided by the frame's own level, so a camera that renders the same steel a little softer, grainier or
-blockier moves it over the whole frame: `python -m export.camera_study` measured 43% of the test crops
+blockier moves it over the whole frame: `python -m studies.camera_study` measured 43% of the test crops
 flagged after a defocus of 1 px and 57% on a JPEG stream (quality 50), against 2-4% of them by the
 error map alone (its ``test_normals_flagged_by_each_map``). With ``residual_camera_copies`` each
 training frame also enters as that many changed copies, one change drawn per copy with a random

@@ -73,7 +73,7 @@ class Profile:
     # Each training frame of the classifier also enters as this many copies, each seen through one camera
     # change drawn at random (training.camera_changes: defocus, sensor noise, sharpening, JPEG), so that
     # a defect is still named when the camera renders it a little softer, grainier or blockier
-    # (docs/results.md, "Classifier"; measured with ``python -m export.camera_study``). neu-steel: 1, with
+    # (docs/results.md, "Classifier"; measured with ``python -m studies.camera_study``). neu-steel: 1, with
     # the fine-tuning rate below at 3e-5; at 1e-4 the copies cost 3% of the test images as captured.
     classifier_camera_copies: int = 0
     # Adam's learning rate while blocks 13-16 are fine-tuned (the head alone is trained at 1e-3 before).
@@ -81,7 +81,7 @@ class Profile:
     # Fraction of the frame per side left out of the anomaly score (part edges, fixtures).
     ignore_border: float = 0.0
     # Anomaly-map normalisation before the score (edge_runtime.anomaly): "none", "frame_mean"
-    # or "frame_median"; chosen on the validation split by ``python -m export.score_options``.
+    # or "frame_median"; chosen on the validation split by ``python -m studies.score_options``.
     score_normalise: str = "none"
     # Where each error-map cell sits in the frame: "middle" of its stride or "receptive"
     # (where the backbone centres it); same choice (edge_runtime.preprocess.FrameGeometry).
@@ -90,10 +90,10 @@ class Profile:
     score_sigma: float = 1.0
     # The most a normalised map is divided by (edge_runtime.anomaly.AnomalyScorer), so a frame whose
     # whole level is off the normal scale cannot normalise its deviation away; None = no cap.
-    # Chosen by ``python -m export.level_cap_study``: the lowest cap that leaves validation unchanged.
+    # Chosen by ``python -m studies.level_cap_study``: the lowest cap that leaves validation unchanged.
     score_level_cap: float | None = None
     # The normalising level is raised to this power (edge_runtime.anomaly.AnomalyScorer); chosen by
-    # ``python -m export.level_power_study`` on the validation split.
+    # ``python -m studies.level_power_study`` on the validation split.
     score_level_power: float = 1.0
     # Views the gate scores (edge_runtime.anomaly.AnomalyScorer): 1, or 3 with the two mirror images
     # (three runs of the gate graph; docs/gate_design.md, "Mirror views").
@@ -150,7 +150,7 @@ class Profile:
     # A second, frame-level autoencoder in the same graph: this backbone layer averaged over the
     # whole frame, whitened and rebuilt through ``frame_hidden``. Its reconstruction error, in
     # units of its typical value on normal frames and times ``frame_weight`` (chosen on the
-    # validation split by ``python -m export.score_options``), is added to the map's
+    # validation split by ``python -m studies.score_options``), is added to the map's
     # (edge_runtime.anomaly).
     # It sees defects that change the texture of the whole frame, which look normal cell by cell
     # (magnetic tile: uneven surfaces, long cracks). None = no frame-level autoencoder.
@@ -248,7 +248,7 @@ def folder_profile(name: str, data_dir: Path, normal_class: str | None, frame_le
 
     ``frame_level``: the magnetic tile's measured gate recipe as the starting point (block 5 + 12 cell
     map, frame-level autoencoder weighted 2, median-normalised map; docs/gate_design.md); compare
-    the scoring options on the line's own validation split with ``python -m export.score_options``.
+    the scoring options on the line's own validation split with ``python -m studies.score_options``.
     Without it, the block 6 + 13 cell gate alone, which beat block 5 + 12 on the tile without the
     frame term."""
     profile = Profile(name, "folder", Path(data_dir), PreprocessSpec(), normal_class=normal_class)

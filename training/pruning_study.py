@@ -5,7 +5,7 @@ backbone is pruned on the profile's training frames as ``python -m training auto
 and the relative error ||pruned - ImageNet|| / ||ImageNet|| of the gate's taps is measured on
 validation frames (padded as the gate pads them). With ``--distil-epochs N`` each pruned backbone is
 then distilled for N epochs on the same training frames (``pruning.distil``) and measured again.
-Whether the gate still works is a separate question, answered by ``python -m training.gate_check``
+Whether the gate still works is a separate question, answered by ``python -m studies.gate_check``
 on a gate trained with the same settings.
 """
 

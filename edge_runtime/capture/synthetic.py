@@ -24,7 +24,7 @@ def steel_texture(rng: np.random.Generator, size: int = 200, streak_amplitude: f
                   grain_amplitude: float = 6.0, streak_rows: int | None = None, streak_knots: int = 6) -> np.ndarray:
     """Clean rolled-steel-like float32 texture in gray levels (not clipped): streaks along the rows (noise
     on ``streak_rows`` rows, default a quarter of ``size``, and ``streak_knots`` points along them, smoothly
-    resized) plus fine grain. The parameters take the texture apart for ``export.strip_study``."""
+    resized) plus fine grain. The parameters take the texture apart for ``studies.strip_study``."""
     rows = size // 4 if streak_rows is None else streak_rows
     streaks = cv2.resize(rng.normal(0, 1, (rows, streak_knots)).astype(np.float32), (size, size),
                          interpolation=cv2.INTER_CUBIC)

@@ -1,4 +1,4 @@
-"""``python -m export.line_smoothing_study --profile neu-steel``: the detector's map smoothed along lines.
+"""``python -m studies.line_smoothing_study --profile neu-steel``: the detector's map smoothed along lines.
 
 The deployed gate smooths its residual detector's cells with an isotropic Gaussian (``sigma`` in the
 manifest). Each variant here smooths them with an anisotropic Gaussian (sigma along, sigma across, in cells)
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.commissioning import threshold_for_false_alarm
-from export.map_join_study import detector_study, figures_cells, figures_header, study_figures
+from studies.map_join_study import detector_study, figures_cells, figures_header, study_figures
 from export.study_cli import write_result
 
 VARIANTS = (None, (4.0, 1.0), (4.0, 2.0), (8.0, 1.0), (8.0, 2.0))  # None: the deployed isotropic smoothing
@@ -78,7 +78,7 @@ def variant_row(parts: dict, variant, rates: tuple[float, float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, rates, parts = detector_study("python -m export.line_smoothing_study", __doc__, argv,
+    args, rates, parts = detector_study("python -m studies.line_smoothing_study", __doc__, argv,
                                         lambda gate: functools.partial(frame_parts, gate.scorer,
                                                                           gate.scorer.with_residual_detector(None)))
     rows = [variant_row(parts, variant, rates) for variant in VARIANTS]

@@ -1,4 +1,4 @@
-"""``python -m export.level_power_study --profile P``: how hard a normalised map divides by its level.
+"""``python -m studies.level_power_study --profile P``: how hard a normalised map divides by its level.
 
 A normalised gate (``normalise`` frame_mean / median) divides its map by the frame's own error level,
 capped at ``level_cap``. ``AnomalyScorer``'s ``level_power`` raises that level to a power first: 1 reads
@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from export.level_cap_study import scoring_sweep
+from studies.level_cap_study import scoring_sweep
 from export.study_cli import study_parser, write_result
 
 POWERS = (0.0, 0.5, 0.75, 1.0, 1.1, 1.25, 1.4, 1.5, 1.75, 2.0)
@@ -56,7 +56,7 @@ def chosen_power(rows: dict, class_sizes: dict[str, int]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.level_power_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.level_power_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     out = write_result(args.profile, "level_power_study", result)
     print(f"\n{out}: chosen level power {result['chosen']:g}\n")

@@ -1,4 +1,4 @@
-"""``python -m export.camera_study --profile P``: does re-commissioning absorb a change of camera?
+"""``python -m studies.camera_study --profile P``: does re-commissioning absorb a change of camera?
 
 The exposure study scales grey levels. A lens out of focus, a noisier sensor, in-camera
 sharpening, a JPEG-streaming camera, motion blur or a camera of lower resolution change the
@@ -34,7 +34,7 @@ from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.inspector import Inspector
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.exposure_study import ChangedFrames
+from studies.exposure_study import ChangedFrames
 from export.study_cli import deployed_gate, study_parser, write_result
 
 REPORTED = ("false_alarm_rate_warn", "false_alarm_rate_defect", "gate_recall_warn", "gate_recall_defect", "image_auroc")
@@ -176,7 +176,7 @@ def _cell(row: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.camera_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.camera_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "camera_study", result)
     print("| change (test split; each cell: false alarms at warn, gate recall at warn, image AUROC) | "

@@ -1,4 +1,4 @@
-"""``python -m export.operating_points --profile P``: what the deployed gate flags at other false-alarm rates.
+"""``python -m studies.operating_points --profile P``: what the deployed gate flags at other false-alarm rates.
 
 The export sets the warn threshold at 5% of the validation normals (NEU-DET: box-free 64x64 crops
 scored as frames of their own). This sets it, by the same rule, at each rate of ``RATES`` instead
@@ -52,7 +52,7 @@ def missed(scores: dict, warn: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.operating_points", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.operating_points", __doc__).parse_args(argv)
     result = operating_points(args.manifest, args.profile)
     write_result(args.profile, "operating_points", result)
     print(f"normals: {result['calibration_normals']} ({result['n_val_normals']} validation, "

@@ -1,4 +1,4 @@
-"""``python -m export.strip_study --profile neu-steel [--manifest M]``: what in the synthetic strip each map reads.
+"""``python -m studies.strip_study --profile neu-steel [--manifest M]``: what in the synthetic strip each map reads.
 
 The synthetic strip (``edge_runtime.capture.synthetic``, which demos, soak runs and the benchmark feed the
 runtime) is streaks along the rolling direction plus fine grain, a texture no gate is trained on. A
@@ -62,7 +62,7 @@ def study(inspector: Inspector, frames: int = FRAMES) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.strip_study", __doc__)
+    parser = study_parser("python -m studies.strip_study", __doc__)
     parser.add_argument("--frames", type=int, default=FRAMES, help=f"frames per variant (default {FRAMES})")
     args = parser.parse_args(argv)
     result = study(Inspector.from_manifest(args.manifest, args.profile), args.frames)

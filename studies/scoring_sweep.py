@@ -1,9 +1,9 @@
-"""``python -m export.scoring_sweep --profile P --option NAME VALUE [VALUE ...]``: one scoring option, swept.
+"""``python -m studies.scoring_sweep --profile P --option NAME VALUE [VALUE ...]``: one scoring option, swept.
 
 For a scoring option of the deployed gate with no study of its own (a ``ProfileConfig`` field such as
 ``ignore_border`` or ``score_sigma``), each value is scored on the deployed graph and calibrated as
 ``python -m export`` calibrates (a frame-level term's references and a residual detector's scale set
-again, then the thresholds, on the validation split; ``export.level_cap_study.scoring_sweep``).
+again, then the thresholds, on the validation split; ``studies.level_cap_study.scoring_sweep``).
 Validation figures are what a choice may rest on; the test split is reported beside them. Values are
 read as JSON (``null`` for none). Writes results/<profile>/scoring_sweep_<option>.json and a Markdown table.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from export.level_cap_study import scoring_sweep
+from studies.level_cap_study import scoring_sweep
 from export.study_cli import study_parser, write_result
 
 
@@ -26,7 +26,7 @@ def study(manifest_path, profile_name: str, option: str, values: list) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.scoring_sweep", __doc__)
+    parser = study_parser("python -m studies.scoring_sweep", __doc__)
     parser.add_argument("--option", required=True, help="a ProfileConfig scoring field, e.g. ignore_border")
     parser.add_argument("values", nargs="+", type=json.loads, help="values to score, as JSON")
     args = parser.parse_args(argv)

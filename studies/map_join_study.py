@@ -1,11 +1,11 @@
-"""``python -m export.map_join_study --profile neu-steel``: the error map and the detector's map, joined otherwise.
+"""``python -m studies.map_join_study --profile neu-steel``: the error map and the detector's map, joined otherwise.
 
 The gate's map is the pixel-wise maximum of its error map and its residual detector's scaled map
 (``edge_runtime.anomaly.join_maps``). A power mean of the two, ((e^p + d^p) / 2)^(1/p), also counts a pixel
 that is high on both. For each join (the maximum and ``POWERS``): thresholds set on the validation split's
 calibration crops as ``python -m export`` sets them (the detector's scale as deployed), recall at warn and at
 defect with the misses per class on both splits, the test crops flagged, the validation crops flagged at
-warn through each of the four camera changes a detector is trained to ignore (``export.camera_study``), and
+warn through each of the four camera changes a detector is trained to ignore (``studies.camera_study``), and
 the first ``--strip-frames`` clean frames of the synthetic strip flagged at warn. Each frame's two maps are
 computed once and joined every way. The rule that reads it: docs/gate_design.md, step 19.
 Writes results/<profile>/map_join_study.json and a Markdown table.
@@ -22,8 +22,8 @@ from edge_runtime.anomaly import join_maps
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.camera_study import CHANGES
-from export.strip_study import clean_frames
+from studies.camera_study import CHANGES
+from studies.strip_study import clean_frames
 from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
 
 POWERS = (None, 8.0, 4.0, 2.0, 1.0)  # None: the maximum, as deployed
@@ -107,7 +107,7 @@ def detector_study(prog: str, doc: str, argv: list[str] | None, reader):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, rates, parts = detector_study("python -m export.map_join_study", __doc__, argv,
+    args, rates, parts = detector_study("python -m studies.map_join_study", __doc__, argv,
                                         lambda gate: gate.scorer.map_parts)
     rows = [join_row(parts, power, rates) for power in POWERS]
     out = write_result(args.profile, "map_join_study", {"strip_frames": args.strip_frames, "rows": rows})

@@ -1,6 +1,6 @@
-"""``python -m export.joint_scoring_study --profile P``: the level power, level cap and detector smoothing chosen together.
+"""``python -m studies.joint_scoring_study --profile P``: the level power, level cap and detector smoothing chosen together.
 
-The level power and cap (``export.level_power_study``, ``export.level_cap_study``) and the smoothing of a
+The level power and cap (``studies.level_power_study``, ``studies.level_cap_study``) and the smoothing of a
 residual detector's map were each chosen with the others held as deployed, on different gates
 (docs/gate_design.md, steps 8, 10 and 14). This scores every combination of ``POWERS`` x ``CAPS`` x
 ``DETECTOR_SIGMAS`` on the deployed graph, each calibrated as ``python -m export`` calibrates (the
@@ -27,9 +27,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from edge_runtime.inspector import session
-from export.level_cap_study import calibrated_scoring, rescored
-from export.level_power_study import TIE_IMAGES
-from export.score_options import MemoSession
+from studies.level_cap_study import calibrated_scoring, rescored
+from studies.level_power_study import TIE_IMAGES
+from studies.score_options import MemoSession
 from export.study_cli import deployed_gate, study_parser, write_result
 
 POWERS = (1.0, 1.1, 1.25, 1.4, 1.5, 1.75, 2.0)
@@ -110,7 +110,7 @@ def _scoring(row: dict) -> Scoring:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.joint_scoring_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.joint_scoring_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     out = write_result(args.profile, "joint_scoring_study", result)
     print(f"\n{out}: deployed {result['deployed']}; chosen {result['chosen']}\n")

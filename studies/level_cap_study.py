@@ -1,4 +1,4 @@
-"""``python -m export.level_cap_study --profile P``: how far a normalised map may divide itself down.
+"""``python -m studies.level_cap_study --profile P``: how far a normalised map may divide itself down.
 
 A gate that divides its map by the frame's own error level (``normalise`` frame_mean / median)
 reads any frame whose whole level is raised as ordinary: a foreign object over much of the frame,
@@ -23,7 +23,7 @@ from edge_runtime.anomaly import AnomalyScorer
 from edge_runtime.inspector import session
 from edge_runtime.result import Thresholds
 from export import calibrate
-from export.score_options import MemoSession
+from studies.score_options import MemoSession
 from export.study_cli import deployed_gate, study_parser, write_result
 
 CAPS = (None, 4.0, 3.0, 2.5, 2.0, 1.75, 1.5, 1.25, 1.0)
@@ -142,7 +142,7 @@ def lowest_cap_leaving_validation(rows: dict) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.level_cap_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.level_cap_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "level_cap_study", result)
     names = list(NOT_STEEL)

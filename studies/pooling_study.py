@@ -1,4 +1,4 @@
-"""``python -m export.pooling_study --profile P``: the score as the mean of the map's hottest pixels, not its maximum.
+"""``python -m studies.pooling_study --profile P``: the score as the mean of the map's hottest pixels, not its maximum.
 
 The deployed score is the maximum of the gate's map. A mean over the ``k`` hottest pixels asks a departure
 to cover an area before it counts in full, which a lone hot pixel of texture noise does not. ``k`` is a
@@ -21,7 +21,7 @@ import numpy as np
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.strip_study import clean_frames
+from studies.strip_study import clean_frames
 from export.study_cli import deployed_gate, share_at_or_over, share_text, split_figures, study_parser, write_result
 
 TOP_PIXELS = (1, 64, 256, 512, 1024, 2048)  # 1: the maximum, as deployed
@@ -70,7 +70,7 @@ def pooled_row(maps: dict, k: int, rates: tuple[float, float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.pooling_study", __doc__)
+    parser = study_parser("python -m studies.pooling_study", __doc__)
     parser.add_argument("--strip-frames", type=int, default=600, help="clean synthetic strip frames (default 600)")
     args = parser.parse_args(argv)
     gate = deployed_gate(args.manifest, args.profile)

@@ -1,4 +1,4 @@
-"""``python -m export.drift_study --profile P``: does the drift check see a changed camera or lamp?
+"""``python -m studies.drift_study --profile P``: does the drift check see a changed camera or lamp?
 
 The line is commissioned on defect-free frames: their scores give the baseline, as ``python -m
 edge_runtime calibrate --write`` records it. Defect-free frames are then inspected as captured and
@@ -36,7 +36,7 @@ from edge_runtime.datasets import Sample
 from edge_runtime.drift import COUNTED_VERDICTS, MEASURES, Baseline, check_drift
 from edge_runtime.preprocess import preprocess
 from export import calibrate
-from export.camera_study import CHANGES
+from studies.camera_study import CHANGES
 from export.study_cli import deployed_gate, study_parser, write_result
 
 
@@ -87,7 +87,7 @@ def counted_values(inspector: Inspector, frames: list[np.ndarray], change) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.drift_study", __doc__)
+    parser = study_parser("python -m studies.drift_study", __doc__)
     parser.add_argument("--frames", type=int, default=400, help="synthetic strip: frames per set (default 400)")
     parser.add_argument("--dataset-halves", action="store_true",
                         help="the data set's own images in two random halves (commissioning, line)")

@@ -1,4 +1,4 @@
-"""``python -m export.score_options --profile P``: how the exported gate's map becomes a score.
+"""``python -m studies.score_options --profile P``: how the exported gate's map becomes a score.
 
 The autoencoder graph is fixed; what is compared here is the scoring around it: the
 Gaussian smoothing (sigma, in map cells), the normalisation of the map
@@ -90,7 +90,7 @@ def _rate(metrics: dict, key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = study_parser("python -m export.score_options", __doc__)
+    parser = study_parser("python -m studies.score_options", __doc__)
     parser.add_argument("--calibration-normals", choices=sorted(calibrate.CALIBRATION_NORMALS),
                         help="normals the thresholds are set on (default: the profile's)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""``python -m export.area_study --profile neu-steel``: how false alarms grow with the normal area.
+"""``python -m studies.area_study --profile neu-steel``: how false alarms grow with the normal area.
 
 A boxed data set without defect-free images (NEU-DET) calibrates on small box-free crops,
 but the line sees whole frames. The score is a maximum over the map, so a larger defect-free
@@ -162,7 +162,7 @@ def recalibrated(readings: dict, rate: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.area_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.area_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "area_study", result)
     print("| normal reading | val n | val FAR warn / defect | test n | test FAR warn / defect | test image AUROC |")

@@ -1,4 +1,4 @@
-"""``python -m export.frame_check_margins --profile P``: how far the data set's frames are from the
+"""``python -m studies.frame_check_margins --profile P``: how far the data set's frames are from the
 dark-, blank- and noise-frame limits (``PreprocessSpec.min_mean_grey`` / ``min_contrast`` /
 ``min_neighbour_correlation``).
 
@@ -95,7 +95,7 @@ def correlation_margins(images: list[float], crops: list[float], limit: float | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.frame_check_margins", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.frame_check_margins", __doc__).parse_args(argv)
     gate = deployed_gate(args.manifest, args.profile)  # the limits as the runtime reads them
     result = margins([s for split in gate.splits.values() for s in split], gate.config.preprocess)
     write_result(args.profile, "frame_check_margins", result)

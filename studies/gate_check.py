@@ -1,4 +1,4 @@
-"""``python -m training.gate_check [--profile P] [--set KEY=VALUE ...] [--weights DIR] [--camera]``: a trained gate, checked.
+"""``python -m studies.gate_check [--profile P] [--set KEY=VALUE ...] [--weights DIR] [--camera]``: a trained gate, checked.
 
 Scores a gate's Keras weights (``python -m training autoencoder``, by default the profile's own in
 ``models/<profile>/keras``) with the profile's scoring, sets its thresholds on the validation split
@@ -8,7 +8,7 @@ JSON object: recall at warn and at defect, overall and per class, and the image 
 validation and the test split, the share of test normals flagged, and the share of the synthetic
 strip's clean and defective frames flagged (a texture no gate is trained on: a clean one should
 pass); with ``--camera``, also the validation normals flagged through each camera change of
-``export.camera_study``. It converts nothing and writes nothing, so a trial gate (``--out`` of the
+``studies.camera_study``. It converts nothing and writes nothing, so a trial gate (``--out`` of the
 training) can be compared with the deployed one, per class as well, before it is exported.
 """
 
@@ -26,8 +26,8 @@ from edge_runtime.capture.synthetic import DEFECT_KINDS, synthetic_frame
 from edge_runtime.datasets import split_samples
 from edge_runtime.preprocess import PreprocessSpec, preprocess
 from export import calibrate
-from export.camera_study import CHANGES
-from export.exposure_study import ChangedFrames
+from studies.camera_study import CHANGES
+from studies.exposure_study import ChangedFrames
 from training.keras_session import KerasSession
 from training.profiles import PROFILES, with_overrides
 from training.train_autoencoder import load_anomaly_model
@@ -37,13 +37,13 @@ REPORTED = ("gate_recall_warn", "gate_recall_defect", "gate_recall_warn_per_clas
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.gate_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.gate_check", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="scoring settings of a trial, as given to python -m training")
     parser.add_argument("--weights", type=Path, default=None, help="default: models/<profile>/keras")
     parser.add_argument("--camera", action="store_true",
-                        help="also the validation normals flagged at warn through each change of export.camera_study "
+                        help="also the validation normals flagged at warn through each change of studies.camera_study "
                              "(about a minute per change)")
     args = parser.parse_args(argv)
     profile = with_overrides(PROFILES[args.profile], args.set)
@@ -77,7 +77,7 @@ def synthetic_strip_flagged(scorer: AnomalyScorer, spec: PreprocessSpec, warn: f
 
 def camera_normals_flagged(scorer: AnomalyScorer, samples: list, profile, warn: float) -> dict:
     """Shares of the calibration normals of ``samples`` (the validation split) flagged at ``warn`` with every
-    frame seen through each change of ``export.camera_study``: the same steel as another camera renders it.
+    frame seen through each change of ``studies.camera_study``: the same steel as another camera renders it.
     docs/gate_design.md, step 15, chose the detector's camera copies by the mean of the first four."""
     flagged = {}
     for name, change in CHANGES.items():

@@ -1,4 +1,4 @@
-"""``python -m export.views_study --profile P``: what scoring mirror views gains, and what a cascade keeps.
+"""``python -m studies.views_study --profile P``: what scoring mirror views gains, and what a cascade keeps.
 
 The deployed gate scored with one view (the frame) and with three (``AnomalyScorer(views=3)``: also
 its left-right and top-bottom mirror images, their error cells averaged), each calibrated as
@@ -20,8 +20,8 @@ import numpy as np
 
 from edge_runtime.inspector import session
 from export import calibrate
-from export.level_cap_study import rescored
-from export.score_options import MemoSession
+from studies.level_cap_study import rescored
+from studies.score_options import MemoSession
 from export.study_cli import deployed_gate, study_parser, write_result
 
 BAND_QUANTILES = (0.5, 0.7, 0.8, 0.9)
@@ -88,7 +88,7 @@ def study(manifest_path, profile_name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.views_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.views_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     out = write_result(args.profile, "views_study", result)
     print(f"\n{out}: the lowest one-view score of a validation image three views flag at warn sits at the "

@@ -1,4 +1,4 @@
-"""``python -m export.exposure_study --profile P``: do the deployed thresholds survive a change of lighting?
+"""``python -m studies.exposure_study --profile P``: do the deployed thresholds survive a change of lighting?
 
 A line's thresholds hold for the exposure they were set at. A brighter or darker camera, an
 ageing lamp or a dirty lens changes the grey levels of every frame; the backbone's features,
@@ -96,7 +96,7 @@ def study(manifest_path: Path, profile: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.exposure_study", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.exposure_study", __doc__).parse_args(argv)
     result = study(args.manifest, args.profile)
     write_result(args.profile, "exposure_study", result)
     levels = result["training_split_median_grey"]

@@ -1,4 +1,4 @@
-"""``python -m export.crop_false_alarms --profile neu-steel``: where the gate's false alarms on box-free crops come from.
+"""``python -m studies.crop_false_alarms --profile neu-steel``: where the gate's false alarms on box-free crops come from.
 
 NEU-DET has no defect-free images, so the gate's false alarms are measured on 64x64 windows cut
 from the box-free areas of its defect images and scored as frames of their own (the export's
@@ -58,7 +58,7 @@ def montage(images: list[np.ndarray]) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser("python -m export.crop_false_alarms", __doc__).parse_args(argv)
+    args = study_parser("python -m studies.crop_false_alarms", __doc__).parse_args(argv)
     gate = deployed_gate(args.manifest, args.profile)
     warn = gate.config.thresholds.warn
     result, drawn = {"warn": warn}, []
