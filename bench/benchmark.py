@@ -28,6 +28,7 @@ The pieces: ``bench.frames`` (which frames), ``bench.throughput``, ``bench.tunin
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -43,7 +44,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from bench.frames import DEFECT_RATE, FRAME_SIDE, mixed_stream, pick_frames, profile_images
+from bench.frames import DEFECT_RATE, FRAME_SIDE, folder_images, mixed_stream, pick_frames, profile_images
 from bench.report import markdown, stream, targets
 from bench.stats import summary
 from bench.throughput import throughput
@@ -228,15 +229,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=400, help="frames per throughput configuration")
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
     p.add_argument("--candidates", type=int, default=60, help="images of the profile's data set scored to find normal/defective frames")
+    p.add_argument("--images", type=Path, default=None,
+                   help="a folder of this line's own frames to pick the normal and defective frames from, instead "
+                        "of the profile's data set (resized to 200x200 like every candidate)")
     p.add_argument("--cold-starts", type=int, default=3, help="fresh-process cold starts (0 = skip)")
     p.add_argument("--baseline", choices=["keras"], default=None)
     p.add_argument("--keras-iterations", type=int, default=20)
     p.add_argument("--tune", action="store_true", help="session option / batching / precision micro-benchmarks")
     p.add_argument("--no-floor", action="store_true", help="skip the FLOP count and CPU peak measurement")
     p.add_argument("--quick", action="store_true", help="tiny run (tests): few samples, fewer configurations")
-    p.add_argument("--output", type=Path, default=ROOT / "results" / "benchmark.md")
+    p.add_argument("--output", type=Path, default=Path("results") / "benchmark.md",
+                   help="the Markdown report (default: results/benchmark.md under the current folder)")
     p.add_argument("--no-write", action="store_true", help="do not write the Markdown report")
     return p
+
+
+def _without_onnx_package(args: argparse.Namespace) -> None:
+    """A runtime-only install (a line PC) has onnxruntime but not the onnx package, which the FLOP count and
+    the layout variant of ``--tune`` read graphs with: the floor is left out, saying so; ``--tune`` stops."""
+    if importlib.util.find_spec("onnx") is not None:
+        return
+    if args.tune:
+        raise SystemExit("benchmark: --tune needs the onnx package (pip install '.[dev]')")
+    if not args.no_floor:
+        print("benchmark: no arithmetic floor: it needs the onnx package (pip install '.[dev]'), which a "
+              "runtime-only install leaves out", file=sys.stderr)
+        args.no_floor = True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         args.iterations, args.frames, args.batch_sizes = min(args.iterations, 8), min(args.frames, 40), [1, 8]
         args.candidates, args.cold_starts = min(args.candidates, 24), min(args.cold_starts, 1)
         args.keras_iterations = min(args.keras_iterations, 3)
+    _without_onnx_package(args)
     args.manifest = (args.manifest or default_manifest_path()).resolve()
     inspector = Inspector.from_manifest(args.manifest, args.profile, args.threads, args.precision)
     args.profile, args.precision = inspector.profile, inspector.precision
-    frames = pick_frames(inspector, args.candidates, profile_images(args.manifest, inspector.config.raw))
+    images = folder_images(args.images) if args.images else profile_images(args.manifest, inspector.config.raw)
+    frames = pick_frames(inspector, args.candidates, images)
     normal, defect = frames["normal"][len(frames["normal"]) // 2], frames["flagged"][0]
 
     report: dict = {

@@ -1,16 +1,21 @@
-"""The benchmark's frames: real images of the profile's own data set (plus synthetic strip), scored once by
-the gate and split into frames it passes ("normal") and frames it flags ("defective"), and the mixed
-stream the throughput runs on."""
+"""The benchmark's frames: real images of the profile's own data set, or of a folder of the line's own frames
+(plus synthetic strip), scored once by the gate and split into frames it passes ("normal") and frames it
+flags ("defective"), and the mixed stream the throughput runs on. Where no real image is flagged (a line PC
+has no data set), synthetic strip with painted defects gives the defective frames, so the benchmark runs
+on any PC."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge_runtime import Inspector, Verdict
-from edge_runtime.datasets import DatasetError
+from edge_runtime.capture.synthetic import DEFECT_KINDS, synthetic_frame
+from edge_runtime.datasets import DatasetError, image_files, is_mask_beside_image, non_png_stems
+from edge_runtime.errors import InspectionError
 from edge_runtime.evaluation_cases import load_samples
 from edge_runtime.preprocess import load_image
 
@@ -19,11 +24,16 @@ SYNTHETIC_PREFIX = "synthetic-"
 DEFECT_RATE = 0.05
 
 
-def _synthetic(seed: int) -> bytes:
-    from edge_runtime.capture.synthetic import steel_texture
+def _synthetic(seed: int, defect: str | None = None) -> bytes:
+    frame = synthetic_frame(np.random.default_rng(seed), defect, FRAME_SIDE)
+    return cv2.imencode(".png", frame)[1].tobytes()
 
-    texture = np.clip(steel_texture(np.random.default_rng(seed), FRAME_SIDE), 0, 255).astype(np.uint8)
-    return cv2.imencode(".png", texture)[1].tobytes()
+
+def synthetic_defects(per_kind: int = 2) -> list[tuple[str, bytes]]:
+    """Synthetic strip with each painted defect kind, ``per_kind`` frames of each (seeds apart from the clean
+    strip's)."""
+    return [(f"{SYNTHETIC_PREFIX}{kind}-{i}", _synthetic(1000 + i, kind)) for kind in DEFECT_KINDS
+            for i in range(per_kind)]
 
 
 def profile_images(manifest_path: Path, entry: dict) -> list[Path]:
@@ -39,6 +49,18 @@ def profile_images(manifest_path: Path, entry: dict) -> list[Path]:
         return []
 
 
+def folder_images(folder: Path) -> list[Path]:
+    """Every image under ``folder`` (``--images``: the line's own frames), pixel masks beside images left out."""
+    if not folder.is_dir():
+        raise SystemExit(f"benchmark: --images {folder} is not a folder")
+    files = image_files(folder, recursive=True)
+    stems = non_png_stems(files)
+    images = [path for path in files if not is_mask_beside_image(path, stems)]
+    if not images:
+        raise SystemExit(f"benchmark: no image files under {folder}")
+    return images
+
+
 def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
     """``count`` of the images (every class, evenly spread) plus a few synthetic textures, as encoded
     200x200 frames."""
@@ -46,31 +68,52 @@ def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
     frames = [(p.name, p.read_bytes()) for p in picked]
     frames += [(f"{SYNTHETIC_PREFIX}{i}", _synthetic(i)) for i in range(max(4, count // 8))]
     out = []
-    for name, data in frames:  # the issue's frame size (NEU-DET's)
-        image = load_image(data)
-        if image.shape[:2] != (FRAME_SIDE, FRAME_SIDE):
-            image = cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
-            data = cv2.imencode(".png", image)[1].tobytes()
-        out.append((name, data))
+    for name, data in frames:
+        try:
+            out.append((name, _at_frame_side(data)))
+        except InspectionError as error:
+            print(f"benchmark: skipping {name}: {error}", file=sys.stderr)
     return out
 
 
+def _at_frame_side(data: bytes) -> bytes:
+    """The encoded frame at the issue's frame size (NEU-DET's), resized where it is not."""
+    image = load_image(data)
+    if image.shape[:2] == (FRAME_SIDE, FRAME_SIDE):
+        return data
+    return cv2.imencode(".png", cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA))[1].tobytes()
+
+
 def pick_frames(inspector: Inspector, count: int, images: list[Path]) -> dict:
-    """Score the candidates once; split them into frames the gate passes and frames it flags."""
-    normal, flagged = [], []
-    for name, data in candidate_frames(count, images):
-        result = inspector.inspect(data, source=name)
-        item = {"name": name, "bytes": data, "array": load_image(data), "score": result.anomaly_score,
-                "verdict": result.verdict.value}
-        (normal if result.verdict is Verdict.OK else flagged).append(item)
+    """Score the candidates once; split them into frames the gate passes and frames it flags. Where none is
+    flagged, synthetic strip with painted defects is scored too, and the ones flagged are the defective frames."""
+    normal, flagged = _scored(inspector, candidate_frames(count, images))
+    if not flagged:
+        flagged = _scored(inspector, synthetic_defects())[1]
     if not normal or not flagged:
         raise SystemExit(f"benchmark: need frames the gate passes and frames it flags; got {len(normal)} passed, "
-                         f"{len(flagged)} flagged out of the candidates")
+                         f"{len(flagged)} flagged out of the candidates"
+                         + ("" if normal else "; give it this line's good frames with --images DIR"))
     normal.sort(key=lambda f: f["score"])
     # The defective frame: the highest-scoring real image (a synthetic strip only where there is none);
     # to another product's gate, the synthetic steel is the most anomalous frame of all.
     flagged.sort(key=lambda f: (f["name"].startswith(SYNTHETIC_PREFIX), -f["score"]))
     return {"normal": normal, "flagged": flagged}
+
+
+def _scored(inspector: Inspector, frames: list[tuple[str, bytes]]) -> tuple[list[dict], list[dict]]:
+    """(frames the gate passes, frames it flags), each with its bytes, decoded array, score and verdict."""
+    normal, flagged = [], []
+    for name, data in frames:
+        try:
+            result = inspector.inspect(data, source=name)
+        except InspectionError as error:  # a frame the runtime refuses (too dark, blank): not a candidate
+            print(f"benchmark: skipping {name}: {error}", file=sys.stderr)
+            continue
+        item = {"name": name, "bytes": data, "array": load_image(data), "score": result.anomaly_score,
+                "verdict": result.verdict.value}
+        (normal if result.verdict is Verdict.OK else flagged).append(item)
+    return normal, flagged
 
 
 def mixed_stream(frames: dict, n: int, defect_rate: float = DEFECT_RATE) -> list[np.ndarray]:

@@ -233,3 +233,43 @@ def test_benchmark_candidates_come_from_the_profiles_own_data_set_without_masks(
     assert {p.parent.parent.name for p in images} >= {"MT_Free", "MT_Crack", "MT_Uneven"}
     assert profile_images(tmp_path / "models.manifest.json", {**tile, "dataset": {"name": "magnetic-tile",
                                                                                   "path": "nowhere"}}) == []
+
+
+@needs_models
+def test_without_a_data_set_the_defective_frame_is_synthetic_strip_with_a_painted_defect():
+    """A line PC has no data set: the benchmark still finds a frame the deployed gate passes (clean synthetic
+    strip) and frames it flags (the same strip with painted defects), so it runs anywhere."""
+    from bench.frames import SYNTHETIC_PREFIX, pick_frames
+    from edge_runtime import Inspector
+    from edge_runtime.capture.synthetic import DEFECT_KINDS
+
+    frames = pick_frames(Inspector.from_manifest(MANIFEST, "neu-steel"), 24, [])
+    assert frames["normal"] and all(f["verdict"] == "ok" for f in frames["normal"])
+    assert frames["flagged"] and all(f["verdict"] != "ok" for f in frames["flagged"])
+    painted = {f["name"].removeprefix(SYNTHETIC_PREFIX).rsplit("-", 1)[0] for f in frames["flagged"]}
+    assert painted <= set(DEFECT_KINDS) and len(painted) >= 3
+
+
+def test_benchmark_images_option_reads_a_folder_of_the_line_s_frames_and_skips_masks_and_unreadable_files(tmp_path):
+    import cv2
+
+    from bench.frames import candidate_frames, folder_images
+    from edge_runtime.capture.synthetic import synthetic_frame
+
+    line = tmp_path / "line" / "shift1"
+    line.mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(line / f"good_{i}.jpg"), synthetic_frame(np.random.default_rng(i), None, 320))
+    cv2.imwrite(str(line / "good_0.png"), np.zeros((320, 320), np.uint8))  # good_0.jpg's pixel mask
+    (line / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    images = folder_images(tmp_path / "line")
+    assert sorted(p.name for p in images) == ["broken.png", "good_0.jpg", "good_1.jpg", "good_2.jpg"]
+    frames = dict(candidate_frames(8, images))
+    assert "broken.png" not in frames and {"good_0.jpg", "good_1.jpg", "good_2.jpg"} <= set(frames)
+    assert all(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (200, 200)
+               for data in frames.values())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no image files"):
+        folder_images(tmp_path / "empty")
+    with pytest.raises(SystemExit, match="not a folder"):
+        folder_images(tmp_path / "nowhere")

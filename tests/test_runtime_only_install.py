@@ -1,6 +1,7 @@
 """A line-side install (`pip install .`, no extras) has no TensorFlow and still inspects."""
 
 import json
+import shutil
 import subprocess
 import venv
 
@@ -38,3 +39,15 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
                             "--manifest", str(ROOT / "models.manifest.json")], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+    # A line PC has neither the data sets nor the onnx package: the benchmark still times the runtime there,
+    # on synthetic strip with painted defects, and says why it leaves the arithmetic floor out.
+    pc = tmp_path / "pc"
+    shutil.copytree(ROOT / "models", pc / "models", ignore=shutil.ignore_patterns("keras"))
+    shutil.copy(ROOT / "models.manifest.json", pc)
+    bench = subprocess.run([str(python), "-m", "edge_runtime", "bench", "--quick", "--json", "--no-write",
+                            "--cold-starts", "0", "--manifest", str(pc / "models.manifest.json")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    report = json.loads(bench.stdout.strip().splitlines()[-1])
+    assert report["frames"]["defective"].startswith("synthetic-") and "floor" not in report
+    assert report["end_to_end_ms"]["defective"]["classified"] and "onnx package" in bench.stderr
