@@ -81,7 +81,8 @@ def _at_frame_side(data: bytes) -> bytes:
     image = load_image(data)
     if image.shape[:2] == (FRAME_SIDE, FRAME_SIDE):
         return data
-    return cv2.imencode(".png", cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA))[1].tobytes()
+    resized = cv2.resize(image, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".png", resized)[1].tobytes()
 
 
 def pick_frames(inspector: Inspector, count: int, images: list[Path]) -> dict:
