@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=100, help="latency samples per measurement")
     p.add_argument("--frames", type=int, default=400, help="frames per throughput configuration")
     p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
-    p.add_argument("--candidates", type=int, default=60, help="images (of the profile's data set, or of --images) scored to find normal/defective frames")
+    p.add_argument("--candidates", type=int, default=60,
+                   help="images (of the profile's data set, or of --images) scored to find normal/defective frames")
     p.add_argument("--images", type=Path, default=None,
                    help="a folder of this line's own frames to pick the normal and defective frames from, instead "
                         "of the profile's data set (resized to 200x200 like every candidate)")

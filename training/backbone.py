@@ -82,7 +82,8 @@ def fresh_copy(layer: layers.Layer) -> layers.Layer:
 
 
 def rebuilt(model: keras.Model, clone_layer: Callable[[layers.Layer], layers.Layer],
-            weights: Callable[[layers.Layer, layers.Layer], list[np.ndarray]], input_tensors=None) -> keras.Model:
+            weights: Callable[[layers.Layer, layers.Layer], list[np.ndarray]],
+            input_tensors=None) -> keras.Model:
     """``model`` cloned layer by layer through ``clone_layer``; each clone that has weights gets
     ``weights(source, clone)``, ``source`` being the layer of ``model`` with the clone's name. The graph rewrites (``gray_backbone``,
     ``training.autoencoder.pointwise``) and the pruned backbone (``training.pruning``) are all this:
