@@ -85,9 +85,10 @@ def rebuilt(model: keras.Model, clone_layer: Callable[[layers.Layer], layers.Lay
             weights: Callable[[layers.Layer, layers.Layer], list[np.ndarray]],
             input_tensors=None) -> keras.Model:
     """``model`` cloned layer by layer through ``clone_layer``; each clone that has weights gets
-    ``weights(source, clone)``, ``source`` being the layer of ``model`` with the clone's name. The graph rewrites (``gray_backbone``,
-    ``training.autoencoder.pointwise``) and the pruned backbone (``training.pruning``) are all this:
-    the same graph with some layers changed and their weights carried over, changed where they must be."""
+    ``weights(source, clone)``, ``source`` being the layer of ``model`` with the clone's name. The graph
+    rewrites (``gray_backbone``, ``training.autoencoder.pointwise``) and the pruned backbone
+    (``training.pruning``) are all this: the same graph with some layers changed and their weights
+    carried over, changed where they must be."""
     clone = keras.models.clone_model(model, input_tensors=input_tensors, clone_function=clone_layer)
     for layer in clone.layers:
         if layer.weights:  # the input layer, which the clone may name anew, has none
