@@ -14,7 +14,8 @@ import numpy as np
 
 from edge_runtime import Inspector, Verdict
 from edge_runtime.capture.synthetic import DEFECT_KINDS, synthetic_frame
-from edge_runtime.datasets import DatasetError, image_files, is_mask_beside_image, non_png_stems
+from edge_runtime.commissioning import CommissioningError, frame_files
+from edge_runtime.datasets import DatasetError
 from edge_runtime.errors import InspectionError
 from edge_runtime.evaluation_cases import load_samples
 from edge_runtime.preprocess import load_image
@@ -53,12 +54,10 @@ def folder_images(folder: Path) -> list[Path]:
     """Every image under ``folder`` (``--images``: the line's own frames), pixel masks beside images left out."""
     if not folder.is_dir():
         raise SystemExit(f"benchmark: --images {folder} is not a folder")
-    files = image_files(folder, recursive=True)
-    stems = non_png_stems(files)
-    images = [path for path in files if not is_mask_beside_image(path, stems)]
-    if not images:
-        raise SystemExit(f"benchmark: no image files under {folder}")
-    return images
+    try:
+        return frame_files([folder]).frames
+    except CommissioningError as error:
+        raise SystemExit(f"benchmark: {error}") from None
 
 
 def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
