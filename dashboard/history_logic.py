@@ -163,10 +163,14 @@ def filter_rows(df: pd.DataFrame, verdicts: Sequence[str] = (), classes: Sequenc
 
 
 def summary(counts: Mapping[str, int]) -> dict[str, float]:
-    """Frames, inspected frames, rejects and reject rate from the counts of ``load_history``."""
+    """Frames, inspected frames, rejects and reject rate from the counts of ``load_history``. A source outage's
+    record belongs to no frame, so it is not counted among the frames."""
+    from edge_runtime.sinks.record import SOURCE_ERROR
+
     inspected = sum(counts.get(verdict, 0) for verdict in INSPECTED)
     rejects = counts.get("defect", 0)
-    return {"frames": sum(counts.values()), "inspected": inspected, "rejects": rejects,
+    frames = sum(n for verdict, n in counts.items() if verdict != SOURCE_ERROR)
+    return {"frames": frames, "inspected": inspected, "rejects": rejects,
             "reject_rate": rejects / inspected if inspected else 0.0}
 
 

@@ -201,6 +201,24 @@ def test_history_errors(cli, tmp_path, capsys):
     assert "cannot read time" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["history"], ["prune", "--older-than", "1d"], ["review", "--list"]])
+def test_a_damaged_log_is_a_usage_error_that_names_it(cli, tmp_path, capsys, command):
+    """Exit 2, not a traceback: `history`'s exit 1 means drift to cron, and systemd does not restart on 2."""
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    assert cli(*command[:1], "--db", str(damaged), *command[1:]) == commands.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"cannot open the inspection log {damaged}" in err and "not a database" in err
+
+
+def test_watch_on_a_log_it_cannot_open_is_a_usage_error(cli, tmp_path, capsys):
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(b"not sqlite" * 500)
+    for log in (damaged, tmp_path):  # a damaged file; a folder
+        assert cli("watch", "synthetic", "--log", str(log), "--max-frames", "2") == commands.EXIT_USAGE
+        assert "cannot open the inspection log" in capsys.readouterr().err
+
+
 def test_watch_status_file_shows_the_loop_running_then_stopped(cli, tmp_path, capsys):
     """For the plant's monitoring: rewritten while the loop runs, "stopped" with the final counts after."""
     status, seen = tmp_path / "status" / "watch.json", []

@@ -4,6 +4,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -207,6 +208,18 @@ def test_overlays_saved_for_flagged_frames(tmp_path):
     assert len(list((tmp_path / "ov").iterdir())) == len(flagged)
 
 
+def test_saved_image_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypatch):
+    """prune, review --export and the History page read the paths from other folders than watch ran in."""
+    monkeypatch.chdir(tmp_path)
+    sink = ListSink()
+    InspectionLoop(SyntheticStripSource(0.5, seed=3, count=30), FakeInspector(), [sink],
+                   LoopConfig(workers=2, overlay_dir=Path("ov"), frame_dir=Path("fr"))).run(handle_signals=False)
+    flagged = [r for r in sink.records if r.verdict in ("warn", "defect")]
+    assert flagged
+    for path in [r.overlay_path for r in flagged] + [r.frame_path for r in flagged]:
+        assert Path(path).is_absolute() and Path(path).is_file() and Path(path).is_relative_to(tmp_path)
+
+
 def test_frames_saved_as_captured_and_a_failed_save_keeps_the_record(tmp_path):
     """16-bit frames stay 16-bit, encoded files are saved as their pixels, and a save that fails (a file where
     the folder should be) notes it in the record without losing the verdict."""
@@ -324,10 +337,110 @@ def test_sink_failure_is_counted_and_other_sinks_still_get_records():
             pass
 
     seen, sink = [], ListSink()
-    loop = InspectionLoop(CountingSource(), FakeInspector(), [FullDisk(), sink], LoopConfig(max_frames=10),
-                          on_sink_error=lambda s, e: seen.append(str(e)))
+    loop = InspectionLoop(CountingSource(), FakeInspector(), [FullDisk(), sink],
+                          LoopConfig(max_frames=10, store_retry_s=(0.01,)), on_sink_error=lambda s, e: seen.append(str(e)))
     snap = loop.run(handle_signals=False)
     assert len(sink.records) == 10 and snap["sink_errors"] == 10 and "No space left" in seen[0]
+    assert snap["records_lost"] == 10
+
+
+def test_a_store_that_keeps_failing_stops_the_loop_and_counts_what_it_lost():
+    """A line must not run unrecorded: the log that still fails after its retries stops the capture."""
+    class BrokenLog:
+        def write(self, records):
+            raise OSError(28, "No space left on device")
+
+    source, sink = CountingSource(), ListSink()
+    loop = InspectionLoop(source, FakeInspector(), [sink, BrokenLog()], LoopConfig(workers=1, store_retry_s=(0.01,)),
+                          on_sink_error=lambda s, e: None)
+    snap = loop.run(handle_signals=False)  # an endless source: only the failing log can end this run
+    assert snap["records_lost"] == len(sink.records) == snap["captured"] > 0
+    _accounting_holds(snap, sink.records)
+
+
+def test_a_store_that_fails_once_is_tried_again_and_loses_nothing():
+    class LockedOnce(ListSink):
+        def __init__(self):
+            super().__init__()
+            self.failures = 0
+
+        def write(self, records):
+            if not self.failures:
+                self.failures += 1
+                raise OSError("database is locked")
+            super().write(records)
+
+    log, seen = LockedOnce(), []
+    snap = InspectionLoop(CountingSource(), FakeInspector(), [log], LoopConfig(max_frames=40, store_retry_s=(0.01,)),
+                          on_sink_error=lambda s, e: seen.append(e)).run(handle_signals=False)
+    assert log.failures == 1 and len(log.records) == 40 and snap["records_lost"] == snap["sink_errors"] == 0
+    assert seen == []
+
+
+def test_a_reject_hook_that_exits_does_not_cost_a_record(tmp_path):
+    """A hook calling sys.exit() (a vendor helper giving up on the PLC) fails that reject only."""
+    def exits(record):
+        raise SystemExit(1)
+
+    log = SqliteLog(tmp_path / "log.db")
+    snap = InspectionLoop(SyntheticStripSource(0.3, seed=5, count=80), FakeInspector(), [CallbackSink(exits), log],
+                          LoopConfig(workers=2), on_sink_error=lambda s, e: None).run(handle_signals=False)
+    rows = log.rows(limit=1000)
+    rejects = [r for r in rows if r["verdict"] == "defect"]
+    assert len(rows) == snap["captured"] == 80 and rejects
+    assert all("reject hook failed" in r["error"] for r in rejects) and snap["sink_errors"] == len(rejects)
+    assert log.unfired_rejects() == len(rejects)
+    log.close()
+
+
+def test_a_hanging_reject_hook_holds_the_loop_back_and_cannot_hold_the_stop(tmp_path):
+    """Records wait in a bounded queue (capture waits behind it); past the drain timeout the hook is no longer
+    called and every waiting record is written, its reject noted as not fired."""
+    release = threading.Event()
+
+    def hangs(record):
+        release.wait(5)
+
+    source, log = CountingSource(), SqliteLog(tmp_path / "log.db")
+    cfg = LoopConfig(workers=1, queue_size=2, record_queue_size=4, drain_timeout_s=0.3, hung_grace_s=30)
+    loop = InspectionLoop(source, FakeInspector(), [CallbackSink(hangs, lambda r: True), log], cfg,
+                          on_sink_error=lambda s, e: None)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: loop.snapshot()["records_pending"] == 4)
+    pulled = source.pulled
+    time.sleep(0.3)
+    assert source.pulled == pulled  # held back: the records do not pile up in memory
+    loop.request_stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    snap, rows = loop.snapshot(), log.rows(limit=1000)
+    assert len(rows) == snap["captured"] and snap["records_lost"] == 0
+    assert sum("not fired" in (r["error"] or "") for r in rows) >= 4
+    release.set()
+    log.close()
+
+
+def test_a_reject_hook_that_never_returns_loses_no_record_and_writes_none_twice(tmp_path):
+    """After the grace period the stop takes the hook's batch over and writes it with the rest; the hook's
+    thread, should it ever return, writes nothing more."""
+    release = threading.Event()
+    source, log = CountingSource(), SqliteLog(tmp_path / "log.db")
+    cfg = LoopConfig(workers=1, queue_size=2, record_queue_size=4, drain_timeout_s=0.2, hung_grace_s=0.3)
+    loop = InspectionLoop(source, FakeInspector(), [CallbackSink(lambda r: release.wait(), lambda r: True), log], cfg,
+                          on_sink_error=lambda s, e: None)
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner.start()
+    wait_for(lambda: loop.snapshot()["records_pending"] == 4)
+    loop.request_stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    release.set()
+    time.sleep(0.2)
+    snap, rows = loop.snapshot(), log.rows(limit=1000)
+    assert len(rows) == snap["captured"] == len({r["frame_id"] for r in rows})
+    assert all("not fired" in r["error"] for r in rows)
+    log.close()
 
 
 def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):

@@ -25,10 +25,19 @@ def test_record_saves_every_nth_synthetic_frame_losslessly(tmp_path, capsys):
     out = tmp_path / "good"
     assert cli_main(["record", "synthetic:0", "--out", str(out), "--frames", "4", "--every", "2"]) == 0
     saved = sorted(out.glob("*.png"))
-    assert [p.name for p in saved] == [f"frame_{i:08d}.png" for i in (0, 2, 4, 6)]
+    assert [p.name.split("_", 1)[1] for p in saved] == [f"frame_{i:08d}.png" for i in (0, 2, 4, 6)]
     first = next(SyntheticStripSource(0.0, seed=0).frames(threading.Event())).data
     np.testing.assert_array_equal(cv2.imread(str(saved[0]), cv2.IMREAD_UNCHANGED), first)  # PNG: no loss
     assert "saved 4 frames" in capsys.readouterr().out
+
+
+def test_a_second_recording_into_the_same_folder_keeps_the_first(tmp_path):
+    """Commissioning records one folder over several coils and shifts; frame ids restart at 0 on every run."""
+    out = tmp_path / "good"
+    for seed in ("1", "2"):
+        assert cli_main(["record", "synthetic:0", "--out", str(out), "--frames", "3", "--seed", seed]) == 0
+    saved = sorted(out.glob("*.png"))
+    assert len(saved) == 6 and len({p.name.split("_frame_")[0] for p in saved}) == 2
 
 
 def test_record_from_a_video_that_ends_early_says_so(tmp_path, capsys):

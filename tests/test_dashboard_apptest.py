@@ -464,6 +464,11 @@ def test_history_helpers(env):
     assert history_logic.overlay_file("../../etc/passwd", [env.log_db.parent]) is None
 
 
+def test_history_summary_does_not_count_source_outages_as_frames():
+    counts = {"ok": 4, "warn": 1, "defect": 1, "error": 2, "dropped": 1, "source_error": 3}
+    assert history_logic.summary(counts) == {"frames": 9, "inspected": 6, "rejects": 1, "reject_rate": 1 / 6}
+
+
 # ----------------------------------------------------------------------------- Tuning
 
 def test_tuning_score_propose_and_save(env):

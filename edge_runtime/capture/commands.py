@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ..drift import MEASURES, SCORE, Measure, check_log
 from ..errors import FrameQualityError
-from ..sinks import CallbackSink, JsonlSink, SqliteLog, parse_since
+from ..sinks import CallbackSink, InspectionLogError, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, image_folders, keep_pruning, prune_log
 from ..sinks.reviews import review_summary, summary_line
@@ -24,14 +24,15 @@ from .drift_watch import DRIFT_PERIOD_S, DriftWatch, keep_checking
 from .status import STATUS_PERIOD_S, StatusFile
 from .synthetic import SyntheticStripSource
 
-EXIT_USAGE, EXIT_SOURCE_FAILED = 2, 3
+EXIT_USAGE, EXIT_SOURCE_FAILED, EXIT_RECORDS_LOST = 2, 3, 4
 
 
 def register(subparsers: Any) -> None:
     watch = subparsers.add_parser("watch", help="inspect frames from a folder, video, camera or synthetic strip",
                                   description="Capture loop: SOURCE -> inspection workers -> SQLite log.")
     watch.add_argument("source", metavar="SOURCE",
-                       help="folder to watch, video file, image file, camera:N, or synthetic[:defect_rate]")
+                       help="folder to watch (each file name is inspected once: the camera must write unique "
+                       "names), video file, image file, camera:N, or synthetic[:defect_rate]")
     watch.add_argument("--log", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     watch.add_argument("--workers", type=int, default=2, help="inspection threads (default: %(default)s)")
     watch.add_argument("--queue", type=int, default=16, help="frame queue size (default: %(default)s)")
@@ -147,6 +148,10 @@ def status_line(snap: dict[str, Any], queue_size: int, fps: float) -> str:
     latency = f"p50 {p50:.1f} ms" if p50 is not None else "p50 -"
     text = (f"[watch] {fps:6.1f} frames/s | queue {snap['queue_depth']}/{queue_size} | {verdicts} | "
             f"errors {snap['errored']} dropped {snap['dropped']} | {latency}")
+    if snap.get("records_pending"):
+        text += f" | {snap['records_pending']} records waiting for the log"
+    if snap.get("records_lost"):
+        text += f" | RECORDS LOST {snap['records_lost']}"
     if snap["last_source_error"]:
         text += f" | SOURCE: {snap['last_source_error']}"
     return text
@@ -244,7 +249,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not args.skip_selftest and not _selftest_allows_start(inspector):
         return EXIT_USAGE
-    log = SqliteLog(args.log)
+    try:
+        log = SqliteLog(args.log)
+    except InspectionLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         source = make_source(args.source, log, args)
         status_file = StatusFile(args.status_file, source.name, getattr(inspector, "profile", "?")) \
@@ -291,6 +300,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         _write_status(status_file, _with_drift(final, drift), 0.0, "stopped")
     print(file=sys.stderr)
     print(json.dumps({"source": source.name, "log": str(args.log), **final}), file=sys.stderr if args.jsonl else sys.stdout)
+    if final["records_lost"]:
+        print(f"error: {final['records_lost']} record(s) could not be written (the log or --jsonl; the reasons are "
+              "above); the loop stopped", file=sys.stderr)
+        return EXIT_RECORDS_LOST
     if final["last_source_error"] and config.on_source_error == "stop":
         print(f"error: the source failed: {final['last_source_error']}", file=sys.stderr)
         return EXIT_SOURCE_FAILED
@@ -372,6 +385,9 @@ def _on_log(db: str, read: Callable[[SqliteLog], Any]) -> tuple[Any, int | None]
         log = SqliteLog(db, create=False)
     except FileNotFoundError as exc:
         print(f"error: {exc} (run `watch` first, or pass --db)", file=sys.stderr)
+        return None, EXIT_USAGE
+    except InspectionLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return None, EXIT_USAGE
     try:
         return read(log), None

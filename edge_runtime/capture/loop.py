@@ -8,6 +8,13 @@ waits, watches the duration limit and handles SIGINT/SIGTERM: the first signal s
 capture and drains the queue, a second one (or ``drain_timeout_s``) records what is
 left as dropped instead of inspecting it. A run limit (``max_frames``, ``duration_s``) and the
 end of a finite source stop the same way as the first signal.
+
+The records wait for the sink thread in a bounded queue, so a slow sink (a reject command that
+hangs) holds back inspection and capture instead of piling records up in memory, where a kill
+would lose them. After a forced stop the reject hooks are no longer called: the records still
+waiting are written at once, each reject noted as not fired. A store (the log) that still fails
+after its retries stops the loop like a first signal, and the records it lost are counted
+(``records_lost``), never passed over in silence.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..sinks.callback import CallbackSink
 from ..sinks.record import DROPPED, ERROR, FLAGGED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record, record_from_result
 from .overlay_writer import save_frame, save_overlay
 from .sources import Frame, FrameSource
@@ -47,6 +55,8 @@ class LoopConfig:
     frame_dir: Path | None = None      # the frames as captured, PNG, for review and retraining
     frame_verdicts: tuple[str, ...] = FLAGGED
     passed_every: int | None = None    # also every N-th passed frame, a systematic sample to spot-check
+    record_queue_size: int = 2048      # records waiting for the sinks; when full, inspection waits
+    store_retry_s: tuple[float, ...] = (0.5, 2.0)  # waits before each new try of a failed store (the log)
 
 
 def _report_sink_error(sink: Any, exc: BaseException) -> None:
@@ -62,13 +72,16 @@ class InspectionLoop:
         self.stats = LoopStats()
         self._passed = itertools.count(1)  # passed frames seen, for ``passed_every`` (next() is atomic in CPython)
         self._frames: queue.Queue[Frame | None] = queue.Queue(maxsize=max(1, self.config.queue_size))
-        self._out: queue.Queue[Record | None] = queue.Queue()
+        self._out: queue.Queue[Record | None] = queue.Queue(maxsize=max(1, self.config.record_queue_size))
         self._stop = threading.Event()      # stop capturing
         self._abort = threading.Event()     # stop inspecting; record the rest as dropped
         self._stop_requested_at: float | None = None
         self._inflight: dict[int, Frame] = {}
         self._inflight_lock = threading.Lock()
         self._source_failing = False
+        self._hook_lock = threading.Lock()
+        self._in_hook: list[Record] | None = None  # the batch a reject hook is firing on
+        self._set_aside: list[Record] = []  # records emitted once the sink thread is taken for stuck
         self._model_sha = dict(getattr(inspector, "model_sha256", {}) or {})
         self._profile = getattr(inspector, "profile", None)
 
@@ -83,6 +96,7 @@ class InspectionLoop:
     def snapshot(self) -> dict[str, Any]:
         snap = self.stats.snapshot()
         snap["queue_depth"] = self._frames.qsize()
+        snap["records_pending"] = self._out.qsize()
         return snap
 
     def run(self, handle_signals: bool = True) -> dict[str, Any]:
@@ -93,8 +107,7 @@ class InspectionLoop:
             self._wait_capture(threads["capture"])
             self.request_stop()  # the source is done: what is queued drains, on the same clock as a stop
             self._finish_workers(threads["workers"])
-            self._out.put(None)
-            threads["sink"].join()
+            self._finish_sinks(threads["sink"])
         finally:
             for signum, handler in restore.items():
                 signal.signal(signum, handler)
@@ -152,6 +165,34 @@ class InspectionLoop:
             if self._hung():
                 self._give_up_on_hung_workers()
                 return
+
+    def _finish_sinks(self, sink_thread: threading.Thread) -> None:
+        """Wait for the sink thread to write what is queued. Past the drain timeout the reject hooks are
+        skipped; a sink still stuck after the grace period (a reject hook that never returns) is left, and
+        the queued records are written here, without it."""
+        if self._put_record(None):
+            while sink_thread.is_alive():
+                sink_thread.join(0.1)
+                self._check_drain_timeout()
+                if self._hung():
+                    break
+            else:
+                return
+        print("\n[watch] a sink does not return (a reject hook that hangs?); writing the waiting records "
+              "without it", file=sys.stderr, flush=True)
+        with self._hook_lock:
+            waiting, self._in_hook = self._in_hook or [], None
+            waiting, self._set_aside = waiting + self._set_aside, []
+        while True:
+            try:
+                record = self._out.get_nowait()
+            except queue.Empty:
+                break
+            if record is not None:
+                waiting.append(record)
+        for sink in self.sinks:
+            if waiting:
+                waiting = self._fire(sink, waiting) if isinstance(sink, CallbackSink) else self._store(sink, waiting)
 
     def _check_drain_timeout(self) -> None:
         started = self._stop_requested_at
@@ -339,9 +380,27 @@ class InspectionLoop:
     def _emit(self, record: Record) -> None:
         record = replace(record, recorded_at=time.time())
         self.stats.count_record(record)
-        self._out.put(record)
+        self._put_record(record)
 
+    def _put_record(self, record: Record | None) -> bool:
+        """Queue a record for the sinks, waiting while the queue is full (a slow sink holds the loop back).
+        Past the grace period of a stop the sink thread is taken for stuck: the record is set aside for
+        ``_finish_sinks`` instead, and False returned."""
+        while True:
+            try:
+                self._out.put(record, timeout=0.1)
+                return True
+            except queue.Full:
+                self._check_drain_timeout()
+                if self._hung():
+                    if record is not None:
+                        with self._hook_lock:
+                            self._set_aside.append(record)
+                    return False
+
+    # -- sinks ---------------------------------------------------------------------
     def _sink_main(self) -> None:
+        """Deliver batches of records to every sink until the end marker; never dies on a sink's failure."""
         done = False
         while not done:
             batch = [self._out.get()]
@@ -352,19 +411,56 @@ class InspectionLoop:
                     break
             done = batch[-1] is None
             records = [r for r in batch if r is not None]
-            for sink in self.sinks:
-                try:
-                    if records:
-                        sink.write(records)
-                except Exception as exc:
-                    failures = getattr(exc, "failures", None)  # a reject hook names the records it failed for
-                    self.stats.add("sink_errors", len(records) if failures is None else len(failures))
-                    if failures:
-                        records = _noted_unfired(records, failures)
-                    self.on_sink_error(sink, exc)
+            if records:
+                self._deliver(records)
+
+    def _deliver(self, records: list[Record]) -> None:
+        """One batch through every sink in order. While a reject hook runs, the batch is ``_in_hook``: a stop
+        that gives up on a hook that never returns takes the batch from there and writes it itself."""
+        for sink in self.sinks:
+            if isinstance(sink, CallbackSink):
+                with self._hook_lock:
+                    self._in_hook = records
+                records = self._fire(sink, records)
+                with self._hook_lock:
+                    if self._in_hook is None:
+                        return  # taken over by _finish_sinks
+                    self._in_hook = None
+            else:
+                self._store(sink, records)
+
+    def _fire(self, sink: CallbackSink, records: list[Record]) -> list[Record]:
+        """Call the reject hook; the records for the later sinks, each failed (or, after a forced stop, not
+        fired) reject noted in its ``error`` field."""
+        try:
+            sink.write(records, cancelled=self._abort.is_set)
+            return records
+        except BaseException as error:  # noqa: BLE001 - the records still go to the log
+            failures = getattr(error, "failures", None) or [(r, error) for r in records]
+            self.stats.add("sink_errors", len(failures))
+            self.on_sink_error(sink, error)
+            return _noted_unfired(records, failures)
+
+    def _store(self, sink: Any, records: list[Record]) -> list[Record]:
+        """Write the records to a store (the log), trying again after ``store_retry_s``; a store that still
+        fails loses them: they are counted and the loop stops, since a line must not run unrecorded."""
+        for wait in (*self.config.store_retry_s, None):
+            try:
+                sink.write(records)
+                return records
+            except BaseException as error:  # noqa: BLE001 - counted and reported below, never silent
+                exc = error
+            if wait is None or self._abort.is_set():
+                break
+            time.sleep(wait)
+        self.stats.add("sink_errors", len(records))
+        self.stats.add("records_lost", len(records))
+        self.on_sink_error(sink, exc)
+        self.request_stop()
+        return records
 
 
-def _noted_unfired(records: list[Record], failures: Sequence[tuple[Record, Exception]]) -> list[Record]:
+def _noted_unfired(records: list[Record], failures: Sequence[tuple[Record, BaseException]]) -> list[Record]:
     """The batch for the sinks after a reject hook, each record the hook failed for carrying the failure in
     its ``error`` field: the log then keeps which frames were flagged but maybe not taken off the line."""
     notes = {id(record): f"{REJECT_HOOK_FAILED}: {error}" for record, error in failures}

@@ -1,5 +1,6 @@
 """Saves heat-map overlays and captured frames as PNG next to the log; a failure raises ``OSError`` for the
-caller to record."""
+caller to record. The paths returned (and logged) are absolute: ``prune``, ``review --export`` and the
+dashboard read them from other working folders than the ``watch`` that wrote them."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _write_png(image: Any, directory: Path, stem: str) -> Path:
     ok, png = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"PNG encoding of {stem} failed")
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # the log keeps this path: readers must not depend on watch's folder
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{int(time.time() * 1000)}_{stem}.png"
     tmp = path.with_suffix(".tmp")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,22 @@ def frame_image(frame: Frame) -> np.ndarray | None:
         return None
 
 
+def recording_prefix(out: Path, now: float | None = None) -> str:
+    """A file-name prefix for one recording into ``out`` that no file there has yet: frame ids restart at 0
+    on every run, and commissioning records one folder over several runs (coils, grades, shifts)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    prefix, n = stamp, 1
+    while any(out.glob(f"{prefix}_frame_*")):
+        n += 1
+        prefix = f"{stamp}-{n}"
+    return prefix
+
+
 def save_frames(source: FrameSource, out: Path, count: int, every: int = 1) -> Recording:
-    """Write every ``every``-th frame of ``source`` to ``out`` until ``count`` are saved or the source ends."""
+    """Write every ``every``-th frame of ``source`` to ``out`` until ``count`` are saved or the source ends;
+    earlier recordings in ``out`` are kept (each run's files have a prefix of their own)."""
     out.mkdir(parents=True, exist_ok=True)
+    prefix = recording_prefix(out)
     stop = threading.Event()
     saved: list[Path] = []
     unreadable: list[str] = []
@@ -53,7 +67,7 @@ def save_frames(source: FrameSource, out: Path, count: int, every: int = 1) -> R
             if image is None:
                 unreadable.append(frame.frame_id)
                 continue
-            path = out / f"frame_{frame.frame_id}.png"
+            path = out / f"{prefix}_frame_{frame.frame_id}.png"
             if not cv2.imwrite(str(path), image):
                 raise OSError(f"cannot write {path}")
             saved.append(path)

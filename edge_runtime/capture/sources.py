@@ -83,6 +83,10 @@ class FolderWatcher(FrameSource):
     A file is taken once its size and mtime are stable for one poll (or it is older
     than ``settle_s``), so half-written files are not inspected. ``exit_when_idle``
     ends the iteration when a scan finds nothing new (batch mode, tests).
+
+    A file name is taken once: a file written again under a name already inspected (a camera
+    that overwrites ``latest.png``, a ring buffer of names) is not inspected again. Such a
+    camera must write unique names (a counter, a time stamp) for the folder to be watched.
     """
 
     def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,

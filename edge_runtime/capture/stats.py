@@ -27,6 +27,7 @@ class LoopStats:
         self.started_at = time.time()
         self.captured = self.inspected = self.errored = self.dropped = 0
         self.source_errors = self.sink_errors = self.overlay_errors = self.frame_save_errors = 0
+        self.records_lost = 0  # records a store (the log) could not take, after its retries
         self.verdicts: Counter[str] = Counter()
         self.last_source_error: str | None = None
         self._latency_ms: deque[float] = deque(maxlen=window)
@@ -73,6 +74,7 @@ class LoopStats:
                 "source_errors": self.source_errors,
                 "last_source_error": self.last_source_error,
                 "sink_errors": self.sink_errors,
+                "records_lost": self.records_lost,
                 "overlay_errors": self.overlay_errors,
                 "frame_save_errors": self.frame_save_errors,
                 "frames_per_s": round(done / elapsed, 2),

@@ -57,6 +57,8 @@ PROMETHEUS_SAMPLES = (
     ("source_errors_total", "source_errors", "counter", "failed reads from the source"),
     ("sink_errors_total", "sink_errors", "counter", "failed writes to the log or failed reject hooks"),
     ("queue_depth", "queue_depth", "gauge", "frames waiting for inspection"),
+    ("records_pending", "records_pending", "gauge", "records waiting for the reject hook and the log"),
+    ("records_lost_total", "records_lost", "counter", "records the log could not take after its retries"),
     ("frames_per_second", "frames_per_s_recent", "gauge", "frames done per second, recent"),
     ("last_capture_timestamp_seconds", "last_capture_at", "gauge", "Unix time of the last captured frame"),
     ("updated_timestamp_seconds", "updated_at", "gauge", "Unix time this file was written"),

@@ -6,7 +6,7 @@ from .callback import CallbackSink
 from .jsonl import JsonlSink
 from .record import Record
 from .reviews import Review
-from .sqlite_log import SqliteLog, parse_since
+from .sqlite_log import InspectionLogError, SqliteLog, parse_since
 
 
 class Sink(Protocol):
@@ -17,4 +17,4 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["CallbackSink", "JsonlSink", "Record", "Review", "Sink", "SqliteLog", "parse_since"]
+__all__ = ["CallbackSink", "InspectionLogError", "JsonlSink", "Record", "Review", "Sink", "SqliteLog", "parse_since"]

@@ -21,7 +21,7 @@ RejectHook = Callable[[Record], None]
 class RejectHookError(RuntimeError):
     """The hook failed for some records of a batch; it was still called for every other one."""
 
-    def __init__(self, failures: list[tuple[Record, Exception]]) -> None:
+    def __init__(self, failures: list[tuple[Record, BaseException]]) -> None:
         self.failures = failures
         first_record, first_error = failures[0]
         super().__init__(f"the reject hook failed for {len(failures)} record(s), first for frame "
@@ -35,17 +35,22 @@ class CallbackSink:
         self.calls = 0
         self.failed = 0
 
-    def write(self, records: Sequence[Record]) -> None:
+    def write(self, records: Sequence[Record], cancelled: Callable[[], bool] | None = None) -> None:
         """Calls the hook for each matching record, in order. A failing call does not skip the
         rejects after it (each is an ejector firing); the failures are raised together at the end
-        (``InspectionLoop`` notes them in the records the log gets after this sink)."""
-        failures = []
+        (``InspectionLoop`` notes them in the records the log gets after this sink). Once
+        ``cancelled()`` is true (a forced stop), the hook is not called for the rest: each of
+        those rejects is a failure "not fired"."""
+        failures: list[tuple[Record, BaseException]] = []
         for record in records:
             if self.predicate(record):
+                if cancelled is not None and cancelled():
+                    failures.append((record, RuntimeError("not fired: the loop was stopped before the hook's turn")))
+                    continue
                 self.calls += 1
                 try:
                     self.callback(record)
-                except Exception as error:  # noqa: BLE001 - any hook failure is reported, none stops the others
+                except (Exception, SystemExit) as error:  # noqa: BLE001 - a hook's sys.exit() too: none stops the log
                     failures.append((record, error))
                     self.failed += 1
         if failures:
@@ -65,8 +70,8 @@ class CommandHook:
     its standard input: how a line wires the ejector or a PLC signal without touching this code
     (``watch --reject-command``). A non-zero exit or a run past ``timeout_s`` is a failure of that
     reject, reported by ``CallbackSink`` like any hook failure. The sink thread waits for each run, so
-    the command should hand the signal on and return; a slow one holds back the log and, through the
-    queue, the capture."""
+    the command should hand the signal on and return; a slow one holds back the log and, once the loop's
+    record queue is full, the inspection and the capture (``LoopConfig.record_queue_size``)."""
 
     def __init__(self, command: Sequence[str], timeout_s: float = 5.0) -> None:
         if not command:

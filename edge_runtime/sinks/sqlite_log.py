@@ -109,6 +109,11 @@ class PruneResult:
     frame_paths: tuple[str, ...] = ()
 
 
+class InspectionLogError(sqlite3.DatabaseError):
+    """The inspection log cannot be opened: not an SQLite file, damaged, a folder, or a path that cannot be
+    created. The message names the file and the cause."""
+
+
 class SqliteLog:
     """Thread-safe (one connection behind a lock) inspection log; also a loop sink."""
 
@@ -116,17 +121,25 @@ class SqliteLog:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"no inspection log at {self.path}")
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA foreign_keys=ON")  # a pruned record takes its reviews with it
-        with self._conn:
-            self._conn.executescript(_SCHEMA)
-            self._add_missing_columns()
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise InspectionLogError(f"cannot open the inspection log {self.path}: {exc}") from exc
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._conn.execute("PRAGMA foreign_keys=ON")  # a pruned record takes its reviews with it
+            with self._conn:
+                self._conn.executescript(_SCHEMA)
+                self._add_missing_columns()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise InspectionLogError(f"cannot open the inspection log {self.path}: {exc} (damaged, or not an "
+                                     "inspection log?)") from exc
 
     def _add_missing_columns(self) -> None:
         present = {row["name"] for row in self._conn.execute("PRAGMA table_info(inspections)")}
