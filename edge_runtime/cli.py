@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-import cv2
-
 from .errors import InspectionError
+from .image_io import write_image
 from .overlay import anomaly_overlay, heatmap_overlay
 from .result import InspectionResult
 
@@ -19,7 +19,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=None,
                         help="models.manifest.json (default: ./models.manifest.json, else the checkout's)")
     parser.add_argument("--profile", default=None, help="model profile (default: the manifest's default)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    parser.add_argument("--threads", type=_thread_count, default=1,
+                        help="onnxruntime intra-op threads, 1 to this PC's core count (default 1)")
+
+
+def _thread_count(text: str) -> int:
+    cores = os.cpu_count() or 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= count <= cores:
+        raise argparse.ArgumentTypeError(f"must be 1 to {cores} (this PC's cores), got {count}")
+    return count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,10 +110,17 @@ def save_overlays(result: InspectionResult, folder: Path, stem: str) -> list[Pat
     written = []
     for kind, image in images.items():
         path = folder / f"{stem}_{kind}.png"
-        if not cv2.imwrite(str(path), image):
-            raise OSError(f"cannot write the overlay {path}")
+        write_image(path, image)
         written.append(path)
     return written
+
+
+def _is_folder(path: Path) -> bool:
+    """False also for a path that cannot be looked at (a name too long): it is then reported by name."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _expand_folders(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -113,7 +132,7 @@ def _expand_folders(paths: list[Path]) -> list[tuple[Path, str]]:
 
     expanded: list[tuple[Path, str]] = []
     for path in paths:
-        inside = image_files(path, recursive=True) if path.is_dir() else []
+        inside = image_files(path, recursive=True) if _is_folder(path) else []
         expanded.extend((image, "__".join(image.relative_to(path).with_suffix("").parts)) for image in inside)
         if not inside:
             expanded.append((path, path.stem))

@@ -8,6 +8,7 @@ plant can retrain on its own images without code changes.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -48,9 +49,24 @@ class Sample:
 
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     """Entries named like images, broken links included: they fail later, by name, as unreadable
-    (an evaluation counts them as errors, training skips them with a warning), not silently here."""
-    entries = folder.rglob("*") if recursive else folder.iterdir()
+    (an evaluation counts them as errors, training skips them with a warning), not silently here.
+    ``recursive`` follows linked sub-folders too (a day's frames linked in from another disk), each
+    real folder once."""
+    entries = _walk(folder) if recursive else folder.iterdir()
     return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Every entry under ``folder``, through linked sub-folders, without visiting a real folder twice."""
+    entries, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        entries += [Path(root) / name for name in files]
+    return entries
 
 
 def is_mask_beside_image(path: Path, image_stems: set[tuple[Path, str]]) -> bool:
@@ -66,11 +82,16 @@ def non_png_stems(files: list[Path]) -> set[tuple[Path, str]]:
 
 
 def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
-    root = ET.parse(xml_path).getroot()
-    boxes = []
-    for obj in root.iter("object"):
-        bb = obj.find("bndbox")
-        boxes.append(Box(*(int(float(bb.find(k).text)) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    """The boxes of a Pascal VOC annotation; ``DatasetError`` naming the file if it is not one."""
+    try:
+        root = ET.parse(xml_path).getroot()
+        boxes = []
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            boxes.append(Box(*(int(float(bb.find(k).text)) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    except (ET.ParseError, OSError, AttributeError, TypeError, ValueError) as error:
+        raise DatasetError(f"{xml_path}: not a readable VOC annotation (every <object> needs a <bndbox> with "
+                           f"xmin, ymin, xmax and ymax): {error}") from None
     return tuple(boxes)
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .datasets import Sample
 from .errors import InspectionError
+from .image_io import read_gray
 from .inspector import Inspector
 from .metrics import auroc, confusion_matrix, peak_inside_boxes, separation_auroc
 from .preprocess import preprocess
@@ -39,7 +40,7 @@ class Case:
 def _mask(sample: Sample, shape: tuple[int, int]) -> np.ndarray | None:
     if sample.mask_path is None:
         return None
-    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    mask = read_gray(sample.mask_path)
     if mask is None:
         return None
     if mask.shape != shape:

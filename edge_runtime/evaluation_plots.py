@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .image_io import write_image
 from .overlay import anomaly_overlay, heatmap_overlay
 from .result import InspectionResult
 
@@ -77,7 +78,7 @@ def write_plots(metrics: dict, rows: list, folder: Path, gallery_size: int = 12)
                             cv2.resize(heatmap_overlay(r.frame, r.gradcam), (160, 160))]) for r in gallery]
         tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 3)
         written.append(folder / "gallery.png")
-        cv2.imwrite(str(written[-1]), np.vstack([np.hstack(tiles[i: i + 3]) for i in range(0, len(tiles), 3)]))
+        write_image(written[-1], np.vstack([np.hstack(tiles[i: i + 3]) for i in range(0, len(tiles), 3)]))
     return written
 
 

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from .anomaly import AnomalyScorer
 from .classifier import DefectClassifier, window_around_peak
-from .errors import InspectionError, ModelLoadError
+from .errors import InspectionError, ManifestError, ModelLoadError
 from .manifest import FrameTerm, ProfileConfig, default_manifest_path, load_manifest, profile_config
 from .preprocess import ImageSource, preprocess_with_quality
 from .result import InspectionResult, Thresholds, Verdict
@@ -56,6 +56,10 @@ class Inspector:
         self.scorer = AnomalyScorer.for_profile(gate, config)
         with np.load(config.classifier_head.verify()) as head:
             kernel = head["kernel"]
+        if kernel.ndim != 2 or kernel.shape[1] != len(self.class_names):
+            raise ManifestError(f"profile '{config.name}' names {len(self.class_names)} classes, but its classifier "
+                                f"head has {kernel.shape[-1]} outputs: the manifest's class_names do not belong to "
+                                "these models")
         self.classifier = DefectClassifier(session(config.classifier.verify(), intra_op_threads), kernel)
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ def load_manifest(path: str | Path | None = None) -> dict:
     if not path.is_file():
         raise ManifestError(f"model manifest not found: {path}")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ManifestError(f"{path} is not valid JSON: {error}") from error
+    except OSError as error:
+        raise ManifestError(f"{path} cannot be read: {error}") from error
     if "profiles" not in manifest or not manifest["profiles"]:
         raise ManifestError(f"{path} lists no model profiles")
     return manifest
@@ -229,8 +232,7 @@ def profile_config(
         precision = precision or entry.get("precision", "fp32")
         anomaly_file, classifier_file = _precision_files(entry, precision, name)
         thresholds = Thresholds(float(entry["thresholds"]["warn"]), float(entry["thresholds"]["defect"]))
-        if not thresholds.warn <= thresholds.defect:
-            raise ManifestError(f"profile '{name}': warn threshold must not exceed the defect threshold")
+        check_thresholds(thresholds.warn, thresholds.defect, f"profile '{name}': ")
         return ProfileConfig(
             name=name,
             preprocess=PreprocessSpec.from_dict(entry["preprocessing"]),
@@ -322,6 +324,17 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
         edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
+def check_thresholds(warn: float, defect: float, where: str = "") -> None:
+    """``ManifestError`` unless 0 <= warn <= defect, both finite: an infinite or NaN threshold would pass
+    every frame as ``ok``."""
+    if not (math.isfinite(warn) and math.isfinite(defect)):
+        raise ManifestError(f"{where}thresholds must be finite numbers, got warn {warn} and defect {defect}")
+    if warn < 0:
+        raise ManifestError(f"{where}thresholds must not be negative, got warn {warn}")
+    if not warn <= defect:
+        raise ManifestError(f"{where}warn threshold {warn} must not exceed defect threshold {defect}")
+
+
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
                     baselines: dict[str, dict | None] | None = None, reason: str = "", changed_by: str | None = None,
@@ -342,9 +355,12 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
     parameter. ``changed_by`` defaults to the operating-system account."""
-    path = Path(path)
-    if not warn <= defect:
-        raise ManifestError(f"warn threshold {warn} must not exceed defect threshold {defect}")
+    path = Path(path).resolve()  # a linked manifest: write beside the file it links to, keep the link
+    try:
+        warn, defect = float(warn), float(defect)
+    except (TypeError, ValueError) as error:
+        raise ManifestError(f"thresholds must be numbers: {error}") from None
+    check_thresholds(warn, defect)
     manifest = load_manifest(path)
     if profile not in manifest["profiles"]:
         raise ManifestError(f"profile '{profile}' is not in {path}")
@@ -399,8 +415,10 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
         if entry[model].get("sha256") != old_entry[model].get("sha256"):
             raise ManifestError(f"{earlier} describes another {model} (its sha256 differs): its thresholds were not "
                                 "set on the models deployed now")
-    thresholds, score, old_score = old_entry["thresholds"], entry["autoencoder"].get("score", {}), \
+    thresholds, score, old_score = old_entry.get("thresholds"), entry["autoencoder"].get("score", {}), \
         old_entry["autoencoder"].get("score", {})
+    if not isinstance(thresholds, dict) or "warn" not in thresholds or "defect" not in thresholds:
+        raise ManifestError(f"{earlier} has no warn and defect thresholds for profile '{profile}'")
     term = _frame_term(old_score) if score.get("frame_term") else None
     views_from = old_score.get("views_from") if score.get("views", 1) == 3 else None
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
@@ -410,6 +428,7 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
 
 def write_manifest(path: Path, manifest: dict) -> None:
     """Write the manifest atomically (a temporary file, then a rename): a crash never leaves half a file."""
-    tmp = Path(path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    path = Path(path).resolve()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
     tmp.replace(path)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .errors import FrameQualityError, ImageDecodeError, InvalidImageError, ManifestError
+from .image_io import declared_size
 
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, np.ndarray]
 
@@ -86,35 +87,62 @@ class PreprocessSpec:
             min_side=int(data["min_side"]),
             min_contrast=float(data.get("min_contrast", cls.min_contrast)),
             min_mean_grey=float(data.get("min_mean_grey", cls.min_mean_grey)),
-            max_pixels=data.get("max_pixels", cls.max_pixels),
-            min_neighbour_correlation=data.get("min_neighbour_correlation", cls.min_neighbour_correlation),
+            max_pixels=_optional(int, data.get("max_pixels", cls.max_pixels)),
+            min_neighbour_correlation=_optional(float, data.get("min_neighbour_correlation",
+                                                                 cls.min_neighbour_correlation)),
             color=data["color"],
             value_range=tuple(data["value_range"]),
-            exposure_median=data.get("exposure_median"),
+            exposure_median=_optional(float, data.get("exposure_median")),
         )
 
 
-def load_image(source: ImageSource) -> np.ndarray:
-    """Return the image as a uint8/uint16 array (HxW, or HxWxC in OpenCV's BGR order)."""
+def _optional(kind: type, value: object) -> object:
+    """``kind(value)``, None kept: a manifest value of the wrong type fails here, as a malformed manifest."""
+    return None if value is None else kind(value)
+
+
+def load_image(source: ImageSource, max_pixels: int | None = None) -> np.ndarray:
+    """Return the image as a uint8/uint16 array (HxW, or HxWxC in OpenCV's BGR order). An encoded image
+    whose header declares more than ``max_pixels`` is refused before it is decoded."""
     if isinstance(source, np.ndarray):
         return source
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if path.is_dir():
-            raise ImageDecodeError(f"{path} is a folder with no image files in it, not an image")
-        if not path.is_file():
-            raise ImageDecodeError(f"image file not found: {path}")
-        data = path.read_bytes()
-        name = str(path)
+        data, name = _read_file(Path(source)), str(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), "uploaded bytes"
     else:
-        data = bytes(source)
-        name = "uploaded bytes"
+        raise InvalidImageError(f"expected an image path, encoded bytes or a numpy array, got {type(source).__name__}")
     if not data:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes)")
+    declared = declared_size(data)
+    if max_pixels is not None and declared is not None and declared[0] * declared[1] > max_pixels:
+        raise too_many_pixels(*declared, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageDecodeError(f"{name}: not a readable image (corrupt, truncated or unsupported format)")
     return image
+
+
+def _read_file(path: Path) -> bytes:
+    """The file's bytes; ``ImageDecodeError`` for a folder, a missing file or one that cannot be read."""
+    try:
+        if path.is_dir():
+            from .datasets import image_files
+
+            holds = "" if image_files(path, recursive=True) else " (and it holds no image files)"
+            raise ImageDecodeError(f"{path} is a folder, not an image{holds}")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"image file not found: {path}") from None
+    except OSError as exc:  # no permission, an I/O error, a name too long
+        raise ImageDecodeError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
+def too_many_pixels(width: int, height: int, max_pixels: int) -> InvalidImageError:
+    return InvalidImageError(
+        f"frame is {width}x{height} pixels ({width * height:,}, {width * height / 1e6:.2f} megapixels), more than the "
+        f"{max_pixels:,} ({max_pixels / 1e6:.2f} megapixels) this profile inspects in one frame (preprocessing.max_pixels "
+        f"in the manifest, set by the working memory a frame needs); crop or tile the frame, or raise the limit")
 
 
 @dataclass(frozen=True)
@@ -149,12 +177,9 @@ def gray01_with_quality(image: np.ndarray, min_side: int = 32, min_contrast: flo
             f"unsupported pixel type {image.dtype}: frames must be uint8 or uint16 as the camera delivers them"
         )
     if max_pixels is not None and image.ndim in (2, 3) and image.shape[0] * image.shape[1] > max_pixels:
-        height, width = image.shape[:2]
-        raise InvalidImageError(
-            f"frame is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more than the "
-            f"{max_pixels / 1e6:.1f} megapixels this profile inspects in one frame (preprocessing.max_pixels in "
-            f"the manifest, set by the working memory a frame needs); crop or tile the frame, or raise the limit"
-        )
+        raise too_many_pixels(image.shape[1], image.shape[0], max_pixels)
+    if image.size == 0:
+        raise InvalidImageError(f"empty image of shape {image.shape}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3 and image.shape[2] in (3, 4):
@@ -348,5 +373,5 @@ def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
 
 def preprocess_with_quality(source: ImageSource, spec: PreprocessSpec) -> tuple[np.ndarray, FrameQuality]:
     """``preprocess``'s frame and what the frame checks measured on it."""
-    return gray01_with_quality(load_image(source), spec.min_side, spec.min_contrast, spec.min_mean_grey,
+    return gray01_with_quality(load_image(source, spec.max_pixels), spec.min_side, spec.min_contrast, spec.min_mean_grey,
                                spec.max_pixels, spec.min_neighbour_correlation)

@@ -55,10 +55,50 @@ def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
     assert [r["path"] for r in records] == [str(line / "shift1" / "a.png"), str(line / "shift2" / "a.png"),
                                             str(line / "shift2" / "b.png"), str(tmp_path / "empty")]
     assert all(r["error"] is None for r in records[:3])
-    assert records[3]["verdict"] is None and "no image files" in records[3]["error"]
+    assert records[3]["verdict"] is None and "holds no image files" in records[3]["error"]
     # two a.png from different folders keep an overlay each
     assert {p.name for p in (tmp_path / "ov").glob("*_anomaly.png")} == {
         "shift1__a_anomaly.png", "shift2__a_anomaly.png", "shift2__b_anomaly.png"}
+
+
+def test_inspect_survives_file_names_that_are_not_utf8_and_follows_linked_folders(tmp_path):
+    """OpenCV's own file functions crash the process on such a name; the overlays are written without them."""
+    import os
+
+    line = tmp_path / "line"
+    (line / "day1").mkdir(parents=True)
+    elsewhere = tmp_path / "other-disk" / "day2"
+    elsewhere.mkdir(parents=True)
+    (line / "day2").symlink_to(elsewhere, target_is_directory=True)
+    (line / "loop").symlink_to(line, target_is_directory=True)  # a link back up is walked once, not forever
+    png = cv2.imencode(".png", textured((200, 200)))[1].tobytes()
+    (line / "day1" / "a.png").write_bytes(png)
+    (elsewhere / "b.png").write_bytes(png)
+    with open(os.path.join(os.fsencode(line / "day1"), b"bad\xff.png"), "wb") as handle:
+        handle.write(png)
+    out = _run("inspect", str(line), "--json", "--save-overlays", str(tmp_path / "ov"))
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(records) == 3 and all(r["error"] is None for r in records)
+    assert any("day2" in r["path"] for r in records)
+    assert len(list((tmp_path / "ov").glob("*_anomaly.png"))) == 3
+
+
+def test_inspect_refuses_more_threads_than_cores(tmp_path):
+    import os
+
+    out = _run("inspect", str(tmp_path), "--threads", str((os.cpu_count() or 1) + 1))
+    assert out.returncode == 2 and "this PC's cores" in out.stderr
+
+
+def test_evaluate_names_a_malformed_annotation(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    for name in ("crazing_1", "scratches_1"):
+        cv2.imwrite(str(tmp_path / "images" / f"{name}.jpg"), textured((200, 200)))
+    (tmp_path / "annotations" / "crazing_1.xml").write_text("")
+    out = _run("evaluate", "--dataset", "neu-det", str(tmp_path))
+    assert out.returncode == 2 and "crazing_1.xml: not a readable VOC annotation" in out.stderr
 
 
 def test_evaluate_normal_crops_skip_an_image_that_does_not_decode(tmp_path):

@@ -96,6 +96,35 @@ def test_a_frame_too_large_to_inspect_is_refused_before_it_fills_memory(inspecto
     assert isinstance(results[0], InvalidImageError) and isinstance(results[1], InspectionResult)
 
 
+def test_a_small_file_declaring_a_huge_frame_is_refused_before_it_is_decoded(inspector):
+    """A PNG, JPEG, BMP or TIFF states its size in its header: 20000x20000 is refused from there, before
+    OpenCV would decode it into gigabytes. The header is altered after encoding, so decoding would fail."""
+    import struct
+
+    png = bytearray(cv2.imencode(".png", _texture((64, 64), 9))[1].tobytes())
+    png[16:24] = struct.pack(">II", 20000, 20000)
+    with pytest.raises(InvalidImageError, match="20000x20000 pixels"):
+        inspector.inspect(bytes(png))
+    jpeg = bytearray(cv2.imencode(".jpg", _texture((64, 64), 9))[1].tobytes())
+    sof = next(i for i in range(2, len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] == 0xC0)
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 30000, 30000)
+    with pytest.raises(InvalidImageError, match="30000x30000 pixels"):
+        inspector.inspect(bytes(jpeg))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 0, 3), np.uint8), np.zeros((0, 10, 4), np.uint16), None, 3.5])
+def test_a_batch_gives_each_unusable_item_its_own_typed_error(inspector, bad):
+    results = inspector.inspect_batch([_texture((200, 200), 2), bad])
+    assert isinstance(results[0], InspectionResult) and isinstance(results[1], InvalidImageError)
+
+
+def test_a_file_that_cannot_be_read_is_a_typed_error(inspector, tmp_path):
+    with pytest.raises(ImageDecodeError, match="cannot be read"):
+        inspector.inspect(tmp_path / ("x" * 300 + ".png"))  # a name longer than the file system allows
+    with pytest.raises(ImageDecodeError, match="is a folder, not an image"):
+        inspector.inspect(tmp_path)
+
+
 _NOISE = np.random.default_rng(0)
 
 
@@ -202,6 +231,64 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     assert second != backup and json.loads(backup.read_text()) == manifest  # the shipped values survive
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
+
+
+@pytest.mark.parametrize("warn,defect", [(float("inf"), float("inf")), (float("nan"), 1.0), (-1.0, -0.5), (3.0, 2.0)])
+def test_thresholds_that_would_pass_every_frame_or_make_no_sense_are_refused(tmp_path, warn, defect):
+    from edge_runtime.manifest import save_thresholds
+
+    path = editable_manifest(tmp_path)
+    before = path.read_text()
+    with pytest.raises(ManifestError):
+        save_thresholds(path, "neu-steel", warn, defect)
+    assert path.read_text() == before and not list(tmp_path.glob("*.bak"))
+    manifest = json.loads(before)
+    manifest["profiles"]["neu-steel"]["thresholds"].update(warn=warn, defect=defect)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError):
+        Inspector.from_manifest(path)
+
+
+def test_saving_thresholds_through_a_linked_manifest_keeps_the_link(tmp_path):
+    """A deployment folder linking to the real manifest: the edit lands in the real file."""
+    from edge_runtime.manifest import load_manifest, save_thresholds
+
+    real = editable_manifest(tmp_path)
+    (tmp_path / "deploy").mkdir()
+    link = tmp_path / "deploy" / "models.manifest.json"
+    link.symlink_to(real)
+    backup = save_thresholds(link, "neu-steel", 1.5, 2.5)
+    assert link.is_symlink() and backup.parent == tmp_path
+    assert load_manifest(real)["profiles"]["neu-steel"]["thresholds"]["warn"] == 1.5
+    assert Inspector.from_manifest(link).thresholds.warn == 1.5
+
+
+@pytest.mark.parametrize("change", [
+    lambda entry: entry.update(class_names=["a", "b"]),
+    lambda entry: entry["preprocessing"].update(max_pixels="big"),
+    lambda entry: entry["preprocessing"].update(min_neighbour_correlation="x"),
+], ids=["class-count", "max-pixels", "correlation"])
+def test_a_malformed_manifest_is_a_manifest_error(tmp_path, change):
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    change(manifest["profiles"]["neu-steel"])
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError):
+        Inspector.from_manifest(path, "neu-steel")
+    path.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        Inspector.from_manifest(path, "neu-steel")
+
+
+def test_restoring_from_a_file_without_thresholds_is_a_manifest_error(tmp_path):
+    from edge_runtime.manifest import restore_thresholds
+
+    path = editable_manifest(tmp_path)
+    earlier = json.loads(path.read_text())
+    del earlier["profiles"]["neu-steel"]["thresholds"]["warn"]
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    with pytest.raises(ManifestError, match="no warn and defect thresholds"):
+        restore_thresholds(path, "neu-steel", tmp_path / "earlier.json")
 
 
 def test_frame_term_references_go_only_where_the_gate_has_such_a_term(tmp_path):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import InspectionError
+from ..image_io import write_image
 from ..preprocess import load_image
 from .sources import CaptureError, Frame, FrameSource, source_kind
 
@@ -68,8 +68,7 @@ def save_frames(source: FrameSource, out: Path, count: int, every: int = 1) -> R
                 unreadable.append(frame.frame_id)
                 continue
             path = out / f"{prefix}_frame_{frame.frame_id}.png"
-            if not cv2.imwrite(str(path), image):
-                raise OSError(f"cannot write {path}")
+            write_image(path, image)
             saved.append(path)
             if len(saved) >= count:
                 stop.set()
