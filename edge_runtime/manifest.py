@@ -56,18 +56,21 @@ def sha256_of(path: Path) -> str:
 
 @dataclass(frozen=True)
 class ModelFile:
+    """A file the manifest lists with its sha256; ``kind`` names it in errors ("model file", "golden frame")."""
+
     path: Path
     sha256: str
+    kind: str = "model file"
 
     def verify(self) -> Path:
         """Return the path if the file exists and matches its recorded sha256."""
         if not self.path.is_file():
-            raise ModelIntegrityError(f"model file missing: {self.path}")
+            raise ModelIntegrityError(f"{self.kind} missing: {self.path}")
         actual = sha256_of(self.path)
         if actual != self.sha256:
             raise ModelIntegrityError(
-                f"model file {self.path.name} does not match the manifest (sha256 {actual[:12]}..., "
-                f"expected {self.sha256[:12]}...): refusing to load a model that was changed or corrupted"
+                f"{self.kind} {self.path.name} does not match the manifest (sha256 {actual[:12]}..., "
+                f"expected {self.sha256[:12]}...): refusing a file that was changed or corrupted"
             )
         return self.path
 

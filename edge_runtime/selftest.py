@@ -80,7 +80,7 @@ def run_selftest(inspector) -> list[GoldenCheck]:
 
 
 def _check(inspector, root: Path, frame: dict, probability_atol: float) -> GoldenCheck:
-    path = ModelFile(root / frame["path"], frame["sha256"]).verify()
+    path = ModelFile(root / frame["path"], frame["sha256"], "golden frame").verify()
     result = inspector.inspect(path, source="selftest", always_classify=True)
     expected = frame["class_probabilities"]
     difference = max(abs(result.class_probabilities[name] - p) for name, p in expected.items())

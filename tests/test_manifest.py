@@ -165,7 +165,7 @@ def test_selftest_names_a_drifted_frame_and_refuses_a_changed_or_missing_golden_
     golden["frames"][0]["path"] = str(copy)
     path.write_text(json.dumps(manifest))
     assert cli_main(["selftest", "--manifest", str(path)]) == 2
-    assert "does not match the manifest" in capsys.readouterr().err
+    assert "golden frame strip.png does not match the manifest" in capsys.readouterr().err
 
     del manifest["profiles"]["neu-steel"]["golden"]
     path.write_text(json.dumps(manifest))

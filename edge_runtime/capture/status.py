@@ -43,8 +43,12 @@ class StatusFile:
                   "frames_per_s_recent": round(frames_per_s, 2), **self._fixed, **snap}
         text = prometheus_text(status) if self.path.suffix == ".prom" else json.dumps(status) + "\n"
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(self.path)
+        try:
+            tmp.write_text(text)
+            tmp.replace(self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk: no half-written file left beside the status
+            raise
 
 
 # (sample name, status key, Prometheus type, help text); a key missing from the status is left out.
