@@ -164,19 +164,36 @@ def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
 
 
 def load_class_folders(root: Path, normal_class: str | None = None, min_classes: int = 2) -> list[Sample]:
-    """Generic layout: one sub-folder of images per class; ``normal_class`` names the defect-free one.
-    ``min_classes`` as for ``load_neu_det``."""
+    """Generic layout: one sub-folder of images per class (images in folders under it count too);
+    ``normal_class`` names the defect-free one. ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder not found: {root}")
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise DatasetError(f"{root}: no class sub-folders; expected one folder of images per class")
+    names = [_class_name(folder) for folder in folders]
+    if normal_class is not None and normal_class not in names:
+        raise DatasetError(f"{root}: no class folder named '{normal_class}' (the defect-free class); its class "
+                           f"folders are {', '.join(names)}")
     samples = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in folders:
         label = None if folder.name == normal_class else folder.name
-        samples.extend(Sample(path, label) for path in image_files(folder))
+        samples.extend(Sample(path, label) for path in image_files(folder, recursive=True))
     if normal_class is not None and not any(s.is_normal for s in samples):
         raise DatasetError(f"{root}: no images in the normal class folder '{normal_class}'")
     _require_classes(samples, root, min_classes)
     return samples
+
+
+def _class_name(folder: Path) -> str:
+    """The folder's name, which becomes a class name in the manifest, the plots and the logs."""
+    try:
+        folder.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetError(f"class folder {folder.name!r} in {folder.parent} is not named in UTF-8: rename it "
+                           "(its name becomes the class name in the manifest, plots and logs)") from None
+    return folder.name
 
 
 def _require_classes(samples: list[Sample], root: Path, min_classes: int) -> None:

@@ -26,6 +26,7 @@ from edge_runtime.preprocess import preprocess
 from export import calibrate
 from export.gate_intervals import intervals
 from export.manifest_writer import model_entry, update_manifest, versions
+from training.data import readable
 from training.profiles import trained_profile, with_overrides
 from training.synthetic_defects import KINDS
 
@@ -152,7 +153,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
     trained = json.loads((weights / "classifier_result.json").read_text())
     ae_config = json.loads((weights / "autoencoder_config.json").read_text())
-    splits = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    splits = {split: readable(samples, spec)  # the files training skipped, named and skipped here too
+              for split, samples in split_samples(profile.load(), profile.seed, profile.split_fractions).items()}
     real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
 
     scorer, ae_parity = _export_autoencoder(weights, out, ae_config, profile, real, splits["val"])

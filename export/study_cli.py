@@ -65,11 +65,14 @@ class DeployedGate:
 
 
 def deployed_gate(manifest_path: Path, profile_name: str) -> DeployedGate:
+    from training.data import readable
     from training.profiles import trained_profile
 
     manifest = load_manifest(manifest_path)
     config = profile_config(manifest, manifest_path, profile_name)
     profile = trained_profile(profile_name)
     samples, entry = profile.load(), manifest["profiles"][profile_name]
+    splits = {name: readable(select_split(samples, entry["split"], name), config.preprocess)  # as the export read them
+              for name in ("train", "val", "test")}
     return DeployedGate(entry, config, profile, AnomalyScorer.for_profile(session(config.autoencoder.verify()), config),
-                        {name: select_split(samples, entry["split"], name) for name in ("train", "val", "test")})
+                        splits)

@@ -20,7 +20,7 @@ def test_an_evaluation_loads_one_defect_class_or_none_but_not_an_empty_folder(tm
 
 
 def test_class_folders_need_the_named_normal_class(tmp_path):
-    with pytest.raises(DatasetError, match="normal class"):
+    with pytest.raises(DatasetError, match="no class folder named 'good' \\(the defect-free class\\)"):
         load_class_folders(make_class_folders(tmp_path, ["a", "b"]), normal_class="good")
 
 

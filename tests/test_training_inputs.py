@@ -34,7 +34,7 @@ def test_a_folder_of_only_unreadable_images_fails_with_a_reason(tmp_path):
     root = make_class_folders(tmp_path, ["a", "b"], n=0)
     (root / "a" / "x.png").write_bytes(b"junk")
     (root / "b" / "y.png").write_bytes(b"junk")
-    with pytest.raises(DatasetError, match="none of the images"):
+    with pytest.raises(DatasetError, match="none of the 2 images could be read"):
         read_frames(load_class_folders(root), PreprocessSpec())
 
 
@@ -145,20 +145,24 @@ def test_classifier_sees_windows_of_the_deployed_size_anywhere_in_training_and_c
 @needs_tf
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_classifier_trains_on_frames_of_several_sizes(shuffle):
-    """Keras fixes the input dimensions its first two batches share: a second shape must come second."""
+    """Keras fixes the input dimensions its first two batches share. Three shapes, two of which share each
+    dimension with the first (a 200x120 frame turned both ways beside square ones), used to fail mid-epoch."""
     import keras
 
     from training.train_classifier import ShapeBatches
 
-    stems = [np.ones((15, 15, 4), np.float32)] * 40 + [np.ones((9, 12, 4), np.float32)] * 40
-    labels = np.array([0, 1] * 40)
+    shapes = [(15, 15, 4), (15, 10, 4), (10, 15, 4)]
+    stems = [np.ones(shape, np.float32) for shape in shapes for _ in range(30)]
+    labels = np.array([0, 1] * 45)
     batches = ShapeBatches(stems, labels, None, batch_size=8, shuffle=shuffle, seed=1)
-    assert batches[0][0].shape[1:] != batches[1][0].shape[1:]
+    assert batches.shapes == set(shapes)
     model = keras.Sequential([keras.Input((None, None, 4)), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(2, activation="softmax")])
     model.compile("adam", "sparse_categorical_crossentropy")
-    history = model.fit(batches, epochs=2, verbose=0)
-    assert len(history.history["loss"]) == 2
+    history = model.fit(batches.for_fit(), validation_data=batches.for_fit(), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and len(history.history["val_loss"]) == 2
+    same = ShapeBatches(stems[:30], labels[:30], None, batch_size=8, shuffle=shuffle, seed=1)
+    assert same.for_fit() is same  # one shape: batches as before, the deployed profiles' training unchanged
 
 
 @needs_tf
@@ -244,6 +248,60 @@ def test_aligned_upsampling_keeps_each_coarse_cell_on_the_fine_cell_it_is_centre
     np.testing.assert_array_equal(y[:, 1::2, 1::2], x)  # stride-16 cell m sits on stride-8 cell 2m+1
     np.testing.assert_allclose(y[:, 2::2, 1::2], 0.5 * (x[:, :-1] + x[:, 1:]))  # cell 2m: halfway
     np.testing.assert_array_equal(y[:, 0, 1::2], x[:, 0])  # the first row repeats
+
+
+def _train(*args):
+    from training.__main__ import main
+
+    return main(list(args))
+
+
+def test_a_data_set_too_small_to_split_stops_before_any_training(tmp_path, capsys):
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=3)
+    out = tmp_path / "out"
+    assert _train("all", "--profile", "line", "--data", str(root), "--normal-class", "good", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "no readable image of dent in val" in err and "from 6 images of it on" in err
+    assert not (out / "profile.json").exists()  # no record of a training that did not happen
+
+
+def test_a_class_of_only_unreadable_files_stops_the_run_and_is_named(tmp_path, capsys, caplog):
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=8)
+    (root / "oil_spot").mkdir()
+    for name in ("empty.png", "text.jpg", "text.bmp"):
+        (root / "oil_spot" / name).write_bytes(b"" if name == "empty.png" else b"not an image")
+    with caplog.at_level(logging.WARNING):
+        code = _train("classifier", "--profile", "line", "--data", str(root), "--normal-class", "good",
+                      "--out", str(tmp_path / "out"))
+    assert code == 2 and "no readable image of oil_spot in train" in capsys.readouterr().err
+    assert all(name in " ".join(caplog.messages) for name in ("empty.png", "text.jpg", "text.bmp"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--profile", "neu-steel"], "'neu-steel' is a built-in profile"),
+    (["--profile", "line", "--epochs", "0"], "must be 1 or more"),
+])
+def test_training_arguments_that_cannot_be_meant_are_refused(tmp_path, capsys, args, message):
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=8)
+    with pytest.raises(SystemExit) as stopped:
+        _train("autoencoder", *args, "--data", str(root), "--normal-class", "good", "--out", str(tmp_path / "out"))
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_class_folder_problems_say_what_is_there(tmp_path):
+    import os
+
+    with pytest.raises(DatasetError, match="no class sub-folders"):
+        load_class_folders((tmp_path / "empty").mkdir() or tmp_path / "empty", "good")
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=2)
+    with pytest.raises(DatasetError, match="no class folder named 'Good' .*folders are dent, good, scar"):
+        load_class_folders(root, "Good")
+    (root / "scar" / "day2").mkdir()
+    (root / "scar" / "day2" / "x.png").write_bytes((root / "scar" / "0.png").read_bytes())
+    assert sum(s.label == "scar" for s in load_class_folders(root, "good")) == 3  # images in folders under a class
+    os.mkdir(os.path.join(os.fsencode(root), b"d\xe9faut"))
+    with pytest.raises(DatasetError, match="not named in UTF-8"):
+        load_class_folders(root, "good")
 
 
 def test_frame_level_is_refused_for_the_built_in_profiles(capsys):

@@ -17,7 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from edge_runtime.datasets import DatasetError
+from edge_runtime.datasets import DatasetError, split_samples
+from training.data import check_splits
 from training.profiles import PROFILES, folder_profile, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-level", action="store_true",
                         help="with --data: add the frame-level autoencoder to the gate (for defects that change a "
                              "whole frame's texture; see docs/gate_design.md)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the number of fine-tuning / AE epochs")
+    parser.add_argument("--epochs", type=_at_least_one, default=None,
+                        help="override the number of fine-tuning / AE epochs (1 or more)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a profile field for a trial, e.g. --set gate_seed=2 (see training/profiles.py)")
     parser.add_argument("--out", type=Path, default=None,
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.frame_level and not args.data:
         parser.error("--frame-level is for a new product line (--data); the built-in profiles fix their own gate")
+    if args.data and args.profile in PROFILES:
+        parser.error(f"{args.profile!r} is a built-in profile with its own data set; name the new product line "
+                     "(--profile my-line --data DIR)")
     profile = (folder_profile(args.profile, args.data, args.normal_class, args.frame_level) if args.data
                else PROFILES.get(args.profile))
     if profile is None:
@@ -54,11 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     weights_dir = args.out or ROOT / "models" / profile.name / "keras"
     results_dir = args.out or ROOT / "results" / profile.name
     results_dir.mkdir(parents=True, exist_ok=True)
-    (weights_dir / "profile.json").parent.mkdir(parents=True, exist_ok=True)
-    (weights_dir / "profile.json").write_text(json.dumps(
-        {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
-         "normal_class": profile.normal_class, "frame_tap": profile.frame_tap}, indent=1))
+    weights_dir.mkdir(parents=True, exist_ok=True)
     try:
+        check_splits(split_samples(profile.load(), profile.seed, profile.split_fractions), profile.preprocess)
         if args.step in ("autoencoder", "all"):
             from training.train_autoencoder import train_autoencoder
 
@@ -79,9 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    _record_profile(profile, weights_dir)
     for report in weights_dir.glob("*.png") if results_dir != weights_dir else ():
         shutil.move(report, results_dir / report.name)
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _record_profile(profile, weights_dir: Path) -> None:
+    """What the export needs to find a new line's data again (``profiles.trained_profile``), written only
+    once a step has trained: a failed run leaves no record beside weights it did not make."""
+    (weights_dir / "profile.json").write_text(json.dumps(
+        {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
+         "normal_class": profile.normal_class, "frame_tap": profile.frame_tap}, indent=1))
 
 
 if __name__ == "__main__":

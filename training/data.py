@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 
 import numpy as np
 
@@ -14,18 +15,47 @@ from edge_runtime.preprocess import PreprocessSpec, preprocess
 log = logging.getLogger(__name__)
 
 
+def decoded(sample: Sample, spec: PreprocessSpec) -> np.ndarray | None:
+    """The sample's frame with the runtime's preprocessing; None (the file named in the log) if unreadable."""
+    try:
+        return preprocess(sample.path, spec)
+    except InspectionError as error:
+        log.warning("skipping %s: %s", sample.path, error)
+        return None
+
+
+def readable(samples: list[Sample], spec: PreprocessSpec) -> list[Sample]:
+    """The samples whose files decode, as training read them (the export calibrates on the same)."""
+    return [sample for sample in samples if decoded(sample, spec) is not None]
+
+
 def read_frames(samples: list[Sample], spec: PreprocessSpec) -> tuple[list[np.ndarray], list[Sample]]:
     """Decode every sample with the runtime's preprocessing; skip (and name) unreadable files."""
     frames, kept = [], []
     for sample in samples:
-        try:
-            frames.append(preprocess(sample.path, spec))
+        frame = decoded(sample, spec)
+        if frame is not None:
+            frames.append(frame)
             kept.append(sample)
-        except InspectionError as error:
-            log.warning("skipping %s: %s", sample.path, error)
     if not frames:
-        raise DatasetError("none of the images could be read")
+        raise DatasetError(f"none of the {len(samples)} images could be read" if samples else "no images to read")
     return frames, kept
+
+
+def check_splits(splits: dict[str, list[Sample]], spec: PreprocessSpec) -> None:
+    """Before any training: every class, and the defect-free images where the data set has them, has a
+    readable image in every split; otherwise ``DatasetError`` says which are missing where. Decodes each
+    file once (seconds), naming the unreadable ones, so a class of only broken files never becomes a
+    class of the model and a data set too small to split stops before a long training, not after it."""
+    counts: Counter[tuple[str, str | None]] = Counter(
+        (split, sample.label) for split, samples in splits.items() for sample in readable(samples, spec))
+    labels = sorted({s.label for samples in splits.values() for s in samples}, key=lambda label: (label is None, str(label)))
+    missing = [f"{label or 'defect-free'} in {split}" for label in labels for split in splits if not counts[split, label]]
+    if missing:
+        totals = ", ".join(f"{label or 'defect-free'} {sum(counts[split, label] for split in splits)}" for label in labels)
+        raise DatasetError(f"no readable image of {'; '.join(missing)} (readable images: {totals}). The 70/15/15 "
+                           "split gives every part an image of a class from 6 images of it on; add images, or "
+                           "remove a class folder whose files cannot be read")
 
 
 def box_free_crops(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -33,6 +34,9 @@ from training.camera_changes import changed_copies
 from training.data import dihedral, read_frames, stack_equal_shapes
 from training.profiles import Profile
 from training.reports import plot_history
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +108,31 @@ class ShapeBatches(keras.utils.PyDataset):
             batches.extend(np.array_split(indices, max(1, -(-len(indices) // self._size))))
         if self._shuffle:
             self._rng.shuffle(batches)
-        return self._second_batch_of_another_shape(batches)
-
-    def _second_batch_of_another_shape(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Keras reads the first two batches to fix the model's input signature and keeps every
-        dimension they agree on, so frames of several sizes would fail later in the epoch (a
-        folder of a plant's own images). Move a batch of another shape, if any, to second place."""
-        shapes = [stem_window(self._stems[batch[0]], self._window, None).shape for batch in batches]
-        other = next((k for k in range(1, len(batches)) if shapes[k] != shapes[0]), None)
-        if other is not None:
-            batches.insert(1, batches.pop(other))
         return batches
+
+    @property
+    def shapes(self) -> set[tuple[int, ...]]:
+        """The shapes of the stems as batched (windowed)."""
+        return {stem_window(stem, self._window, None).shape for stem in self._stems}
+
+    def for_fit(self) -> "ShapeBatches | tf.data.Dataset":
+        """What ``fit`` is given. Keras fixes every input dimension its first two batches agree on, so stems of
+        several shapes (a plant's frames of several sizes, and their turned copies) would fail later in the
+        epoch; they go through a dataset whose declared signature leaves height and width open."""
+        if len(self.shapes) == 1:
+            return self
+        import tensorflow as tf
+
+        stems, labels, weights = self[0]
+        signature = (tf.TensorSpec((None, None, None, stems.shape[-1]), tf.as_dtype(stems.dtype)),
+                     tf.TensorSpec((None,), tf.as_dtype(labels.dtype)), tf.TensorSpec((None,), tf.float32))
+
+        def epoch():
+            for index in range(len(self)):
+                yield self[index]
+            self.on_epoch_end()
+
+        return tf.data.Dataset.from_generator(epoch, output_signature=signature)
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -163,7 +181,8 @@ def train_classifier(profile: Profile, out_dir: Path, head_epochs: int = 8, tune
         clf.set_top_trainable(base, tune)
         top.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy", metrics=["accuracy"])
         best = keras.callbacks.EarlyStopping("val_loss", patience=epochs, restore_best_weights=True)
-        fit = top.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2, callbacks=[best])
+        fit = top.fit(train_batches.for_fit(), validation_data=val_batches.for_fit(), epochs=epochs, verbose=2,
+                      callbacks=[best])
         history[stage] = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
 
     test_frames, y_test, test_samples = data["test"]
