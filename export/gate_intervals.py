@@ -41,6 +41,21 @@ def drawn(per_sample: list[dict], rng: np.random.Generator) -> dict:
     return joined_scores([per_sample[i] for i in rng.integers(len(per_sample), size=len(per_sample))])
 
 
+def usable_draw(per_sample: list[dict], rng: np.random.Generator, calibration_normals: str) -> dict:
+    """A draw with calibration normals and defect images in it: a small split can draw none of one kind, and
+    such a draw has no threshold or no recall, so it is drawn again (a large split's first draw is kept, so
+    its intervals are those of plain draws)."""
+    for _ in range(1000):
+        draw = drawn(per_sample, rng)
+        try:
+            calibration_scores(draw, calibration_normals)
+        except ValueError:
+            continue
+        if len(draw["defect_image"]):
+            return draw
+    raise ValueError("the split is too small to bootstrap: its draws hold no defect-free or no defect image")
+
+
 def interval(values: list[float]) -> list[float]:
     return [float(v) for v in np.percentile(values, [2.5, 97.5])]
 
@@ -50,9 +65,10 @@ def bootstrap(val: list[dict], test: list[dict], deployed: dict, profile, rounds
     rng = np.random.default_rng(profile.seed)
     whole, fixed = {k: [] for k in FIGURES}, {k: [] for k in FIGURES}
     for _ in range(rounds):
-        limits = thresholds(calibration_scores(drawn(val, rng), profile.calibration_normals),
+        limits = thresholds(calibration_scores(usable_draw(val, rng, profile.calibration_normals),
+                                               profile.calibration_normals),
                             profile.false_alarm_rate, profile.warn_false_alarm_rate)
-        test_draw = drawn(test, rng)
+        test_draw = usable_draw(test, rng, profile.calibration_normals)
         for figures, at in ((whole, limits), (fixed, deployed)):
             for key, value in headline(test_draw, at, profile.calibration_normals).items():
                 figures[key].append(value)

@@ -147,6 +147,25 @@ def test_gate_intervals_draw_whole_images_and_bracket_the_measured_figures():
     assert low < measured["gate_recall_warn"] < high
 
 
+def test_gate_intervals_of_a_small_split_redraw_a_draw_without_normals_or_defects():
+    """A new line's first export: a handful of defect-free images, so some bootstrap draws hold none."""
+    from types import SimpleNamespace
+
+    from export.gate_intervals import bootstrap
+
+    def image(defect, normal):
+        return {"defect_image": [defect] if defect is not None else [], "defect_label": ["a"] if defect is not None else [],
+                "normal": [normal] if normal is not None else [], "normal_crop": [], "normal_boxfree_level": [],
+                "defect_region": []}
+
+    val = [image(0.9, None)] * 8 + [image(None, 0.2)] * 2
+    test = [image(0.8, None)] * 8 + [image(None, 0.3)]
+    profile = SimpleNamespace(seed=0, calibration_normals="in_context", false_alarm_rate=0.01, warn_false_alarm_rate=0.05)
+    ranges = bootstrap(val, test, {"warn": 0.5, "defect": 0.6}, profile, rounds=200)
+    assert ranges["gate_recall_warn"]["thresholds_as_deployed"] == [1.0, 1.0]
+    assert ranges["false_alarm_rate_warn"]["thresholds_as_deployed"] == [0.0, 0.0]
+
+
 def test_a_defect_in_the_frame_lowers_normalised_window_scores_and_the_box_free_level_undoes_it(samples):
     """The bias that made NEU calibrate on crops: with a frame-mean score, the bright box
     raises the frame's mean, so the dark box-free windows score lower than in a clean frame."""
