@@ -52,6 +52,8 @@ from bench.tuning import head_input, tuning
 from edge_runtime import Inspector
 from edge_runtime.anomaly import GateOutput
 from edge_runtime.classifier import window_around_peak
+from edge_runtime.cli import positive_int, thread_count
+from edge_runtime.errors import InspectionError
 from edge_runtime.manifest import default_manifest_path, load_manifest
 from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
 from edge_runtime.preprocess import load_image, to_gray01
@@ -224,18 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, default=None)
     p.add_argument("--profile", default=None)
     p.add_argument("--precision", choices=["fp32", "int8"], default=None, help="default: the manifest's")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads for latency (default 1)")
-    p.add_argument("--iterations", type=int, default=100, help="latency samples per measurement")
-    p.add_argument("--frames", type=int, default=400, help="frames per throughput configuration")
-    p.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[1, 8, 32])
-    p.add_argument("--candidates", type=int, default=60,
+    p.add_argument("--threads", type=thread_count, default=1, help="onnxruntime intra-op threads for latency (default 1)")
+    p.add_argument("--iterations", type=positive_int, default=100, help="latency samples per measurement")
+    p.add_argument("--frames", type=positive_int, default=400, help="frames per throughput configuration")
+    p.add_argument("--batch-sizes", type=_sizes, default=[1, 8, 32], help="comma-separated, e.g. 1,8,32")
+    p.add_argument("--candidates", type=positive_int, default=60,
                    help="images (of the profile's data set, or of --images) scored to find normal/defective frames")
     p.add_argument("--images", type=Path, default=None,
                    help="a folder of this line's own frames to pick the normal and defective frames from, instead "
                         "of the profile's data set (resized to 200x200 like every candidate)")
-    p.add_argument("--cold-starts", type=int, default=3, help="fresh-process cold starts (0 = skip)")
+    p.add_argument("--cold-starts", type=_count, default=3, help="fresh-process cold starts (0 = skip)")
     p.add_argument("--baseline", choices=["keras"], default=None)
-    p.add_argument("--keras-iterations", type=int, default=20)
+    p.add_argument("--keras-iterations", type=positive_int, default=20)
     p.add_argument("--tune", action="store_true", help="session option / batching / precision micro-benchmarks")
     p.add_argument("--no-floor", action="store_true", help="skip the FLOP count and CPU peak measurement")
     p.add_argument("--quick", action="store_true", help="tiny run (tests): few samples, fewer configurations")
@@ -243,6 +245,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Markdown report (default: results/benchmark.md under the current folder)")
     p.add_argument("--no-write", action="store_true", help="do not write the Markdown report")
     return p
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [positive_int(v) for v in text.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"batch sizes: {error}") from None
+
+
+def _count(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def _writable(path: Path) -> None:
+    """Stop before measuring, not after, when the report could not be written there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as error:
+        raise SystemExit(f"benchmark: cannot write the report to {path}: {error}") from None
 
 
 def _without_onnx_package(args: argparse.Namespace) -> None:
@@ -266,8 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         args.candidates, args.cold_starts = min(args.candidates, 24), min(args.cold_starts, 1)
         args.keras_iterations = min(args.keras_iterations, 3)
     _without_onnx_package(args)
+    if not args.no_write:
+        _writable(args.output)
     args.manifest = (args.manifest or default_manifest_path()).resolve()
-    inspector = Inspector.from_manifest(args.manifest, args.profile, args.threads, args.precision)
+    try:
+        inspector = Inspector.from_manifest(args.manifest, args.profile, args.threads, args.precision)
+    except InspectionError as error:
+        raise SystemExit(f"benchmark: {error}") from None
     args.profile, args.precision = inspector.profile, inspector.precision
     images = folder_images(args.images) if args.images else profile_images(args.manifest, inspector.config.raw)
     frames = pick_frames(inspector, args.candidates, images)
@@ -310,10 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     report["peak_rss_mb_benchmark_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     report["stream_ms"] = stream(report)
     report["targets"] = targets(report)
+    print(json.dumps(report) if args.json else markdown(report), flush=True)  # first: nothing measured is lost
     if not args.no_write:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(markdown(report))
-    print(json.dumps(report) if args.json else markdown(report))
     return 0
 
 

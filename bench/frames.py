@@ -72,6 +72,8 @@ def candidate_frames(count: int, images: list[Path]) -> list[tuple[str, bytes]]:
             out.append((name, _at_frame_side(data)))
         except InspectionError as error:
             print(f"benchmark: skipping {name}: {error}", file=sys.stderr)
+    if picked and all(name.startswith(SYNTHETIC_PREFIX) for name, _ in out):
+        raise SystemExit(f"benchmark: none of the {len(picked)} images picked could be read (each named above)")
     return out
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dashboard.config import ENV_PREFIX, REPO_ROOT
+from edge_runtime.cli import positive_int, thread_count
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -30,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-dir", action="append", default=[], help="folder a folder-watch/video source may use")
     p.add_argument("--log-db", help="SQLite inspection log (History page, live loop)")
     p.add_argument("--live-source", default="synthetic", help="default Live line source (default: synthetic)")
-    p.add_argument("--max-upload-mb", type=int, default=25, help="upload limit per file in MB")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--max-upload-mb", type=positive_int, default=25, help="upload limit per file in MB")
+    p.add_argument("--threads", type=thread_count, default=1, help="onnxruntime intra-op threads (1 to the cores)")
     rejects = p.add_mutually_exclusive_group()
     rejects.add_argument("--reject-command", metavar="CMD",
                          help="the Live line runs CMD for every reject, the record as JSON on stdin, as "

@@ -26,7 +26,7 @@ def inspect_one(inspector: Any, name: str, data: bytes, always_classify: bool = 
     from edge_runtime.errors import InspectionError
 
     if not data:
-        return Inspected(name, error=f"{name}: the file is empty (0 bytes)")
+        return Inspected(name, error="the file is empty (0 bytes)")  # the page names the file
     try:
         extra = {"always_classify": True} if always_classify else {}
         return Inspected(name, result=inspector.inspect(data, source=name, **extra))

@@ -61,10 +61,23 @@ def warm_up(inspector: Any) -> None:
 
 
 @st.cache_resource(show_spinner="Loading models ...", max_entries=4)
-def _cached_inspector(manifest: str | None, profile: str | None, threads: int) -> Any:
+def _cached_inspector(manifest: str | None, profile: str | None, threads: int, version: tuple) -> Any:
+    """``version``: the manifest file's modification (``manifest_version``), so thresholds written by
+    ``calibrate --write`` or another dashboard while this one runs are loaded, not shown stale."""
     inspector = load_inspector(manifest, profile, threads)
     warm_up(inspector)
     return inspector
+
+
+def manifest_version(manifest: str | None) -> tuple:
+    """(modification time in ns, size) of the manifest the runtime would read; () if it cannot be read."""
+    from edge_runtime.manifest import default_manifest_path
+
+    try:
+        stat = Path(manifest or default_manifest_path()).stat()
+    except OSError:
+        return ()
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def current_profile() -> str | None:
@@ -75,7 +88,7 @@ def get_inspector(profile: str | None = None) -> Any:
     """The process-wide Inspector for ``profile`` (default: the sidebar's choice)."""
     config = get_config()
     manifest = str(config.manifest_path) if config.manifest_path else None
-    return _cached_inspector(manifest, profile or current_profile(), config.threads)
+    return _cached_inspector(manifest, profile or current_profile(), config.threads, manifest_version(manifest))
 
 
 def inspector_or_stop(hint: str | None = None) -> Any:

@@ -110,6 +110,13 @@ def threshold_for_false_alarm(df: pd.DataFrame, max_rate: float) -> float:
     return rule(_split(df)[0], max_rate)  # CommissioningError is a ValueError
 
 
+def minimum_frames(false_alarm_rate: float) -> int:
+    """Fewest defect-free frames a commissioning at ``false_alarm_rate`` rests on (``calibrate``'s rule)."""
+    from edge_runtime.commissioning import minimum_frames as rule
+
+    return rule(false_alarm_rate)
+
+
 def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: Path,
                          frame_term_as_shipped: bool) -> tuple[dict, dict[str, dict | None]]:
     """What saving thresholds set on a folder of defect-free frames records, as ``calibrate --write`` does:

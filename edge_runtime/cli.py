@@ -19,17 +19,25 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=None,
                         help="models.manifest.json (default: ./models.manifest.json, else the checkout's)")
     parser.add_argument("--profile", default=None, help="model profile (default: the manifest's default)")
-    parser.add_argument("--threads", type=_thread_count, default=1,
+    parser.add_argument("--threads", type=thread_count, default=1,
                         help="onnxruntime intra-op threads, 1 to this PC's core count (default 1)")
 
 
-def _thread_count(text: str) -> int:
-    cores = os.cpu_count() or 1
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (counts, sizes, repetitions)."""
     try:
-        count = int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= count <= cores:
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """An argparse type: onnxruntime threads, 1 to this PC's cores (more only spin)."""
+    count, cores = positive_int(text), os.cpu_count() or 1
+    if count > cores:
         raise argparse.ArgumentTypeError(f"must be 1 to {cores} (this PC's cores), got {count}")
     return count
 

@@ -328,12 +328,13 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
 
 
 def check_thresholds(warn: float, defect: float, where: str = "") -> None:
-    """``ManifestError`` unless 0 <= warn <= defect, both finite: an infinite or NaN threshold would pass
-    every frame as ``ok``."""
+    """``ManifestError`` unless 0 < warn <= defect, both finite: an infinite or NaN threshold would pass
+    every frame as ``ok``, one of 0 would flag every frame."""
     if not (math.isfinite(warn) and math.isfinite(defect)):
         raise ManifestError(f"{where}thresholds must be finite numbers, got warn {warn} and defect {defect}")
-    if warn < 0:
-        raise ManifestError(f"{where}thresholds must not be negative, got warn {warn}")
+    if warn <= 0:
+        raise ManifestError(f"{where}thresholds must be above 0 (a score is never below 0, so 0 flags every frame), "
+                            f"got warn {warn}")
     if not warn <= defect:
         raise ManifestError(f"{where}warn threshold {warn} must not exceed defect threshold {defect}")
 

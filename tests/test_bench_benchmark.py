@@ -273,3 +273,26 @@ def test_benchmark_images_option_reads_a_folder_of_the_line_s_frames_and_skips_m
         folder_images(tmp_path / "empty")
     with pytest.raises(SystemExit, match="not a folder"):
         folder_images(tmp_path / "nowhere")
+    with pytest.raises(SystemExit, match="none of the 1 images picked could be read"):
+        candidate_frames(8, [line / "broken.png"])  # not a quiet run on synthetic frames instead
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--iterations", "0"], "must be 1 or more"), (["--frames", "-5"], "must be 1 or more"),
+    (["--batch-sizes", "8,-4"], "batch sizes: must be 1 or more"), (["--cold-starts", "-1"], "must be 1 or more"),
+    (["--threads", "10000"], "this PC's cores"), (["--candidates", "0"], "must be 1 or more"),
+])
+def test_benchmark_arguments_that_would_give_a_false_figure_or_fail_late_are_refused(args, message, capsys):
+    from bench.benchmark import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--no-write", *args])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_report_that_could_not_be_written_stops_the_benchmark_before_it_measures(tmp_path, capsys):
+    from bench.benchmark import main
+
+    (tmp_path / "file").write_text("a file where the report's folder should be")
+    with pytest.raises(SystemExit, match="cannot write the report"):
+        main(["--output", str(tmp_path / "file" / "benchmark.md")])

@@ -471,6 +471,12 @@ def test_history_summary_does_not_count_source_outages_as_frames():
 
 # ----------------------------------------------------------------------------- Tuning
 
+def _threshold(at, which: str):
+    """The tuning page's "Warn threshold" or "Defect threshold" input (its key changes with each scoring)."""
+    found, = [n for n in at.number_input if n.label == f"{which} threshold"]
+    return found
+
+
 def test_tuning_score_propose_and_save(env):
     manifest = _fake_manifest(env)
     at = app("tuning")
@@ -484,7 +490,7 @@ def test_tuning_score_propose_and_save(env):
     assert len(at.image) == 2  # score histograms + ROC curve (st.pyplot)
     at.slider(key="tune_target").set_value(0.0).run()
     at.button(key="tune_use").click().run()
-    proposed = at.number_input(key="tune_defect").value
+    proposed = _threshold(at, "Defect").value
     assert proposed == pytest.approx(tuning.threshold_for_false_alarm(tuning.score_samples(
         env.fake, tuning.load_samples(env.val, "class folders", "normal")), 0.0))
     assert proposed != env.fake.thresholds.defect
@@ -512,7 +518,7 @@ def test_tuning_score_propose_and_save(env):
     assert any("Saved warn" in s.value for s in at.success)
     assert len(env.loads) > loads_before  # cached inspector was dropped and reloaded ...
     assert env.fake.thresholds.defect == pytest.approx(proposed)  # ... and runs with the new thresholds
-    assert at.number_input(key="tune_defect").value == pytest.approx(proposed)
+    assert _threshold(at, "Defect").value == pytest.approx(proposed)
 
 
 def test_tuning_commissions_on_defect_free_frames_only(env):
@@ -522,10 +528,11 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert at.text_input(key="tune_normal").disabled
     at.selectbox(key="tune_sub").set_value("normal").run()
     at.button(key="tune_run").click().run()
-    assert not at.exception and errors(at) == []
+    assert not at.exception
     assert any("both normal and defect" in w.value for w in at.warning)  # no ROC without defects
-    at.slider(key="tune_target").set_value(0.125).run()
+    at.slider(key="tune_target").set_value(0.125).run()  # 8 frames: enough for 1 in 8, not for the 1% default
     at.button(key="tune_use").click().run()
+    assert errors(at) == []
     table = at.dataframe[0].value.set_index(["setting", "threshold"])
     assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.125  # 1 of the 8 good frames
     assert len(tuning.load_samples(env.val / "normal", "defect-free frames", None)) == 8
@@ -552,11 +559,11 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     at = app("tuning")
     at.radio(key="tune_layout").set_value("defect-free frames").run()
     at.selectbox(key="tune_sub").set_value("good").run()
-    at.number_input(key="tune_per_class").set_value(0).run()
+    assert at.number_input(key="tune_per_class").disabled  # a commissioning scores every frame, not 40
     at.button(key="tune_run").click().run()
     at.slider(key="tune_target").set_value(0.01).run()
     at.button(key="tune_use").click().run()
-    defect = at.number_input(key="tune_defect").value
+    defect = _threshold(at, "Defect").value
     at.button(key="tune_save").click().run()
     assert not at.exception and errors(at) == []
     assert any("commissioned on 210 defect-free frames, drift baselines recorded" in s.value for s in at.success)
@@ -600,8 +607,44 @@ def test_tuning_names_a_folder_it_cannot_use_and_refuses_warn_above_defect(env):
     # a warn threshold above the defect threshold cannot be saved
     at.text_input(key="tune_normal").set_value("normal").run()
     at.button(key="tune_run").click().run()
-    at.number_input(key="tune_warn").set_value(0.9).run()
+    _threshold(at, "Warn").set_value(0.9).run()
     assert any("must not be above" in e for e in errors(at))
+
+
+def test_thresholds_written_while_the_dashboard_runs_are_loaded_not_shown_stale(env):
+    """`calibrate --write` on the line PC, or another dashboard, changes the manifest under a running one."""
+    manifest = _fake_manifest(env)
+    app("inspect")
+    loads = len(env.loads)
+    app("inspect")
+    assert len(env.loads) == loads  # unchanged manifest: the loaded models are reused
+    data = json.loads(manifest.read_text())
+    data["profiles"]["neu-steel"]["thresholds"].update(warn=5.6, defect=7.1)
+    manifest.write_text(json.dumps(data, indent=2))
+    app("inspect")
+    assert len(env.loads) == loads + 1 and env.fake.thresholds.defect == 7.1
+
+
+def test_tuning_inputs_start_from_the_thresholds_in_use_for_every_new_scoring(env):
+    """Scoring a second folder once dropped the inputs' state and they came back at 0, which a save wrote."""
+    at = app("tuning")
+    at.text_input(key="tune_normal").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    _threshold(at, "Warn").set_value(0.55).run()
+    at.number_input(key="tune_per_class").set_value(5).run()  # another scoring: the page waits for the button
+    assert not at.number_input or all(n.label not in ("Warn threshold", "Defect threshold") for n in at.number_input)
+    at.button(key="tune_run").click().run()
+    assert (_threshold(at, "Warn").value, _threshold(at, "Defect").value) == pytest.approx(
+        (env.fake.thresholds.warn, env.fake.thresholds.defect))
+
+
+def test_tuning_refuses_to_commission_on_fewer_frames_than_the_rate_needs(env):
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("normal").run()
+    at.button(key="tune_run").click().run()
+    assert any("needs at least 100 defect-free frames; 8 were scored" in e for e in errors(at))
+    assert not [b for b in at.button if b.key == "tune_save"]
 
 
 def test_tuning_maths():

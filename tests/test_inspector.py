@@ -225,15 +225,16 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
 
     path = editable_manifest(tmp_path)
     manifest = json.loads(path.read_text())
-    backup = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)
+    backup = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6)
     assert backup.is_file() and json.loads(backup.read_text()) == manifest
-    second = save_thresholds(path, manifest["default_profile"], 0.0, 0.0)  # within the same second, as a rule
+    second = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6)  # within the same second, as a rule
     assert second != backup and json.loads(backup.read_text()) == manifest  # the shipped values survive
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
 
 
-@pytest.mark.parametrize("warn,defect", [(float("inf"), float("inf")), (float("nan"), 1.0), (-1.0, -0.5), (3.0, 2.0)])
+@pytest.mark.parametrize("warn,defect", [(float("inf"), float("inf")), (float("nan"), 1.0), (-1.0, -0.5), (0.0, 0.0),
+                                         (3.0, 2.0)])
 def test_thresholds_that_would_pass_every_frame_or_make_no_sense_are_refused(tmp_path, warn, defect):
     from edge_runtime.manifest import save_thresholds
 

@@ -17,6 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge_runtime.cli import positive_int
 from edge_runtime.datasets import DatasetError, split_samples
 from training.data import check_splits
 from training.profiles import PROFILES, folder_profile, with_overrides
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-level", action="store_true",
                         help="with --data: add the frame-level autoencoder to the gate (for defects that change a "
                              "whole frame's texture; see docs/gate_design.md)")
-    parser.add_argument("--epochs", type=_at_least_one, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="override the number of fine-tuning / AE epochs (1 or more)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a profile field for a trial, e.g. --set gate_seed=2 (see training/profiles.py)")
@@ -86,13 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     for report in weights_dir.glob("*.png") if results_dir != weights_dir else ():
         shutil.move(report, results_dir / report.name)
     return 0
-
-
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def _record_profile(profile, weights_dir: Path) -> None:

@@ -23,7 +23,11 @@ layout = c3.radio("Layout", tuning.LAYOUTS, key="tune_layout",
                        "defect-free frames: every image is good strip (commissioning a line)")
 normal = c4.text_input("Normal-class folder name", "normal", key="tune_normal",
                        disabled=layout not in tuning.NAMED_NORMALS)
-per_class = c5.number_input("Max images per class (0 = all)", 0, 100_000, 40, step=10, key="tune_per_class")
+commissioning = layout == "defect-free frames"
+per_class = c5.number_input("Max images per class (0 = all)", 0, 100_000, 40, step=10, key="tune_per_class",
+                            disabled=commissioning, help="a commissioning scores every defect-free frame of the folder")
+if commissioning:
+    per_class = 0
 
 try:
     folder = safe_join(root, sub)
@@ -48,9 +52,11 @@ if not stored or stored[0] != key:
     st.info("Pick a folder of class sub-folders (with the normal class named) and press **Score images**.")
     st.stop()
 scores = stored[1]
-failed = scores["error"].notna().sum()
-if failed:
-    st.warning(f"{failed} image(s) could not be inspected and are left out.")
+failed = scores[scores["error"].notna()]
+if len(failed):
+    st.warning(f"{len(failed)} image(s) could not be inspected and are left out.")
+    with st.expander("Which, and why"):
+        st.dataframe(failed[["path", "error"]], hide_index=True, width="stretch")
 
 current = (inspector.thresholds.warn, inspector.thresholds.defect)
 st.subheader("Proposed thresholds")
@@ -65,17 +71,25 @@ try:
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+# The proposal lives in a plain session key: Streamlit drops a widget's state in a run that stops before
+# drawing it (a new folder not scored yet), and the inputs would then come back at 0. Each scoring
+# starts from the thresholds in use; the inputs' keys change with the scoring and with each suggestion
+# taken, so they are drawn again from the proposal.
+proposal = st.session_state.setdefault("tune_proposal", {})
+if proposal.get("key") != key:
+    proposal.clear()
+    proposal.update(key=key, warn=float(current[0]), defect=float(current[1]), version=0)
+inputs = f"{abs(hash(key))}_{proposal['version']}"
 p1, p2 = st.columns(2)
-st.session_state.setdefault("tune_warn", float(current[0]))
-st.session_state.setdefault("tune_defect", float(current[1]))
-warn = p1.number_input("Warn threshold", format="%.6f", key="tune_warn")
-defect = p2.number_input("Defect threshold", format="%.6f", key="tune_defect")
+warn = p1.number_input("Warn threshold", value=proposal["warn"], format="%.6f", key=f"tune_warn_{inputs}")
+defect = p2.number_input("Defect threshold", value=proposal["defect"], format="%.6f", key=f"tune_defect_{inputs}")
+proposal.update(warn=float(warn), defect=float(defect))
 st.caption(f"Suggested defect threshold for ≤ {target:.1%} false alarms: **{suggested:.6g}**")
 
 
 def _use_suggestion(value: float) -> None:
-    st.session_state["tune_defect"] = value
-    st.session_state["tune_warn"] = min(st.session_state.get("tune_warn", value), value)
+    taken = st.session_state["tune_proposal"]
+    taken.update(defect=float(value), warn=min(taken["warn"], float(value)), version=taken["version"] + 1)
 
 
 st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(suggested,))
@@ -99,8 +113,18 @@ st.dataframe(table, hide_index=True, width="stretch",
 if warn > defect:
     st.error("The warn threshold must not be above the defect threshold.")
     st.stop()
-commissioning = layout == "defect-free frames"
 if commissioning:
+    scored = int(scores["error"].isna().sum())
+    needed = tuning.minimum_frames(target) if target > 0 else None
+    if needed is None or scored < needed:
+        st.error(f"A commissioning at a {target:.1%} false-alarm rate needs at least "
+                 f"{needed or 'infinitely many'} defect-free frames; {scored} were scored. Record more good strip "
+                 "(`python -m edge_runtime record`), or raise the target rate: `calibrate` refuses such a set too.")
+        st.stop()
+    flagged = tuning.rates(scores, defect)["false_alarm_rate"]
+    if flagged > target:
+        st.warning(f"The defect threshold flags {flagged:.1%} of these good frames, more than the {target:.1%} "
+                   "target: saved, it would reject good strip.")
     st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
                "score and how smooth and bright their pictures are as the baselines of the drift checks on the History "
                "page.")
@@ -125,8 +149,7 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
         st.error(f"Could not save thresholds: {exc}")
     else:
         runtime.reload_inspectors()
-        st.session_state.pop("tune_warn", None)
-        st.session_state.pop("tune_defect", None)
+        st.session_state.pop("tune_proposal", None)
         st.session_state.pop("tune_reason", None)
         st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
             f" (backup: {backup})" if backup else "") + (
