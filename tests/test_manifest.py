@@ -118,7 +118,7 @@ def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_mode
     path = editable_manifest(tmp_path)
     committed = json.loads(path.read_text())["profiles"][profile]
     edited = json.loads(path.read_text())
-    edited["profiles"][profile]["thresholds"].update(warn=0.0, defect=0.0)
+    edited["profiles"][profile]["thresholds"].update(warn=1e-6, defect=2e-6)  # stale values, to be set again
     detector = edited["profiles"][profile]["autoencoder"]["score"].get("residual_detector")
     if detector:
         detector["scale"] = 1.0
