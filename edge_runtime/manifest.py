@@ -434,5 +434,5 @@ def write_manifest(path: Path, manifest: dict) -> None:
     """Write the manifest atomically (a temporary file, then a rename): a crash never leaves half a file."""
     path = Path(path).resolve()
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(path)
