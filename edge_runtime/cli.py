@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--reason", default="",
                            help="why the thresholds change (kept in the manifest's change log with --write)")
     calibrate.add_argument("--by", default=None, help="who changes them (default: this account's user name)")
+    calibrate.add_argument("--despite-shift", action="store_true",
+                           help="write even though the deployed defect threshold flags most of these frames (frames "
+                                "of another product, or a camera far from the training's: check them first)")
     calibrate.add_argument("--json", action="store_true", help="print one JSON object")
     calibrate.set_defaults(func=cmd_calibrate)
 
@@ -288,6 +291,15 @@ def cmd_calibrate(args) -> int:
         return 2
     current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
                **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
+    if len(scored.sizes) > 1:
+        print(f"warning: the frames come in {len(scored.sizes)} sizes ({', '.join(f'{w}x{h}' for w, h in scored.sizes)}); "
+              "a line's camera gives one: are they all from it?", file=sys.stderr)
+    if args.write and current["flagged_defect"] > commissioning.SHIFT_LIMIT and not args.despite_shift:
+        print(f"error: the deployed gate flags {current['flagged_defect']:.0%} of these frames at its defect threshold: "
+              "it reads most of these 'defect-free' frames as defects. Frames of another product, a camera or lamp far "
+              "from the training's, or defects among them? Look at them; to commission on them anyway, add "
+              "--despite-shift. Nothing was written.", file=sys.stderr)
+        return 2
     baselines = commissioning.drift_baselines(scored.measured, line_scores, proposal["defect"])
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
               "current": current, "proposed": proposal, **baselines,
@@ -297,7 +309,8 @@ def cmd_calibrate(args) -> int:
               "written": None}
     if args.write:
         record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
-                  "warn_false_alarm_rate": args.warn_false_alarm_rate, "sources": [str(p) for p in args.paths]}
+                  "warn_false_alarm_rate": args.warn_false_alarm_rate,
+                  "sources": [str(p.resolve()) for p in args.paths]}  # where an audit finds the frames again
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
                                      record, frame_term, baselines, reason=args.reason, changed_by=args.by,
@@ -325,7 +338,8 @@ def cmd_calibrate(args) -> int:
             entry = baselines[measure.baseline_key]
             print(f"  {measure.name} drift baseline ({measure.column}): 10th / 50th / 90th percentile {entry['p10']:.4g} / "
                   f"{entry['p50']:.4g} / {entry['p90']:.4g}" if entry else f"  no {measure.name} drift baseline: it needs "
-                  "200 frames (python -m edge_runtime history checks the line against it)")
+                  "200 frames under the proposed defect threshold (python -m edge_runtime history checks the line "
+                  "against it)")
         print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0

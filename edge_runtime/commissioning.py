@@ -38,6 +38,13 @@ class GateScores:
     scores: np.ndarray
     failed: tuple[tuple[str, str], ...]
     measured: dict[str, np.ndarray]
+    sizes: tuple[tuple[int, int], ...] = ()  # the distinct frame sizes (width, height) scored
+
+
+# A commissioning is refused (unless the operator insists) when the deployed defect threshold flags more than
+# this share of the "defect-free" frames: 50 times its nominal 1%. The gate then reads most of them as
+# defects: frames of another product, a camera or lamp far from the training's, or defects among them.
+SHIFT_LIMIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,20 @@ def frame_files(paths: Sequence[Path]) -> FrameFiles:
     if not frames:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise CommissioningError(f"no image files ({suffixes}) under {', '.join(map(str, paths))}")
-    return FrameFiles(frames, tuple(masks))
+    return FrameFiles(_each_once(frames), tuple(_each_once(masks)))
+
+
+def _each_once(files: list[Path]) -> list[Path]:
+    """``files`` without repeats of one file (a folder given twice, or with a sub-folder of it): a frame
+    counted twice would fake the frame count a false-alarm rate needs and halve the rate it reaches."""
+    seen: set[Path] = set()
+    kept = []
+    for file in files:
+        real = file.resolve()
+        if real not in seen:
+            seen.add(real)
+            kept.append(file)
+    return kept
 
 
 def minimum_frames(false_alarm_rate: float) -> int:
@@ -108,7 +128,8 @@ def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
         else:
             results.append(result)
     measured = {m.column: np.array([getattr(r, m.result_field) for r in results], float) for m in MEASURES}
-    return GateScores(measured["score"], tuple(failed), measured)
+    sizes = tuple(sorted({(r.anomaly_map.shape[1], r.anomaly_map.shape[0]) for r in results}))
+    return GateScores(measured["score"], tuple(failed), measured, sizes)
 
 
 def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:

@@ -25,7 +25,7 @@ that are not (and in the reject rate).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -172,4 +172,9 @@ def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int
     baseline = Baseline.from_manifest(thresholds, measure)
     since = baseline.measured_at if baseline else None
     values = log.recent_values(measure.column, recent, since=since, profile=profile, verdicts=COUNTED_VERDICTS)
+    if baseline is None and "commissioned" in thresholds:  # commissioned, on too few frames for a baseline
+        frames = thresholds["commissioned"].get("frames")
+        measure = replace(measure, absent=f"No {measure.name} baseline: the thresholds were commissioned on {frames} "
+                          f"frames, and a drift baseline needs {MIN_FRAMES} under the defect threshold; "
+                          "commission again on more good strip to check drift.")
     return check_drift(values, baseline, measure=measure)

@@ -412,13 +412,17 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     Returns the backup of the manifest as it was before the restore."""
     current, old = load_manifest(path), load_manifest(earlier)
     for manifest, source in ((current, path), (old, earlier)):
-        if profile not in manifest["profiles"]:
+        if not isinstance(manifest["profiles"].get(profile), dict):
             raise ManifestError(f"profile '{profile}' is not in {source}")
     entry, old_entry = current["profiles"][profile], old["profiles"][profile]
-    for model in ("autoencoder", "classifier"):
-        if entry[model].get("sha256") != old_entry[model].get("sha256"):
-            raise ManifestError(f"{earlier} describes another {model} (its sha256 differs): its thresholds were not "
-                                "set on the models deployed now")
+    deployed, then = _deployed_files(entry), _deployed_files(old_entry)
+    differ = [name for name in deployed if deployed[name] != then[name]]
+    if differ:
+        raise ManifestError(f"{earlier} describes another {', '.join(differ)} (its sha256 differs): its thresholds "
+                            "were not set on the models deployed now")
+    if old_entry.get("thresholds") == entry.get("thresholds"):
+        raise ManifestError(f"{earlier} holds the thresholds profile '{profile}' has now: nothing to restore (another "
+                            "profile? name it with --profile)")
     thresholds, score, old_score = old_entry.get("thresholds"), entry["autoencoder"].get("score", {}), \
         old_entry["autoencoder"].get("score", {})
     if not isinstance(thresholds, dict) or "warn" not in thresholds or "defect" not in thresholds:
@@ -428,6 +432,18 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
                            term, {key: thresholds.get(key) for key in BASELINE_KEYS}, reason, changed_by,
                            Path(earlier).name, views_from)
+
+
+def _deployed_files(entry: dict) -> dict[str, object]:
+    """The sha256 of every model file a profile entry runs (fp32 and int8 graphs, the classifier head)."""
+    try:
+        files = {"head": entry["classifier"].get("head", {}).get("sha256")}
+        for model in ("autoencoder", "classifier"):
+            files[model] = entry[model].get("sha256")
+            files[f"{model} int8"] = (entry[model].get("int8") or {}).get("sha256")
+        return files
+    except (AttributeError, KeyError, TypeError) as error:
+        raise ManifestError(f"malformed profile entry: {error!r}") from None
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

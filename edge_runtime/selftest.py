@@ -73,6 +73,8 @@ def run_selftest(inspector) -> list[GoldenCheck]:
         recorded = entry.get("frame_term")
         scoring = inspector if recorded is None else inspector.with_frame_term(FrameTerm(**recorded))
         root = inspector.manifest_path.resolve().parent
+        if not entry["frames"]:
+            raise ValueError("it lists no frames, so a self-test would check nothing")
         return [_check(scoring, root, frame, PROBABILITY_ATOL[inspector.precision]) for frame in entry["frames"]]
     except (KeyError, TypeError, ValueError) as error:
         raise ManifestError(f"profile '{inspector.profile}': malformed golden entry ({error!r}): run python -m "

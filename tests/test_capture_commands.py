@@ -87,7 +87,7 @@ def test_history_prints_counts_and_rejects(cli, tmp_path, capsys):
     db = str(tmp_path / "i.db")
     cli("watch", "synthetic:0.5", "--log", db, "--max-frames", "30")
     capsys.readouterr()
-    assert cli("history", "--db", db, "--last", "3") == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db, "--last", "3") == 0  # the fake's profile is "fake"
     out = capsys.readouterr().out
     assert "30 records" in out and "per verdict:" in out and "per class:" in out
     assert sum(line.startswith("  ") and " score " in line for line in out.splitlines()) == 3  # the rejects
@@ -199,6 +199,36 @@ def test_history_errors(cli, tmp_path, capsys):
     SqliteLog(tmp_path / "i.db").close()
     assert cli("history", "--db", str(tmp_path / "i.db"), "--since", "someday") == commands.EXIT_USAGE
     assert "cannot read time" in capsys.readouterr().err
+
+
+def test_a_reviewed_class_is_spelled_as_the_records_profile_spells_it(tmp_path, capsys):
+    """A misspelt class would skew the class agreement and become a class folder of its own in --export."""
+    from edge_runtime.cli import main as cli_main
+    from edge_runtime.sinks import Record
+
+    db = tmp_path / "log.db"
+    with SqliteLog(db) as log:
+        log.write([Record("cam", "1", "defect", score=5.0, defect_class="scratches", profile="neu-steel")])
+    review = ["review", "--db", str(db), "1", "--shows", "defect", "--by", "A. Novak", "--json"]
+    assert cli_main([*review, "--class", "Scratches "]) == 0
+    assert json.loads(capsys.readouterr().out)["reviewed_class"] == "scratches"
+    assert cli_main([*review, "--class", "crazzing"]) == commands.EXIT_USAGE
+    assert "'crazzing' is not a class of profile neu-steel: crazing, inclusion" in capsys.readouterr().err
+
+
+def test_history_checks_drift_for_the_profile_the_log_was_inspected_with(tmp_path):
+    """The cron line names no profile: a magnetic-tile line must not be checked against neu-steel's baselines."""
+    from edge_runtime.sinks import Record
+    from tests.conftest import MANIFEST
+
+    with SqliteLog(tmp_path / "tile.db") as log:
+        log.write([Record("cam", f"{i}", "ok", score=1.0, profile="magnetic-tile") for i in range(3)])
+        assert {reading["profile"] for reading in commands.profile_drifts(log, MANIFEST, None).values()} == {
+            "magnetic-tile"}
+        log.write([Record("cam", "x", "ok", score=1.0, profile="neu-steel")])
+        readings = commands.profile_drifts(log, MANIFEST, None)
+        assert all(r["status"] == "unavailable" and "name one with --profile" in r["message"] for r in readings.values())
+        assert {r["profile"] for r in commands.profile_drifts(log, MANIFEST, "neu-steel").values()} == {"neu-steel"}
 
 
 @pytest.mark.parametrize("command", [["history"], ["prune", "--older-than", "1d"], ["review", "--list"]])

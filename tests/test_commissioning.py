@@ -50,6 +50,15 @@ def test_frame_files_searches_folders_and_names_what_is_missing(tmp_path):
         commissioning.frame_files([tmp_path / "empty"])
 
 
+def test_a_frame_given_twice_counts_once(tmp_path):
+    """A folder named twice, or with a sub-folder of it, would fake the frame count a rate needs."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/1.png", "a/b/2.png"):
+        (tmp_path / name).write_bytes(b"x")
+    found = commissioning.frame_files([tmp_path / "a", tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "1.png"])
+    assert [p.name for p in found.frames] == ["1.png", "2.png"]
+
+
 def _good_tiles(folder: Path, count: int) -> Path:
     """``count`` real defect-free magnetic tiles with their masks beside them, as the data set stores them
     (symlinks), and one truncated file in ``folder``."""
@@ -107,6 +116,22 @@ def test_calibrate_refuses_too_few_frames_and_leaves_the_manifest_alone(tmp_path
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path), "--write"])
     assert code == 2 and "needs at least 100" in capsys.readouterr().err
     assert manifest_path.read_text() == before
+
+
+@needs_models
+@needs_tile
+def test_commissioning_on_frames_the_gate_reads_as_defects_is_refused_unless_insisted_on(tmp_path, capsys):
+    """Magnetic tiles given to the steel profile: thresholds set on them would pass every steel defect."""
+    manifest_path = editable_manifest(tmp_path)
+    before = manifest_path.read_text()
+    tiles = _good_tiles(tmp_path / "tiles", 100)
+    args = ["calibrate", str(tiles), "--profile", "neu-steel", "--manifest", str(manifest_path), "--write"]
+    assert cli_main(args) == 2
+    assert "reads most of these 'defect-free' frames as defects" in capsys.readouterr().err
+    assert manifest_path.read_text() == before
+    assert cli_main([*args, "--despite-shift", "--reason", "tiles, on purpose"]) == 1  # the truncated file
+    record = json.loads(manifest_path.read_text())["profiles"]["neu-steel"]["thresholds"]["commissioned"]
+    assert record["sources"] == [str(tiles.resolve())]  # where an audit finds the frames again
 
 
 @needs_models

@@ -539,7 +539,7 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert not any("frame-level term" in c.value for c in at.caption)  # neu-steel's gate has none
     manifest = _fake_manifest(env)
     at.button(key="tune_save").click().run()
-    assert any("commissioned on 8 defect-free frames, no drift baseline (it needs 200 frames)" in s.value
+    assert any("commissioned on 8 defect-free frames, no drift baseline (it needs 200 frames under the defect threshold)" in s.value
                for s in at.success)
     thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert thresholds["commissioned"]["false_alarm_rate"] == 0.125 and "score_baseline" not in thresholds

@@ -235,6 +235,33 @@ def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err and path.read_text() == before
 
 
+def test_a_line_commissioned_on_too_few_frames_is_told_so_not_that_it_was_never_commissioned(tmp_path):
+    from edge_runtime.drift import check_log
+    from edge_runtime.sinks import SqliteLog
+
+    with SqliteLog(tmp_path / "log.db") as log:
+        reading = check_log(log, "p", {"warn": 1.0, "defect": 2.0, "commissioned": {"frames": 120}})
+        assert reading.status == "no_baseline" and "commissioned on 120 frames" in reading.message
+        assert "not commissioned" in check_log(log, "p", {"warn": 1.0, "defect": 2.0}).message
+
+
+def test_a_restore_checks_every_deployed_file_and_refuses_one_that_changes_nothing(tmp_path, capsys):
+    path = _minimal_manifest(tmp_path / "m.json")
+    before = path.read_text()
+    other = json.loads(before)
+    other["profiles"]["p"]["classifier"]["int8"] = {"sha256": "d" * 64}  # the int8 head the line runs differs
+    other["profiles"]["p"]["thresholds"].update(warn=0.5, defect=0.7)
+    (tmp_path / "int8.bak").write_text(json.dumps(other))
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "int8.bak")]) == 2
+    assert "describes another classifier int8" in capsys.readouterr().err
+    (tmp_path / "same.bak").write_text(before)
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "same.bak")]) == 2
+    assert "nothing to restore" in capsys.readouterr().err
+    (tmp_path / "odd.bak").write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1, "defect": 2}}}}))
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "odd.bak")]) == 2
+    assert "malformed profile entry" in capsys.readouterr().err and path.read_text() == before
+
+
 def _write_frames(folder, seed: int, count: int, change=lambda frame: frame):
     folder.mkdir()
     for frame in SyntheticStripSource(0.0, seed=seed, count=count).frames(threading.Event()):

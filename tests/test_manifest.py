@@ -167,6 +167,12 @@ def test_selftest_names_a_drifted_frame_and_refuses_a_changed_or_missing_golden_
     assert cli_main(["selftest", "--manifest", str(path)]) == 2
     assert "golden frame strip.png does not match the manifest" in capsys.readouterr().err
 
+    frames, golden["frames"] = golden["frames"], []  # an entry that would check nothing
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--manifest", str(path)]) == 2
+    assert "lists no frames" in capsys.readouterr().err
+    golden["frames"] = frames
+
     del manifest["profiles"]["neu-steel"]["golden"]
     path.write_text(json.dumps(manifest))
     assert cli_main(["selftest", "--manifest", str(path)]) == 2

@@ -125,7 +125,8 @@ if commissioning:
     if flagged > target:
         st.warning(f"The defect threshold flags {flagged:.1%} of these good frames, more than the {target:.1%} "
                    "target: saved, it would reject good strip.")
-    st.caption("Saving records these frames as the line's commissioning, and, from 200 frames on, where they "
+    st.caption("Saving records these frames as the line's commissioning, and, from 200 frames under the defect "
+               "threshold on, where they "
                "score and how smooth and bright their pictures are as the baselines of the drift checks on the History "
                "page.")
 who, why = st.columns([1, 2])
@@ -154,7 +155,8 @@ if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
         st.session_state["tune_saved"] = f"Saved warn {warn:.6g} / defect {defect:.6g} for {inspector.profile}" + (
             f" (backup: {backup})" if backup else "") + (
             "" if not commissioning else f", commissioned on {record['frames']} defect-free frames, " + (
-                "drift baselines recorded" if baselines["score_baseline"] else "no drift baseline (it needs 200 frames)"))
+                "drift baselines recorded" if baselines["score_baseline"]
+                else "no drift baseline (it needs 200 frames under the defect threshold)"))
         st.rerun()
 if msg := st.session_state.pop("tune_saved", None):
     st.success(msg + ". The runtime reloaded the models with the new thresholds "

@@ -336,17 +336,26 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
 def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None) -> dict[str, dict[str, Any]]:
     """Every drift check (``drift_key`` -> its reading) of the profile's newest logged frames against its
     commissioning baselines (``edge_runtime.drift``), with the profile's name; status "unavailable" where
-    the manifest cannot be read (the counts are still worth printing)."""
+    the manifest cannot be read (the counts are still worth printing). Without ``profile``, the one profile
+    the log's frames were inspected with (the manifest's default for an empty log); a log of several
+    profiles needs ``profile`` named."""
     from ..errors import ManifestError
     from ..manifest import load_manifest
 
+    def unavailable(message: str) -> dict[str, dict[str, Any]]:
+        return {drift_key(measure): {"status": "unavailable", "drifted": False, "message": message}
+                for measure in MEASURES}
+
+    logged = log.profiles()
+    if profile is None and len(logged) > 1:
+        return unavailable(f"no drift check: the log holds frames of the profiles {', '.join(logged)}; name one "
+                           "with --profile")
     try:
         document = load_manifest(manifest)
-        name = profile or document.get("default_profile")
+        name = profile or (logged[0] if logged else document.get("default_profile"))
         thresholds = document["profiles"][name]["thresholds"]
     except (ManifestError, KeyError) as exc:
-        unavailable = {"status": "unavailable", "drifted": False, "message": f"no drift check: cannot read the profile: {exc}"}
-        return {drift_key(measure): unavailable for measure in MEASURES}
+        return unavailable(f"no drift check: cannot read the profile: {exc}")
     return {drift_key(measure): {"profile": name, **check_log(log, name, thresholds, measure=measure).to_dict()}
             for measure in MEASURES}
 
@@ -360,6 +369,9 @@ def _print_history(summary: dict[str, Any]) -> None:
         quality = FrameQualityError.__name__
         print("errors:       " + "  ".join(f"{k} {v}" for k, v in summary["error_causes"].items())
               + (f"  ({quality}: {FrameQualityError.hint})" if quality in summary["error_causes"] else ""))
+    checked = {drift["profile"] for measure in MEASURES if (drift := summary.get(drift_key(measure))) and drift.get("profile")}
+    if checked:
+        print(f"drift checks: profile {', '.join(sorted(checked))}")
     for measure in MEASURES:
         if drift := summary.get(drift_key(measure)):
             status = drift["status"].upper() if drift["drifted"] else drift["status"]

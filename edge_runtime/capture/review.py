@@ -69,7 +69,8 @@ def cmd_review(args: argparse.Namespace) -> int:
 def _add(log: SqliteLog, args: argparse.Namespace) -> int:
     if args.shows is None or not args.by:
         raise ValueError("a review needs --shows (defect or good) and --by (who looked at the frame)")
-    review = Review(args.record, args.shows, args.by, args.defect_class, args.note)
+    defect_class = _known_class(args.defect_class, log.profile_of(args.record), getattr(args, "manifest", None))
+    review = Review(args.record, args.shows, args.by, defect_class, args.note)
     review_id = log.add_review(review)
     [latest] = log.latest_reviews(record=args.record)
     if args.json:
@@ -79,6 +80,25 @@ def _add(log: SqliteLog, args: argparse.Namespace) -> int:
               + (f" ({review.defect_class})" if review.defect_class else "") + f", by {review.reviewer}"
               + (f"; record reviewed {latest['reviews']} times, the newest counts" if latest["reviews"] > 1 else ""))
     return 0
+
+
+def _known_class(name: str | None, profile: str | None, manifest: Path | None) -> str | None:
+    """The class as the record's profile spells it (case and blanks aside): a misspelt class would skew the
+    class agreement and become a class folder of its own in ``--export``, which training would learn.
+    Without the profile in the manifest the name is kept as given, blanks trimmed."""
+    from ..errors import ManifestError
+    from ..manifest import load_manifest
+
+    if name is None:
+        return None
+    try:
+        classes = load_manifest(manifest)["profiles"][profile]["class_names"]
+    except (ManifestError, KeyError, TypeError):
+        return name.strip()
+    spelled = {known.lower(): known for known in classes}.get(name.strip().lower())
+    if spelled is None:
+        raise ValueError(f"{name!r} is not a class of profile {profile}: {', '.join(classes)}")
+    return spelled
 
 
 def _list(log: SqliteLog, args: argparse.Namespace) -> int:

@@ -253,6 +253,15 @@ class SqliteLog:
         )
         return {row[0] for row in rows}
 
+    def profile_of(self, record_id: int) -> str | None:
+        """The model profile record ``record_id`` was inspected with (None: no such record, or none logged)."""
+        rows = self._query("SELECT profile FROM inspections WHERE id = ?", (record_id,))
+        return rows[0][0] if rows else None
+
+    def profiles(self) -> list[str]:
+        """The model profiles whose frames the log holds."""
+        return sorted(row[0] for row in self._query("SELECT DISTINCT profile FROM inspections WHERE profile IS NOT NULL"))
+
     def counts_by_verdict(self, since: str | float | None = None) -> dict[str, int]:
         where, params = _since_clause(since)
         rows = self._query(f"SELECT verdict, COUNT(*) FROM inspections {where} GROUP BY verdict", params)
