@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=thread_count, default=1, help="onnxruntime intra-op threads for latency (default 1)")
     p.add_argument("--iterations", type=positive_int, default=100, help="latency samples per measurement")
     p.add_argument("--frames", type=positive_int, default=400, help="frames per throughput configuration")
-    p.add_argument("--batch-sizes", type=_sizes, default=[1, 8, 32], help="comma-separated, e.g. 1,8,32")
+    p.add_argument("--batch-sizes", type=_sizes, default=None,
+                   help="comma-separated, e.g. 1,8,32 (default 1,8,32; 1,8 with --quick)")
     p.add_argument("--candidates", type=positive_int, default=60,
                    help="images (of the profile's data set, or of --images) scored to find normal/defective frames")
     p.add_argument("--images", type=Path, default=None,
@@ -240,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keras-iterations", type=positive_int, default=20)
     p.add_argument("--tune", action="store_true", help="session option / batching / precision micro-benchmarks")
     p.add_argument("--no-floor", action="store_true", help="skip the FLOP count and CPU peak measurement")
-    p.add_argument("--quick", action="store_true", help="tiny run (tests): few samples, fewer configurations")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny run (tests): few samples, fewer configurations; explicit --batch-sizes are kept")
     p.add_argument("--output", type=Path, default=Path("results") / "benchmark.md",
                    help="the Markdown report (default: results/benchmark.md under the current folder)")
     p.add_argument("--no-write", action="store_true", help="do not write the Markdown report")
@@ -268,6 +270,15 @@ def _writable(path: Path) -> None:
         raise SystemExit(f"benchmark: cannot write the report to {path}: {error}") from None
 
 
+def _size_run(args: argparse.Namespace) -> None:
+    """``--quick`` caps the sample counts; batch sizes given on the command line are kept."""
+    if args.quick:
+        args.iterations, args.frames = min(args.iterations, 8), min(args.frames, 40)
+        args.candidates, args.cold_starts = min(args.candidates, 24), min(args.cold_starts, 1)
+        args.keras_iterations = min(args.keras_iterations, 3)
+    args.batch_sizes = args.batch_sizes or ([1, 8] if args.quick else [1, 8, 32])
+
+
 def _without_onnx_package(args: argparse.Namespace) -> None:
     """A runtime-only install (a line PC) has onnxruntime but not the onnx package, which the FLOP count and
     the layout variant of ``--tune`` read graphs with: the floor is left out, saying so; ``--tune`` stops."""
@@ -284,10 +295,7 @@ def _without_onnx_package(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    if args.quick:
-        args.iterations, args.frames, args.batch_sizes = min(args.iterations, 8), min(args.frames, 40), [1, 8]
-        args.candidates, args.cold_starts = min(args.candidates, 24), min(args.cold_starts, 1)
-        args.keras_iterations = min(args.keras_iterations, 3)
+    _size_run(args)
     _without_onnx_package(args)
     if not args.no_write:
         _writable(args.output)

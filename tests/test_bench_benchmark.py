@@ -296,3 +296,15 @@ def test_a_report_that_could_not_be_written_stops_the_benchmark_before_it_measur
     (tmp_path / "file").write_text("a file where the report's folder should be")
     with pytest.raises(SystemExit, match="cannot write the report"):
         main(["--output", str(tmp_path / "file" / "benchmark.md")])
+
+
+@pytest.mark.parametrize("args,sizes,iterations", [
+    ([], [1, 8, 32], 100), (["--quick"], [1, 8], 8), (["--quick", "--batch-sizes", "2,4"], [2, 4], 8),
+    (["--batch-sizes", "16"], [16], 100),
+])
+def test_quick_caps_the_sample_counts_but_keeps_batch_sizes_given_on_the_command_line(args, sizes, iterations):
+    from bench.benchmark import _size_run, build_parser
+
+    parsed = build_parser().parse_args(args)
+    _size_run(parsed)
+    assert parsed.batch_sizes == sizes and parsed.iterations == iterations
