@@ -68,9 +68,12 @@ def text_or_none(value) -> str | None:
 def profile_classes(manifest: Mapping | None, profile: str | None) -> list[str]:
     """The class names of a profile (default: the manifest's default), to offer a reviewer; none where the
     manifest or the profile cannot be read."""
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import profile_name
+
     try:
-        return list(manifest["profiles"][profile or manifest.get("default_profile")]["class_names"])
-    except (KeyError, TypeError, AttributeError):
+        return list(manifest["profiles"][profile_name(manifest, profile)]["class_names"])
+    except (ManifestError, KeyError, TypeError, AttributeError):
         return []
 
 
@@ -110,20 +113,29 @@ def counts_over_time(df: pd.DataFrame, column: str, freq: str | None = None,
     return wide
 
 
-def drift_check(db: Path, manifest: Mapping, profile: str | None, measure=None):
+def drift_profile(db: Path, manifest: Mapping, selected: str | None) -> str:
+    """The profile whose drift the page checks: the one the log's frames were inspected with, as
+    ``python -m edge_runtime history`` picks it; the sidebar's ``selected`` profile only where the log holds
+    frames of several (the CLI's ``--profile``)."""
+    from edge_runtime.manifest import logged_profile_name
+    from edge_runtime.sinks import SqliteLog
+
+    with SqliteLog(db, create=False) as log:
+        logged = log.profiles()
+    return logged_profile_name(dict(manifest), logged, selected if len(logged) > 1 else None)
+
+
+def drift_check(db: Path, manifest: Mapping, profile: str, measure=None):
     """(``edge_runtime.drift.DriftCheck`` of ``measure`` (default the score) on the profile's newest logged
-    frames, its ``Baseline`` or None); the check is the one ``python -m edge_runtime history`` prints."""
+    frames, its ``Baseline`` or None); with ``drift_profile``'s profile, the check ``python -m edge_runtime
+    history`` prints."""
     from edge_runtime.drift import SCORE, Baseline, check_log
     from edge_runtime.sinks import SqliteLog
 
     measure = measure or SCORE
-    name = profile or manifest.get("default_profile")
-    thresholds = manifest["profiles"][name]["thresholds"]
-    log = SqliteLog(db, create=False)
-    try:
-        return check_log(log, name, thresholds, measure=measure), Baseline.from_manifest(thresholds, measure)
-    finally:
-        log.close()
+    thresholds = manifest["profiles"][profile]["thresholds"]
+    with SqliteLog(db, create=False) as log:
+        return check_log(log, profile, thresholds, measure=measure), Baseline.from_manifest(thresholds, measure)
 
 
 def values_over_time(df: pd.DataFrame, freq: str, baseline=None, column: str = "score") -> pd.DataFrame:

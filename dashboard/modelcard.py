@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dashboard.config import is_inside
-from edge_runtime.manifest import changes_newest_first, sha256_of
+from edge_runtime.manifest import changes_newest_first, profile_name, sha256_of
 
 PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 
 
 def profile_entry(manifest: dict, profile: str | None) -> tuple[str, dict]:
-    profiles = manifest.get("profiles") or {}
-    name = profile or manifest.get("default_profile") or next(iter(profiles), None)
-    if name not in profiles:
-        raise KeyError(f"profile '{name}' is not in the manifest (has: {', '.join(map(str, profiles))})")
-    return name, profiles[name]
+    """(name, entry) of the profile (``edge_runtime.manifest.profile_name``'s rule); ManifestError if none."""
+    name = profile_name(manifest, profile)
+    return name, manifest["profiles"][name]
 
 
 def _file_entries(node: Any, role: str = "") -> Iterator[tuple[str, dict]]:

@@ -36,10 +36,15 @@ def read_manifest(path: Path | None = None) -> dict:
 
 
 def profile_names(manifest: dict) -> tuple[list[str], str | None]:
-    """(profile names, default profile) of a manifest dict."""
-    names = list(manifest.get("profiles") or {})
-    default = manifest.get("default_profile") or (names[0] if names else None)
-    return names, default
+    """(profile names, the profile a command would use without ``--profile``, None where it would need one)."""
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import profile_name
+
+    try:
+        default = profile_name(manifest)
+    except ManifestError:
+        default = None
+    return list(manifest.get("profiles") or {}), default
 
 
 def load_inspector(manifest: str | None, profile: str | None, threads: int = 1) -> Any:

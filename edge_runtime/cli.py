@@ -15,12 +15,19 @@ from .overlay import anomaly_overlay, heatmap_overlay
 from .result import InspectionResult
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, profile_help: str) -> None:
     parser.add_argument("--manifest", type=Path, default=None,
                         help="models.manifest.json (default: ./models.manifest.json, else the checkout's)")
-    parser.add_argument("--profile", default=None, help="model profile (default: the manifest's default)")
+    parser.add_argument("--profile", default=None, help=profile_help)
     parser.add_argument("--threads", type=thread_count, default=1,
                         help="onnxruntime intra-op threads, 1 to this PC's core count (default 1)")
+
+
+PROFILE_HELP = {
+    None: "model profile (default: the manifest's default_profile, or its only profile)",
+    "history": "the profile whose drift is checked (default: the one the log's frames were inspected with; "
+               "needed for a log of several)",
+}
 
 
 def positive_int(text: str) -> int:
@@ -102,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     register(commands)
     for name, sub in commands.choices.items():
         if name != "bench" and not any(a.dest == "manifest" for a in sub._actions):
-            _add_common(sub)
+            _add_common(sub, PROFILE_HELP.get(name, PROFILE_HELP[None]))
     return parser
 
 
@@ -226,22 +233,19 @@ def cmd_evaluate(args) -> int:
 def cmd_thresholds(args) -> int:
     """Read from the manifest only (no model is loaded): current thresholds, their origin, the change log."""
     from .errors import ManifestError
-    from .manifest import (changes_newest_first, default_manifest_path, load_manifest, restore_thresholds,
-                           threshold_origin)
+    from .manifest import (changes_newest_first, default_manifest_path, load_manifest, profile_name,
+                           restore_thresholds, threshold_origin)
 
     try:
         manifest = load_manifest(args.manifest)
-        name = args.profile or manifest.get("default_profile") or next(iter(manifest["profiles"]))
-        if args.restore is not None and name in manifest["profiles"]:
+        name = profile_name(manifest, args.profile)
+        if args.restore is not None:
             backup = restore_thresholds(args.manifest or default_manifest_path(), name, args.restore, args.reason,
                                         args.by)
             print(f"thresholds of {name} restored from {args.restore} (the manifest before: {backup})", file=sys.stderr)
             manifest = load_manifest(args.manifest)
     except (ManifestError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    if name not in manifest["profiles"]:
-        print(f"error: profile '{name}' is not in the manifest (has: {', '.join(manifest['profiles'])})", file=sys.stderr)
         return 2
     thresholds = manifest["profiles"][name]["thresholds"]
     commissioned, origin = threshold_origin(thresholds)

@@ -220,15 +220,34 @@ def _precision_files(entry: dict, precision: str, name: str) -> tuple[dict, dict
     return anomaly.get("int8", anomaly), classifier["int8"]
 
 
+def profile_name(manifest: dict, requested: str | None = None) -> str:
+    """The profile a command or page works on: the one asked for, else the manifest's ``default_profile``,
+    else its only profile. Every command and dashboard page resolves a profile through here."""
+    profiles = manifest.get("profiles") or {}
+    name = requested or manifest.get("default_profile") or (next(iter(profiles)) if len(profiles) == 1 else None)
+    if name is None:
+        raise ManifestError(f"the manifest names no default_profile and holds {len(profiles)} profiles "
+                            f"({', '.join(sorted(profiles)) or 'none'}): name one with --profile")
+    if name not in profiles:
+        raise ManifestError(f"profile '{name}' is not in the manifest; available: {', '.join(sorted(profiles))}")
+    return name
+
+
+def logged_profile_name(manifest: dict, logged: list[str], requested: str | None = None) -> str:
+    """The profile whose drift an inspection log is checked for: the one asked for, else the one profile the
+    log's frames were inspected with (``profile_name``'s default for an empty log). A log of several profiles
+    needs one named, since each profile's scores drift against its own baseline."""
+    if requested is None and len(logged) > 1:
+        raise ManifestError(f"the log holds frames of the profiles {', '.join(logged)}; name one with --profile")
+    return profile_name(manifest, requested or (logged[0] if logged else None))
+
+
 def profile_config(
     manifest: dict, manifest_path: Path, profile: str | None = None, precision: str | None = None
 ) -> ProfileConfig:
     """``precision`` None = the profile's ``precision`` entry (default fp32)."""
-    name = profile or manifest.get("default_profile")
-    profiles = manifest["profiles"]
-    if name not in profiles:
-        raise ManifestError(f"profile '{name}' is not in the manifest; available: {', '.join(sorted(profiles))}")
-    entry = profiles[name]
+    name = profile_name(manifest, profile)
+    entry = manifest["profiles"][name]
     root = manifest_path.resolve().parent
     try:
         anomaly, classifier = entry["autoencoder"], entry["classifier"]

@@ -1041,3 +1041,30 @@ def test_inspect_real_models(monkeypatch):
     if result.gradcam is not None:
         assert any(c.startswith("Grad-CAM") for img in at.image for c in img.captions)
     runtime._cached_inspector.clear()
+
+
+def test_history_checks_drift_for_the_profile_the_log_was_inspected_with_as_the_cli_does(env):
+    """The sidebar says neu-steel (the default); a log of magnetic-tile frames is checked as magnetic-tile, like
+    ``history``; only a log of several profiles is checked for the sidebar's."""
+    from edge_runtime.capture.commands import profile_drifts
+    from edge_runtime.drift import Baseline
+    from edge_runtime.sinks import Record, SqliteLog
+
+    rng = np.random.default_rng(0)
+    tile_baseline = Baseline.from_values(rng.lognormal(0.5, 0.1, 300), measured_at=time.time() - 3600)
+    manifest = {"default_profile": "neu-steel", "profiles": {
+        "neu-steel": {"thresholds": {"warn": 2.0, "defect": 3.0}},
+        "magnetic-tile": {"thresholds": {"warn": 2.0, "defect": 3.0, "score_baseline": tile_baseline.to_dict()}}}}
+    (env.tmp / "models.manifest.json").write_text(json.dumps(manifest))
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", f"f{i}", "ok", score=float(s) * 1.15, profile="magnetic-tile",
+                          captured_at=time.time() - 300 + i) for i, s in enumerate(rng.lognormal(0.5, 0.1, 300))])
+        cli_reading = profile_drifts(log, env.tmp / "models.manifest.json", None)["drift"]
+    assert history_logic.drift_profile(env.log_db, manifest, "neu-steel") == cli_reading["profile"] == "magnetic-tile"
+    at = app("history")
+    assert not at.exception, at.exception
+    assert any("Scores have risen" in w.value for w in at.warning) and cli_reading["status"] == "high"
+    assert any("Drift checks: profile `magnetic-tile`" in c.value for c in at.caption)
+    with SqliteLog(env.log_db) as log:
+        log.write([Record("camera:0", "n", "ok", score=1.0, profile="neu-steel")])
+    assert history_logic.drift_profile(env.log_db, manifest, "neu-steel") == "neu-steel"

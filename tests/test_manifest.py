@@ -242,3 +242,33 @@ def test_the_manifest_says_how_the_residual_detector_was_trained_and_names_only_
     camera = {**trained, "camera_copies": 1}
     assert _residual_detector_entry(scorer, {"residual_detector": camera})["residual_detector"]["camera_copies"] == 1
     assert _residual_detector_entry(scorer, {}) == {}
+
+
+def test_one_rule_names_the_profile_a_command_or_page_works_on():
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import logged_profile_name, profile_name
+
+    two = {"profiles": {"a": {}, "b": {}}}
+    assert profile_name({**two, "default_profile": "b"}) == "b" and profile_name(two, "a") == "a"
+    assert profile_name({"profiles": {"only": {}}}) == "only"
+    with pytest.raises(ManifestError, match="names no default_profile and holds 2 profiles .a, b.: name one"):
+        profile_name(two)
+    with pytest.raises(ManifestError, match="profile 'c' is not in the manifest; available: a, b"):
+        profile_name(two, "c")
+    assert logged_profile_name({**two, "default_profile": "a"}, ["b"]) == "b"
+    assert logged_profile_name({**two, "default_profile": "a"}, []) == "a"
+    assert logged_profile_name(two, ["a", "b"], "b") == "b"
+    with pytest.raises(ManifestError, match="the log holds frames of the profiles a, b; name one with --profile"):
+        logged_profile_name(two, ["a", "b"])
+
+
+@needs_models
+@pytest.mark.parametrize("command", [["thresholds"], ["inspect", "frame.png"], ["selftest"]])
+def test_a_manifest_without_a_default_profile_asks_for_one_in_every_command(tmp_path, capsys, command):
+    from edge_runtime.cli import main
+
+    document = json.loads((ROOT / "models.manifest.json").read_text())
+    del document["default_profile"]
+    (tmp_path / "models.manifest.json").write_text(json.dumps(document))
+    assert main([*command, "--manifest", str(tmp_path / "models.manifest.json")]) == 2
+    assert "names no default_profile and holds 2 profiles (magnetic-tile, neu-steel)" in capsys.readouterr().err

@@ -76,7 +76,7 @@ DRIFT_SECTIONS = ((SCORE, "Score drift", "Anomaly score"),
 manifest = None
 try:
     manifest = runtime.read_manifest(config.manifest_path)
-    profile = runtime.current_profile() or manifest.get("default_profile")
+    profile = hl.drift_profile(config.log_db, manifest, runtime.current_profile())
     checks = [(*section, *hl.drift_check(config.log_db, manifest, profile, section[0])) for section in DRIFT_SECTIONS]
 except Exception as exc:
     st.subheader("Drift")
@@ -84,6 +84,9 @@ except Exception as exc:
     checks = []
 for measure, title, chart, drift, baseline in checks:
     st.subheader(title)
+    if measure is SCORE:
+        st.caption(f"Drift checks: profile `{profile}`, the profile the log's frames were inspected with "
+                   "(the sidebar's where the log holds several).")
     {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
     trend = hl.values_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline,
                                 measure.column)

@@ -340,22 +340,18 @@ def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None) -
     the log's frames were inspected with (the manifest's default for an empty log); a log of several
     profiles needs ``profile`` named."""
     from ..errors import ManifestError
-    from ..manifest import load_manifest
+    from ..manifest import load_manifest, logged_profile_name
 
     def unavailable(message: str) -> dict[str, dict[str, Any]]:
         return {drift_key(measure): {"status": "unavailable", "drifted": False, "message": message}
                 for measure in MEASURES}
 
-    logged = log.profiles()
-    if profile is None and len(logged) > 1:
-        return unavailable(f"no drift check: the log holds frames of the profiles {', '.join(logged)}; name one "
-                           "with --profile")
     try:
         document = load_manifest(manifest)
-        name = profile or (logged[0] if logged else document.get("default_profile"))
+        name = logged_profile_name(document, log.profiles(), profile)
         thresholds = document["profiles"][name]["thresholds"]
     except (ManifestError, KeyError) as exc:
-        return unavailable(f"no drift check: cannot read the profile: {exc}")
+        return unavailable(f"no drift check: {exc}")
     return {drift_key(measure): {"profile": name, **check_log(log, name, thresholds, measure=measure).to_dict()}
             for measure in MEASURES}
 
