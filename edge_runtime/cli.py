@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", type=Path)
     evaluate.add_argument("--normal-class", help="folder data set: name of the defect-free class sub-folder")
     evaluate.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
-                          help="evaluate only the manifest's recorded split (default: every image)")
+                          help="evaluate only that split of the data set the models were trained on (its recorded "
+                               "split; another folder is refused); default: every image, for held-out folders")
     evaluate.add_argument("--normal-crops", type=int, default=0, metavar="SIZE",
                           help="NEU-DET: add box-free SIZE x SIZE crops as normal frames (a proxy, see docs/results.md)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -142,15 +143,19 @@ def _is_folder(path: Path) -> bool:
 
 
 def _expand_folders(paths: list[Path]) -> list[tuple[Path, str]]:
-    """(image, overlay name) for each image: a folder is replaced by the images under it (recursively),
+    """(image, overlay name) for each image: a folder is replaced by the images under it (recursively;
+    the pixel masks beside them left out, as ``calibrate`` does),
     named by their path inside it (``a/0.png`` -> ``a__0``), so two ``0.png`` in different sub-folders
     keep their own overlays; an empty folder stays, to be reported. Names that would still repeat
     get ``-2``, ``-3``, ..."""
-    from .datasets import image_files
+    from .datasets import frames_and_masks
 
     expanded: list[tuple[Path, str]] = []
     for path in paths:
-        inside = image_files(path, recursive=True) if _is_folder(path) else []
+        inside, masks = frames_and_masks(path) if _is_folder(path) else ([], [])
+        if masks:
+            print(f"{path}: {len(masks)} pixel masks beside same-name images left out (e.g. {masks[0]})",
+                  file=sys.stderr)
         expanded.extend((image, "__".join(image.relative_to(path).with_suffix("").parts)) for image in inside)
         if not inside:
             expanded.append((path, path.stem))
@@ -206,12 +211,16 @@ def cmd_evaluate(args) -> int:
 
     try:
         inspector = _inspector(args)
-        cases = build_cases(args.dataset, args.path, inspector, args.split, args.normal_class, args.normal_crops)
+        cases, notices = build_cases(args.dataset, args.path, inspector, args.split, args.normal_class,
+                                     args.normal_crops)
     except (InspectionError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for notice in notices:
+        print(f"note: {notice}", file=sys.stderr)
     metrics, rows = evaluate(inspector, cases)
-    metrics.update(profile=inspector.profile, dataset=args.dataset, split=args.split,
+    metrics.update(profile=inspector.profile, dataset=args.dataset, path=str(args.path.resolve()), split=args.split,
+                   notices=notices,
                    thresholds={"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect})
     if args.plots:
         from .evaluation_plots import write_plots
@@ -221,13 +230,24 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(metrics))
     else:
         for key, value in metrics.items():
-            if key not in ("errors", "confusion_matrix", "gate_recall_by_class"):
+            if key not in ("errors", "confusion_matrix", "gate_recall_by_class", "notices"):
                 print(f"{key:34s} {value}")
+        _print_failures(metrics["errors"])
         for label, entry in metrics.get("gate_recall_by_class", {}).items():
             print(f"gate recall {label:22s} {entry['flagged']:.3f} flagged, {entry['at_defect']:.3f} at defect "
                   f"({entry['n']} images)")
         print("confusion_matrix (rows = true):", *metrics.get("confusion_matrix", []), sep="\n  ")
     return 1 if metrics["errors"] else 0
+
+
+def _print_failures(errors: list[dict], shown: int = 5) -> None:
+    """The images an evaluation could not inspect: they are in no figure above, so they are named."""
+    if errors:
+        print(f"{len(errors)} image(s) could not be inspected and are in no figure above:")
+        for error in errors[:shown]:
+            print(f"  {error['name']}: {error['error']}")
+        if len(errors) > shown:
+            print(f"  ... and {len(errors) - shown} more (--json lists them all)")
 
 
 def cmd_thresholds(args) -> int:

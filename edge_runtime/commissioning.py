@@ -19,7 +19,7 @@ import numpy as np
 
 from .anomaly import frame_term_references
 from .drift import MEASURES, Baseline
-from .datasets import IMAGE_SUFFIXES, image_files, is_mask_beside_image, non_png_stems
+from .datasets import IMAGE_SUFFIXES, frames_and_masks
 from .errors import InspectionError
 from .manifest import FrameTerm
 from .preprocess import preprocess
@@ -63,10 +63,9 @@ def frame_files(paths: Sequence[Path]) -> FrameFiles:
     masks: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = image_files(path, recursive=True)  # broken links too: reported when read
-            images = non_png_stems(found)
-            for file in found:
-                (masks if is_mask_beside_image(file, images) else frames).append(file)
+            found, beside = frames_and_masks(path)  # broken links too: reported when read
+            frames += found
+            masks += beside
         elif path.is_file():
             frames.append(path)
         else:

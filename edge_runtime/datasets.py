@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -50,10 +51,12 @@ class Sample:
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     """Entries named like images, broken links included: they fail later, by name, as unreadable
     (an evaluation counts them as errors, training skips them with a warning), not silently here.
+    macOS's ``._`` resource files, left on a folder copied from a Mac, are not images and are left out.
     ``recursive`` follows linked sub-folders too (a day's frames linked in from another disk), each
     real folder once."""
     entries = _walk(folder) if recursive else folder.iterdir()
-    return sorted(p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
+    return sorted(p for p in entries
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("._") and not p.is_dir())
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -81,6 +84,15 @@ def non_png_stems(files: list[Path]) -> set[tuple[Path, str]]:
     return {(p.parent, p.stem) for p in files if p.suffix.lower() != ".png"}
 
 
+def frames_and_masks(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(frames, masks) of the image files under ``folder``, recursively: a ``.png`` beside a same-name image
+    is that image's mask (``is_mask_beside_image``), not a frame to inspect."""
+    found = image_files(folder, recursive=True)
+    images = non_png_stems(found)
+    masks = [file for file in found if is_mask_beside_image(file, images)]
+    return [file for file in found if not is_mask_beside_image(file, images)], masks
+
+
 def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
     """The boxes of a Pascal VOC annotation; ``DatasetError`` naming the file if it is not one."""
     try:
@@ -100,9 +112,14 @@ NEU_ALIASES = {"cr": "crazing", "in": "inclusion", "pa": "patches", "ps": "pitte
                "rs": "rolled-in_scale", "sc": "scratches"}
 
 
+# A file's number and copy marks after its class name: "_12", " 17", "-3", " (1)", " - Copy".
+_NUMBER_SUFFIX = re.compile(r"(?:[\s_\-]*(?:\(\d+\)|\d+|copy))+$", re.IGNORECASE)
+
+
 def neu_label(stem: str) -> str:
-    """Class of a NEU file: the name before the last '_', with NEU-CLS abbreviations spelled out."""
-    prefix = stem.rsplit("_", 1)[0]
+    """Class of a NEU file: the name before its number (``crazing_12``, ``crazing 12 (1)``), with NEU-CLS
+    abbreviations spelled out (``Cr_12``)."""
+    prefix = _NUMBER_SUFFIX.sub("", stem) or stem
     return NEU_ALIASES.get(prefix.lower(), prefix)
 
 
@@ -112,22 +129,69 @@ def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     Also the layouts NEU-DET is distributed in: upper-case ``IMAGES`` / ``ANNOTATIONS``, and
     images or annotations in sub-folders (per class, or per split); and NEU-CLS's, a folder of
     the images themselves (``Cr_1.bmp``, ``crazing_1.jpg``), with their ``.xml`` files beside
-    them where there are boxes. ``min_classes``: defect classes the folder must hold (training
+    them where there are boxes; and the split layout (``train/images``, ``validation/images``, each with
+    its ``annotations``). An annotation belongs to the image of its name in the mirrored folder (``images/a/``
+    and ``annotations/a/``) or beside it. ``min_classes``: defect classes the folder must hold (training
     needs two; an evaluation of held-out images of one class, or of normal images only, needs none)."""
     root = Path(root)
-    images = _child_folder(root, "images")
-    if images is None:
-        if not root.is_dir() or not image_files(root):
-            raise DatasetError(f"{root} is not a NEU-DET folder: neither {root / 'images'} nor images in it")
-        images = root
-    annotations = _child_folder(root, "annotations") or images
-    xml_by_stem = {p.stem: p for p in sorted(annotations.rglob("*.xml"))}
+    if not root.is_dir():
+        raise DatasetError(f"data folder not found: {root}")
+    files = [path for folder in _image_folders(root) for path in image_files(folder, recursive=True)]
+    if not files:
+        raise DatasetError(f"{root} is not a NEU-DET folder: no images in it or in its sub-folders")
+    annotations = _xml_by_stem(root)
     samples = []
-    for path in image_files(images, recursive=True):
-        xml = xml_by_stem.get(path.stem)
+    for path in files:
+        xml = _annotation_of(path, annotations.get(path.stem.lower(), []))
         samples.append(Sample(path, neu_label(path.stem), read_voc_boxes(xml) if xml else ()))
     _require_classes(samples, root, min_classes)
     return samples
+
+
+def _image_folders(root: Path) -> list[Path]:
+    """``root/images`` (any letter case); else every folder named so under ``root`` (a split layout); else ``root``."""
+    child = _child_folder(root, "images")
+    if child is not None:
+        return [child]
+    nested = sorted({p for p in _walk_folders(root) if p.name.lower() == "images"})
+    return [p for p in nested if not any(q in p.parents for q in nested)] or [root]
+
+
+def _walk_folders(root: Path) -> list[Path]:
+    return [Path(folder) for folder, _, _ in os.walk(root, followlinks=True)]
+
+
+def _xml_by_stem(root: Path) -> dict[str, list[Path]]:
+    """Every ``.xml`` (any letter case) under ``root``, and under its sibling ``annotations`` folder when
+    ``root`` is an ``images`` folder, by lower-case stem."""
+    folders = [root]
+    if root.name.lower() == "images" and (sibling := _child_folder(root.parent, "annotations")) is not None:
+        folders.append(sibling)
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for folder in folders:
+        for path in _walk(folder):
+            if path.suffix.lower() == ".xml":
+                by_stem[path.stem.lower()].append(path)
+    return by_stem
+
+
+def _annotation_of(image: Path, candidates: list[Path]) -> Path | None:
+    """The one annotation of ``image`` among the same-name ``.xml`` files: the only one, or the one whose folder
+    mirrors the image's (``images`` read as ``annotations``) furthest; ``DatasetError`` when two tie."""
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    mirrored = ["annotations" if part.lower() == "images" else part.lower() for part in image.parent.parts]
+
+    def shared_tail(xml: Path) -> int:
+        parts = [part.lower() for part in xml.parent.parts]
+        return next((n for n in range(min(len(parts), len(mirrored))) if parts[-1 - n] != mirrored[-1 - n]),
+                    min(len(parts), len(mirrored)))
+
+    ranked = sorted(candidates, key=shared_tail, reverse=True)
+    if shared_tail(ranked[0]) == shared_tail(ranked[1]):
+        raise DatasetError(f"{image}: two annotations could be its own, {ranked[0]} and {ranked[1]}; keep each "
+                           "image's .xml beside it or in the mirrored folder under annotations/")
+    return ranked[0]
 
 
 def _child_folder(root: Path, name: str) -> Path | None:
@@ -138,29 +202,29 @@ def _child_folder(root: Path, name: str) -> Path | None:
 
 def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
     """Magnetic tile: ``MT_<Class>/Imgs/*.jpg`` with same-name ``*.png`` masks; MT_Free is normal
-    (folder names in any letter case). A ``.png`` with no same-name image beside it is an image
-    itself (a set stored as PNG, no masks). ``min_classes`` as for ``load_neu_det``."""
+    (folder names in any letter case; the images may also lie in ``MT_<Class>`` itself, or in other
+    sub-folders of it). A ``.png`` with no same-name image beside it is an image itself (a set stored as
+    PNG, no masks). ``min_classes`` as for ``load_neu_det``."""
     root = Path(root)
     samples = []
     class_folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower().startswith("mt_")) \
         if root.is_dir() else []
     for class_folder in class_folders:
-        folder = _child_folder(class_folder, "imgs")
-        if folder is None:
-            continue
         name = class_folder.name[len("MT_"):].lower()
         label = None if name == "free" else name
-        files = image_files(folder)
-        images = non_png_stems(files)
-        for path in files:
-            if is_mask_beside_image(path, images):
-                continue
-            mask = path.with_suffix(".png")
-            samples.append(Sample(path, label, mask_path=mask if mask != path and mask.is_file() else None))
+        frames, masks = frames_and_masks(_child_folder(class_folder, "imgs") or class_folder)
+        mask_of = _masks_by_frame(masks)
+        samples.extend(Sample(path, label, mask_path=mask_of.get((path.parent, path.stem))) for path in frames)
     if not samples:
-        raise DatasetError(f"{root} is not a magnetic-tile folder: no MT_*/Imgs images found")
+        raise DatasetError(f"{root} is not a magnetic-tile folder: no images in MT_<Class> folders (MT_Free: "
+                           "the defect-free tiles)")
     _require_classes(samples, root, min_classes)
     return samples
+
+
+def _masks_by_frame(masks: list[Path]) -> dict[tuple[Path, str], Path]:
+    """(folder, stem) of a frame -> its pixel mask (``frames_and_masks``; ``.png`` in any letter case)."""
+    return {(mask.parent, mask.stem): mask for mask in masks}
 
 
 def load_class_folders(root: Path, normal_class: str | None = None, min_classes: int = 2) -> list[Sample]:
@@ -179,7 +243,9 @@ def load_class_folders(root: Path, normal_class: str | None = None, min_classes:
     samples = []
     for folder in folders:
         label = None if folder.name == normal_class else folder.name
-        samples.extend(Sample(path, label) for path in image_files(folder, recursive=True))
+        frames, masks = frames_and_masks(folder)
+        mask_of = _masks_by_frame(masks)
+        samples.extend(Sample(path, label, mask_path=mask_of.get((path.parent, path.stem))) for path in frames)
     if normal_class is not None and not any(s.is_normal for s in samples):
         raise DatasetError(f"{root}: no images in the normal class folder '{normal_class}'")
     _require_classes(samples, root, min_classes)

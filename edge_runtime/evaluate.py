@@ -79,6 +79,7 @@ def _metrics(rows: list, names: list[str], scored_area=None) -> dict:
     metrics: dict = {"n": len(rows), "n_defect": len(defects), "n_normal": len(normals), "errors": failed,
                      "class_names": names}
     known = [(c, r) for c, r in defects if c.sample.label in names]
+    metrics["n_classified"] = len(known)  # defect images of a class the model knows: the accuracy's images
     if known:
         true = np.array([names.index(c.sample.label) for c, _ in known])
         predicted = np.array([names.index(r.defect_class) for _, r in known])

@@ -157,7 +157,7 @@ def evaluate_precision(manifest_path: Path, profile: str, precision: str, split:
 
     inspector = Inspector.from_manifest(manifest_path, profile, precision=precision)
     entry = inspector.config.raw
-    cases = build_cases(entry["dataset"]["name"], Path(entry["dataset"]["path"]), inspector, split, None, 0)
+    cases, _ = build_cases(entry["dataset"]["name"], Path(entry["dataset"]["path"]), inspector, split, None, 0)
     metrics, rows = evaluate(inspector, cases, progress=False)
     return metrics, rows
 

@@ -89,8 +89,10 @@ def test_neu_reader_accepts_a_flat_folder_of_images_with_their_boxes_beside_them
     assert samples["scratches_7.jpg"].boxes == (Box(10, 20, 30, 190),) and samples["Cr_1.bmp"].boxes == ()
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError, match="neither .*images nor images in it"):
+    with pytest.raises(DatasetError, match="no images in it or in its sub-folders"):
         load_neu_det(empty)
+    with pytest.raises(DatasetError, match="data folder not found"):
+        load_neu_det(tmp_path / "nowhere")
 
 
 def test_evaluation_matches_label_spellings_to_the_model_classes(tmp_path):
@@ -145,3 +147,68 @@ def test_a_broken_link_in_a_data_folder_is_kept_to_be_reported_not_dropped_or_fa
     samples = load_class_folders(root, normal_class="good")
     assert "gone.png" in {s.path.name for s in samples}  # evaluation reports it as an error, training skips it by name
     assert sum(len(v) for v in split_samples(samples, seed=0).values()) == len(samples)
+
+
+def _voc(path, xmin):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><object><name>crazing</name><bndbox><xmin>{xmin}</xmin><ymin>2</ymin>"
+                    f"<xmax>190</xmax><ymax>190</ymax></bndbox></object></annotation>")
+
+
+def _image(path):
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.zeros((64, 64), np.uint8))
+
+
+def test_neu_reader_reads_the_split_layout_and_gives_each_image_the_annotation_of_its_own_folder(tmp_path):
+    """Two lines' folders hold a crazing_1 each: each image gets its own boxes, never the other's."""
+    for split, xmin in (("train", 2), ("validation", 40)):
+        _image(tmp_path / split / "images" / "crazing" / "crazing_1.jpg")
+        _voc(tmp_path / split / "annotations" / "crazing" / "crazing_1.XML", xmin)
+    _image(tmp_path / "train" / "images" / "scratches" / "scratches_1.jpg")
+    samples = load_neu_det(tmp_path)
+    boxes = {s.path.parts[-4]: s.boxes[0].xmin for s in samples if s.label == "crazing"}
+    assert boxes == {"train": 2, "validation": 40} and {s.label for s in samples} == {"crazing", "scratches"}
+    assert load_neu_det(tmp_path / "train" / "images")[0].boxes  # its images folder given: its annotations beside it
+    _image(tmp_path / "flat" / "crazing_1.jpg")
+    _voc(tmp_path / "flat" / "a" / "crazing_1.xml", 7)  # neither beside the image nor mirroring its folder:
+    _voc(tmp_path / "flat" / "b" / "crazing_1.xml", 9)  # which one is its own?
+    with pytest.raises(DatasetError, match="flat/crazing_1.jpg: two annotations could be its own"):
+        load_neu_det(tmp_path / "flat")
+
+
+def test_neu_reader_reads_file_names_as_people_write_them(tmp_path):
+    for name in ("crazing 17.jpg", "crazing_12 (1).jpg", "Cr_3.bmp", "pitted_surface_4 - Copy.jpg",
+                 "Pitted Surface 5.jpg", "._crazing_9.jpg"):
+        _image(tmp_path / name)
+    from edge_runtime.evaluation_cases import match_class_names
+
+    names = ["crazing", "pitted_surface", "scratches"]
+    labels = {s.path.name: s.label for s in match_class_names(load_neu_det(tmp_path, min_classes=0), names)}
+    assert labels == {"crazing 17.jpg": "crazing", "crazing_12 (1).jpg": "crazing", "Cr_3.bmp": "crazing",
+                      "pitted_surface_4 - Copy.jpg": "pitted_surface", "Pitted Surface 5.jpg": "pitted_surface"}
+
+
+def test_magnetic_tile_reader_takes_images_without_an_imgs_folder_and_masks_in_upper_case(tmp_path):
+    from edge_runtime.datasets import load_magnetic_tile
+
+    for name in ("MT_Crack/c.JPG", "MT_Crack/c.PNG", "MT_Free/Imgs/f.jpg", "MT_Free/Imgs/f.png"):
+        _image(tmp_path / name)
+    samples = {s.path.name: s for s in load_magnetic_tile(tmp_path, min_classes=0)}
+    assert set(samples) == {"c.JPG", "f.jpg"}
+    assert samples["c.JPG"].label == "crack" and samples["c.JPG"].mask_path.name == "c.PNG"
+    assert samples["f.jpg"].is_normal and samples["f.jpg"].mask_path.name == "f.png"
+
+
+def test_class_folders_and_inspected_folders_leave_the_masks_beside_images_out(tmp_path, capsys):
+    from edge_runtime.cli import _expand_folders
+
+    for name in ("good/a.jpg", "good/a.png", "crack/b.jpg", "crack/b.png", "crack/c.png"):
+        _image(tmp_path / name)
+    samples = {s.path.name: s for s in load_class_folders(tmp_path, normal_class="good", min_classes=0)}
+    assert set(samples) == {"a.jpg", "b.jpg", "c.png"} and samples["b.jpg"].mask_path.name == "b.png"
+    assert sorted(path.name for path, _ in _expand_folders([tmp_path])) == ["a.jpg", "b.jpg", "c.png"]
+    assert "2 pixel masks beside same-name images left out" in capsys.readouterr().err
