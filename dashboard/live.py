@@ -145,6 +145,21 @@ def reject_output_name(config) -> str:
     return f"Reject hook `{config.reject_hook}`" if config.reject_hook else f"Reject command `{config.reject_command}`"
 
 
+class SelftestFailed(RuntimeError):
+    """The golden frames no longer score as the export recorded: the line is not started (``watch`` refuses too)."""
+
+
+def require_selftest(inspector: Any) -> str:
+    """Run the golden-frame self-test ``watch`` runs before it captures (``edge_runtime.selftest.startup_check``):
+    its message where it passes, ``SelftestFailed`` where a frame drifted."""
+    from edge_runtime.selftest import startup_check
+
+    allowed, message = startup_check(inspector)
+    if not allowed:
+        raise SelftestFailed(message)
+    return message
+
+
 class LiveSession:
     """One capture loop on a background thread."""
 

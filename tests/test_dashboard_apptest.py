@@ -1068,3 +1068,27 @@ def test_history_checks_drift_for_the_profile_the_log_was_inspected_with_as_the_
     with SqliteLog(env.log_db) as log:
         log.write([Record("camera:0", "n", "ok", score=1.0, profile="neu-steel")])
     assert history_logic.drift_profile(env.log_db, manifest, "neu-steel") == "neu-steel"
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "neu-steel" / "autoencoder.onnx").is_file(), reason="needs the committed models")
+def test_the_live_line_does_not_start_when_the_golden_frames_no_longer_score_as_recorded(tmp_path, monkeypatch):
+    """As ``watch`` refuses to start: a PC that does not compute what the export computed inspects nothing."""
+    document = json.loads((ROOT / "models.manifest.json").read_text())
+    for frame in document["profiles"]["neu-steel"]["golden"]["frames"]:
+        frame["anomaly_score"] *= 1.5
+    (tmp_path / "models").symlink_to(ROOT / "models")
+    (tmp_path / "models.manifest.json").write_text(json.dumps(document))
+    for key, value in {"MANIFEST": tmp_path / "models.manifest.json", "LOG_DB": tmp_path / "log.sqlite",
+                       "LIVE_DIRS": tmp_path, "IMAGE_DIRS": tmp_path, "VALIDATION_DIRS": tmp_path}.items():
+        monkeypatch.setenv(dconfig.ENV_PREFIX + key, str(value))
+    runtime.get_config.clear()
+    runtime._cached_inspector.clear()
+    try:
+        at = app("live")
+        at.button(key="live_start").click().run()
+        assert not at.exception, at.exception
+        assert any("Could not start the line: self-test failed: golden frame(s) strip" in e.value for e in at.error)
+        assert not (tmp_path / "log.sqlite").exists()  # nothing captured, nothing logged
+    finally:
+        runtime.get_config.clear()
+        runtime._cached_inspector.clear()

@@ -50,6 +50,7 @@ b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start", type="primary", disabled=running, key="live_start", icon=":material/play_arrow:"):
     try:
         inspector = runtime.get_inspector()
+        live.require_selftest(inspector)
         source = live.build_source(spec, config.live_roots, config.log_db)
         overlays = config.log_db.parent / "overlays"
         rejects = live.reject_output(config)
