@@ -117,26 +117,41 @@ def minimum_frames(false_alarm_rate: float) -> int:
     return rule(false_alarm_rate)
 
 
-def commissioning_record(df: pd.DataFrame, warn: float, defect: float, folder: Path,
-                         frame_term_as_shipped: bool) -> tuple[dict, dict[str, dict | None]]:
-    """What saving thresholds set on a folder of defect-free frames records, as ``calibrate --write`` does:
-    where they came from (the ``commissioned`` entry the model card shows) and the drift checks' baselines
-    over the frames under the defect threshold, as ``save_thresholds``' ``baselines`` (None under the 200
-    frames each needs). The rates are the shares of these frames the saved thresholds flag."""
-    from edge_runtime.commissioning import drift_baselines, flagged_rates
+def commission_folder(inspector: Any, samples: Sequence, progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[Any, pd.DataFrame]:
+    """(``edge_runtime.commissioning.Commissioning``, one row per frame as ``score_samples`` gives) for a folder of
+    defect-free frames: what ``python -m edge_runtime calibrate`` computes, the scores in the units of the
+    frame-level term's references or the mirror views' band re-measured on these frames where the gate has them."""
+    from edge_runtime.commissioning import commission
     from edge_runtime.drift import MEASURES
 
-    valid = df.dropna(subset=["score"])
-    normal_frames = valid[valid["is_normal"]]
-    normal = normal_frames["score"].to_numpy(float)
-    flagged = flagged_rates(normal, warn, defect)
-    record = {"frames": int(len(normal)), "false_alarm_rate": round(flagged["flagged_defect"], 4),
-              "warn_false_alarm_rate": round(flagged["flagged_warn"], 4), "sources": [str(folder)],
-              "set_with": "dashboard threshold tuning"}
-    if frame_term_as_shipped:
-        record["frame_term_references"] = "as shipped"
-    measured = {m.column: normal_frames[m.column].to_numpy(float) for m in MEASURES}
-    return record, drift_baselines(measured, normal, defect)
+    line = commission(inspector, [s.path for s in samples], progress)
+    measures = [m for m in MEASURES if m.column != "score"]
+    scored = pd.DataFrame({"path": list(line.scored.frames), "label": "normal", "is_normal": True,
+                           "score": line.line_scores, **{m.column: line.scored.measured[m.column] for m in measures},
+                           "error": None})
+    failed = pd.DataFrame({"path": [path for path, _ in line.scored.failed], "label": "normal", "is_normal": True,
+                           "score": math.nan, **{m.column: math.nan for m in measures},
+                           "error": [reason for _, reason in line.scored.failed]})
+    return line, pd.concat([scored, failed], ignore_index=True) if len(failed) else scored
+
+
+def commissioning_to_save(line: Any, warn: float, defect: float, folder: Path) -> dict:
+    """``save_thresholds``' commissioning arguments for thresholds set on a folder of defect-free frames, as
+    ``calibrate --write`` saves them: the ``commissioned`` record (the rates are the shares of these frames the
+    saved thresholds flag), the drift baselines under the defect threshold, the re-measured references or band."""
+    from edge_runtime.commissioning import flagged_rates
+
+    flagged = flagged_rates(line.line_scores, warn, defect)
+    record = line.record(int(len(line.line_scores)), round(flagged["flagged_defect"], 4),
+                         round(flagged["flagged_warn"], 4), [folder], set_with="dashboard threshold tuning")
+    return {"commissioned": record, "baselines": line.baselines(defect), "frame_term": line.frame_term,
+            "views_from": line.views_from}
+
+
+def sentence(text: str) -> str:
+    """``text`` (a message the CLI prints after "error: ") as a sentence on the page."""
+    return text[:1].upper() + text[1:]
 
 
 def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:

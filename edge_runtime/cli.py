@@ -296,35 +296,22 @@ def cmd_calibrate(args) -> int:
         if files.masks:
             print(f"{len(files.masks)} pixel masks beside same-name images left out (e.g. {files.masks[0]})",
                   file=sys.stderr)
-        paths = files.frames
-        scored = commissioning.score_frames(inspector, paths)
-        for path, reason in scored.failed:
+        commissioning.minimum_frames_present(len(files.frames), args.false_alarm_rate)
+        line = commissioning.commission(inspector, files.frames)
+        for path, reason in line.scored.failed:
             print(f"{path}: not inspected, left out: {reason}", file=sys.stderr)
-        proposal = commissioning.propose_thresholds(scored.scores, args.false_alarm_rate, args.warn_false_alarm_rate)
-        line_scores = scored.scores
-        frame_term = commissioning.remeasured_frame_term(inspector, paths)
-        views_from = commissioning.remeasured_views_from(inspector, paths)
-        rescoring = inspector.with_frame_term(frame_term) if frame_term is not None \
-            else inspector.with_views(3, views_from) if views_from is not None else None
-        if rescoring is not None:  # the thresholds are in the units of the re-measured references or band
-            line_scores = commissioning.score_frames(rescoring, paths).scores
-            proposal = commissioning.propose_thresholds(line_scores, args.false_alarm_rate,
-                                                        args.warn_false_alarm_rate)
+        proposal = line.propose(args.false_alarm_rate, args.warn_false_alarm_rate)
     except (InspectionError, commissioning.CommissioningError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect,
-               **commissioning.flagged_rates(scored.scores, inspector.thresholds.warn, inspector.thresholds.defect)}
-    if len(scored.sizes) > 1:
-        print(f"warning: the frames come in {len(scored.sizes)} sizes ({', '.join(f'{w}x{h}' for w, h in scored.sizes)}); "
-              "a line's camera gives one: are they all from it?", file=sys.stderr)
-    if args.write and current["flagged_defect"] > commissioning.SHIFT_LIMIT and not args.despite_shift:
-        print(f"error: the deployed gate flags {current['flagged_defect']:.0%} of these frames at its defect threshold: "
-              "it reads most of these 'defect-free' frames as defects. Frames of another product, a camera or lamp far "
-              "from the training's, or defects among them? Look at them; to commission on them anyway, add "
-              "--despite-shift. Nothing was written.", file=sys.stderr)
+    scored, frame_term, views_from = line.scored, line.frame_term, line.views_from
+    current = {"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect, **line.deployed_rates}
+    if warning := line.size_warning():
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.write and line.shifted and not args.despite_shift:
+        print(f"error: {line.shift_message('add --despite-shift')} Nothing was written.", file=sys.stderr)
         return 2
-    baselines = commissioning.drift_baselines(scored.measured, line_scores, proposal["defect"])
+    baselines = line.baselines(proposal["defect"])
     report = {"profile": inspector.profile, "frames_scored": len(scored.scores), "frames_failed": len(scored.failed),
               "current": current, "proposed": proposal, **baselines,
               "frame_term": _references(inspector.frame_term_references, frame_term),
@@ -332,9 +319,7 @@ def cmd_calibrate(args) -> int:
                                                              "proposed": views_from},
               "written": None}
     if args.write:
-        record = {"frames": proposal["frames"], "false_alarm_rate": args.false_alarm_rate,
-                  "warn_false_alarm_rate": args.warn_false_alarm_rate,
-                  "sources": [str(p.resolve()) for p in args.paths]}  # where an audit finds the frames again
+        record = line.record(proposal["frames"], args.false_alarm_rate, args.warn_false_alarm_rate, args.paths)
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
                                      record, frame_term, baselines, reason=args.reason, changed_by=args.by,

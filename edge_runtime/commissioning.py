@@ -39,6 +39,7 @@ class GateScores:
     failed: tuple[tuple[str, str], ...]
     measured: dict[str, np.ndarray]
     sizes: tuple[tuple[int, int], ...] = ()  # the distinct frame sizes (width, height) scored
+    frames: tuple[str, ...] = ()  # the scored frames' paths, in the order of ``scores``
 
 
 # A commissioning is refused (unless the operator insists) when the deployed defect threshold flags more than
@@ -94,6 +95,14 @@ def minimum_frames(false_alarm_rate: float) -> int:
     return math.ceil(1.0 / false_alarm_rate)
 
 
+def minimum_frames_present(frames: int, false_alarm_rate: float) -> None:
+    """Refuse, before scoring anything, a set of frames too small for the rate (``propose_thresholds``
+    checks the frames actually scored)."""
+    if 0.0 < false_alarm_rate and frames < minimum_frames(false_alarm_rate):
+        raise CommissioningError(f"{frames} defect-free frames given; a {false_alarm_rate:.1%} false-alarm "
+                                 f"threshold needs at least {minimum_frames(false_alarm_rate)}")
+
+
 def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> float:
     """Lowest threshold that flags at most ``max_rate`` of ``normal_scores`` (the rule is ``score >= threshold``)."""
     if not len(normal_scores):
@@ -120,15 +129,84 @@ def score_frames(inspector, paths: Sequence[Path], batch: int = 16,
                  progress: Callable[[int, int], None] | None = None) -> GateScores:
     """The deployed pipeline's anomaly score of each frame; frames that cannot be inspected are listed,
     not scored."""
-    results, failed = [], []
+    results, failed, frames = [], [], []
     for path, result in inspected(inspector, paths, batch, progress):
         if isinstance(result, InspectionError):
             failed.append((str(path), str(result)))
         else:
             results.append(result)
+            frames.append(str(path))
     measured = {m.column: np.array([getattr(r, m.result_field) for r in results], float) for m in MEASURES}
     sizes = tuple(sorted({(r.anomaly_map.shape[1], r.anomaly_map.shape[0]) for r in results}))
-    return GateScores(measured["score"], tuple(failed), measured, sizes)
+    return GateScores(measured["score"], tuple(failed), measured, sizes, tuple(frames))
+
+
+@dataclass(frozen=True)
+class Commissioning:
+    """A line's defect-free frames scored for commissioning, the one computation behind ``calibrate`` and the
+    dashboard's commissioning: the deployed gate's scores (``scored``), and the scores the proposed thresholds
+    are in (``line_scores``), under the frame-level term's references or the mirror views' band re-measured on
+    these frames where the gate has them (``frame_term``, ``views_from``; None otherwise)."""
+
+    scored: GateScores
+    line_scores: np.ndarray
+    frame_term: FrameTerm | None
+    views_from: float | None
+    deployed_warn: float
+    deployed_defect: float
+
+    @property
+    def deployed_rates(self) -> dict:
+        """Shares of the frames the deployed thresholds flag (``flagged_rates``)."""
+        return flagged_rates(self.scored.scores, self.deployed_warn, self.deployed_defect)
+
+    @property
+    def shifted(self) -> bool:
+        """The deployed gate reads most of these "defect-free" frames as defects (``SHIFT_LIMIT``)."""
+        return self.deployed_rates["flagged_defect"] > SHIFT_LIMIT
+
+    def shift_message(self, insist: str) -> str:
+        """Why thresholds set on shifted frames are not saved unless the operator insists (``insist``: how)."""
+        return (f"the deployed gate flags {self.deployed_rates['flagged_defect']:.0%} of these frames at its defect "
+                "threshold: it reads most of these 'defect-free' frames as defects. Frames of another product, a "
+                f"camera or lamp far from the training's, or defects among them? Look at them; to commission on them "
+                f"anyway, {insist}.")
+
+    def size_warning(self) -> str | None:
+        sizes = self.scored.sizes
+        if len(sizes) <= 1:
+            return None
+        return (f"the frames come in {len(sizes)} sizes ({', '.join(f'{w}x{h}' for w, h in sizes)}); a line's camera "
+                "gives one: are they all from it?")
+
+    def propose(self, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
+        return propose_thresholds(self.line_scores, false_alarm_rate, warn_false_alarm_rate)
+
+    def baselines(self, defect: float) -> dict[str, dict | None]:
+        """The drift checks' baselines over the frames under the ``defect`` threshold (``drift_baselines``)."""
+        return drift_baselines(self.scored.measured, self.line_scores, defect)
+
+    def record(self, frames: int, false_alarm_rate: float, warn_false_alarm_rate: float, sources: Sequence[Path],
+               **extra: Any) -> dict:
+        """The manifest's ``commissioned`` entry: how many frames, the rates, where an audit finds the frames."""
+        return {"frames": frames, "false_alarm_rate": false_alarm_rate,
+                "warn_false_alarm_rate": warn_false_alarm_rate,
+                "sources": [str(Path(p).resolve()) for p in sources], **extra}
+
+
+def commission(inspector, paths: Sequence[Path], progress: Callable[[int, int], None] | None = None) -> Commissioning:
+    """Score a line's defect-free frames with the deployed pipeline and re-measure, on them, what the gate's
+    score is relative to (the frame-level term's references, or the mirror views' band)."""
+    scored = score_frames(inspector, paths, progress=progress)
+    if not len(scored.scores):
+        raise CommissioningError(f"none of the {len(paths)} frames could be inspected")
+    frame_term = remeasured_frame_term(inspector, paths)
+    views_from = remeasured_views_from(inspector, paths)
+    rescoring = inspector.with_frame_term(frame_term) if frame_term is not None \
+        else inspector.with_views(3, views_from) if views_from is not None else None
+    line_scores = scored.scores if rescoring is None else score_frames(rescoring, paths).scores
+    return Commissioning(scored, line_scores, frame_term, views_from, inspector.thresholds.warn,
+                         inspector.thresholds.defect)
 
 
 def propose_thresholds(scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:

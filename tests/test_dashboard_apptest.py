@@ -586,16 +586,74 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
             (expected.p10, expected.p50, expected.p90, baseline.frames))
 
 
-def test_tuning_points_a_frame_term_gate_to_calibrate_for_a_new_camera(env):
+def test_tuning_on_class_folders_points_a_frame_term_gate_to_a_commissioning_for_a_new_camera(env):
     from edge_runtime.manifest import FrameTerm
 
     env.fake.frame_term_references = FrameTerm(3.0, 0.8, 2.0)
     at = app("tuning")
-    at.radio(key="tune_layout").set_value("defect-free frames").run()
-    at.selectbox(key="tune_sub").set_value("normal").run()
+    at.text_input(key="tune_normal").set_value("normal").run()
     at.button(key="tune_run").click().run()
     assert not at.exception
     assert any("frame-level term" in c.value and "edge_runtime calibrate" in c.value for c in at.caption)
+
+
+def test_tuning_refuses_to_commission_on_frames_the_deployed_gate_reads_mostly_as_defects(env):
+    """As ``calibrate --write`` refuses them without --despite-shift: another product, camera or lamp, or defects."""
+    manifest = _fake_manifest(env)
+    bright = env.val / "bright"
+    bright.mkdir()
+    for i in range(10):
+        (bright / f"b{i}.png").write_bytes(fakes.png(220 + i))  # every one over the deployed defect threshold
+    (bright / "wide.png").write_bytes(fakes.png(225, size=96))
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("bright").run()
+    at.button(key="tune_run").click().run()
+    at.slider(key="tune_target").set_value(0.125).run()
+    at.button(key="tune_use").click().run()
+    assert any("The deployed gate flags 100% of these frames at its defect threshold" in e for e in errors(at))
+    assert any("The frames come in 2 sizes (64x64, 96x96)" in w.value for w in at.warning)
+    assert at.button(key="tune_save").disabled
+    at.checkbox(key="tune_despite_shift").check().run()
+    at.button(key="tune_save").click().run()
+    assert any("commissioned on 11 defect-free frames" in s.value for s in at.success)
+    assert json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]["commissioned"]["frames"] == 11
+
+
+@pytest.mark.skipif(not (ROOT / "models" / "magnetic-tile" / "autoencoder.onnx").is_file()
+                    or not (ROOT.parent / "shared" / "data" / "magnetic-tile").is_dir(),
+                    reason="needs the committed models and the magnetic-tile data in ../shared")
+def test_tuning_commissions_a_frame_term_gate_as_calibrate_does(tmp_path, monkeypatch):
+    """The real tile gate, its frame-level term re-measured on the line's frames: the page proposes what
+    ``calibrate`` proposes, in the same units."""
+    from edge_runtime import Inspector
+    from edge_runtime.commissioning import commission
+
+    good = tmp_path / "val" / "good"
+    good.mkdir(parents=True)
+    tiles = sorted((ROOT.parent / "shared" / "data" / "magnetic-tile" / "MT_Free" / "Imgs").glob("*.jpg"))[:24]
+    for tile in tiles:
+        (good / tile.name).symlink_to(tile)
+    for key, value in {"MANIFEST": ROOT / "models.manifest.json", "VALIDATION_DIRS": tmp_path / "val",
+                       "LOG_DB": tmp_path / "log.sqlite", "PROFILE": "magnetic-tile"}.items():
+        monkeypatch.setenv(dconfig.ENV_PREFIX + key, str(value))
+    runtime.get_config.clear()
+    runtime._cached_inspector.clear()
+    try:
+        at = app("tuning")
+        at.radio(key="tune_layout").set_value("defect-free frames").run()
+        at.selectbox(key="tune_sub").set_value("good").run()
+        at.button(key="tune_run").click().run()
+        assert not at.exception, at.exception
+        assert any("re-measured on these frames, as `python -m edge_runtime calibrate` does" in c.value
+                   for c in at.caption)
+        at.slider(key="tune_target").set_value(0.05).run()
+        line = commission(Inspector.from_manifest(ROOT / "models.manifest.json", "magnetic-tile"), sorted(good.iterdir()))
+        assert line.frame_term is not None
+        assert f"**{line.propose(0.05, 0.05)['defect']:.6g}**" in "".join(c.value for c in at.caption)
+    finally:
+        runtime.get_config.clear()
+        runtime._cached_inspector.clear()
 
 
 def test_tuning_names_a_folder_it_cannot_use_and_refuses_warn_above_defect(env):

@@ -43,15 +43,21 @@ if st.button("Score images", type="primary", key="tune_run"):
         st.error(f"Cannot use {folder} as a validation folder: {exc}")
         st.stop()
     bar = st.progress(0.0, text=f"Scoring {len(samples)} images ...")
-    scores = tuning.score_samples(inspector, samples, lambda d, n: bar.progress(d / n, text=f"Scored {d}/{n}"))
+    progress = lambda d, n: bar.progress(d / n, text=f"Scored {d}/{n}")  # noqa: E731
+    try:
+        line, scores = tuning.commission_folder(inspector, samples, progress) if commissioning \
+            else (None, tuning.score_samples(inspector, samples, progress))
+    except ValueError as exc:  # CommissioningError: no frame readable
+        st.error(f"Cannot commission on {folder}: {exc}")
+        st.stop()
     bar.empty()
-    st.session_state["tune_scores"] = (key, scores)
+    st.session_state["tune_scores"] = (key, scores, line)
 
 stored = st.session_state.get("tune_scores")
 if not stored or stored[0] != key:
     st.info("Pick a folder of class sub-folders (with the normal class named) and press **Score images**.")
     st.stop()
-scores = stored[1]
+_, scores, line = stored
 failed = scores[scores["error"].notna()]
 if len(failed):
     st.warning(f"{len(failed)} image(s) could not be inspected and are left out.")
@@ -60,11 +66,15 @@ if len(failed):
 
 current = (inspector.thresholds.warn, inspector.thresholds.defect)
 st.subheader("Proposed thresholds")
-if inspector.frame_term_references is not None:
+if line is not None and (line.frame_term is not None or line.views_from is not None):
+    st.caption("This gate's score is relative to references (its frame-level term's typical values, or the band "
+               "its mirror views start from): re-measured on these frames, as `python -m edge_runtime calibrate` "
+               "does; the scores and thresholds below are in their units, and saving writes them too.")
+elif inspector.frame_term_references is not None:
     st.caption("This gate adds a frame-level term in units of its typical value on the frames it was set on. "
-               "Here the thresholds keep those units; after a camera change, commission with "
-               "`python -m edge_runtime calibrate`, which re-measures them on the line's frames "
-               "(docs/commissioning.md).")
+               "Here the thresholds keep those units; after a camera change, commission on the line's "
+               "defect-free frames (this page's *defect-free frames* layout, or `python -m edge_runtime calibrate`), "
+               "which re-measures them (docs/commissioning.md).")
 target = st.slider("Target false-alarm rate for a suggestion", 0.0, 0.2, 0.01, 0.005, format="%.3f", key="tune_target")
 try:
     suggested = tuning.threshold_for_false_alarm(scores, target)
@@ -125,6 +135,11 @@ if commissioning:
     if flagged > target:
         st.warning(f"The defect threshold flags {flagged:.1%} of these good frames, more than the {target:.1%} "
                    "target: saved, it would reject good strip.")
+    if warning := line.size_warning():
+        st.warning(tuning.sentence(warning))
+    if line.shifted:
+        st.error(tuning.sentence(line.shift_message("tick *Commission on them anyway*")))
+    despite_shift = line.shifted and st.checkbox("Commission on them anyway", key="tune_despite_shift")
     st.caption("Saving records these frames as the line's commissioning, and, from 200 frames under the defect "
                "threshold on, where they "
                "score and how smooth and bright their pictures are as the baselines of the drift checks on the History "
@@ -135,17 +150,17 @@ reason = why.text_input("Reason for the change" + ("" if commissioning else " (r
                         help="kept in the change log; the Model card lists every change")
 if not commissioning and not reason.strip():
     st.caption("A change by hand needs a reason: the change log is how the line's quality engineer traces it.")
+refused_shift = commissioning and line.shifted and not despite_shift
 if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
-             disabled=(proposed == current and not commissioning) or (not commissioning and not reason.strip())):
+             disabled=(proposed == current and not commissioning) or (not commissioning and not reason.strip())
+             or refused_shift):
     try:
         from edge_runtime.manifest import save_thresholds
 
-        record, baselines = (tuning.commissioning_record(scores, float(warn), float(defect), folder,
-                                                         inspector.frame_term_references is not None)
-                             if commissioning else (None, {}))
+        commissioned = tuning.commissioning_to_save(line, float(warn), float(defect), folder) if commissioning else {}
+        record, baselines = commissioned.get("commissioned"), commissioned.get("baselines", {})
         backup = save_thresholds(inspector.manifest_path, inspector.profile, float(warn), float(defect),
-                                 commissioned=record, baselines=baselines, reason=reason,
-                                 changed_by=changed_by.strip() or None)
+                                 reason=reason, changed_by=changed_by.strip() or None, **commissioned)
     except Exception as exc:
         st.error(f"Could not save thresholds: {exc}")
     else:
