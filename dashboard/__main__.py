@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -108,9 +107,12 @@ def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Become the Streamlit server (exec, not a child): a SIGTERM from systemd or ``kill`` then stops the server
+    itself, instead of leaving it serving on the port without its launcher."""
     cmd, env = command_and_env(argv)
-    # cwd = repo root so streamlit finds .streamlit/config.toml
-    return subprocess.call(cmd, cwd=REPO_ROOT, env=env)
+    os.chdir(REPO_ROOT)  # so streamlit finds .streamlit/config.toml
+    os.execve(sys.executable, cmd, env)
+    return 1  # not reached: execve replaces this process or raises OSError
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_runtime.overlay import anomaly_overlay as runtime_anomaly_overlay
 from edge_runtime.overlay import heatmap_overlay
+from edge_runtime.result import failure_dict
 
 VERDICT_COLOURS = {"ok": "green", "warn": "orange", "defect": "red", "error": "gray"}
 VERDICT_HEX = {"ok": "#21a366", "warn": "#f0a202", "defect": "#d62728", "error": "#7f7f7f"}
@@ -38,7 +39,7 @@ class Inspected:
 
     def to_dict(self) -> dict:
         if self.result is None:
-            return {"source": self.name, "verdict": "error", "error": self.error}
+            return failure_dict(self.name, self.error)
         data = self.result.to_dict()
         data["source"] = data.get("source") or self.name
         return data

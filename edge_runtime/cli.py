@@ -1,9 +1,10 @@
 """``python -m edge_runtime`` / ``steel-inspect``: inspect, evaluate, calibrate, thresholds, selftest, watch, record,
-history, prune."""
+history, review, prune, bench."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 from .errors import InspectionError
 from .image_io import write_image
 from .overlay import anomaly_overlay, heatmap_overlay
-from .result import InspectionResult
+from .result import InspectionResult, failure_dict
 
 
 def _add_common(parser: argparse.ArgumentParser, profile_help: str) -> None:
@@ -183,9 +184,7 @@ def cmd_inspect(args) -> int:
             result = inspector.inspect(path)
         except InspectionError as error:
             failures += 1
-            record = {"path": str(path), "verdict": None, "anomaly_score": None, "threshold": inspector.thresholds.defect,
-                      "defect_class": None, "confidence": None, "latency_ms": None, "error": str(error),
-                      "error_type": type(error).__name__}
+            record = {"path": str(path), **failure_dict(str(path), error, inspector.profile, inspector.thresholds)}
             print(json.dumps(record) if args.json else f"{path}: ERROR {error}", flush=True)
             continue
         if args.save_overlays:
@@ -383,9 +382,16 @@ def cmd_selftest(args) -> int:
                   f"within {check.max_probability_difference:.1e}: {'ok' if check.passed else 'DRIFTED'}")
         print(f"{inspector.profile} ({inspector.precision}): "
               + ("the golden frames score as recorded" if passed else
-                 "DRIFT: this PC does not compute what the export computed; check the onnxruntime, OpenCV and numpy "
-                 "versions against the manifest's 'training' entry before inspecting"))
+                 "DRIFT: this PC does not compute what the export computed; before inspecting, check onnxruntime "
+                 f"against the version the export used (the manifest's 'training' entry: "
+                 f"{inspector.config.raw.get('training', {}).get('onnxruntime', 'not recorded')}, this PC: "
+                 f"{_version('onnxruntime')}), and numpy ({_version('numpy')}) and OpenCV ({_version('cv2')}) against "
+                 "the pins of the runtime's install (pyproject.toml)"))
     return 0 if passed else 1
+
+
+def _version(module: str) -> str:
+    return getattr(importlib.import_module(module), "__version__", "unknown")
 
 
 def cmd_bench(bench_args: list[str]) -> int:

@@ -126,7 +126,9 @@ def build_cases(dataset: str, path: Path, inspector, split: str, normal_class: s
     split_info = inspector.config.raw.get("split", {})
     chosen = select_split(samples, split_info, split)
     cases = [Case(s.path.name, s) for s in chosen]
-    notices = _notices(samples, chosen, inspector, split, split_info)
+    if not cases:
+        raise DatasetError(f"{path}: no image in the {split} split")
+    notices = _notices(samples, chosen, inspector, split, split_info, dataset)
     if normal_crops:
         crops = box_free_crop_cases([s for s in chosen if s.boxes], normal_crops)
         cases += crops
@@ -136,7 +138,8 @@ def build_cases(dataset: str, path: Path, inspector, split: str, normal_class: s
     return cases, notices
 
 
-def _notices(samples: list[Sample], chosen: list[Sample], inspector, split: str, split_info: dict) -> list[str]:
+def _notices(samples: list[Sample], chosen: list[Sample], inspector, split: str, split_info: dict,
+             dataset: str) -> list[str]:
     notices = []
     if split == "all" and split_info.get("counts") and is_training_data_set(
             split_samples(samples, int(split_info["seed"]), tuple(split_info["fractions"])), split_info):
@@ -148,5 +151,7 @@ def _notices(samples: list[Sample], chosen: list[Sample], inspector, split: str,
         notices.append(f"labels that are not classes of profile {inspector.profile} "
                        f"({', '.join(inspector.class_names)}): "
                        + ", ".join(f"{label} ({n} images)" for label, n in unknown.items())
-                       + "; they count in the gate's recall, not in the classifier's accuracy (another --profile?)")
+                       + "; they count in the gate's recall, not in the classifier's accuracy (another --profile?"
+                       + (" A folder of defect-free images is named with --normal-class.)" if dataset == "folder"
+                          else ")"))
     return notices

@@ -54,8 +54,9 @@ class InspectionResult:
     """Everything the runtime knows about one inspected frame.
 
     ``anomaly_map`` and ``gradcam`` are float32 arrays in frame coordinates (HxW).
-    The class fields and ``gradcam`` are set only when the gate fired (verdict warn or
-    defect); for ``ok`` frames the classifier never runs. ``frame_term`` is the part of
+    The class fields and ``gradcam`` are set when the gate fired (verdict warn or defect), or
+    when the caller asked for a classification of every frame (``always_classify``: evaluation,
+    self-test, the dashboard's toggle); otherwise, on ``ok`` frames, the classifier never runs. ``frame_term`` is the part of
     ``anomaly_score`` that a frame-level autoencoder adds to every cell of the map (the whole
     frame's texture, not a local peak); None where the profile's gate has none.
     ``neighbour_correlation`` (how smooth the camera's picture was) and ``mean_grey`` (how bright) are
@@ -115,4 +116,21 @@ class InspectionResult:
             "latency_ms": self.latency_ms,
             "timings_ms": dict(self.timings_ms),
             "error": None,
+            "error_type": None,
         }
+
+
+def failure_dict(source: str | None, error: BaseException | str, profile: str | None = None,
+                 thresholds: Thresholds | None = None) -> dict:
+    """``InspectionResult.to_dict``'s keys for a frame that could not be inspected: verdict "error" (never "ok"),
+    no score, the reason in ``error`` and its class in ``error_type``, so the CLI, the log and the dashboard
+    write such a frame alike."""
+    return {
+        "source": source, "profile": profile, "verdict": "error", "anomaly_score": None, "frame_term": None,
+        "neighbour_correlation": None, "mean_grey": None,
+        "threshold": None if thresholds is None else thresholds.defect,
+        "warn_threshold": None if thresholds is None else thresholds.warn,
+        "defect_class": None, "confidence": None, "class_probabilities": {}, "region": None, "frame_size": None,
+        "latency_ms": None, "timings_ms": {}, "error": str(error),
+        "error_type": None if isinstance(error, str) else type(error).__name__,
+    }

@@ -2,7 +2,9 @@
 
 import argparse
 import json
+import sqlite3
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -227,8 +229,28 @@ def test_history_checks_drift_for_the_profile_the_log_was_inspected_with(tmp_pat
             "magnetic-tile"}
         log.write([Record("cam", "x", "ok", score=1.0, profile="neu-steel")])
         readings = commands.profile_drifts(log, MANIFEST, None)
-        assert all(r["status"] == "unavailable" and "name one with --profile" in r["message"] for r in readings.values())
+        assert all(r["status"] == "needs_profile" and "name one with --profile" in r["message"] for r in readings.values())
         assert {r["profile"] for r in commands.profile_drifts(log, MANIFEST, "neu-steel").values()} == {"neu-steel"}
+
+
+def test_history_reads_the_profile_of_the_window_and_fails_a_cron_line_that_cannot_tell(tmp_path, capsys):
+    """After a product changeover the log holds two profiles: --since 24h sees only today's; a window that holds
+    both, with no --profile, is a usage error (exit 2), not a quiet pass."""
+    from edge_runtime.cli import main as cli_main
+    from edge_runtime.sinks import Record
+
+    db = tmp_path / "log.db"
+    now = time.time()
+    with SqliteLog(db) as log:
+        log.write([Record("cam", f"t{i}", "ok", score=1.0, profile="magnetic-tile", captured_at=now - 10 * 86400)
+                   for i in range(3)])
+        log.write([Record("cam", f"n{i}", "ok", score=1.0, profile="neu-steel") for i in range(3)])
+    with sqlite3.connect(db) as connection:  # written ten days ago
+        connection.execute("UPDATE inspections SET recorded_at = ? WHERE profile = 'magnetic-tile'", (now - 10 * 86400,))
+    assert cli_main(["history", "--db", str(db), "--since", "24h", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["drift"]["profile"] == "neu-steel"
+    assert cli_main(["history", "--db", str(db)]) == commands.EXIT_USAGE
+    assert "holds frames of the profiles magnetic-tile, neu-steel; name one with --profile" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", [["history"], ["prune", "--older-than", "1d"], ["review", "--list"]])
@@ -311,3 +333,12 @@ def test_watch_refuses_a_status_file_it_cannot_write(cli, tmp_path, capsys):
     assert cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "1",
                "--status-file", str(blocker / "watch.json")) == commands.EXIT_USAGE
     assert "not-a-folder" in capsys.readouterr().err
+
+
+def test_watch_and_record_run_the_inspector_with_the_threads_asked_for(monkeypatch):
+    from edge_runtime.inspector import Inspector
+
+    asked = []
+    monkeypatch.setattr(Inspector, "from_manifest", classmethod(lambda cls, *args: asked.append(args)))
+    commands.build_inspector(argparse.Namespace(manifest=None, profile="neu-steel", threads=2))
+    assert asked == [(None, "neu-steel", 2)]

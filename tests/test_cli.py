@@ -34,12 +34,12 @@ def test_inspect_json_reports_each_image_and_fails_at_the_end_on_bad_files(tmp_p
     assert out.returncode == 1, out.stderr
     records = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["path"] for r in records] == [str(empty), str(good), str(truncated)]
-    for record in records:
-        assert {"path", "verdict", "anomaly_score", "threshold", "defect_class", "confidence", "latency_ms", "error"} <= set(record)
-    assert records[0]["error"] and records[0]["verdict"] is None and "empty" in records[0]["error"]
+    assert set(records[0]) == set(records[1])  # an error line has the keys of a result line
+    assert records[0]["profile"] == records[1]["profile"] == "neu-steel" and records[0]["source"] == str(empty)
+    assert records[0]["error"] and records[0]["verdict"] == "error" and "empty" in records[0]["error"]
     assert records[0]["error_type"] == "ImageDecodeError"
     assert records[1]["error"] is None and records[1]["verdict"] in ("ok", "warn", "defect")
-    assert records[2]["error"] and records[2]["verdict"] is None
+    assert records[2]["error"] and records[2]["verdict"] == "error"
     assert (tmp_path / "ov" / "good_anomaly.png").is_file()
 
 
@@ -55,7 +55,7 @@ def test_inspect_takes_folders_and_says_when_one_holds_no_image(tmp_path):
     assert [r["path"] for r in records] == [str(line / "shift1" / "a.png"), str(line / "shift2" / "a.png"),
                                             str(line / "shift2" / "b.png"), str(tmp_path / "empty")]
     assert all(r["error"] is None for r in records[:3])
-    assert records[3]["verdict"] is None and "holds no image files" in records[3]["error"]
+    assert records[3]["verdict"] == "error" and "holds no image files" in records[3]["error"]
     # two a.png from different folders keep an overlay each
     assert {p.name for p in (tmp_path / "ov").glob("*_anomaly.png")} == {
         "shift1__a_anomaly.png", "shift2__a_anomaly.png", "shift2__b_anomaly.png"}

@@ -1013,6 +1013,44 @@ def test_live_rolling_reject_rate():
 
 # ------------------------------------------------------------------- launcher / config
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_stopping_the_launcher_stops_the_dashboard_and_frees_its_port(tmp_path):
+    """systemd (or kill) signals the process it started: the Streamlit server must not live on without it."""
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "--port", str(port), "--log-db", str(tmp_path / "x.db")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the dashboard did not answer in time")
+        proc.send_signal(signal.SIGTERM)  # the launcher's own pid only, as systemd's first signal
+        proc.wait(30)
+        assert not _listening(port)  # nothing serves on the port any more
+    finally:
+        if proc.poll() is None or _listening(port):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def test_launcher_defaults_to_localhost_and_port_option():
     from dashboard.__main__ import command_and_env
 

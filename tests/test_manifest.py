@@ -159,6 +159,12 @@ def test_selftest_names_a_drifted_frame_and_refuses_a_changed_or_missing_golden_
     assert cli_main(["selftest", "--manifest", str(path)]) == 1
     out = capsys.readouterr().out
     assert "scratch: score" in out and "DRIFTED" in out and out.count(": ok") == 3 and "DRIFT:" in out
+    import numpy as np
+    import onnxruntime
+
+    exported_with = manifest["profiles"]["neu-steel"]["training"]["onnxruntime"]
+    assert f"(the manifest's 'training' entry: {exported_with}, this PC: {onnxruntime.__version__})" in out
+    assert f"numpy ({np.__version__})" in out
 
     copy = tmp_path / "strip.png"
     copy.write_bytes(Path(golden["frames"][0]["path"]).read_bytes() + b"\0")

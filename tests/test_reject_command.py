@@ -137,3 +137,13 @@ def test_watch_calls_a_python_reject_hook_in_process(cli, tmp_path, monkeypatch,
                          ("line_ejector:missing", "has no function missing")):
         assert cli("watch", "synthetic", "--log", str(db), "--max-frames", "1", "--reject-hook", bad) == commands.EXIT_USAGE
         assert message in capsys.readouterr().err
+
+
+def test_a_shell_hook_reads_the_record_as_one_line(tmp_path):
+    """``read -r`` needs the line's end: without it a ``set -e`` shell hook fails on every reject."""
+    out = tmp_path / "line.json"
+    script = tmp_path / "hook.sh"
+    script.write_text(f"#!/bin/sh\nset -e\nread -r record\nprintf '%s' \"$record\" > {shlex.quote(str(out))}\n")
+    script.chmod(0o755)
+    CommandHook([str(script)])(Record("camera:0", "a", "defect", score=3.0))
+    assert json.loads(out.read_text())["frame_id"] == "a"

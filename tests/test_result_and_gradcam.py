@@ -45,6 +45,17 @@ def test_to_dict_is_json_ready():
     assert record["frame_term"] is None and _result(frame_term=1.5).to_dict()["frame_term"] == 1.5
 
 
+def test_a_frame_that_could_not_be_inspected_is_written_with_the_same_keys_and_never_ok():
+    import json
+
+    from edge_runtime.errors import ImageDecodeError
+    from edge_runtime.result import failure_dict
+
+    failure = failure_dict("cam:3", ImageDecodeError("truncated"), "neu-steel", Thresholds(1.0, 2.0))
+    assert set(failure) == set(_result().to_dict()) and json.loads(json.dumps(failure))["verdict"] == "error"
+    assert (failure["error"], failure["error_type"], failure["warn_threshold"]) == ("truncated", "ImageDecodeError", 1.0)
+
+
 def test_gradcam_equals_the_analytic_gradient_of_a_gap_dense_head():
     rng = np.random.default_rng(0)
     features = rng.random((7, 7, 16)).astype(np.float32)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_tf
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,28 @@ def test_frame_size_cost_measures_a_frame_over_the_limit():
     result = json.loads(out.stdout)
     assert "error" not in result, result
     assert result["side"] == 2100 and result["seconds"] > 0 and result["peak_rss_mb"] > 500
+
+
+@needs_tf
+def test_every_command_module_prints_its_usage_for_help_and_runs_nothing():
+    """``python -m X --help`` is how a reader checks a command the docs name: it must print usage and stop, not
+    start a study that trains for minutes and rewrites a committed result."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for package in ("training", "export", "studies", "bench", "dashboard")
+        for path in (ROOT / package).glob("*.py") if '__name__ == "__main__"' in path.read_text())
+    script = ("import contextlib, importlib, io, sys\n"
+              "for name in sys.argv[1:]:\n"
+              "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+              "        try:\n"
+              "            importlib.import_module(name).main(['--help'])\n"
+              "        except SystemExit as stop:\n"
+              "            assert stop.code in (0, None), (name, stop.code)\n"
+              "        else:\n"
+              "            raise AssertionError(f'{name}: --help did not stop')\n"
+              "    assert 'usage:' in out.getvalue(), name\n"
+              "    print(name, 'ok')\n")
+    done = subprocess.run([sys.executable, "-c", script, *modules], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split().count("ok") == len(modules) >= 30

@@ -15,6 +15,7 @@ blocks 0-5 against the whole deployed gate. Writes results/neu-steel/early_exit.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -74,8 +75,12 @@ def backbone_time_ms(layer: str, gate_path: Path, side: int) -> dict:
                 "deployed gate": time_model(gate_path, frames, 100)}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     profile = PROFILES["neu-steel"]
+    parser = argparse.ArgumentParser(prog="python -m training.early_exit_study", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / profile.name / "early_exit.json",
+                        help="the report (default: %(default)s)")
+    args = parser.parse_args(argv)
     manifest_path = ROOT / MANIFEST_NAME
     config = profile_config(load_manifest(manifest_path), manifest_path, profile.name)
     keras.utils.set_random_seed(profile.seed)
@@ -108,8 +113,7 @@ def main() -> int:
         "stage_one": {"taps": [list(t) for t in STAGE_ONE_TAPS], "hidden": list(STAGE_ONE_HIDDEN),
                       "epochs": profile.gate_epochs},
     }
-    out = ROOT / "results" / profile.name / "early_exit.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0
 

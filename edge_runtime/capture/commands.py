@@ -81,9 +81,10 @@ def register(subparsers: Any) -> None:
     register_review(subparsers)
 
     history = subparsers.add_parser("history", help="summarise the inspection log",
-                                    description="Counts per verdict and defect class, the last rejects, and the score and image "
-                                                "drift since the line was commissioned (exit 1 when the scores or the "
-                                                "pictures have drifted or a reject hook failed).")
+                                    description="Counts per verdict and defect class, the last rejects, and the score, image "
+                                                "and brightness drift since the line was commissioned (exit 1 when the "
+                                                "scores or the pictures have drifted or a reject hook failed; 2 when the "
+                                                "frames are of several profiles and --profile names none).")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
@@ -129,7 +130,8 @@ def make_source(spec: str, log: SqliteLog | None, args: argparse.Namespace) -> F
 def build_inspector(args: argparse.Namespace) -> Any:
     from ..inspector import Inspector  # imported late: onnxruntime start-up is not needed for `history`
 
-    return Inspector.from_manifest(getattr(args, "manifest", None), getattr(args, "profile", None))
+    return Inspector.from_manifest(getattr(args, "manifest", None), getattr(args, "profile", None),
+                                   getattr(args, "threads", 1))
 
 
 def _quiet_opencv() -> None:
@@ -333,22 +335,26 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
     }
 
 
-def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None) -> dict[str, dict[str, Any]]:
+def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None,
+                   since: str | None = None) -> dict[str, dict[str, Any]]:
     """Every drift check (``drift_key`` -> its reading) of the profile's newest logged frames against its
     commissioning baselines (``edge_runtime.drift``), with the profile's name; status "unavailable" where
-    the manifest cannot be read (the counts are still worth printing). Without ``profile``, the one profile
-    the log's frames were inspected with (the manifest's default for an empty log); a log of several
-    profiles needs ``profile`` named."""
+    the manifest cannot be read (the counts are still worth printing), "needs_profile" where the frames
+    (since ``since``) are of several profiles and none is named. Without ``profile``, the one profile the
+    log's frames (since ``since``) were inspected with (the manifest's default for an empty log)."""
     from ..errors import ManifestError
     from ..manifest import load_manifest, logged_profile_name
 
-    def unavailable(message: str) -> dict[str, dict[str, Any]]:
-        return {drift_key(measure): {"status": "unavailable", "drifted": False, "message": message}
-                for measure in MEASURES}
+    def unavailable(message: str, status: str = "unavailable") -> dict[str, dict[str, Any]]:
+        return {drift_key(measure): {"status": status, "drifted": False, "message": message} for measure in MEASURES}
 
+    logged = log.profiles(since)
+    if profile is None and len(logged) > 1:
+        return unavailable(f"no drift check: the log holds frames of the profiles {', '.join(logged)}"
+                           + (f" since {since}" if since else "") + "; name one with --profile", "needs_profile")
     try:
         document = load_manifest(manifest)
-        name = logged_profile_name(document, log.profiles(), profile)
+        name = logged_profile_name(document, logged, profile)
         thresholds = document["profiles"][name]["thresholds"]
     except (ManifestError, KeyError) as exc:
         return unavailable(f"no drift check: {exc}")
@@ -426,12 +432,14 @@ def _print_retention_failure(exc: Exception) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     summary, failed = _on_log(args.db, lambda log: history_summary(
-        log, args.since, args.last, profile_drifts(log, args.manifest, args.profile)))
+        log, args.since, args.last, profile_drifts(log, args.manifest, args.profile, args.since)))
     if failed is not None:
         return failed
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
+    if any(summary[drift_key(measure)]["status"] == "needs_profile" for measure in MEASURES):
+        return EXIT_USAGE  # a cron line checking drift must not pass quietly after a product changeover
     drifted = any(summary[drift_key(measure)]["drifted"] for measure in MEASURES)
     return 1 if drifted or summary["unfired_rejects"] else 0

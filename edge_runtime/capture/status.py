@@ -86,7 +86,7 @@ def prometheus_text(status: dict[str, Any]) -> str:
     lines += [f'steel_inspect_verdicts_total{{{labels},verdict="{_escaped(v)}"}} {n}' for v, n in sorted(verdicts.items())]
     drift = status.get("drift") or {}
     if drift:
-        lines += ["# HELP steel_inspect_drifted 1 while the drift check reads drift since commissioning (score, image)",
+        lines += ["# HELP steel_inspect_drifted 1 while the drift check reads drift since commissioning (score, image, brightness)",
                   "# TYPE steel_inspect_drifted gauge"]
         lines += [f'steel_inspect_drifted{{{labels},check="{_escaped(name)}"}} {int(reading["drifted"])}'
                   for name, reading in sorted(drift.items())]

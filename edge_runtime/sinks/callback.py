@@ -66,8 +66,8 @@ REJECTABLE = ("defect", "warn", "error", "dropped")
 
 
 class CommandHook:
-    """A reject hook that runs a command (no shell) once per reject, with the record as one JSON object on
-    its standard input: how a line wires the ejector or a PLC signal without touching this code
+    """A reject hook that runs a command (no shell) once per reject, with the record as one line of JSON on
+    its standard input (newline-terminated, so a shell's ``read`` takes it): how a line wires the ejector or a PLC signal without touching this code
     (``watch --reject-command``). A non-zero exit or a run past ``timeout_s`` is a failure of that
     reject, reported by ``CallbackSink`` like any hook failure. The sink thread waits for each run, so
     the command should hand the signal on and return; a slow one holds back the log and, once the loop's
@@ -82,7 +82,7 @@ class CommandHook:
 
     def __call__(self, record: Record) -> None:
         try:
-            done = subprocess.run(self.command, input=record.to_json(), capture_output=True, text=True,
+            done = subprocess.run(self.command, input=record.to_json() + "\n", capture_output=True, text=True,
                                   timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"{self.command[0]} did not finish within {self.timeout_s:g} s") from None

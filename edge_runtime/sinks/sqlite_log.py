@@ -258,9 +258,10 @@ class SqliteLog:
         rows = self._query("SELECT profile FROM inspections WHERE id = ?", (record_id,))
         return rows[0][0] if rows else None
 
-    def profiles(self) -> list[str]:
-        """The model profiles whose frames the log holds."""
-        return sorted(row[0] for row in self._query("SELECT DISTINCT profile FROM inspections WHERE profile IS NOT NULL"))
+    def profiles(self, since: str | float | None = None) -> list[str]:
+        """The model profiles whose frames the log holds (since ``since``)."""
+        where, params = _since_clause(since, "profile IS NOT NULL")
+        return sorted(row[0] for row in self._query(f"SELECT DISTINCT profile FROM inspections {where}", params))
 
     def counts_by_verdict(self, since: str | float | None = None) -> dict[str, int]:
         where, params = _since_clause(since)
