@@ -18,7 +18,7 @@ FORBIDDEN = {
     "edge_runtime": {"training", "export", "studies", "dashboard"} | TENSORFLOW,
     "dashboard": {"training", "export", "studies", "bench"} | TENSORFLOW,
     "export": {"studies", "dashboard"},
-    "training": {"studies", "dashboard"},
+    "training": {"export", "studies", "dashboard"},  # export reads what training wrote, never the reverse
     "bench": {"studies", "dashboard"},
 }
 

@@ -334,7 +334,7 @@ def test_the_supervised_ceiling_learns_box_cells_against_box_free_cells_never_ma
     """The gate study's ceiling labels a cell a defect when its centre lies in a box, normal when it
     keeps the profile's margin from every box, and leaves out the cells between and on the padding."""
     from edge_runtime.datasets import Box, Sample
-    from training.gate_experiments import labelled_cells
+    from studies.gate_experiments import labelled_cells
     from training.profiles import PROFILES
 
     class ColumnExtractor:  # feature = the cell's column index, at the gate's stride 8
@@ -356,7 +356,7 @@ def test_the_supervised_ceiling_learns_box_cells_against_box_free_cells_never_ma
 def test_memory_bank_reconstruction_error_is_the_distance_to_the_nearest_normal_cell():
     """The gate study's memory-bank variant: a cell in memory rebuilds exactly; another one's error is
     its mean squared distance over channels to the nearest member, as the bottleneck's error map is."""
-    from training.gate_experiments import NearestMemoryError, greedy_coreset
+    from studies.gate_experiments import NearestMemoryError, greedy_coreset
 
     memory = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], np.float32)
     cells = np.array([[[[4.0, 0.0], [1.0, 1.0]], [[0.0, 3.0], [9.0, 9.0]]]], np.float32)  # (1, 2, 2, 2)

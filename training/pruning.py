@@ -12,7 +12,7 @@ training: a few linear solves over sampled feature cells.
 
 The block outputs keep their widths, so the gate's taps and the classifier's stem keep
 their meaning; the pruned network is an approximation of the ImageNet one, judged by the
-gate's own recall (``python -m training.gate_experiments``; docs/gate_design.md, "A pruned
+gate's own recall (``python -m studies.gate_experiments``; docs/gate_design.md, "A pruned
 backbone").
 
 ``distil`` can then fine-tune every weight of the pruned blocks by gradient descent so that

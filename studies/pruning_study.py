@@ -1,4 +1,4 @@
-"""``python -m training.pruning_study [--keep R ...] [--selection S ...]``: how close a pruned backbone stays.
+"""``python -m studies.pruning_study [--keep R ...] [--selection S ...]``: how close a pruned backbone stays.
 
 For each kept share of expansion channels and each channel selection (``training.pruning``), the
 backbone is pruned on the profile's training frames as ``python -m training autoencoder`` prunes it,
@@ -33,7 +33,7 @@ def tap_outputs(model: keras.Model, inputs: np.ndarray, names: list[str]) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.pruning_study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.pruning_study", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
     parser.add_argument("--keep", type=float, nargs="+", default=[0.5, 0.75])
     parser.add_argument("--selection", nargs="+", default=["energy", "least_squares"])

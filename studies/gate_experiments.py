@@ -1,4 +1,4 @@
-"""``python -m training.gate_experiments [--profile P] [VARIANT ...]``: gate variants compared.
+"""``python -m studies.gate_experiments [--profile P] [VARIANT ...]``: gate variants compared.
 
 Every variant is scored with the runtime's own scoring code (edge_runtime.anomaly; the
 profile's score normalisation, named in the row when it is not "none", with its level cap and
@@ -424,7 +424,7 @@ def results_path(profile_name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.gate_experiments", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.gate_experiments", description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all; names as in VARIANTS")
     parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""``python -m training.early_exit_study``: would a cheap first stage in front of the gate pay?
+"""``python -m studies.early_exit_study``: would a cheap first stage in front of the gate pay?
 
 The neu-steel gate runs MobileNetV2 blocks 0-12 on every frame. An early-exit cascade would
 run blocks 0-5 and a small bottleneck on their output first, pass frames that score low
@@ -35,7 +35,7 @@ from export.onnx_export import convert
 from export.quantize import time_model
 from training.backbone import gray_to_imagenet, mobilenet_v2
 from training.data import read_frames
-from training.gate_experiments import feature_variant
+from studies.gate_experiments import feature_variant
 from training.keras_session import KerasSession
 from training.profiles import PROFILES
 
@@ -77,7 +77,7 @@ def backbone_time_ms(layer: str, gate_path: Path, side: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     profile = PROFILES["neu-steel"]
-    parser = argparse.ArgumentParser(prog="python -m training.early_exit_study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.early_exit_study", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results" / profile.name / "early_exit.json",
                         help="the report (default: %(default)s)")
     args = parser.parse_args(argv)
