@@ -56,7 +56,7 @@ from edge_runtime.cli import positive_int, thread_count
 from edge_runtime.errors import InspectionError
 from edge_runtime.manifest import default_manifest_path, load_manifest
 from edge_runtime.overlay import anomaly_heatmap, anomaly_overlay, heatmap_overlay
-from edge_runtime.preprocess import load_image, to_gray01
+from edge_runtime.preprocess import checked_gray01, load_image, to_gray01
 
 ROOT = Path(__file__).resolve().parents[1]
 PC = time.perf_counter
@@ -96,7 +96,7 @@ def stage_latency(inspector: Inspector, data: bytes, iterations: int) -> dict:
         t0 = PC()
         image = load_image(data)
         t1 = PC()
-        frame = to_gray01(image, spec.min_side, spec.min_contrast, spec.min_mean_grey)
+        frame = checked_gray01(image, spec)[0]  # every frame check the runtime makes
         t2 = PC()
         padded, geometry = scorer.model_input(frame)
         raw = scorer.run_model(padded)

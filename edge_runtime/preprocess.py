@@ -373,5 +373,10 @@ def preprocess(source: ImageSource, spec: PreprocessSpec) -> np.ndarray:
 
 def preprocess_with_quality(source: ImageSource, spec: PreprocessSpec) -> tuple[np.ndarray, FrameQuality]:
     """``preprocess``'s frame and what the frame checks measured on it."""
-    return gray01_with_quality(load_image(source, spec.max_pixels), spec.min_side, spec.min_contrast, spec.min_mean_grey,
-                               spec.max_pixels, spec.min_neighbour_correlation)
+    return checked_gray01(load_image(source, spec.max_pixels), spec)
+
+
+def checked_gray01(image: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, FrameQuality]:
+    """A decoded image through every frame check of ``spec``, as float32 gray in [0, 1], with what they measured."""
+    return gray01_with_quality(image, spec.min_side, spec.min_contrast, spec.min_mean_grey, spec.max_pixels,
+                               spec.min_neighbour_correlation)

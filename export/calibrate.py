@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.anomaly import AnomalyScorer, frame_term_references
+from edge_runtime.anomaly import AnomalyScorer, frame_term_references, join_maps
 from edge_runtime.commissioning import threshold_for_false_alarm
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
 from edge_runtime.manifest import FrameTerm, ResidualDetector
@@ -116,7 +116,7 @@ def map_at_boxfree_level(scorer: AnomalyScorer, frame: np.ndarray, anomaly_map: 
     if scorer.residual_detector is None:
         return anomaly_map / boxfree_level_of(scorer, anomaly_map, boxes, margin)
     error, detector = scorer.map_parts(frame)
-    return np.maximum(error / boxfree_level_of(scorer, error, boxes, margin), detector)
+    return join_maps(error / boxfree_level_of(scorer, error, boxes, margin), detector)
 
 
 def frame_term(scorer: AnomalyScorer, samples: list[Sample], spec: PreprocessSpec, weight: float) -> FrameTerm:

@@ -100,7 +100,7 @@ def test_rejects_are_left_out_so_a_run_of_defects_is_not_drift(tmp_path):
         log.write([Record(source="s", frame_id=f"f{i}", verdict=verdict, profile="p",
                           score=float(score) * (3.0 if verdict == "defect" else 1.0))
                    for i, (verdict, score) in enumerate(zip(verdicts, scores[300:]))])
-        assert check_drift(log.recent_scores(500, profile="p"), baseline).status == "high"  # counted, they would be
+        assert check_drift(log.recent_values("score", 500, profile="p"), baseline).status == "high"  # counted, they would be
         checked = drift.check_log(log, "p", {"score_baseline": baseline.to_dict()})
     assert checked.status == "ok" and checked.frames == 240
 
@@ -119,10 +119,10 @@ def test_log_gives_the_newest_inspected_scores_of_a_profile_since_a_time(tmp_pat
                       captured_at=now) for i in range(50)]
     with SqliteLog(tmp_path / "i.db") as log:
         log.write(records)
-        assert log.recent_scores(4, profile="neu-steel") == [37.0, 36.0, 35.0, 32.0]  # newest first, no errors
-        assert len(log.recent_scores(100, profile="neu-steel")) == 24
-        assert log.recent_scores(2) == [47.0, 46.0]
-        assert log.recent_scores(100, since=time.time() + 60) == []
+        assert log.recent_values("score", 4, profile="neu-steel") == [37.0, 36.0, 35.0, 32.0]  # newest first, no errors
+        assert len(log.recent_values("score", 100, profile="neu-steel")) == 24
+        assert log.recent_values("score", 2) == [47.0, 46.0]
+        assert log.recent_values("score", 100, since=time.time() + 60) == []
 
 
 def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commissioning_replaces(tmp_path):

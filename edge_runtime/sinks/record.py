@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from ..result import InspectionResult
+
 INSPECTED = ("ok", "warn", "defect")
 FLAGGED = ("warn", "defect")  # the inspected verdicts the gate raised
 ERROR = "error"
@@ -59,13 +61,14 @@ class Record:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def record_from_result(frame_source: str, frame_id: str, captured_at: float | None, result: Any,
+def record_from_result(frame_source: str, frame_id: str, captured_at: float | None, result: InspectionResult,
                        model_sha256: Mapping[str, str] | None) -> Record:
-    """Build the record of an inspected frame from an ``InspectionResult`` (duck-typed)."""
+    """Build the record of an inspected frame from its ``InspectionResult`` (a renamed field fails here, loudly,
+    rather than leaving a drift column empty)."""
     return Record(
         source=frame_source,
         frame_id=frame_id,
-        verdict=getattr(result.verdict, "value", str(result.verdict)),
+        verdict=result.verdict.value,
         captured_at=captured_at,
         score=float(result.anomaly_score),
         warn_threshold=float(result.thresholds.warn),
@@ -75,9 +78,9 @@ def record_from_result(frame_source: str, frame_id: str, captured_at: float | No
         latency_ms=float(result.latency_ms),
         profile=result.profile,
         model_sha256=model_sha256,
-        frame_term=_optional_float(getattr(result, "frame_term", None)),
-        neighbour_correlation=_optional_float(getattr(result, "neighbour_correlation", None)),
-        mean_grey=_optional_float(getattr(result, "mean_grey", None)),
+        frame_term=_optional_float(result.frame_term),
+        neighbour_correlation=_optional_float(result.neighbour_correlation),
+        mean_grey=_optional_float(result.mean_grey),
     )
 
 

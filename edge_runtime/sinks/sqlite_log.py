@@ -308,12 +308,6 @@ class SqliteLog:
             params.append(int(limit))
         return [_as_dict(row) for row in self._query(sql, params)]
 
-    def recent_scores(self, limit: int, since: str | float | None = None, profile: str | None = None,
-                      verdicts: Sequence[str] = INSPECTED) -> list[float]:
-        """Anomaly scores of the newest ``limit`` frames with one of ``verdicts`` (of ``profile``, where
-        given), newest first."""
-        return self.recent_values("score", limit, since, profile, verdicts)
-
     def recent_values(self, column: str, limit: int, since: str | float | None = None, profile: str | None = None,
                       verdicts: Sequence[str] = INSPECTED) -> list[float]:
         """``column`` (one of ``DRIFT_COLUMNS``) of the newest ``limit`` frames with one of ``verdicts`` that
@@ -342,10 +336,6 @@ class SqliteLog:
             "AND r.id = (SELECT MAX(id) FROM reviews WHERE inspection_id = i.id) "
             f"{where} ORDER BY i.id DESC", params)
         return [dict(row) for row in rows]
-
-    def inspected_count(self, since: str | float | None = None) -> int:
-        counts = self.counts_by_verdict(since)
-        return sum(counts.get(v, 0) for v in INSPECTED)
 
 
 def _since_clause(since: str | float | None, extra: str | None = None,
