@@ -12,7 +12,7 @@ import os
 import random
 import re
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,18 +93,20 @@ def frames_and_masks(folder: Path) -> tuple[list[Path], list[Path]]:
     return [file for file in found if not is_mask_beside_image(file, images)], masks
 
 
-def read_voc_boxes(xml_path: Path) -> tuple[Box, ...]:
-    """The boxes of a Pascal VOC annotation; ``DatasetError`` naming the file if it is not one."""
+def read_voc(xml_path: Path) -> tuple[tuple[Box, ...], tuple[str, ...]]:
+    """The boxes of a Pascal VOC annotation and their objects' names ("" where one has none); ``DatasetError``
+    naming the file if it is not one."""
     try:
         root = ET.parse(xml_path).getroot()
-        boxes = []
+        boxes, names = [], []
         for obj in root.iter("object"):
             bb = obj.find("bndbox")
             boxes.append(Box(*(int(float(bb.find(k).text)) for k in ("xmin", "ymin", "xmax", "ymax"))))
+            names.append((obj.findtext("name") or "").strip())
     except (ET.ParseError, OSError, AttributeError, TypeError, ValueError) as error:
         raise DatasetError(f"{xml_path}: not a readable VOC annotation (every <object> needs a <bndbox> with "
                            f"xmin, ymin, xmax and ymax): {error}") from None
-    return tuple(boxes)
+    return tuple(boxes), tuple(names)
 
 
 # NEU-CLS style abbreviations (Cr_1.bmp, ...) of the NEU-DET class names.
@@ -143,9 +145,28 @@ def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     samples = []
     for path in files:
         xml = _annotation_of(path, annotations.get(path.stem.lower(), []))
-        samples.append(Sample(path, neu_label(path.stem), read_voc_boxes(xml) if xml else ()))
+        boxes, names = read_voc(xml) if xml else ((), ())
+        samples.append(Sample(path, _neu_class(path.stem, names), boxes))
     _require_classes(samples, root, min_classes)
     return samples
+
+
+NEU_CLASSES = frozenset(NEU_ALIASES.values())
+
+
+def _neu_class(stem: str, object_names: tuple[str, ...]) -> str:
+    """The image's class: from its file name (NEU's own naming; an image of one class may hold boxes of
+    others), else, for a name that is no NEU class (``img_0001``), the class its annotation names most."""
+    label = neu_label(stem)
+    named = [name for name in object_names if name]
+    if label_key(label) in {label_key(c) for c in NEU_CLASSES} or not named:
+        return label
+    return Counter(named).most_common(1)[0][0]
+
+
+def label_key(label: str) -> str:
+    """A label as compared with class names: letter case, spaces, '-' and '_' do not count."""
+    return re.sub(r"[\s_\-]+", "", label.lower())
 
 
 def _image_folders(root: Path) -> list[Path]:

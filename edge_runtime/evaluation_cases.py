@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from .datasets import (
     DatasetError,
     Sample,
     box_free_corners,
+    label_key,
     load_class_folders,
     load_magnetic_tile,
     load_neu_det,
@@ -97,20 +97,16 @@ def match_class_names(samples: list[Sample], class_names: list[str]) -> list[Sam
     ('Pitted Surface', 'pitted-surface' and 'pitted_surface' are one class), NEU-CLS's abbreviations ('Cr')
     and the tile set's folder names ('MT_Crack') are the class they stand for. A label that matches no class
     is kept as it is (``unknown_labels`` counts them)."""
-    by_key = {_key(name): name for name in class_names}
+    by_key = {label_key(name): name for name in class_names}
     by_key.update({alias: name for alias, name in NEU_ALIASES.items() if name in class_names})
 
     def canonical(label: str | None) -> str | None:
         if label is None:
             return None
-        key = _key(label)
+        key = label_key(label)
         return by_key.get(key, by_key.get(key.removeprefix("mt"), label))  # MT_Crack: the tile set's folder name
 
     return [replace(s, label=canonical(s.label)) for s in samples]
-
-
-def _key(label: str) -> str:
-    return re.sub(r"[\s_\-]+", "", label.lower())
 
 
 def unknown_labels(samples: list[Sample], class_names: list[str]) -> dict[str, int]:

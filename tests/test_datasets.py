@@ -212,3 +212,14 @@ def test_class_folders_and_inspected_folders_leave_the_masks_beside_images_out(t
     assert set(samples) == {"a.jpg", "b.jpg", "c.png"} and samples["b.jpg"].mask_path.name == "b.png"
     assert sorted(path.name for path, _ in _expand_folders([tmp_path])) == ["a.jpg", "b.jpg", "c.png"]
     assert "2 pixel masks beside same-name images left out" in capsys.readouterr().err
+
+
+def test_an_image_whose_name_is_no_class_takes_the_class_its_annotation_names(tmp_path):
+    """Held-out images renamed img_0001.jpg keep their VOC annotation; NEU's own names still decide where they
+    exist (a scratches image may hold an inclusion box too)."""
+    _image(tmp_path / "images" / "img_0001.jpg")
+    _voc(tmp_path / "annotations" / "img_0001.xml", 2)  # names "crazing"
+    _image(tmp_path / "images" / "scratches_3.jpg")
+    _voc(tmp_path / "annotations" / "scratches_3.xml", 2)
+    labels = {s.path.name: s.label for s in load_neu_det(tmp_path, min_classes=0)}
+    assert labels == {"img_0001.jpg": "crazing", "scratches_3.jpg": "scratches"}
