@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
@@ -25,6 +26,12 @@ class History(NamedTuple):
     reviews: dict  # operators' reviews of the window's records, summed up (edge_runtime.sinks.reviews)
 
 
+def local_times(stamps: pd.Series) -> pd.Series:
+    """Unix seconds as this PC's local wall-clock time (what ``python -m edge_runtime history`` prints), each
+    with its own UTC offset, so a summer-time change does not shift the older records."""
+    return pd.Series(pd.to_datetime([datetime.fromtimestamp(float(t)) for t in stamps]), index=stamps.index)
+
+
 def load_history(db: Path, since: str | None = None, limit: int | None = None) -> History:
     """The window's newest log rows and, counted in SQL so that they hold beyond the row limit, its
     records per verdict, unfired rejects and errors per cause, as ``python -m edge_runtime history``
@@ -43,7 +50,7 @@ def load_history(db: Path, since: str | None = None, limit: int | None = None) -
     df = history.rows
     if not df.empty:
         stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
-        df["time"] = pd.to_datetime(stamp, unit="s", utc=True).dt.tz_convert(None)
+        df["time"] = local_times(stamp)
     return history
 
 

@@ -169,6 +169,7 @@ class LiveSession:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
 
         self.tap = TapInspector(inspector)
+        self.profile, self.thresholds = inspector.profile, inspector.thresholds  # the loop's, whatever changes later
         self.rolling = RollingSink()
         self.source_name = getattr(source, "name", "source")
         self.reject_sink = reject_sink  # first, for the lowest reject latency (``command_reject_sink``)

@@ -17,6 +17,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,9 +304,30 @@ def _fill_log(db: Path, n: int = 60) -> None:
 
 
 def test_history_empty_log(env):
+    from edge_runtime.sinks import SqliteLog
+
     at = app("history")
     assert not at.exception
+    assert any(f"No inspection log at `{env.log_db}` yet" in i.value for i in at.info)  # not "no production"
+    SqliteLog(env.log_db).close()
+    at = app("history")
     assert any("No inspections logged" in i.value for i in at.info)
+
+
+def test_history_shows_the_times_in_local_time_as_the_cli_prints_them(monkeypatch):
+    import datetime as dt
+
+    stamps = pd.Series([1_780_000_000.0, 1_800_000_000.0])  # one in summer, one in winter
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        shown = history_logic.local_times(stamps)
+        assert [t.strftime("%Y-%m-%d %H:%M:%S") for t in shown] == [
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s)) for s in stamps]
+        assert [t.hour for t in shown] != [dt.datetime.fromtimestamp(s, dt.timezone.utc).hour for s in stamps]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_history_counts_filters_export(env):
@@ -892,7 +914,7 @@ def test_live_synthetic_start_stop(env):
             flagged_so_far = int(metrics["Warn"]) + int(metrics["Defect"]) if metrics else 0
             if metrics and int(metrics["OK"]) + flagged_so_far >= 5 and flagged_so_far and at.image:
                 break
-        assert metrics and float(metrics["Frames/s"]) > 0
+        assert metrics and float(metrics["Inspected/s"]) > 0
         assert verdicts(at) and at.image
     finally:
         at.button(key="live_stop").click().run()

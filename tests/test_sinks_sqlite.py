@@ -119,6 +119,7 @@ def test_errors_by_cause_groups_on_the_exception_type_that_opens_the_text(log):
         Record("folder", "y.png", "error", error="unreadable inspection result: ValueError: bad"),
         Record("camera:0", "3", "defect", score=3.0, error="reject hook failed: ejector exited with status 1"),
         Record("camera:0", "4", "ok", score=1.0),
+        Record("camera:0", "5", "dropped"),  # the inspection did not keep up: never inspected either
     ])
-    assert log.errors_by_cause() == {"FrameQualityError": 2, "other": 2, "CameraUnavailableError": 1}
+    assert log.errors_by_cause() == {"FrameQualityError": 2, "other": 2, "CameraUnavailableError": 1, "dropped": 1}
     assert log.errors_by_cause(since=time.time() + 3600) == {}

@@ -12,8 +12,12 @@ from edge_runtime.sinks.reviews import summary_line
 
 config = runtime.get_config()
 st.title("History")
-st.caption(f"Inspection log: `{config.log_db}`")
+st.caption(f"Inspection log: `{config.log_db}` · times are this PC's local time")
 
+if not config.log_db.is_file():
+    st.info(f"No inspection log at `{config.log_db}` yet: start the capture loop on the **Live line** page (or "
+            "`steel-inspect watch` on the line), or start the dashboard with `--log-db` naming the line's log.")
+    st.stop()
 window = st.selectbox("Time window", list(hl.WINDOWS), index=3, key="hist_window")
 try:
     history = hl.load_history(config.log_db, hl.WINDOWS[window])

@@ -74,7 +74,9 @@ def show() -> None:
         return
     snap = session.snapshot()
     state = "running" if session.running else "stopped"
-    st.caption(f"Source `{session.source_name}` · {state} · logging to `{config.log_db}` · " + (
+    st.caption(f"Source `{session.source_name}` · {state} · profile **{session.profile}** (warn "
+               f"{session.thresholds.warn:.6g}, defect {session.thresholds.defect:.6g}, as when it started) · "
+               f"logging to `{config.log_db}` · " + (
         f"records older than {session.retain} deleted hourly" if session.retain else
         "every record kept (start with `--retain 30d` to delete old ones)"))
     if session.retention:
@@ -86,10 +88,13 @@ def show() -> None:
         st.error(session.error)
     if snap.get("last_source_error"):
         st.warning(f"Source problem: {snap['last_source_error']}")
+    if snap.get("dropped"):
+        st.warning(f"{snap['dropped']} frame(s) dropped uninspected: the inspection does not keep up with the "
+                   "source. They are logged as `dropped`; a fail-safe line rejects them (`--reject-on ...,dropped`).")
     counts = snap.get("verdicts", {})
     rate = session.rolling.reject_rate()
     m = st.columns(6)
-    m[0].metric("Frames/s", f"{snap.get('frames_per_s', 0):.1f}")
+    m[0].metric("Inspected/s", f"{snap.get('inspected', 0) / max(snap.get('elapsed_s', 0), 1e-9):.1f}")
     m[1].metric("OK", counts.get("ok", 0))
     m[2].metric("Warn", counts.get("warn", 0))
     m[3].metric("Defect", counts.get("defect", 0))

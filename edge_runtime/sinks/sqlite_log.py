@@ -282,14 +282,16 @@ class SqliteLog:
         return int(self._query(f"SELECT COUNT(*) FROM inspections {where}", [*params, f"%{REJECT_HOOK_FAILED}%"])[0][0])
 
     def errors_by_cause(self, since: str | float | None = None) -> dict[str, int]:
-        """Frames that could not be inspected and source outages, per cause: the exception type that opens
-        their error text ("FrameQualityError: noise frame: ..."), "other" where none does. Most first."""
-        where, params = _since_clause(since, "verdict IN (?, ?)")
-        cause = ("CASE WHEN instr(error, ':') > 5 AND substr(error, instr(error, ':') - 5, 5) = 'Error' "
+        """Frames that were not inspected and source outages, per cause: the exception type that opens
+        their error text ("FrameQualityError: noise frame: ..."), "dropped" for frames dropped from a full
+        queue (the inspection did not keep up), "other" where none says. Most first."""
+        where, params = _since_clause(since, "verdict IN (?, ?, ?)")
+        cause = (f"CASE WHEN verdict = '{DROPPED}' THEN '{DROPPED}' "
+                 "WHEN instr(error, ':') > 5 AND substr(error, instr(error, ':') - 5, 5) = 'Error' "
                  "AND instr(substr(error, 1, instr(error, ':') - 1), ' ') = 0 "
                  "THEN substr(error, 1, instr(error, ':') - 1) ELSE 'other' END")
         rows = self._query(f"SELECT {cause} AS cause, COUNT(*) FROM inspections {where} GROUP BY cause "
-                           "ORDER BY 2 DESC, 1", [*params, ERROR, SOURCE_ERROR])
+                           "ORDER BY 2 DESC, 1", [*params, ERROR, SOURCE_ERROR, DROPPED])
         return {row[0]: int(row[1]) for row in rows}
 
     def last_rejects(self, limit: int = 10, since: str | float | None = None) -> list[dict[str, Any]]:
