@@ -43,9 +43,11 @@ def inspect_items(
     max_cache: int = 256,
     always_classify: bool = False,
 ) -> list[Inspected]:
-    """Inspect ``(name, bytes)`` pairs in order, reusing cached results across reruns."""
+    """Inspect ``(name, bytes)`` pairs in order, reusing cached results across reruns (a slider moved, a download).
+    The cache keeps only the images of this call: a result holds its frame and maps at full size (48 MB for a
+    2000x2000 frame), so the results of images no longer on the page are let go."""
     cache = {} if cache is None else cache
-    out = []
+    out, used = [], set()
     for name, data in items:
         key = cache_key(data, inspector) + (name, always_classify)
         item = cache.get(key)
@@ -54,7 +56,10 @@ def inspect_items(
             if len(cache) >= max_cache:
                 cache.pop(next(iter(cache)))
             cache[key] = item
+        used.add(key)
         out.append(item)
+    for stale in [key for key in cache if key not in used]:
+        del cache[stale]
     return out
 
 

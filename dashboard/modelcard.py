@@ -164,6 +164,23 @@ def _camera_copies(entry: dict) -> str:
             f"(a random defocus, sensor noise, sharpening or JPEG change)")
 
 
+def figures_at_other_thresholds(thresholds: dict) -> str | None:
+    """A note for the metrics table where the thresholds in use are not the export's: the manifest's test figures
+    were measured at the export's (the oldest change's values before it), so they do not describe the gate as it
+    runs now. None where the thresholds are as exported."""
+    changes = changes_newest_first(thresholds)
+    if not changes:
+        return None
+    first = changes[-1]
+    exported = (first.get("previous_warn"), first.get("previous_defect"))
+    if exported == (thresholds.get("warn"), thresholds.get("defect")):
+        return None
+    return (f"The test figures below were measured at the export's thresholds (warn {_text(exported[0])}, defect "
+            f"{_text(exported[1])}); the thresholds in use are warn {_text(thresholds.get('warn'))}, defect "
+            f"{_text(thresholds.get('defect'))}, so the gate's recall and false alarms differ from them "
+            "(`python -m edge_runtime evaluate` measures them at the thresholds in use).")
+
+
 def result_plots(results_dir: Path, profile: str | None, limit: int = 24) -> list[Path]:
     """Plot images in ``results_dir`` (recursively, 2 levels), this profile's first."""
     root = Path(results_dir)

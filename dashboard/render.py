@@ -45,6 +45,16 @@ class Inspected:
         return data
 
 
+def distinct_digits(score: float, *thresholds: float) -> tuple[str, ...]:
+    """``score`` and ``thresholds`` as text with 4 significant digits, or as many more as it takes to tell the score
+    from each threshold: a score just under a threshold must not read as equal to it beside a lower verdict."""
+    for digits in range(4, 17):
+        texts = tuple(f"{value:.{digits}g}" for value in (score, *thresholds))
+        if all(texts[0] != text for value, text in zip(thresholds, texts[1:]) if value != score):
+            return texts
+    return texts
+
+
 def verdict_markdown(verdict: str) -> str:
     """Big coloured verdict badge as Streamlit markdown (no raw HTML needed)."""
     colour = VERDICT_COLOURS.get(verdict, "gray")

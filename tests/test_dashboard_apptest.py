@@ -273,6 +273,8 @@ def test_inspect_cache_reuses_results(env):
     inspect_items(env.fake, [("a.png", fakes.png(20))], cache)
     inspect_items(env.fake, [("a.png", fakes.png(20))], cache)
     assert env.fake.calls == 1
+    inspect_items(env.fake, [("b.png", fakes.png(90))], cache)  # another upload: a.png's full-size maps let go
+    assert [key[-2] for key in cache] == ["b.png"]
 
 
 # ----------------------------------------------------------------------------- History
@@ -1210,3 +1212,40 @@ def test_the_live_line_does_not_start_when_the_golden_frames_no_longer_score_as_
     finally:
         runtime.get_config.clear()
         runtime._cached_inspector.clear()
+
+
+def test_a_commissioning_on_the_page_sets_both_thresholds_on_the_frames_as_calibrate_does(env):
+    """The warn threshold too comes from the line's frames (5% of them flagged by default), not as shipped."""
+    from edge_runtime.commissioning import propose_thresholds
+
+    good = env.val / "good"
+    good.mkdir()
+    for i in range(120):
+        (good / f"g{i:03d}.png").write_bytes(fakes.png(30 + i % 90))
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("good").run()
+    at.button(key="tune_run").click().run()
+    at.button(key="tune_use").click().run()
+    scores = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))["score"].to_numpy()
+    expected = propose_thresholds(scores, 0.01, 0.05)
+    assert (_threshold(at, "Warn").value, _threshold(at, "Defect").value) == pytest.approx(
+        (expected["warn"], expected["defect"]))
+
+
+def test_the_model_card_says_when_its_test_figures_are_of_other_thresholds():
+    exported = {"warn": 2.5733, "defect": 3.2518}
+    assert modelcard.figures_at_other_thresholds(exported) is None
+    changed = {"warn": 2.5984, "defect": 2.6982, "changes": [
+        {"previous_warn": 2.5733, "previous_defect": 3.2518, "warn": 2.6, "defect": 2.7},
+        {"previous_warn": 2.6, "previous_defect": 2.7, "warn": 2.5984, "defect": 2.6982}]}
+    note = modelcard.figures_at_other_thresholds(changed)
+    assert "export's thresholds (warn 2.573, defect 3.252)" in note and "in use are warn 2.598, defect 2.698" in note
+    restored = {**changed, "warn": 2.5733, "defect": 3.2518}
+    assert modelcard.figures_at_other_thresholds(restored) is None
+
+
+def test_a_score_just_under_a_threshold_does_not_read_as_equal_to_it():
+    assert render.distinct_digits(1.23456, 2.0, 3.0) == ("1.235", "2", "3")
+    score, warn, defect = render.distinct_digits(5.021511077880859, 5.02151107788086, 7.5)
+    assert score != warn and float(score) < float(warn)

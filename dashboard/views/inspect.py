@@ -81,8 +81,8 @@ for n, item in enumerate(results[:MAX_DETAILS]):
         c1, c2, c3 = st.columns([1.1, 1, 1])
         with c1:
             st.markdown(render.verdict_markdown(r.verdict.value))
-            st.markdown(f"Anomaly score **{r.anomaly_score:.4g}** (warn ≥ {r.thresholds.warn:.4g}, "
-                        f"defect ≥ {r.thresholds.defect:.4g}) · {r.latency_ms:.0f} ms")
+            score, warn, defect = render.distinct_digits(r.anomaly_score, r.thresholds.warn, r.thresholds.defect)
+            st.markdown(f"Anomaly score **{score}** (warn ≥ {warn}, defect ≥ {defect}) · {r.latency_ms:.0f} ms")
             if r.frame_term is not None:
                 st.caption(render.frame_term_caption(r.anomaly_score, r.frame_term))
             if r.mean_grey is not None and r.neighbour_correlation is not None:

@@ -101,6 +101,8 @@ with right:
 st.subheader("Training and evaluation")
 metrics = modelcard.find_section(entry, manifest, "metrics", "evaluation", "training")
 if metrics:
+    if note := modelcard.figures_at_other_thresholds(entry.get("thresholds") or {}):
+        st.warning(note)
     st.dataframe(modelcard.flatten(metrics), hide_index=True, width="stretch")
 else:
     st.caption("No metrics recorded in the manifest.")

@@ -76,8 +76,12 @@ elif inspector.frame_term_references is not None:
                "defect-free frames (this page's *defect-free frames* layout, or `python -m edge_runtime calibrate`), "
                "which re-measures them (docs/commissioning.md).")
 target = st.slider("Target false-alarm rate for a suggestion", 0.0, 0.2, 0.01, 0.005, format="%.3f", key="tune_target")
+warn_target = st.slider("Target share of these good frames flagged at warn", 0.0, 0.3, 0.05, 0.005, format="%.3f",
+                        key="tune_warn_target", help="calibrate's --warn-false-alarm-rate") if commissioning else None
 try:
     suggested = tuning.threshold_for_false_alarm(scores, target)
+    # A commissioning sets the warn threshold on the frames too, as calibrate does; otherwise it stays as set.
+    suggested_warn = tuning.threshold_for_false_alarm(scores, max(warn_target, target)) if commissioning else None
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
@@ -94,15 +98,17 @@ p1, p2 = st.columns(2)
 warn = p1.number_input("Warn threshold", value=proposal["warn"], format="%.6f", key=f"tune_warn_{inputs}")
 defect = p2.number_input("Defect threshold", value=proposal["defect"], format="%.6f", key=f"tune_defect_{inputs}")
 proposal.update(warn=float(warn), defect=float(defect))
-st.caption(f"Suggested defect threshold for ≤ {target:.1%} false alarms: **{suggested:.6g}**")
+st.caption(f"Suggested defect threshold for ≤ {target:.1%} false alarms: **{suggested:.6g}**" + (
+    "" if suggested_warn is None else f"; warn threshold for ≤ {max(warn_target, target):.1%}: **{suggested_warn:.6g}**"))
 
 
-def _use_suggestion(value: float) -> None:
+def _use_suggestion(defect_value: float, warn_value: float | None) -> None:
     taken = st.session_state["tune_proposal"]
-    taken.update(defect=float(value), warn=min(taken["warn"], float(value)), version=taken["version"] + 1)
+    warn_value = min(taken["warn"], defect_value) if warn_value is None else warn_value
+    taken.update(defect=float(defect_value), warn=float(warn_value), version=taken["version"] + 1)
 
 
-st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(suggested,))
+st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(suggested, suggested_warn))
 proposed = (warn, defect)
 
 h, r = st.columns([1.6, 1])
