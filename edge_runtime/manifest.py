@@ -439,7 +439,7 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     if differ:
         raise ManifestError(f"{earlier} describes another {', '.join(differ)} (its sha256 differs): its thresholds "
                             "were not set on the models deployed now")
-    if old_entry.get("thresholds") == entry.get("thresholds"):
+    if _restored_part(old_entry.get("thresholds")) == _restored_part(entry.get("thresholds")):
         raise ManifestError(f"{earlier} holds the thresholds profile '{profile}' has now: nothing to restore (another "
                             "profile? name it with --profile)")
     thresholds, score, old_score = old_entry.get("thresholds"), entry["autoencoder"].get("score", {}), \
@@ -451,6 +451,14 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
                            term, {key: thresholds.get(key) for key in BASELINE_KEYS}, reason, changed_by,
                            Path(earlier).name, views_from)
+
+
+def _restored_part(thresholds: object) -> object:
+    """What a restore sets of a thresholds entry (the values, the commissioning record, the drift baselines), not
+    the record of how it came (the change log, when it was edited)."""
+    if not isinstance(thresholds, dict):
+        return thresholds
+    return {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS)}
 
 
 def _deployed_files(entry: dict) -> dict[str, object]:

@@ -367,3 +367,17 @@ def test_the_watching_thread_checks_at_once_survives_a_failure_and_stops_when_to
     thread.join(timeout=5)
     assert not thread.is_alive() and watch.calls >= 2 and len(failures) == watch.calls
     assert isinstance(failures[0], OSError)
+
+
+def test_restoring_the_same_backup_twice_changes_nothing_the_second_time(tmp_path, capsys):
+    """The second time the thresholds are the backup's already; only the change log differs, which decides nothing."""
+    path = _minimal_manifest(tmp_path / "m.json")
+    earlier = tmp_path / "earlier.bak"
+    earlier.write_text(path.read_text())
+    document = json.loads(path.read_text())
+    document["profiles"]["p"]["thresholds"].update(warn=0.5, defect=0.7)
+    path.write_text(json.dumps(document))
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(earlier), "--reason", "roll back"]) == 0
+    capsys.readouterr()
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(earlier), "--reason", "again"]) == 2
+    assert "nothing to restore" in capsys.readouterr().err
