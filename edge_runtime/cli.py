@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--normal-crops", type=int, default=0, metavar="SIZE",
                           help="NEU-DET: add box-free SIZE x SIZE crops as normal frames (a proxy, see docs/results.md)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--per-image", type=Path, metavar="FILE",
+                          help="write one JSON line per image: its file, label and result (or why it was not inspected)")
     evaluate.add_argument("--plots", type=Path, metavar="DIR", help="write confusion matrix, ROC, histograms, gallery")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -218,6 +220,11 @@ def cmd_evaluate(args) -> int:
     for notice in notices:
         print(f"note: {notice}", file=sys.stderr)
     metrics, rows = evaluate(inspector, cases)
+    if args.per_image:
+        from .evaluate import per_image_records
+
+        args.per_image.parent.mkdir(parents=True, exist_ok=True)
+        args.per_image.write_text("".join(json.dumps(record) + "\n" for record in per_image_records(rows)))
     metrics.update(profile=inspector.profile, dataset=args.dataset, path=str(args.path.resolve()), split=args.split,
                    notices=notices,
                    thresholds={"warn": inspector.thresholds.warn, "defect": inspector.thresholds.defect})

@@ -16,7 +16,7 @@ from .image_io import read_gray
 from .inspector import Inspector
 from .metrics import auroc, confusion_matrix, peak_inside_boxes, separation_auroc
 from .preprocess import preprocess
-from .result import InspectionResult, Verdict
+from .result import InspectionResult, Verdict, failure_dict
 
 POINTING_TOLERANCE_PX = 15.0  # the pointing game's customary tolerance (Zhang et al., ECCV 2016)
 
@@ -68,6 +68,18 @@ def evaluate(inspector: Inspector, cases: list[Case], batch_size: int = 8, progr
         bar.update(len(chunk))
     bar.close()
     return _metrics(rows, names, inspector.scorer.scored_area), rows
+
+
+def per_image_records(rows: list) -> list[dict]:
+    """One JSON-ready record per evaluated frame: its file, its label (None: defect-free), its crop where it is
+    one, and what the runtime reported (``InspectionResult.to_dict``, or ``failure_dict`` with the reason), so a
+    reader can recompute every figure of the evaluation from them."""
+    records = []
+    for case, outcome in rows:
+        reported = outcome.to_dict() if isinstance(outcome, InspectionResult) else failure_dict(case.name, outcome)
+        records.append({**reported, "name": case.name, "path": str(case.sample.path), "label": case.sample.label,
+                        "crop": None if case.crop is None else list(case.crop)})
+    return records
 
 
 def _metrics(rows: list, names: list[str], scored_area=None) -> dict:

@@ -69,6 +69,12 @@ def test_evaluate_names_the_images_it_could_not_inspect_and_the_crops_it_could_n
     assert "1 image(s) could not be inspected and are in no figure above:\n  crazing_3.jpg:" in out
     assert "n_classified                       2" in out
     assert "--normal-crops 64: no box-free crops, since no image has VOC boxes" in err
-    assert main(["evaluate", "--dataset", "neu-det", str(tmp_path), "--json"]) == 1
+    per_image = tmp_path / "out" / "images.jsonl"
+    assert main(["evaluate", "--dataset", "neu-det", str(tmp_path), "--json", "--per-image", str(per_image)]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == str(tmp_path.resolve()) and report["split"] == "all" and report["n_classified"] == 2
+    lines = [json.loads(line) for line in per_image.read_text().splitlines()]
+    assert sorted(line["name"] for line in lines) == ["crazing_1.jpg", "crazing_3.jpg", "scratches_2.jpg"]
+    inspected = [line for line in lines if line["verdict"] != "error"]  # the figures, recomputed from the lines
+    assert report["classifier_accuracy"] == sum(l["defect_class"] == l["label"] for l in inspected) / len(inspected)
+    assert report["gate_recall"] == sum(l["verdict"] != "ok" for l in inspected) / len(inspected)
