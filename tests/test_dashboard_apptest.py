@@ -569,6 +569,19 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert thresholds["commissioned"]["false_alarm_rate"] == 0.125 and "score_baseline" not in thresholds
 
 
+def _commissioning_scored(env, frames: int):
+    """The Tuning page with ``frames`` good frames (a folder "good") scored as defect-free frames."""
+    good = env.val / "good"
+    good.mkdir()
+    for i in range(frames):
+        (good / f"g{i:03d}.png").write_bytes(fakes.png(30 + i % 90))
+    at = app("tuning")
+    at.radio(key="tune_layout").set_value("defect-free frames").run()
+    at.selectbox(key="tune_sub").set_value("good").run()
+    at.button(key="tune_run").click().run()
+    return at, good
+
+
 def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baselines(env):
     """Saved from defect-free frames, the thresholds count as commissioned on them (the model card says
     so) and, from 200 frames on, their scores and picture smoothness become the drift checks' baselines, as
@@ -576,15 +589,8 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     from edge_runtime.drift import BRIGHTNESS, SMOOTHNESS, Baseline
 
     manifest = _fake_manifest(env)
-    good = env.val / "good"
-    good.mkdir()
-    for i in range(210):
-        (good / f"g{i:03d}.png").write_bytes(fakes.png(30 + i % 90))
-    at = app("tuning")
-    at.radio(key="tune_layout").set_value("defect-free frames").run()
-    at.selectbox(key="tune_sub").set_value("good").run()
+    at, good = _commissioning_scored(env, 210)
     assert at.number_input(key="tune_per_class").disabled  # a commissioning scores every frame, not 40
-    at.button(key="tune_run").click().run()
     at.slider(key="tune_target").set_value(0.01).run()
     at.button(key="tune_use").click().run()
     defect = _threshold(at, "Defect").value
@@ -1218,14 +1224,7 @@ def test_a_commissioning_on_the_page_sets_both_thresholds_on_the_frames_as_calib
     """The warn threshold too comes from the line's frames (5% of them flagged by default), not as shipped."""
     from edge_runtime.commissioning import propose_thresholds
 
-    good = env.val / "good"
-    good.mkdir()
-    for i in range(120):
-        (good / f"g{i:03d}.png").write_bytes(fakes.png(30 + i % 90))
-    at = app("tuning")
-    at.radio(key="tune_layout").set_value("defect-free frames").run()
-    at.selectbox(key="tune_sub").set_value("good").run()
-    at.button(key="tune_run").click().run()
+    at, good = _commissioning_scored(env, 120)
     at.button(key="tune_use").click().run()
     scores = tuning.score_samples(env.fake, tuning.load_samples(good, "defect-free frames", None))["score"].to_numpy()
     expected = propose_thresholds(scores, 0.01, 0.05)
