@@ -61,15 +61,21 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
 
 def _walk(folder: Path) -> list[Path]:
     """Every entry under ``folder``, through linked sub-folders, without visiting a real folder twice."""
-    entries, seen = [], set()
+    return [Path(root) / name for root, files in _folders(folder) for name in files]
+
+
+def _folders(folder: Path) -> list[tuple[str, list[str]]]:
+    """(folder, its file names) of ``folder`` and every folder under it, through linked sub-folders, each real
+    folder once (a link to a folder above it is not a loop)."""
+    found, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        entries += [Path(root) / name for name in files]
-    return entries
+        found.append((root, files))
+    return found
 
 
 def is_mask_beside_image(path: Path, image_stems: set[tuple[Path, str]]) -> bool:
@@ -114,14 +120,16 @@ NEU_ALIASES = {"cr": "crazing", "in": "inclusion", "pa": "patches", "ps": "pitte
                "rs": "rolled-in_scale", "sc": "scratches"}
 
 
-# A file's number and copy marks after its class name: "_12", " 17", "-3", " (1)", " - Copy".
-_NUMBER_SUFFIX = re.compile(r"(?:[\s_\-]*(?:\(\d+\)|\d+|copy))+$", re.IGNORECASE)
+# One number or copy mark at the end of a file's name: "_12", " 17", "-3", " (1)", " - Copy".
+_LAST_NUMBER = re.compile(r"[\s_\-]*(?:\(\d+\)|\d+|copy)$", re.IGNORECASE)
 
 
 def neu_label(stem: str) -> str:
-    """Class of a NEU file: the name before its number (``crazing_12``, ``crazing 12 (1)``), with NEU-CLS
-    abbreviations spelled out (``Cr_12``)."""
-    prefix = _NUMBER_SUFFIX.sub("", stem) or stem
+    """Class of a NEU file: the name before its numbers (``crazing_12``, ``crazing 12 (1)``), with NEU-CLS
+    abbreviations spelled out (``Cr_12``). A name that is only a number stays as it is."""
+    prefix = stem
+    while (mark := _LAST_NUMBER.search(prefix)) and mark.start() > 0:  # one mark at a time: no backtracking blow-up
+        prefix = prefix[:mark.start()]
     return NEU_ALIASES.get(prefix.lower(), prefix)
 
 
@@ -151,15 +159,17 @@ def load_neu_det(root: Path, min_classes: int = 2) -> list[Sample]:
     return samples
 
 
-NEU_CLASSES = frozenset(NEU_ALIASES.values())
+# File-name stems that say what a file is, not what it shows: such an image's class comes from its annotation.
+GENERIC_NAMES = frozenset({"img", "image", "images", "frame", "pic", "picture", "photo", "sample", "file", "scan",
+                           "capture", "snapshot"})
 
 
 def _neu_class(stem: str, object_names: tuple[str, ...]) -> str:
     """The image's class: from its file name (NEU's own naming; an image of one class may hold boxes of
-    others), else, for a name that is no NEU class (``img_0001``), the class its annotation names most."""
+    others), else, for a name that names no class (``img_0001``, ``0001``), the class its annotation names most."""
     label = neu_label(stem)
     named = [name for name in object_names if name]
-    if label_key(label) in {label_key(c) for c in NEU_CLASSES} or not named:
+    if not named or (label_key(label) not in GENERIC_NAMES and not label.isdigit()):
         return label
     return Counter(named).most_common(1)[0][0]
 
@@ -174,12 +184,12 @@ def _image_folders(root: Path) -> list[Path]:
     child = _child_folder(root, "images")
     if child is not None:
         return [child]
-    nested = sorted({p for p in _walk_folders(root) if p.name.lower() == "images"})
-    return [p for p in nested if not any(q in p.parents for q in nested)] or [root]
+    nested = sorted({Path(folder) for folder, _ in _folders(root) if Path(folder).name.lower() == "images"})
+    nested = [p for p in nested if not any(q in p.parents for q in nested)]
+    outside = [p for p in image_files(root, recursive=True) if not any(folder in p.parents for folder in nested)]
+    return nested if nested and not outside else [root]  # images outside them: not a split layout, read it all
 
 
-def _walk_folders(root: Path) -> list[Path]:
-    return [Path(folder) for folder, _, _ in os.walk(root, followlinks=True)]
 
 
 def _xml_by_stem(root: Path) -> dict[str, list[Path]]:
@@ -233,7 +243,8 @@ def load_magnetic_tile(root: Path, min_classes: int = 2) -> list[Sample]:
     for class_folder in class_folders:
         name = class_folder.name[len("MT_"):].lower()
         label = None if name == "free" else name
-        frames, masks = frames_and_masks(_child_folder(class_folder, "imgs") or class_folder)
+        imgs = _child_folder(class_folder, "imgs")
+        frames, masks = frames_and_masks(imgs if imgs is not None and image_files(imgs, recursive=True) else class_folder)
         mask_of = _masks_by_frame(masks)
         samples.extend(Sample(path, label, mask_path=mask_of.get((path.parent, path.stem))) for path in frames)
     if not samples:

@@ -223,3 +223,51 @@ def test_an_image_whose_name_is_no_class_takes_the_class_its_annotation_names(tm
     _voc(tmp_path / "annotations" / "scratches_3.xml", 2)
     labels = {s.path.name: s.label for s in load_neu_det(tmp_path, min_classes=0)}
     assert labels == {"img_0001.jpg": "crazing", "scratches_3.jpg": "scratches"}
+
+
+def test_camera_style_file_names_read_at_once_and_keep_their_name_as_label():
+    import threading
+
+    from edge_runtime.datasets import neu_label
+
+    labels = []
+    names = ["Basler_acA2440_40237415_20241128_143022_123456_left", "IMG_" + "1" * 40 + "x"]
+    worker = threading.Thread(target=lambda: labels.extend(neu_label(name) for name in names), daemon=True)
+    worker.start()
+    worker.join(10.0)  # a backtracking pattern took minutes on such names
+    assert labels == names
+
+
+def test_neu_reader_reads_each_real_folder_once_through_linked_folders(tmp_path):
+    for name in ("crazing_1.jpg", "inclusion_1.jpg"):
+        _image(tmp_path / "flat" / name)
+    (tmp_path / "flat" / "loop").symlink_to(tmp_path / "flat")  # a link to the folder itself
+    (tmp_path / "split" / "train" / "images").mkdir(parents=True)
+    _image(tmp_path / "split" / "train" / "images" / "crazing_2.jpg")
+    (tmp_path / "split" / "train" / "up").symlink_to(tmp_path / "split")
+    assert sorted(s.path.name for s in load_neu_det(tmp_path / "flat", min_classes=0)) == ["crazing_1.jpg",
+                                                                                           "inclusion_1.jpg"]
+    assert [s.path.name for s in load_neu_det(tmp_path / "split", min_classes=0)] == ["crazing_2.jpg"]
+
+
+def test_an_images_folder_among_other_images_is_not_taken_for_a_split_layout(tmp_path):
+    for name in ("crazing_1.jpg", "inclusion_1.jpg", "old_rejects/images/patches_1.jpg"):
+        _image(tmp_path / name)
+    assert sorted(s.label for s in load_neu_det(tmp_path, min_classes=0)) == ["crazing", "inclusion", "patches"]
+
+
+def test_a_line_s_own_class_names_stay_those_of_its_file_names(tmp_path):
+    for n in (1, 2, 3):
+        _image(tmp_path / "images" / f"pit_{n}.jpg")
+    for n in (1, 2):  # annotated with another spelling: the file names still decide
+        _voc(tmp_path / "annotations" / f"pit_{n}.xml", 2)
+    assert {s.label for s in load_neu_det(tmp_path, min_classes=0)} == {"pit"}
+
+
+def test_an_empty_imgs_folder_does_not_hide_a_tile_class_s_own_images(tmp_path):
+    from edge_runtime.datasets import load_magnetic_tile
+
+    _image(tmp_path / "MT_Crack" / "c.jpg")
+    (tmp_path / "MT_Crack" / "Imgs").mkdir()
+    _image(tmp_path / "MT_Free" / "Imgs" / "f.jpg")
+    assert sorted(str(s.label) for s in load_magnetic_tile(tmp_path, min_classes=0)) == ["None", "crack"]
