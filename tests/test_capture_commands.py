@@ -94,7 +94,7 @@ def test_history_prints_counts_and_rejects(cli, tmp_path, capsys):
     assert "30 records" in out and "per verdict:" in out and "per class:" in out
     assert sum(line.startswith("  ") and " score " in line for line in out.splitlines()) == 3  # the rejects
     assert "score drift:  no_baseline: No score baseline" in out  # the shipped thresholds were not commissioned
-    assert cli("history", "--db", db, "--since", "1h", "--json") == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db, "--since", "1h", "--json") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["total"] == 30 and sum(summary["verdicts"].values()) == 30
     assert all(row["verdict"] == "defect" for row in summary["last_rejects"])
@@ -116,10 +116,10 @@ def test_history_names_what_kept_frames_from_being_inspected(cli, tmp_path, caps
     (folder / "broken.png").write_bytes(b"\x89PNG truncated")
     cli("watch", str(folder), "--log", db, "--once")
     capsys.readouterr()
-    assert cli("history", "--db", db) == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db) == 0
     out = capsys.readouterr().out
     assert "errors:       FrameQualityError 3  ImageDecodeError 1  (FrameQualityError: dark, blank or noise" in out
-    assert cli("history", "--db", db, "--json") == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db, "--json") == 0
     assert json.loads(capsys.readouterr().out)["error_causes"] == {"FrameQualityError": 3, "ImageDecodeError": 1}
 
 
@@ -127,7 +127,7 @@ def test_review_a_reject_from_history_and_see_it_summed_up(cli, tmp_path, capsys
     db = str(tmp_path / "i.db")
     cli("watch", "synthetic:0.5", "--log", db, "--max-frames", "30")
     capsys.readouterr()
-    assert cli("history", "--db", db, "--last", "2") == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db, "--last", "2") == 0
     numbers = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  #")]
     assert len(numbers) == 2
     with SqliteLog(db, create=False) as log:
@@ -137,7 +137,7 @@ def test_review_a_reject_from_history_and_see_it_summed_up(cli, tmp_path, capsys
     assert cli("review", "--db", db, numbers[1].lstrip("#"), "--shows", "defect", "--by", "anna") == 0
     assert cli("review", "--db", db, str(passed), "--shows", "defect", "--by", "ben") == 0
     capsys.readouterr()
-    assert cli("history", "--db", db) == 0
+    assert cli("--profile", "neu-steel", "history", "--db", db) == 0
     assert ("reviews:      2 flagged frame(s) reviewed: 1 defect(s) confirmed, 1 false alarm(s) (50% of flags "
             "confirmed); 1 passed frame(s) reviewed: 1 missed defect(s)") in capsys.readouterr().out
     assert cli("review", "--db", db, "--list", "--json") == 0
@@ -251,6 +251,21 @@ def test_history_reads_the_profile_of_the_window_and_fails_a_cron_line_that_cann
     assert json.loads(capsys.readouterr().out)["drift"]["profile"] == "neu-steel"
     assert cli_main(["history", "--db", str(db)]) == commands.EXIT_USAGE
     assert "holds frames of the profiles magnetic-tile, neu-steel; name one with --profile" in capsys.readouterr().out
+    assert cli_main(["history", "--db", str(db), "--profile", "neu_steel"]) == commands.EXIT_USAGE  # no check ran
+    assert "profile 'neu_steel' is not in the manifest" in capsys.readouterr().out
+
+
+def test_history_of_a_quiet_window_checks_the_profile_the_line_last_ran(tmp_path, capsys):
+    from edge_runtime.cli import main as cli_main
+    from edge_runtime.sinks import Record
+
+    db = tmp_path / "log.db"
+    with SqliteLog(db) as log:
+        log.write([Record("cam", "t", "ok", score=1.0, profile="magnetic-tile")])
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE inspections SET recorded_at = ?", (time.time() - 3 * 86400,))
+    assert cli_main(["history", "--db", str(db), "--since", "24h", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["drift"]["profile"] == "magnetic-tile"
 
 
 @pytest.mark.parametrize("command", [["history"], ["prune", "--older-than", "1d"], ["review", "--list"]])

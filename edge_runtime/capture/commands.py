@@ -83,8 +83,9 @@ def register(subparsers: Any) -> None:
     history = subparsers.add_parser("history", help="summarise the inspection log",
                                     description="Counts per verdict and defect class, the last rejects, and the score, image "
                                                 "and brightness drift since the line was commissioned (exit 1 when the "
-                                                "scores or the pictures have drifted or a reject hook failed; 2 when the "
-                                                "frames are of several profiles and --profile names none).")
+                                                "scores or the pictures have drifted or a reject hook failed; 2 when no "
+                                                "drift check could run: the frames are of several profiles and --profile "
+                                                "names none, or the manifest or the profile cannot be read).")
     history.add_argument("--db", default="inspections.db", help="SQLite inspection log (default: %(default)s)")
     history.add_argument("--since", help="only records since: 30m, 12h, 7d, an ISO date/time or unix seconds")
     history.add_argument("--last", type=int, default=10, help="how many recent rejects to list (default: %(default)s)")
@@ -348,7 +349,7 @@ def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None,
     def unavailable(message: str, status: str = "unavailable") -> dict[str, dict[str, Any]]:
         return {drift_key(measure): {"status": status, "drifted": False, "message": message} for measure in MEASURES}
 
-    logged = log.profiles(since)
+    logged = log.profiles(since) or log.profiles()  # a quiet window: the profile the line last ran
     if profile is None and len(logged) > 1:
         return unavailable(f"no drift check: the log holds frames of the profiles {', '.join(logged)}"
                            + (f" since {since}" if since else "") + "; name one with --profile", "needs_profile")
@@ -439,7 +440,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         _print_history(summary)
-    if any(summary[drift_key(measure)]["status"] == "needs_profile" for measure in MEASURES):
-        return EXIT_USAGE  # a cron line checking drift must not pass quietly after a product changeover
     drifted = any(summary[drift_key(measure)]["drifted"] for measure in MEASURES)
-    return 1 if drifted or summary["unfired_rejects"] else 0
+    if drifted or summary["unfired_rejects"]:
+        return 1  # a person must look
+    if any(summary[drift_key(measure)]["status"] in ("needs_profile", "unavailable") for measure in MEASURES):
+        return EXIT_USAGE  # no drift check could run (two profiles, no manifest): a cron line must not pass quietly
+    return 0
