@@ -136,6 +136,14 @@ def commission_folder(inspector: Any, samples: Sequence, progress: Callable[[int
     return line, pd.concat([scored, failed], ignore_index=True) if len(failed) else scored
 
 
+def in_deployed_units(df: pd.DataFrame, line: Any) -> pd.DataFrame:
+    """``commission_folder``'s rows with the deployed gate's scores (``line.scored``), in the units of the thresholds
+    in use, where the proposal's are in re-measured ones."""
+    deployed = df.copy()
+    deployed.loc[deployed["error"].isna(), "score"] = line.scored.scores  # scored rows first, in order
+    return deployed
+
+
 def commissioning_to_save(line: Any, warn: float, defect: float, folder: Path) -> dict:
     """``save_thresholds``' commissioning arguments for thresholds set on a folder of defect-free frames, as
     ``calibrate --write`` saves them: the ``commissioned`` record (the rates are the shares of these frames the
@@ -154,18 +162,24 @@ def sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]) -> pd.DataFrame:
+def rates_table(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float],
+                current_df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rates at the current and proposed thresholds; ``current_df``: the scores in the units the current thresholds
+    are in, where a commissioning re-measured the gate's references (``in_deployed_units``)."""
     rows = []
-    for setting, (warn, defect) in (("current", current), ("proposed", proposed)):
+    for setting, (warn, defect), frame in (("current", current, df if current_df is None else current_df),
+                                           ("proposed", proposed, df)):
         for name, t in (("warn", warn), ("defect", defect)):
-            r = rates(df, t)
+            r = rates(frame, t)
             rows.append({"setting": setting, "threshold": name, "value": t,
                          "false-alarm rate": r["false_alarm_rate"], "escape rate": r["escape_rate"],
                          "false alarms": r["false_alarms"], "escapes": r["escapes"]})
     return pd.DataFrame(rows)
 
 
-def histogram_figure(df: pd.DataFrame, current: tuple[float, float], proposed: tuple[float, float]):
+def histogram_figure(df: pd.DataFrame, current: tuple[float, float] | None, proposed: tuple[float, float]):
+    """Score histograms with the thresholds drawn; ``current`` None where the scores are in other units than the
+    thresholds in use (a commissioning that re-measured the gate's references)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,7 +192,8 @@ def histogram_figure(df: pd.DataFrame, current: tuple[float, float], proposed: t
     bins = np.linspace(both.min(), both.max(), 40) if len(both) and both.max() > both.min() else 20
     ax.hist(normal, bins=bins, alpha=0.6, color="#21a366", label=f"normal ({len(normal)})")
     ax.hist(defect, bins=bins, alpha=0.6, color="#d62728", label=f"defect ({len(defect)})")
-    for (warn, dfct), style, tag in ((current, "-", "current"), (proposed, "--", "proposed")):
+    for (warn, dfct), style, tag in [(t, style, tag) for t, style, tag in
+                                     ((current, "-", "current"), (proposed, "--", "proposed")) if t is not None]:
         ax.axvline(warn, color="#f0a202", ls=style, lw=1.5, label=f"{tag} warn {warn:.4g}")
         ax.axvline(dfct, color="#7b1113", ls=style, lw=1.5, label=f"{tag} defect {dfct:.4g}")
     ax.set_xlabel("anomaly score")

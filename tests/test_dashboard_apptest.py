@@ -1248,3 +1248,19 @@ def test_a_score_just_under_a_threshold_does_not_read_as_equal_to_it():
     assert render.distinct_digits(1.23456, 2.0, 3.0) == ("1.235", "2", "3")
     score, warn, defect = render.distinct_digits(5.021511077880859, 5.02151107788086, 7.5)
     assert score != warn and float(score) < float(warn)
+
+
+def test_the_current_rows_of_a_remeasured_commissioning_are_in_the_units_of_the_thresholds_in_use():
+    """Re-measured references move every score: the thresholds in use are judged on the deployed scores, as calibrate
+    reports them ("current"), the proposal on the re-measured ones."""
+    from edge_runtime.commissioning import Commissioning, GateScores
+
+    deployed = np.array([1.0, 2.0, 3.0, 4.0])
+    line = Commissioning(GateScores(deployed, (("bad.png", "truncated"),), {"score": deployed}), deployed * 2, None,
+                         None, 3.5, 3.5)
+    df = pd.DataFrame({"path": ["a", "b", "c", "d", "bad.png"], "label": "normal", "is_normal": True,
+                       "score": [*(deployed * 2), np.nan], "error": [None] * 4 + ["truncated"]})
+    table = tuning.rates_table(df, (3.5, 3.5), (7.5, 7.5), tuning.in_deployed_units(df, line)).set_index(
+        ["setting", "threshold"])
+    assert table.loc[("current", "defect"), "false-alarm rate"] == line.deployed_rates["flagged_defect"] == 0.25
+    assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.25  # 8.0 of 2, 4, 6, 8

@@ -112,7 +112,8 @@ st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(
 proposed = (warn, defect)
 
 h, r = st.columns([1.6, 1])
-h.pyplot(tuning.histogram_figure(scores, current, proposed))
+remeasured = line is not None and (line.frame_term is not None or line.views_from is not None)
+h.pyplot(tuning.histogram_figure(scores, None if remeasured else current, proposed))
 try:
     curve = tuning.roc(scores)
     points = {}
@@ -122,7 +123,7 @@ try:
     r.pyplot(tuning.roc_figure(curve, points))
 except ValueError as exc:
     r.warning(str(exc))
-table = tuning.rates_table(scores, current, proposed)
+table = tuning.rates_table(scores, current, proposed, tuning.in_deployed_units(scores, line) if remeasured else None)
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="percent") for c in ("false-alarm rate", "escape rate")})
 
