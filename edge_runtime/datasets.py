@@ -342,6 +342,14 @@ def split_samples(
     return splits
 
 
+def split_digests(splits: dict[str, list[Sample]]) -> dict[str, str]:
+    """Per split, a sha256 over the sorted content digests of its files: which images it holds, whatever their
+    names or folders. The export records them, so an evaluation can tell the training data set from another one
+    of the same size (``evaluation_cases.is_training_data_set``)."""
+    return {name: hashlib.sha256("\n".join(sorted(file_digest(s.path) for s in part)).encode()).hexdigest()
+            for name, part in splits.items()}
+
+
 def box_free_mask(shape: tuple[int, int], boxes: tuple[Box, ...], margin: int) -> np.ndarray:
     """True where a pixel is more than ``margin`` pixels away from every box."""
     covered = np.zeros(shape, bool)

@@ -16,6 +16,7 @@ from .datasets import (
     load_class_folders,
     load_magnetic_tile,
     load_neu_det,
+    split_digests,
     split_samples,
 )
 from .evaluate import Case
@@ -56,8 +57,11 @@ def select_split(samples: list[Sample], split_info: dict, split: str) -> list[Sa
 
 
 def is_training_data_set(splits: dict[str, list[Sample]], split_info: dict) -> bool:
-    """Whether ``splits`` are the recorded split of the training data set: the recorded counts, or a few more
-    files per split (the export counts only the files it could read; ``training.data.readable``)."""
+    """Whether ``splits`` are the recorded split of the training data set: the same files in each split, where the
+    manifest records their digests (``datasets.split_digests``); for a manifest without them, the recorded counts
+    or a few more files per split (the export counts only the files it could read; ``training.data.readable``)."""
+    if "digests" in split_info:
+        return split_digests(splits) == split_info["digests"]
     recorded = split_info.get("counts")
     if not recorded:
         return True

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_runtime.anomaly import FRAME_OUTPUT, MAP_OUTPUT, RESIDUAL_OUTPUT, STEM_OUTPUT, AnomalyScorer
 from edge_runtime.classifier import DefectClassifier, window_around_peak
-from edge_runtime.datasets import split_samples
+from edge_runtime.datasets import split_digests, split_samples
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME
 from edge_runtime.preprocess import preprocess
@@ -153,8 +153,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     out, weights = ROOT / "models" / name, ROOT / "models" / name / "keras"
     trained = json.loads((weights / "classifier_result.json").read_text())
     ae_config = json.loads((weights / "autoencoder_config.json").read_text())
-    splits = {split: readable(samples, spec)  # the files training skipped, named and skipped here too
-              for split, samples in split_samples(profile.load(), profile.seed, profile.split_fractions).items()}
+    listed = split_samples(profile.load(), profile.seed, profile.split_fractions)
+    splits = {split: readable(samples, spec) for split, samples in listed.items()}  # the files training skipped
     real = [preprocess(s.path, spec) for s in splits["test"][:: max(1, len(splits["test"]) // 8)][:8]]
 
     scorer, ae_parity = _export_autoencoder(weights, out, ae_config, profile, real, splits["val"])
@@ -171,7 +171,7 @@ def export_profile(name: str, manifest_path: Path) -> dict:
         "dataset": {"name": profile.dataset, "path": os.path.relpath(profile.data_dir, ROOT),
                     "normal_source": ae_config["normal_source"]},
         "split": {"seed": profile.seed, "fractions": list(profile.split_fractions),
-                  "counts": {k: len(v) for k, v in splits.items()}},
+                  "counts": {k: len(v) for k, v in splits.items()}, "digests": split_digests(listed)},
         "preprocessing": spec.to_dict(),
         "class_names": trained["class_names"],
         "autoencoder": {

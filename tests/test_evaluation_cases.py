@@ -7,15 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from edge_runtime.datasets import DatasetError, load_class_folders, split_samples
+from edge_runtime.datasets import DatasetError, load_class_folders, split_digests, split_samples
 from edge_runtime.evaluation_cases import build_cases, is_training_data_set, select_split
 from tests.conftest import NEU, make_class_folders, needs_models, needs_neu
 
 
-def _recorded(samples, seed=0):
+def _recorded(samples, seed=0, digests=True):
     fractions = (0.7, 0.15, 0.15)
-    return {"seed": seed, "fractions": list(fractions),
-            "counts": {name: len(part) for name, part in split_samples(samples, seed, fractions).items()}}
+    splits = split_samples(samples, seed, fractions)
+    return {"seed": seed, "fractions": list(fractions), "counts": {name: len(part) for name, part in splits.items()},
+            **({"digests": split_digests(splits)} if digests else {})}
 
 
 def _inspector(classes, split):
@@ -32,7 +33,25 @@ def test_a_split_is_taken_only_from_the_data_set_the_models_were_trained_on(tmp_
     assert select_split(held_out, recorded, "all") == held_out
 
 
-def test_the_recorded_counts_are_of_the_readable_files_so_a_few_more_files_still_match():
+def test_a_folder_of_other_images_in_the_same_numbers_or_with_a_few_more_is_not_the_training_data_set(tmp_path):
+    """The recorded digests say which images each split holds: counts alone would take a held-out set of the same
+    size for the training set, and a training set with a few images added would be split anew, leaking."""
+    import cv2
+
+    root = make_class_folders(tmp_path / "trained", ["good", "a", "b"], n=20)
+    recorded = _recorded(load_class_folders(root, "good"))
+    other = tmp_path / "other"
+    for path in root.rglob("*.png"):  # the same numbers of other pictures: each one mirrored
+        (other / path.parent.name).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(other / path.parent.name / path.name), cv2.flip(cv2.imread(str(path)), 1))
+    with pytest.raises(DatasetError, match="it is another data set"):
+        select_split(load_class_folders(other, "good"), recorded, "test")
+    (root / "a" / "new.png").write_bytes((other / "a" / "0.png").read_bytes())
+    with pytest.raises(DatasetError, match="it is another data set"):
+        select_split(load_class_folders(root, "good"), recorded, "test")
+
+
+def test_without_recorded_digests_the_readable_counts_decide_and_a_few_more_files_still_match():
     splits = {"train": [None] * 701, "val": [None] * 150, "test": [None] * 151}
     assert is_training_data_set(splits, {"counts": {"train": 700, "val": 150, "test": 150}})
     assert not is_training_data_set(splits, {"counts": {"train": 700, "val": 151, "test": 150}})

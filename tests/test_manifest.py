@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.manifest import sha256_of
-from tests.conftest import ROOT, needs_models, needs_tf
+from tests.conftest import ROOT, needs_models, needs_neu, needs_tf, needs_tile
 
 pytestmark = needs_models
 
@@ -278,3 +278,17 @@ def test_a_manifest_without_a_default_profile_asks_for_one_in_every_command(tmp_
     (tmp_path / "models.manifest.json").write_text(json.dumps(document))
     assert main([*command, "--manifest", str(tmp_path / "models.manifest.json")]) == 2
     assert "names no default_profile and holds 2 profiles (magnetic-tile, neu-steel)" in capsys.readouterr().err
+
+
+@needs_neu
+@needs_tile
+@pytest.mark.parametrize("profile", ["neu-steel", "magnetic-tile"])
+def test_the_recorded_split_digests_are_those_of_the_data_set_in_shared(manifest, profile):
+    """``evaluate --split`` trusts them to tell the training data set from another: they must describe it."""
+    from edge_runtime.datasets import split_digests, split_samples
+    from edge_runtime.evaluation_cases import load_samples
+
+    entry = manifest["profiles"][profile]
+    samples = load_samples(entry["dataset"]["name"], ROOT / entry["dataset"]["path"])
+    splits = split_samples(samples, entry["split"]["seed"], tuple(entry["split"]["fractions"]))
+    assert split_digests(splits) == entry["split"]["digests"]
