@@ -1,8 +1,9 @@
 """``python -m dashboard [--port N] [--address A] ...``: start the offline dashboard.
 
-Runs ``streamlit run dashboard/app.py`` with the repo's ``.streamlit/config.toml``
-(headless, no usage statistics, bound to 127.0.0.1 unless --address says otherwise).
-Folder options become ``STEEL_DASH_*`` environment variables read by dashboard.config.
+Runs ``streamlit run dashboard/app.py`` with the settings of the repo's ``.streamlit/config.toml`` passed on
+the command line (headless, no usage statistics, bound to 127.0.0.1 unless --address says otherwise), so an
+installed copy, which has no such file, runs with them too. Folder options become ``STEEL_DASH_*``
+environment variables read by dashboard.config.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from pathlib import Path
 
 from dashboard.config import ENV_PREFIX, REPO_ROOT
 from edge_runtime.cli import positive_int, thread_count
+from edge_runtime.manifest import default_manifest_path
 
 APP = Path(__file__).resolve().parent / "app.py"
+# .streamlit/config.toml's offline, line-side settings (tests/test_dashboard_apptest.py keeps the two equal).
+STREAMLIT_SETTINGS = {
+    "browser.gatherUsageStats": "false", "browser.serverAddress": "127.0.0.1", "server.headless": "true",
+    "server.maxMessageSize": "200", "server.enableXsrfProtection": "true", "server.fileWatcherType": "none",
+    "server.runOnSave": "false", "client.toolbarMode": "viewer", "client.showErrorDetails": "full",
+    "theme.base": "light",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,12 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8501, help="TCP port (default 8501)")
     p.add_argument("--address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; e.g. 0.0.0.0 to serve the plant network)")
-    p.add_argument("--manifest", help="models.manifest.json to use (default: the repo's)")
+    p.add_argument("--manifest", help="models.manifest.json to use (default: as the CLI finds it: "
+                                      "$STEEL_INSPECT_MANIFEST, ./models.manifest.json, else the checkout's)")
     p.add_argument("--profile", help="model profile (default: the manifest's default)")
     p.add_argument("--image-dir", action="append", default=[], help="folder the Inspect page may read (repeatable)")
     p.add_argument("--validation-dir", action="append", default=[], help="folder for threshold tuning (repeatable)")
     p.add_argument("--live-dir", action="append", default=[], help="folder a folder-watch/video source may use")
-    p.add_argument("--log-db", help="SQLite inspection log (History page, live loop)")
+    p.add_argument("--log-db", help="SQLite inspection log (History page, live loop; default: "
+                                    "cache/inspections.sqlite beside the manifest)")
     p.add_argument("--live-source", default="synthetic", help="default Live line source (default: synthetic)")
     p.add_argument("--max-upload-mb", type=positive_int, default=25, help="upload limit per file in MB")
     p.add_argument("--threads", type=thread_count, default=1, help="onnxruntime intra-op threads (1 to the cores)")
@@ -77,16 +88,21 @@ def _absolute(path: str | None) -> str | None:
 
 
 def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """The streamlit command and its environment. Paths are made absolute here: streamlit runs in the
-    repository (for its config), not in the folder the operator typed them in; for the same reason the
-    current folder goes on PYTHONPATH with a reject hook. A reject command or hook that cannot run is
-    refused here, before the server starts."""
+    """The streamlit command and its environment. Paths are made absolute here, as the operator typed them,
+    and the current folder goes on PYTHONPATH with a reject hook. Without ``--manifest``, the manifest is the
+    one the CLI would use from this folder (``edge_runtime.manifest.default_manifest_path``), and the log and
+    results default to folders beside it. A reject command or hook that cannot run is refused here, before
+    the server starts."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_reject_output(parser, args)
     env = dict(os.environ)
+    manifest = Path(_absolute(args.manifest) or env.get(ENV_PREFIX + "MANIFEST") or default_manifest_path().resolve())
+    beside = {"LOG_DB": str(manifest.parent / "cache" / "inspections.sqlite"),
+              "RESULTS_DIR": str(manifest.parent / "results")}
+    env.update({ENV_PREFIX + k: v for k, v in beside.items() if ENV_PREFIX + k not in env})
     values = {
-        "MANIFEST": _absolute(args.manifest), "PROFILE": args.profile, "LOG_DB": _absolute(args.log_db),
+        "MANIFEST": str(manifest), "PROFILE": args.profile, "LOG_DB": _absolute(args.log_db),
         "LIVE_SOURCE": args.live_source, "MAX_UPLOAD_MB": str(args.max_upload_mb), "THREADS": str(args.threads),
         "IMAGE_DIRS": os.pathsep.join(map(_absolute, args.image_dir)) or None,
         "VALIDATION_DIRS": os.pathsep.join(map(_absolute, args.validation_dir)) or None,
@@ -102,6 +118,7 @@ def command_and_env(argv: list[str] | None = None) -> tuple[list[str], dict[str,
         "--server.port", str(args.port), "--server.address", args.address,
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.maxUploadSize", str(args.max_upload_mb),
+        *(item for key, value in STREAMLIT_SETTINGS.items() for item in (f"--{key}", value)),
     ]
     return cmd, env
 
@@ -110,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     """Become the Streamlit server (exec, not a child): a SIGTERM from systemd or ``kill`` then stops the server
     itself, instead of leaving it serving on the port without its launcher."""
     cmd, env = command_and_env(argv)
-    os.chdir(REPO_ROOT)  # so streamlit finds .streamlit/config.toml
     os.execve(sys.executable, cmd, env)
     return 1  # not reached: execve replaces this process or raises OSError
 

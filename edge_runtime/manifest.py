@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,10 +22,14 @@ from .preprocess import PreprocessSpec
 from .result import Thresholds
 
 MANIFEST_NAME = "models.manifest.json"
+MANIFEST_ENV = "STEEL_INSPECT_MANIFEST"  # where a line PC keeps its manifest, for commands run from anywhere (cron)
 
 
 def default_manifest_path() -> Path:
-    """The manifest in the current directory if there is one, else the one in this checkout."""
+    """``$STEEL_INSPECT_MANIFEST`` where it is set; else the manifest in the current directory if there is one, else
+    the one in this checkout (an editable install, or commands run in the checkout)."""
+    if os.environ.get(MANIFEST_ENV):
+        return Path(os.environ[MANIFEST_ENV]).expanduser()
     local = Path.cwd() / MANIFEST_NAME
     if local.is_file():
         return local
@@ -34,7 +39,8 @@ def default_manifest_path() -> Path:
 def load_manifest(path: str | Path | None = None) -> dict:
     path = Path(path) if path is not None else default_manifest_path()
     if not path.is_file():
-        raise ManifestError(f"model manifest not found: {path}")
+        raise ManifestError(f"model manifest not found: {path} (run the command in the folder that holds "
+                            f"{MANIFEST_NAME} and models/, pass --manifest, or set {MANIFEST_ENV})")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

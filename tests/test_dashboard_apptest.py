@@ -1133,14 +1133,37 @@ def test_launcher_paths_are_the_operators_not_the_repositorys(tmp_path, monkeypa
     assert env["STEEL_DASH_MANIFEST"] == str(tmp_path / "m.json")
 
 
-def test_streamlit_config_is_offline():
+def test_streamlit_config_is_offline_and_the_launcher_passes_all_of_it():
+    """An installed copy has no .streamlit/config.toml: the launcher passes its settings on the command line."""
     import tomllib
+
+    from dashboard.__main__ import command_and_env
 
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["browser"]["gatherUsageStats"] is False
     assert cfg["server"]["headless"] is True
     assert cfg["server"]["address"] == "127.0.0.1"
     assert 0 < cfg["server"]["maxUploadSize"] <= 100
+    cmd, _ = command_and_env([])
+    passed = dict(zip(cmd[5::2], cmd[6::2]))
+    for section, settings in cfg.items():
+        for key, value in settings.items():
+            expected = str(value).lower() if isinstance(value, bool) else str(value)
+            assert passed.get(f"--{section}.{key}") == expected or key == "maxUploadSize", (section, key)
+
+
+def test_launched_outside_the_checkout_it_uses_the_manifest_the_cli_would_and_keeps_its_log_beside_it(
+        tmp_path, monkeypatch):
+    from dashboard.__main__ import command_and_env
+
+    (tmp_path / "models.manifest.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for key in ("MANIFEST", "LOG_DB", "RESULTS_DIR"):
+        monkeypatch.delenv(dconfig.ENV_PREFIX + key, raising=False)
+    _, env = command_and_env([])
+    assert env["STEEL_DASH_MANIFEST"] == str(tmp_path / "models.manifest.json")
+    assert env["STEEL_DASH_LOG_DB"] == str(tmp_path / "cache" / "inspections.sqlite")
+    assert env["STEEL_DASH_RESULTS_DIR"] == str(tmp_path / "results")
 
 
 # ------------------------------------------------------------------------- real models

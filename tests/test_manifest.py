@@ -292,3 +292,17 @@ def test_the_recorded_split_digests_are_those_of_the_data_set_in_shared(manifest
     samples = load_samples(entry["dataset"]["name"], ROOT / entry["dataset"]["path"])
     splits = split_samples(samples, entry["split"]["seed"], tuple(entry["split"]["fractions"]))
     assert split_digests(splits) == entry["split"]["digests"]
+
+
+def test_a_command_run_outside_the_checkout_finds_the_manifest_the_line_names_or_says_how(tmp_path, monkeypatch):
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import MANIFEST_ENV, default_manifest_path, load_manifest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(MANIFEST_ENV, str(tmp_path / "line" / "models.manifest.json"))
+    assert default_manifest_path() == tmp_path / "line" / "models.manifest.json"  # cron, in the home folder
+    with pytest.raises(ManifestError, match="pass --manifest, or set STEEL_INSPECT_MANIFEST"):
+        load_manifest()
+    monkeypatch.delenv(MANIFEST_ENV)
+    (tmp_path / "models.manifest.json").write_text("{}")
+    assert default_manifest_path() == tmp_path / "models.manifest.json"
