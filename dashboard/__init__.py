@@ -4,3 +4,7 @@ Pages are in ``dashboard/views``; plain-Python helpers that are worth unit-testi
 (config and path safety, rendering, tuning maths, model card checks, live-loop
 control) are small modules next to this file. Start with ``python -m dashboard``.
 """
+
+from edge_runtime.extras import require
+
+require("the dashboard", "dashboard", "streamlit", "pandas")

@@ -31,6 +31,15 @@ PROFILE_HELP = {
 }
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("steel-inspect")
+    except PackageNotFoundError:
+        return "(not installed: run from a checkout)"
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of 1 or more (counts, sizes, repetitions)."""
     try:
@@ -52,6 +61,8 @@ def thread_count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"steel-inspect {_installed_version()}",
+                        help="the installed release, to report with a line PC's figures")
     commands = parser.add_subparsers(dest="command", required=True)
 
     inspect = commands.add_parser("inspect", help="inspect image files (folders: every image under them)")

@@ -235,3 +235,13 @@ def test_overlay_names_never_repeat(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     names = [name for _, name in _expand_folders([tmp_path / "d1", tmp_path / "d2"])]
     assert len(set(names)) == 3, names
+
+
+def test_the_cli_reports_its_release(capsys):
+    from importlib.metadata import version
+
+    from edge_runtime.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"steel-inspect {version('steel-inspect')}"

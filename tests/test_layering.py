@@ -47,3 +47,12 @@ def test_package_imports_only_what_the_layout_allows(package):
     assert files, f"no Python files under {package}/"
     crossings = {str(path.relative_to(ROOT)): sorted(imported_packages(path) & FORBIDDEN[package]) for path in files}
     assert {path: names for path, names in crossings.items() if names} == {}
+
+
+def test_a_package_of_an_extra_names_the_extra_it_needs():
+    from edge_runtime.extras import require
+
+    require("export", "train", "json")  # present: nothing to say
+    with pytest.raises(ImportError, match=r"export needs the 'train' extra, which this install lacks "
+                                          r"\(no_such_module_xyz missing\): pip install '.\[train\]'"):
+        require("export", "train", "json", "no_such_module_xyz")

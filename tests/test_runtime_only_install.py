@@ -51,3 +51,12 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
     report = json.loads(bench.stdout.strip().splitlines()[-1])
     assert report["frames"]["defective"].startswith("synthetic-") and "floor" not in report
     assert report["end_to_end_ms"]["defective"]["classified"] and "onnx package" in bench.stderr
+    # The packages of the extras say which extra they need; the manifest is found through the line's variable.
+    for package, extra in (("export", "train"), ("training", "train"), ("dashboard", "dashboard")):
+        told = subprocess.run([str(python), "-m", package, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert told.returncode != 0 and f"needs the '{extra}' extra" in told.stderr, (package, told.stderr[-500:])
+    found = subprocess.run([str(python), "-m", "edge_runtime", "thresholds"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin", "STEEL_INSPECT_MANIFEST": str(pc / "models.manifest.json")})
+    assert found.returncode == 0 and "neu-steel: warn" in found.stdout, found.stderr
