@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 import subprocess
 import venv
 
@@ -60,3 +61,32 @@ def test_base_install_has_no_tensorflow_and_runs_inspect(tmp_path):
                            text=True, timeout=120,
                            env={"PATH": "/usr/bin:/bin", "STEEL_INSPECT_MANIFEST": str(pc / "models.manifest.json")})
     assert found.returncode == 0 and "neu-steel: warn" in found.stdout, found.stderr
+
+
+def _python_312() -> str | None:
+    """A Python 3.12 interpreter on this machine (on PATH, or one pyenv holds), or None."""
+    import glob
+
+    candidates = [shutil.which("python3.12"), *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.12*/bin/python3.12")))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "import venv"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+def test_the_runtime_installs_and_computes_what_the_export_computed_on_python_3_12(tmp_path):
+    """Line PCs on a newer system Python (Ubuntu 24.04 ships 3.12) install the runtime only."""
+    python312 = _python_312()
+    if python312 is None:
+        pytest.skip("no Python 3.12 on this machine")
+    env_dir = tmp_path / "line-pc-312"
+    subprocess.run([python312, "-m", "venv", str(env_dir)], check=True, timeout=300)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], capture_output=True, text=True,
+                             timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    for profile in ("neu-steel", "magnetic-tile"):
+        check = subprocess.run([str(python), "-m", "edge_runtime", "selftest", "--json", "--profile", profile,
+                                "--manifest", str(ROOT / "models.manifest.json")], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+        assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
