@@ -39,9 +39,9 @@ def load_samples(dataset: str, path: Path, normal_class: str | None = None) -> l
 
 
 def select_split(samples: list[Sample], split_info: dict, split: str) -> list[Sample]:
-    """Re-create the split recorded in the manifest (seeded, content-hash grouped). Only the data set the
-    models were trained on splits into the recorded counts: any other folder would be split anew, and its
-    "test" figures would mix images of every kind, so it is refused (held-out images are evaluated whole)."""
+    """Re-create the split recorded in the manifest (seeded, content-hash grouped), of the data set the models were
+    trained on only (``is_training_data_set``): any other folder would be split anew, and its "test" figures would
+    mix images of every kind, so it is refused (held-out images are evaluated whole)."""
     if split == "all":
         return samples
     if not split_info:
