@@ -176,8 +176,8 @@ class Commissioning:
         sizes = self.scored.sizes
         if len(sizes) <= 1:
             return None
-        return (f"the frames come in {len(sizes)} sizes ({', '.join(f'{w}x{h}' for w, h in sizes)}); a line's camera "
-                "gives one: are they all from it?")
+        named = ", ".join(f"{w}x{h}" for w, h in sizes[:5]) + (f" and {len(sizes) - 5} more" if len(sizes) > 5 else "")
+        return f"the frames come in {len(sizes)} sizes ({named}); a line's camera gives one: are they all from it?"
 
     def propose(self, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
         return propose_thresholds(self.line_scores, false_alarm_rate, warn_false_alarm_rate)
