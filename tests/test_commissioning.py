@@ -228,3 +228,16 @@ def test_a_band_for_mirror_views_is_refused_for_a_gate_that_scores_one_view(tmp_
     with pytest.raises(ManifestError, match="scores one view"):
         save_thresholds(manifest_path, "neu-steel", 2.0, 3.0, views_from=1.5)
     assert manifest_path.read_text() == before
+
+
+def test_the_mixed_size_warning_names_five_sizes_at_most():
+    """A folder of tiles may hold a hundred sizes: the warning stays one line."""
+    from edge_runtime.commissioning import Commissioning, GateScores
+
+    def warning(sizes):
+        scored = GateScores(np.zeros(3), (), {}, tuple(sizes))
+        return Commissioning(scored, np.zeros(3), None, None, 1.0, 2.0).size_warning()
+
+    assert warning([(200, 200)]) is None
+    assert "come in 2 sizes (200x200, 256x256);" in warning([(200, 200), (256, 256)])
+    assert "come in 148 sizes (0x1, 1x2, 2x3, 3x4, 4x5 and 143 more);" in warning([(i, i + 1) for i in range(148)])
