@@ -408,9 +408,12 @@ def test_a_hanging_reject_hook_holds_the_loop_back_and_cannot_hold_the_stop(tmp_
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
     runner.start()
     wait_for(lambda: loop.snapshot()["records_pending"] == 4)
+    time.sleep(0.3)  # the frames already on their way (capture queue, worker, the source's hand) settle
     pulled = source.pulled
     time.sleep(0.3)
-    assert source.pulled == pulled  # held back: the records do not pile up in memory
+    # Held back: the records do not pile up in memory. At most the record queue (4), the capture queue (2), one frame
+    # in the worker, the hung hook's batch and one in the source's hand are out.
+    assert source.pulled == pulled <= 4 + 2 + 1 + 1 + 1
     loop.request_stop()
     runner.join(30)
     assert not runner.is_alive()

@@ -60,14 +60,17 @@ def test_without_recorded_digests_the_readable_counts_decide_and_a_few_more_file
 
 
 def test_the_reader_is_told_when_all_includes_training_images_and_which_labels_are_no_class(tmp_path):
-    root = make_class_folders(tmp_path, ["good", "a", "b", "c"], n=20)
+    root = make_class_folders(tmp_path / "trained", ["good", "a", "b"], n=20)
     recorded = _recorded(load_class_folders(root, "good"))
-    cases, notices = build_cases("folder", root, _inspector(["a", "B"], recorded), "all", "good", 0)
-    assert len(cases) == 80
-    assert any("is the data set the models were trained on: --split all includes its" in n for n in notices)
-    assert any("labels that are not classes of profile line-2 (a, B): c (20 images)" in n for n in notices)
-    _, notices = build_cases("folder", root, _inspector(["a", "b", "c"], recorded), "test", "good", 0)
+    cases, notices = build_cases("folder", root, _inspector(["a", "b"], recorded), "all", "good", 0)
+    assert len(cases) == 60 and len(notices) == 1
+    assert "is the data set the models were trained on: --split all includes its" in notices[0]
+    _, notices = build_cases("folder", root, _inspector(["a", "b"], recorded), "test", "good", 0)
     assert notices == []
+    held_out = make_class_folders(tmp_path / "held-out", ["good", "A", "c"], n=20, side=56)  # A: class a; c: none
+    cases, notices = build_cases("folder", held_out, _inspector(["a", "b"], recorded), "all", "good", 0)
+    assert len(cases) == 60 and len(notices) == 1
+    assert "labels that are not classes of profile line-2 (a, b): c (20 images)" in notices[0]
 
 
 def test_normal_class_is_refused_where_the_layout_names_its_own_normals(tmp_path):
