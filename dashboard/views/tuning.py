@@ -57,7 +57,8 @@ stored = st.session_state.get("tune_scores")
 if not stored or stored[0] != key:
     st.info("Pick a folder of class sub-folders (with the normal class named) and press **Score images**.")
     st.stop()
-_, scores, line = stored
+_, scores, line = stored  # line: the Commissioning of a defect-free folder, None for labelled folders
+remeasured = line is not None and (line.frame_term is not None or line.views_from is not None)
 failed = scores[scores["error"].notna()]
 if len(failed):
     st.warning(f"{len(failed)} image(s) could not be inspected and are left out.")
@@ -66,7 +67,7 @@ if len(failed):
 
 current = (inspector.thresholds.warn, inspector.thresholds.defect)
 st.subheader("Proposed thresholds")
-if line is not None and (line.frame_term is not None or line.views_from is not None):
+if remeasured:
     st.caption("This gate's score is relative to references (its frame-level term's typical values, or the band "
                "its mirror views start from): re-measured on these frames, as `python -m edge_runtime calibrate` "
                "does; the scores and thresholds below are in their units, and saving writes them too.")
@@ -112,7 +113,6 @@ st.button("Use the suggestion", key="tune_use", on_click=_use_suggestion, args=(
 proposed = (warn, defect)
 
 h, r = st.columns([1.6, 1])
-remeasured = line is not None and (line.frame_term is not None or line.views_from is not None)
 h.pyplot(tuning.histogram_figure(scores, None if remeasured else current, proposed))
 try:
     curve = tuning.roc(scores)
