@@ -120,15 +120,15 @@ def counts_over_time(df: pd.DataFrame, column: str, freq: str | None = None,
     return wide
 
 
-def drift_profile(db: Path, manifest: Mapping, selected: str | None) -> str:
-    """The profile whose drift the page checks: the one the log's frames were inspected with, as
-    ``python -m edge_runtime history`` picks it; the sidebar's ``selected`` profile only where the log holds
-    frames of several (the CLI's ``--profile``)."""
+def drift_profile(db: Path, manifest: Mapping, selected: str | None, since: str | None = None) -> str:
+    """The profile whose drift the page checks: the one the window's frames were inspected with (in a quiet window,
+    the one the line last ran), as ``python -m edge_runtime history --since`` picks it; the sidebar's ``selected``
+    profile only where the window holds frames of several (the CLI's ``--profile``)."""
     from edge_runtime.manifest import logged_profile_name
     from edge_runtime.sinks import SqliteLog
 
     with SqliteLog(db, create=False) as log:
-        logged = log.profiles()
+        logged = log.profiles(since) or log.profiles()
     return logged_profile_name(dict(manifest), logged, selected if len(logged) > 1 else None)
 
 

@@ -80,7 +80,7 @@ DRIFT_SECTIONS = ((SCORE, "Score drift", "Anomaly score"),
 manifest = None
 try:
     manifest = runtime.read_manifest(config.manifest_path)
-    profile = hl.drift_profile(config.log_db, manifest, runtime.current_profile())
+    profile = hl.drift_profile(config.log_db, manifest, runtime.current_profile(), hl.WINDOWS[window])
     checks = [(*section, *hl.drift_check(config.log_db, manifest, profile, section[0])) for section in DRIFT_SECTIONS]
 except Exception as exc:
     st.subheader("Drift")
