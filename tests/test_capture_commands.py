@@ -290,7 +290,7 @@ def test_watch_status_file_shows_the_loop_running_then_stopped(cli, tmp_path, ca
     """For the plant's monitoring: rewritten while the loop runs, "stopped" with the final counts after."""
     status, seen = tmp_path / "status" / "watch.json", []
     run = threading.Thread(target=cli, args=("watch", "synthetic:0.2", "--log", str(tmp_path / "i.db"), "--fps", "20",
-                                             "--duration", "3", "--status-file", str(status)))
+                                             "--duration", "3", "--status-file", str(status)), daemon=True)
     run.start()
     while run.is_alive():
         if status.exists():

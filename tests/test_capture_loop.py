@@ -100,7 +100,7 @@ def test_back_pressure_blocks_the_source_and_drops_nothing():
     inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
     cfg = LoopConfig(workers=2, queue_size=3, max_frames=50)
     loop = InspectionLoop(source, inspector, [sink], cfg)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     held = cfg.workers + cfg.queue_size + 1  # one per worker, a full queue, one waiting in capture
     wait_for(lambda: source.pulled == held)
@@ -118,7 +118,7 @@ def test_drop_oldest_counts_and_records_every_drop(tmp_path):
     log = SqliteLog(tmp_path / "log.db")
     loop = InspectionLoop(source, inspector, [sink, log],
                           LoopConfig(workers=1, queue_size=2, drop_oldest=True, max_frames=40))
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: loop.snapshot()["captured"] == 40)
     inspector.gate.set()
@@ -250,7 +250,7 @@ def test_frames_saved_as_captured_and_a_failed_save_keeps_the_record(tmp_path):
 def test_stop_without_drain_records_queued_frames_as_dropped():
     inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
     loop = InspectionLoop(source, inspector, [sink], LoopConfig(workers=1, queue_size=5))
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: source.pulled == 7)
     loop.request_stop(drain=False)
@@ -266,7 +266,7 @@ def test_hung_inspector_does_not_hang_shutdown():
     inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
     cfg = LoopConfig(workers=1, queue_size=2, drain_timeout_s=0.1, hung_grace_s=0.1)
     loop = InspectionLoop(source, inspector, [sink], cfg)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: source.pulled == 4)
     loop.request_stop()
@@ -297,7 +297,7 @@ def test_a_run_limit_stops_even_with_a_hung_inspector(limit, source):
     inspector, source, sink = GatedInspector(), source(), ListSink()
     cfg = LoopConfig(workers=1, queue_size=2, drain_timeout_s=0.1, hung_grace_s=0.1, **limit)
     loop = InspectionLoop(source, inspector, [sink], cfg)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     runner.join(30)
     assert not runner.is_alive()
@@ -405,17 +405,19 @@ def test_a_hanging_reject_hook_holds_the_loop_back_and_cannot_hold_the_stop(tmp_
     cfg = LoopConfig(workers=1, queue_size=2, record_queue_size=4, drain_timeout_s=0.3, hung_grace_s=30)
     loop = InspectionLoop(source, FakeInspector(), [CallbackSink(hangs, lambda r: True), log], cfg,
                           on_sink_error=lambda s, e: None)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
-    wait_for(lambda: loop.snapshot()["records_pending"] == 4)
-    time.sleep(0.3)  # the frames already on their way (capture queue, worker, the source's hand) settle
-    pulled = source.pulled
-    time.sleep(0.3)
-    # Held back: the records do not pile up in memory. At most the record queue (4), the capture queue (2), one frame
-    # in the worker, the hung hook's batch and one in the source's hand are out.
-    assert source.pulled == pulled <= 4 + 2 + 1 + 1 + 1
-    loop.request_stop()
-    runner.join(30)
+    try:
+        wait_for(lambda: loop.snapshot()["records_pending"] == 4)
+        time.sleep(0.3)  # the frames already on their way (capture queue, worker, the source's hand) settle
+        pulled = source.pulled
+        time.sleep(0.3)
+        # Held back: the records do not pile up in memory. At most the record queue (4), the capture queue (2), one
+        # frame in the worker, the hung hook's batch and one in the source's hand are out.
+        assert source.pulled == pulled <= 4 + 2 + 1 + 1 + 1
+    finally:  # a failed check must not leave the loop holding the test run open
+        loop.request_stop()
+        runner.join(30)
     assert not runner.is_alive()
     snap, rows = loop.snapshot(), log.rows(limit=1000)
     assert len(rows) == snap["captured"] and snap["records_lost"] == 0
@@ -432,7 +434,7 @@ def test_a_reject_hook_that_never_returns_loses_no_record_and_writes_none_twice(
     cfg = LoopConfig(workers=1, queue_size=2, record_queue_size=4, drain_timeout_s=0.2, hung_grace_s=0.3)
     loop = InspectionLoop(source, FakeInspector(), [CallbackSink(lambda r: release.wait(), lambda r: True), log], cfg,
                           on_sink_error=lambda s, e: None)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: loop.snapshot()["records_pending"] == 4)
     loop.request_stop()
@@ -459,7 +461,7 @@ def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):
         cv2.imwrite(str(folder / f"{i}.png"), textured((64, 64), 100 + i, seed=i))
     sink = ListSink()
     loop = InspectionLoop(FolderWatcher(folder, poll_s=0.01, settle_s=0), FakeInspector(), [sink], LoopConfig())
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: loop.snapshot()["inspected"] == 3)
     shutil.rmtree(folder)
@@ -476,7 +478,7 @@ def test_abort_while_queue_full_keeps_worker_stop_markers():
     inspector, source, sink = GatedInspector(), CountingSource(), ListSink()
     cfg = LoopConfig(workers=3, queue_size=3, max_frames=5, hung_grace_s=60)
     loop = InspectionLoop(source, inspector, [sink], cfg)
-    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False})
+    runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     # 3 frames inside workers, 2 queued + the first stop marker: the queue is full again
     wait_for(lambda: loop.snapshot()["captured"] == 5 and loop.snapshot()["queue_depth"] == 3)

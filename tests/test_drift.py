@@ -360,7 +360,7 @@ def test_the_watching_thread_checks_at_once_survives_a_failure_and_stops_when_to
             raise OSError("database is locked")
 
     done, failures, watch = threading.Event(), [], Failing()
-    thread = threading.Thread(target=keep_checking, args=(watch, done, 0.01, failures.append))
+    thread = threading.Thread(target=keep_checking, args=(watch, done, 0.01, failures.append), daemon=True)
     thread.start()
     time.sleep(0.1)
     done.set()
