@@ -128,7 +128,7 @@ def drift_profile(db: Path, manifest: Mapping, selected: str | None, since: str 
     from edge_runtime.sinks import SqliteLog
 
     with SqliteLog(db, create=False) as log:
-        logged = log.profiles(since) or log.profiles()
+        logged = log.window_profiles(since)
     return logged_profile_name(dict(manifest), logged, selected if len(logged) > 1 else None)
 
 

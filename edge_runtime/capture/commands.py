@@ -349,7 +349,7 @@ def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None,
     def unavailable(message: str, status: str = "unavailable") -> dict[str, dict[str, Any]]:
         return {drift_key(measure): {"status": status, "drifted": False, "message": message} for measure in MEASURES}
 
-    logged = log.profiles(since) or log.profiles()  # a quiet window: the profile the line last ran
+    logged = log.window_profiles(since)
     if profile is None and len(logged) > 1:
         return unavailable(f"no drift check: the log holds frames of the profiles {', '.join(logged)}"
                            + (f" since {since}" if since else "") + "; name one with --profile", "needs_profile")

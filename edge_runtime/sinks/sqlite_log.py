@@ -263,6 +263,11 @@ class SqliteLog:
         where, params = _since_clause(since, "profile IS NOT NULL")
         return sorted(row[0] for row in self._query(f"SELECT DISTINCT profile FROM inspections {where}", params))
 
+    def window_profiles(self, since: str | float | None = None) -> list[str]:
+        """The profiles of the frames since ``since``; in a quiet window, those the line ran before it (the
+        profile a drift check of the window is for)."""
+        return self.profiles(since) or self.profiles()
+
     def counts_by_verdict(self, since: str | float | None = None) -> dict[str, int]:
         where, params = _since_clause(since)
         rows = self._query(f"SELECT verdict, COUNT(*) FROM inspections {where} GROUP BY verdict", params)
