@@ -63,6 +63,29 @@ def inspect_items(
     return out
 
 
+def uploads_to_show(state: MutableMapping[str, Any], fresh: list[tuple[str, bytes]],
+                    uploader_was_shown: bool) -> tuple[list[tuple[str, bytes]], bool]:
+    """The uploads to inspect, and whether they are kept from before the operator left the page.
+
+    Streamlit forgets a file uploader's files when another page is shown, so the page keeps the
+    last uploads in ``state`` and shows them again on its return, until new files are uploaded, the
+    uploaded files are removed in the uploader, or the kept ones are cleared."""
+    if fresh:
+        state["kept_uploads"], state["showing_kept"] = list(fresh), False
+        return list(fresh), False
+    if not uploader_was_shown and state.get("kept_uploads"):
+        state["showing_kept"] = True  # the page was entered again
+    if state.get("showing_kept"):
+        return state["kept_uploads"], True
+    forget_uploads(state)  # the operator removed the uploaded files
+    return [], False
+
+
+def forget_uploads(state: MutableMapping[str, Any]) -> None:
+    state.pop("kept_uploads", None)
+    state.pop("showing_kept", None)
+
+
 def summary_rows(items: Sequence[Inspected]) -> list[dict]:
     rows = []
     for item in items:

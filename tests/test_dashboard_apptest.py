@@ -163,6 +163,32 @@ def test_inspect_opacity_slider_does_not_reinspect(env):
     assert verdicts(at) == ["DEFECT"]
 
 
+def test_uploads_shown_again_after_another_page_until_cleared(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value([("low.png", fakes.png(20), "image/png"),
+                                               ("high.png", fakes.png(200), "image/png")]).run()
+    assert verdicts(at) == ["OK", "DEFECT"] and not at.info
+    at.switch_page("views/history.py").run()
+    at.switch_page("views/inspect.py").run()
+    assert verdicts(at) == ["OK", "DEFECT"]  # Streamlit's uploader forgot them; the page did not
+    assert "uploaded before you left" in at.info[0].value
+    at.slider(key="cam_alpha").set_value(0.2).run()  # any rerun keeps them
+    assert verdicts(at) == ["OK", "DEFECT"]
+    at.button(key="inspect_clear_kept").click().run()
+    assert verdicts(at) == [] and "kept_uploads" not in at.session_state
+
+
+def test_uploads_removed_in_the_uploader_are_not_shown_again(env):
+    at = app()
+    at.file_uploader(key="uploads").set_value(("high.png", fakes.png(200), "image/png")).run()
+    assert verdicts(at) == ["DEFECT"]
+    at.file_uploader(key="uploads").set_value([]).run()
+    assert verdicts(at) == [] and not at.info
+    at.switch_page("views/history.py").run()
+    at.switch_page("views/inspect.py").run()
+    assert verdicts(at) == []
+
+
 def test_corrupt_upload_alone_then_app_keeps_working(env):
     at = app()
     at.file_uploader(key="uploads").set_value(("bad.png", b"definitely not an image", "image/png")).run()

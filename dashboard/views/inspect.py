@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import render, runtime
 from dashboard.config import UnsafePathError, list_images, list_subfolders, safe_join
-from dashboard.inspect_logic import inspect_items, summary_rows
+from dashboard.inspect_logic import forget_uploads, inspect_items, summary_rows, uploads_to_show
 
 MAX_DETAILS = 30
 config = runtime.get_config()
@@ -16,6 +16,7 @@ inspector = runtime.inspector_or_stop(
 source = st.radio("Images from", ["Upload", "Local folder"], horizontal=True, key="inspect_source")
 items: list[tuple[str, bytes]] = []
 if source == "Upload":
+    uploader_was_shown = "uploads" in st.session_state
     uploads = st.file_uploader(
         f"Drop images here (max {config.max_upload_mb} MB each)",
         type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
@@ -23,7 +24,14 @@ if source == "Upload":
         max_upload_size=config.max_upload_mb,
         key="uploads",
     )
-    items = [(f.name, f.getvalue()) for f in uploads or []]
+    items, kept = uploads_to_show(st.session_state, [(f.name, f.getvalue()) for f in uploads or []],
+                                  uploader_was_shown)
+    if kept:
+        note, clear = st.columns([5, 1])
+        note.info(f"Showing the {len(items)} image(s) uploaded before you left this page.")
+        if clear.button("Clear", key="inspect_clear_kept"):
+            forget_uploads(st.session_state)
+            st.rerun()
 elif not config.image_roots:
     st.warning("No image folder is configured (start with `python -m dashboard --image-dir PATH`).")
 else:
