@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from edge_runtime.result import flagged
+
 LAYOUTS = ("class folders", "magnetic-tile", "defect-free frames")
 # Layouts whose normal images need no class name.
 NAMED_NORMALS = ("class folders",)
@@ -79,8 +81,8 @@ def _split(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def rates(df: pd.DataFrame, threshold: float) -> dict[str, float]:
     normal, defect = _split(df)
-    false_alarms = int((normal >= threshold).sum())
-    escapes = int((defect < threshold).sum())
+    false_alarms = int(flagged(normal, threshold).sum())
+    escapes = int((~flagged(defect, threshold)).sum())
     return {
         "threshold": float(threshold),
         "false_alarm_rate": false_alarms / len(normal) if len(normal) else math.nan,

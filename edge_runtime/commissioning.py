@@ -23,6 +23,7 @@ from .datasets import IMAGE_SUFFIXES, frames_and_masks
 from .errors import InspectionError
 from .manifest import FrameTerm
 from .preprocess import preprocess
+from .result import flagged
 
 
 class CommissioningError(ValueError):
@@ -245,7 +246,7 @@ def _baseline(values: np.ndarray) -> dict | None:
 
 def flagged_rates(scores: np.ndarray, warn: float, defect: float) -> dict:
     """Share of ``scores`` at or above each threshold."""
-    return {"flagged_warn": float(np.mean(scores >= warn)), "flagged_defect": float(np.mean(scores >= defect))}
+    return {"flagged_warn": float(np.mean(flagged(scores, warn))), "flagged_defect": float(np.mean(flagged(scores, defect)))}
 
 
 def remeasured_frame_term(inspector, paths: Sequence[Path]) -> FrameTerm | None:

@@ -31,6 +31,12 @@ class Thresholds:
         return Verdict.OK
 
 
+def flagged(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The verdict rule over many scores at once: True where a score is at or over ``threshold``, as
+    ``Thresholds.verdict`` reads one score. Rates, intervals and commissioning count flags with it."""
+    return np.asarray(scores, dtype=float) >= threshold
+
+
 @dataclass(frozen=True)
 class Region:
     """Rectangle in frame pixel coordinates (x, y = top-left corner)."""

@@ -23,6 +23,7 @@ import sys
 import numpy as np
 from scipy.stats import binomtest
 
+from edge_runtime.result import flagged
 from export.calibrate import calibrate_on_splits, calibration_scores, headline_metrics, joined_scores, thresholds
 from export.study_cli import deployed_gate, study_parser, write_result
 
@@ -78,7 +79,7 @@ def bootstrap(val: list[dict], test: list[dict], deployed: dict, profile, rounds
 
 def wilson(scores: dict, threshold: float) -> list[float]:
     images = scores["defect_image"]
-    low, high = binomtest(int(np.sum(images >= threshold)), len(images)).proportion_ci(0.95, method="wilson")
+    low, high = binomtest(int(np.sum(flagged(images, threshold))), len(images)).proportion_ci(0.95, method="wilson")
     return [float(low), float(high)]
 
 

@@ -14,6 +14,7 @@ from edge_runtime.datasets import Sample
 from edge_runtime.evaluation_cases import select_split
 from edge_runtime.inspector import session
 from edge_runtime.manifest import MANIFEST_NAME, ProfileConfig, load_manifest, profile_config
+from edge_runtime.result import flagged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,15 +39,16 @@ def split_figures(images: np.ndarray, labels: np.ndarray, crops: np.ndarray, war
     """One split's figures from its scores (``images``: its defect images', labelled by ``labels``; ``crops``:
     its calibration normals'): recall and images flagged at warn and at defect, the misses at warn per class,
     the normals flagged at warn."""
-    return {"gate_recall_warn": float(np.mean(images >= warn)), "gate_recall_defect": float(np.mean(images >= defect)),
-            "flagged_warn": int(np.sum(images >= warn)), "flagged_defect": int(np.sum(images >= defect)),
-            "missed_warn_per_class": {label: int(np.sum(images[labels == label] < warn)) for label in sorted(set(labels))},
-            "normals_flagged_warn": float(np.mean(crops >= warn))}
+    at_warn, at_defect = flagged(images, warn), flagged(images, defect)
+    return {"gate_recall_warn": float(np.mean(at_warn)), "gate_recall_defect": float(np.mean(at_defect)),
+            "flagged_warn": int(np.sum(at_warn)), "flagged_defect": int(np.sum(at_defect)),
+            "missed_warn_per_class": {label: int(np.sum(~at_warn[labels == label])) for label in sorted(set(labels))},
+            "normals_flagged_warn": float(np.mean(flagged(crops, warn)))}
 
 
 def share_at_or_over(scores: np.ndarray, threshold: float) -> float | None:
     """The share of ``scores`` at or over ``threshold``; None for no scores (a study run without those frames)."""
-    return float(np.mean(scores >= threshold)) if len(scores) else None
+    return float(np.mean(flagged(scores, threshold))) if len(scores) else None
 
 
 def share_text(share: float | None) -> str:

@@ -113,3 +113,13 @@ def test_stem_window_is_the_whole_stem_when_the_frame_is_not_larger(window_cells
     np.testing.assert_allclose(heatmap[30:180, 30:180], 1.0)
     # the first row/column of cells is centred on the reflected margin (padded pixel 15.5 < 20): left out
     assert heatmap[0, 100] < 0.5 and heatmap[100, 0] < 0.5 and heatmap.max() == 1.0
+
+
+def test_flagged_reads_many_scores_as_the_verdict_reads_one():
+    from edge_runtime.result import flagged
+
+    thresholds = Thresholds(warn=0.5, defect=0.8)
+    scores = np.array([0.0, np.nextafter(0.5, 0), 0.5, 0.79, 0.8, np.nextafter(0.8, 1), 3.0])
+    verdicts = [thresholds.verdict(float(s)) for s in scores]
+    assert list(flagged(scores, thresholds.warn)) == [v is not Verdict.OK for v in verdicts]
+    assert list(flagged(scores, thresholds.defect)) == [v is Verdict.DEFECT for v in verdicts]
