@@ -445,7 +445,7 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     if differ:
         raise ManifestError(f"{earlier} describes another {', '.join(differ)} (its sha256 differs): its thresholds "
                             "were not set on the models deployed now")
-    if _restored_part(old_entry.get("thresholds")) == _restored_part(entry.get("thresholds")):
+    if _restored_part(old_entry) == _restored_part(entry):
         raise ManifestError(f"{earlier} holds the thresholds profile '{profile}' has now: nothing to restore (another "
                             "profile? name it with --profile)")
     thresholds, score, old_score = old_entry.get("thresholds"), entry["autoencoder"].get("score", {}), \
@@ -459,12 +459,14 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
                            Path(earlier).name, views_from)
 
 
-def _restored_part(thresholds: object) -> object:
-    """What a restore sets of a thresholds entry (the values, the commissioning record, the drift baselines), not
-    the record of how it came (the change log, when it was edited)."""
-    if not isinstance(thresholds, dict):
-        return thresholds
-    return {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS)}
+def _restored_part(entry: dict) -> tuple:
+    """What a restore sets of a profile entry (the thresholds, the commissioning record, the drift baselines, the
+    frame-level term's references, the mirror views' band), not the record of how it came (the change log, when
+    it was edited)."""
+    thresholds, score = entry.get("thresholds"), entry["autoencoder"].get("score", {})
+    if isinstance(thresholds, dict):
+        thresholds = {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS)}
+    return thresholds, _frame_term(score), score.get("views_from")
 
 
 def _deployed_files(entry: dict) -> dict[str, object]:

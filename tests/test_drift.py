@@ -381,3 +381,15 @@ def test_restoring_the_same_backup_twice_changes_nothing_the_second_time(tmp_pat
     capsys.readouterr()
     assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(earlier), "--reason", "again"]) == 2
     assert "nothing to restore" in capsys.readouterr().err
+
+
+def test_a_backup_that_differs_only_in_the_frame_terms_references_is_restored(tmp_path, capsys):
+    """The references are the thresholds' units: a backup with the same thresholds but other references changes the
+    verdicts, so it is restored, not refused as 'nothing to restore'."""
+    path = _minimal_manifest(tmp_path / "m.json")
+    document = json.loads(path.read_text())
+    document["profiles"]["p"]["autoencoder"]["score"]["frame_term"]["map_reference"] = 4.0
+    (tmp_path / "units.bak").write_text(json.dumps(document))
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "units.bak"),
+                     "--reason", "references back"]) == 0
+    assert json.loads(path.read_text())["profiles"]["p"]["autoencoder"]["score"]["frame_term"]["map_reference"] == 4.0
