@@ -175,3 +175,52 @@ def test_a_live_camera_on_a_stopped_line_is_not_frozen(monkeypatch):
     monkeypatch.setattr(sources.Path, "is_file", lambda self: True)
     still = VideoSource("still.avi", max_identical_frames=3).frames(threading.Event())
     assert len([next(still) for _ in range(20)]) == 20
+
+
+def test_folder_watcher_forgets_the_names_of_files_that_left_the_folder(tmp_path):
+    """A watch of weeks must not grow with every frame it has seen: names whose files were cleared are dropped, and a
+    file written again under such a name is a new frame."""
+    for name in ("a.png", "b.png"):
+        _img(tmp_path / name)
+        _age(tmp_path / name)
+    watcher = FolderWatcher(tmp_path, already_processed={"a.png", "cleared-last-week.png"}, exit_when_idle=True)
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["b.png"]
+    assert watcher.seen == {"a.png", "b.png"}
+    (tmp_path / "a.png").unlink()
+    assert watcher._scan() == ([], False) and watcher.seen == {"b.png"}
+    _img(tmp_path / "a.png")
+    _age(tmp_path / "a.png")
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["a.png"]
+
+
+def test_folder_watcher_forgets_nothing_when_the_folder_lists_empty(tmp_path):
+    """An unmounted share leaves an empty folder: forgetting there would inspect every old frame again on its return."""
+    for name in ("a.png", "b.png"):
+        _img(tmp_path / name)
+        _age(tmp_path / name)
+    watcher = FolderWatcher(tmp_path, already_processed={"a.png", "b.png"}, exit_when_idle=True)
+    hidden = tmp_path.parent / f"{tmp_path.name}-unmounted"
+    hidden.mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).rename(hidden / name)
+    assert watcher._scan() == ([], False) and watcher.seen == {"a.png", "b.png"}
+    for name in ("a.png", "b.png"):
+        (hidden / name).rename(tmp_path / name)
+    assert list(watcher.frames(threading.Event())) == []
+
+
+def test_folder_watcher_takes_image_files_only_and_does_not_follow_linked_folders(tmp_path):
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    _img(elsewhere / "linked.png")
+    (tmp_path / "line1" / "deep").mkdir(parents=True)
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link").symlink_to(elsewhere, target_is_directory=True)
+    for path in (tmp_path / "line1" / "deep" / "x.PNG", tmp_path / "top.bmp", elsewhere / "linked.png"):
+        _img(path)
+        _age(path)
+    (tmp_path / "notes.txt").write_text("x")
+    flat = FolderWatcher(tmp_path, exit_when_idle=True)
+    assert [f.frame_id for f in flat.frames(threading.Event())] == ["top.bmp"]
+    deep = FolderWatcher(tmp_path, recursive=True, exit_when_idle=True)
+    assert [f.frame_id for f in deep.frames(threading.Event())] == ["line1/deep/x.PNG", "top.bmp"]

@@ -7,6 +7,7 @@ retries as configured. ``frames()`` may be called again to reopen after a failur
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ import cv2
 import numpy as np
 
 from ..datasets import IMAGE_SUFFIXES
+
+_IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES)
 
 
 class CaptureError(Exception):
@@ -87,6 +90,14 @@ class FolderWatcher(FrameSource):
     A file name is taken once: a file written again under a name already inspected (a camera
     that overwrites ``latest.png``, a ring buffer of names) is not inspected again. Such a
     camera must write unique names (a counter, a time stamp) for the folder to be watched.
+    A name is forgotten once its file has left the folder (the camera software or a cron job clears
+    old frames), so a watch of weeks does not grow with every frame it has seen; a file written
+    again under that name afterwards is a new frame. A scan that lists nothing forgets nothing: an
+    unmounted share leaves an empty folder behind, and forgetting there would inspect every old
+    frame again when it comes back.
+
+    Each poll lists the folder with ``os.scandir`` and stats only the files not yet taken: a folder
+    of many thousand frames costs a fraction of a second per poll, not seconds.
     """
 
     def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,
@@ -100,7 +111,9 @@ class FolderWatcher(FrameSource):
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         while not stop.is_set():
+            started = time.monotonic()
             ready, pending = self._scan()
+            scan_s = time.monotonic() - started
             for frame_id in ready:
                 if stop.is_set():
                     return
@@ -109,20 +122,19 @@ class FolderWatcher(FrameSource):
             if not ready and not pending and self.exit_when_idle:
                 return
             if not ready:
-                stop.wait(self.poll_s)
+                stop.wait(max(self.poll_s, 2 * scan_s))  # a huge folder's scans take a third of a core at most
 
     def _scan(self) -> tuple[list[str], bool]:
         """Return (new settled files in name order, whether unsettled files are waiting)."""
         if not self.folder.is_dir():
             raise SourceLostError(f"watched folder {self.folder} is gone or not a folder (unmounted? deleted?)")
-        pattern = "**/*" if self.recursive else "*"
-        now, ready, pending, stats = time.time(), [], False, {}
-        for path in sorted(self.folder.glob(pattern)):
-            frame_id = path.relative_to(self.folder).as_posix()
-            if path.suffix.lower() not in IMAGE_SUFFIXES or frame_id in self.seen:
+        now, ready, pending, stats, listed = time.time(), [], False, {}, set()
+        for frame_id, entry in self._image_entries():
+            listed.add(frame_id)
+            if frame_id in self.seen:
                 continue
             try:
-                st = path.stat()
+                st = entry.stat()
             except OSError:
                 continue  # vanished between listing and stat
             stats[frame_id] = (st.st_size, st.st_mtime_ns)
@@ -130,8 +142,23 @@ class FolderWatcher(FrameSource):
                 ready.append(frame_id)
             else:
                 pending = True
+        if listed:
+            self.seen &= listed
         self._last_stat = stats
-        return ready, pending
+        return sorted(ready), pending
+
+    def _image_entries(self) -> Iterator[tuple[str, os.DirEntry]]:
+        """(frame id, directory entry) of each image file in the folder, or under it when recursive (links to
+        folders are not followed, as ``Path.glob("**")`` did not follow them)."""
+        folders = [(self.folder, "")]
+        while folders:
+            folder, prefix = folders.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if self.recursive and entry.is_dir(follow_symlinks=False):
+                        folders.append((Path(entry.path), f"{prefix}{entry.name}/"))
+                    elif entry.name.lower().endswith(_IMAGE_ENDINGS) and entry.is_file():
+                        yield prefix + entry.name, entry
 
 
 def parse_camera(spec: str) -> int | None:
