@@ -24,6 +24,7 @@ from .errors import InspectionError
 from .manifest import FrameTerm
 from .preprocess import preprocess
 from .result import flagged
+from .selftest import SCORE_RTOL
 
 
 class CommissioningError(ValueError):
@@ -105,14 +106,21 @@ def minimum_frames_present(frames: int, false_alarm_rate: float) -> None:
 
 
 def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> float:
-    """Lowest threshold that flags at most ``max_rate`` of ``normal_scores`` (the rule is ``score >= threshold``)."""
+    """A threshold that flags at most ``max_rate`` of ``normal_scores`` (the rule is ``score >= threshold``), set a
+    margin above the highest score it passes: one float step above it, a PC whose arithmetic differs in the last
+    digit would flag that frame. The margin is the self-test's score tolerance (``SCORE_RTOL``), so a PC that
+    passes the self-test keeps the frames' verdicts; it stops halfway to the lowest score the threshold flags."""
     if not len(normal_scores):
         raise CommissioningError("no normal frames with scores")
     ordered = np.sort(np.asarray(normal_scores, float))
     allowed = int(math.floor(max(0.0, min(1.0, max_rate)) * len(ordered) + 1e-9))
     if allowed >= len(ordered):
         return float(ordered[0])
-    return float(np.nextafter(ordered[len(ordered) - allowed - 1], np.inf))
+    passed = ordered[len(ordered) - allowed - 1]
+    threshold = passed + SCORE_RTOL * abs(passed)
+    if allowed:
+        threshold = min(threshold, (passed + ordered[len(ordered) - allowed]) / 2)
+    return float(max(threshold, np.nextafter(passed, np.inf)))
 
 
 def inspected(inspector, paths: Sequence[Path], batch: int = 16,

@@ -260,14 +260,18 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
                     name, name)
     write_manifest(manifest_path, manifest)
     gate = deployed_gate(manifest_path, name)
-    scorer = gate.scorer
+    scorer, score = gate.scorer, entry["autoencoder"]["score"]
+    scoring_before = json.dumps(score, sort_keys=True)
     if scorer.residual_detector is not None:  # its scale is set against the scoring, as the export sets it
         detector = calibrate.residual_detector(scorer, profile, gate.splits["val"])
         scorer = scorer.with_residual_detector(detector)
-        entry["autoencoder"]["score"]["residual_detector"].update(sigma_cells=detector.sigma, scale=detector.scale)
+        score["residual_detector"].update(sigma_cells=detector.sigma, scale=detector.scale)
     scorer = calibrate.with_views_band(scorer, profile, gate.splits["val"])  # the band is measured again
     if scorer.views_from is not None:
-        entry["autoencoder"]["score"]["views_from"] = scorer.views_from
+        score["views_from"] = scorer.views_from
+    if json.dumps(score, sort_keys=True) != scoring_before and entry.pop("golden", None):
+        log.warning("%s: the detector's scale or the views band moved, and with them the golden frames' scores: they "
+                    "were dropped (python -m export.golden --profile %s)", name, name)
     limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,
                                                      results or manifest_path.resolve().parent / "results" / name)
     entry["thresholds"] = limits

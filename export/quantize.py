@@ -175,8 +175,10 @@ def _agreement(fp32_rows: list, int8_rows: list, field: str) -> float:
 
 def _classified_agreement(fp32_rows: list, int8_rows: list) -> float:
     """Share of the frames both precisions classify on which they name the same class: how faithful a
-    copy of the fp32 head the int8 one is where it matters (the overall agreement counts every
-    unflagged frame as agreeing)."""
+    copy of the fp32 head the int8 one is (an unclassified frame would count as agreeing in
+    ``_agreement``). ``evaluate`` classifies every frame, flagged or not, so over its rows this is the
+    agreement on every frame both precisions inspected: stricter than on the flagged frames alone, the
+    ones the line classifies."""
     same = [a.defect_class == b.defect_class for a, b in _both_inspected(fp32_rows, int8_rows)
             if a.defect_class is not None and b.defect_class is not None]
     return float(np.mean(same)) if same else 1.0
@@ -257,7 +259,7 @@ def quantize_profile(args) -> dict:
         entry["precision"] = "int8"
     else:
         log.warning("int8 not offered, precision stays fp32: it loses %.2f pp classifier accuracy (at most %.2f "
-                    "allowed) and names fp32's class on %.1f%% of the frames both classify (at least %.1f%% needed)",
+                    "allowed) and names fp32's class on %.1f%% of the frames both classify (every frame of the split, flagged or not; at least %.1f%% needed)",
                     loss_pp, args.max_loss_pp, 100 * classified, 100 * args.min_class_agreement)
         for key in ("autoencoder", "classifier"):
             entry[key].pop("int8", None)

@@ -22,6 +22,21 @@ def test_threshold_flags_at_most_the_asked_share_of_normal_scores():
     assert commissioning.threshold_for_false_alarm(scores, 0.05) > 190.0
 
 
+def test_threshold_keeps_a_margin_above_the_highest_score_it_passes():
+    """One float step above a passed frame's score, a PC whose arithmetic differs in the last digit would flag it: the
+    margin is the self-test's score tolerance, and at most half the gap to the lowest flagged score."""
+    from edge_runtime.selftest import SCORE_RTOL
+
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    assert commissioning.threshold_for_false_alarm(scores, 0.2) == pytest.approx(8.0 * (1 + SCORE_RTOL))
+    close = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 8.0 + 4e-3, 10.0])
+    assert commissioning.threshold_for_false_alarm(close, 0.2) == pytest.approx(8.0 + 2e-3)  # halfway
+    ties = np.array([1.0, 2.0, 3.0, 3.0, 3.0])  # the tied top scores cannot be split: none of them is flagged
+    threshold = commissioning.threshold_for_false_alarm(ties, 0.2)
+    assert 3.0 < threshold and not np.any(ties >= threshold)
+    assert commissioning.threshold_for_false_alarm(scores, 0.0) == pytest.approx(10.0 * (1 + SCORE_RTOL))
+
+
 def test_proposal_refuses_too_few_frames_and_rates_out_of_order():
     scores = np.linspace(0.0, 1.0, 50)
     with pytest.raises(CommissioningError, match="needs at least 100"):
