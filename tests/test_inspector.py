@@ -199,18 +199,22 @@ def test_the_least_textured_real_frames_are_not_blank(inspector):
     assert isinstance(inspector.inspect(faint), InspectionResult)
 
 
-def test_tampered_model_is_refused(tmp_path):
+@pytest.mark.parametrize("precision, part", [("fp32", "autoencoder"), ("fp32", "classifier"),
+                                             ("fp32", "classifier_head"), ("int8", "classifier")])
+def test_tampered_model_is_refused(tmp_path, precision, part):
+    """Every file the runtime loads is checked against its sha256: the gate that decides ok/warn/defect too."""
     manifest = json.loads(MANIFEST.read_text())
     for entry in manifest_file_entries(manifest["profiles"]):
         target = tmp_path / entry["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / entry["path"], target)
     (tmp_path / "models.manifest.json").write_text(json.dumps(manifest))
-    loaded = Inspector.from_manifest(tmp_path / "models.manifest.json").config.classifier.path
+    loaded = getattr(Inspector.from_manifest(tmp_path / "models.manifest.json", precision=precision).config, part).path
+    assert loaded.is_relative_to(tmp_path)
     with open(loaded, "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelIntegrityError, match="does not match"):
-        Inspector.from_manifest(tmp_path / "models.manifest.json")
+        Inspector.from_manifest(tmp_path / "models.manifest.json", precision=precision)
 
 
 def test_unknown_profile_and_missing_manifest_are_clear_errors(tmp_path):

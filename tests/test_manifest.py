@@ -308,3 +308,33 @@ def test_a_command_run_outside_the_checkout_finds_the_manifest_the_line_names_or
     monkeypatch.delenv(MANIFEST_ENV)
     (tmp_path / "models.manifest.json").write_text("{}")
     assert default_manifest_path() == tmp_path / "models.manifest.json"
+
+
+def test_a_golden_check_passes_only_when_every_part_agrees():
+    from edge_runtime.selftest import GoldenCheck
+
+    fine = dict(name="strip", expected_score=2.0, expected_frame_term=1.0, score=2.0, frame_term=1.0,
+                max_probability_difference=0.01, same_top_class=True, probability_atol=0.05)
+    assert GoldenCheck(**fine).passed
+    for change in ({"same_top_class": False}, {"max_probability_difference": 0.06}, {"score": 2.01},
+                   {"frame_term": 1.01, "score": 2.01}):  # the last: the map's part as recorded, the term drifted
+        assert not GoldenCheck(**{**fine, **change}).passed, change
+
+
+@pytest.mark.parametrize("edit, code, says", [
+    (lambda g: g["frames"][1]["class_probabilities"].update(scratches=0.8), 1, "DRIFTED"),
+    (lambda g: g["models"].update(autoencoder="0" * 64), 2, "other model files or another precision"),
+    (lambda g: g.update(precision="fp32"), 2, "other model files or another precision"),
+])
+def test_selftest_refuses_drifted_probabilities_and_a_golden_set_of_other_models(tmp_path, capsys, edit, code, says):
+    from edge_runtime.cli import main as cli_main
+    from tests.conftest import editable_manifest
+
+    path = editable_manifest(tmp_path)
+    manifest = json.loads(path.read_text())
+    assert manifest["profiles"]["neu-steel"]["precision"] == "int8"  # the golden set is the int8 head's
+    edit(manifest["profiles"]["neu-steel"]["golden"])
+    path.write_text(json.dumps(manifest))
+    assert cli_main(["selftest", "--manifest", str(path)]) == code
+    captured = capsys.readouterr()
+    assert says in captured.out + captured.err

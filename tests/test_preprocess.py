@@ -210,3 +210,39 @@ def test_no_neu_image_is_refused_as_noise():
     spec = PreprocessSpec()
     for path in sorted((NEU / "images").glob("*.jpg"))[::5]:
         preprocess(path, spec)  # raises on a refused frame
+
+
+def test_declared_size_reads_every_format_a_line_camera_writes():
+    """The size refusal before decoding rests on these headers: PNG, baseline and progressive JPEG, BMP stored
+    bottom-up or top-down (a negative height), TIFF."""
+    import struct
+
+    from edge_runtime.image_io import declared_size
+
+    image = np.random.default_rng(0).integers(0, 255, (50, 70), dtype=np.uint8)  # 70 wide, 50 high
+    for suffix, flags in ((".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".bmp", []),
+                          (".tif", [])):
+        assert declared_size(cv2.imencode(suffix, image, flags)[1].tobytes()) == (70, 50), (suffix, flags)
+    top_down = bytearray(cv2.imencode(".bmp", image)[1].tobytes())
+    top_down[22:26] = struct.pack("<i", -50)
+    assert declared_size(bytes(top_down)) == (70, 50)
+    assert declared_size(b"GIF89a" + bytes(20)) is None and declared_size(b"\x89PNG\r\n\x1a\n") is None
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".tif"])
+def test_a_bmp_or_tiff_declaring_a_huge_frame_is_refused_before_it_is_decoded(suffix):
+    import struct
+
+    data = bytearray(cv2.imencode(suffix, np.zeros((8, 8), np.uint8))[1].tobytes())
+    if suffix == ".bmp":
+        data[18:26] = struct.pack("<ii", 20000, -20000)  # top-down: the height is negative
+    else:
+        assert data[:4] == b"II*\x00"
+        directory = struct.unpack("<I", data[4:8])[0]
+        for index in range(struct.unpack("<H", data[directory:directory + 2])[0]):
+            at = directory + 2 + 12 * index
+            tag, kind = struct.unpack("<HH", data[at:at + 4])
+            if tag in (256, 257):
+                data[at + 8:at + 12] = struct.pack("<H", 20000) + b"\0\0" if kind == 3 else struct.pack("<I", 20000)
+    with pytest.raises(InvalidImageError, match="20000x20000 pixels"):
+        load_image(bytes(data), max_pixels=2048 * 2048)

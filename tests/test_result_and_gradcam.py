@@ -43,6 +43,13 @@ def test_to_dict_is_json_ready():
     record = _result().to_dict()
     assert json.loads(json.dumps(record))["verdict"] == "ok" and record["error"] is None
     assert record["frame_term"] is None and _result(frame_term=1.5).to_dict()["frame_term"] == 1.5
+    assert (record["threshold"], record["warn_threshold"]) == (1.0, 0.5)  # the defect cut, and the warn one beside it
+
+
+@pytest.mark.parametrize("verdict, reject", [(Verdict.OK, False), (Verdict.WARN, False), (Verdict.DEFECT, True)])
+def test_only_a_defect_is_a_reject(verdict, reject):
+    """``is_reject`` is what an integrator wires an ejector to (docs/runtime_api.md): a warn frame is not ejected."""
+    assert _result(verdict=verdict).is_reject is reject
 
 
 def test_a_frame_that_could_not_be_inspected_is_written_with_the_same_keys_and_never_ok():
