@@ -261,6 +261,7 @@ def profile_config(
         anomaly_file, classifier_file = _precision_files(entry, precision, name)
         thresholds = Thresholds(float(entry["thresholds"]["warn"]), float(entry["thresholds"]["defect"]))
         check_thresholds(thresholds.warn, thresholds.defect, f"profile '{name}': ")
+        _choice(anomaly["score"].get("reduce", "max"), ("max",), "reduce", name)  # the runtime scores by the maximum
         return ProfileConfig(
             name=name,
             preprocess=PreprocessSpec.from_dict(entry["preprocessing"]),

@@ -557,3 +557,17 @@ def test_three_views_with_a_frame_level_term_average_its_error_and_refuse_a_band
                       views=3, views_from=1.0)
     with pytest.raises(ManifestError, match="band"):
         three.with_views(3, 1.0)
+
+
+def test_the_manifest_s_level_cap_reaches_the_deployed_score(tmp_path):
+    """The cap is what keeps a frame of something else than strip from dividing its deviation away: the deployed
+    inspector must score with it (a frame's verdict alone would not show a cap dropped on the way)."""
+    from studies.level_cap_study import not_steel_frames
+
+    frame = not_steel_frames()["printed label"]
+    manifest = json.loads(_manifest_with_score(tmp_path, level_cap=None).read_text())
+    del manifest["profiles"]["neu-steel"]["autoencoder"]["score"]["level_cap"]
+    (tmp_path / "models.manifest.json").write_text(json.dumps(manifest))
+    uncapped = Inspector.from_manifest(tmp_path / "models.manifest.json", "neu-steel").inspect(frame).anomaly_score
+    capped = Inspector.from_manifest(MANIFEST, "neu-steel").inspect(frame).anomaly_score
+    assert capped > 1.2 * uncapped

@@ -54,6 +54,10 @@ def test_always_classify_gives_class_probabilities_and_frame_sized_gradcam(inspe
     outside[region.y: region.y + region.height, region.x: region.x + region.width] = 0
     assert outside.max() == 0 and result.gradcam.max() <= 1.0
     assert {"preprocess", "autoencoder", "classifier", "gradcam", "total"} <= set(result.timings_ms)
+    # the head sees the manifest's window of stem cells around the anomaly peak, not the whole strip
+    window = inspector.config.raw["classifier"]["stem_window"]
+    assert inspector.config.stem_window == tuple(window)
+    assert region.width <= window[1] * 16 < 1600
 
 
 def test_uint16_frame_matches_its_uint8_equivalent(inspector):
@@ -272,7 +276,8 @@ def test_saving_thresholds_through_a_linked_manifest_keeps_the_link(tmp_path):
     lambda entry: entry.update(class_names=["a", "b"]),
     lambda entry: entry["preprocessing"].update(max_pixels="big"),
     lambda entry: entry["preprocessing"].update(min_neighbour_correlation="x"),
-], ids=["class-count", "max-pixels", "correlation"])
+    lambda entry: entry["autoencoder"]["score"].update(reduce="mean"),  # the runtime scores by the map's maximum
+], ids=["class-count", "max-pixels", "correlation", "reduce"])
 def test_a_malformed_manifest_is_a_manifest_error(tmp_path, change):
     path = editable_manifest(tmp_path)
     manifest = json.loads(path.read_text())
@@ -359,3 +364,21 @@ def test_the_shipped_neu_classifier_names_defects_seen_through_another_camera():
     inspector = Inspector.from_manifest(MANIFEST, "neu-steel")
     for name in ("defocus (Gaussian blur, sigma 1 px)", "lower resolution (0.7x and back)"):
         assert classifier_accuracy(inspector, CHANGES[name], gate.splits["val"], gate.config.preprocess) >= 0.95, name
+
+
+def test_a_gate_error_stays_with_its_own_frame_in_a_batch(monkeypatch):
+    """A frame whose map does not fit the gate (a stride mismatch, a missing output) comes back as its own
+    typed error; the frames beside it are inspected."""
+    from edge_runtime.errors import InspectionError
+
+    fresh = Inspector.from_manifest(MANIFEST)
+    run = fresh.scorer.run
+
+    def fails_on_the_odd_size(frame):
+        if frame.shape == (210, 210):
+            raise InspectionError("the anomaly model's map does not match")
+        return run(frame)
+
+    monkeypatch.setattr(fresh.scorer, "run", fails_on_the_odd_size)
+    results = fresh.inspect_batch([_texture((200, 200), 1), _texture((210, 210), 2), _texture((200, 200), 3)])
+    assert [type(r).__name__ for r in results] == ["InspectionResult", "InspectionError", "InspectionResult"]

@@ -21,6 +21,16 @@ def test_colour_and_gray_give_the_same_frame():
     assert to_gray01(gray[:, :, None]).shape == (48, 64)
 
 
+def test_colour_frames_are_read_in_opencv_s_bgr_order():
+    """Arrays are BGR, as OpenCV decodes files (docs/runtime_api.md): blue weighs 0.114 in the grey, red 0.299."""
+    bgr = np.zeros((40, 40, 3), np.uint8)
+    bgr[:20, :, 0] = 200  # blue at the top
+    bgr[20:, :, 2] = 200  # red at the bottom
+    gray = to_gray01(bgr)
+    assert gray[:20].mean() == pytest.approx(0.114 * 200 / 255, abs=1 / 255)
+    assert gray[20:].mean() == pytest.approx(0.299 * 200 / 255, abs=1 / 255)
+
+
 def test_path_bytes_and_array_sources_agree(tmp_path):
     gray = textured((50, 70), 128, seed=1, spread=40.0)
     path = tmp_path / "f.png"

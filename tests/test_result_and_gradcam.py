@@ -99,6 +99,7 @@ def test_stem_window_on_a_wide_strip_is_centred_on_the_anomaly_peak():
     np.testing.assert_array_equal(window.stem, gate.stem[window.row: window.row + 15, window.col: window.col + 15])
     region = window.region()
     assert region.x <= 1200 < region.x + region.width and region.y <= 100 < region.y + region.height
+    assert abs(region.x + region.width / 2 - 1200) <= 16  # centred on the peak, within a cell: context on all sides
     assert 15 * 16 - 32 <= region.width <= 15 * 16
     cam = window.cam_to_frame(np.ones((8, 8), np.float32))
     assert cam.shape == (256, 1600)
