@@ -256,3 +256,10 @@ def test_a_bmp_or_tiff_declaring_a_huge_frame_is_refused_before_it_is_decoded(su
                 data[at + 8:at + 12] = struct.pack("<H", 20000) + b"\0\0" if kind == 3 else struct.pack("<I", 20000)
     with pytest.raises(InvalidImageError, match="20000x20000 pixels"):
         load_image(bytes(data), max_pixels=2048 * 2048)
+
+
+def test_the_smallest_side_accepted_is_min_side_itself():
+    texture = textured((64, 64), 128, seed=2, spread=40.0)
+    assert to_gray01(texture[:32], min_side=32).shape == (32, 64)
+    with pytest.raises(InvalidImageError, match="64x31 pixels; at least 32x32 is needed"):
+        to_gray01(texture[:31], min_side=32)
