@@ -357,3 +357,26 @@ def test_watch_and_record_run_the_inspector_with_the_threads_asked_for(monkeypat
     monkeypatch.setattr(Inspector, "from_manifest", classmethod(lambda cls, *args: asked.append(args)))
     commands.build_inspector(argparse.Namespace(manifest=None, profile="neu-steel", threads=2))
     assert asked == [(None, "neu-steel", 2)]
+
+
+def test_watch_exits_4_when_the_log_loses_records(capture_cli, tmp_path, capsys, monkeypatch):
+    def broken(self, records):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteLog, "write", broken)
+    code = capture_cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "5")
+    assert code == commands.EXIT_RECORDS_LOST
+    assert "could not be written" in capsys.readouterr().err
+
+
+def test_watch_passes_drop_oldest_to_the_loop(capture_cli, tmp_path, monkeypatch, capsys):
+    seen = []
+    real = commands.InspectionLoop
+
+    def recording(source, inspector, sinks, config):
+        seen.append(config)
+        return real(source, inspector, sinks, config)
+
+    monkeypatch.setattr(commands, "InspectionLoop", recording)
+    assert capture_cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "3", "--drop-oldest") == 0
+    assert seen[0].drop_oldest is True

@@ -491,3 +491,26 @@ def test_abort_while_queue_full_keeps_worker_stop_markers():
     snap = loop.snapshot()
     _accounting_holds(snap, sink.records)
     assert snap["inspected"] == 3 and snap["dropped"] == 2
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals")
+def test_a_second_signal_stops_at_once_recording_the_queue_as_dropped():
+    holder = {}
+
+    class SignalTwice(FakeInspector):
+        def inspect(self, image, source=None):
+            if source == "000010":
+                os.kill(os.getpid(), signal.SIGINT)
+                while holder["loop"]._stop_requested_at is None:
+                    time.sleep(0.005)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.3)  # the main thread runs the handler
+            return super().inspect(image, source)
+
+    sink = ListSink()
+    loop = InspectionLoop(CountingSource(), SignalTwice(delay_s=0.05), [sink],
+                          LoopConfig(workers=1, queue_size=8, drain_timeout_s=60.0))
+    holder["loop"] = loop
+    snap = loop.run()
+    assert snap["dropped"] > 0
+    _accounting_holds(snap, sink.records)

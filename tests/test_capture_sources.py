@@ -224,3 +224,30 @@ def test_folder_watcher_takes_image_files_only_and_does_not_follow_linked_folder
     assert [f.frame_id for f in flat.frames(threading.Event())] == ["top.bmp"]
     deep = FolderWatcher(tmp_path, recursive=True, exit_when_idle=True)
     assert [f.frame_id for f in deep.frames(threading.Event())] == ["line1/deep/x.PNG", "top.bmp"]
+
+
+def test_a_camera_with_sporadic_failed_reads_is_not_declared_lost(monkeypatch):
+    """25 failed reads in a row mean the camera is gone; 25 spread over hours of good frames do not."""
+    import edge_runtime.capture.sources as sources
+    from edge_runtime.capture.sources import VideoSource
+
+    rng = np.random.default_rng(0)
+
+    class Flaky:
+        reads = 0
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            self.reads += 1
+            if self.reads % 4 == 0:
+                return False, None  # a dropped USB packet now and then
+            return True, rng.integers(0, 255, (32, 32), dtype=np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: Flaky())
+    frames = VideoSource("camera:0", max_failed_reads=5).frames(threading.Event())
+    assert len([next(frames) for _ in range(60)]) == 60

@@ -31,6 +31,7 @@ from dashboard import config as dconfig  # noqa: E402
 from dashboard import history_logic, live, modelcard, render, runtime, tuning  # noqa: E402
 from dashboard.inspect_logic import inspect_items  # noqa: E402
 from edge_runtime.manifest import threshold_origin  # noqa: E402
+from edge_runtime.sinks import Record, SqliteLog  # noqa: E402
 
 APP = ROOT / "dashboard" / "app.py"
 REAL_LOAD_INSPECTOR = runtime.load_inspector  # before the fixtures swap in a fake
@@ -1313,3 +1314,74 @@ def test_the_current_rows_of_a_remeasured_commissioning_are_in_the_units_of_the_
         ["setting", "threshold"])
     assert table.loc[("current", "defect"), "false-alarm rate"] == line.deployed_rates["flagged_defect"] == 0.25
     assert table.loc[("proposed", "defect"), "false-alarm rate"] == 0.25  # 8.0 of 2, 4, 6, 8
+
+
+def test_history_page_rows_hold_only_the_window(tmp_path):
+    now = time.time()
+    with SqliteLog(tmp_path / "i.db") as log:
+        log.write([Record(source="s", frame_id="old", verdict="defect", score=0.9, recorded_at=now - 3 * 86400),
+                   Record(source="s", frame_id="new", verdict="defect", score=0.9, recorded_at=now)])
+    history = history_logic.load_history(tmp_path / "i.db", "24h")
+    assert history.counts == {"defect": 1}
+    assert list(history.rows["frame_id"]) == ["new"]  # the table, the charts and the CSV export of the window
+
+
+def test_history_trend_leaves_out_rejects_as_the_drift_check_does():
+    import pandas as pd
+
+    t = pd.Timestamp("2026-01-01 08:00")
+    df = pd.DataFrame({"time": [t] * 10, "verdict": ["ok"] * 8 + ["defect"] * 2,
+                       "score": [1.0] * 8 + [50.0] * 2})
+    trend = history_logic.values_over_time(df, "1h")
+    assert trend["median"].iloc[0] == 1.0 and trend["90th percentile"].iloc[0] == 1.0
+
+
+def test_inspect_cache_is_not_reused_after_the_thresholds_change():
+    from edge_runtime.result import Thresholds
+
+    fake, cache = fakes.FakeInspector(warn=0.3, defect=0.6), {}
+    inspect_items(fake, [("a.png", fakes.png(200))], cache)
+    fake.thresholds = Thresholds(50.0, 100.0)  # calibrate --write while the page is open
+    (after,) = inspect_items(fake, [("a.png", fakes.png(200))], cache)
+    assert fake.calls == 2 and after.result.thresholds.defect == 100.0
+
+
+def test_score_bar_zones_follow_the_thresholds():
+    zones = {row["zone"]: (row["start"], row["end"]) for row in render.score_bar_spec(0.5, 0.3, 0.6)["data"]["values"]}
+    assert zones["ok"] == (0.0, 0.3) and zones["warn"] == (0.3, 0.6) and zones["defect"][0] == 0.6
+    assert zones["score"] == (0.0, 0.5)
+
+
+def test_results_csv_carries_each_images_verdict():
+    import csv
+    import io
+
+    items = inspect_items(fakes.FakeInspector(), [("a.png", fakes.png(20)), ("b.png", fakes.png(200)), ("c.png", b"xx")])
+    rows = list(csv.DictReader(io.StringIO(render.results_csv(items).decode())))
+    assert [r["verdict"] for r in rows] == ["ok", "defect", "error"]
+
+
+def test_live_reject_rate_counts_defects_not_warnings():
+    sink = live.RollingSink()
+    sink.write([types.SimpleNamespace(recorded_at=i, verdict=v, defect_class=None)
+                for i, v in enumerate(["ok", "warn", "defect", "warn"])])
+    assert sink.reject_rate() == 0.25
+
+
+@pytest.mark.parametrize("output", ["hook", "command"])
+def test_live_reject_output_fires_on_the_configured_verdicts(tmp_path, monkeypatch, output):
+    (tmp_path / "gaps_hook.py").write_text("def eject(record):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = types.SimpleNamespace(reject_hook="gaps_hook:eject" if output == "hook" else None,
+                                   reject_command="true" if output == "command" else None, reject_on="warn,defect")
+    sink = live.reject_output(config)
+    assert sink.predicate(Record(source="s", frame_id="1", verdict="warn"))
+    assert not sink.predicate(Record(source="s", frame_id="2", verdict="ok"))
+
+
+def test_tuning_rates_read_a_score_on_the_threshold_as_flagged():
+    """The runtime's rule (``score >= threshold``): a normal frame on the threshold is a false alarm, a defect on it
+    is caught."""
+    df = pd.DataFrame({"is_normal": [True, True, False, False], "score": [1.0, 2.0, 2.0, 1.5]})
+    out = tuning.rates(df, 2.0)
+    assert (out["false_alarms"], out["escapes"]) == (1, 1)

@@ -393,3 +393,35 @@ def test_a_backup_that_differs_only_in_the_frame_terms_references_is_restored(tm
     assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "units.bak"),
                      "--reason", "references back"]) == 0
     assert json.loads(path.read_text())["profiles"]["p"]["autoencoder"]["score"]["frame_term"]["map_reference"] == 4.0
+
+
+def test_check_log_ignores_frames_logged_before_the_baseline(tmp_path):
+    t0 = time.time()
+    baseline = Baseline.from_values(_normal_scores(300, 1), measured_at=t0)
+    old = [Record(source="s", frame_id=f"o{i}", verdict="ok", profile="p", score=float(s), recorded_at=t0 - 100)
+           for i, s in enumerate(_normal_scores(300, 2, scale=1.3))]  # the line before it was re-commissioned
+    new = [Record(source="s", frame_id=f"n{i}", verdict="ok", profile="p", score=float(s), recorded_at=t0 + 1)
+           for i, s in enumerate(_normal_scores(250, 3))]
+    with SqliteLog(tmp_path / "i.db") as log:
+        log.write(old + new)
+        checked = drift.check_log(log, "p", {"score_baseline": baseline.to_dict()})
+    assert checked.frames == 250 and checked.status == "ok"
+
+
+def test_check_log_counts_only_the_named_profiles_frames(tmp_path):
+    baseline = Baseline.from_values(_normal_scores(300, 1), measured_at=0.0)
+    mine = [Record(source="s", frame_id=f"p{i}", verdict="ok", profile="p", score=float(s))
+            for i, s in enumerate(_normal_scores(300, 2))]
+    other = [Record(source="s", frame_id=f"q{i}", verdict="ok", profile="q", score=float(s))
+             for i, s in enumerate(_normal_scores(300, 3, scale=3.0))]  # another model: other score units
+    with SqliteLog(tmp_path / "i.db") as log:
+        log.write(mine + other)
+        checked = drift.check_log(log, "p", {"score_baseline": baseline.to_dict()})
+    assert checked.frames == 300 and checked.status == "ok"
+
+
+def test_drift_at_exactly_the_limits():
+    baseline = Baseline(p10=1.0, p50=5.0, p90=9.0, frames=300, measured_at=0.0)
+    values = [10.0] * 40 + [5.0] * 160  # MIN_FRAMES frames, exactly DRIFT_SHARE above p90
+    assert len(values) == drift.MIN_FRAMES
+    assert check_drift(values, baseline).status == "high"
