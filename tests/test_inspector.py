@@ -382,3 +382,32 @@ def test_a_gate_error_stays_with_its_own_frame_in_a_batch(monkeypatch):
     monkeypatch.setattr(fresh.scorer, "run", fails_on_the_odd_size)
     results = fresh.inspect_batch([_texture((200, 200), 1), _texture((210, 210), 2), _texture((200, 200), 3)])
     assert [type(r).__name__ for r in results] == ["InspectionResult", "InspectionError", "InspectionResult"]
+
+
+def test_a_gate_without_a_stem_output_is_refused_when_it_is_loaded(monkeypatch):
+    """The classifier continues from the gate's stem: a gate graph without it would fail only at the first flagged
+    frame, on the line."""
+    import edge_runtime.inspector as module
+    from edge_runtime.errors import ModelLoadError
+
+    real = module.session
+
+    class MapOnly:
+        def __init__(self, wrapped):
+            self._wrapped = wrapped
+
+        def get_outputs(self):
+            return self._wrapped.get_outputs()[:1]
+
+        def __getattr__(self, name):
+            return getattr(self._wrapped, name)
+
+    loaded = []
+
+    def gate_without_stem(*args, **kwargs):
+        loaded.append(real(*args, **kwargs))
+        return MapOnly(loaded[-1]) if len(loaded) == 1 else loaded[-1]
+
+    monkeypatch.setattr(module, "session", gate_without_stem)
+    with pytest.raises(ModelLoadError, match="no backbone-stem output"):
+        Inspector.from_manifest(MANIFEST)
