@@ -328,17 +328,42 @@ def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, c
 
 
 def threshold_origin(thresholds: dict) -> tuple[bool, str]:
-    """(commissioned on this line?, one line saying where the thresholds come from)."""
+    """(commissioned on this line?, one line saying where the thresholds come from). A manifest whose thresholds are
+    not those its change log ends with was edited outside ``save_thresholds``: the line says so first."""
+    unlogged = unlogged_change(thresholds)
+    warning = f"WARNING: {unlogged} " if unlogged else ""
     record = thresholds.get("commissioned")
     if record:
-        return True, (f"Commissioned on {record.get('frames', '?')} defect-free frames of this line "
+        return True, (f"{warning}Commissioned on {record.get('frames', '?')} defect-free frames of this line "
                       f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
                       f"at defect / warn), {thresholds.get('edited_at', 'date not recorded')}.")
+    last = (thresholds.get(CHANGE_LOG_KEY) or [{}])[-1]
+    if str(last.get("how", "")).startswith("restored from"):
+        return False, (f"{warning}Restored on {last.get('at')} ({last['how']}); not commissioned on defect-free "
+                       "frames (`python -m edge_runtime calibrate`).")
     if thresholds.get("edited_at"):
-        return False, (f"Edited by hand on {thresholds['edited_at']}; not commissioned on defect-free frames "
+        return False, (f"{warning}Edited by hand on {thresholds['edited_at']}; not commissioned on defect-free frames "
                        "(`python -m edge_runtime calibrate`).")
-    return False, ("As shipped, set on the training data's normals; not commissioned on this line's defect-free "
-                   "frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+    return False, (f"{warning}As shipped, set on the training data's normals; not commissioned on this line's "
+                   "defect-free frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+
+
+def unlogged_change(thresholds: dict) -> str | None:
+    """What of the thresholds the change log does not account for, or None: values in use that are not the last
+    entry's, or an entry that does not start where the one before it ended (a manifest edited by hand, or a backup
+    copied over it)."""
+    changes = thresholds.get(CHANGE_LOG_KEY) or []
+    for before, after in zip(changes, changes[1:]):
+        if (after.get("previous_warn"), after.get("previous_defect")) != (before.get("warn"), before.get("defect")):
+            return (f"the change log has a gap: the change of {after.get('at')} starts from warn "
+                    f"{after.get('previous_warn')}, defect {after.get('previous_defect')}, not from the values the "
+                    f"change of {before.get('at')} set (warn {before.get('warn')}, defect {before.get('defect')}).")
+    if changes and (thresholds.get("warn"), thresholds.get("defect")) != (changes[-1].get("warn"),
+                                                                       changes[-1].get("defect")):
+        return (f"the thresholds in use (warn {thresholds.get('warn')}, defect {thresholds.get('defect')}) are not "
+                f"the last logged change's (warn {changes[-1].get('warn')}, defect {changes[-1].get('defect')}, "
+                f"{changes[-1].get('at')}): the manifest was edited outside the change log.")
+    return None
 
 
 def changes_newest_first(thresholds: dict) -> list[dict]:

@@ -380,3 +380,15 @@ def test_watch_passes_drop_oldest_to_the_loop(capture_cli, tmp_path, monkeypatch
     monkeypatch.setattr(commands, "InspectionLoop", recording)
     assert capture_cli("watch", "synthetic", "--log", str(tmp_path / "i.db"), "--max-frames", "3", "--drop-oldest") == 0
     assert seen[0].drop_oldest is True
+
+
+def test_watch_names_thresholds_the_change_log_does_not_account_for(capsys):
+    from types import SimpleNamespace
+
+    entry = {"thresholds": {"warn": 1.0, "defect": 4.5,
+                            "changes": [{"at": "t", "warn": 1.0, "defect": 2.0, "previous_warn": 1.0, "previous_defect": 3.0}]}}
+    commands._warn_of_unlogged_thresholds(SimpleNamespace(config=SimpleNamespace(raw=entry)))
+    assert "[watch] WARNING: the thresholds in use (warn 1.0, defect 4.5)" in capsys.readouterr().err
+    entry["thresholds"]["defect"] = 2.0
+    commands._warn_of_unlogged_thresholds(SimpleNamespace(config=SimpleNamespace(raw=entry)))
+    assert capsys.readouterr().err == ""

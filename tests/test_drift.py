@@ -425,3 +425,31 @@ def test_drift_at_exactly_the_limits():
     values = [10.0] * 40 + [5.0] * 160  # MIN_FRAMES frames, exactly DRIFT_SHARE above p90
     assert len(values) == drift.MIN_FRAMES
     assert check_drift(values, baseline).status == "high"
+
+
+def test_thresholds_edited_outside_the_change_log_are_named(tmp_path, capsys):
+    """An auditor must see when the values in use are not the ones the change log ends with: a manifest edited by hand,
+    or a backup with an older log copied over it."""
+    from edge_runtime.manifest import unlogged_change
+
+    path = _minimal_manifest(tmp_path / "m.json")
+    save_thresholds(path, "p", 1.5, 2.5, reason="trial", changed_by="QE")
+    assert cli_main(["thresholds", "--manifest", str(path)]) == 0 and "WARNING" not in capsys.readouterr().out
+    document = json.loads(path.read_text())
+    document["profiles"]["p"]["thresholds"]["defect"] = 4.5  # by hand
+    path.write_text(json.dumps(document))
+    assert cli_main(["thresholds", "--manifest", str(path)]) == 0
+    assert "WARNING: the thresholds in use (warn 1.5, defect 4.5) are not the last logged change's" in \
+        capsys.readouterr().out
+    save_thresholds(path, "p", 1.6, 2.6, reason="next", changed_by="QE")  # starts from 4.5: the log has a gap
+    assert "the change log has a gap" in unlogged_change(json.loads(path.read_text())["profiles"]["p"]["thresholds"])
+
+
+def test_a_restore_is_not_called_an_edit_by_hand(tmp_path, capsys):
+    path = _minimal_manifest(tmp_path / "m.json")
+    shipped = tmp_path / "shipped.bak"
+    shipped.write_text(path.read_text())
+    save_thresholds(path, "p", 1.5, 2.5, reason="trial", changed_by="QE")
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(shipped), "--reason", "trial over"]) == 0
+    out = capsys.readouterr().out
+    assert "Restored on" in out and "restored from shipped.bak" in out and "Edited by hand" not in out

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import modelcard, runtime
-from edge_runtime.manifest import CHANGE_LOG_KEY, threshold_origin
+from edge_runtime.manifest import CHANGE_LOG_KEY, threshold_origin, unlogged_change
 
 config = runtime.get_config()
 st.title("Model card")
@@ -80,7 +80,7 @@ with left:
     if thresholds:
         st.subheader("Thresholds (manifest)")
         commissioned, origin = threshold_origin(thresholds)
-        (st.success if commissioned else st.warning)(origin)
+        (st.success if commissioned and not unlogged_change(thresholds) else st.warning)(origin)
         st.json({k: v for k, v in thresholds.items() if k != CHANGE_LOG_KEY})
         changes = modelcard.threshold_changes(thresholds)
         if changes:

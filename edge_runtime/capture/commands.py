@@ -209,6 +209,16 @@ def _write_status(status_file: StatusFile, snap: dict[str, Any], fps: float, sta
         print(f"\n[watch] cannot write the status file {status_file.path}: {exc}", file=sys.stderr)
 
 
+def _warn_of_unlogged_thresholds(inspector) -> None:
+    """Thresholds the change log does not account for are named at start: the records will carry them."""
+    from ..manifest import unlogged_change
+
+    config = getattr(inspector, "config", None)  # the capture tests' fake inspector has none
+    unlogged = unlogged_change(config.raw.get("thresholds", {})) if config is not None else None
+    if unlogged:
+        print(f"[watch] WARNING: {unlogged}", file=sys.stderr)
+
+
 def _selftest_allows_start(inspector: Any) -> bool:
     """Run the golden-frame self-test (``edge_runtime.selftest``) and say what it found."""
     from ..errors import InspectionError
@@ -252,6 +262,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not args.skip_selftest and not _selftest_allows_start(inspector):
         return EXIT_USAGE
+    _warn_of_unlogged_thresholds(inspector)
     try:
         log = SqliteLog(args.log)
     except InspectionLogError as exc:
