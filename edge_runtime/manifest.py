@@ -291,7 +291,7 @@ def profile_config(
         raise ManifestError(f"profile '{name}' in {manifest_path} is incomplete or malformed: {error!r}") from error
 
 
-def _backup(path: Path) -> Path:
+def backup_manifest(path: Path) -> Path:
     """A copy of ``path`` under a new timestamped name; never overwrites an earlier backup (two saves
     within one second get ``-1``, ``-2``, ...), so the shipped values always survive somewhere."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -424,7 +424,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
         raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
     if views_from is not None and score.get("views", 1) != 3:
         raise ManifestError(f"profile '{profile}' scores one view: it has no band for mirror views to set")
-    backup = _backup(path)
+    backup = backup_manifest(path)
     thresholds = manifest["profiles"][profile]["thresholds"]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -241,9 +242,10 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
     of the calibration rule, of the profile's false-alarm rates or of its scoring options (written into
     the manifest first; a changed scoring drops the golden frames, whose scores it changes). A profile
     commissioned on a line (thresholds or frame-term references) is refused: the two would not fit
-    together. The calibration plots go to ``results`` (default: ``results/<profile>`` beside the manifest,
+    together. Thresholds changed since the export keep their change log, with this change at its end and a
+    backup of the manifest before it. The calibration plots go to ``results`` (default: ``results/<profile>`` beside the manifest,
     so a trial on a copy of the manifest leaves the repository's plots alone)."""
-    from edge_runtime.manifest import load_manifest, write_manifest
+    from edge_runtime.manifest import CHANGE_LOG_KEY, backup_manifest, load_manifest, threshold_change, write_manifest
     from export.study_cli import deployed_gate
 
     manifest = load_manifest(manifest_path)
@@ -254,6 +256,8 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
         raise SystemExit(f"{name}: its thresholds or frame-term references were commissioned on a line's own frames; "
                          f"--thresholds-only would mix them with the validation split's. Re-export the profile "
                          f"(python -m export --profile {name}) or commission it again.")
+    changed = entry["thresholds"].get(CHANGE_LOG_KEY)
+    backup = backup_manifest(manifest_path) if changed else None  # the manifest as its change log last left it
     profile = with_overrides(trained_profile(name), list(overrides))
     if _apply_scoring(entry, profile) and entry.pop("golden", None):
         log.warning("%s: the scoring changed, so the golden frames were dropped (python -m export.golden --profile %s)",
@@ -274,6 +278,10 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
                     "were dropped (python -m export.golden --profile %s)", name, name)
     limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,
                                                      results or manifest_path.resolve().parent / "results" / name)
+    if changed:  # the change log stays, with this change at its end
+        change = threshold_change(entry["thresholds"], limits["warn"], limits["defect"], time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                  None, "set again on the validation split", None, backup.name)
+        limits[CHANGE_LOG_KEY] = [*changed, {**change, "how": "set again by python -m export --thresholds-only"}]
     entry["thresholds"] = limits
     entry["metrics"].update(gate_test=gate_test, gate_calibration=calibration)
     write_manifest(manifest_path, manifest)

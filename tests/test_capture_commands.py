@@ -144,6 +144,17 @@ def test_review_a_reject_from_history_and_see_it_summed_up(cli, tmp_path, capsys
     listed = json.loads(capsys.readouterr().out)
     assert [row["inspection_id"] for row in listed] == sorted((row["inspection_id"] for row in listed), reverse=True)
     assert {row["note"] for row in listed} == {"water drop", None} and len(listed) == 3
+    # a second opinion on the first record: --list shows the newest, --list --all both, oldest first
+    assert cli("review", "--db", db, numbers[0], "--shows", "defect", "--by", "ben", "--note", "a pit after all") == 0
+    capsys.readouterr()
+    assert cli("review", "--db", db, "--list", "--json") == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert cli("review", "--db", db, "--list", "--all", "--json") == 0
+    every = json.loads(capsys.readouterr().out)
+    first = [row for row in every if row["inspection_id"] == int(numbers[0].lstrip("#"))]
+    assert len(every) == 4 and [(row["reviewer"], row["note"]) for row in first] == [
+        ("anna", "water drop"), ("ben", "a pit after all")]
+    assert cli("review", "--db", db, numbers[0], "--all") == 2 and "--all goes with --list" in capsys.readouterr().err
 
 
 def test_saved_frames_reviewed_and_exported_as_class_folders(cli, tmp_path, capsys):

@@ -109,6 +109,7 @@ def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_mode
     """``python -m export --thresholds-only``: the same thresholds and gate metrics the manifest holds,
     from the deployed graph, with every model entry (files, hashes, int8) untouched; neu-steel's residual
     detector gets its scale set again as the export set it."""
+    from edge_runtime.manifest import save_thresholds
     from export.__main__ import recalibrate_profile
     from tests.conftest import MAGNETIC_TILE, NEU, editable_manifest
 
@@ -118,13 +119,19 @@ def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_mode
     path = editable_manifest(tmp_path)
     committed = json.loads(path.read_text())["profiles"][profile]
     edited = json.loads(path.read_text())
-    edited["profiles"][profile]["thresholds"].update(warn=1e-6, defect=2e-6)  # stale values, to be set again
     detector = edited["profiles"][profile]["autoencoder"]["score"].get("residual_detector")
     if detector:
         detector["scale"] = 1.0
     path.write_text(json.dumps(edited))
+    save_thresholds(path, profile, 1e-6, 2e-6, reason="a trial", changed_by="QE")  # stale values, to be set again
+    backups = set(tmp_path.glob("*.bak"))
     recalibrate_profile(profile, path, tmp_path / "results")
     after = json.loads(path.read_text())["profiles"][profile]
+    # the change log keeps the trial, and the recalibration is one more change with a backup of the manifest before it
+    trial, again = after["thresholds"]["changes"]
+    assert (trial["reason"], again["how"]) == ("a trial", "set again by python -m export --thresholds-only")
+    assert (again["previous_warn"], again["warn"]) == (1e-6, after["thresholds"]["warn"])
+    assert {again["backup"]} == {b.name for b in set(tmp_path.glob("*.bak")) - backups}
     assert bool(detector) == (profile == "neu-steel")
     for key in ("warn", "defect"):
         assert after["thresholds"][key] == pytest.approx(committed["thresholds"][key], rel=1e-6)

@@ -39,6 +39,8 @@ def register_review(subparsers: Any) -> None:
     review.add_argument("--by", default=None, help="who looked at the frame (kept in the log)")
     review.add_argument("--note", default=None, help="a remark kept with the review")
     review.add_argument("--list", action="store_true", help="list the newest review of each reviewed record instead")
+    review.add_argument("--all", action="store_true",
+                        help="with --list: every review of each record, oldest first (the newest is the one that counts)")
     review.add_argument("--export", type=Path, metavar="DIR",
                         help="copy the saved frames (watch --save-frames) of the reviewed records into DIR/good/ and "
                              "DIR/<class>/, the class-folder layout training and calibrate read")
@@ -58,6 +60,9 @@ def _record_number(text: str) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     if sum((args.record is not None, args.list, args.export is not None)) != 1:
         print("error: give a record number to review, or --list, or --export DIR", file=sys.stderr)
+        return EXIT_USAGE
+    if args.all and not args.list:
+        print("error: --all goes with --list", file=sys.stderr)
         return EXIT_USAGE
     from .commands import _on_log
 
@@ -102,7 +107,7 @@ def _known_class(name: str | None, profile: str | None, manifest: Path | None) -
 
 
 def _list(log: SqliteLog, args: argparse.Namespace) -> int:
-    rows = log.latest_reviews(args.since)
+    rows = log.all_reviews(args.since) if args.all else log.latest_reviews(args.since)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -111,7 +116,7 @@ def _list(log: SqliteLog, args: argparse.Namespace) -> int:
         print(f"#{row['inspection_id']}  {row['source']}  {row['frame_id']}  {_verdict(row)}  ->  shows {row['shows']}"
               + (f" ({row['reviewed_class']})" if row["reviewed_class"] else "")
               + f"  by {row['reviewer']} {stamp}" + (f"  \"{row['note']}\"" if row["note"] else ""))
-    print(f"{len(rows)} reviewed record(s)")
+    print(f"{len(rows)} review(s)" if args.all else f"{len(rows)} reviewed record(s)")
     return 0
 
 

@@ -345,6 +345,18 @@ class SqliteLog:
         return [dict(row) for row in rows]
 
 
+    def all_reviews(self, since: str | float | None = None) -> list[dict[str, Any]]:
+        """Every review of the records written since ``since``, with the record's verdict and class: the newest
+        record first, its reviews oldest first (the last is the one ``latest_reviews`` counts)."""
+        where, params = _since_clause(since, column="i.recorded_at")
+        rows = self._query(
+            "SELECT r.id AS review_id, i.id AS inspection_id, i.source, i.frame_id, i.frame_path, i.verdict, "
+            "i.defect_class AS predicted_class, r.shows, r.defect_class AS reviewed_class, r.reviewer, r.reviewed_at, "
+            f"r.note FROM reviews r JOIN inspections i ON i.id = r.inspection_id {where} ORDER BY i.id DESC, r.id",
+            params)
+        return [dict(row) for row in rows]
+
+
 def _since_clause(since: str | float | None, extra: str | None = None,
                   column: str = "recorded_at") -> tuple[str, list[Any]]:
     clauses, params = [], []
