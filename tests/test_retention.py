@@ -12,6 +12,7 @@ from edge_runtime.capture import commands
 from edge_runtime.capture.sources import FolderWatcher
 from edge_runtime.sinks import Record, SqliteLog
 from edge_runtime.sinks.retention import prune_log
+from edge_runtime.sinks.reviews import Review
 
 DAY = 86_400.0
 
@@ -59,6 +60,8 @@ def _log_with_old_and_new(tmp_path):
     db = tmp_path / "log" / "inspections.db"
     with SqliteLog(db) as log:
         log.write(records)
+        for record_id, reviewer in ((1, "anna"), (1, "ben"), (11, "anna")):  # two of old f0, one of new n0
+            log.add_review(Review(record_id, "defect", reviewer))
     return db, overlays, elsewhere, folder
 
 
@@ -67,11 +70,15 @@ def test_prune_deletes_old_records_and_their_overlays_only(tmp_path):
     with SqliteLog(db) as log:
         dry = prune_log(log, "30d", [overlays], dry_run=True)
         assert (dry.deleted_records, dry.deleted_overlays, log.count()) == (11, 3, 18)  # nothing gone yet
+        assert dry.deleted_reviews == 2 and len(log.all_reviews()) == 3
         assert all((overlays / f"old{i}.png").is_file() for i in range(3))
         report = prune_log(log, "30d", [overlays])
         assert report.to_dict() | {"before": 0} == {
             "before": 0, "deleted_records": 11, "kept_in_folder": 2, "deleted_overlays": 3, "overlays_outside": 1,
-            "overlays_missing": 1, "dry_run": False, "deleted_frames": 2, "frames_outside": 1, "frames_missing": 0}
+            "overlays_missing": 1, "dry_run": False, "deleted_frames": 2, "frames_outside": 1, "frames_missing": 0,
+            "deleted_reviews": 2}
+        assert [row["inspection_id"] for row in log.all_reviews()] == [11]  # the new record's review stays
+        assert "and 2 operator reviews" in report.line()
         assert log.count() == 7 and {r["frame_id"] for r in log.rows()} == {"n0", "n1", "n2", "n3", "n4", "a.png", "b.png"}
         # The watched folder's files still in it keep their records: the watcher does not inspect them again.
         assert set(FolderWatcher(folder, log.processed_ids(str(folder.resolve()))).seen) == {"a.png", "b.png"}

@@ -31,6 +31,7 @@ class RetentionReport:
     deleted_frames: int = 0  # saved frames (watch --save-frames)
     frames_outside: int = 0
     frames_missing: int = 0
+    deleted_reviews: int = 0  # operator reviews of the deleted records
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,7 +40,8 @@ class RetentionReport:
         verb = "would delete" if self.dry_run else "deleted"
         return (f"{verb} {self.deleted_records} records written before "
                 f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.before))}, {self.deleted_overlays} "
-                f"overlay images and {self.deleted_frames} saved frames; kept {self.kept_in_folder} records of files "
+                f"overlay images, {self.deleted_frames} saved frames and {self.deleted_reviews} operator reviews; "
+                f"kept {self.kept_in_folder} records of files "
                 f"still in watched folders; {self.overlays_outside + self.frames_outside} image paths outside the "
                 f"image folders left alone, {self.overlays_missing + self.frames_missing} already gone")
 
@@ -62,7 +64,7 @@ def prune_log(log: SqliteLog, older_than: str | float, image_dirs: Sequence[Path
     roots = [Path(d).resolve() for d in image_dirs]
     overlays = _delete_inside(pruned.overlay_paths, roots, log.path.parent, dry_run)
     frames = _delete_inside(pruned.frame_paths, roots, log.path.parent, dry_run)
-    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, *overlays, dry_run, *frames)
+    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, *overlays, dry_run, *frames, pruned.reviews)
 
 
 def _delete_inside(paths: Sequence[str], roots: Sequence[Path], base: Path, dry_run: bool) -> tuple[int, int, int]:

@@ -107,6 +107,7 @@ class PruneResult:
     kept_in_folder: int
     overlay_paths: tuple[str, ...]
     frame_paths: tuple[str, ...] = ()
+    reviews: int = 0  # operator reviews of the deleted records, deleted with them
 
 
 class InspectionLogError(sqlite3.DatabaseError):
@@ -192,9 +193,11 @@ class SqliteLog:
             raise ValueError(f"batch must be at least 1, not {batch}")
         kept = self._mark_kept_in_folder(before)
         where = "WHERE recorded_at < ? AND id NOT IN (SELECT id FROM kept_ids)"
+        reviews = self._query(f"SELECT COUNT(*) FROM reviews WHERE inspection_id IN (SELECT id FROM inspections {where})",
+                              (before,))[0][0]
         if dry_run:
             rows = self._query(f"SELECT overlay_path, frame_path FROM inspections {where}", (before,))
-            return PruneResult(len(rows), kept, *_files(rows))
+            return PruneResult(len(rows), kept, *_files(rows), reviews)
         deleted, files = 0, []
         while True:
             with self._lock, self._conn:
@@ -205,7 +208,7 @@ class SqliteLog:
             if rows and after_batch is not None:
                 after_batch(deleted)
             if len(rows) < batch:
-                return PruneResult(deleted, kept, *_files(files))
+                return PruneResult(deleted, kept, *_files(files), reviews)
 
     def _mark_kept_in_folder(self, before: float) -> int:
         """Fill the connection's temporary ``kept_ids`` with the old records of files still in their watched
