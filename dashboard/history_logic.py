@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
@@ -32,6 +33,13 @@ def local_times(stamps: pd.Series) -> pd.Series:
     return pd.Series(pd.to_datetime([datetime.fromtimestamp(float(t)) for t in stamps]), index=stamps.index)
 
 
+def utc_times(stamps: pd.Series) -> pd.Series:
+    """Unix seconds as ISO 8601 UTC text: the export's unambiguous time (local wall-clock time repeats an hour when
+    summer time ends)."""
+    return pd.Series([datetime.fromtimestamp(float(t), timezone.utc).isoformat(timespec="milliseconds")
+                      for t in stamps], index=stamps.index, dtype=object)
+
+
 def load_history(db: Path, since: str | None = None, limit: int | None = None) -> History:
     """The window's newest log rows and, counted in SQL so that they hold beyond the row limit, its
     records per verdict, unfired rejects and errors per cause, as ``python -m edge_runtime history``
@@ -51,6 +59,7 @@ def load_history(db: Path, since: str | None = None, limit: int | None = None) -
     if not df.empty:
         stamp = df["captured_at"].fillna(df["recorded_at"]) if "captured_at" in df else df["recorded_at"]
         df["time"] = local_times(stamp)
+        df["time_utc"] = utc_times(stamp)
     return history
 
 
@@ -202,14 +211,19 @@ def unfired_rejects(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["error"].fillna("").str.contains(REJECT_HOOK_FAILED, regex=False)]
 
 
-EXPORT_COLUMNS = ["id", "time", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
+EXPORT_COLUMNS = ["id", "time", "time_utc", "source", "frame_id", "verdict", "score", "frame_term", "warn_threshold",
                   "defect_threshold", "defect_class", "confidence", "reviewed_as", "reviewed_class", "reviewed_by",
-                  "latency_ms", "neighbour_correlation", "mean_grey", "profile", "error", "overlay_path"]
+                  "latency_ms", "neighbour_correlation", "mean_grey", "profile", "model_sha256", "error", "overlay_path",
+                  "frame_path"]
 
 
 def to_csv(df: pd.DataFrame) -> bytes:
-    cols = [c for c in EXPORT_COLUMNS if c in df]
-    return df[cols].to_csv(index=False).encode()
+    """The rows with the columns that let an export stand alone: when (local and UTC), what was judged, by which
+    thresholds and model files, and what an operator said of it."""
+    out = df[[c for c in EXPORT_COLUMNS if c in df]].copy()
+    if "model_sha256" in out:
+        out["model_sha256"] = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in out["model_sha256"]]
+    return out.to_csv(index=False).encode()
 
 
 def overlay_file(path: str | None, allowed_roots: Sequence[Path]) -> Path | None:

@@ -382,7 +382,7 @@ def test_history_counts_filters_export(env):
     assert images[0].proto.imgs[0].caption.endswith("· defect · scratches")
     rows = history_logic.filter_rows(history_logic.load_history(env.log_db)[0], ["defect"])
     csv = history_logic.to_csv(rows).decode().splitlines()
-    assert csv[0].startswith("id,time,source,frame_id,verdict") and len(csv) == 13
+    assert csv[0].startswith("id,time,time_utc,source,frame_id,verdict") and len(csv) == 13
 
 
 def test_history_names_rejects_the_reject_hook_could_not_fire(env):
@@ -1385,3 +1385,27 @@ def test_tuning_rates_read_a_score_on_the_threshold_as_flagged():
     df = pd.DataFrame({"is_normal": [True, True, False, False], "score": [1.0, 2.0, 2.0, 1.5]})
     out = tuning.rates(df, 2.0)
     assert (out["false_alarms"], out["escapes"]) == (1, 1)
+
+
+def test_the_history_export_stands_alone_with_utc_times_and_model_files(tmp_path, monkeypatch):
+    """Two records an hour apart when summer time ends read the same local time: the export's UTC column tells them
+    apart, and each row names the model files that judged it."""
+    import csv
+    import io
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        start = 1792888200.0  # 2026-10-25 00:30 UTC, 02:30 summer time in Berlin; an hour later 02:30 winter time
+        models = {"autoencoder": "a" * 64, "classifier": "b" * 64}
+        with SqliteLog(tmp_path / "i.db") as log:
+            log.write([Record(source="s", frame_id=str(i), verdict="ok", score=1.0, recorded_at=start + 3600 * i,
+                              model_sha256=models) for i in range(2)])
+        rows = list(csv.DictReader(io.StringIO(
+            history_logic.to_csv(history_logic.load_history(tmp_path / "i.db").rows).decode())))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert rows[0]["time"] == rows[1]["time"]  # the wall clock repeats the hour
+    assert {r["time_utc"] for r in rows} == {"2026-10-25T00:30:00.000+00:00", "2026-10-25T01:30:00.000+00:00"}
+    assert json.loads(rows[0]["model_sha256"]) == models

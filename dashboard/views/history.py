@@ -56,8 +56,9 @@ if history.error_causes:
         st.caption(text)
 
 if len(df) >= hl.ROW_LIMIT:
-    st.warning(f"The charts and the table below cover the newest {len(df):,} of the window's {s['frames']:,} "
-               "records; the totals above count them all. Pick a shorter window to chart all of it.")
+    st.warning(f"The charts, the table and the CSV export below cover the newest {len(df):,} of the window's "
+               f"{s['frames']:,} records; the totals above count them all. Pick a shorter window to chart or export "
+               "all of it (export a day at a time before retention deletes it).")
 freq = hl.bucket_for(df)
 left, right = st.columns(2)
 with left:
