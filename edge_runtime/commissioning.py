@@ -109,7 +109,7 @@ def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> flo
     """A threshold that flags at most ``max_rate`` of ``normal_scores`` (the rule is ``score >= threshold``), set a
     margin above the highest score it passes: one float step above it, a PC whose arithmetic differs in the last
     digit would flag that frame. The margin is the self-test's score tolerance (``SCORE_RTOL``), so a PC that
-    passes the self-test keeps the frames' verdicts; it stops halfway to the lowest score the threshold flags."""
+    passes the self-test keeps the frames' verdicts; it stops halfway to the next higher score."""
     if not len(normal_scores):
         raise CommissioningError("no normal frames with scores")
     ordered = np.sort(np.asarray(normal_scores, float))
@@ -118,8 +118,9 @@ def threshold_for_false_alarm(normal_scores: np.ndarray, max_rate: float) -> flo
         return float(ordered[0])
     passed = ordered[len(ordered) - allowed - 1]
     threshold = passed + SCORE_RTOL * abs(passed)
-    if allowed:
-        threshold = min(threshold, (passed + ordered[len(ordered) - allowed]) / 2)
+    higher = ordered[ordered > passed]  # scores tied with ``passed`` are passed with it, whatever the margin
+    if len(higher):
+        threshold = min(threshold, (passed + higher[0]) / 2)
     return float(max(threshold, np.nextafter(passed, np.inf)))
 
 

@@ -3,6 +3,8 @@
 import os
 import shutil
 import threading
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -178,23 +180,27 @@ def test_a_live_camera_on_a_stopped_line_is_not_frozen(monkeypatch):
 
 
 def test_folder_watcher_forgets_the_names_of_files_that_left_the_folder(tmp_path):
-    """A watch of weeks must not grow with every frame it has seen: names whose files were cleared are dropped, and a
-    file written again under such a name is a new frame."""
+    """A watch of weeks must not grow with every frame it has seen: a name missing from two listings
+    ``forget_after_s`` apart is dropped, and a file written again under it is a new frame."""
     for name in ("a.png", "b.png"):
         _img(tmp_path / name)
         _age(tmp_path / name)
-    watcher = FolderWatcher(tmp_path, already_processed={"a.png", "cleared-last-week.png"}, exit_when_idle=True)
+    watcher = FolderWatcher(tmp_path, already_processed={"a.png", "cleared-last-week.png"}, exit_when_idle=True,
+                            forget_after_s=0.0)
     assert [f.frame_id for f in watcher.frames(threading.Event())] == ["b.png"]
-    assert watcher.seen == {"a.png", "b.png"}
     (tmp_path / "a.png").unlink()
-    assert watcher._scan() == ([], False) and watcher.seen == {"b.png"}
+    watcher._scan()
+    assert watcher.seen == {"a.png", "b.png"}  # missed by one listing since it left: kept
+    watcher._scan()
+    assert watcher.seen == {"b.png"}
     _img(tmp_path / "a.png")
     _age(tmp_path / "a.png")
     assert [f.frame_id for f in watcher.frames(threading.Event())] == ["a.png"]
 
 
-def test_folder_watcher_forgets_nothing_when_the_folder_lists_empty(tmp_path):
-    """An unmounted share leaves an empty folder: forgetting there would inspect every old frame again on its return."""
+def test_folder_watcher_forgets_nothing_while_a_share_is_away_for_less_than_forget_after_s(tmp_path):
+    """An unmounted share leaves an empty folder, or one with a stray local frame: forgetting there would inspect
+    every old frame again on its return, and fire the reject hook for frames long shipped."""
     for name in ("a.png", "b.png"):
         _img(tmp_path / name)
         _age(tmp_path / name)
@@ -203,10 +209,28 @@ def test_folder_watcher_forgets_nothing_when_the_folder_lists_empty(tmp_path):
     hidden.mkdir()
     for name in ("a.png", "b.png"):
         (tmp_path / name).rename(hidden / name)
-    assert watcher._scan() == ([], False) and watcher.seen == {"a.png", "b.png"}
+    _img(tmp_path / "stray.png")
+    _age(tmp_path / "stray.png")
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["stray.png"]
+    for _ in range(3):
+        watcher._scan()
     for name in ("a.png", "b.png"):
         (hidden / name).rename(tmp_path / name)
     assert list(watcher.frames(threading.Event())) == []
+
+
+def test_folder_watcher_gives_a_name_that_is_not_utf8_an_id_the_log_can_store(tmp_path):
+    from edge_runtime.sinks import Record, SqliteLog
+
+    raw = os.fsencode(str(tmp_path)) + b"/bad\xff.png"
+    with open(raw, "wb") as handle:
+        handle.write(cv2.imencode(".png", np.full((64, 64), 128, np.uint8))[1].tobytes())
+    os.utime(raw, (time.time() - 60, time.time() - 60))
+    [frame] = FolderWatcher(tmp_path, exit_when_idle=True).frames(threading.Event())
+    assert frame.frame_id == "bad\\xff.png" and frame.data and not frame.meta
+    with SqliteLog(tmp_path / "log.db") as log:
+        log.write([Record(str(tmp_path), frame.frame_id, "ok")])
+        assert FolderWatcher(tmp_path, log.processed_ids(str(tmp_path)), exit_when_idle=True).seen == {frame.frame_id}
 
 
 def test_folder_watcher_takes_image_files_only_and_does_not_follow_linked_folders(tmp_path):
@@ -251,3 +275,22 @@ def test_a_camera_with_sporadic_failed_reads_is_not_declared_lost(monkeypatch):
     monkeypatch.setattr(sources.cv2, "VideoCapture", lambda target: Flaky())
     frames = VideoSource("camera:0", max_failed_reads=5).frames(threading.Event())
     assert len([next(frames) for _ in range(60)]) == 60
+
+
+def test_a_recursive_watch_leaves_out_a_sub_folder_it_cannot_read(tmp_path, monkeypatch):
+    import edge_runtime.capture.sources as sources
+
+    for path in (tmp_path / "a.png", tmp_path / "ok" / "b.png", tmp_path / "locked" / "c.png"):
+        path.parent.mkdir(exist_ok=True)
+        _img(path)
+        _age(path)
+    real = os.scandir
+
+    def refuses_locked(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(sources.os, "scandir", refuses_locked)
+    watcher = FolderWatcher(tmp_path, recursive=True, exit_when_idle=True)
+    assert [f.frame_id for f in watcher.frames(threading.Event())] == ["a.png", "ok/b.png"]

@@ -33,7 +33,9 @@ def test_threshold_keeps_a_margin_above_the_highest_score_it_passes():
     assert commissioning.threshold_for_false_alarm(close, 0.2) == pytest.approx(8.0 + 2e-3)  # halfway
     ties = np.array([1.0, 2.0, 3.0, 3.0, 3.0])  # the tied top scores cannot be split: none of them is flagged
     threshold = commissioning.threshold_for_false_alarm(ties, 0.2)
-    assert 3.0 < threshold and not np.any(ties >= threshold)
+    assert threshold == pytest.approx(3.0 * (1 + SCORE_RTOL)) and not np.any(ties >= threshold)  # the whole margin
+    tied_at_the_cut = np.array([1.0, 2.0, 3.0, 3.0, 5.0])
+    assert commissioning.threshold_for_false_alarm(tied_at_the_cut, 0.2) == pytest.approx(3.0 * (1 + SCORE_RTOL))
     assert commissioning.threshold_for_false_alarm(scores, 0.0) == pytest.approx(10.0 * (1 + SCORE_RTOL))
 
 

@@ -90,45 +90,51 @@ class FolderWatcher(FrameSource):
     A file name is taken once: a file written again under a name already inspected (a camera
     that overwrites ``latest.png``, a ring buffer of names) is not inspected again. Such a
     camera must write unique names (a counter, a time stamp) for the folder to be watched.
-    A name is forgotten once its file has left the folder (the camera software or a cron job clears
-    old frames), so a watch of weeks does not grow with every frame it has seen; a file written
-    again under that name afterwards is a new frame. A scan that lists nothing forgets nothing: an
-    unmounted share leaves an empty folder behind, and forgetting there would inspect every old
-    frame again when it comes back.
+    A name whose file has left the folder (the camera software or a cron job clears old frames)
+    is forgotten once two listings ``forget_after_s`` apart both miss it, so a watch of weeks does
+    not grow with every frame it has seen; a file written under that name afterwards is a new
+    frame in this run (after a restart the log still holds the name, and it is skipped). A share
+    unmounted for less than that, which lists empty or nearly so, forgets nothing.
 
-    Each poll lists the folder with ``os.scandir`` and stats only the files not yet taken: a folder
-    of many thousand frames costs a fraction of a second per poll, not seconds.
+    Each poll lists the folder with ``os.scandir`` and stats only the files not yet taken, and
+    the next listing starts twice the last one's time after it at the earliest: a folder of many
+    thousand frames costs a fraction of a second per listing and at most a third of a core. A name
+    that is not valid UTF-8 gets a frame id with the bad bytes escaped (``\\xff``), which the log
+    can store. A sub-folder that cannot be read is left out of a recursive listing.
     """
 
     def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,
-                 settle_s: float = 1.0, recursive: bool = False, exit_when_idle: bool = False) -> None:
+                 settle_s: float = 1.0, recursive: bool = False, exit_when_idle: bool = False,
+                 forget_after_s: float = 3600.0) -> None:
         self.folder = Path(folder)
         self.name = str(self.folder.resolve())
-        self.poll_s, self.settle_s = poll_s, settle_s
+        self.poll_s, self.settle_s, self.forget_after_s = poll_s, settle_s, forget_after_s
         self.recursive, self.exit_when_idle = recursive, exit_when_idle
         self.seen: set[str] = set(already_processed)
         self._last_stat: dict[str, tuple[int, int]] = {}
+        self._paths: dict[str, Path] = {}
+        self._missing: set[str] = set()
+        self._checked_at = time.monotonic()
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         while not stop.is_set():
             started = time.monotonic()
             ready, pending = self._scan()
-            scan_s = time.monotonic() - started
+            next_scan = started + max(self.poll_s, 2 * (time.monotonic() - started))
             for frame_id in ready:
                 if stop.is_set():
                     return
                 self.seen.add(frame_id)
-                yield read_file_frame(self.folder / frame_id, frame_id, self.name)
+                yield read_file_frame(self._paths[frame_id], frame_id, self.name)
             if not ready and not pending and self.exit_when_idle:
                 return
-            if not ready:
-                stop.wait(max(self.poll_s, 2 * scan_s))  # a huge folder's scans take a third of a core at most
+            stop.wait(max(0.0, next_scan - time.monotonic()))
 
     def _scan(self) -> tuple[list[str], bool]:
         """Return (new settled files in name order, whether unsettled files are waiting)."""
         if not self.folder.is_dir():
             raise SourceLostError(f"watched folder {self.folder} is gone or not a folder (unmounted? deleted?)")
-        now, ready, pending, stats, listed = time.time(), [], False, {}, set()
+        now, ready, pending, stats, listed, paths = time.time(), [], False, {}, set(), {}
         for frame_id, entry in self._image_entries():
             listed.add(frame_id)
             if frame_id in self.seen:
@@ -137,28 +143,50 @@ class FolderWatcher(FrameSource):
                 st = entry.stat()
             except OSError:
                 continue  # vanished between listing and stat
-            stats[frame_id] = (st.st_size, st.st_mtime_ns)
+            stats[frame_id], paths[frame_id] = (st.st_size, st.st_mtime_ns), Path(entry.path)
             if self._last_stat.get(frame_id) == stats[frame_id] or now - st.st_mtime > self.settle_s:
                 ready.append(frame_id)
             else:
                 pending = True
-        if listed:
-            self.seen &= listed
-        self._last_stat = stats
+        self._forget_cleared(listed)
+        self._last_stat, self._paths = stats, paths
         return sorted(ready), pending
+
+    def _forget_cleared(self, listed: set[str]) -> None:
+        """Forget the names that two listings ``forget_after_s`` apart both miss. One listing is not enough: a
+        share unmounted for a moment lists empty, or only a stray local frame, and forgetting then would inspect
+        every old frame again when it comes back."""
+        if time.monotonic() - self._checked_at < self.forget_after_s:
+            return
+        missing = self.seen - listed
+        forgotten = missing & self._missing
+        self.seen -= forgotten
+        self._missing, self._checked_at = missing - forgotten, time.monotonic()
 
     def _image_entries(self) -> Iterator[tuple[str, os.DirEntry]]:
         """(frame id, directory entry) of each image file in the folder, or under it when recursive (links to
-        folders are not followed, as ``Path.glob("**")`` did not follow them)."""
+        folders are not followed and unreadable sub-folders are left out, as ``Path.glob("**")`` did)."""
         folders = [(self.folder, "")]
         while folders:
             folder, prefix = folders.pop()
-            with os.scandir(folder) as entries:
+            try:
+                entries = os.scandir(folder)
+            except OSError:
+                if not prefix:
+                    raise  # the watched folder itself: the loop reports it as a source error
+                continue
+            with entries:
                 for entry in entries:
+                    name = entry.name.lower()
                     if self.recursive and entry.is_dir(follow_symlinks=False):
-                        folders.append((Path(entry.path), f"{prefix}{entry.name}/"))
-                    elif entry.name.lower().endswith(_IMAGE_ENDINGS) and entry.is_file():
-                        yield prefix + entry.name, entry
+                        folders.append((Path(entry.path), f"{prefix}{_printable(entry.name)}/"))
+                    elif name.endswith(_IMAGE_ENDINGS) and name not in IMAGE_SUFFIXES and entry.is_file():
+                        yield prefix + _printable(entry.name), entry
+
+
+def _printable(name: str) -> str:
+    """A file name as text the log can store: bytes that are not UTF-8 (kept by Python as surrogates) escaped."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def parse_camera(spec: str) -> int | None:
