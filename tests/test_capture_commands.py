@@ -403,3 +403,26 @@ def test_watch_names_thresholds_the_change_log_does_not_account_for(capsys):
     entry["thresholds"]["defect"] = 2.0
     commands._warn_of_unlogged_thresholds(SimpleNamespace(config=SimpleNamespace(raw=entry)))
     assert capsys.readouterr().err == ""
+
+
+def test_history_says_when_its_counts_mix_verdicts_of_several_thresholds(cli, tmp_path, capsys):
+    """A threshold change in the window: the verdict counts add up frames judged at different thresholds, and an
+    auditor must see which were judged by which."""
+    from edge_runtime.sinks import Record
+
+    db = tmp_path / "i.db"
+    models = {"autoencoder": "a" * 64, "classifier": "b" * 64}
+    start = time.time() - 600
+    with SqliteLog(db) as log:
+        log.write([Record("cam", str(i), "defect" if i % 3 == 0 else "ok", recorded_at=start + i, score=1.0,
+                          warn_threshold=2.0, defect_threshold=3.0 if i < 6 else 2.5, profile="neu-steel",
+                          model_sha256=models) for i in range(10)]
+                  + [Record("cam", "lost", "error", recorded_at=start + 20, error="ImageDecodeError: x")])
+    cli("--profile", "neu-steel", "history", "--db", str(db))  # its exit code is the drift check's (no baseline here)
+    out = capsys.readouterr().out
+    assert "judged by 2 settings (the counts above mix them):" in out
+    assert "warn 2  defect 3  models autoencoder aaaaaaaaaaaa, classifier bbbbbbbbbbbb:  defect 2  ok 4" in out
+    assert "warn 2  defect 2.5  models autoencoder aaaaaaaaaaaa, classifier bbbbbbbbbbbb:  defect 2  ok 2" in out
+    cli("--profile", "neu-steel", "history", "--db", str(db), "--json")
+    judged = json.loads(capsys.readouterr().out)["judged_by"]
+    assert [(j["defect"], j["verdicts"]) for j in judged] == [(3.0, {"defect": 2, "ok": 4}), (2.5, {"defect": 2, "ok": 2})]

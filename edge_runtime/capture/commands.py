@@ -338,6 +338,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
         "since": since,
         "total": log.count(since),
         "verdicts": log.counts_by_verdict(since),
+        "judged_by": log.judged_by(since),
         "classes": log.counts_by_class(since),
         "last_rejects": log.last_rejects(last, since),
         "unfired_rejects": log.unfired_rejects(since),
@@ -378,6 +379,13 @@ def _print_history(summary: dict[str, Any]) -> None:
     window = f" since {summary['since']}" if summary["since"] else ""
     print(f"{summary['log']}: {summary['total']} records{window}")
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
+    if len(summary["judged_by"]) > 1:
+        print(f"judged by {len(summary['judged_by'])} settings (the counts above mix them):")
+        for judged in summary["judged_by"]:
+            models = ", ".join(f"{k} {v[:12]}" for k, v in sorted((judged["model_sha256"] or {}).items())) or "-"
+            span = " to ".join(time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in (judged["first"], judged["last"]))
+            print(f"  {span}  {judged['profile']}  warn {judged['warn']:.4g}  defect {judged['defect']:.4g}  models "
+                  f"{models}:  " + "  ".join(f"{k} {v}" for k, v in sorted(judged["verdicts"].items())))
     print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
     if summary["error_causes"]:
         quality = FrameQualityError.__name__

@@ -276,6 +276,26 @@ class SqliteLog:
         rows = self._query(f"SELECT verdict, COUNT(*) FROM inspections {where} GROUP BY verdict", params)
         return {row[0]: int(row[1]) for row in rows}
 
+    def judged_by(self, since: str | float | None = None) -> list[dict[str, Any]]:
+        """The settings that judged the window's inspected frames, oldest first: per profile, thresholds and
+        model files, the frames per verdict and the first and last time. More than one means the counts mix
+        verdicts given at different thresholds or by different models."""
+        where, params = _since_clause(since, "warn_threshold IS NOT NULL")
+        rows = self._query(
+            "SELECT profile, warn_threshold, defect_threshold, model_sha256, verdict, COUNT(*) AS frames, "
+            f"MIN(recorded_at) AS first, MAX(recorded_at) AS last FROM inspections {where} "
+            "GROUP BY profile, warn_threshold, defect_threshold, model_sha256, verdict", params)
+        sets: dict[tuple, dict[str, Any]] = {}
+        for row in rows:
+            key = (row["profile"], row["warn_threshold"], row["defect_threshold"], row["model_sha256"])
+            judged = sets.setdefault(key, {"profile": row["profile"], "warn": row["warn_threshold"],
+                                           "defect": row["defect_threshold"],
+                                           "model_sha256": json.loads(row["model_sha256"]) if row["model_sha256"] else None,
+                                           "verdicts": {}, "first": row["first"], "last": row["last"]})
+            judged["verdicts"][row["verdict"]] = int(row["frames"])
+            judged["first"], judged["last"] = min(judged["first"], row["first"]), max(judged["last"], row["last"])
+        return sorted(sets.values(), key=lambda judged: judged["first"])
+
     def counts_by_class(self, since: str | float | None = None) -> dict[str, int]:
         """Classified frames (warn/defect with a class) per defect class."""
         where, params = _since_clause(since, "defect_class IS NOT NULL")
