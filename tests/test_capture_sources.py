@@ -244,6 +244,9 @@ def test_folder_watcher_takes_image_files_only_and_does_not_follow_linked_folder
         _img(path)
         _age(path)
     (tmp_path / "notes.txt").write_text("x")
+    for temporary in (".part_1.jpg", "~coil.png", "._top.bmp", ".jpg"):  # written, then renamed to their real name
+        _img(tmp_path / temporary)
+        _age(tmp_path / temporary)
     flat = FolderWatcher(tmp_path, exit_when_idle=True)
     assert [f.frame_id for f in flat.frames(threading.Event())] == ["top.bmp"]
     deep = FolderWatcher(tmp_path, recursive=True, exit_when_idle=True)

@@ -20,6 +20,7 @@ import numpy as np
 from ..datasets import IMAGE_SUFFIXES
 
 _IMAGE_ENDINGS = tuple(IMAGE_SUFFIXES)
+_TEMPORARY = (".", "~")  # hidden and temporary names: a camera writes ``.part_1.jpg``, then renames it
 
 
 class CaptureError(Exception):
@@ -100,7 +101,9 @@ class FolderWatcher(FrameSource):
     the next listing starts twice the last one's time after it at the earliest: a folder of many
     thousand frames costs a fraction of a second per listing and at most a third of a core. A name
     that is not valid UTF-8 gets a frame id with the bad bytes escaped (``\\xff``), which the log
-    can store. A sub-folder that cannot be read is left out of a recursive listing.
+    can store. A sub-folder that cannot be read is left out of a recursive listing. Names starting
+    with ``.`` or ``~`` are not frames: camera software that writes ``.part_1.jpg`` and renames it
+    to ``coil_1.jpg`` publishes each frame once, and macOS's ``._`` files are skipped.
     """
 
     def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,
@@ -180,7 +183,7 @@ class FolderWatcher(FrameSource):
                     name = entry.name.lower()
                     if self.recursive and entry.is_dir(follow_symlinks=False):
                         folders.append((Path(entry.path), f"{prefix}{_printable(entry.name)}/"))
-                    elif name.endswith(_IMAGE_ENDINGS) and name not in IMAGE_SUFFIXES and entry.is_file():
+                    elif name.endswith(_IMAGE_ENDINGS) and not name.startswith(_TEMPORARY) and entry.is_file():
                         yield prefix + _printable(entry.name), entry
 
 
