@@ -12,9 +12,13 @@ import json
 import math
 import os
 import shutil
+import stat
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .drift import BASELINE_KEYS, SCORE
 from .errors import ManifestError, ModelIntegrityError
@@ -416,31 +420,32 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
     except (TypeError, ValueError) as error:
         raise ManifestError(f"thresholds must be numbers: {error}") from None
     check_thresholds(warn, defect)
-    manifest = load_manifest(path)
-    if profile not in manifest["profiles"]:
-        raise ManifestError(f"profile '{profile}' is not in {path}")
-    score = manifest["profiles"][profile].get("autoencoder", {}).get("score", {})
-    if frame_term is not None and not score.get("frame_term"):
-        raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
-    if views_from is not None and score.get("views", 1) != 3:
-        raise ManifestError(f"profile '{profile}' scores one view: it has no band for mirror views to set")
-    backup = backup_manifest(path)
-    thresholds = manifest["profiles"][profile]["thresholds"]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(
-        thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name, restored_from))
-    thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
-    thresholds.pop("commissioned", None)
-    if commissioned:
-        thresholds["commissioned"] = commissioned
-    _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
-                   new_score_units=frame_term is not None or views_from is not None)
-    if frame_term is not None:
-        _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
-    if views_from is not None:
-        score["views_from"] = float(views_from)
-    write_manifest(path, manifest)
-    return backup
+    with manifest_lock(path):  # the change log is read and written whole: one save at a time
+        manifest = load_manifest(path)
+        if profile not in manifest["profiles"]:
+            raise ManifestError(f"profile '{profile}' is not in {path}")
+        score = manifest["profiles"][profile].get("autoencoder", {}).get("score", {})
+        if frame_term is not None and not score.get("frame_term"):
+            raise ManifestError(f"profile '{profile}' has no frame-level term to set references for")
+        if views_from is not None and score.get("views", 1) != 3:
+            raise ManifestError(f"profile '{profile}' scores one view: it has no band for mirror views to set")
+        backup = backup_manifest(path)
+        thresholds = manifest["profiles"][profile]["thresholds"]
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(
+            thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name, restored_from))
+        thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
+        thresholds.pop("commissioned", None)
+        if commissioned:
+            thresholds["commissioned"] = commissioned
+        _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
+                       new_score_units=frame_term is not None or views_from is not None)
+        if frame_term is not None:
+            _write_frame_term(manifest["profiles"][profile], frame_term, commissioned)
+        if views_from is not None:
+            score["views_from"] = float(views_from)
+        write_manifest(path, manifest)
+        return backup
 
 
 def _set_baselines(thresholds: dict, baselines: dict[str, dict | None], replace_all: bool,
@@ -508,8 +513,37 @@ def _deployed_files(entry: dict) -> dict[str, object]:
 
 
 def write_manifest(path: Path, manifest: dict) -> None:
-    """Write the manifest atomically (a temporary file, then a rename): a crash never leaves half a file."""
+    """Write the manifest atomically (a temporary file of its own, flushed to disk, then a rename): a crash or
+    a power cut never leaves half a file, and two writers never share a temporary file. The file keeps its
+    permissions (a dashboard running under another account still reads it)."""
     path = Path(path).resolve()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(manifest, indent=2) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def manifest_lock(path: Path) -> Iterator[None]:
+    """Hold ``<manifest>.lock`` while a change is read, made and written: two saves at once (``calibrate --write``
+    and the Tuning page) each wrote the manifest they had read, and the later one dropped the earlier one's
+    change-log entry. Without POSIX file locks (not a Linux PC) saves are not serialised."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(Path(path).with_name(Path(path).name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -153,12 +153,18 @@ def test_commissioning_on_frames_the_gate_reads_as_defects_is_refused_unless_ins
 
 @needs_models
 @needs_tile
-def test_calibrate_says_so_when_the_manifest_cannot_be_written(tmp_path, capsys):
+def test_calibrate_says_so_when_the_manifest_cannot_be_written(tmp_path, capsys, monkeypatch):
+    import edge_runtime.manifest as manifest_module
+
     manifest_path = editable_manifest(tmp_path)
     frames = _good_tiles(tmp_path / "good", 100)
     (frames / "zz_truncated.jpg").unlink()
     before = manifest_path.read_text()
-    manifest_path.with_suffix(".tmp").mkdir()  # where save_thresholds writes before replacing: now unwritable
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manifest_module.tempfile, "mkstemp", full_disk)  # the new manifest cannot be written
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
                      "--write"])
     assert code == 2 and "cannot write the thresholds" in capsys.readouterr().err

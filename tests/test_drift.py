@@ -453,3 +453,22 @@ def test_a_restore_is_not_called_an_edit_by_hand(tmp_path, capsys):
     assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(shipped), "--reason", "trial over"]) == 0
     out = capsys.readouterr().out
     assert "Restored on" in out and "restored from shipped.bak" in out and "Edited by hand" not in out
+
+
+def test_saves_at_the_same_time_keep_every_change_log_entry(tmp_path):
+    """``calibrate --write`` and the Tuning page saving at once: each save reads, changes and writes the whole
+    manifest, so without the manifest's lock the later one dropped the earlier one's entry."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = _minimal_manifest(tmp_path / "m.json")
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_save_many, [(str(path), "A"), (str(path), "B")]))
+    changes = json.loads(path.read_text())["profiles"]["p"]["thresholds"]["changes"]
+    assert sorted(c["by"] for c in changes) == ["A"] * 12 + ["B"] * 12
+    assert len(list(tmp_path.glob("m.json.*.bak"))) == 24 and not list(tmp_path.glob("*.tmp"))
+
+
+def _save_many(job: tuple[str, str]) -> None:
+    path, who = job
+    for i in range(12):
+        save_thresholds(path, "p", 1.0 + i / 100, 2.0 + i / 100, reason="race", changed_by=who)
