@@ -267,6 +267,10 @@ def _print_failures(errors: list[dict], shown: int = 5) -> None:
             print(f"  ... and {len(errors) - shown} more (--json lists them all)")
 
 
+RESTART_NOTE = ("a running watch or Live line keeps judging with the thresholds it started with until it is "
+                "restarted")
+
+
 def cmd_thresholds(args) -> int:
     """Read from the manifest only (no model is loaded): current thresholds, their origin, the change log."""
     from .errors import ManifestError
@@ -279,7 +283,8 @@ def cmd_thresholds(args) -> int:
         if args.restore is not None:
             backup = restore_thresholds(args.manifest or default_manifest_path(), name, args.restore, args.reason,
                                         args.by)
-            print(f"thresholds of {name} restored from {args.restore} (the manifest before: {backup})", file=sys.stderr)
+            print(f"thresholds of {name} restored from {args.restore} (the manifest before: {backup}); {RESTART_NOTE}",
+                  file=sys.stderr)
             manifest = load_manifest(args.manifest)
     except (ManifestError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -366,7 +371,7 @@ def cmd_calibrate(args) -> int:
                   f"{entry['p50']:.4g} / {entry['p90']:.4g}" if entry else f"  no {measure.name} drift baseline: it needs "
                   "200 frames under the proposed defect threshold (python -m edge_runtime history checks the line "
                   "against it)")
-        print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']})" if args.write
+        print(f"  saved to {inspector.manifest_path} (backup {report['written']['backup']}); {RESTART_NOTE}" if args.write
               else "  not saved: add --write to put the proposed thresholds into the manifest")
     return 1 if scored.failed else 0
 

@@ -451,8 +451,10 @@ def test_a_restore_is_not_called_an_edit_by_hand(tmp_path, capsys):
     shipped.write_text(path.read_text())
     save_thresholds(path, "p", 1.5, 2.5, reason="trial", changed_by="QE")
     assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(shipped), "--reason", "trial over"]) == 0
-    out = capsys.readouterr().out
-    assert "Restored on" in out and "restored from shipped.bak" in out and "Edited by hand" not in out
+    captured = capsys.readouterr()
+    assert "Restored on" in captured.out and "restored from shipped.bak" in captured.out
+    assert "Edited by hand" not in captured.out
+    assert "a running watch or Live line keeps judging with the thresholds it started with" in captured.err
 
 
 def test_saves_at_the_same_time_keep_every_change_log_entry(tmp_path):
