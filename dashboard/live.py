@@ -167,7 +167,9 @@ class LiveSession:
                  workers: int = 1, queue_size: int = 8, retain: str | None = None,
                  retain_period_s: float = 3600.0, reject_sink: Any | None = None, frame_dir: Path | None = None) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
+        from edge_runtime.capture.source_claim import claim_source
 
+        self.claim = claim_source(source)  # SourceBusyError where a watch already inspects this folder or camera
         self.tap = TapInspector(inspector)
         self.profile, self.thresholds = inspector.profile, inspector.thresholds  # the loop's, whatever changes later
         self.rolling = RollingSink()
@@ -222,6 +224,8 @@ class LiveSession:
                 self._pruning.join()
             if self._log is not None:
                 self._log.close()
+            if self.claim is not None:
+                self.claim.release()
 
     def start(self) -> "LiveSession":
         if self._pruning is not None:

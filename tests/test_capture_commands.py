@@ -426,3 +426,24 @@ def test_history_says_when_its_counts_mix_verdicts_of_several_thresholds(cli, tm
     cli("--profile", "neu-steel", "history", "--db", str(db), "--json")
     judged = json.loads(capsys.readouterr().out)["judged_by"]
     assert [(j["defect"], j["verdicts"]) for j in judged] == [(3.0, {"defect": 2, "ok": 4}), (2.5, {"defect": 2, "ok": 2})]
+
+
+def test_a_second_loop_on_the_same_folder_is_refused(cli, tmp_path, capsys):
+    """Two loops on one folder would each inspect and reject every file: the second one does not start."""
+    from edge_runtime.capture.source_claim import SourceBusyError, claim_source
+    from edge_runtime.capture.sources import FolderWatcher
+    from edge_runtime.capture.synthetic import SyntheticStripSource
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    claim = claim_source(FolderWatcher(folder))
+    try:
+        with pytest.raises(SourceBusyError, match="already inspected by another capture loop on this PC \\(pid "):
+            claim_source(FolderWatcher(folder / "."))
+        assert cli("watch", str(folder), "--once", "--log", str(tmp_path / "i.db")) == 2
+        assert "already inspected by another capture loop" in capsys.readouterr().err
+        assert claim_source(SyntheticStripSource()) is None  # the synthetic strip may feed any number of loops
+    finally:
+        claim.release()
+    assert cli("watch", str(folder), "--once", "--log", str(tmp_path / "i.db")) == 0  # free again
+    claim_source(FolderWatcher(folder)).release()  # and watch let go of it when it ended

@@ -1409,3 +1409,18 @@ def test_the_history_export_stands_alone_with_utc_times_and_model_files(tmp_path
     assert rows[0]["time"] == rows[1]["time"]  # the wall clock repeats the hour
     assert {r["time_utc"] for r in rows} == {"2026-10-25T00:30:00.000+00:00", "2026-10-25T01:30:00.000+00:00"}
     assert json.loads(rows[0]["model_sha256"]) == models
+
+
+def test_the_live_line_does_not_start_on_a_folder_a_watch_inspects(env, tmp_path):
+    from edge_runtime.capture.source_claim import SourceBusyError, claim_source
+    from edge_runtime.capture.sources import FolderWatcher
+
+    held = claim_source(FolderWatcher(env.images))  # as a running `watch` holds it
+    try:
+        with pytest.raises(SourceBusyError, match="already inspected"):
+            live.LiveSession(FolderWatcher(env.images), env.fake, tmp_path / "live.db")
+    finally:
+        held.release()
+    session = live.LiveSession(FolderWatcher(env.images, exit_when_idle=True), env.fake, tmp_path / "live.db").start()
+    session._thread.join(30)
+    assert not session.running and claim_source(FolderWatcher(env.images)) is not None  # let go when it ended

@@ -19,6 +19,7 @@ from ..sinks.reviews import review_summary, summary_line
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .review import register_review
+from .source_claim import SourceBusyError, claim_source
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
 from .drift_watch import DRIFT_PERIOD_S, DriftWatch, keep_checking
 from .status import STATUS_PERIOD_S, StatusFile
@@ -268,13 +269,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except InspectionLogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    claim = None
     try:
         source = make_source(args.source, log, args)
+        claim = claim_source(source)  # a second loop on this folder or camera would inspect every frame twice
         status_file = StatusFile(args.status_file, source.name, getattr(inspector, "profile", "?")) \
             if args.status_file else None
-    except (ValueError, OSError) as exc:  # an unknown source, a status file that cannot be written
+    except (ValueError, OSError, SourceBusyError) as exc:  # an unknown or busy source, an unwritable status file
         print(f"error: {exc}", file=sys.stderr)
         log.close()
+        if claim is not None:
+            claim.release()
         return EXIT_USAGE
     sinks: list[Any] = [*rejects, log] + ([JsonlSink()] if args.jsonl else [])  # the hook first: lowest latency
     config = LoopConfig(workers=args.workers, queue_size=args.queue, drop_oldest=args.drop_oldest,
@@ -310,6 +315,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             if thread is not None:
                 thread.join()
         log.close()
+        if claim is not None:
+            claim.release()
     if status_file:
         _write_status(status_file, _with_drift(final, drift), 0.0, "stopped")
     print(file=sys.stderr)
