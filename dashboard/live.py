@@ -167,9 +167,12 @@ class LiveSession:
                  workers: int = 1, queue_size: int = 8, retain: str | None = None,
                  retain_period_s: float = 3600.0, reject_sink: Any | None = None, frame_dir: Path | None = None) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
+        from edge_runtime.capture.runs import run_settings
         from edge_runtime.capture.source_claim import claim_source
 
         self.claim = claim_source(source)  # SourceBusyError where a watch already inspects this folder or camera
+        self.settings = run_settings(inspector, "passed", {"started_from": "dashboard Live line", "workers": workers,
+                                                           "retain": retain, "log_db": log_db})  # the page's self-test ran
         self.tap = TapInspector(inspector)
         self.profile, self.thresholds = inspector.profile, inspector.thresholds  # the loop's, whatever changes later
         self.rolling = RollingSink()
@@ -214,7 +217,9 @@ class LiveSession:
         self.error = f"{type(sink).__name__} failed to write records: {exc}"
 
     def _run(self) -> None:
+        run_id = None
         try:
+            run_id = self._log.start_run(self.source_name, self.settings) if self._log is not None else None
             self.final = self.loop.run(handle_signals=False)
         except Exception as exc:  # surfaced on the page
             self.error = f"{type(exc).__name__}: {exc}"
@@ -223,9 +228,19 @@ class LiveSession:
             if self._pruning is not None:
                 self._pruning.join()
             if self._log is not None:
+                self._note_stop(run_id)
                 self._log.close()
             if self.claim is not None:
                 self.claim.release()
+
+    def _note_stop(self, run_id: int | None) -> None:
+        import sqlite3
+
+        try:
+            if run_id is not None:
+                self._log.end_run(run_id, self.final or {"error": self.error})
+        except sqlite3.Error as exc:
+            self.error = self.error or f"the run's stop could not be noted in the log: {exc}"
 
     def start(self) -> "LiveSession":
         if self._pruning is not None:

@@ -13,6 +13,7 @@ import pytest
 from edge_runtime.capture import commands
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.sinks import SqliteLog
+from tests.conftest import needs_models
 
 
 @pytest.fixture
@@ -447,3 +448,33 @@ def test_a_second_loop_on_the_same_folder_is_refused(cli, tmp_path, capsys):
         claim.release()
     assert cli("watch", str(folder), "--once", "--log", str(tmp_path / "i.db")) == 0  # free again
     claim_source(FolderWatcher(folder)).release()  # and watch let go of it when it ended
+
+
+@needs_models
+def test_each_watch_notes_its_run_and_what_judged_it(tmp_path, capsys):
+    """An auditor asks which software, manifest, thresholds and model files judged a frame, and whether the self-test
+    ran: each run of watch is a row of the log's ``runs``, with its counts when it stopped."""
+    import hashlib
+
+    from edge_runtime.cli import main as cli_main
+    from edge_runtime.manifest import default_manifest_path
+
+    def cli(*args):
+        return cli_main(list(args))
+
+    db = str(tmp_path / "i.db")
+    assert cli("watch", "synthetic:0", "--log", db, "--max-frames", "4") == 0
+    assert cli("watch", "synthetic:0", "--log", db, "--max-frames", "3", "--skip-selftest") == 0
+    capsys.readouterr()
+    with SqliteLog(db, create=False) as log:
+        later, first = log.runs()
+    manifest = default_manifest_path()
+    assert (first["settings"]["selftest"], later["settings"]["selftest"]) == ("passed", "skipped")
+    assert first["settings"]["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert set(first["settings"]["models"]) == {"autoencoder", "classifier", "classifier_head"}
+    assert first["settings"]["profile"] == "neu-steel" and first["settings"]["options"]["max_frames"] == 4
+    assert first["summary"]["captured"] == 4 and later["summary"]["captured"] == 3
+    assert first["stopped_at"] >= first["started_at"]
+    cli("history", "--db", db)
+    out = capsys.readouterr().out
+    assert "runs:         2 capture loop(s) started" in out and "self-test skipped" in out

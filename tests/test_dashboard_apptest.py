@@ -1424,3 +1424,7 @@ def test_the_live_line_does_not_start_on_a_folder_a_watch_inspects(env, tmp_path
     session = live.LiveSession(FolderWatcher(env.images, exit_when_idle=True), env.fake, tmp_path / "live.db").start()
     session._thread.join(30)
     assert not session.running and claim_source(FolderWatcher(env.images)) is not None  # let go when it ended
+    with SqliteLog(tmp_path / "live.db", create=False) as log:  # the run is noted as watch notes its runs
+        [run] = log.runs()
+    assert run["settings"]["options"]["started_from"] == "dashboard Live line" and run["settings"]["selftest"] == "passed"
+    assert run["summary"]["captured"] == session.final["captured"] and run["stopped_at"] is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from ..sinks.reviews import review_summary, summary_line
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .review import register_review
+from .runs import run_settings
 from .source_claim import SourceBusyError, claim_source
 from .sources import FileListSource, FolderWatcher, FrameSource, VideoSource, source_kind
 from .drift_watch import DRIFT_PERIOD_S, DriftWatch, keep_checking
@@ -288,6 +290,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         overlay_dir=Path(args.save_overlays) if args.save_overlays else None,
                         frame_dir=Path(args.save_frames) if args.save_frames else None, passed_every=args.sample_passed)
     loop = InspectionLoop(source, inspector, sinks, config)
+    options = {key: value for key, value in vars(args).items() if key != "func" and not callable(value)}
+    run_id = log.start_run(source.name, run_settings(inspector, "skipped" if args.skip_selftest else "passed", options))
     done = threading.Event()
     drift = _drift_watch(log, inspector)
     status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file, drift),
@@ -306,6 +310,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         checking = threading.Thread(target=keep_checking, args=(drift, done, DRIFT_PERIOD_S, _print_drift_failure),
                                     daemon=True)
         checking.start()
+    final: dict[str, Any] = {"stopped_by": "an exception in the loop"}
     try:
         final = loop.run()
     finally:
@@ -314,6 +319,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         for thread in (pruning, checking):
             if thread is not None:
                 thread.join()
+        try:
+            log.end_run(run_id, final)
+        except sqlite3.Error as exc:  # the log failing is reported with the lost records below
+            print(f"[watch] the run's stop could not be noted in the log: {exc}", file=sys.stderr)
         log.close()
         if claim is not None:
             claim.release()
@@ -346,6 +355,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
         "total": log.count(since),
         "verdicts": log.counts_by_verdict(since),
         "judged_by": log.judged_by(since),
+        "runs": log.runs(since),
         "classes": log.counts_by_class(since),
         "last_rejects": log.last_rejects(last, since),
         "unfired_rejects": log.unfired_rejects(since),
@@ -386,6 +396,16 @@ def _print_history(summary: dict[str, Any]) -> None:
     window = f" since {summary['since']}" if summary["since"] else ""
     print(f"{summary['log']}: {summary['total']} records{window}")
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
+    if summary["runs"]:
+        print(f"runs:         {len(summary['runs'])} capture loop(s) started{window}, newest first:")
+        for run in summary["runs"][:5]:
+            settings, when = run["settings"], time.strftime("%Y-%m-%d %H:%M", time.localtime(run["started_at"]))
+            stopped = (time.strftime("%H:%M", time.localtime(run["stopped_at"])) if run["stopped_at"]
+                       else "not stopped (running, or killed)")
+            limits = settings.get("thresholds") or {}
+            print(f"  {when} to {stopped}  {run['source']}  {settings.get('profile')} ({settings.get('precision')}) "
+                  f"warn {limits.get('warn', float('nan')):.4g} defect {limits.get('defect', float('nan')):.4g}  "
+                  f"self-test {settings.get('selftest')}  software {settings.get('software')}")
     if len(summary["judged_by"]) > 1:
         print(f"judged by {len(summary['judged_by'])} settings (the counts above mix them):")
         for judged in summary["judged_by"]:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..drift import MEASURES
 from .record import DROPPED, ERROR, INSPECTED, REJECT_HOOK_FAILED, SOURCE_ERROR, Record
@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS reviews (    -- operators' readings of inspected reco
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS reviews_inspection ON reviews (inspection_id, id);
+CREATE TABLE IF NOT EXISTS runs (       -- each capture loop's start and stop (watch, the dashboard's Live line)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    stopped_at REAL,                    -- NULL: still running, or the process was killed
+    source TEXT NOT NULL,
+    settings TEXT NOT NULL,             -- JSON: software, manifest and its sha256, profile, precision, thresholds,
+                                        -- model files, self-test, options: what judged the run's frames
+    summary TEXT                        -- JSON: the loop's counts when it stopped
+);
 """
 
 # Columns added after the first schema: (name, type). A log written by an older version gets them
@@ -275,6 +284,25 @@ class SqliteLog:
         where, params = _since_clause(since)
         rows = self._query(f"SELECT verdict, COUNT(*) FROM inspections {where} GROUP BY verdict", params)
         return {row[0]: int(row[1]) for row in rows}
+
+    def start_run(self, source: str, settings: Mapping[str, Any]) -> int:
+        """Note a capture loop's start and the settings it judges with; returns the run's id (``end_run``)."""
+        with self._lock, self._conn:
+            return int(self._conn.execute("INSERT INTO runs (started_at, source, settings) VALUES (?, ?, ?)",
+                                          (time.time(), source, json.dumps(settings, sort_keys=True, default=str))
+                                          ).lastrowid)
+
+    def end_run(self, run_id: int, summary: Mapping[str, Any]) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE runs SET stopped_at = ?, summary = ? WHERE id = ?",
+                               (time.time(), json.dumps(summary, sort_keys=True, default=str), run_id))
+
+    def runs(self, since: str | float | None = None) -> list[dict[str, Any]]:
+        """The capture loops started since ``since``, newest first, their settings and summary decoded."""
+        where, params = _since_clause(since, column="started_at")
+        rows = self._query(f"SELECT * FROM runs {where} ORDER BY id DESC", params)
+        return [{**dict(row), "settings": json.loads(row["settings"]),
+                 "summary": json.loads(row["summary"]) if row["summary"] else None} for row in rows]
 
     def judged_by(self, since: str | float | None = None) -> list[dict[str, Any]]:
         """The settings that judged the window's inspected frames, oldest first: per profile, thresholds and
