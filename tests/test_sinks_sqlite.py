@@ -42,6 +42,7 @@ def test_a_log_written_by_the_first_schema_gains_the_new_columns_and_keeps_its_r
 
 def test_wal_mode_and_integrity(log, tmp_path):
     assert log.pragma("journal_mode") == "wal"
+    assert log.pragma("journal_size_limit") == str(64 * 1024 * 1024)  # a big prune's WAL does not stay large
     assert log.integrity_check() == "ok"
     other = sqlite3.connect(tmp_path / "log.db")
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file

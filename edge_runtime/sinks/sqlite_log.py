@@ -141,6 +141,7 @@ class SqliteLog:
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA journal_size_limit=67108864")  # a big prune's WAL shrinks back to 64 MB
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
             self._conn.execute("PRAGMA foreign_keys=ON")  # a pruned record takes its reviews with it
             with self._conn:
