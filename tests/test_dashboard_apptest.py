@@ -347,7 +347,7 @@ def test_history_shows_the_times_in_local_time_as_the_cli_prints_them(monkeypatc
     import datetime as dt
 
     stamps = pd.Series([1_780_000_000.0, 1_800_000_000.0])  # one in summer, one in winter
-    monkeypatch.setenv("TZ", "Europe/Berlin")
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")  # Berlin's rule, spelt out: no time-zone files needed
     time.tzset()
     try:
         shown = history_logic.local_times(stamps)
@@ -1393,7 +1393,7 @@ def test_the_history_export_stands_alone_with_utc_times_and_model_files(tmp_path
     import csv
     import io
 
-    monkeypatch.setenv("TZ", "Europe/Berlin")
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")  # Berlin's rule, spelt out: no time-zone files needed
     time.tzset()
     try:
         start = 1792888200.0  # 2026-10-25 00:30 UTC, 02:30 summer time in Berlin; an hour later 02:30 winter time
