@@ -33,7 +33,7 @@ class SourceClaim:
             self._handle.close()
 
 
-def claim_source(source: Any, folder: Path | None = None) -> SourceClaim | None:
+def claim_source(source: Any) -> SourceClaim | None:
     """Claim a watched folder or a camera for this loop; None for sources two loops may share (the synthetic strip,
     a video file, a list of files) and where the OS has no POSIX file locks. ``SourceBusyError`` names the process
     holding it."""
@@ -44,7 +44,7 @@ def claim_source(source: Any, folder: Path | None = None) -> SourceClaim | None:
     except ImportError:
         return None
     digest = hashlib.sha256(source.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    path = Path(folder or tempfile.gettempdir()) / f"steel-inspect-source-{digest}.lock"
+    path = Path(tempfile.gettempdir()) / f"steel-inspect-source-{digest}.lock"
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
