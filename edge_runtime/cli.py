@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--write", action="store_true",
                            help="save the thresholds into the manifest (a timestamped backup is kept)")
     calibrate.add_argument("--reason", default="",
-                           help="why the thresholds change (kept in the manifest's change log with --write)")
+                           help="why the thresholds change (required with --write; kept in the manifest's change log)")
     calibrate.add_argument("--by", default=None, help="who changes them (default: this account's user name)")
     calibrate.add_argument("--despite-shift", action="store_true",
                            help="write even though the deployed defect threshold flags most of these frames (frames "
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds = commands.add_parser("thresholds", help="the profile's thresholds, where they come from and every change")
     thresholds.add_argument("--restore", type=Path, metavar="BACKUP",
                             help="set the thresholds back to those of an earlier manifest (a backup), logged as a change")
-    thresholds.add_argument("--reason", default="", help="with --restore: why (kept in the change log)")
+    thresholds.add_argument("--reason", default="", help="with --restore, required: why (kept in the change log)")
     thresholds.add_argument("--by", default=None, help="with --restore: who (default: this account's user name)")
     thresholds.add_argument("--json", action="store_true", help="print one JSON object")
     thresholds.set_defaults(func=cmd_thresholds)
@@ -310,9 +310,12 @@ def cmd_calibrate(args) -> int:
     """Score defect-free frames with the deployed pipeline and propose (or save) thresholds."""
     from . import commissioning
     from .drift import MEASURES
-    from .manifest import save_thresholds
+    from .errors import ManifestError
+    from .manifest import change_reason, save_thresholds
 
     try:
+        if args.write:
+            change_reason(args.reason)  # refused before minutes of scoring, not after
         inspector = _inspector(args)
         files = commissioning.frame_files(args.paths)
         if files.masks:
@@ -344,9 +347,9 @@ def cmd_calibrate(args) -> int:
         record = line.record(proposal["frames"], args.false_alarm_rate, args.warn_false_alarm_rate, args.paths)
         try:
             backup = save_thresholds(inspector.manifest_path, inspector.profile, proposal["warn"], proposal["defect"],
-                                     record, frame_term, baselines, reason=args.reason, changed_by=args.by,
-                                     views_from=views_from)
-        except OSError as error:
+                                     reason=args.reason, commissioned=record, frame_term=frame_term,
+                                     baselines=baselines, changed_by=args.by, views_from=views_from)
+        except (ManifestError, OSError) as error:
             print(f"error: cannot write the thresholds into {inspector.manifest_path}: {error}", file=sys.stderr)
             return 2
         report["written"] = {"manifest": str(inspector.manifest_path), "backup": str(backup)}

@@ -320,6 +320,16 @@ def _account() -> str:
         return "unknown"
 
 
+def change_reason(reason: str | None) -> str:
+    """The reason a threshold change is logged with. Every change needs one, commissioning and restores
+    included: the change log is how the line's quality engineer traces an inspection parameter, and "why"
+    is the one thing in it nobody can reconstruct later."""
+    if not (reason or "").strip():
+        raise ManifestError("a threshold change needs a reason (--reason, or the dashboard's Reason field): the "
+                            "change log is how the line's quality engineer traces it; nothing was written")
+    return reason.strip()
+
+
 def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, commissioned: dict | None,
                      reason: str, changed_by: str | None, backup: str, restored_from: str | None = None) -> dict:
     """One entry of the thresholds' change log: the values before and after, and who, how and why."""
@@ -394,9 +404,9 @@ def check_thresholds(warn: float, defect: float, where: str = "") -> None:
         raise ManifestError(f"{where}warn threshold {warn} must not exceed defect threshold {defect}")
 
 
-def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
+def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, *, reason: str,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
-                    baselines: dict[str, dict | None] | None = None, reason: str = "", changed_by: str | None = None,
+                    baselines: dict[str, dict | None] | None = None, changed_by: str | None = None,
                     restored_from: str | None = None, views_from: float | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
@@ -413,8 +423,10 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float,
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
-    parameter. ``changed_by`` defaults to the operating-system account."""
+    parameter. ``reason`` is required (``change_reason``); ``changed_by`` defaults to the operating-system
+    account."""
     path = Path(path).resolve()  # a linked manifest: write beside the file it links to, keep the link
+    reason = change_reason(reason)
     try:
         warn, defect = float(warn), float(defect)
     except (TypeError, ValueError) as error:
@@ -460,12 +472,13 @@ def _set_baselines(thresholds: dict, baselines: dict[str, dict | None], replace_
             thresholds[key] = baselines[key]
 
 
-def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reason: str = "",
+def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reason: str,
                        changed_by: str | None = None) -> Path:
     """Set a profile's thresholds back to those of an earlier manifest (a backup ``save_thresholds`` kept),
     with its commissioning record, drift baselines and frame-level references, as one more logged change.
     Refuses an earlier manifest of other models: thresholds hold only for the graphs they were set on.
     Returns the backup of the manifest as it was before the restore."""
+    reason = change_reason(reason)
     current, old = load_manifest(path), load_manifest(earlier)
     for manifest, source in ((current, path), (old, earlier)):
         if not isinstance(manifest["profiles"].get(profile), dict):
@@ -485,9 +498,10 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
         raise ManifestError(f"{earlier} has no warn and defect thresholds for profile '{profile}'")
     term = _frame_term(old_score) if score.get("frame_term") else None
     views_from = old_score.get("views_from") if score.get("views", 1) == 3 else None
-    return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], thresholds.get("commissioned"),
-                           term, {key: thresholds.get(key) for key in BASELINE_KEYS}, reason, changed_by,
-                           Path(earlier).name, views_from)
+    return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], reason=reason,
+                           commissioned=thresholds.get("commissioned"), frame_term=term,
+                           baselines={key: thresholds.get(key) for key in BASELINE_KEYS}, changed_by=changed_by,
+                           restored_from=Path(earlier).name, views_from=views_from)
 
 
 def _restored_part(entry: dict) -> tuple:

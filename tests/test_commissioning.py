@@ -95,7 +95,7 @@ def test_calibrate_writes_thresholds_the_inspector_then_uses(tmp_path, capsys):
     manifest_path = editable_manifest(tmp_path)
     frames = _good_tiles(tmp_path / "good", 120)
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
-                     "--false-alarm-rate", "0.02", "--warn-false-alarm-rate", "0.1", "--write", "--json",
+                     "--false-alarm-rate", "0.02", "--warn-false-alarm-rate", "0.1", "--write", "--reason", "line start", "--json",
                      "--reason", "new lamp on line 2", "--by", "line 2 QA"])
     captured = capsys.readouterr()
     report = json.loads(captured.out)
@@ -130,7 +130,7 @@ def test_calibrate_refuses_too_few_frames_and_leaves_the_manifest_alone(tmp_path
     manifest_path = editable_manifest(tmp_path)
     before = manifest_path.read_text()
     frames = _good_tiles(tmp_path / "good", 30)
-    code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path), "--write"])
+    code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path), "--write", "--reason", "line start"])
     assert code == 2 and "needs at least 100" in capsys.readouterr().err
     assert manifest_path.read_text() == before
 
@@ -142,7 +142,7 @@ def test_commissioning_on_frames_the_gate_reads_as_defects_is_refused_unless_ins
     manifest_path = editable_manifest(tmp_path)
     before = manifest_path.read_text()
     tiles = _good_tiles(tmp_path / "tiles", 100)
-    args = ["calibrate", str(tiles), "--profile", "neu-steel", "--manifest", str(manifest_path), "--write"]
+    args = ["calibrate", str(tiles), "--profile", "neu-steel", "--manifest", str(manifest_path), "--write", "--reason", "line start"]
     assert cli_main(args) == 2
     assert "reads most of these 'defect-free' frames as defects" in capsys.readouterr().err
     assert manifest_path.read_text() == before
@@ -166,7 +166,7 @@ def test_calibrate_says_so_when_the_manifest_cannot_be_written(tmp_path, capsys,
 
     monkeypatch.setattr(manifest_module.tempfile, "mkstemp", full_disk)  # the new manifest cannot be written
     code = cli_main(["calibrate", str(frames), "--profile", "magnetic-tile", "--manifest", str(manifest_path),
-                     "--write"])
+                     "--write", "--reason", "line start"])
     assert code == 2 and "cannot write the thresholds" in capsys.readouterr().err
     assert manifest_path.read_text() == before
 
@@ -227,7 +227,7 @@ def test_commissioning_a_three_view_gate_sets_its_band_on_the_line_and_a_restore
     frames = tmp_path / "good_strip"
     assert cli_main(["record", "synthetic:0", "--out", str(frames), "--frames", "120", "--every", "3"]) == 0
     capsys.readouterr()
-    assert cli_main(["calibrate", str(frames), "--manifest", str(manifest_path), "--write", "--json"]) == 0
+    assert cli_main(["calibrate", str(frames), "--manifest", str(manifest_path), "--write", "--reason", "line start", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     inspector = Inspector.from_manifest(manifest_path)
     paths = sorted(frames.glob("*.png"))
@@ -236,7 +236,8 @@ def test_commissioning_a_three_view_gate_sets_its_band_on_the_line_and_a_restore
     assert inspector.scorer.views_from == pytest.approx(report["views_from"]["proposed"])
     line_scores = commissioning.score_frames(inspector, paths).scores
     assert np.mean(line_scores >= inspector.thresholds.warn) <= 0.05
-    assert cli_main(["thresholds", "--manifest", str(manifest_path), "--restore", report["written"]["backup"]]) == 0
+    assert cli_main(["thresholds", "--manifest", str(manifest_path), "--restore", report["written"]["backup"],
+                     "--reason", "roll back"]) == 0
     restored = Inspector.from_manifest(manifest_path)
     assert restored.scorer.views_from == 1.9
     assert restored.thresholds.warn == manifest["profiles"]["neu-steel"]["thresholds"]["warn"]
@@ -249,7 +250,7 @@ def test_a_band_for_mirror_views_is_refused_for_a_gate_that_scores_one_view(tmp_
     manifest_path = editable_manifest(tmp_path)
     before = manifest_path.read_text()
     with pytest.raises(ManifestError, match="scores one view"):
-        save_thresholds(manifest_path, "neu-steel", 2.0, 3.0, views_from=1.5)
+        save_thresholds(manifest_path, "neu-steel", 2.0, 3.0, reason="test", views_from=1.5)
     assert manifest_path.read_text() == before
 
 

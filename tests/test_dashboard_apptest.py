@@ -589,6 +589,8 @@ def test_tuning_commissions_on_defect_free_frames_only(env):
     assert len(tuning.load_samples(env.val / "normal", "defect-free frames", None)) == 8
     assert not any("frame-level term" in c.value for c in at.caption)  # neu-steel's gate has none
     manifest = _fake_manifest(env)
+    assert at.button(key="tune_save").disabled  # a commissioning needs a reason too
+    at.text_input(key="tune_reason").set_value("line 2 start-up").run()
     at.button(key="tune_save").click().run()
     assert any("commissioned on 8 defect-free frames, no drift baseline (it needs 200 frames under the defect threshold)" in s.value
                for s in at.success)
@@ -621,6 +623,7 @@ def test_tuning_on_defect_free_frames_saves_a_commissioning_and_the_drift_baseli
     at.slider(key="tune_target").set_value(0.01).run()
     at.button(key="tune_use").click().run()
     defect = _threshold(at, "Defect").value
+    at.text_input(key="tune_reason").set_value("line 2 start-up").run()
     at.button(key="tune_save").click().run()
     assert not at.exception and errors(at) == []
     assert any("commissioned on 210 defect-free frames, drift baselines recorded" in s.value for s in at.success)
@@ -670,6 +673,7 @@ def test_tuning_refuses_to_commission_on_frames_the_deployed_gate_reads_mostly_a
     at.button(key="tune_use").click().run()
     assert any("The deployed gate flags 100% of these frames at its defect threshold" in e for e in errors(at))
     assert any("The frames come in 2 sizes (64x64, 96x96)" in w.value for w in at.warning)
+    at.text_input(key="tune_reason").set_value("new lamp, checked by eye").run()
     assert at.button(key="tune_save").disabled
     at.checkbox(key="tune_despite_shift").check().run()
     at.button(key="tune_save").click().run()

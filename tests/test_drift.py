@@ -129,11 +129,11 @@ def test_commissioning_records_a_baseline_that_hand_edits_keep_and_a_new_commiss
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
     first = Baseline.from_values(_normal_scores(300, seed=1)).to_dict()
-    save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300}, baselines={"score_baseline": first})
+    save_thresholds(path, "p", 1.5, 2.5, reason="test", commissioned={"frames": 300}, baselines={"score_baseline": first})
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
-    save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the scores are the same, so is their baseline
+    save_thresholds(path, "p", 1.4, 2.5, reason="test")  # moved by hand: the scores are the same, so is their baseline
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["score_baseline"] == first
-    save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 120})  # too few frames for a new baseline
+    save_thresholds(path, "p", 1.5, 2.5, reason="test", commissioned={"frames": 120})  # too few frames for a new baseline
     assert "score_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
 
 
@@ -143,19 +143,19 @@ def test_the_picture_baselines_are_set_by_commissioning_only_and_restored_with_t
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1.0, "defect": 2.0}}}}))
     image = Baseline.from_values(np.random.default_rng(1).normal(0.9, 0.02, 300)).to_dict()
-    commissioned = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 300},
+    commissioned = save_thresholds(path, "p", 1.5, 2.5, reason="test", commissioned={"frames": 300},
                                    baselines={"image_baseline": image})
-    save_thresholds(path, "p", 1.4, 2.5)  # moved by hand: the pictures are the same
+    save_thresholds(path, "p", 1.4, 2.5, reason="test")  # moved by hand: the pictures are the same
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
-    hand = save_thresholds(path, "p", 1.5, 2.5, commissioned={"frames": 120})  # too few frames for a new baseline
+    hand = save_thresholds(path, "p", 1.5, 2.5, reason="test", commissioned={"frames": 120})  # too few frames for a new baseline
     assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
-    save_thresholds(path, "p", 1.5, 2.5, baselines={"image_baseline": image}, restored_from="x")  # as a restore does
+    save_thresholds(path, "p", 1.5, 2.5, reason="test", baselines={"image_baseline": image}, restored_from="x")  # as a restore does
     assert json.loads(path.read_text())["profiles"]["p"]["thresholds"]["image_baseline"] == image
-    save_thresholds(path, "p", 1.0, 2.0, restored_from="shipped.bak")  # a restore of none drops the current one
+    save_thresholds(path, "p", 1.0, 2.0, reason="test", restored_from="shipped.bak")  # a restore of none drops the current one
     assert "image_baseline" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
     assert commissioned.is_file() and hand.is_file()
     with pytest.raises(ManifestError, match="unknown drift baseline"):
-        save_thresholds(path, "p", 1.5, 2.5, baselines={"focus_baseline": image})
+        save_thresholds(path, "p", 1.5, 2.5, reason="test", baselines={"focus_baseline": image})
 
 
 def test_every_threshold_change_is_logged_with_who_how_why_and_the_values_before(tmp_path):
@@ -225,13 +225,34 @@ def test_thresholds_restored_from_a_backup_are_one_more_logged_change(tmp_path, 
     assert (last["previous_warn"], last["warn"]) == (1.2, 1.5) and len(report["changes"]) == 3
 
 
+def test_every_threshold_change_needs_a_reason_and_nothing_is_written_without_one(tmp_path, capsys):
+    """A change log entry without "why" is the one thing an audit cannot reconstruct: a save, a commissioning
+    and a restore without a reason are refused before anything (a backup included) is written."""
+    from edge_runtime.errors import ManifestError
+
+    path = _minimal_manifest(tmp_path / "m.json")
+    trial = save_thresholds(path, "p", 1.2, 2.2, reason="trial")
+    frames = tmp_path / "good"
+    frames.mkdir()
+    before, files = path.read_text(), sorted(tmp_path.iterdir())
+    for reason in ("", "   "):
+        with pytest.raises(ManifestError, match="needs a reason"):
+            save_thresholds(path, "p", 1.4, 2.4, reason=reason, commissioned={"frames": 300})
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(trial)]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+    # refused before minutes of scoring: this manifest names no model file, so a load would fail otherwise
+    assert cli_main(["calibrate", str(frames), "--manifest", str(path), "--write"]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+    assert path.read_text() == before and sorted(tmp_path.iterdir()) == files
+
+
 def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     path = _minimal_manifest(tmp_path / "m.json")
     other = _minimal_manifest(tmp_path / "other.json", 0.1, 0.2, gate_sha="c" * 64)
     before = path.read_text()
-    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(other)]) == 2
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(other), "--reason", "roll back"]) == 2
     assert "describes another autoencoder" in capsys.readouterr().err and path.read_text() == before
-    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "missing.bak")]) == 2
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "missing.bak"), "--reason", "roll back"]) == 2
     assert "not found" in capsys.readouterr().err and path.read_text() == before
 
 
@@ -252,13 +273,13 @@ def test_a_restore_checks_every_deployed_file_and_refuses_one_that_changes_nothi
     other["profiles"]["p"]["classifier"]["int8"] = {"sha256": "d" * 64}  # the int8 head the line runs differs
     other["profiles"]["p"]["thresholds"].update(warn=0.5, defect=0.7)
     (tmp_path / "int8.bak").write_text(json.dumps(other))
-    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "int8.bak")]) == 2
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "int8.bak"), "--reason", "roll back"]) == 2
     assert "describes another classifier int8" in capsys.readouterr().err
     (tmp_path / "same.bak").write_text(before)
-    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "same.bak")]) == 2
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "same.bak"), "--reason", "roll back"]) == 2
     assert "nothing to restore" in capsys.readouterr().err
     (tmp_path / "odd.bak").write_text(json.dumps({"profiles": {"p": {"thresholds": {"warn": 1, "defect": 2}}}}))
-    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "odd.bak")]) == 2
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "odd.bak"), "--reason", "roll back"]) == 2
     assert "malformed profile entry" in capsys.readouterr().err and path.read_text() == before
 
 
@@ -275,7 +296,7 @@ def test_a_blurred_camera_is_reported_as_drift_after_commissioning(tmp_path, cap
     strip, inspect more of it (no drift), then the same strip through a lens out of focus (drift)."""
     manifest = editable_manifest(tmp_path)
     good = _write_frames(tmp_path / "good", seed=1, count=drift.MIN_FRAMES + 20)
-    assert cli_main(["calibrate", str(good), "--manifest", str(manifest), "--write", "--json"]) == 0
+    assert cli_main(["calibrate", str(good), "--manifest", str(manifest), "--write", "--reason", "line start", "--json"]) == 0
     baseline = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]["score_baseline"]
     thresholds = json.loads(manifest.read_text())["profiles"]["neu-steel"]["thresholds"]
     assert drift.MIN_FRAMES <= baseline["frames"] < drift.MIN_FRAMES + 20  # the frames under the new defect threshold

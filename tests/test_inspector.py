@@ -233,9 +233,9 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
 
     path = editable_manifest(tmp_path)
     manifest = json.loads(path.read_text())
-    backup = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6)
+    backup = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6, reason="test")
     assert backup.is_file() and json.loads(backup.read_text()) == manifest
-    second = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6)  # within the same second, as a rule
+    second = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6, reason="test")  # within the same second, as a rule
     assert second != backup and json.loads(backup.read_text()) == manifest  # the shipped values survive
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
@@ -249,7 +249,7 @@ def test_thresholds_that_would_pass_every_frame_or_make_no_sense_are_refused(tmp
     path = editable_manifest(tmp_path)
     before = path.read_text()
     with pytest.raises(ManifestError):
-        save_thresholds(path, "neu-steel", warn, defect)
+        save_thresholds(path, "neu-steel", warn, defect, reason="test")
     assert path.read_text() == before and not list(tmp_path.glob("*.bak"))
     manifest = json.loads(before)
     manifest["profiles"]["neu-steel"]["thresholds"].update(warn=warn, defect=defect)
@@ -266,7 +266,7 @@ def test_saving_thresholds_through_a_linked_manifest_keeps_the_link(tmp_path):
     (tmp_path / "deploy").mkdir()
     link = tmp_path / "deploy" / "models.manifest.json"
     link.symlink_to(real)
-    backup = save_thresholds(link, "neu-steel", 1.5, 2.5)
+    backup = save_thresholds(link, "neu-steel", 1.5, 2.5, reason="test")
     assert link.is_symlink() and backup.parent == tmp_path
     assert load_manifest(real)["profiles"]["neu-steel"]["thresholds"]["warn"] == 1.5
     assert Inspector.from_manifest(link).thresholds.warn == 1.5
@@ -298,7 +298,7 @@ def test_restoring_from_a_file_without_thresholds_is_a_manifest_error(tmp_path):
     del earlier["profiles"]["neu-steel"]["thresholds"]["warn"]
     (tmp_path / "earlier.json").write_text(json.dumps(earlier))
     with pytest.raises(ManifestError, match="no warn and defect thresholds"):
-        restore_thresholds(path, "neu-steel", tmp_path / "earlier.json")
+        restore_thresholds(path, "neu-steel", tmp_path / "earlier.json", reason="roll back")
 
 
 def test_frame_term_references_go_only_where_the_gate_has_such_a_term(tmp_path):
@@ -307,9 +307,9 @@ def test_frame_term_references_go_only_where_the_gate_has_such_a_term(tmp_path):
     path = editable_manifest(tmp_path)
     before = path.read_text()
     with pytest.raises(ManifestError, match="no frame-level term"):
-        save_thresholds(path, "neu-steel", 1.0, 2.0, frame_term=FrameTerm(1.0, 1.0, 2.0))
+        save_thresholds(path, "neu-steel", 1.0, 2.0, reason="test", frame_term=FrameTerm(1.0, 1.0, 2.0))
     assert path.read_text() == before and not list(tmp_path.glob("*.bak"))
-    save_thresholds(path, "magnetic-tile", 1.0, 2.0, frame_term=FrameTerm(3.0, 0.5, 2.0))
+    save_thresholds(path, "magnetic-tile", 1.0, 2.0, reason="test", frame_term=FrameTerm(3.0, 0.5, 2.0))
     inspector = Inspector.from_manifest(path, "magnetic-tile")
     assert inspector.scorer.frame_term == FrameTerm(3.0, 0.5, 2.0)  # the weight stays the profile's
 

@@ -153,14 +153,13 @@ if commissioning:
                "page.")
 who, why = st.columns([1, 2])
 changed_by = who.text_input("Changed by", key="tune_by", help="kept in the manifest's change log of the thresholds")
-reason = why.text_input("Reason for the change" + ("" if commissioning else " (required)"), key="tune_reason",
+reason = why.text_input("Reason for the change (required)", key="tune_reason",
                         help="kept in the change log; the Model card lists every change")
-if not commissioning and not reason.strip():
-    st.caption("A change by hand needs a reason: the change log is how the line's quality engineer traces it.")
+if not reason.strip():
+    st.caption("Every threshold change needs a reason: the change log is how the line's quality engineer traces it.")
 refused_shift = commissioning and line.shifted and not despite_shift
 if st.button("Save thresholds to the manifest", type="primary", key="tune_save",
-             disabled=(proposed == current and not commissioning) or (not commissioning and not reason.strip())
-             or refused_shift):
+             disabled=(proposed == current and not commissioning) or not reason.strip() or refused_shift):
     try:
         from edge_runtime.manifest import save_thresholds
 
