@@ -331,11 +331,13 @@ def change_reason(reason: str | None) -> str:
 
 
 def threshold_change(thresholds: dict, warn: float, defect: float, stamp: str, commissioned: dict | None,
-                     reason: str, changed_by: str | None, backup: str, restored_from: str | None = None) -> dict:
-    """One entry of the thresholds' change log: the values before and after, and who, how and why."""
-    how = (f"restored from {restored_from}" if restored_from
-           else f"commissioned on {commissioned.get('frames', '?')} defect-free frames" if commissioned
-           else "set by hand")
+                     reason: str, changed_by: str | None, backup: str, restored_from: str | None = None,
+                     how: str | None = None) -> dict:
+    """One entry of the thresholds' change log: the values before and after, and who, how and why. ``how``
+    defaults to what the other arguments say (restored, commissioned, or set by hand)."""
+    how = how or (f"restored from {restored_from}" if restored_from
+                  else f"commissioned on {commissioned.get('frames', '?')} defect-free frames" if commissioned
+                  else "set by hand")
     return {"at": stamp, "by": changed_by or _account(), "how": how, "reason": reason.strip(),
             "warn": warn, "defect": defect,
             "previous_warn": thresholds.get("warn"), "previous_defect": thresholds.get("defect"), "backup": backup}

@@ -280,8 +280,9 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
                                                      results or manifest_path.resolve().parent / "results" / name)
     if changed:  # the change log stays, with this change at its end
         change = threshold_change(entry["thresholds"], limits["warn"], limits["defect"], time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                  None, "set again on the validation split", None, backup.name)
-        limits[CHANGE_LOG_KEY] = [*changed, {**change, "how": "set again by python -m export --thresholds-only"}]
+                                  None, "set again on the validation split", None, backup.name,
+                                  how="set again by python -m export --thresholds-only")
+        limits[CHANGE_LOG_KEY] = [*changed, change]
     entry["thresholds"] = limits
     entry["metrics"].update(gate_test=gate_test, gate_calibration=calibration)
     write_manifest(manifest_path, manifest)
