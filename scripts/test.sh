@@ -18,4 +18,4 @@ command -v chromium >/dev/null 2>&1 || apt_install chromium
 # The cross-CPU test skips, saying why, where qemu-user cannot be installed (not an x86 Debian, say).
 command -v qemu-x86_64 >/dev/null 2>&1 || apt_install qemu-user || echo "warning: qemu-user not installed" >&2
 bash scripts/setup.sh "train,dashboard,dev"
-.venv/bin/python -m pytest -q -rs "$@"
+.venv/bin/python -m pytest -q -rs --durations=15 "$@"  # the slowest tests listed: CI time is watched
