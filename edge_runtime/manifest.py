@@ -491,6 +491,11 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     if differ:
         raise ManifestError(f"{earlier} describes another {', '.join(differ)} (its sha256 differs): its thresholds "
                             "were not set on the models deployed now")
+    rescored = _scoring_changes(old_entry, entry)
+    if rescored:
+        raise ManifestError(f"{earlier} scored frames otherwise ({', '.join(rescored)} changed since): its thresholds "
+                            "are in other units than today's scores; commission the line again (python -m edge_runtime "
+                            "calibrate --write) instead")
     if _restored_part(old_entry) == _restored_part(entry):
         raise ManifestError(f"{earlier} holds the thresholds profile '{profile}' has now: nothing to restore (another "
                             "profile? name it with --profile)")
@@ -504,6 +509,23 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
                            commissioned=thresholds.get("commissioned"), frame_term=term,
                            baselines={key: thresholds.get(key) for key in BASELINE_KEYS}, changed_by=changed_by,
                            restored_from=Path(earlier).name, views_from=views_from)
+
+
+def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
+    """The settings that turn a frame into its score (the preprocessing and the gate's scoring) that differ between
+    two profile entries, leaving out what a restore sets with the thresholds: the frame-level term's references and
+    the mirror views' band. An update can change them without touching a model file (``export --thresholds-only``),
+    and thresholds set under the old ones compare today's scores with numbers of another scale."""
+    def settings(profile_entry: dict) -> dict:
+        score = json.loads(json.dumps(profile_entry.get("autoencoder", {}).get("score", {})))
+        score.pop("views_from", None)
+        for key in ("map_reference", "frame_reference", "references_from", "edited_at"):
+            (score.get("frame_term") or {}).pop(key, None)
+        return {**{f"preprocessing.{key}": value for key, value in (profile_entry.get("preprocessing") or {}).items()},
+                **{f"score.{key}": value for key, value in score.items()}}
+
+    old, new = settings(old_entry), settings(entry)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
 def _restored_part(entry: dict) -> tuple:

@@ -256,6 +256,26 @@ def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err and path.read_text() == before
 
 
+def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
+    """An update can change how frames are scored without touching a model file (``export --thresholds-only``
+    moving the detector's scale, a new level power, another preprocessing): the line's old thresholds are then in
+    other units, and the restore says so by name instead of bringing them back."""
+    path = _minimal_manifest(tmp_path / "m.json")
+    before = path.read_text()
+    for part, key, value in (("score", "level_power", 1.25), ("preprocessing", "exposure_median", 0.4),
+                             ("score", "frame_term", {"map_reference": 1.0, "frame_reference": 0.5, "weight": 3.0})):
+        old = json.loads(before)
+        entry = old["profiles"]["p"]
+        (entry["autoencoder"]["score"] if part == "score" else entry.setdefault("preprocessing", {}))[key] = value
+        entry["thresholds"].update(warn=0.5, defect=0.7)
+        (tmp_path / "old.bak").write_text(json.dumps(old))
+        assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "old.bak"),
+                         "--reason", "software update"]) == 2
+        err = capsys.readouterr().err
+        assert f"{part}.{key} changed since" in err and "commission the line again" in err
+        assert path.read_text() == before
+
+
 def test_a_line_commissioned_on_too_few_frames_is_told_so_not_that_it_was_never_commissioned(tmp_path):
     from edge_runtime.drift import check_log
     from edge_runtime.sinks import SqliteLog
