@@ -27,6 +27,10 @@ from .result import Thresholds
 
 MANIFEST_NAME = "models.manifest.json"
 MANIFEST_ENV = "STEEL_INSPECT_MANIFEST"  # where a line PC keeps its manifest, for commands run from anywhere (cron)
+# The manifest format this runtime reads. Raise it with every field that changes how frames are scored or judged:
+# a runtime refuses a manifest of a newer format, where it would otherwise ignore the new field and give other
+# verdicts in silence. 1: the format before runtimes checked it (read with the defaults of the fields it lacks).
+MANIFEST_SCHEMA = 2
 
 
 def default_manifest_path() -> Path:
@@ -51,6 +55,13 @@ def load_manifest(path: str | Path | None = None) -> dict:
         raise ManifestError(f"{path} is not valid JSON: {error}") from error
     except OSError as error:
         raise ManifestError(f"{path} cannot be read: {error}") from error
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path} is not a model manifest (a JSON object with profiles expected)")
+    schema = manifest.get("schema_version", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema > MANIFEST_SCHEMA:
+        raise ManifestError(f"{path} has manifest format {schema!r}, and this runtime reads formats up to "
+                            f"{MANIFEST_SCHEMA}: it was written for newer software, whose scoring this one would "
+                            "misread; update the software on this PC, or use the manifest that came with it")
     if "profiles" not in manifest or not manifest["profiles"]:
         raise ManifestError(f"{path} lists no model profiles")
     return manifest

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from edge_runtime.manifest import sha256_of, write_manifest
+from edge_runtime.manifest import MANIFEST_SCHEMA, sha256_of, write_manifest
 
 
 def model_entry(path: Path, root: Path) -> dict:
@@ -33,7 +33,8 @@ def versions() -> dict:
 def update_manifest(path: Path, profile: str, entry: dict, default_profile: str = "neu-steel") -> list[str]:
     """Replace one profile's entry, keeping the others. Returns what the old entry had that the new one
     drops (int8 models, thresholds commissioned on a line), for the caller to say so."""
-    manifest = json.loads(path.read_text()) if path.is_file() else {"schema_version": 1, "profiles": {}}
+    manifest = json.loads(path.read_text()) if path.is_file() else {"profiles": {}}
+    manifest["schema_version"] = MANIFEST_SCHEMA
     old = manifest["profiles"].get(profile, {})
     dropped = [f"the int8 {model} (run python -m export.quantize --profile {profile})"
                for model in ("autoencoder", "classifier") if "int8" in old.get(model, {})]

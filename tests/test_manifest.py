@@ -103,6 +103,29 @@ def test_reexport_names_the_int8_models_and_commissioned_thresholds_it_drops(tmp
     assert json.loads(path.read_text())["profiles"]["line-a"] == fresh
 
 
+def test_a_manifest_of_a_newer_format_is_refused_by_name_and_the_export_writes_this_runtimes(manifest, tmp_path):
+    """A runtime that read a newer manifest would ignore the fields it does not know and judge frames otherwise
+    in silence: it refuses any format above its own. A manifest from before the check (no version) still loads."""
+    from edge_runtime.errors import ManifestError
+    from edge_runtime.manifest import MANIFEST_SCHEMA, load_manifest
+    from export.manifest_writer import update_manifest
+
+    assert manifest["schema_version"] == MANIFEST_SCHEMA  # the committed one is of this runtime's format
+    path = tmp_path / "models.manifest.json"
+    for schema in (MANIFEST_SCHEMA + 1, "2", 2.5, True, None):
+        path.write_text(json.dumps({**manifest, "schema_version": schema}))
+        with pytest.raises(ManifestError, match=f"manifest format {schema!r}, and this runtime reads formats up to"):
+            load_manifest(path)
+    path.write_text(json.dumps(["not", "a", "manifest"]))
+    with pytest.raises(ManifestError, match="not a model manifest"):
+        load_manifest(path)
+    for document in ({k: v for k, v in manifest.items() if k != "schema_version"}, {**manifest, "schema_version": 1}):
+        path.write_text(json.dumps(document))
+        assert load_manifest(path)["profiles"].keys() == manifest["profiles"].keys()
+        update_manifest(path, "line-a", {"autoencoder": {}, "classifier": {}, "thresholds": {"warn": 1, "defect": 2}})
+        assert json.loads(path.read_text())["schema_version"] == MANIFEST_SCHEMA
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["magnetic-tile", "neu-steel"])
 def test_thresholds_only_sets_the_committed_thresholds_again_and_leaves_the_models_alone(tmp_path, profile):
