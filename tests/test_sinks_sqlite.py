@@ -40,6 +40,33 @@ def test_a_log_written_by_the_first_schema_gains_the_new_columns_and_keeps_its_r
         assert again.count() == 2
 
 
+def _read_only(monkeypatch):
+    """Every connection opened read-only, as on a read-only copy or mount (chmod does not stop root)."""
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: connect(f"file:{path}?mode=ro", uri=True, **kw))
+
+
+def test_a_read_only_log_opens_and_one_an_older_version_wrote_says_it_needs_a_writable_copy(tmp_path, monkeypatch):
+    """Reading an archived log needs no write, unless it must first gain this version's tables: then the message
+    says so, not that a healthy file is damaged, and the file is left as it was."""
+    from edge_runtime.sinks.sqlite_log import InspectionLogError
+
+    current = tmp_path / "current.db"
+    with SqliteLog(current) as log:
+        log.write([_rec("f1", "ok", score=0.1)])
+    old = tmp_path / "old.db"
+    with SqliteLog(old) as log:
+        log.write([_rec("f1", "ok", score=0.1)])
+        log._conn.execute("DROP TABLE runs")  # as a log of the version before the runs table
+    before = old.read_bytes()
+    _read_only(monkeypatch)
+    with SqliteLog(current) as log:
+        assert log.count() == 1
+    with pytest.raises(InspectionLogError, match="written by an older version .* read-only .* writable copy") as error:
+        SqliteLog(old)
+    assert "damaged" not in str(error.value) and old.read_bytes() == before
+
+
 def test_wal_mode_and_integrity(log, tmp_path):
     assert log.pragma("journal_mode") == "wal"
     assert log.pragma("journal_size_limit") == str(64 * 1024 * 1024)  # a big prune's WAL does not stay large

@@ -149,6 +149,11 @@ class SqliteLog:
                 self._add_missing_columns()
         except sqlite3.Error as exc:
             self._conn.close()
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY:
+                raise InspectionLogError(
+                    f"cannot open the inspection log {self.path}: it was written by an older version and needs the "
+                    f"tables or columns this one added, but it is read-only ({exc}); open a writable copy of it, or "
+                    "make it writable") from exc
             raise InspectionLogError(f"cannot open the inspection log {self.path}: {exc} (damaged, or not an "
                                      "inspection log?)") from exc
 
