@@ -90,13 +90,15 @@ def find_section(entry: dict, manifest: dict, *names: str) -> Any:
 
 
 def threshold_changes(thresholds: dict) -> list[dict]:
-    """The thresholds' change log (``edge_runtime.manifest.save_thresholds``), newest first, one row each."""
+    """The thresholds' change log (``edge_runtime.manifest.save_thresholds``), newest first, one row each; a
+    restore's row is followed by the rows it carried over from the manifest it restored."""
     rows = []
     for change in changes_newest_first(thresholds):
         rows.append({"when": change.get("at"), "by": change.get("by"), "how": change.get("how"),
                      "warn": f"{_text(change.get('previous_warn'))} -> {_text(change.get('warn'))}",
                      "defect": f"{_text(change.get('previous_defect'))} -> {_text(change.get('defect'))}",
-                     "reason": change.get("reason") or "(none given)", "backup": change.get("backup")})
+                     "reason": change.get("reason") or "(none given)", "backup": change.get("backup"),
+                     "carried over from": change.get("carried_over_from")})
     return rows
 
 

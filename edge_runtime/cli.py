@@ -298,9 +298,13 @@ def cmd_thresholds(args) -> int:
         return 0
     print(f"{name}: warn {thresholds['warn']:.6g}, defect {thresholds['defect']:.6g}")
     print(f"  {origin}")
-    print(f"  {len(changes)} change(s) since the export" + (", newest first:" if changes else ""))
+    carried = sum(bool(change.get("carried_over_from")) for change in changes)
+    print(f"  {len(changes) - carried} change(s) since the export"
+          + (f", {carried} carried over from an earlier manifest by a restore" if carried else "")
+          + (", newest first:" if changes else ""))
     for change in changes:
-        print(f"  {change.get('at')}  {change.get('by')}  {change.get('how')}: warn {change.get('previous_warn')} -> "
+        carried = f" (carried over from {change['carried_over_from']})" if change.get("carried_over_from") else ""
+        print(f"  {change.get('at')}  {change.get('by')}  {change.get('how')}{carried}: warn {change.get('previous_warn')} -> "
               f"{change.get('warn')}, defect {change.get('previous_defect')} -> {change.get('defect')}; "
               f"reason: {change.get('reason') or '(none given)'}; backup {change.get('backup')}")
     return 0

@@ -322,6 +322,7 @@ def backup_manifest(path: Path) -> Path:
 
 
 CHANGE_LOG_KEY = "changes"
+CARRIED_OVER_KEY = "carried_over"  # in a restore's change entry: the restored manifest's entries this log lacked
 
 
 def _account() -> str:
@@ -363,7 +364,7 @@ def threshold_origin(thresholds: dict) -> tuple[bool, str]:
     if record:
         return True, (f"{warning}Commissioned on {record.get('frames', '?')} defect-free frames of this line "
                       f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
-                      f"at defect / warn), {thresholds.get('edited_at', 'date not recorded')}.")
+                      f"at defect / warn), {record.get('at') or thresholds.get('edited_at', 'date not recorded')}.")
     last = (thresholds.get(CHANGE_LOG_KEY) or [{}])[-1]
     if str(last.get("how", "")).startswith("restored from"):
         return False, (f"{warning}Restored on {last.get('at')} ({last['how']}); not commissioned on defect-free "
@@ -394,8 +395,15 @@ def unlogged_change(thresholds: dict) -> str | None:
 
 
 def changes_newest_first(thresholds: dict) -> list[dict]:
-    """A profile's threshold change log (``save_thresholds``), newest first."""
-    return list(reversed(thresholds.get(CHANGE_LOG_KEY) or []))
+    """A profile's threshold change log (``save_thresholds``), newest first. A restore's entry is followed by the
+    changes it carried over from the manifest it restored (a line's history from before a software update, marked
+    ``carried_over_from``), and theirs by their own."""
+    def flat(changes: list[dict]) -> Iterator[dict]:
+        for change in reversed(changes):
+            yield {key: value for key, value in change.items() if key != CARRIED_OVER_KEY}
+            yield from flat(change.get(CARRIED_OVER_KEY) or [])
+
+    return list(flat(thresholds.get(CHANGE_LOG_KEY) or []))
 
 
 def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | None) -> None:
@@ -420,7 +428,8 @@ def check_thresholds(warn: float, defect: float, where: str = "") -> None:
 def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, *, reason: str,
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
                     baselines: dict[str, dict | None] | None = None, changed_by: str | None = None,
-                    restored_from: str | None = None, views_from: float | None = None) -> Path:
+                    restored_from: str | None = None, views_from: float | None = None,
+                    carried_over: list[dict] | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
@@ -433,6 +442,8 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
     thresholds moved by hand keep them, since they leave the frames as they are. ``views_from``: the
     one-view score from which a three-view gate runs its mirror views, set again on the same frames
     (it changes which frames get three-view scores, so it too replaces the score baseline).
+    ``carried_over``: a restore's earlier change entries this manifest's log lacks (``restore_thresholds``),
+    kept inside its own entry. A commissioning record is dated (``at``) when it is first saved.
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
@@ -457,12 +468,15 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
         backup = backup_manifest(path)
         thresholds = manifest["profiles"][profile]["thresholds"]
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        thresholds.setdefault(CHANGE_LOG_KEY, []).append(threshold_change(
-            thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by, backup.name, restored_from))
+        change = threshold_change(thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by,
+                                  backup.name, restored_from)
+        if carried_over:
+            change[CARRIED_OVER_KEY] = carried_over
+        thresholds.setdefault(CHANGE_LOG_KEY, []).append(change)
         thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
         thresholds.pop("commissioned", None)
         if commissioned:
-            thresholds["commissioned"] = commissioned
+            thresholds["commissioned"] = {"at": stamp, **commissioned}
         _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
                        new_score_units=frame_term is not None or views_from is not None)
         if frame_term is not None:
@@ -516,10 +530,16 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
         raise ManifestError(f"{earlier} has no warn and defect thresholds for profile '{profile}'")
     term = _frame_term(old_score) if score.get("frame_term") else None
     views_from = old_score.get("views_from") if score.get("views", 1) == 3 else None
+    commissioned = thresholds.get("commissioned")
+    if isinstance(commissioned, dict) and thresholds.get("edited_at"):  # undated by an older version: its save's time
+        commissioned = {"at": thresholds["edited_at"], **commissioned}
+    known = entry["thresholds"].get(CHANGE_LOG_KEY) or []
+    carried = [{**change, "carried_over_from": Path(earlier).name}
+               for change in thresholds.get(CHANGE_LOG_KEY) or [] if change not in known]
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], reason=reason,
-                           commissioned=thresholds.get("commissioned"), frame_term=term,
+                           commissioned=commissioned, frame_term=term,
                            baselines={key: thresholds.get(key) for key in BASELINE_KEYS}, changed_by=changed_by,
-                           restored_from=Path(earlier).name, views_from=views_from)
+                           restored_from=Path(earlier).name, views_from=views_from, carried_over=carried)
 
 
 def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:

@@ -256,6 +256,42 @@ def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err and path.read_text() == before
 
 
+def test_a_restore_after_a_software_update_keeps_the_lines_change_history_and_commissioning_date(tmp_path, capsys):
+    """The update brings a manifest without the line's change log; restoring the line's thresholds carries its
+    earlier changes over (who commissioned, who changed what and why) and dates the commissioning when it was done.
+    A roll-back within one manifest's history carries nothing twice."""
+    line = _minimal_manifest(tmp_path / "line.json")
+    save_thresholds(line, "p", 1.6, 2.6, reason="too many false alarms", changed_by="carl")
+    save_thresholds(line, "p", 1.5, 2.5, reason="commissioning", changed_by="anna", commissioned={"frames": 300})
+    document = json.loads(line.read_text())
+    thresholds = document["profiles"]["p"]["thresholds"]
+    thresholds["commissioned"].pop("at")  # as an older version wrote it: dated only by edited_at
+    thresholds["commissioned"]["frames"] = 299
+    thresholds["edited_at"] = "2026-11-20T08:00:00"
+    (tmp_path / "kept.json").write_text(json.dumps(document))
+    update = _minimal_manifest(tmp_path / "m.json")  # the release: same models, shipped thresholds, no log
+    assert cli_main(["thresholds", "--manifest", str(update), "--restore", str(tmp_path / "kept.json"),
+                     "--reason", "software update", "--by", "it"]) == 0
+    capsys.readouterr()
+    assert cli_main(["thresholds", "--manifest", str(update), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(c["by"], c["reason"], c.get("carried_over_from")) for c in report["changes"]] == [
+        ("it", "software update", None), ("anna", "commissioning", "kept.json"),
+        ("carl", "too many false alarms", "kept.json")]
+    assert report["commissioned"] and "2026-11-20T08:00:00" in report["origin"] and "WARNING" not in report["origin"]
+    assert cli_main(["thresholds", "--manifest", str(update)]) == 0
+    text = capsys.readouterr().out
+    assert "1 change(s) since the export, 2 carried over from an earlier manifest by a restore" in text
+    assert "commissioned on 300 defect-free frames (carried over from kept.json)" in text
+    save_thresholds(update, "p", 1.7, 2.7, reason="trial", changed_by="carl")
+    backup = sorted(tmp_path.glob("m.json.*.bak"))[-1]  # the manifest before the trial, its log included
+    assert cli_main(["thresholds", "--manifest", str(update), "--restore", str(backup), "--reason", "trial over",
+                     "--json"]) == 0
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    assert [c["reason"] for c in changes] == ["trial over", "trial", "software update", "commissioning",
+                                              "too many false alarms"]
+
+
 def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
     """An update can change how frames are scored without touching a model file (``export --thresholds-only``
     moving the detector's scale, a new level power, another preprocessing): the line's old thresholds are then in

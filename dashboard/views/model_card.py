@@ -84,7 +84,10 @@ with left:
         st.json({k: v for k, v in thresholds.items() if k != CHANGE_LOG_KEY})
         changes = modelcard.threshold_changes(thresholds)
         if changes:
-            st.markdown(f"**Changes since the export** ({len(changes)}, newest first)")
+            carried = sum(bool(change["carried over from"]) for change in changes)
+            st.markdown(f"**Changes since the export** ({len(changes) - carried}"
+                        + (f", and {carried} a restore carried over from an earlier manifest" if carried else "")
+                        + ", newest first)")
             st.dataframe(changes, hide_index=True, width="stretch", key="card_threshold_changes")
     scoring = modelcard.score_description(entry)
     if scoring:
