@@ -51,16 +51,16 @@ def _log_with_old_and_new(tmp_path):
             frame.write_bytes(b"keep me")
         records.append(Record("camera:0", f"f{i}", "defect" if overlay else "ok", recorded_at=old + i,
                               overlay_path=str(overlay) if overlay else None, frame_path=str(frame) if frame else None))
-    (overlays / "new.png").write_bytes(b"png")
-    records += [Record("camera:0", f"n{i}", "ok", recorded_at=now - i, overlay_path=str(overlays / "new.png") if i == 0 else None)
-                for i in range(5)]
     for name in ("a.png", "b.png"):
         (folder / name).write_bytes(b"png")
-    records += [Record(str(folder.resolve()), name, "ok", recorded_at=old) for name in ("a.png", "b.png", "c.png")]
+    records += [Record(str(folder.resolve()), name, "ok", recorded_at=old + 10) for name in ("a.png", "b.png", "c.png")]
+    (overlays / "new.png").write_bytes(b"png")
+    records += [Record("camera:0", f"n{i}", "ok", recorded_at=now - 4 + i,
+                       overlay_path=str(overlays / "new.png") if i == 0 else None) for i in range(5)]
     db = tmp_path / "log" / "inspections.db"
     with SqliteLog(db) as log:
         log.write(records)
-        for record_id, reviewer in ((1, "anna"), (1, "ben"), (11, "anna")):  # two of old f0, one of new n0
+        for record_id, reviewer in ((1, "anna"), (1, "ben"), (14, "anna")):  # two of old f0, one of new n0
             log.add_review(Review(record_id, "defect", reviewer))
     return db, overlays, elsewhere, folder
 
@@ -76,8 +76,8 @@ def test_prune_deletes_old_records_and_their_overlays_only(tmp_path):
         assert report.to_dict() | {"before": 0} == {
             "before": 0, "deleted_records": 11, "kept_in_folder": 2, "deleted_overlays": 3, "overlays_outside": 1,
             "overlays_missing": 1, "dry_run": False, "deleted_frames": 2, "frames_outside": 1, "frames_missing": 0,
-            "deleted_reviews": 2}
-        assert [row["inspection_id"] for row in log.all_reviews()] == [11]  # the new record's review stays
+            "deleted_reviews": 2, "kept_out_of_order": 0}
+        assert [row["inspection_id"] for row in log.all_reviews()] == [14]  # the new record's review stays
         assert "and 2 operator reviews" in report.line()
         assert log.count() == 7 and {r["frame_id"] for r in log.rows()} == {"n0", "n1", "n2", "n3", "n4", "a.png", "b.png"}
         # The watched folder's files still in it keep their records: the watcher does not inspect them again.
@@ -130,3 +130,20 @@ def test_watch_retain_prunes_while_it_logs(cli, tmp_path, capsys):
         assert log.count() == 7 + 20
     assert not (overlays / "old0.png").exists()
     assert cli("watch", "synthetic:0.2", "--log", str(db), "--max-frames", "1", "--retain", "soon") == commands.EXIT_USAGE
+
+
+def test_a_clock_set_back_does_not_make_new_records_look_old_to_a_prune(tmp_path):
+    """NTP putting right a clock that ran a year ahead: the records after it carry times a year before the ones
+    logged minutes earlier. The log's order says which came last, so a prune keeps them, and says why."""
+    now = time.time()
+    truly_old = [Record("camera:0", f"o{i}", "ok", recorded_at=now - 400 * DAY + i) for i in range(3)]
+    ahead = [Record("camera:0", f"a{i}", "ok", recorded_at=now + 365 * DAY + i) for i in range(10)]
+    set_back = [Record("camera:0", f"b{i}", "ok", recorded_at=now + i) for i in range(10)]
+    with SqliteLog(tmp_path / "log.db") as log:
+        log.write(truly_old + ahead + set_back)
+        report = prune_log(log, "30d", [tmp_path], now=now + 365 * DAY)  # retention run while the clock was ahead
+        assert (report.deleted_records, report.kept_out_of_order) == (3, 10)
+        assert "kept 10 records stamped before the cut but logged after newer ones" in report.line()
+        assert {row["frame_id"] for row in log.rows()} == {r.frame_id for r in ahead + set_back}
+        report = prune_log(log, "30d", [tmp_path], now=now)  # and once the clock is right again
+        assert (report.deleted_records, report.kept_out_of_order) == (0, 0) and log.count() == 20

@@ -32,6 +32,7 @@ class RetentionReport:
     frames_outside: int = 0
     frames_missing: int = 0
     deleted_reviews: int = 0  # operator reviews of the deleted records
+    kept_out_of_order: int = 0  # stamped before the cut, logged after newer records (the clock was set back)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +44,9 @@ class RetentionReport:
                 f"overlay images, {self.deleted_frames} saved frames and {self.deleted_reviews} operator reviews; "
                 f"kept {self.kept_in_folder} records of files "
                 f"still in watched folders; {self.overlays_outside + self.frames_outside} image paths outside the "
-                f"image folders left alone, {self.overlays_missing + self.frames_missing} already gone")
+                f"image folders left alone, {self.overlays_missing + self.frames_missing} already gone"
+                + (f"; kept {self.kept_out_of_order} records stamped before the cut but logged after newer ones (this "
+                   "PC's clock was set back)" if self.kept_out_of_order else ""))
 
 
 def image_folders(log_path: Path, *folders: Path | str | None) -> list[Path]:
@@ -64,7 +67,8 @@ def prune_log(log: SqliteLog, older_than: str | float, image_dirs: Sequence[Path
     roots = [Path(d).resolve() for d in image_dirs]
     overlays = _delete_inside(pruned.overlay_paths, roots, log.path.parent, dry_run)
     frames = _delete_inside(pruned.frame_paths, roots, log.path.parent, dry_run)
-    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, *overlays, dry_run, *frames, pruned.reviews)
+    return RetentionReport(before, pruned.deleted, pruned.kept_in_folder, *overlays, dry_run, *frames, pruned.reviews,
+                           pruned.kept_out_of_order)
 
 
 def _delete_inside(paths: Sequence[str], roots: Sequence[Path], base: Path, dry_run: bool) -> tuple[int, int, int]:

@@ -84,6 +84,8 @@ DRIFT_COLUMNS = tuple(measure.column for measure in MEASURES)
 
 # Rows deleted per transaction by ``SqliteLog.prune`` (about 60 ms each on the project machine).
 PRUNE_BATCH = 10_000
+_NO_ID = 2**63 - 1  # above every record id: no record was written at or after a prune's cut
+_CLOCKS_APART_S = 60.0  # two processes writing one log stamp records a few ms out of order; a clock set back, more
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -117,6 +119,7 @@ class PruneResult:
     overlay_paths: tuple[str, ...]
     frame_paths: tuple[str, ...] = ()
     reviews: int = 0  # operator reviews of the deleted records, deleted with them
+    kept_out_of_order: int = 0  # stamped before the cut but logged after a newer record: the clock was set back
 
 
 class InspectionLogError(sqlite3.DatabaseError):
@@ -203,27 +206,36 @@ class SqliteLog:
         The record of a file still in its watched folder (source = the folder, frame id = the path in
         it, as ``FolderWatcher`` names them) is kept: the watcher skips the files the log holds, so
         deleting it would inspect the file again. Returns the counts and the overlay files of the
-        deleted records (the caller decides about those files)."""
+        deleted records (the caller decides about those files).
+
+        Only records logged before the first one written at or after ``before`` go: the log's order is the
+        order things happened, its clock times are only the PC's clock. A clock set back (NTP correcting a
+        clock that ran ahead, a wrong date put right) stamps new records with old times; they are kept and
+        counted (``kept_out_of_order``), never taken for old records."""
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
         kept = self._mark_kept_in_folder(before)
-        where = "WHERE recorded_at < ? AND id NOT IN (SELECT id FROM kept_ids)"
+        cut = self._query("SELECT MIN(id) FROM inspections WHERE recorded_at >= ?", (before,))[0][0]
+        cut = _NO_ID if cut is None else cut
+        out_of_order = self._query("SELECT COUNT(*) FROM inspections WHERE recorded_at < ? AND id > ?",
+                                   (before - _CLOCKS_APART_S, cut))[0][0]
+        where = "WHERE recorded_at < ? AND id < ? AND id NOT IN (SELECT id FROM kept_ids)"
         reviews = self._query(f"SELECT COUNT(*) FROM reviews WHERE inspection_id IN (SELECT id FROM inspections {where})",
-                              (before,))[0][0]
+                              (before, cut))[0][0]
         if dry_run:
-            rows = self._query(f"SELECT overlay_path, frame_path FROM inspections {where}", (before,))
-            return PruneResult(len(rows), kept, *_files(rows), reviews)
+            rows = self._query(f"SELECT overlay_path, frame_path FROM inspections {where}", (before, cut))
+            return PruneResult(len(rows), kept, *_files(rows), reviews, out_of_order)
         deleted, files = 0, []
         while True:
             with self._lock, self._conn:
                 rows = self._conn.execute(f"DELETE FROM inspections WHERE id IN (SELECT id FROM inspections {where} "
-                                          "LIMIT ?) RETURNING overlay_path, frame_path", (before, batch)).fetchall()
+                                          "LIMIT ?) RETURNING overlay_path, frame_path", (before, cut, batch)).fetchall()
             deleted += len(rows)
             files.extend(rows)
             if rows and after_batch is not None:
                 after_batch(deleted)
             if len(rows) < batch:
-                return PruneResult(deleted, kept, *_files(files), reviews)
+                return PruneResult(deleted, kept, *_files(files), reviews, out_of_order)
 
     def _mark_kept_in_folder(self, before: float) -> int:
         """Fill the connection's temporary ``kept_ids`` with the old records of files still in their watched
