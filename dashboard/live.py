@@ -30,14 +30,13 @@ class TapInspector:
         self._inner = inner
         self._lock = threading.Lock()
         self.latest: Any = None
-        self.latest_at: float | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def _keep(self, result: Any) -> None:
         with self._lock:
-            self.latest, self.latest_at = result, time.time()
+            self.latest = result
 
     def inspect(self, image: Any, source: str | None = None) -> Any:
         result = self._inner.inspect(image, source=source)
@@ -190,7 +189,6 @@ class LiveSession:
         self.loop = InspectionLoop(source, self.tap, sinks, config, on_sink_error=self._sink_error)
         self.error: str | None = None
         self.final: dict | None = None
-        self.started_at = time.time()
         self.retain = retain if self._log is not None else None
         self.retention: str | None = None  # what the latest prune did, or why it failed
         self._stop_pruning = threading.Event()

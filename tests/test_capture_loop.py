@@ -514,3 +514,18 @@ def test_a_second_signal_stops_at_once_recording_the_queue_as_dropped():
     snap = loop.run()
     assert snap["dropped"] > 0
     _accounting_holds(snap, sink.records)
+
+
+def test_loop_rates_are_timed_on_the_monotonic_clock_not_the_wall_clock(monkeypatch):
+    """NTP stepping the wall clock back during a run must not report billions of frames per second (status file,
+    runs table, the Live line's rate)."""
+    from edge_runtime.capture.stats import LoopStats
+    from edge_runtime.sinks import Record
+
+    stats = LoopStats()
+    stats.count_captured()
+    stats.count_record(Record("camera:0", "f0", "ok", latency_ms=1.0))
+    time.sleep(0.01)  # one frame in at least 10 ms: at most 100 frames/s
+    monkeypatch.setattr(time, "time", lambda: 0.0)  # the wall clock stepped back decades
+    snapshot = stats.snapshot()
+    assert 0 < snapshot["frames_per_s"] <= 100 and snapshot["elapsed_s"] < 60

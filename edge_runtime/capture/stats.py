@@ -24,7 +24,7 @@ class LoopStats:
 
     def __init__(self, window: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self.started_at = time.time()
+        self._started = time.monotonic()  # not the wall clock: NTP may step it, and a rate with it
         self.captured = self.inspected = self.errored = self.dropped = 0
         self.source_errors = self.sink_errors = self.overlay_errors = self.frame_save_errors = 0
         self.records_lost = 0  # records a store (the log) could not take, after its retries
@@ -61,7 +61,7 @@ class LoopStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            elapsed = max(time.time() - self.started_at, 1e-9)
+            elapsed = max(time.monotonic() - self._started, 1e-9)
             done = self.inspected + self.errored + self.dropped
             return {
                 "elapsed_s": round(elapsed, 3),
