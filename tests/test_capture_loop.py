@@ -461,7 +461,7 @@ def test_watched_folder_disappearing_stops_the_loop_with_a_record(tmp_path):
     for i in range(3):
         cv2.imwrite(str(folder / f"{i}.png"), textured((64, 64), 100 + i, seed=i))
     sink = ListSink()
-    loop = InspectionLoop(FolderWatcher(folder, poll_s=0.01, settle_s=0), FakeInspector(), [sink], LoopConfig())
+    loop = InspectionLoop(FolderWatcher(folder, poll_s=0.01), FakeInspector(), [sink], LoopConfig())
     runner = threading.Thread(target=loop.run, kwargs={"handle_signals": False}, daemon=True)
     runner.start()
     wait_for(lambda: loop.snapshot()["inspected"] == 3)

@@ -45,12 +45,28 @@ def test_folder_watcher_yields_each_file_once_and_skips_processed(tmp_path):
 
 
 def test_folder_watcher_waits_until_a_new_file_is_settled(tmp_path):
-    _img(tmp_path / "new.png")  # fresh mtime: taken on the second scan with the same size/mtime
-    watcher = FolderWatcher(tmp_path, poll_s=0.01, settle_s=3600, exit_when_idle=True)
+    _img(tmp_path / "new.png")  # taken on the second scan with the same size/mtime
+    watcher = FolderWatcher(tmp_path, poll_s=0.01, exit_when_idle=True)
     ready, pending = watcher._scan()
     assert ready == [] and pending
     ready, pending = watcher._scan()
     assert ready == ["new.png"] and not pending
+
+
+def test_a_half_written_file_with_an_old_mtime_is_not_taken_for_a_settled_one(tmp_path):
+    """A camera PC or file server whose clock is behind this PC's, or a copy that keeps its source's mtime: the
+    file being written looks minutes old. Only its size and mtime staying the same between listings count."""
+    frame = tmp_path / "coil_1.png"
+    frame.write_bytes(b"\x89PNG\r\n\x1a\n half")
+    written_at = time.time() - 120  # a clock two minutes behind this PC's
+    os.utime(frame, (written_at, written_at))
+    watcher = FolderWatcher(tmp_path, poll_s=0.01)
+    assert watcher._scan() == ([], True)
+    with frame.open("ab") as more:
+        more.write(b" and the rest")
+    os.utime(frame, (written_at, written_at))  # the same mtime, a new size
+    assert watcher._scan() == ([], True)
+    assert watcher._scan() == (["coil_1.png"], False)
 
 
 def test_folder_watcher_recursive_ids_are_relative_paths(tmp_path):

@@ -84,8 +84,10 @@ class FolderWatcher(FrameSource):
 
     ``already_processed`` holds the frame ids (paths relative to the folder) that the
     log has recorded, e.g. ``SqliteLog.processed_ids(watcher.name)``; those are skipped.
-    A file is taken once its size and mtime are stable for one poll (or it is older
-    than ``settle_s``), so half-written files are not inspected. ``exit_when_idle``
+    A file is taken once its size and mtime are the same in two listings, so half-written files are not
+    inspected. That is judged on this PC alone: comparing a file's mtime with this PC's clock would take a
+    half-written file for an old one when the camera PC's or file server's clock is behind, or when a copy
+    keeps its source's mtime. ``exit_when_idle``
     ends the iteration when a scan finds nothing new (batch mode, tests).
 
     A file name is taken once: a file written again under a name already inspected (a camera
@@ -107,11 +109,10 @@ class FolderWatcher(FrameSource):
     """
 
     def __init__(self, folder: str | Path, already_processed: Collection[str] = (), poll_s: float = 0.2,
-                 settle_s: float = 1.0, recursive: bool = False, exit_when_idle: bool = False,
-                 forget_after_s: float = 3600.0) -> None:
+                 recursive: bool = False, exit_when_idle: bool = False, forget_after_s: float = 3600.0) -> None:
         self.folder = Path(folder)
         self.name = str(self.folder.resolve())
-        self.poll_s, self.settle_s, self.forget_after_s = poll_s, settle_s, forget_after_s
+        self.poll_s, self.forget_after_s = poll_s, forget_after_s
         self.recursive, self.exit_when_idle = recursive, exit_when_idle
         self.seen: set[str] = set(already_processed)
         self._last_stat: dict[str, tuple[int, int]] = {}
@@ -137,7 +138,7 @@ class FolderWatcher(FrameSource):
         """Return (new settled files in name order, whether unsettled files are waiting)."""
         if not self.folder.is_dir():
             raise SourceLostError(f"watched folder {self.folder} is gone or not a folder (unmounted? deleted?)")
-        now, ready, pending, stats, listed, paths = time.time(), [], False, {}, set(), {}
+        ready, pending, stats, listed, paths = [], False, {}, set(), {}
         for frame_id, entry in self._image_entries():
             listed.add(frame_id)
             if frame_id in self.seen:
@@ -147,7 +148,7 @@ class FolderWatcher(FrameSource):
             except OSError:
                 continue  # vanished between listing and stat
             stats[frame_id], paths[frame_id] = (st.st_size, st.st_mtime_ns), Path(entry.path)
-            if self._last_stat.get(frame_id) == stats[frame_id] or now - st.st_mtime > self.settle_s:
+            if self._last_stat.get(frame_id) == stats[frame_id]:
                 ready.append(frame_id)
             else:
                 pending = True
