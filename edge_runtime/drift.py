@@ -122,7 +122,8 @@ class Baseline:
 
 @dataclass(frozen=True)
 class DriftCheck:
-    """The newest frames against the baseline. ``status``: "ok", "high", "low", "too_few" or "no_baseline"."""
+    """The newest frames against the baseline. ``status``: "ok", "high", "low", "too_few", "no_baseline" or
+    "clock_behind" (``check_log``: frames since the baseline are stamped before it)."""
 
     status: str
     frames: int
@@ -172,9 +173,27 @@ def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int
     baseline = Baseline.from_manifest(thresholds, measure)
     since = baseline.measured_at if baseline else None
     values = log.recent_values(measure.column, recent, since=since, profile=profile, verdicts=COUNTED_VERDICTS)
+    if baseline is not None and len(values) < MIN_FRAMES and (behind := _clock_behind(log, profile, thresholds,
+                                                                                      baseline)):
+        return DriftCheck("clock_behind", len(values), None, None, None, behind, measure.column)
     if baseline is None and "commissioned" in thresholds:  # commissioned, on too few frames for a baseline
         frames = thresholds["commissioned"].get("frames")
         measure = replace(measure, absent=f"No {measure.name} baseline: the thresholds were commissioned on {frames} "
                           f"frames, and a drift baseline needs {MIN_FRAMES} under the defect threshold; "
                           "commission again on more good strip to check drift.")
     return check_drift(values, baseline, measure=measure)
+
+
+def _clock_behind(log: Any, profile: str, thresholds: Mapping[str, Any], baseline: Baseline) -> str | None:
+    """Why no frame counts since the baseline, where the reason is this PC's clock: the newest record was judged
+    by the thresholds in use, so it was written after they were set, yet it is stamped before the baseline was
+    measured. The clock was set back (or was ahead while commissioning); frames count again once it is right."""
+    newest = log.newest_record(profile)
+    if newest is None or newest["recorded_at"] >= baseline.measured_at:
+        return None
+    if (newest["warn_threshold"], newest["defect_threshold"]) != (thresholds.get("warn"), thresholds.get("defect")):
+        return None
+    return (f"This PC's clock is behind the commissioning: the newest frame, judged by today's thresholds, is stamped "
+            f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(newest['recorded_at']))}, before the baseline was "
+            f"measured ({time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(baseline.measured_at))}), so no frame counts "
+            "as inspected since; set the clock right (NTP) to check drift.")

@@ -105,6 +105,35 @@ def test_rejects_are_left_out_so_a_run_of_defects_is_not_drift(tmp_path):
     assert checked.status == "ok" and checked.frames == 240
 
 
+def test_a_clock_set_back_past_the_commissioning_is_reported_not_read_as_too_few_frames(tmp_path, capsys):
+    """Frames judged by the commissioned thresholds cannot predate the commissioning: stamped before it, they say
+    this PC's clock is behind, and ``history`` exits 2 (no drift check could run) instead of passing quietly.
+    Frames of the thresholds before are just too few frames since."""
+    manifest = _minimal_manifest(tmp_path / "m.json", warn=1.5, defect=2.5)
+    document = json.loads(manifest.read_text())
+    commissioned_at = time.time()
+    document["profiles"]["p"]["thresholds"].update(
+        commissioned={"frames": 300}, score_baseline=Baseline.from_values(_normal_scores(300, seed=1),
+                                                                          measured_at=commissioned_at).to_dict())
+    manifest.write_text(json.dumps(document))
+    thresholds = document["profiles"]["p"]["thresholds"]
+
+    def frames(count, warn, defect):
+        return [Record(source="s", frame_id=f"f{i}", verdict="ok", profile="p", score=float(score),
+                       warn_threshold=warn, defect_threshold=defect, recorded_at=commissioned_at - 7200 + i)
+                for i, score in enumerate(_normal_scores(count, seed=2))]
+
+    with SqliteLog(tmp_path / "before.db") as log:
+        log.write(frames(300, 1.2, 2.2))  # judged before the commissioning, by the thresholds of then
+        assert drift.check_log(log, "p", thresholds).status == "too_few"
+    with SqliteLog(tmp_path / "behind.db") as log:
+        log.write(frames(300, 1.5, 2.5))  # judged by the commissioned thresholds, stamped two hours before them
+        checked = drift.check_log(log, "p", thresholds)
+    assert checked.status == "clock_behind" and "clock is behind the commissioning" in checked.message
+    assert cli_main(["history", "--db", str(tmp_path / "behind.db"), "--manifest", str(manifest)]) == 2
+    assert "clock is behind the commissioning" in capsys.readouterr().out
+
+
 def test_no_baseline_or_too_few_frames_says_so_instead_of_judging():
     baseline = Baseline.from_values(_normal_scores(400, seed=1))
     assert check_drift(_normal_scores(500, seed=2), None).status == "no_baseline"

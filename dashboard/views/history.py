@@ -92,7 +92,7 @@ for measure, title, chart, drift, baseline in checks:
     if measure is SCORE:
         st.caption(f"Drift checks: profile `{profile}`, the profile the log's frames were inspected with "
                    "(the sidebar's where the log holds several).")
-    {"high": st.warning, "low": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
+    {"high": st.warning, "low": st.warning, "clock_behind": st.warning, "ok": st.success}.get(drift.status, st.info)(drift.message)
     trend = hl.values_over_time(df[df["profile"] == profile] if "profile" in df else df, freq, baseline,
                                 measure.column)
     if not trend.empty:

@@ -489,6 +489,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     drifted = any(summary[drift_key(measure)]["drifted"] for measure in MEASURES)
     if drifted or summary["unfired_rejects"]:
         return 1  # a person must look
-    if any(summary[drift_key(measure)]["status"] in ("needs_profile", "unavailable") for measure in MEASURES):
-        return EXIT_USAGE  # no drift check could run (two profiles, no manifest): a cron line must not pass quietly
+    if any(summary[drift_key(measure)]["status"] in ("needs_profile", "unavailable", "clock_behind")
+           for measure in MEASURES):
+        return EXIT_USAGE  # no drift check could run (two profiles, no manifest, the clock): a cron line must not pass
     return 0

@@ -397,6 +397,12 @@ class SqliteLog:
         return [float(row[0]) for row in self._query(
             f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
 
+    def newest_record(self, profile: str | None = None) -> dict[str, Any] | None:
+        """The last record written (of ``profile``, where given), by log order, not by its clock time."""
+        where, params = ("WHERE profile = ?", [profile]) if profile else ("", [])
+        rows = self._query(f"SELECT * FROM inspections {where} ORDER BY id DESC LIMIT 1", params)
+        return dict(rows[0]) if rows else None
+
     def latest_reviews(self, since: str | float | None = None, record: int | None = None) -> list[dict[str, Any]]:
         """The newest review of each reviewed record (of records written since ``since``; of the one record
         ``record`` where given), with the record's verdict and class: inspection_id, source, frame_id,
