@@ -30,6 +30,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .timestamps import local_time
+
 EXPECTED_SHARE = 0.10  # of frames above the baseline's p90, and below its p10, when nothing moved
 DRIFT_SHARE = 0.20     # twice that is drift
 MIN_FRAMES = 200       # newest frames needed before the check says anything
@@ -194,6 +196,6 @@ def _clock_behind(log: Any, profile: str, thresholds: Mapping[str, Any], baselin
     if (newest["warn_threshold"], newest["defect_threshold"]) != (thresholds.get("warn"), thresholds.get("defect")):
         return None
     return (f"This PC's clock is behind the commissioning: the newest frame, judged by today's thresholds, is stamped "
-            f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(newest['recorded_at']))}, before the baseline was "
-            f"measured ({time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(baseline.measured_at))}), so no frame counts "
+            f"{local_time(newest['recorded_at'])}, before the baseline was measured ({local_time(baseline.measured_at)}), "
+            "so no frame counts "
             "as inspected since; set the clock right (NTP) to check drift.")

@@ -24,6 +24,7 @@ from .drift import BASELINE_KEYS, SCORE
 from .errors import ManifestError, ModelIntegrityError
 from .preprocess import PreprocessSpec
 from .result import Thresholds
+from .timestamps import audit_stamp
 
 MANIFEST_NAME = "models.manifest.json"
 MANIFEST_ENV = "STEEL_INSPECT_MANIFEST"  # where a line PC keeps its manifest, for commands run from anywhere (cron)
@@ -309,7 +310,7 @@ def profile_config(
 def backup_manifest(path: Path) -> Path:
     """A copy of ``path`` under a new timestamped name; never overwrites an earlier backup (two saves
     within one second get ``-1``, ``-2``, ...), so the shipped values always survive somewhere."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%SZ", time.gmtime())  # UTC: names sort in time order, summer time or not
     for attempt in range(1000):
         backup = path.with_name(f"{path.name}.{stamp}{f'-{attempt}' if attempt else ''}.bak")
         try:
@@ -410,7 +411,7 @@ def _write_frame_term(entry: dict, frame_term: FrameTerm, commissioned: dict | N
     entry["autoencoder"]["score"]["frame_term"].update(
         map_reference=frame_term.map_reference, frame_reference=frame_term.frame_reference,
         references_from="median over the commissioning frames" if commissioned else "set by hand",
-        edited_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        edited_at=audit_stamp())
 
 
 def check_thresholds(warn: float, defect: float, where: str = "") -> None:
@@ -467,7 +468,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
             raise ManifestError(f"profile '{profile}' scores one view: it has no band for mirror views to set")
         backup = backup_manifest(path)
         thresholds = manifest["profiles"][profile]["thresholds"]
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        stamp = audit_stamp()
         change = threshold_change(thresholds, float(warn), float(defect), stamp, commissioned, reason, changed_by,
                                   backup.name, restored_from)
         if carried_over:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +245,7 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
     backup of the manifest before it. The calibration plots go to ``results`` (default: ``results/<profile>`` beside the manifest,
     so a trial on a copy of the manifest leaves the repository's plots alone)."""
     from edge_runtime.manifest import CHANGE_LOG_KEY, backup_manifest, load_manifest, threshold_change, write_manifest
+    from edge_runtime.timestamps import audit_stamp
     from export.study_cli import deployed_gate
 
     manifest = load_manifest(manifest_path)
@@ -279,7 +279,7 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
     limits, gate_test, calibration = _calibrate_gate(scorer, gate.splits, gate.profile,
                                                      results or manifest_path.resolve().parent / "results" / name)
     if changed:  # the change log stays, with this change at its end
-        change = threshold_change(entry["thresholds"], limits["warn"], limits["defect"], time.strftime("%Y-%m-%dT%H:%M:%S"),
+        change = threshold_change(entry["thresholds"], limits["warn"], limits["defect"], audit_stamp(),
                                   None, "set again on the validation split", None, backup.name,
                                   how="set again by python -m export --thresholds-only")
         limits[CHANGE_LOG_KEY] = [*changed, change]

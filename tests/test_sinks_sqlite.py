@@ -151,3 +151,22 @@ def test_errors_by_cause_groups_on_the_exception_type_that_opens_the_text(log):
     ])
     assert log.errors_by_cause() == {"FrameQualityError": 2, "other": 2, "CameraUnavailableError": 1, "dropped": 1}
     assert log.errors_by_cause(since=time.time() + 3600) == {}
+
+
+def test_times_for_people_name_their_zone_and_audit_stamps_carry_their_offset(monkeypatch):
+    """The hour repeated at the end of summer time reads as two moments, and an auditor elsewhere knows which."""
+    import re
+
+    from edge_runtime.timestamps import audit_stamp, local_time
+
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")  # Berlin's rule spelt out: no time-zone files needed
+    time.tzset()
+    try:
+        summer = 1792888200  # 2026-10-25 00:30 UTC, 02:30 summer time
+        assert local_time(summer) == "2026-10-25 02:30 CEST"
+        assert local_time(summer + 3600) == "2026-10-25 02:30 CET"
+        assert local_time(summer, seconds=True) == "2026-10-25 02:30:00 CEST"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00", audit_stamp())
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -17,6 +17,7 @@ from ..sinks import CallbackSink, InspectionLogError, JsonlSink, SqliteLog, pars
 from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, image_folders, keep_pruning, prune_log
 from ..sinks.reviews import review_summary, summary_line
+from ..timestamps import local_time
 from .loop import InspectionLoop, LoopConfig
 from .record import register_record
 from .review import register_review
@@ -399,9 +400,8 @@ def _print_history(summary: dict[str, Any]) -> None:
     if summary["runs"]:
         print(f"runs:         {len(summary['runs'])} capture loop(s) started{window}, newest first:")
         for run in summary["runs"][:5]:
-            settings, when = run["settings"], time.strftime("%Y-%m-%d %H:%M", time.localtime(run["started_at"]))
-            stopped = (time.strftime("%H:%M", time.localtime(run["stopped_at"])) if run["stopped_at"]
-                       else "not stopped (running, or killed)")
+            settings, when = run["settings"], local_time(run["started_at"])
+            stopped = local_time(run["stopped_at"]) if run["stopped_at"] else "not stopped (running, or killed)"
             limits = settings.get("thresholds") or {}
             print(f"  {when} to {stopped}  {run['source']}  {settings.get('profile')} ({settings.get('precision')}) "
                   f"warn {limits.get('warn', float('nan')):.4g} defect {limits.get('defect', float('nan')):.4g}  "
@@ -410,7 +410,7 @@ def _print_history(summary: dict[str, Any]) -> None:
         print(f"judged by {len(summary['judged_by'])} settings (the counts above mix them):")
         for judged in summary["judged_by"]:
             models = ", ".join(f"{k} {v[:12]}" for k, v in sorted((judged["model_sha256"] or {}).items())) or "-"
-            span = " to ".join(time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) for t in (judged["first"], judged["last"]))
+            span = " to ".join(local_time(t) for t in (judged["first"], judged["last"]))
             print(f"  {span}  {judged['profile']}  warn {judged['warn']:.4g}  defect {judged['defect']:.4g}  models "
                   f"{models}:  " + "  ".join(f"{k} {v}" for k, v in sorted(judged["verdicts"].items())))
     print("per class:    " + ("  ".join(f"{k} {v}" for k, v in summary["classes"].items()) or "-"))
@@ -431,7 +431,7 @@ def _print_history(summary: dict[str, Any]) -> None:
     print(f"reviews:      {summary_line(summary['reviews'])}")
     print(f"last rejects ({len(summary['last_rejects'])}; to review #N: `review --db LOG N --shows defect|good --by NAME`):")
     for row in summary["last_rejects"]:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["captured_at"] or row["recorded_at"]))
+        stamp = local_time(row["captured_at"] or row["recorded_at"], seconds=True)
         confidence = f"{row['confidence']:.2f}" if row["confidence"] is not None else "-"
         print(f"  #{row['id']}  {stamp}  {row['source']}  {row['frame_id']}  score {row['score']:.4f}"
               f" (defect >= {row['defect_threshold']:.4f})  {row['defect_class'] or '-'} {confidence}"

@@ -16,12 +16,12 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..sinks import Review, SqliteLog
 from ..sinks.reviews import SHOWS
+from ..timestamps import local_time
 from .overlay_writer import file_safe
 
 EXIT_USAGE = 2
@@ -112,7 +112,7 @@ def _list(log: SqliteLog, args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     for row in rows:
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["reviewed_at"]))
+        stamp = local_time(row["reviewed_at"])
         print(f"#{row['inspection_id']}  {row['source']}  {row['frame_id']}  {_verdict(row)}  ->  shows {row['shows']}"
               + (f" ({row['reviewed_class']})" if row["reviewed_class"] else "")
               + f"  by {row['reviewer']} {stamp}" + (f"  \"{row['note']}\"" if row["note"] else ""))

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..timestamps import local_time
 from .sqlite_log import SqliteLog, parse_since
 
 
@@ -40,7 +40,7 @@ class RetentionReport:
     def line(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         return (f"{verb} {self.deleted_records} records written before "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.before))}, {self.deleted_overlays} "
+                f"{local_time(self.before, seconds=True)}, {self.deleted_overlays} "
                 f"overlay images, {self.deleted_frames} saved frames and {self.deleted_reviews} operator reviews; "
                 f"kept {self.kept_in_folder} records of files "
                 f"still in watched folders; {self.overlays_outside + self.frames_outside} image paths outside the "
