@@ -28,9 +28,12 @@ class History(NamedTuple):
 
 
 def local_times(stamps: pd.Series) -> pd.Series:
-    """Unix seconds as this PC's local wall-clock time (what ``python -m edge_runtime history`` prints), each
-    with its own UTC offset, so a summer-time change does not shift the older records."""
-    return pd.Series(pd.to_datetime([datetime.fromtimestamp(float(t)) for t in stamps]), index=stamps.index)
+    """Unix seconds as this PC's local time (what ``python -m edge_runtime history`` prints), zone-aware: each
+    keeps its own UTC offset, so a summer-time change does not shift the older records, and the hour repeated
+    when summer time ends stays two hours in the charts, the table and the CSV export."""
+    from dateutil.tz import tzlocal
+
+    return pd.to_datetime(stamps.astype(float), unit="s", utc=True).dt.tz_convert(tzlocal())
 
 
 def utc_times(stamps: pd.Series) -> pd.Series:

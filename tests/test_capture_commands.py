@@ -478,3 +478,18 @@ def test_each_watch_notes_its_run_and_what_judged_it(tmp_path, capsys):
     cli("history", "--db", db)
     out = capsys.readouterr().out
     assert "runs:         2 capture loop(s) started" in out and "self-test skipped" in out
+
+
+def test_history_warns_of_records_stamped_in_the_future(cli, tmp_path, capsys):
+    """Written while the clock ran a day ahead, then corrected: every --since window holds them, so history says so."""
+    from edge_runtime.sinks import Record
+
+    db = tmp_path / "i.db"
+    with SqliteLog(db) as log:
+        log.write([Record("camera:0", f"a{i}", "ok", profile="fake", recorded_at=time.time() + 86_400 + i)
+                   for i in range(4)] + [Record("camera:0", "now", "ok", profile="fake")])
+    assert cli("history", "--db", str(db), "--since", "1h") in (0, 2)
+    out = capsys.readouterr().out
+    assert "5 records since 1h" in out and "WARNING: 4 record(s) stamped in the future" in out
+    cli("history", "--db", str(db), "--json")
+    assert json.loads(capsys.readouterr().out)["stamped_ahead"]["records"] == 4

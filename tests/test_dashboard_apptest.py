@@ -1392,8 +1392,9 @@ def test_tuning_rates_read_a_score_on_the_threshold_as_flagged():
 
 
 def test_the_history_export_stands_alone_with_utc_times_and_model_files(tmp_path, monkeypatch):
-    """Two records an hour apart when summer time ends read the same local time: the export's UTC column tells them
-    apart, and each row names the model files that judged it."""
+    """Two records an hour apart when summer time ends read the same local wall-clock time: their offsets and the
+    export's UTC column tell them apart, the chart counts them in two hours, and each row names the model files that
+    judged it."""
     import csv
     import io
 
@@ -1405,12 +1406,14 @@ def test_the_history_export_stands_alone_with_utc_times_and_model_files(tmp_path
         with SqliteLog(tmp_path / "i.db") as log:
             log.write([Record(source="s", frame_id=str(i), verdict="ok", score=1.0, recorded_at=start + 3600 * i,
                               model_sha256=models) for i in range(2)])
-        rows = list(csv.DictReader(io.StringIO(
-            history_logic.to_csv(history_logic.load_history(tmp_path / "i.db").rows).decode())))
+        history = history_logic.load_history(tmp_path / "i.db").rows
+        rows = list(csv.DictReader(io.StringIO(history_logic.to_csv(history).decode())))
+        per_hour = history_logic.counts_over_time(history, "verdict", "1h")
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
-    assert rows[0]["time"] == rows[1]["time"]  # the wall clock repeats the hour
+    assert [r["time"] for r in rows] == ["2026-10-25 02:30:00+01:00", "2026-10-25 02:30:00+02:00"]  # newest first
+    assert list(per_hour["ok"]) == [1, 1]  # not one hour of two
     assert {r["time_utc"] for r in rows} == {"2026-10-25T00:30:00.000+00:00", "2026-10-25T01:30:00.000+00:00"}
     assert json.loads(rows[0]["model_sha256"]) == models
 

@@ -362,6 +362,7 @@ def history_summary(log: SqliteLog, since: str | None, last: int,
         "unfired_rejects": log.unfired_rejects(since),
         "error_causes": log.errors_by_cause(since),
         "reviews": review_summary(log.latest_reviews(since)),
+        "stamped_ahead": log.stamped_ahead(),
         **(drifts or {}),
     }
 
@@ -396,6 +397,9 @@ def profile_drifts(log: SqliteLog, manifest: Path | None, profile: str | None,
 def _print_history(summary: dict[str, Any]) -> None:
     window = f" since {summary['since']}" if summary["since"] else ""
     print(f"{summary['log']}: {summary['total']} records{window}")
+    if ahead := summary["stamped_ahead"]["records"]:
+        print(f"WARNING: {ahead} record(s) stamped in the future (up to {local_time(summary['stamped_ahead']['latest'])}): "
+              "this PC's clock was ahead when they were written, so every --since window counts them as new")
     print("per verdict:  " + ("  ".join(f"{k} {v}" for k, v in sorted(summary["verdicts"].items())) or "-"))
     if summary["runs"]:
         print(f"runs:         {len(summary['runs'])} capture loop(s) started{window}, newest first:")

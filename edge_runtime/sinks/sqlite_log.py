@@ -397,6 +397,13 @@ class SqliteLog:
         return [float(row[0]) for row in self._query(
             f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
 
+    def stamped_ahead(self, now: float | None = None, slack_s: float = 60.0) -> dict[str, Any]:
+        """Records stamped later than ``now`` (plus ``slack_s``): written while this PC's clock was ahead. Every
+        ``since`` window and a prune read them as new until real time passes them. {"records": n, "latest": t}."""
+        row = self._query("SELECT COUNT(*), MAX(recorded_at) FROM inspections WHERE recorded_at > ?",
+                          ((time.time() if now is None else now) + slack_s,))[0]
+        return {"records": int(row[0]), "latest": row[1]}
+
     def newest_record(self, profile: str | None = None) -> dict[str, Any] | None:
         """The last record written (of ``profile``, where given), by log order, not by its clock time."""
         where, params = ("WHERE profile = ?", [profile]) if profile else ("", [])
