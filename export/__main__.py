@@ -291,7 +291,9 @@ def recalibrate_profile(name: str, manifest_path: Path, results: Path | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", action="append", help="profile(s) to export (default: every trained one)")
+    parser.add_argument("--profile", action="append", required=True,
+                        help="profile to export (repeat for several): an export replaces the profile's models, "
+                        "thresholds, int8 files and golden frames, so nothing is exported unnamed")
     parser.add_argument("--manifest", type=Path, default=ROOT / MANIFEST_NAME)
     parser.add_argument("--thresholds-only", action="store_true",
                         help="only set the thresholds and gate metrics again on the deployed models (no conversion)")
@@ -302,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.set and not args.thresholds_only:
         parser.error("--set goes with --thresholds-only (a full export takes the profile as training recorded it)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    names = args.profile or sorted(p.parent.parent.name for p in (ROOT / "models").glob("*/keras/profile.json"))
-    for name in names:
+    for name in args.profile:
         entry = recalibrate_profile(name, args.manifest, overrides=tuple(args.set)) if args.thresholds_only \
             else export_profile(name, args.manifest)
         print(json.dumps({"profile": name, "thresholds": entry["thresholds"], "metrics": entry["metrics"]["gate_test"],

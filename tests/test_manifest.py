@@ -368,3 +368,13 @@ def test_selftest_refuses_drifted_probabilities_and_a_golden_set_of_other_models
     assert cli_main(["selftest", "--manifest", str(path)]) == code
     captured = capsys.readouterr()
     assert says in captured.out + captured.err
+
+
+def test_an_export_names_its_profiles_so_a_new_lines_export_leaves_the_shipped_ones_alone(capsys):
+    """``python -m export`` without --profile once re-exported every trained profile, dropping the shipped
+    profiles' int8 heads and golden frames; it is refused before anything is read."""
+    from export.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([])
+    assert stopped.value.code == 2 and "--profile" in capsys.readouterr().err
