@@ -329,6 +329,27 @@ def test_export_finds_a_new_line_as_training_recorded_it(tmp_path):
         trained_profile("line-c", tmp_path)
 
 
+def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trained_with(tmp_path, capsys):
+    """``--set seed=1`` at training splits the data set otherwise: an export on the defaults would take training
+    images for test images. The record carries the settings, and one step cannot mix settings with the others."""
+    import json
+
+    from training.__main__ import main
+    from training.profiles import PROFILES, trained_profile
+
+    for name, extra in (("neu-steel", {}), ("line-b", {"dataset": "folder", "data_dir": str(tmp_path),
+                                                        "normal_class": "good", "frame_tap": None})):
+        record = tmp_path / name / "keras" / "profile.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"name": name, **extra, "overrides": ["seed=1", "gate_epochs=3"]}))
+        profile = trained_profile(name, tmp_path)
+        assert (profile.seed, profile.gate_epochs) == (1, 3) and profile.seed != PROFILES["neu-steel"].seed
+    trial = tmp_path / "neu-steel" / "keras"
+    with pytest.raises(SystemExit) as stopped:
+        main(["classifier", "--profile", "neu-steel", "--set", "seed=1", "--out", str(trial)])
+    assert stopped.value.code == 2 and "trained with --set ['gate_epochs=3', 'seed=1']" in capsys.readouterr().err
+
+
 @needs_tf
 def test_the_supervised_ceiling_learns_box_cells_against_box_free_cells_never_margin_cells():
     """The gate study's ceiling labels a cell a defect when its centre lies in a box, normal when it

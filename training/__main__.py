@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     weights_dir = args.out or ROOT / "models" / profile.name / "keras"
     results_dir = args.out or ROOT / "results" / profile.name
+    earlier = _recorded_overrides(weights_dir)
+    if args.step != "all" and earlier is not None and earlier != sorted(args.set):
+        parser.error(f"{weights_dir} holds weights trained with --set {earlier or 'nothing'}; training the "
+                     f"{args.step} with --set {sorted(args.set) or 'nothing'} would leave the models trained on "
+                     "different settings, and the export reads one profile: give the same --set, train all, or "
+                     "train the trial into --out DIR")
     results_dir.mkdir(parents=True, exist_ok=True)
     weights_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -83,18 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    _record_profile(profile, weights_dir)
+    _record_profile(profile, weights_dir, args.set)
     for report in weights_dir.glob("*.png") if results_dir != weights_dir else ():
         shutil.move(report, results_dir / report.name)
     return 0
 
 
-def _record_profile(profile, weights_dir: Path) -> None:
-    """What the export needs to find a new line's data again (``profiles.trained_profile``), written only
-    once a step has trained: a failed run leaves no record beside weights it did not make."""
+def _record_profile(profile, weights_dir: Path, overrides: list[str]) -> None:
+    """What the export needs to find a new line's data again and to rebuild the profile the weights were trained
+    with, ``--set`` included (``profiles.trained_profile``): an export on the defaults would split the data set
+    otherwise (its test images among the training ones) or build other graphs. Written only once a step has
+    trained: a failed run leaves no record beside weights it did not make."""
     (weights_dir / "profile.json").write_text(json.dumps(
         {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
-         "normal_class": profile.normal_class, "frame_tap": profile.frame_tap}, indent=1))
+         "normal_class": profile.normal_class, "frame_tap": profile.frame_tap, "overrides": sorted(overrides)},
+        indent=1))
+
+
+def _recorded_overrides(weights_dir: Path) -> list[str] | None:
+    """The ``--set`` the weights in ``weights_dir`` were trained with; None where nothing was trained there."""
+    record = weights_dir / "profile.json"
+    return sorted(json.loads(record.read_text()).get("overrides", [])) if record.is_file() else None
 
 
 if __name__ == "__main__":

@@ -263,6 +263,8 @@ def with_overrides(profile: Profile, assignments: list[str]) -> Profile:
     """``profile`` with ``KEY=VALUE`` settings for a trial (``python -m training ... --set``): values are
     read as JSON (numbers, true/false, null, lists), else as text; a list becomes a tuple where the
     field holds one."""
+    if not assignments:
+        return profile
     changes = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
@@ -277,12 +279,12 @@ def with_overrides(profile: Profile, assignments: list[str]) -> Profile:
 
 
 def trained_profile(name: str, models_dir: Path = MODELS) -> Profile:
-    """A built-in profile, or a new line as ``python -m training --data`` recorded it
-    (``models/<name>/keras/profile.json``)."""
-    if name in PROFILES:
-        return PROFILES[name]
+    """The profile the weights in ``models/<name>/keras`` were trained with, as ``python -m training`` recorded it
+    there (``profile.json``): a built-in one, or a new line (``--data``), with the ``--set`` of its training."""
     record = Path(models_dir) / name / "keras" / "profile.json"
-    if not record.is_file():
+    if name not in PROFILES and not record.is_file():
         raise KeyError(f"profile {name!r} is neither built in ({', '.join(PROFILES)}) nor trained ({record} missing)")
-    saved = json.loads(record.read_text())
-    return folder_profile(name, Path(saved["data_dir"]), saved["normal_class"], bool(saved.get("frame_tap")))
+    saved = json.loads(record.read_text()) if record.is_file() else {}
+    profile = PROFILES[name] if name in PROFILES else folder_profile(
+        name, Path(saved["data_dir"]), saved["normal_class"], bool(saved.get("frame_tap")))
+    return with_overrides(profile, saved.get("overrides", []))
