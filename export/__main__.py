@@ -169,7 +169,8 @@ def export_profile(name: str, manifest_path: Path) -> dict:
     entry = {
         "description": f"{name}: feature-reconstruction anomaly gate + MobileNetV2 classifier",
         "dataset": {"name": profile.dataset, "path": os.path.relpath(profile.data_dir, ROOT),
-                    "normal_source": ae_config["normal_source"]},
+                    "normal_source": ae_config["normal_source"],
+                    **({"normal_class": profile.normal_class} if profile.normal_class else {})},
         "split": {"seed": profile.seed, "fractions": list(profile.split_fractions),
                   "counts": {k: len(v) for k, v in splits.items()}, "digests": split_digests(listed)},
         "preprocessing": spec.to_dict(),

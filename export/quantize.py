@@ -157,7 +157,8 @@ def evaluate_precision(manifest_path: Path, profile: str, precision: str, split:
 
     inspector = Inspector.from_manifest(manifest_path, profile, precision=precision)
     entry = inspector.config.raw
-    cases, _ = build_cases(entry["dataset"]["name"], Path(entry["dataset"]["path"]), inspector, split, None, 0)
+    dataset = entry["dataset"]  # a new line's defect-free class folder is its normals, not a defect class
+    cases, _ = build_cases(dataset["name"], Path(dataset["path"]), inspector, split, dataset.get("normal_class"), 0)
     metrics, rows = evaluate(inspector, cases, progress=False)
     return metrics, rows
 

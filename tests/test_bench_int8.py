@@ -7,6 +7,7 @@ Skips when the models are not exported yet, or when the profile offers no int8 m
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,3 +88,22 @@ def test_class_agreement_counts_only_the_frames_both_precisions_classify():
     int8 = [row(None), row(None), row("scratches"), row("inclusion"), row("patches")]
     assert _classified_agreement(fp32, int8) == 0.5  # unflagged frames and errors do not count as agreeing
     assert _classified_agreement(fp32[:2], int8[:2]) == 1.0
+
+
+def test_the_int8_offer_scores_a_new_lines_defect_free_folder_as_normals(monkeypatch):
+    """A new line's manifest names its defect-free class folder (``dataset.normal_class``, written by the export):
+    scored as a defect class, its frames gave the int8 report an end-to-end accuracy of 0."""
+    from types import SimpleNamespace
+
+    from edge_runtime import evaluate as evaluate_module
+    from edge_runtime import evaluation_cases
+    from export import quantize
+
+    given = {}
+    fake = SimpleNamespace(config=SimpleNamespace(raw={"dataset": {"name": "folder", "path": "/data/line-b",
+                                                                   "normal_class": "good"}}))
+    monkeypatch.setattr(quantize.Inspector, "from_manifest", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(evaluation_cases, "build_cases", lambda *args: given.update(args=args) or ([], []))
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda inspector, cases, progress: ({}, []))
+    quantize.evaluate_precision(MANIFEST, "line-b", "int8", "test")
+    assert given["args"][:2] == ("folder", Path("/data/line-b")) and given["args"][4] == "good"
