@@ -259,15 +259,25 @@ def quantize_profile(args) -> dict:
     if offered:
         entry["precision"] = "int8"
     else:
-        log.warning("int8 not offered, precision stays fp32: it loses %.2f pp classifier accuracy (at most %.2f "
-                    "allowed) and names fp32's class on %.1f%% of the frames both classify (every frame of the split, flagged or not; at least %.1f%% needed)",
-                    loss_pp, args.max_loss_pp, 100 * classified, 100 * args.min_class_agreement)
+        log.warning("int8 not offered, precision stays fp32: %s", "; ".join(_refusals(
+            loss_pp, args.max_loss_pp, classified, args.min_class_agreement)))
         for key in ("autoencoder", "classifier"):
             entry[key].pop("int8", None)
             (out / f"{key}.int8.onnx").unlink(missing_ok=True)
     entry.setdefault("metrics", {})["int8"] = report
     write_manifest(manifest_path, manifest)
     return report
+
+
+def _refusals(loss_pp: float, max_loss_pp: float, classified: float, min_agreement: float) -> list[str]:
+    """The criteria the int8 head fails, each with its figure (never one it meets)."""
+    reasons = []
+    if loss_pp > max_loss_pp:
+        reasons.append(f"it loses {loss_pp:.2f} pp classifier accuracy (at most {max_loss_pp:.2f} allowed)")
+    if classified < min_agreement:
+        reasons.append(f"it names fp32's class on {100 * classified:.1f}% of the frames both classify (every frame "
+                       f"of the split, flagged or not; at least {100 * min_agreement:.1f}% needed)")
+    return reasons
 
 
 def main(argv: list[str] | None = None) -> int:

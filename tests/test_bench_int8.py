@@ -107,3 +107,13 @@ def test_the_int8_offer_scores_a_new_lines_defect_free_folder_as_normals(monkeyp
     monkeypatch.setattr(evaluate_module, "evaluate", lambda inspector, cases, progress: ({}, []))
     quantize.evaluate_precision(MANIFEST, "line-b", "int8", "test")
     assert given["args"][:2] == ("folder", Path("/data/line-b")) and given["args"][4] == "good"
+
+
+def test_an_int8_refusal_names_only_the_criteria_it_fails():
+    from export.quantize import _refusals
+
+    assert _refusals(-11.1, 0.5, 0.933, 0.95) == [
+        "it names fp32's class on 93.3% of the frames both classify (every frame of the split, flagged or not; at "
+        "least 95.0% needed)"]
+    assert _refusals(0.8, 0.5, 0.99, 0.95) == ["it loses 0.80 pp classifier accuracy (at most 0.50 allowed)"]
+    assert len(_refusals(0.8, 0.5, 0.9, 0.95)) == 2 and _refusals(0.0, 0.5, 1.0, 0.95) == []
