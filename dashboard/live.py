@@ -150,13 +150,13 @@ class SelftestFailed(RuntimeError):
 
 def require_selftest(inspector: Any) -> str:
     """Run the golden-frame self-test ``watch`` runs before it captures (``edge_runtime.selftest.startup_check``):
-    its message where it passes, ``SelftestFailed`` where a frame drifted."""
+    what the run's record says of it ("passed", "no golden frames"), ``SelftestFailed`` where a frame drifted."""
     from edge_runtime.selftest import startup_check
 
-    allowed, message = startup_check(inspector)
-    if not allowed:
-        raise SelftestFailed(message)
-    return message
+    check = startup_check(inspector)
+    if not check.allowed:
+        raise SelftestFailed(check.message)
+    return check.status
 
 
 class LiveSession:
@@ -164,14 +164,15 @@ class LiveSession:
 
     def __init__(self, source: Any, inspector: Any, log_db: Path | None = None, overlay_dir: Path | None = None,
                  workers: int = 1, queue_size: int = 8, retain: str | None = None,
-                 retain_period_s: float = 3600.0, reject_sink: Any | None = None, frame_dir: Path | None = None) -> None:
+                 retain_period_s: float = 3600.0, reject_sink: Any | None = None, frame_dir: Path | None = None,
+                 *, selftest: str) -> None:
         from edge_runtime.capture.loop import InspectionLoop, LoopConfig
         from edge_runtime.capture.runs import run_settings
         from edge_runtime.capture.source_claim import claim_source
 
         self.claim = claim_source(source)  # SourceBusyError where a watch already inspects this folder or camera
-        self.settings = run_settings(inspector, "passed", {"started_from": "dashboard Live line", "workers": workers,
-                                                           "retain": retain, "log_db": log_db})  # the page's self-test ran
+        self.settings = run_settings(inspector, selftest, {"started_from": "dashboard Live line", "workers": workers,
+                                                           "retain": retain, "log_db": log_db})
         self.tap = TapInspector(inspector)
         self.profile, self.thresholds = inspector.profile, inspector.thresholds  # the loop's, whatever changes later
         self.rolling = RollingSink()

@@ -91,16 +91,27 @@ def _check(inspector, root: Path, frame: dict, probability_atol: float) -> Golde
                        result.defect_class == max(expected, key=expected.get), probability_atol)
 
 
-def startup_check(inspector) -> tuple[bool, str]:
-    """(may the capture loop start, what to tell the operator): the self-test before ``watch`` runs.
-    A profile without golden frames (or a model-free stand-in, ``config`` None) starts with a note;
-    a drifted frame stops it. A golden file that is missing or altered raises, like a model file."""
+@dataclass(frozen=True)
+class StartupCheck:
+    """The self-test before a capture loop starts: may it start, what the run's record says of the self-test
+    ("passed", "no golden frames" or "failed"), and what to tell the operator."""
+
+    allowed: bool
+    status: str
+    message: str
+
+
+def startup_check(inspector) -> StartupCheck:
+    """The self-test before ``watch`` or the Live line runs. A profile without golden frames (or a model-free
+    stand-in, ``config`` None) starts with a note, and its run says the self-test had nothing to check; a drifted
+    frame stops it. A golden file that is missing or altered raises, like a model file."""
     if inspector.config is None or not inspector.config.raw.get("golden"):
-        return True, "no golden frames in the manifest: self-test skipped (python -m export.golden records them)"
+        return StartupCheck(True, "no golden frames", "no golden frames in the manifest: self-test skipped "
+                            "(python -m export.golden records them)")
     checks = run_selftest(inspector)
     drifted = [check.name for check in checks if not check.passed]
     if drifted:
-        return False, (f"self-test failed: golden frame(s) {', '.join(drifted)} no longer score as the export "
-                       f"recorded; this PC does not compute what the export computed (python -m edge_runtime "
-                       f"selftest shows the figures)")
-    return True, f"self-test passed ({len(checks)} golden frames)"
+        return StartupCheck(False, "failed", (
+            f"self-test failed: golden frame(s) {', '.join(drifted)} no longer score as the export recorded; this "
+            "PC does not compute what the export computed (python -m edge_runtime selftest shows the figures)"))
+    return StartupCheck(True, "passed", f"self-test passed ({len(checks)} golden frames)")

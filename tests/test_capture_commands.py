@@ -13,7 +13,7 @@ import pytest
 from edge_runtime.capture import commands
 from edge_runtime.capture.synthetic import SyntheticStripSource
 from edge_runtime.sinks import SqliteLog
-from tests.conftest import needs_models
+from tests.conftest import manifest_file_entries, needs_models
 
 
 @pytest.fixture
@@ -478,6 +478,14 @@ def test_each_watch_notes_its_run_and_what_judged_it(tmp_path, capsys):
     cli("history", "--db", db)
     out = capsys.readouterr().out
     assert "runs:         2 capture loop(s) started" in out and "self-test skipped" in out
+    no_golden = json.loads(default_manifest_path().read_text())
+    del no_golden["profiles"]["neu-steel"]["golden"]  # as right after a re-export: nothing for the self-test to check
+    for entry in manifest_file_entries(no_golden["profiles"]):
+        entry["path"] = str((default_manifest_path().parent / entry["path"]).resolve())
+    (tmp_path / "m.json").write_text(json.dumps(no_golden))
+    assert cli("watch", "synthetic:0", "--manifest", str(tmp_path / "m.json"), "--log", db, "--max-frames", "2") == 0
+    with SqliteLog(db, create=False) as log:
+        assert log.runs()[0]["settings"]["selftest"] == "no golden frames"  # not "passed"
 
 
 def test_history_warns_of_records_stamped_in_the_future(cli, tmp_path, capsys):

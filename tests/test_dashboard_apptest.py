@@ -1425,13 +1425,14 @@ def test_the_live_line_does_not_start_on_a_folder_a_watch_inspects(env, tmp_path
     held = claim_source(FolderWatcher(env.images))  # as a running `watch` holds it
     try:
         with pytest.raises(SourceBusyError, match="already inspected"):
-            live.LiveSession(FolderWatcher(env.images), env.fake, tmp_path / "live.db")
+            live.LiveSession(FolderWatcher(env.images), env.fake, tmp_path / "live.db", selftest="passed")
     finally:
         held.release()
-    session = live.LiveSession(FolderWatcher(env.images, exit_when_idle=True), env.fake, tmp_path / "live.db").start()
+    session = live.LiveSession(FolderWatcher(env.images, exit_when_idle=True), env.fake, tmp_path / "live.db",
+                               selftest=live.require_selftest(env.fake)).start()
     session._thread.join(30)
     assert not session.running and claim_source(FolderWatcher(env.images)) is not None  # let go when it ended
     with SqliteLog(tmp_path / "live.db", create=False) as log:  # the run is noted as watch notes its runs
         [run] = log.runs()
-    assert run["settings"]["options"]["started_from"] == "dashboard Live line" and run["settings"]["selftest"] == "passed"
+    assert run["settings"]["options"]["started_from"] == "dashboard Live line" and run["settings"]["selftest"] == "no golden frames"
     assert run["summary"]["captured"] == session.final["captured"] and run["stopped_at"] is not None

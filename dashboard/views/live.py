@@ -50,13 +50,13 @@ b1, b2, _ = st.columns([1, 1, 4])
 if b1.button("Start", type="primary", disabled=running, key="live_start", icon=":material/play_arrow:"):
     try:
         inspector = runtime.get_inspector()
-        live.require_selftest(inspector)
+        selftest = live.require_selftest(inspector)
         source = live.build_source(spec, config.live_roots, config.log_db)
         overlays = config.log_db.parent / "overlays"
         rejects = live.reject_output(config)
         frames = config.log_db.parent / "frames" if keep_frames else None
         reg.start(lambda: live.LiveSession(source, inspector, config.log_db, overlays, retain=config.retain,
-                                           reject_sink=rejects, frame_dir=frames))
+                                           reject_sink=rejects, frame_dir=frames, selftest=selftest))
         st.rerun()
     except Exception as exc:
         st.error(f"Could not start the line: {exc}")

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ..drift import MEASURES, SCORE, Measure, check_log
 from ..errors import FrameQualityError
+from ..selftest import StartupCheck
 from ..sinks import CallbackSink, InspectionLogError, JsonlSink, SqliteLog, parse_since
 from ..sinks.callback import command_reject_sink, python_reject_sink
 from ..sinks.retention import RetentionReport, image_folders, keep_pruning, prune_log
@@ -223,17 +224,18 @@ def _warn_of_unlogged_thresholds(inspector) -> None:
         print(f"[watch] WARNING: {unlogged}", file=sys.stderr)
 
 
-def _selftest_allows_start(inspector: Any) -> bool:
+def _selftest_before_start(inspector: Any) -> StartupCheck:
     """Run the golden-frame self-test (``edge_runtime.selftest``) and say what it found."""
     from ..errors import InspectionError
     from ..selftest import startup_check
 
     try:
-        allowed, message = startup_check(inspector)
+        check = startup_check(inspector)
     except InspectionError as exc:
-        allowed, message = False, f"self-test cannot run: {exc}"
-    print(f"[watch] {message}" if allowed else f"error: {message} (--skip-selftest to start anyway)", file=sys.stderr)
-    return allowed
+        check = StartupCheck(False, "failed", f"self-test cannot run: {exc}")
+    print(f"[watch] {check.message}" if check.allowed else f"error: {check.message} (--skip-selftest to start anyway)",
+          file=sys.stderr)
+    return check
 
 
 def reject_sinks(args: argparse.Namespace) -> list[CallbackSink]:
@@ -264,7 +266,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     except Exception as exc:  # missing manifest/models: say so before touching the log
         print(f"error: cannot load the inspection models: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.skip_selftest and not _selftest_allows_start(inspector):
+    selftest = StartupCheck(True, "skipped", "--skip-selftest") if args.skip_selftest else _selftest_before_start(inspector)
+    if not selftest.allowed:
         return EXIT_USAGE
     _warn_of_unlogged_thresholds(inspector)
     try:
@@ -292,7 +295,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         frame_dir=Path(args.save_frames) if args.save_frames else None, passed_every=args.sample_passed)
     loop = InspectionLoop(source, inspector, sinks, config)
     options = {key: value for key, value in vars(args).items() if key != "func" and not callable(value)}
-    run_id = log.start_run(source.name, run_settings(inspector, "skipped" if args.skip_selftest else "passed", options))
+    run_id = log.start_run(source.name, run_settings(inspector, selftest.status, options))
     done = threading.Event()
     drift = _drift_watch(log, inspector)
     status = threading.Thread(target=_show_status, args=(loop, done, config.queue_size, status_file, drift),
