@@ -18,6 +18,7 @@ measures that: the window divided by the level of the frame's box-free area only
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -25,11 +26,13 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.anomaly import AnomalyScorer, frame_term_references, join_maps
-from edge_runtime.commissioning import threshold_for_false_alarm
+from edge_runtime.commissioning import minimum_frames, threshold_for_false_alarm
 from edge_runtime.datasets import Sample, box_free_corners, box_free_mask
 from edge_runtime.manifest import FrameTerm, ResidualDetector
 from edge_runtime.metrics import separation_auroc
 from edge_runtime.preprocess import PreprocessSpec, preprocess
+
+log = logging.getLogger(__name__)
 
 WINDOW = 64
 WINDOW_MARGIN = 8
@@ -231,13 +234,24 @@ def calibration_scores(scores: dict, calibration_normals: str) -> np.ndarray:
 
 def thresholds(normal_scores: np.ndarray, false_alarm_rate: float, warn_false_alarm_rate: float) -> dict:
     """warn / defect thresholds that flag at most each rate of ``normal_scores``: the one rule the
-    runtime's commissioning, the dashboard and the export share (``threshold_for_false_alarm``)."""
-    return {
+    runtime's commissioning, the dashboard and the export share (``threshold_for_false_alarm``). Too few
+    normals to resolve a rate (a new line's small validation split) put its threshold above every one of them:
+    the entry then says so (``note``, shown on the Model card), as ``calibrate`` refuses such a set outright."""
+    limits = {
         "defect": threshold_for_false_alarm(normal_scores, false_alarm_rate),
         "warn": threshold_for_false_alarm(normal_scores, warn_false_alarm_rate),
         "false_alarm_rate": false_alarm_rate,
         "warn_false_alarm_rate": warn_false_alarm_rate,
     }
+    unresolved = [f"{rate:.1%} (it needs {minimum_frames(rate)})" for rate in (false_alarm_rate, warn_false_alarm_rate)
+                  if len(normal_scores) < minimum_frames(rate)]
+    if unresolved:
+        limits["note"] = (f"set on {len(normal_scores)} validation normals, too few to resolve a false-alarm rate of "
+                          f"{' or '.join(unresolved)}: such a threshold sits above every one of them and its rate is "
+                          "not known; commission the line on its own defect-free frames (python -m edge_runtime "
+                          "calibrate)")
+        log.warning("%s", limits["note"])
+    return limits
 
 
 def headline_metrics(normal: np.ndarray, images: np.ndarray, limits: dict) -> dict:

@@ -112,6 +112,18 @@ def test_thresholds_come_from_the_profile_s_calibration_normals():
         calibrate.calibration_scores(_scores(normal_crop=np.array([])), "crops")
 
 
+def test_thresholds_on_too_few_normals_to_resolve_their_rates_say_so():
+    """A new line's validation split of 6 normals cannot resolve 1% or 5%: both thresholds sit above all six (no
+    warn band), and the entry says so instead of passing for 1% / 5% thresholds."""
+    few = calibrate.thresholds(np.arange(6, dtype=float), 0.01, 0.05)
+    assert few["warn"] == few["defect"] > 5
+    assert "set on 6 validation normals, too few to resolve a false-alarm rate of 1.0% (it needs 100) or 5.0% (it " \
+           "needs 20)" in few["note"]
+    fifty = calibrate.thresholds(np.arange(50, dtype=float), 0.01, 0.05)
+    assert "1.0% (it needs 100):" in fifty["note"] and "5.0%" not in fifty["note"]
+    assert "note" not in calibrate.thresholds(np.arange(100, dtype=float), 0.01, 0.05)
+
+
 def test_scores_by_sample_keep_each_image_s_windows_with_it_and_join_to_gate_scores(samples):
     per_sample = calibrate.gate_scores_by_sample(FrameIsTheMap(), samples, PreprocessSpec())
     assert [len(s["normal_crop"]) for s in per_sample] == [calibrate.WINDOWS_PER_IMAGE] * 2
