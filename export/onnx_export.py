@@ -46,9 +46,16 @@ def describe(path: Path) -> dict:
 
 
 def max_abs_difference(model: keras.Model, path: Path, batch: np.ndarray) -> list[float]:
-    """Per output, max |Keras - onnxruntime| on the same batch."""
+    """Per output, max |Keras - onnxruntime| on the same batch. Outputs of another shape are refused, not
+    compared: numpy would broadcast (1, 38, 30, 1) against (1, 1, 38, 30, 1) and call a wrong graph equal."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ours = session.run(None, {session.get_inputs()[0].name: batch.astype(np.float32)})
     theirs = model(batch, training=False)
-    theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
-    return [float(np.max(np.abs(np.asarray(t) - o))) for t, o in zip(theirs, ours)]
+    theirs = [np.asarray(t) for t in (theirs if isinstance(theirs, (list, tuple)) else [theirs])]
+    if len(theirs) != len(ours):
+        raise ValueError(f"{path} has {len(ours)} outputs, the Keras model {len(theirs)}")
+    for output, keras_value, onnx_value in zip(session.get_outputs(), theirs, ours):
+        if keras_value.shape != onnx_value.shape:
+            raise ValueError(f"{path}: output {output.name!r} has shape {onnx_value.shape}, the Keras model's "
+                             f"{keras_value.shape}: the conversion went wrong (export again)")
+    return [float(np.max(np.abs(t - o))) for t, o in zip(theirs, ours)]

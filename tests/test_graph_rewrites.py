@@ -90,3 +90,23 @@ def test_compare_graphs_times_each_graph_and_reports_no_difference_between_ident
     assert set(second["max_abs_diff_vs_first"]) >= {"error_map", "stem"}
     assert all(v == 0.0 for v in second["max_abs_diff_vs_first"].values())
     assert first["ms"]["n"] == second["ms"]["n"] == 2 and first["ms"]["p50"] > 0
+
+
+@needs_tf
+def test_parity_refuses_an_output_of_another_shape_instead_of_broadcasting_it(tmp_path):
+    """A conversion that once gave the error map an extra axis passed a plain max |difference|: numpy broadcast
+    the two shapes against each other."""
+    import keras
+    import onnx
+    from onnx import TensorProto, helper
+
+    from export.onnx_export import max_abs_difference
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Reshape((4,))])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [0])
+    graph = helper.make_graph([helper.make_node("Unsqueeze", ["x", "axes"], ["y"])], "wrong",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4])], [axes])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), tmp_path / "w.onnx")
+    with pytest.raises(ValueError, match=r"output 'y' has shape \(1, 1, 4\), the Keras model's \(1, 4\)"):
+        max_abs_difference(model, tmp_path / "w.onnx", np.ones((1, 4), np.float32))
