@@ -9,7 +9,7 @@ import pytest
 
 from edge_runtime.datasets import DatasetError, load_class_folders
 from edge_runtime.preprocess import PreprocessSpec
-from tests.conftest import make_class_folders, needs_tf
+from tests.conftest import ROOT, make_class_folders, needs_tf
 
 
 def test_unreadable_training_files_are_named_and_skipped(tmp_path, caplog):
@@ -262,7 +262,7 @@ def test_a_data_set_too_small_to_split_stops_before_any_training(tmp_path, capsy
     assert _train("all", "--profile", "line", "--data", str(root), "--normal-class", "good", "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert "no readable image of dent in val" in err and "from 6 images of it on" in err
-    assert not (out / "profile.json").exists()  # no record of a training that did not happen
+    assert not out.exists()  # no record, and no empty folder, of a training that did not happen
 
 
 def test_a_class_of_only_unreadable_files_stops_the_run_and_is_named(tmp_path, capsys, caplog):
@@ -286,6 +286,18 @@ def test_training_arguments_that_cannot_be_meant_are_refused(tmp_path, capsys, a
     with pytest.raises(SystemExit) as stopped:
         _train("autoencoder", *args, "--data", str(root), "--normal-class", "good", "--out", str(tmp_path / "out"))
     assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_new_lines_name_and_normal_class_are_checked_before_anything_is_made(tmp_path, capsys):
+    root = make_class_folders(tmp_path / "data", ["good", "dent", "scar"], n=8)
+    with pytest.raises(SystemExit) as stopped:
+        _train("all", "--profile", "../outside", "--data", str(root), "--normal-class", "good")
+    assert stopped.value.code == 2 and "profile name '../outside'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        _train("all", "--profile", "line", "--data", str(root), "--out", str(tmp_path / "out"))
+    assert stopped.value.code == 2
+    assert "--normal-class (the gate learns from it alone); the sub-folders of" in capsys.readouterr().err
+    assert not (ROOT / "outside").exists() and not (tmp_path / "out").exists()
 
 
 def test_class_folder_problems_say_what_is_there(tmp_path):

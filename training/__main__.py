@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -23,6 +24,9 @@ from training.data import check_splits
 from training.profiles import PROFILES, folder_profile, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.data and args.profile in PROFILES:
         parser.error(f"{args.profile!r} is a built-in profile with its own data set; name the new product line "
                      "(--profile my-line --data DIR)")
+    if not PROFILE_NAME.fullmatch(args.profile):
+        parser.error(f"profile name {args.profile!r}: letters, digits, '-', '_' and '.' only, starting with a letter "
+                     "or digit (it names folders under models/ and results/)")
+    if args.data and not args.normal_class:
+        folders = sorted(p.name for p in args.data.iterdir() if p.is_dir()) if args.data.is_dir() else []
+        parser.error("name the defect-free class sub-folder with --normal-class (the gate learns from it alone)"
+                     + (f"; the sub-folders of {args.data} are {', '.join(folders)}" if folders else ""))
     profile = (folder_profile(args.profile, args.data, args.normal_class, args.frame_level) if args.data
                else PROFILES.get(args.profile))
     if profile is None:
@@ -65,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                      f"{args.step} with --set {sorted(args.set) or 'nothing'} would leave the models trained on "
                      "different settings, and the export reads one profile: give the same --set, train all, or "
                      "train the trial into --out DIR")
-    results_dir.mkdir(parents=True, exist_ok=True)
-    weights_dir.mkdir(parents=True, exist_ok=True)
     try:
         check_splits(split_samples(profile.load(), profile.seed, profile.split_fractions), profile.preprocess)
+        results_dir.mkdir(parents=True, exist_ok=True)  # only once the data can be trained on: no empty folders
+        weights_dir.mkdir(parents=True, exist_ok=True)
         if args.step in ("autoencoder", "all"):
             from training.train_autoencoder import train_autoencoder
 
