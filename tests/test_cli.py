@@ -245,3 +245,20 @@ def test_the_cli_reports_its_release(capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--version"])
     assert stopped.value.code == 0 and capsys.readouterr().out.strip() == f"steel-inspect {version('steel-inspect')}"
+
+
+@needs_models
+def test_the_runtime_leaves_no_telemetry_store_behind(tmp_path):
+    """onnxruntime 1.32 keeps a device id and an event store under ~/.cache/Microsoft unless told not to; the
+    offline line PC's runtime opts out before onnxruntime loads, and a plant can opt in."""
+    import os
+
+    def run(home, **env):
+        home.mkdir()
+        subprocess.run([sys.executable, "-m", "edge_runtime", "selftest"], cwd=ROOT, check=True, capture_output=True,
+                       env={**{k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}, "HOME": str(home),
+                            **env})
+        return sorted(p.name for p in home.rglob("*") if p.is_file())
+
+    assert run(tmp_path / "line") == []
+    assert "deviceid" in run(tmp_path / "opted_in", ORT_DISABLE_TELEMETRY="0")  # the check can fail: the store exists
