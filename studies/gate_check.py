@@ -29,7 +29,7 @@ from export import calibrate
 from studies.camera_study import CHANGES
 from studies.exposure_study import ChangedFrames
 from training.keras_session import KerasSession
-from training.profiles import PROFILES, with_overrides
+from training.profiles import PROFILES, trained_profile, with_overrides
 from training.train_autoencoder import load_anomaly_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,8 @@ REPORTED = ("gate_recall_warn", "gate_recall_defect", "gate_recall_warn_per_clas
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.gate_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="neu-steel", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="neu-steel",
+                        help=f"{', '.join(sorted(PROFILES))} or a new line trained with python -m training --data")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="scoring settings of a trial, as given to python -m training")
     parser.add_argument("--weights", type=Path, default=None, help="default: models/<profile>/keras")
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also the validation normals flagged at warn through each change of studies.camera_study "
                              "(about a minute per change)")
     args = parser.parse_args(argv)
-    profile = with_overrides(PROFILES[args.profile], args.set)
+    try:
+        profile = with_overrides(trained_profile(args.profile), args.set)
+    except KeyError as error:
+        parser.error(str(error.args[0]))
     weights = args.weights or ROOT / "models" / profile.name / "keras"
     config = json.loads((weights / "autoencoder_config.json").read_text())
     splits = split_samples(profile.load(), profile.seed, profile.split_fractions)

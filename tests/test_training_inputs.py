@@ -697,3 +697,12 @@ def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():
     assert sheet.shape == (80, 200, 3) and sheet.dtype == np.uint8
     red = (sheet[..., 2] == 255) & (sheet[..., 0] == 0) & (sheet[..., 1] == 0)
     assert red[:, 50:100].any() and not red[:, :50].any()  # the outline on the right copy only
+
+
+@needs_tf
+def test_a_trial_check_takes_a_new_lines_profile_as_training_recorded_it(capsys):
+    from studies.gate_check import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--profile", "line-without-weights"])
+    assert stopped.value.code == 2 and "neither built in (neu-steel, magnetic-tile) nor trained" in capsys.readouterr().err
