@@ -553,11 +553,18 @@ def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
         score.pop("views_from", None)
         for key in ("map_reference", "frame_reference", "references_from", "edited_at"):
             (score.get("frame_term") or {}).pop(key, None)
-        return {**{f"preprocessing.{key}": value for key, value in (profile_entry.get("preprocessing") or {}).items()},
+        preprocessing = {key: value for key, value in (profile_entry.get("preprocessing") or {}).items()
+                         if key not in FRAME_CHECK_KEYS}
+        return {**{f"preprocessing.{key}": value for key, value in preprocessing.items()},
                 **{f"score.{key}": value for key, value in score.items()}}
 
     old, new = settings(old_entry), settings(entry)
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+# Preprocessing limits that accept or refuse a frame and never change a score: a line sets them (docs/commissioning.md,
+# the size refusal's message), and thresholds set before still hold.
+FRAME_CHECK_KEYS = ("min_side", "min_contrast", "min_mean_grey", "max_pixels", "min_neighbour_correlation")
 
 
 def _restored_part(entry: dict) -> tuple:

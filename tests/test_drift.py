@@ -339,6 +339,12 @@ def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{part}.{key} changed since" in err and "commission the line again" in err
         assert path.read_text() == before
+    old = json.loads(before)  # a frame check's limit raised since (larger frames, a darker lamp): scores unchanged
+    old["profiles"]["p"]["preprocessing"] = {"max_pixels": 4_194_304, "min_mean_grey": 0.04}
+    old["profiles"]["p"]["thresholds"].update(warn=0.5, defect=0.7)
+    (tmp_path / "old.bak").write_text(json.dumps(old))
+    assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "old.bak"),
+                     "--reason", "roll back"]) == 0
 
 
 def test_a_line_commissioned_on_too_few_frames_is_told_so_not_that_it_was_never_commissioned(tmp_path):
