@@ -147,3 +147,13 @@ def test_a_clock_set_back_does_not_make_new_records_look_old_to_a_prune(tmp_path
         assert {row["frame_id"] for row in log.rows()} == {r.frame_id for r in ahead + set_back}
         report = prune_log(log, "30d", [tmp_path], now=now)  # and once the clock is right again
         assert (report.deleted_records, report.kept_out_of_order) == (0, 0) and log.count() == 20
+
+
+def test_a_record_stamped_far_ahead_does_not_hold_retention_off(tmp_path):
+    """One record typed a year ahead, then the clock right again: the daily records still go after 30 days."""
+    now = time.time()
+    with SqliteLog(tmp_path / "log.db") as log:
+        log.write([Record("camera:0", "typo", "ok", recorded_at=now + 365 * DAY)]
+                  + [Record("camera:0", f"d{day}", "ok", recorded_at=now + day * DAY) for day in range(60)])
+        report = prune_log(log, "30d", [tmp_path], now=now + 60 * DAY)
+        assert report.deleted_records == 30 and log.count() == 31

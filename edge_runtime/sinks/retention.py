@@ -63,7 +63,7 @@ def prune_log(log: SqliteLog, older_than: str | float, image_dirs: Sequence[Path
     before = parse_since(older_than, now)
     if before is None:
         raise ValueError("name how old a record must be to go: e.g. 30d")
-    pruned = log.prune(before, dry_run)
+    pruned = log.prune(before, dry_run, now=now)
     roots = [Path(d).resolve() for d in image_dirs]
     overlays = _delete_inside(pruned.overlay_paths, roots, log.path.parent, dry_run)
     frames = _delete_inside(pruned.frame_paths, roots, log.path.parent, dry_run)

@@ -194,7 +194,7 @@ class SqliteLog:
             return int(cursor.lastrowid)
 
     def prune(self, before: float, dry_run: bool = False, batch: int = PRUNE_BATCH,
-              after_batch: Callable[[int], None] | None = None) -> PruneResult:
+              after_batch: Callable[[int], None] | None = None, now: float | None = None) -> PruneResult:
         """Delete the records written before ``before`` (unix seconds), ``batch`` rows per transaction.
 
         The first prune of a log kept for months deletes millions of rows (about 6 s per million on
@@ -211,11 +211,14 @@ class SqliteLog:
         Only records logged before the first one written at or after ``before`` go: the log's order is the
         order things happened, its clock times are only the PC's clock. A clock set back (NTP correcting a
         clock that ran ahead, a wrong date put right) stamps new records with old times; they are kept and
-        counted (``kept_out_of_order``), never taken for old records."""
+        counted (``kept_out_of_order``), never taken for old records. Records stamped ahead of ``now`` (default: this
+        PC's clock; written while it ran ahead) do not set the cut: one of them would hold every later prune off."""
         if batch < 1:
             raise ValueError(f"batch must be at least 1, not {batch}")
         kept = self._mark_kept_in_folder(before)
-        cut = self._query("SELECT MIN(id) FROM inspections WHERE recorded_at >= ?", (before,))[0][0]
+        ahead = (time.time() if now is None else now) + _CLOCKS_APART_S
+        cut = self._query("SELECT MIN(id) FROM inspections WHERE recorded_at >= ? AND recorded_at <= ?",
+                          (before, ahead))[0][0]
         cut = _NO_ID if cut is None else cut
         out_of_order = self._query("SELECT COUNT(*) FROM inspections WHERE recorded_at < ? AND id > ?",
                                    (before - _CLOCKS_APART_S, cut))[0][0]
