@@ -341,11 +341,13 @@ def test_export_finds_a_new_line_as_training_recorded_it(tmp_path):
         trained_profile("line-c", tmp_path)
 
 
-def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trained_with(tmp_path, capsys):
+def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trained_with(tmp_path, capsys,
+                                                                                           monkeypatch):
     """``--set seed=1`` at training splits the data set otherwise: an export on the defaults would take training
     images for test images. The record carries the settings, and one step cannot mix settings with the others."""
     import json
 
+    import training.__main__ as training_main
     from training.__main__ import main
     from training.profiles import PROFILES, trained_profile
 
@@ -356,10 +358,20 @@ def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trai
         record.write_text(json.dumps({"name": name, **extra, "overrides": ["seed=1", "gate_epochs=3"]}))
         profile = trained_profile(name, tmp_path)
         assert (profile.seed, profile.gate_epochs) == (1, 3) and profile.seed != PROFILES["neu-steel"].seed
-    trial = tmp_path / "neu-steel" / "keras"
+    deployed = tmp_path / "neu-steel" / "keras"
+    monkeypatch.setattr(training_main, "ROOT", tmp_path.parent / "checkout")
+    (tmp_path.parent / "checkout" / "models").mkdir(parents=True)
+    (tmp_path.parent / "checkout" / "models" / "neu-steel").symlink_to(deployed.parent)
     with pytest.raises(SystemExit) as stopped:
-        main(["classifier", "--profile", "neu-steel", "--set", "seed=1", "--out", str(trial)])
+        main(["classifier", "--profile", "neu-steel", "--set", "seed=1"])
     assert stopped.value.code == 2 and "trained with --set ['gate_epochs=3', 'seed=1']" in capsys.readouterr().err
+    trained = []
+    monkeypatch.setattr("training.train_classifier.train_classifier", lambda *args, **kwargs: trained.append(args))
+    monkeypatch.setattr(training_main, "check_splits", lambda *args: None)  # no data set read: a stubbed step
+    monkeypatch.setattr(training_main, "split_samples", lambda *args: {})
+    monkeypatch.setattr(type(PROFILES["neu-steel"]), "load", lambda profile: [])
+    assert main(["classifier", "--profile", "neu-steel", "--set", "seed=1", "--out", str(deployed)]) == 0  # a trial copy
+    assert trained and json.loads((deployed / "profile.json").read_text())["overrides"] == ["seed=1"]
 
 
 @needs_tf

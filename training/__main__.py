@@ -71,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     weights_dir = args.out or ROOT / "models" / profile.name / "keras"
     results_dir = args.out or ROOT / "results" / profile.name
     earlier = _recorded_overrides(weights_dir)
-    if args.step != "all" and earlier is not None and earlier != sorted(args.set):
+    if args.out is None and args.step != "all" and earlier is not None and earlier != sorted(args.set):
         parser.error(f"{weights_dir} holds weights trained with --set {earlier or 'nothing'}; training the "
-                     f"{args.step} with --set {sorted(args.set) or 'nothing'} would leave the models trained on "
-                     "different settings, and the export reads one profile: give the same --set, train all, or "
-                     "train the trial into --out DIR")
+                     f"{args.step} with --set {sorted(args.set) or 'nothing'} would leave the deployed models trained "
+                     "on different settings, and the export reads one profile: give the same --set, train all, or "
+                     "train the trial into --out DIR (a copy of the weights may mix them: it is checked with "
+                     "python -m studies.gate_check --weights DIR --set ...)")
     try:
         check_splits(split_samples(profile.load(), profile.seed, profile.split_fractions), profile.preprocess)
         results_dir.mkdir(parents=True, exist_ok=True)  # only once the data can be trained on: no empty folders
