@@ -521,7 +521,7 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     if rescored:
         raise ManifestError(f"{earlier} scored frames otherwise ({', '.join(rescored)} changed since): its thresholds "
                             "are in other units than today's scores; commission the line again (python -m edge_runtime "
-                            "calibrate --write) instead")
+                            "calibrate FRAMES --write --reason ...) instead")
     if _restored_part(old_entry) == _restored_part(entry):
         raise ManifestError(f"{earlier} holds the thresholds profile '{profile}' has now: nothing to restore (another "
                             "profile? name it with --profile)")
@@ -547,7 +547,10 @@ def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
     """The settings that turn a frame into its score (the preprocessing and the gate's scoring) that differ between
     two profile entries, leaving out what a restore sets with the thresholds: the frame-level term's references and
     the mirror views' band. An update can change them without touching a model file (``export --thresholds-only``),
-    and thresholds set under the old ones compare today's scores with numbers of another scale."""
+    and thresholds set under the old ones compare today's scores with numbers of another scale. A number that moved
+    by less than the self-test's score tolerance (a recalibration's last digits) counts as unchanged."""
+    from .selftest import SCORE_RTOL  # the self-test's own tolerance: a PC within it computes "the same" scores
+
     def settings(profile_entry: dict) -> dict:
         score = json.loads(json.dumps(profile_entry.get("autoencoder", {}).get("score", {})))
         score.pop("views_from", None)
@@ -555,11 +558,25 @@ def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
             (score.get("frame_term") or {}).pop(key, None)
         preprocessing = {key: value for key, value in (profile_entry.get("preprocessing") or {}).items()
                          if key not in FRAME_CHECK_KEYS}
-        return {**{f"preprocessing.{key}": value for key, value in preprocessing.items()},
-                **{f"score.{key}": value for key, value in score.items()}}
+        return _flat({"preprocessing": preprocessing, "score": score})
+
+    def same(a: object, b: object) -> bool:
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        return math.isclose(a, b, rel_tol=SCORE_RTOL) if numbers else a == b
 
     old, new = settings(old_entry), settings(entry)
-    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+    return sorted(key for key in old.keys() | new.keys() if not same(old.get(key), new.get(key)))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """Nested settings as ``{"score.residual_detector.scale": 6.09, ...}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 # Preprocessing limits that accept or refuse a frame and never change a score: a line sets them (docs/commissioning.md,

@@ -329,6 +329,7 @@ def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
     before = path.read_text()
     for part, key, value in (("score", "level_power", 1.25), ("preprocessing", "exposure_median", 0.4),
                              ("score", "frame_term", {"map_reference": 1.0, "frame_reference": 0.5, "weight": 3.0})):
+        named = f"{part}.{key}" + (".weight" if key == "frame_term" else "")
         old = json.loads(before)
         entry = old["profiles"]["p"]
         (entry["autoencoder"]["score"] if part == "score" else entry.setdefault("preprocessing", {}))[key] = value
@@ -337,10 +338,11 @@ def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
         assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "old.bak"),
                          "--reason", "software update"]) == 2
         err = capsys.readouterr().err
-        assert f"{part}.{key} changed since" in err and "commission the line again" in err
+        assert f"({named} changed since)" in err and "commission the line again" in err
         assert path.read_text() == before
     old = json.loads(before)  # a frame check's limit raised since (larger frames, a darker lamp): scores unchanged
     old["profiles"]["p"]["preprocessing"] = {"max_pixels": 4_194_304, "min_mean_grey": 0.04}
+    old["profiles"]["p"]["autoencoder"]["score"]["frame_term"]["weight"] = 2.0 * (1 + 9e-5)  # a recalibration's digits
     old["profiles"]["p"]["thresholds"].update(warn=0.5, defect=0.7)
     (tmp_path / "old.bak").write_text(json.dumps(old))
     assert cli_main(["thresholds", "--manifest", str(path), "--restore", str(tmp_path / "old.bak"),
