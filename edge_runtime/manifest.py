@@ -308,17 +308,19 @@ def profile_config(
 
 
 def backup_manifest(path: Path) -> Path:
-    """A copy of ``path`` under a new timestamped name; never overwrites an earlier backup (two saves
-    within one second get ``-1``, ``-2``, ...), so the shipped values always survive somewhere."""
-    stamp = time.strftime("%Y%m%d-%H%M%SZ", time.gmtime())  # UTC: names sort in time order, summer time or not
-    for attempt in range(1000):
-        backup = path.with_name(f"{path.name}.{stamp}{f'-{attempt}' if attempt else ''}.bak")
+    """A copy of ``path`` under a new name stamped in UTC to the millisecond, so that the names sort in the order
+    the backups were made, summer time or not; never overwrites an earlier backup (a name taken waits for the next
+    millisecond), so the shipped values always survive somewhere."""
+    for _ in range(1000):
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        backup = path.with_name(f"{path.name}.{stamp}.bak")
         try:
             with open(backup, "xb") as out, open(path, "rb") as source:
                 shutil.copyfileobj(source, out)
             return backup
         except FileExistsError:
-            continue
+            time.sleep(0.001)
     raise ManifestError(f"cannot find a free backup name for {path}")
 
 
@@ -476,6 +478,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
         thresholds.setdefault(CHANGE_LOG_KEY, []).append(change)
         thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
         thresholds.pop("commissioned", None)
+        thresholds.pop("note", None)  # the export's word on the values it set, which are gone
         if commissioned:
             thresholds["commissioned"] = {"at": stamp, **commissioned}
         _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
@@ -532,15 +535,29 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     term = _frame_term(old_score) if score.get("frame_term") else None
     views_from = old_score.get("views_from") if score.get("views", 1) == 3 else None
     commissioned = thresholds.get("commissioned")
-    if isinstance(commissioned, dict) and thresholds.get("edited_at"):  # undated by an older version: its save's time
-        commissioned = {"at": thresholds["edited_at"], **commissioned}
-    known = entry["thresholds"].get(CHANGE_LOG_KEY) or []
+    if isinstance(commissioned, dict) and "at" not in commissioned:  # an older version's: dated by its change log
+        commissioned = {"at": _commissioned_at(thresholds), **commissioned}
+    known = [_without_carry_mark(change) for change in changes_newest_first(entry["thresholds"])]
     carried = [{**change, "carried_over_from": Path(earlier).name}
-               for change in thresholds.get(CHANGE_LOG_KEY) or [] if change not in known]
+               for change in thresholds.get(CHANGE_LOG_KEY) or [] if _without_carry_mark(change) not in known]
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], reason=reason,
                            commissioned=commissioned, frame_term=term,
                            baselines={key: thresholds.get(key) for key in BASELINE_KEYS}, changed_by=changed_by,
                            restored_from=Path(earlier).name, views_from=views_from, carried_over=carried)
+
+
+def _commissioned_at(thresholds: dict) -> str | None:
+    """When an older version's undated commissioning was done: its newest "commissioned on" change entry (a restore
+    dates nothing), else when the thresholds were last saved; None where neither is known."""
+    for change in changes_newest_first(thresholds):
+        if str(change.get("how", "")).startswith("commissioned on"):
+            return change.get("at")
+    return thresholds.get("edited_at")
+
+
+def _without_carry_mark(change: dict) -> dict:
+    """A change entry as it was first logged: without the mark a restore carrying it over adds."""
+    return {key: value for key, value in change.items() if key not in ("carried_over_from", CARRIED_OVER_KEY)}
 
 
 def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
@@ -591,6 +608,8 @@ def _restored_part(entry: dict) -> tuple:
     thresholds, score = entry.get("thresholds"), entry["autoencoder"].get("score", {})
     if isinstance(thresholds, dict):
         thresholds = {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS)}
+        if isinstance(thresholds["commissioned"], dict):  # its date: dated by a restore where an older version left none
+            thresholds["commissioned"] = {k: v for k, v in thresholds["commissioned"].items() if k != "at"}
     return thresholds, _frame_term(score), score.get("views_from")
 
 

@@ -275,6 +275,15 @@ def test_every_threshold_change_needs_a_reason_and_nothing_is_written_without_on
     assert path.read_text() == before and sorted(tmp_path.iterdir()) == files
 
 
+def test_the_exports_note_on_its_thresholds_goes_with_them(tmp_path):
+    path = _minimal_manifest(tmp_path / "m.json")
+    document = json.loads(path.read_text())
+    document["profiles"]["p"]["thresholds"]["note"] = "set on 12 validation normals, too few ..."
+    path.write_text(json.dumps(document))
+    save_thresholds(path, "p", 1.5, 2.5, reason="line start", commissioned={"frames": 500})
+    assert "note" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
+
+
 def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     path = _minimal_manifest(tmp_path / "m.json")
     other = _minimal_manifest(tmp_path / "other.json", 0.1, 0.2, gate_sha="c" * 64)
@@ -294,9 +303,10 @@ def test_a_restore_after_a_software_update_keeps_the_lines_change_history_and_co
     save_thresholds(line, "p", 1.5, 2.5, reason="commissioning", changed_by="anna", commissioned={"frames": 300})
     document = json.loads(line.read_text())
     thresholds = document["profiles"]["p"]["thresholds"]
-    thresholds["commissioned"].pop("at")  # as an older version wrote it: dated only by edited_at
+    thresholds["commissioned"].pop("at")  # as an older version wrote it: dated by its change log entry only
     thresholds["commissioned"]["frames"] = 299
-    thresholds["edited_at"] = "2026-11-20T08:00:00"
+    thresholds["changes"][-1]["at"] = "2026-11-20T08:00:00"
+    thresholds["edited_at"] = "2026-11-21T09:00:00"  # a later save that dates nothing (an older version's restore)
     (tmp_path / "kept.json").write_text(json.dumps(document))
     update = _minimal_manifest(tmp_path / "m.json")  # the release: same models, shipped thresholds, no log
     assert cli_main(["thresholds", "--manifest", str(update), "--restore", str(tmp_path / "kept.json"),
@@ -312,13 +322,19 @@ def test_a_restore_after_a_software_update_keeps_the_lines_change_history_and_co
     text = capsys.readouterr().out
     assert "1 change(s) since the export, 2 carried over from an earlier manifest by a restore" in text
     assert "commissioned on 300 defect-free frames (carried over from kept.json)" in text
-    save_thresholds(update, "p", 1.7, 2.7, reason="trial", changed_by="carl")
-    backup = sorted(tmp_path.glob("m.json.*.bak"))[-1]  # the manifest before the trial, its log included
+    backup = save_thresholds(update, "p", 1.7, 2.7, reason="trial", changed_by="carl")  # the manifest before it
     assert cli_main(["thresholds", "--manifest", str(update), "--restore", str(backup), "--reason", "trial over",
                      "--json"]) == 0
     changes = json.loads(capsys.readouterr().out)["changes"]
     assert [c["reason"] for c in changes] == ["trial over", "trial", "software update", "commissioning",
                                               "too many false alarms"]
+    capsys.readouterr()  # the same restore again: nothing to restore, nothing carried twice
+    assert cli_main(["thresholds", "--manifest", str(update), "--restore", str(tmp_path / "kept.json"),
+                     "--reason", "software update"]) == 2
+    assert "nothing to restore" in capsys.readouterr().err
+    assert cli_main(["thresholds", "--manifest", str(update), "--json"]) == 0
+    reasons = [c["reason"] for c in json.loads(capsys.readouterr().out)["changes"]]
+    assert reasons.count("commissioning") == 1 and reasons.count("too many false alarms") == 1
 
 
 def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):

@@ -237,6 +237,8 @@ def test_thresholds_edited_in_the_manifest_are_used_without_reexport(tmp_path):
     assert backup.is_file() and json.loads(backup.read_text()) == manifest
     second = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6, reason="test")  # within the same second, as a rule
     assert second != backup and json.loads(backup.read_text()) == manifest  # the shipped values survive
+    third = save_thresholds(path, manifest["default_profile"], 1e-6, 1e-6, reason="test")
+    assert sorted([third, second, backup]) == [backup, second, third]  # names sort in the order they were made
     result = Inspector.from_manifest(path).inspect(_texture((200, 200), 4))
     assert result.verdict is Verdict.DEFECT and result.defect_class is not None
 
