@@ -132,6 +132,9 @@ def test_a_clock_set_back_past_the_commissioning_is_reported_not_read_as_too_few
     assert checked.status == "clock_behind" and "clock is behind the commissioning" in checked.message
     assert cli_main(["history", "--db", str(tmp_path / "behind.db"), "--manifest", str(manifest)]) == 2
     assert "clock is behind the commissioning" in capsys.readouterr().out
+    kept = {**thresholds, "changes": [{"previous_warn": 1.5, "previous_defect": 2.5, "warn": 1.5, "defect": 2.5}]}
+    with SqliteLog(tmp_path / "behind.db") as log:  # a commissioning that kept the values: yesterday's frames are
+        assert drift.check_log(log, "p", kept).status == "too_few"  # judged by them too, and the clock is right
 
 
 def test_no_baseline_or_too_few_frames_says_so_instead_of_judging():
