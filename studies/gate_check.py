@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(about a minute per change)")
     args = parser.parse_args(argv)
     try:
-        profile = with_overrides(trained_profile(args.profile), args.set)
+        profile = with_overrides(trained_profile(args.profile, weights=args.weights), args.set)
     except KeyError as error:
         parser.error(str(error.args[0]))
     weights = args.weights or ROOT / "models" / profile.name / "keras"

@@ -358,6 +358,11 @@ def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trai
         record.write_text(json.dumps({"name": name, **extra, "overrides": ["seed=1", "gate_epochs=3"]}))
         profile = trained_profile(name, tmp_path)
         assert (profile.seed, profile.gate_epochs) == (1, 3) and profile.seed != PROFILES["neu-steel"].seed
+    trial = tmp_path / "trial"  # a trial's weights carry their own record: studies.gate_check --weights reads it
+    trial.mkdir()
+    (trial / "profile.json").write_text(json.dumps({"name": "neu-steel", "overrides": ["gate_seed=2"]}))
+    assert trained_profile("neu-steel", tmp_path, weights=trial).seed == PROFILES["neu-steel"].seed
+    assert trained_profile("neu-steel", tmp_path, weights=trial).gate_seed == 2
     deployed = tmp_path / "neu-steel" / "keras"
     monkeypatch.setattr(training_main, "ROOT", tmp_path.parent / "checkout")
     (tmp_path.parent / "checkout" / "models").mkdir(parents=True)

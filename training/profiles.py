@@ -278,10 +278,11 @@ def with_overrides(profile: Profile, assignments: list[str]) -> Profile:
     return replace(profile, **changes)
 
 
-def trained_profile(name: str, models_dir: Path = MODELS) -> Profile:
-    """The profile the weights in ``models/<name>/keras`` were trained with, as ``python -m training`` recorded it
-    there (``profile.json``): a built-in one, or a new line (``--data``), with the ``--set`` of its training."""
-    record = Path(models_dir) / name / "keras" / "profile.json"
+def trained_profile(name: str, models_dir: Path = MODELS, weights: Path | None = None) -> Profile:
+    """The profile the weights in ``models/<name>/keras`` (or ``weights``, a trial's folder) were trained with, as
+    ``python -m training`` recorded it there (``profile.json``): a built-in one, or a new line (``--data``), with
+    the ``--set`` of its training."""
+    record = (Path(weights) if weights is not None else Path(models_dir) / name / "keras") / "profile.json"
     if name not in PROFILES and not record.is_file():
         raise KeyError(f"profile {name!r} is neither built in ({', '.join(PROFILES)}) nor trained ({record} missing)")
     saved = json.loads(record.read_text()) if record.is_file() else {}
