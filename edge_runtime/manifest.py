@@ -325,6 +325,7 @@ def backup_manifest(path: Path) -> Path:
 
 
 CHANGE_LOG_KEY = "changes"
+EXPORT_WORDS = ("false_alarm_rate", "warn_false_alarm_rate", "note")  # the export's word on the thresholds it set
 CARRIED_OVER_KEY = "carried_over"  # in a restore's change entry: the restored manifest's entries this log lacked
 
 
@@ -367,7 +368,7 @@ def threshold_origin(thresholds: dict) -> tuple[bool, str]:
     if record:
         return True, (f"{warning}Commissioned on {record.get('frames', '?')} defect-free frames of this line "
                       f"({record.get('false_alarm_rate', '?')} / {record.get('warn_false_alarm_rate', '?')} false alarms "
-                      f"at defect / warn), {record.get('at') or thresholds.get('edited_at', 'date not recorded')}.")
+                      f"at defect / warn), {_commissioning_date(record, thresholds)}.")
     last = (thresholds.get(CHANGE_LOG_KEY) or [{}])[-1]
     if str(last.get("how", "")).startswith("restored from"):
         return False, (f"{warning}Restored on {last.get('at')} ({last['how']}); not commissioned on defect-free "
@@ -377,6 +378,14 @@ def threshold_origin(thresholds: dict) -> tuple[bool, str]:
                        "(`python -m edge_runtime calibrate`).")
     return False, (f"{warning}As shipped, set on the training data's normals; not commissioned on this line's "
                    "defect-free frames (`python -m edge_runtime calibrate`, or Threshold tuning with defect-free frames).")
+
+
+def _commissioning_date(record: dict, thresholds: dict) -> str:
+    """A commissioning record's own date; an older version's record carries none, and was saved with the
+    thresholds' ``edited_at``; a restore that could not date one leaves ``at`` None."""
+    if "at" in record:
+        return record["at"] or "date not recorded"
+    return thresholds.get("edited_at", "date not recorded")
 
 
 def unlogged_change(thresholds: dict) -> str | None:
@@ -432,7 +441,7 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
                     commissioned: dict | None = None, frame_term: FrameTerm | None = None,
                     baselines: dict[str, dict | None] | None = None, changed_by: str | None = None,
                     restored_from: str | None = None, views_from: float | None = None,
-                    carried_over: list[dict] | None = None) -> Path:
+                    carried_over: list[dict] | None = None, export_words: dict | None = None) -> Path:
     """Write new thresholds into the manifest, keeping a timestamped backup. Returns the backup path.
 
     ``commissioned`` records where thresholds set on the line's own frames came from
@@ -446,7 +455,8 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
     one-view score from which a three-view gate runs its mirror views, set again on the same frames
     (it changes which frames get three-view scores, so it too replaces the score baseline).
     ``carried_over``: a restore's earlier change entries this manifest's log lacks (``restore_thresholds``),
-    kept inside its own entry. A commissioning record is dated (``at``) when it is first saved.
+    kept inside its own entry. A commissioning record is dated (``at``) when it is first saved. What the export
+    said of the values it set (``EXPORT_WORDS``) goes with them; ``export_words``: a restore's, brought back.
 
     Every save appends an entry to the profile's ``thresholds.changes`` (when, who, from what to
     what, how, why and the backup's name): the audit trail a quality system asks of an inspection
@@ -478,7 +488,9 @@ def save_thresholds(path: str | Path, profile: str, warn: float, defect: float, 
         thresholds.setdefault(CHANGE_LOG_KEY, []).append(change)
         thresholds.update(warn=float(warn), defect=float(defect), edited_at=stamp)
         thresholds.pop("commissioned", None)
-        thresholds.pop("note", None)  # the export's word on the values it set, which are gone
+        for key in EXPORT_WORDS:  # what the export said of the values it set, which are gone (a restore brings
+            thresholds.pop(key, None)  # back an earlier manifest's)
+        thresholds.update(export_words or {})
         if commissioned:
             thresholds["commissioned"] = {"at": stamp, **commissioned}
         _set_baselines(thresholds, baselines or {}, replace_all=bool(commissioned) or restored_from is not None,
@@ -538,21 +550,24 @@ def restore_thresholds(path: str | Path, profile: str, earlier: str | Path, reas
     if isinstance(commissioned, dict) and "at" not in commissioned:  # an older version's: dated by its change log
         commissioned = {"at": _commissioned_at(thresholds), **commissioned}
     known = [_without_carry_mark(change) for change in changes_newest_first(entry["thresholds"])]
-    carried = [{**change, "carried_over_from": Path(earlier).name}
-               for change in thresholds.get(CHANGE_LOG_KEY) or [] if _without_carry_mark(change) not in known]
+    carried = [{**_without_carry_mark(change), "carried_over_from": Path(earlier).name}
+               for change in reversed(changes_newest_first(thresholds)) if _without_carry_mark(change) not in known]
     return save_thresholds(path, profile, thresholds["warn"], thresholds["defect"], reason=reason,
                            commissioned=commissioned, frame_term=term,
                            baselines={key: thresholds.get(key) for key in BASELINE_KEYS}, changed_by=changed_by,
-                           restored_from=Path(earlier).name, views_from=views_from, carried_over=carried)
+                           restored_from=Path(earlier).name, views_from=views_from, carried_over=carried,
+                           export_words={key: thresholds[key] for key in EXPORT_WORDS if key in thresholds})
 
 
 def _commissioned_at(thresholds: dict) -> str | None:
-    """When an older version's undated commissioning was done: its newest "commissioned on" change entry (a restore
-    dates nothing), else when the thresholds were last saved; None where neither is known."""
+    """When an older version's undated commissioning was done: the newest "commissioned on" change entry of its
+    frame count that set these values (a restore dates nothing); None where the log does not say."""
+    how = f"commissioned on {thresholds['commissioned'].get('frames', '?')} defect-free frames"
     for change in changes_newest_first(thresholds):
-        if str(change.get("how", "")).startswith("commissioned on"):
+        if change.get("how") == how and (change.get("warn"), change.get("defect")) == (thresholds.get("warn"),
+                                                                                      thresholds.get("defect")):
             return change.get("at")
-    return thresholds.get("edited_at")
+    return None
 
 
 def _without_carry_mark(change: dict) -> dict:
@@ -607,7 +622,8 @@ def _restored_part(entry: dict) -> tuple:
     it was edited)."""
     thresholds, score = entry.get("thresholds"), entry["autoencoder"].get("score", {})
     if isinstance(thresholds, dict):
-        thresholds = {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS)}
+        thresholds = {key: thresholds.get(key) for key in ("warn", "defect", "commissioned", *BASELINE_KEYS,
+                                                           *EXPORT_WORDS)}
         if isinstance(thresholds["commissioned"], dict):  # its date: dated by a restore where an older version left none
             thresholds["commissioned"] = {k: v for k, v in thresholds["commissioned"].items() if k != "at"}
     return thresholds, _frame_term(score), score.get("views_from")

@@ -278,15 +278,6 @@ def test_every_threshold_change_needs_a_reason_and_nothing_is_written_without_on
     assert path.read_text() == before and sorted(tmp_path.iterdir()) == files
 
 
-def test_the_exports_note_on_its_thresholds_goes_with_them(tmp_path):
-    path = _minimal_manifest(tmp_path / "m.json")
-    document = json.loads(path.read_text())
-    document["profiles"]["p"]["thresholds"]["note"] = "set on 12 validation normals, too few ..."
-    path.write_text(json.dumps(document))
-    save_thresholds(path, "p", 1.5, 2.5, reason="line start", commissioned={"frames": 500})
-    assert "note" not in json.loads(path.read_text())["profiles"]["p"]["thresholds"]
-
-
 def test_thresholds_of_other_models_are_not_restored(tmp_path, capsys):
     path = _minimal_manifest(tmp_path / "m.json")
     other = _minimal_manifest(tmp_path / "other.json", 0.1, 0.2, gate_sha="c" * 64)
@@ -307,7 +298,6 @@ def test_a_restore_after_a_software_update_keeps_the_lines_change_history_and_co
     document = json.loads(line.read_text())
     thresholds = document["profiles"]["p"]["thresholds"]
     thresholds["commissioned"].pop("at")  # as an older version wrote it: dated by its change log entry only
-    thresholds["commissioned"]["frames"] = 299
     thresholds["changes"][-1]["at"] = "2026-11-20T08:00:00"
     thresholds["edited_at"] = "2026-11-21T09:00:00"  # a later save that dates nothing (an older version's restore)
     (tmp_path / "kept.json").write_text(json.dumps(document))
@@ -338,6 +328,57 @@ def test_a_restore_after_a_software_update_keeps_the_lines_change_history_and_co
     assert cli_main(["thresholds", "--manifest", str(update), "--json"]) == 0
     reasons = [c["reason"] for c in json.loads(capsys.readouterr().out)["changes"]]
     assert reasons.count("commissioning") == 1 and reasons.count("too many false alarms") == 1
+
+
+def test_restores_across_several_updates_carry_each_change_once_and_date_commissionings_by_their_own_entry(
+        tmp_path, capsys):
+    from edge_runtime.manifest import changes_newest_first, restore_thresholds, threshold_origin
+
+    line = _minimal_manifest(tmp_path / "line.json")
+    save_thresholds(line, "p", 1.5, 2.5, reason="line start", commissioned={"frames": 300})
+    first_update = _minimal_manifest(tmp_path / "u1.json")
+    restore_thresholds(first_update, "p", line, "update 1")
+    save_thresholds(first_update, "p", 1.6, 2.6, reason="hand change")
+    (tmp_path / "u1_kept.json").write_text(first_update.read_text())  # its log holds "line start" carried inside
+    second_update = _minimal_manifest(tmp_path / "u2.json")
+    restore_thresholds(second_update, "p", line, "update 2")  # carries "line start" once
+    restore_thresholds(second_update, "p", tmp_path / "u1_kept.json", "back to u1's values")
+    reasons = [change["reason"] for change in
+               changes_newest_first(json.loads(second_update.read_text())["profiles"]["p"]["thresholds"])]
+    assert reasons.count("line start") == 1 and {"update 1", "hand change"} <= set(reasons)
+
+    older = json.loads(line.read_text())  # an older version's: undated commissioning records, restored once
+    thresholds = older["profiles"]["p"]["thresholds"]
+    thresholds["changes"] = [
+        {"at": "2026-01-10T08:00:00", "how": "commissioned on 300 defect-free frames", "warn": 1.5, "defect": 2.5},
+        {"at": "2026-02-10T08:00:00", "how": "commissioned on 250 defect-free frames", "warn": 1.4, "defect": 2.4},
+        {"at": "2026-03-01T08:00:00", "how": "restored from x.bak", "warn": 1.5, "defect": 2.5}]
+    thresholds["commissioned"] = {"frames": 300}
+    thresholds["edited_at"] = "2026-03-01T08:00:00"
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    restore_thresholds(_minimal_manifest(tmp_path / "u3.json"), "p", tmp_path / "older.json", "update 3")
+    origin = threshold_origin(json.loads((tmp_path / "u3.json").read_text())["profiles"]["p"]["thresholds"])[1]
+    assert "2026-01-10T08:00:00" in origin  # the 300-frame commissioning's own entry, not the newest one
+    thresholds["changes"] = thresholds["changes"][1:]  # its own entry gone: say so, do not guess
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    restore_thresholds(_minimal_manifest(tmp_path / "u4.json"), "p", tmp_path / "older.json", "update 4")
+    assert "date not recorded" in threshold_origin(json.loads((tmp_path / "u4.json").read_text())["profiles"]["p"]
+                                                   ["thresholds"])[1]
+
+
+def test_the_exports_words_on_its_thresholds_go_with_them_and_come_back_with_them(tmp_path):
+    path = _minimal_manifest(tmp_path / "m.json")
+    document = json.loads(path.read_text())
+    words = {"false_alarm_rate": 0.01, "warn_false_alarm_rate": 0.05, "note": "set on 12 validation normals ..."}
+    document["profiles"]["p"]["thresholds"].update(words)
+    path.write_text(json.dumps(document))
+    shipped = save_thresholds(path, "p", 1.5, 2.5, reason="trial")
+    assert not set(words) & set(json.loads(path.read_text())["profiles"]["p"]["thresholds"])
+    from edge_runtime.manifest import restore_thresholds
+
+    restore_thresholds(path, "p", shipped, "trial over")
+    restored = json.loads(path.read_text())["profiles"]["p"]["thresholds"]
+    assert {key: restored.get(key) for key in words} == words
 
 
 def test_thresholds_set_under_other_scoring_are_not_restored(tmp_path, capsys):
