@@ -188,17 +188,22 @@ def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int
 
 def _clock_behind(log: Any, profile: str, thresholds: Mapping[str, Any], baseline: Baseline) -> str | None:
     """Why no frame counts since the baseline, where the reason is this PC's clock: the newest record was judged
-    by the thresholds in use, which the last change set (it did not keep them), so it was written after that
-    change, yet it is stamped before the baseline was measured. The clock was set back (or was ahead while commissioning); frames count again once it is right."""
+    by the thresholds in use, which the last change set and no earlier one had (``changes_newest_first``), so it was
+    written after that change, yet it is stamped before the baseline was measured. The clock was set back (or was ahead while commissioning); frames count again once it is right."""
+    from .manifest import changes_newest_first  # the manifest module reads this one's baselines
+
     newest = log.newest_record(profile)
     if newest is None or newest["recorded_at"] >= baseline.measured_at:
         return None
     in_use = (thresholds.get("warn"), thresholds.get("defect"))
     if (newest["warn_threshold"], newest["defect_threshold"]) != in_use:
         return None
-    last = (thresholds.get("changes") or [{}])[-1]
-    if (last.get("previous_warn"), last.get("previous_defect")) == in_use:  # a commissioning that kept the values:
-        return None  # frames judged by them before it are no sign of the clock
+    last, *before = changes_newest_first(thresholds) or [{}]
+    earlier = {(last.get("previous_warn"), last.get("previous_defect"))} | {
+        values for change in before for values in ((change.get("warn"), change.get("defect")),
+                                                   (change.get("previous_warn"), change.get("previous_defect")))}
+    if not last or in_use in earlier:  # no log, or values in use before the last change too: frames judged by
+        return None  # them before it are no sign of the clock
     return (f"This PC's clock is behind the commissioning: the newest frame, judged by today's thresholds, is stamped "
             f"{local_time(newest['recorded_at'])}, before the baseline was measured ({local_time(baseline.measured_at)}), "
             "so no frame counts "

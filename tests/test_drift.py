@@ -114,7 +114,8 @@ def test_a_clock_set_back_past_the_commissioning_is_reported_not_read_as_too_few
     commissioned_at = time.time()
     document["profiles"]["p"]["thresholds"].update(
         commissioned={"frames": 300}, score_baseline=Baseline.from_values(_normal_scores(300, seed=1),
-                                                                          measured_at=commissioned_at).to_dict())
+                                                                          measured_at=commissioned_at).to_dict(),
+        changes=[{"previous_warn": 1.2, "previous_defect": 2.2, "warn": 1.5, "defect": 2.5}])
     manifest.write_text(json.dumps(document))
     thresholds = document["profiles"]["p"]["thresholds"]
 
@@ -133,8 +134,12 @@ def test_a_clock_set_back_past_the_commissioning_is_reported_not_read_as_too_few
     assert cli_main(["history", "--db", str(tmp_path / "behind.db"), "--manifest", str(manifest)]) == 2
     assert "clock is behind the commissioning" in capsys.readouterr().out
     kept = {**thresholds, "changes": [{"previous_warn": 1.5, "previous_defect": 2.5, "warn": 1.5, "defect": 2.5}]}
-    with SqliteLog(tmp_path / "behind.db") as log:  # a commissioning that kept the values: yesterday's frames are
-        assert drift.check_log(log, "p", kept).status == "too_few"  # judged by them too, and the clock is right
+    again = {**thresholds, "changes": [{"previous_warn": 1.2, "previous_defect": 2.2, "warn": 1.5, "defect": 2.5},
+                                       {"previous_warn": 1.5, "previous_defect": 2.5, "warn": 1.2, "defect": 2.2},
+                                       {"previous_warn": 1.2, "previous_defect": 2.2, "warn": 1.5, "defect": 2.5}]}
+    with SqliteLog(tmp_path / "behind.db") as log:  # a commissioning that kept the values, or set them again after
+        for earlier in (kept, again, {k: v for k, v in thresholds.items() if k != "changes"}):  # a trial, or no log:
+            assert drift.check_log(log, "p", earlier).status == "too_few"  # yesterday's frames, judged by them too
 
 
 def test_no_baseline_or_too_few_frames_says_so_instead_of_judging():
