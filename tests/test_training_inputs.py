@@ -1,6 +1,7 @@
 """Training data problems are reported by name, or stop the run at once with a reason."""
 
 import logging
+import shutil
 from dataclasses import replace
 
 import cv2
@@ -375,8 +376,12 @@ def test_the_export_rebuilds_the_profile_with_the_settings_its_weights_were_trai
     monkeypatch.setattr(training_main, "check_splits", lambda *args: None)  # no data set read: a stubbed step
     monkeypatch.setattr(training_main, "split_samples", lambda *args: {})
     monkeypatch.setattr(type(PROFILES["neu-steel"]), "load", lambda profile: [])
-    assert main(["classifier", "--profile", "neu-steel", "--set", "seed=1", "--out", str(deployed)]) == 0  # a trial copy
-    assert trained and json.loads((deployed / "profile.json").read_text())["overrides"] == ["seed=1"]
+    with pytest.raises(SystemExit):  # the deployed folder, however it is named
+        main(["classifier", "--profile", "neu-steel", "--set", "seed=1", "--out", str(deployed)])
+    trial = tmp_path / "trial_copy"
+    shutil.copytree(deployed, trial)  # a trial on a copy of the deployed weights may mix, and records every setting
+    assert main(["classifier", "--profile", "neu-steel", "--set", "seed=2", "--out", str(trial)]) == 0
+    assert trained and json.loads((trial / "profile.json").read_text())["overrides"] == ["gate_epochs=3", "seed=2"]
 
 
 @needs_tf

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     weights_dir = args.out or ROOT / "models" / profile.name / "keras"
     results_dir = args.out or ROOT / "results" / profile.name
     earlier = _recorded_overrides(weights_dir)
-    if args.out is None and args.step != "all" and earlier is not None and earlier != sorted(args.set):
+    deployed = weights_dir.resolve() == (ROOT / "models" / profile.name / "keras").resolve()
+    if deployed and args.step != "all" and earlier is not None and earlier != sorted(args.set):
         parser.error(f"{weights_dir} holds weights trained with --set {earlier or 'nothing'}; training the "
                      f"{args.step} with --set {sorted(args.set) or 'nothing'} would leave the deployed models trained "
                      "on different settings, and the export reads one profile: give the same --set, train all, or "
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    _record_profile(profile, weights_dir, args.set)
+    _record_profile(profile, weights_dir, args.set if deployed or args.step == "all" else _merged(earlier, args.set))
     for report in weights_dir.glob("*.png") if results_dir != weights_dir else ():
         shutil.move(report, results_dir / report.name)
     return 0
@@ -116,6 +117,14 @@ def _record_profile(profile, weights_dir: Path, overrides: list[str]) -> None:
         {"name": profile.name, "dataset": profile.dataset, "data_dir": str(profile.data_dir),
          "normal_class": profile.normal_class, "frame_tap": profile.frame_tap, "overrides": sorted(overrides)},
         indent=1))
+
+
+def _merged(earlier: list[str] | None, overrides: list[str]) -> list[str]:
+    """A trial folder's settings after one more step: the earlier steps' ``--set``, this step's replacing theirs
+    key by key, so the record describes every model in the folder (``studies.gate_check --weights`` reads it)."""
+    settings = {item.partition("=")[0]: item for item in earlier or []}
+    settings.update({item.partition("=")[0]: item for item in overrides})
+    return sorted(settings.values())
 
 
 def _recorded_overrides(weights_dir: Path) -> list[str] | None:
