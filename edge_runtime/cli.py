@@ -303,8 +303,8 @@ def cmd_thresholds(args) -> int:
           + (f", {carried} carried over from an earlier manifest by a restore" if carried else "")
           + (", newest first:" if changes else ""))
     for change in changes:
-        carried = f" (carried over from {change['carried_over_from']})" if change.get("carried_over_from") else ""
-        print(f"  {change.get('at')}  {change.get('by')}  {change.get('how')}{carried}: warn {change.get('previous_warn')} -> "
+        mark = f" (carried over from {change['carried_over_from']})" if change.get("carried_over_from") else ""
+        print(f"  {change.get('at')}  {change.get('by')}  {change.get('how')}{mark}: warn {change.get('previous_warn')} -> "
               f"{change.get('warn')}, defect {change.get('previous_defect')} -> {change.get('defect')}; "
               f"reason: {change.get('reason') or '(none given)'}; backup {change.get('backup')}")
     return 0

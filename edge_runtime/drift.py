@@ -188,8 +188,9 @@ def check_log(log: Any, profile: str, thresholds: Mapping[str, Any], recent: int
 
 def _clock_behind(log: Any, profile: str, thresholds: Mapping[str, Any], baseline: Baseline) -> str | None:
     """Why no frame counts since the baseline, where the reason is this PC's clock: the newest record was judged
-    by the thresholds in use, which the last change set and no earlier one had (``changes_newest_first``), so it was
-    written after that change, yet it is stamped before the baseline was measured. The clock was set back (or was ahead while commissioning); frames count again once it is right."""
+    by the thresholds in use, which the last change set and no earlier one had (``changes_newest_first``), so it
+    was written after that change, yet it is stamped before the baseline was measured. The clock was set back (or
+    was ahead while commissioning); frames count again once it is right."""
     from .manifest import changes_newest_first  # the manifest module reads this one's baselines
 
     newest = log.newest_record(profile)

@@ -575,6 +575,11 @@ def _without_carry_mark(change: dict) -> dict:
     return {key: value for key, value in change.items() if key not in ("carried_over_from", CARRIED_OVER_KEY)}
 
 
+# Preprocessing limits that accept or refuse a frame and never change a score: a line sets them (docs/commissioning.md,
+# the size refusal's message), and thresholds set before still hold.
+FRAME_CHECK_KEYS = ("min_side", "min_contrast", "min_mean_grey", "max_pixels", "min_neighbour_correlation")
+
+
 def _scoring_changes(old_entry: dict, entry: dict) -> list[str]:
     """The settings that turn a frame into its score (the preprocessing and the gate's scoring) that differ between
     two profile entries, leaving out what a restore sets with the thresholds: the frame-level term's references and
@@ -610,10 +615,6 @@ def _flat(tree: dict, prefix: str = "") -> dict:
             flat[f"{prefix}{key}"] = value
     return flat
 
-
-# Preprocessing limits that accept or refuse a frame and never change a score: a line sets them (docs/commissioning.md,
-# the size refusal's message), and thresholds set before still hold.
-FRAME_CHECK_KEYS = ("min_side", "min_contrast", "min_mean_grey", "max_pixels", "min_neighbour_correlation")
 
 
 def _restored_part(entry: dict) -> tuple:
