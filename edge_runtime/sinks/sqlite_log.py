@@ -400,7 +400,7 @@ class SqliteLog:
         return [float(row[0]) for row in self._query(
             f"SELECT {column} FROM inspections {where} ORDER BY id DESC LIMIT ?", params)]
 
-    def stamped_ahead(self, now: float | None = None, slack_s: float = 60.0) -> dict[str, Any]:
+    def stamped_ahead(self, now: float | None = None, slack_s: float = _CLOCKS_APART_S) -> dict[str, Any]:
         """Records stamped later than ``now`` (plus ``slack_s``): written while this PC's clock was ahead. Every
         ``since`` window and a prune read them as new until real time passes them. {"records": n, "latest": t}."""
         row = self._query("SELECT COUNT(*), MAX(recorded_at) FROM inspections WHERE recorded_at > ?",
