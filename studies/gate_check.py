@@ -38,8 +38,9 @@ REPORTED = ("gate_recall_warn", "gate_recall_defect", "gate_recall_warn_per_clas
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.gate_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="neu-steel",
-                        help=f"{', '.join(sorted(PROFILES))} or a new line trained with python -m training --data")
+    parser.add_argument("--profile", default=None,
+                        help=f"{', '.join(sorted(PROFILES))} or a new line trained with python -m training --data "
+                        "(default: the one --weights were trained for, else neu-steel)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="scoring settings of a trial, as given to python -m training")
     parser.add_argument("--weights", type=Path, default=None, help="default: models/<profile>/keras")
@@ -47,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="also the validation normals flagged at warn through each change of studies.camera_study "
                              "(about a minute per change)")
     args = parser.parse_args(argv)
+    record = args.weights / "profile.json" if args.weights else None
+    trained_for = json.loads(record.read_text()).get("name") if record and record.is_file() else None
+    if args.profile and trained_for and args.profile != trained_for:
+        parser.error(f"{args.weights} holds weights trained for profile {trained_for!r}, not {args.profile!r}")
     try:
-        profile = with_overrides(trained_profile(args.profile, weights=args.weights), args.set)
+        profile = with_overrides(trained_profile(args.profile or trained_for or "neu-steel", weights=args.weights),
+                                 args.set)
     except KeyError as error:
         parser.error(str(error.args[0]))
     weights = args.weights or ROOT / "models" / profile.name / "keras"

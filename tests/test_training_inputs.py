@@ -722,9 +722,15 @@ def test_the_contact_sheet_shows_each_frame_painted_and_outlined_in_red():
 
 
 @needs_tf
-def test_a_trial_check_takes_a_new_lines_profile_as_training_recorded_it(capsys):
+def test_a_trial_check_takes_a_new_lines_profile_as_training_recorded_it(tmp_path, capsys):
+    import json
+
     from studies.gate_check import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["--profile", "line-without-weights"])
     assert stopped.value.code == 2 and "neither built in (neu-steel, magnetic-tile) nor trained" in capsys.readouterr().err
+    (tmp_path / "profile.json").write_text(json.dumps({"name": "magnetic-tile", "overrides": []}))
+    with pytest.raises(SystemExit) as stopped:  # a trial's weights say which profile they were trained for
+        main(["--profile", "neu-steel", "--weights", str(tmp_path)])
+    assert stopped.value.code == 2 and "trained for profile 'magnetic-tile', not 'neu-steel'" in capsys.readouterr().err
